@@ -1,0 +1,1 @@
+"""livefeed: a live-blog event stream service."""
