@@ -1,0 +1,138 @@
+"""The JSON HTTP API: feeds, briefs, health. Request parsing and editor authentication live here."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from livefeed.config import Settings
+from livefeed.errors import BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from livefeed.models import StreamId, now_ms, parse_new_brief, parse_new_feed
+from livefeed.store import Store
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(data), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _state(request: Request) -> tuple[Store, Settings]:
+    return request.app.state.store, request.app.state.settings
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body parsed as JSON, enforcing content type (415) and size (413)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(
+            "send the body as application/json", code="unsupported_media_type"
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body must be at most {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the request body must be at most {limit} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(
+            f"the request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+
+
+async def authenticate(request: Request) -> str:
+    """The editor's name for the request's bearer token; Unauthorized otherwise.
+
+    The token never appears in an error message or log line.
+    """
+    store, settings = _state(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send an editor token as 'Authorization: Bearer <token>'")
+    if settings.editor_token and hmac.compare_digest(
+        token.encode(), settings.editor_token.encode()
+    ):
+        return settings.editor_name
+    name = await store.editor_for_token(token)
+    if name is None:
+        raise Unauthorized("the editor token is not valid or was revoked", code="invalid_token")
+    return name
+
+
+def _feed_slug(request: Request) -> str:
+    slug: str = request.path_params["feed"]
+    return slug
+
+
+async def list_feeds(request: Request) -> Response:
+    store, _ = _state(request)
+    return json_response({"feeds": [f.to_dict() for f in await store.list_feeds()]})
+
+
+async def create_feed(request: Request) -> Response:
+    store, settings = _state(request)
+    await authenticate(request)
+    feed = parse_new_feed(await read_json(request, settings.max_body_bytes), now_ms())
+    await store.create_feed(feed)
+    return json_response(feed.to_dict(), 201, {"Location": f"/api/feeds/{feed.slug}"})
+
+
+async def get_feed(request: Request) -> Response:
+    store, _ = _state(request)
+    feed = await store.require_feed(_feed_slug(request))
+    bounds = await store.bounds(feed.slug)
+    return json_response({**feed.to_dict(), "last_event_id": str(bounds.last_generated)})
+
+
+async def list_briefs(request: Request) -> Response:
+    """Briefs newest first: ``?limit=1..100&before=<id>``; ``next_before`` pages further back."""
+    store, settings = _state(request)
+    limit = parse_limit(request.query_params.get("limit"), settings)
+    raw_before = request.query_params.get("before")
+    before = None if not raw_before else StreamId.parse(raw_before, name="before")
+    feed = await store.require_feed(_feed_slug(request))
+    briefs, next_before = await store.latest_briefs(feed.slug, limit, before)
+    return json_response(
+        {"briefs": briefs, "next_before": None if next_before is None else str(next_before)}
+    )
+
+
+def parse_limit(raw: str | None, settings: Settings) -> int:
+    if raw is None or raw == "":
+        return settings.page_size
+    if not raw.isdigit() or not 1 <= int(raw) <= settings.max_page_size:
+        raise BadRequest(
+            f"limit must be a whole number from 1 to {settings.max_page_size}", code="bad_limit"
+        )
+    return int(raw)
+
+
+async def publish_brief(request: Request) -> Response:
+    """Validate, append to the stream, and answer 201 only once Redis has accepted the entry."""
+    store, settings = _state(request)
+    editor = await authenticate(request)
+    feed = await store.require_feed(_feed_slug(request))
+    payload = await read_json(request, settings.max_body_bytes)
+    draft = parse_new_brief(payload, default_author=editor)
+    brief = await store.publish_brief(feed.slug, draft)
+    return json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief['id']}"})
+
+
+async def healthz(request: Request) -> Response:
+    """200 when Redis answers a PING within two seconds, else 503."""
+    store, _ = _state(request)
+    try:
+        await asyncio.wait_for(store.ping(), 2.0)
+    except Exception:
+        return json_response({"status": "unhealthy", "redis": "unreachable"}, 503)
+    return json_response({"status": "ok", "redis": "ok"})

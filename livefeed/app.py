@@ -1,0 +1,142 @@
+"""The ASGI application: routes, error mapping and the lifespan that owns Redis and the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.websockets import WebSocket
+
+from livefeed import api, pages
+from livefeed.config import Settings
+from livefeed.errors import LivefeedError, Unavailable
+from livefeed.hub import Hub
+from livefeed.models import Event
+from livefeed.reader import serve_reader
+from livefeed.store import Store, follow
+
+log = logging.getLogger("livefeed")
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the application for ``settings``; ``settings.redis_url`` must point at a Redis."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redis = _redis(settings.redis_url, settings.redis_timeout)
+        # Blocking XREADs get a pool of their own so they never starve publishing.
+        tail_redis = _redis(
+            settings.redis_url, settings.heartbeat_interval + settings.redis_timeout
+        )
+        store = Store(redis, settings.key_prefix)
+        tail_store = Store(tail_redis, settings.key_prefix)
+        block_ms = int(settings.heartbeat_interval * 1000)
+
+        async def source(feed: str) -> AsyncIterator[list[Event]]:
+            start = (await store.bounds(feed)).last_generated
+            return follow(tail_store, feed, start, block_ms, on_error=_log_tail_error(feed))
+
+        hub = Hub(source, queue_limit=settings.reader_queue)
+        app.state.store = store
+        app.state.hub = hub
+        tasks: list[asyncio.Task[Any]] = []
+        if settings.demo:
+            from livefeed.demo import run_demo
+
+            tasks.append(asyncio.create_task(run_demo(store, settings), name="demo"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await hub.close()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await redis.aclose()
+            await tail_redis.aclose()
+
+    async def websocket_feed(websocket: WebSocket) -> None:
+        await serve_reader(websocket, websocket.app.state.store, websocket.app.state.hub, settings)
+
+    routes = [
+        Route("/", pages.index_page),
+        Route("/feeds/{feed}", pages.feed_page),
+        Route("/healthz", api.healthz),
+        Route("/api/feeds", api.list_feeds, methods=["GET"]),
+        Route("/api/feeds", api.create_feed, methods=["POST"]),
+        Route("/api/feeds/{feed}", api.get_feed, methods=["GET"]),
+        Route("/api/feeds/{feed}/briefs", api.list_briefs, methods=["GET"]),
+        Route("/api/feeds/{feed}/briefs", api.publish_brief, methods=["POST"]),
+        WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
+        Mount("/static", StaticFiles(directory=settings.web_dir), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            LivefeedError: _livefeed_error,
+            HTTPException: _http_error,
+            RedisConnectionError: _redis_error,
+            RedisTimeoutError: _redis_error,
+            Exception: _unexpected_error,
+        },
+    )
+    app.state.settings = settings
+    app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
+    return app
+
+
+def _redis(url: str, timeout: float) -> Redis:
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=min(timeout, 3.0),
+        health_check_interval=30,
+    )
+
+
+def _log_tail_error(feed: str) -> Any:
+    def report(exc: Exception) -> None:
+        log.warning("reading feed %s from Redis failed (%s); retrying", feed, type(exc).__name__)
+
+    return report
+
+
+async def _livefeed_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LivefeedError)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+    if exc.status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="livefeed"'}
+    return api.json_response(exc.to_dict(), exc.status, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    body = {"error": {"code": code, "message": str(exc.detail)}}
+    return api.json_response(body, exc.status_code, dict(exc.headers or {}))
+
+
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    log.warning("Redis unavailable for %s %s: %s", request.method, request.url.path, exc)
+    return await _livefeed_error(request, Unavailable("storage is unavailable, retry shortly"))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {"error": {"code": "internal_error", "message": "internal error"}}
+    return api.json_response(body, 500)

@@ -1,0 +1,227 @@
+"""The ``livefeed`` command: serve the app, manage feeds and editor tokens.
+
+Every flag falls back to a ``LIVEFEED_*`` environment variable (see ``config.Settings``). Without
+``--redis-url`` the commands use an embedded redis-server under ``--data-dir``: ``serve`` starts and
+owns it; the other commands use the one a running ``serve`` owns, or start one for their duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from livefeed.config import Settings
+from livefeed.embedded import EmbeddedRedis, EmbeddedRedisError, owner_url
+from livefeed.errors import LivefeedError
+from livefeed.models import now_ms, parse_new_feed
+from livefeed.store import Store
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="livefeed",
+        description="Live-blog event stream service: editors publish briefs, readers watch live.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    redis_opts = argparse.ArgumentParser(add_help=False)
+    redis_opts.add_argument(
+        "--redis-url", help="use this Redis (env LIVEFEED_REDIS_URL); default: embedded"
+    )
+    redis_opts.add_argument(
+        "--data-dir", type=Path, help="embedded Redis data (env LIVEFEED_DATA_DIR; default ./var)"
+    )
+    redis_opts.add_argument("--key-prefix", help="Redis key prefix (env LIVEFEED_KEY_PREFIX)")
+
+    serve = sub.add_parser("serve", parents=[redis_opts], help="run the web service")
+    serve.add_argument("--host", help="bind address (env LIVEFEED_HOST; default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (env LIVEFEED_PORT; default 8000)")
+    serve.add_argument(
+        "--demo", action="store_true", default=None, help="create a demo feed and keep posting"
+    )
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+
+    feed = sub.add_parser("feed", help="create and list feeds")
+    feed_sub = feed.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = feed_sub.add_parser("create", parents=[redis_opts], help="create a feed")
+    create.add_argument("slug", help="a-z, 0-9 and '-', at most 64 characters")
+    create.add_argument("--title", required=True)
+    create.add_argument("--timezone", required=True, help="IANA zone, e.g. Europe/Kyiv")
+    create.set_defaults(func=cmd_feed_create)
+    flist = feed_sub.add_parser("list", parents=[redis_opts], help="list feeds")
+    flist.set_defaults(func=cmd_feed_list)
+
+    token = sub.add_parser("token", help="manage editor tokens")
+    token_sub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tcreate = token_sub.add_parser(
+        "create", parents=[redis_opts], help="create a token for an editor; printed once"
+    )
+    tcreate.add_argument("name")
+    tcreate.set_defaults(func=cmd_token_create)
+    tlist = token_sub.add_parser("list", parents=[redis_opts], help="list editors with tokens")
+    tlist.set_defaults(func=cmd_token_list)
+    trevoke = token_sub.add_parser("revoke", parents=[redis_opts], help="revoke an editor's token")
+    trevoke.add_argument("name")
+    trevoke.set_defaults(func=cmd_token_revoke)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    keys = ["host", "port", "redis_url", "data_dir", "key_prefix", "demo", "log_level"]
+    return Settings.from_env(**{k: getattr(args, k, None) for k in keys})
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from livefeed.app import create_app
+
+    settings = settings_from(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    embedded: EmbeddedRedis | None = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(settings.data_dir)
+        try:
+            url = embedded.start()
+        except EmbeddedRedisError as exc:
+            print(f"livefeed: {exc}", file=sys.stderr)
+            return 1
+        settings = _replace(settings, redis_url=url)
+        print(f"livefeed: embedded Redis at {url}, data in {embedded.data_dir}", file=sys.stderr)
+    if settings.demo and not settings.editor_token:
+        settings = _replace(settings, editor_token="demo-" + secrets.token_urlsafe(16))
+        print(f"livefeed: demo editor token for this run: {settings.editor_token}", file=sys.stderr)
+    if settings.demo:
+        print(
+            f"livefeed: demo feed at http://{settings.host}:{settings.port}/feeds/demo",
+            file=sys.stderr,
+        )
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+            ws_max_size=64 * 1024,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _replace(settings: Settings, **changes: Any) -> Settings:
+    import dataclasses
+
+    return dataclasses.replace(settings, **changes)
+
+
+@contextlib.contextmanager
+def _redis_url(settings: Settings) -> Iterator[str]:
+    """The configured Redis, the running embedded one, or a temporary embedded one."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    running = owner_url(settings.data_dir.resolve())
+    if running:
+        yield running
+        return
+    embedded = EmbeddedRedis(settings.data_dir)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+
+
+def _with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]]) -> int:
+    settings = settings_from(args)
+
+    async def run(url: str) -> int:
+        redis = Redis.from_url(url, socket_timeout=settings.redis_timeout)
+        try:
+            return await action(Store(redis, settings.key_prefix))
+        finally:
+            await redis.aclose()
+
+    try:
+        with _redis_url(settings) as url:
+            return asyncio.run(run(url))
+    except LivefeedError as exc:
+        print(f"livefeed: {exc.message}", file=sys.stderr)
+        return 1
+    except (EmbeddedRedisError, RedisError, OSError) as exc:
+        print(f"livefeed: cannot reach Redis: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_feed_create(args: argparse.Namespace) -> int:
+    async def action(store: Store) -> int:
+        payload = {"slug": args.slug, "title": args.title, "timezone": args.timezone}
+        feed = await store.create_feed(parse_new_feed(payload, now_ms()))
+        print(f"created feed {feed.slug} ({feed.timezone}): /feeds/{feed.slug}")
+        return 0
+
+    return _with_store(args, action)
+
+
+def cmd_feed_list(args: argparse.Namespace) -> int:
+    async def action(store: Store) -> int:
+        for feed in await store.list_feeds():
+            print(f"{feed.slug}\t{feed.timezone}\t{feed.title}")
+        return 0
+
+    return _with_store(args, action)
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    async def action(store: Store) -> int:
+        token = await store.create_token(args.name)
+        print(token)
+        print(f"(token for editor {args.name!r}; it is shown only this once)", file=sys.stderr)
+        return 0
+
+    return _with_store(args, action)
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    async def action(store: Store) -> int:
+        for item in await store.list_tokens():
+            print(f"{item['name']}\tcreated {item['created_at']}")
+        return 0
+
+    return _with_store(args, action)
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    async def action(store: Store) -> int:
+        if not await store.revoke_token(args.name):
+            print(f"livefeed: no token for editor {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"revoked the token of {args.name}")
+        return 0
+
+    return _with_store(args, action)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Settings, built once from command-line flags and ``LIVEFEED_*`` environment variables; no I/O."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def _default_web_dir() -> Path:
+    """The ``web/`` folder: inside the installed package, else beside it in a source checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "web"
+    return packaged if packaged.is_dir() else here.parent / "web"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to know, passed to ``create_app(settings)``.
+
+    ``redis_url`` empty means "start an embedded redis-server under ``data_dir``" (the CLI does
+    that before building the app; the app itself always gets a URL).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str = ""
+    data_dir: Path = Path("var")
+    key_prefix: str = "livefeed"
+    editor_token: str = ""
+    editor_name: str = "Newsroom"
+    demo: bool = False
+    demo_interval: float = 10.0
+    web_dir: Path = field(default_factory=_default_web_dir)
+    log_level: str = "info"
+    # Limits.
+    max_body_bytes: int = 256 * 1024
+    page_size: int = 20
+    max_page_size: int = 100
+    backlog_size: int = 20
+    catchup_page: int = 500
+    reader_queue: int = 1024
+    heartbeat_interval: float = 20.0
+    redis_timeout: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``LIVEFEED_<NAME>`` variables, then apply non-None overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"LIVEFEED_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _coerce(f.type, raw, f.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _coerce(type_name: Any, raw: str, name: str) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "bool":
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise SystemExit(f"LIVEFEED_{name.upper()}: expected a {kind}, got {raw!r}") from None
+    if kind == "Path":
+        return Path(raw)
+    return raw

@@ -1,0 +1,202 @@
+"""Per-process fan-out: one reader task per feed, one bounded queue per connected reader.
+
+The hub knows nothing of Redis or Starlette. It is given a ``Source`` that, for a feed, settles a
+start position and returns the stream's batches from there on; it hands each event (whose frame was
+built once) to every subscriber of the feed without awaiting any of them. A subscriber whose queue
+is full is flagged as too slow; its connection closes it and the reader resumes with ``since``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from livefeed.errors import CLOSE_GOING_AWAY
+from livefeed.models import Event, control_frame, iso_ms, now_ms
+
+log = logging.getLogger("livefeed.hub")
+
+Source = Callable[[str], Awaitable[AsyncIterator[list[Event]]]]
+"""Given a feed slug, settle the current stream position and return batches after it.
+
+An empty batch means "nothing happened for a while" and becomes a heartbeat frame.
+"""
+
+
+class TooSlow(Exception):
+    """The subscriber's queue overflowed: it fell too far behind the stream."""
+
+
+class Closing(Exception):
+    """The hub is shutting down or dropped the subscriber; ``code`` is the close code to send."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Subscriber:
+    """One reader's bounded queue of events, filled by the hub and drained by the connection."""
+
+    __slots__ = ("_closing", "_limit", "_queue", "_wakeup", "feed", "overflowed")
+
+    def __init__(self, feed: str, limit: int) -> None:
+        self.feed = feed
+        self.overflowed = False
+        self._limit = limit
+        self._queue: deque[Event] = deque()
+        self._wakeup = asyncio.Event()
+        self._closing: Closing | None = None
+
+    def push(self, events: list[Event]) -> None:
+        """Queue events without waiting; flag the subscriber instead of growing past the limit."""
+        if self.overflowed or self._closing is not None:
+            return
+        if len(self._queue) + len(events) > self._limit:
+            self.overflowed = True
+            self._queue.clear()
+        else:
+            self._queue.extend(events)
+        self._wakeup.set()
+
+    def reset(self) -> None:
+        """Forget an overflow during catch-up: the events it dropped are re-read from the stream."""
+        self.overflowed = False
+        self._queue.clear()
+
+    def close(self, code: int, reason: str) -> None:
+        self._closing = Closing(code, reason)
+        self._wakeup.set()
+
+    async def next_batch(self) -> list[Event]:
+        """Wait for queued events and take them all; raise TooSlow or Closing instead."""
+        while True:
+            if self._closing is not None:
+                raise self._closing
+            if self.overflowed:
+                raise TooSlow
+            if self._queue:
+                batch = list(self._queue)
+                self._queue.clear()
+                return batch
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+class _Channel:
+    """The subscribers of one feed and the task that reads its stream."""
+
+    def __init__(self, feed: str) -> None:
+        self.feed = feed
+        self.subscribers: set[Subscriber] = set()
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None
+        self.idle_since: float | None = None
+
+
+class Hub:
+    """Fans each feed's events out to that feed's subscribers in this process."""
+
+    def __init__(self, source: Source, *, queue_limit: int = 1024, linger: float = 30.0) -> None:
+        self._source = source
+        self._queue_limit = queue_limit
+        self._linger = linger
+        self._channels: dict[str, _Channel] = {}
+        self._closed = False
+        self.delivered = 0
+
+    async def subscribe(self, feed: str) -> Subscriber:
+        """Join a feed; when this returns, every event appended from now on will be delivered.
+
+        Raises whatever the source raises while settling its start position (Redis down).
+        """
+        if self._closed:
+            raise Closing(CLOSE_GOING_AWAY, "server shutting down")
+        channel = self._channels.get(feed)
+        if channel is None or (channel.task is not None and channel.task.done()):
+            channel = _Channel(feed)
+            self._channels[feed] = channel
+            channel.task = asyncio.create_task(self._run(channel), name=f"hub:{feed}")
+        sub = Subscriber(feed, self._queue_limit)
+        channel.subscribers.add(sub)
+        channel.idle_since = None
+        try:
+            await asyncio.shield(channel.ready)
+        except BaseException:
+            channel.subscribers.discard(sub)
+            raise
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        channel = self._channels.get(sub.feed)
+        if channel is None:
+            return
+        channel.subscribers.discard(sub)
+        if not channel.subscribers:
+            channel.idle_since = asyncio.get_running_loop().time()
+
+    def count(self, feed: str | None = None) -> int:
+        """Connected subscribers, for one feed or all."""
+        if feed is not None:
+            channel = self._channels.get(feed)
+            return len(channel.subscribers) if channel else 0
+        return sum(len(c.subscribers) for c in self._channels.values())
+
+    async def close(self, code: int = CLOSE_GOING_AWAY, reason: str = "server restarting") -> None:
+        """Tell every subscriber to close and stop the feed tasks."""
+        self._closed = True
+        channels = list(self._channels.values())
+        self._channels.clear()
+        for channel in channels:
+            for sub in channel.subscribers:
+                sub.close(code, reason)
+            if channel.task is not None:
+                channel.task.cancel()
+        for channel in channels:
+            if channel.task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await channel.task
+
+    async def _run(self, channel: _Channel) -> None:
+        try:
+            batches = await self._source(channel.feed)
+        except Exception as exc:
+            if not channel.ready.done():
+                channel.ready.set_exception(exc)
+                channel.ready.exception()  # retrieved here so asyncio does not warn about it
+            if self._channels.get(channel.feed) is channel:
+                del self._channels[channel.feed]
+            return
+        channel.ready.set_result(None)
+        loop = asyncio.get_running_loop()
+        async for batch in batches:
+            if self._expired(channel, loop.time()):
+                break
+            if not batch:
+                batch = [_heartbeat()]
+            for sub in channel.subscribers:
+                sub.push(batch)
+            self.delivered += len(batch) * len(channel.subscribers)
+        if hasattr(batches, "aclose"):
+            await batches.aclose()
+
+    def _expired(self, channel: _Channel, now: float) -> bool:
+        """An idle channel with no subscribers for ``linger`` seconds stops its task."""
+        if channel.subscribers or channel.idle_since is None:
+            return False
+        if now - channel.idle_since < self._linger:
+            return False
+        if self._channels.get(channel.feed) is channel:
+            del self._channels[channel.feed]
+        return True
+
+
+def _heartbeat() -> Event:
+    return Event(None, "heartbeat", control_frame("heartbeat", server_time=iso_ms(now_ms())))

@@ -1,0 +1,322 @@
+"""Feeds, briefs, stream positions and their wire form: pure data and validation, no I/O.
+
+A brief is validated and sanitised here once, on write; everything downstream (store, hub, pages)
+trusts what this module produced.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import nh3
+import orjson
+
+from livefeed.errors import BadRequest, ValidationFailed
+
+HEADLINE_MAX = 300
+BODY_MAX = 20_000
+AUTHOR_MAX = 100
+URL_MAX = 2048
+TAGS_MAX = 10
+TAG_MAX = 40
+TITLE_MAX = 200
+
+SLUG_RE = re.compile(r"[a-z0-9-]{1,64}")
+_STREAM_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
+_U64 = 2**64 - 1
+
+ALLOWED_TAGS = {"p", "br", "a", "strong", "em", "ul", "ol", "li", "blockquote"}
+ALLOWED_ATTRIBUTES = {"a": {"href"}}
+ALLOWED_SCHEMES = {"http", "https", "mailto"}
+
+
+# --- stream positions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class StreamId:
+    """A Redis stream entry id ``<ms>-<seq>``; ordered like Redis orders them."""
+
+    ms: int
+    seq: int
+
+    @classmethod
+    def parse(cls, raw: str, *, name: str = "id") -> StreamId:
+        """Parse ``"<ms>-<seq>"`` or ``"<ms>"`` (seq 0); raise BadRequest for anything else."""
+        match = _STREAM_ID_RE.fullmatch(raw)
+        if match is None:
+            raise BadRequest(f"{name} must be a stream id like 1718000000000-0", code=f"bad_{name}")
+        ms, seq = int(match.group(1)), int(match.group(2) or 0)
+        if ms > _U64 or seq > _U64:
+            raise BadRequest(f"{name} is out of range", code=f"bad_{name}")
+        return cls(ms, seq)
+
+    def __str__(self) -> str:
+        return f"{self.ms}-{self.seq}"
+
+    def next(self) -> StreamId:
+        """The smallest id greater than this one."""
+        return StreamId(self.ms, self.seq + 1) if self.seq < _U64 else StreamId(self.ms + 1, 0)
+
+
+ZERO_ID = StreamId(0, 0)
+
+
+# --- time -------------------------------------------------------------------------------------
+
+
+def iso_ms(ms: int) -> str:
+    """UTC ISO 8601 with milliseconds, e.g. ``2026-11-24T20:40:00.123Z``."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def now_ms() -> int:
+    return int(datetime.now(tz=UTC).timestamp() * 1000)
+
+
+@lru_cache(maxsize=512)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_time_label(ms: int, tz: str, now: int | None = None) -> str:
+    """``HH:MM`` in the feed's zone, or ``D Mon HH:MM`` when not on today's local date."""
+    zi = zone(tz)
+    when = datetime.fromtimestamp(ms / 1000, tz=zi)
+    today = datetime.fromtimestamp((now if now is not None else now_ms()) / 1000, tz=zi).date()
+    if when.date() == today:
+        return when.strftime("%H:%M")
+    return f"{when.day} {when.strftime('%b %H:%M')}"
+
+
+def zone_label(tz: str, ms: int | None = None) -> str:
+    """The zone's abbreviation right now (``EET``/``EEST``), or its UTC offset when it has none."""
+    when = datetime.fromtimestamp((ms if ms is not None else now_ms()) / 1000, tz=zone(tz))
+    return when.tzname() or when.strftime("UTC%z")
+
+
+# --- feeds ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    slug: str
+    title: str
+    timezone: str
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "timezone": self.timezone,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Feed:
+        return cls(data["slug"], data["title"], data["timezone"], data["created_at"])
+
+
+def validate_slug(value: Any) -> str:
+    if not isinstance(value, str) or SLUG_RE.fullmatch(value) is None:
+        raise ValidationFailed(
+            "slug must be 1-64 characters of a-z, 0-9 and '-'", code="invalid_slug", field="slug"
+        )
+    return value
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def validate_timezone(value: Any) -> str:
+    if not isinstance(value, str) or value not in _known_zones():
+        raise ValidationFailed(
+            "timezone must be an IANA time zone name such as Europe/Kyiv",
+            code="invalid_timezone",
+            field="timezone",
+        )
+    try:
+        zone(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(
+            f"unknown time zone {value!r}", code="invalid_timezone", field="timezone"
+        ) from None
+    return value
+
+
+def parse_new_feed(payload: Any, created_ms: int) -> Feed:
+    """Validate a ``{"slug", "title", "timezone"}`` object into a Feed."""
+    data = _object(payload, {"slug", "title", "timezone"})
+    slug = validate_slug(data.get("slug"))
+    title = _text(data, "title", TITLE_MAX, required=True)
+    timezone = validate_timezone(data.get("timezone"))
+    return Feed(slug, title, timezone, iso_ms(created_ms))
+
+
+# --- briefs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BriefDraft:
+    """A validated, sanitised brief that has no stream position yet."""
+
+    headline: str
+    body: str
+    author: str
+    url: str | None
+    tags: tuple[str, ...]
+
+
+def parse_new_brief(payload: Any, default_author: str) -> BriefDraft:
+    """Validate a publish payload; raise ValidationFailed naming the field at fault."""
+    data = _object(payload, {"headline", "body", "author", "url", "tags"})
+    headline = _text(data, "headline", HEADLINE_MAX, required=True)
+    raw_body = data.get("body", "")
+    if not isinstance(raw_body, str):
+        raise ValidationFailed("body must be a string", code="invalid_type", field="body")
+    if len(raw_body) > BODY_MAX:
+        raise ValidationFailed(
+            f"body must be at most {BODY_MAX} characters", code="too_long", field="body"
+        )
+    author = _text(data, "author", AUTHOR_MAX, required=False) or default_author
+    return BriefDraft(
+        headline=headline,
+        body=sanitize_body(raw_body),
+        author=author,
+        url=_url(data.get("url")),
+        tags=_tags(data.get("tags")),
+    )
+
+
+def brief_dict(draft: BriefDraft, brief_id: StreamId) -> dict[str, Any]:
+    """The stored and wire form of a brief published at ``brief_id``."""
+    return {
+        "id": str(brief_id),
+        "published_at": iso_ms(brief_id.ms),
+        "headline": draft.headline,
+        "body": draft.body,
+        "author": draft.author,
+        "url": draft.url,
+        "tags": list(draft.tags),
+    }
+
+
+def sanitize_body(raw: str) -> str:
+    """Reduce body text to the allowed HTML subset; plain text becomes paragraphs."""
+    text = raw.strip()
+    if not text:
+        return ""
+    if not nh3.is_html(text):
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+        text = "".join(
+            "<p>" + "<br>".join(html.escape(line, quote=False) for line in p.splitlines()) + "</p>"
+            for p in paragraphs
+        )
+    return nh3.clean(
+        text,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=ALLOWED_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+    ).strip()
+
+
+def _object(payload: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise BadRequest("the request body must be a JSON object", code="invalid_json")
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise ValidationFailed(
+            f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
+            code="unknown_field",
+            field=unknown[0],
+        )
+    return payload
+
+
+def _text(data: dict[str, Any], name: str, limit: int, *, required: bool) -> str:
+    value = data.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        code = "missing_field" if value is None else "invalid_type"
+        message = f"{name} is required" if value is None else f"{name} must be a string"
+        raise ValidationFailed(message, code=code, field=name)
+    value = " ".join(value.split())
+    if required and not value:
+        raise ValidationFailed(f"{name} must not be empty", code="empty_field", field=name)
+    if len(value) > limit:
+        raise ValidationFailed(
+            f"{name} must be at most {limit} characters", code="too_long", field=name
+        )
+    return value
+
+
+def _url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailed("url must be a string", code="invalid_type", field="url")
+    url = value.strip()
+    parts = urlsplit(url)
+    if len(url) > URL_MAX or parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValidationFailed(
+            f"url must be an http(s) URL of at most {URL_MAX} characters",
+            code="invalid_url",
+            field="url",
+        )
+    return url
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ValidationFailed("tags must be a list of strings", code="invalid_type", field="tags")
+    tags: list[str] = []
+    for raw in value:
+        tag = " ".join(raw.split())
+        if not tag or len(tag) > TAG_MAX:
+            raise ValidationFailed(
+                f"each tag must be 1-{TAG_MAX} characters", code="invalid_tag", field="tags"
+            )
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > TAGS_MAX:
+        raise ValidationFailed(f"at most {TAGS_MAX} tags", code="too_many_tags", field="tags")
+    return tuple(tags)
+
+
+# --- events and frames ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What the hub hands out: stream position (None for heartbeats) and frame text, built once."""
+
+    id: StreamId | None
+    type: str
+    frame: str
+
+
+def event_frame(event_type: str, event_id: str, data: bytes) -> str:
+    """Frame text for a stream entry whose stored data is a JSON object, without re-encoding it."""
+    head = f'{{"type":"{event_type}","event_id":"{event_id}"'
+    body = data.decode()
+    return head + "}" if body == "{}" else head + "," + body[1:]
+
+
+def control_frame(event_type: str, **fields: Any) -> str:
+    """Frame text for a message that is not a stream entry (live, heartbeat, reload)."""
+    return orjson.dumps({"type": event_type, **fields}).decode()

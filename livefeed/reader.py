@@ -1,0 +1,140 @@
+"""One reader's WebSocket: catch up from ``since`` through the stream, then follow the hub live.
+
+The ordering rule that makes "no gap, no duplicate" hold: subscribe to the hub *before* reading the
+stream, read the stream until it is exhausted, then take live events, skipping any whose id is not
+after the last one sent. Any event the hub delivered before we subscribed is already in Redis, so
+the range reads see it; anything later is in our queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+
+from livefeed.config import Settings
+from livefeed.errors import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_INTERNAL,
+    CLOSE_TOO_SLOW,
+    CLOSE_TRY_AGAIN_LATER,
+    LivefeedError,
+)
+from livefeed.hub import Closing, Hub, Subscriber, TooSlow
+from livefeed.models import ZERO_ID, StreamId, control_frame
+from livefeed.store import Store
+
+log = logging.getLogger("livefeed.reader")
+
+_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+_CLOSE_TIMEOUT = 5.0
+
+
+class _Reload(Exception):
+    """The reader's ``since`` is not resumable: history it needs is gone or was never here."""
+
+
+async def serve_reader(websocket: WebSocket, store: Store, hub: Hub, settings: Settings) -> None:
+    """Serve one reader connection until it disconnects, falls behind, or the server stops."""
+    slug = websocket.path_params["feed"]
+    raw_since = websocket.query_params.get("since")
+    await websocket.accept()
+    try:
+        since = None if raw_since in (None, "") else StreamId.parse(raw_since, name="since")
+        await store.require_feed(slug)
+        sub = await hub.subscribe(slug)
+    except LivefeedError as exc:
+        await _close(websocket, exc.close_code, exc.message)
+        return
+    except Closing as exc:
+        await _close(websocket, exc.code, exc.reason)
+        return
+    except _REDIS_ERRORS:
+        await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
+        return
+
+    sender = asyncio.create_task(_send_events(websocket, store, sub, since, settings))
+    receiver = asyncio.create_task(_drain_incoming(websocket))
+    try:
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.unsubscribe(sub)
+        for task in (sender, receiver):
+            task.cancel()
+        for task in (sender, receiver):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await task
+
+
+async def _send_events(
+    websocket: WebSocket, store: Store, sub: Subscriber, since: StreamId | None, settings: Settings
+) -> None:
+    try:
+        position = await _catch_up(websocket, store, sub, since, settings)
+        await websocket.send_text(control_frame("live", last_event_id=str(position)))
+        while True:
+            for event in await sub.next_batch():
+                if event.id is not None:
+                    if event.id <= position:
+                        continue
+                    position = event.id
+                await websocket.send_text(event.frame)
+    except TooSlow:
+        await _close(websocket, CLOSE_TOO_SLOW, "too slow: reconnect with since")
+    except Closing as exc:
+        await _close(websocket, exc.code, exc.reason)
+    except _Reload as exc:
+        await websocket.send_text(control_frame("reload", reason=str(exc)))
+        await _close(websocket, CLOSE_BAD_REQUEST, "history unavailable: reload")
+    except _REDIS_ERRORS:
+        await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
+    except (WebSocketDisconnect, WebSocketDisconnected, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("reader of %s failed", sub.feed)
+        await _close(websocket, CLOSE_INTERNAL, "internal error")
+
+
+async def _catch_up(
+    websocket: WebSocket, store: Store, sub: Subscriber, since: StreamId | None, settings: Settings
+) -> StreamId:
+    """Send everything after ``since`` (or the latest backlog) and return the last id sent."""
+    slug = sub.feed
+    if since is None:
+        backlog = await store.read_latest(slug, settings.backlog_size)
+        for entry in reversed(backlog):
+            await websocket.send_text(entry.to_event().frame)
+        position = backlog[0].id if backlog else ZERO_ID
+    else:
+        bounds = await store.bounds(slug)
+        if since > bounds.last_generated:
+            raise _Reload("since is newer than anything this feed holds")
+        if bounds.max_deleted is not None and since < bounds.max_deleted:
+            raise _Reload("events after since have been trimmed from the feed")
+        position = since
+    while True:
+        sub.reset()
+        entries = await store.read_after(slug, position, settings.catchup_page)
+        for entry in entries:
+            await websocket.send_text(entry.to_event().frame)
+            position = entry.id
+        if len(entries) < settings.catchup_page and not sub.overflowed:
+            return position
+
+
+async def _drain_incoming(websocket: WebSocket) -> None:
+    """Readers have nothing to say; read (and drop) frames so a disconnect is noticed."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close with a code and reason, without hanging on a peer that no longer reads."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(websocket.close(code, reason[:120]), _CLOSE_TIMEOUT)
