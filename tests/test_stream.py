@@ -1,0 +1,157 @@
+"""The WebSocket stream through real websockets clients: live delivery, resume, bad requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from conftest import LivefeedServer, auth, publish
+
+
+async def apublish(client: httpx.AsyncClient, slug: str, headline: str) -> dict[str, Any]:
+    response = await client.post(
+        f"/api/feeds/{slug}/briefs", json={"headline": headline}, headers=auth()
+    )
+    assert response.status_code == 201, response.text
+    brief: dict[str, Any] = response.json()
+    return brief
+
+
+async def frames_until(
+    ws: ClientConnection, predicate: Any, timeout: float = 10
+) -> list[dict[str, Any]]:
+    """Receive frames (skipping heartbeats) until ``predicate(frames)`` holds."""
+    frames: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while not predicate(frames):
+            frame = json.loads(await ws.recv())
+            if frame["type"] != "heartbeat":
+                frames.append(frame)
+    return frames
+
+
+def briefs_in(frames: list[dict[str, Any]]) -> list[str]:
+    return [f["brief"]["headline"] for f in frames if f["type"] == "brief"]
+
+
+def has_live(frames: list[dict[str, Any]]) -> bool:
+    return any(f["type"] == "live" for f in frames)
+
+
+async def test_a_published_brief_reaches_a_connected_reader(
+    server: LivefeedServer, http: httpx.Client, feed: str
+) -> None:
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}") as ws:
+        await frames_until(ws, has_live)
+        brief = publish(http, feed, "Breaking")
+        (frame,) = await frames_until(ws, lambda fs: len(fs) == 1)
+    assert frame == {"type": "brief", "event_id": brief["id"], "brief": brief}
+
+
+async def test_connecting_without_since_sends_the_latest_backlog_oldest_first(
+    server: LivefeedServer, http: httpx.Client, feed: str
+) -> None:
+    for n in range(25):
+        publish(http, feed, f"b{n}")
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}") as ws:
+        frames = await frames_until(ws, has_live)
+    assert briefs_in(frames) == [f"b{n}" for n in range(5, 25)]
+    assert frames[-1] == {"type": "live", "last_event_id": frames[-2]["event_id"]}
+
+
+async def test_reconnect_with_since_gets_missed_briefs_once_in_order(
+    server: LivefeedServer, http: httpx.Client, feed: str
+) -> None:
+    seen = publish(http, feed, "seen")
+    missed = [publish(http, feed, f"missed {n}") for n in range(30)]
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}?since={seen['id']}") as ws:
+        frames = await frames_until(ws, has_live)
+        after = publish(http, feed, "live after")
+        frames += await frames_until(ws, lambda fs: len(fs) == 1)
+    assert [f["event_id"] for f in frames if f["type"] == "brief"] == [
+        b["id"] for b in [*missed, after]
+    ]
+
+
+async def test_catch_up_while_publishing_has_no_gap_and_no_duplicate(
+    server: LivefeedServer, http: httpx.Client, feed: str
+) -> None:
+    """Briefs published during a long catch-up arrive exactly once, in stream order."""
+    first = publish(http, feed, "start")
+    async with httpx.AsyncClient(base_url=server.base, timeout=10) as client:
+        # More than one catch-up page (500) before the reader connects.
+        await asyncio.gather(*(apublish(client, feed, f"pre {n}") for n in range(600)))
+
+        async def publisher() -> list[str]:
+            ids = []
+            for n in range(200):
+                ids.append((await apublish(client, feed, f"during {n}"))["id"])
+            return ids
+
+        task = asyncio.create_task(publisher())
+        async with websockets.connect(
+            f"{server.ws_base}/ws/feeds/{feed}?since={first['id']}"
+        ) as ws:
+            await asyncio.sleep(0.05)
+            frames = await frames_until(ws, has_live, timeout=30)
+            during = await task
+            total = 600 + len(during)
+            caught_up = len(briefs_in(frames))
+            frames += await frames_until(ws, lambda fs: caught_up + len(fs) >= total, timeout=30)
+            with pytest.raises(TimeoutError):  # and nothing more after that
+                await frames_until(ws, lambda fs: len(fs) > 0, timeout=0.5)
+    ids = [f["event_id"] for f in frames if f["type"] == "brief"]
+    assert len(ids) == len(set(ids)) == total, "every brief, none twice"
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-")))), "in stream order"
+    assert set(during) <= set(ids)
+
+
+@pytest.mark.parametrize("since", ["yesterday", "1-2-3", "-5", "1.5"])
+async def test_malformed_since_is_closed_with_4400_and_a_reason(
+    server: LivefeedServer, feed: str, since: str
+) -> None:
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}?since={since}") as ws:
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 4400
+    assert "since" in (ws.close_reason or "")
+
+
+async def test_unknown_feed_is_closed_with_4404(server: LivefeedServer) -> None:
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/no-such-feed") as ws:
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 4404
+
+
+async def test_since_newer_than_the_feed_gets_a_reload_frame_not_a_silent_gap(
+    server: LivefeedServer, http: httpx.Client, feed: str
+) -> None:
+    publish(http, feed, "only")
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}?since=99999999999999-0") as ws:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert frame["type"] == "reload" and frame["reason"]
+
+
+async def test_many_readers_each_get_every_brief_once(
+    server: LivefeedServer, http: httpx.Client, feed: str
+) -> None:
+    readers = [await websockets.connect(f"{server.ws_base}/ws/feeds/{feed}") for _ in range(50)]
+    try:
+        for ws in readers:
+            await frames_until(ws, has_live)
+        sent = [publish(http, feed, f"n{n}")["id"] for n in range(20)]
+        for ws in readers:
+            frames = await frames_until(ws, lambda fs: len(fs) == 20)
+            assert [f["event_id"] for f in frames] == sent
+    finally:
+        for ws in readers:
+            await ws.close()

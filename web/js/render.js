@@ -1,0 +1,107 @@
+// Building brief markup and formatting times in the feed's time zone.
+// Mirrors web/templates/feed.html and models.local_time_label, so a brief rendered here looks
+// exactly like one the server rendered.
+
+// Python's %b, not Intl's en-GB "short" month (which says "Sept").
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const formatters = new Map();
+
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function partsIn(date, timeZone) {
+  let formatter = formatters.get(timeZone);
+  if (!formatter) {
+    const options = { year: "numeric", month: "numeric", day: "numeric",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    try {
+      formatter = new Intl.DateTimeFormat("en-GB", { ...options, timeZone });
+    } catch {
+      formatter = new Intl.DateTimeFormat("en-GB", options); // unknown zone: the reader's own
+    }
+    formatters.set(timeZone, formatter);
+  }
+  return Object.fromEntries(formatter.formatToParts(date).map((part) => [part.type, part.value]));
+}
+
+/** The local date in the zone, e.g. "2026-11-24"; it changing means time labels must be redone. */
+export function dayKey(date, timeZone) {
+  const parts = partsIn(date, timeZone);
+  return `${parts.year}-${parts.month}-${parts.day}`;
+}
+
+/** "HH:MM" on today's local date in the zone, else "D Mon HH:MM". */
+export function formatBriefTime(iso, timeZone, now = new Date()) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const parts = partsIn(date, timeZone);
+  const clock = `${parts.hour}:${parts.minute}`;
+  if (dayKey(date, timeZone) === dayKey(now, timeZone)) return clock;
+  return `${Number(parts.day)} ${MONTHS[Number(parts.month) - 1]} ${clock}`;
+}
+
+/** Rewrite only the time labels whose text changed (e.g. yesterday's briefs after midnight). */
+export function refreshTimes(root, timeZone) {
+  const now = new Date();
+  for (const time of root.querySelectorAll("time[datetime]")) {
+    const text = formatBriefTime(time.dateTime, timeZone, now);
+    if (text && time.textContent !== text) time.textContent = text;
+  }
+}
+
+function safeHttpUrl(url) {
+  if (!url) return null;
+  try {
+    const parsed = new URL(url, location.href);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function renderFoot(brief) {
+  const foot = el("footer", "brief-foot");
+  const pieces = [];
+  if (brief.author) pieces.push(el("span", "brief-author", brief.author));
+  const href = safeHttpUrl(brief.url);
+  if (href) {
+    const link = el("a", "brief-link", "Source");
+    link.href = href;
+    link.rel = "noopener noreferrer nofollow";
+    pieces.push(link);
+  }
+  if (brief.tags?.length) {
+    const tags = el("ul", "brief-tags");
+    tags.append(...brief.tags.map((tag) => el("li", null, tag)));
+    pieces.push(tags);
+  }
+  pieces.forEach((piece, i) => foot.append(...(i ? [" ", piece] : [piece])));
+  return foot;
+}
+
+/** The <li class="brief"> for one brief, as the server's template would render it. */
+export function renderBrief(brief, { slug, timeZone }) {
+  const item = el("li", "brief");
+  item.id = brief.id;
+  item.dataset.id = brief.id;
+
+  const time = el("time", null, formatBriefTime(brief.published_at, timeZone));
+  time.dateTime = brief.published_at;
+  const permalink = el("a", "brief-permalink");
+  permalink.href = `/feeds/${encodeURIComponent(slug)}#${brief.id}`;
+  permalink.append(time);
+  const meta = el("p", "brief-meta");
+  meta.append(permalink);
+
+  const body = el("div", "brief-body");
+  body.innerHTML = brief.body; // sanitised by the server: p, br, a[href], strong, em, ul, ol, li, blockquote
+
+  const article = el("article");
+  article.append(meta, el("h2", "brief-headline", brief.headline), body, renderFoot(brief));
+  item.append(article);
+  return item;
+}
