@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -107,6 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"livefeed: demo feed at http://{settings.host}:{settings.port}/feeds/demo",
             file=sys.stderr,
         )
+    # uvicorn re-raises SIGTERM once it has shut down; make that an exit that runs `finally`.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
             create_app(settings),
@@ -122,6 +125,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _replace(settings: Settings, **changes: Any) -> Settings:

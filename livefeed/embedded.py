@@ -103,6 +103,7 @@ class EmbeddedRedis:
         """Start the server, wait until it answers, and return its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
+        self._reap_orphan()
         last_error: Exception | None = None
         for _ in range(3):
             self.port = free_port(self.host)
@@ -142,6 +143,7 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
+            "--pidfile", str(self.data_dir / "redis.pid"),
         ]  # fmt: skip
         self._proc = subprocess.Popen(
             args,
@@ -181,6 +183,28 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def _reap_orphan(self, timeout: float = 10.0) -> None:
+        """Wait for (then stop) a redis-server left on this data dir by a livefeed that died.
+
+        Normally the child dies with us; this covers systems where that did not happen, so two
+        servers never write the same append-only file.
+        """
+        pid_path = self.data_dir / "redis.pid"
+        try:
+            pid = int(pid_path.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"redis-server" not in cmdline:
+            return
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
 
     def _watch(self) -> None:
         """Restart the server on the same port if it dies while we still need it."""

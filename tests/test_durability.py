@@ -1,0 +1,153 @@
+"""Nothing acknowledged is lost: SIGKILL of the server, and of the embedded Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from conftest import LivefeedServer, RedisProcess, auth, make_feed, wait_until
+
+
+def all_brief_ids(base: str, slug: str) -> list[str]:
+    ids: list[str] = []
+    params: dict[str, str | int] = {"limit": 100}
+    while True:
+        page = httpx.get(f"{base}/api/feeds/{slug}/briefs", params=params, timeout=10).json()
+        ids += [b["id"] for b in page["briefs"]]
+        if page["next_before"] is None:
+            return ids
+        params["before"] = page["next_before"]
+
+
+def publish_until_stopped(
+    base: str, slug: str, acknowledged: list[str], stop: threading.Event
+) -> None:
+    """Publish one brief after another; record the id of each that got a 201."""
+    with httpx.Client(base_url=base, timeout=5) as client:
+        for n in range(10_000):
+            if stop.is_set():
+                return
+            try:
+                response = client.post(
+                    f"/api/feeds/{slug}/briefs", json={"headline": f"n{n}"}, headers=auth()
+                )
+            except httpx.HTTPError:
+                return  # the server died mid-request: that brief was never acknowledged
+            if response.status_code == 201:
+                acknowledged.append(response.json()["id"])
+
+
+def test_briefs_acknowledged_before_a_server_sigkill_survive_it(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    server = LivefeedServer(redis_server.url, "kill-" + uuid.uuid4().hex[:8])
+    server.start(log_dir=tmp_path)
+    try:
+        with httpx.Client(base_url=server.base) as client:
+            slug = make_feed(client)
+        acknowledged: list[str] = []
+        stop = threading.Event()
+        worker = threading.Thread(
+            target=publish_until_stopped, args=(server.base, slug, acknowledged, stop)
+        )
+        worker.start()
+        wait_until(lambda: len(acknowledged) >= 100, 30, "publishing did not get going")
+        server.kill()
+        stop.set()
+        worker.join(10)
+        server.start(log_dir=tmp_path)
+        stored = all_brief_ids(server.base, slug)
+        assert set(acknowledged) <= set(stored)
+        assert len(stored) == len(set(stored))
+    finally:
+        server.stop()
+
+
+def embedded_redis_pid(data_dir: Path) -> int:
+    return int((data_dir / "redis.pid").read_text().strip())
+
+
+def test_embedded_redis_keeps_every_acknowledged_brief_through_sigkills(tmp_path: Path) -> None:
+    """Kill livefeed (its Redis child follows), restart it; then kill the Redis child itself."""
+    data_dir = tmp_path / "var"
+    server = LivefeedServer("", "livefeed")
+    server.start("--data-dir", str(data_dir), log_dir=tmp_path)
+    try:
+        with httpx.Client(base_url=server.base) as client:
+            slug = make_feed(client)
+            first = [
+                client.post(f"/api/feeds/{slug}/briefs", json={"headline": f"a{n}"}, headers=auth())
+                for n in range(50)
+            ]
+        assert all(r.status_code == 201 for r in first)
+        redis_pid = embedded_redis_pid(data_dir)
+
+        server.kill()
+        wait_until(lambda: not _alive(redis_pid), 15, "embedded Redis outlived its livefeed")
+        server.start("--data-dir", str(data_dir), log_dir=tmp_path)
+        assert set(all_brief_ids(server.base, slug)) == {r.json()["id"] for r in first}
+
+        with httpx.Client(base_url=server.base) as client:
+            burst = [
+                client.post(f"/api/feeds/{slug}/briefs", json={"headline": f"b{n}"}, headers=auth())
+                for n in range(50)
+            ]
+        assert all(r.status_code == 201 for r in burst)
+        redis_pid = embedded_redis_pid(data_dir)
+        os.kill(redis_pid, signal.SIGKILL)
+        wait_until(lambda: _restarted(data_dir, redis_pid), 30, "embedded Redis was not restarted")
+        wait_until(lambda: _healthy(server.base), 30, "livefeed did not recover")
+        stored = set(all_brief_ids(server.base, slug))
+        assert {r.json()["id"] for r in first + burst} <= stored
+    finally:
+        server.stop()
+    assert not (data_dir / "redis.url").exists(), "a clean stop removes the embedded Redis address"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _restarted(data_dir: Path, old_pid: int) -> bool:
+    try:
+        return embedded_redis_pid(data_dir) != old_pid
+    except (OSError, ValueError):
+        return False
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(base + "/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    first = LivefeedServer("", "livefeed")
+    first.start("--data-dir", str(data_dir), log_dir=tmp_path)
+    try:
+        second = LivefeedServer("", "livefeed")
+        try:
+            second.start("--data-dir", str(data_dir), log_dir=tmp_path)
+        except RuntimeError as exc:
+            assert "in use by another livefeed" in str(exc)
+        else:
+            second.stop()
+            raise AssertionError("two servers shared one embedded data dir")
+    finally:
+        first.stop()
+    time.sleep(0)
