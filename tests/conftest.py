@@ -7,7 +7,6 @@ slugs), so tests stay independent. Tests that kill or restart a server start the
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -185,11 +184,3 @@ def publish(client: httpx.Client, slug: str, headline: str, **fields: Any) -> di
 @pytest.fixture
 def feed(http: httpx.Client) -> str:
     return make_feed(http)
-
-
-def chromium_path() -> str | None:
-    return (
-        shutil.which("chromium") and "/usr/bin/chromium"
-        if os.path.exists("/usr/bin/chromium")
-        else None
-    )

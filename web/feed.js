@@ -74,7 +74,7 @@ function readerAtTop() {
 function handleBrief(brief) {
   if (!brief?.id || isKnown(brief.id)) return;
   noteForAnnouncement();
-  if (view.pending.length === 0 && !page.archive && readerAtTop()) {
+  if (view.pending.length === 0 && readerAtTop()) {
     insertNew([brief]);
   } else {
     view.pending.push(brief);
@@ -105,10 +105,6 @@ function showPending() {
 }
 
 function flushPending() {
-  if (page.archive) {
-    location.assign(page.archive.href); // an older page: the new briefs live on the latest one
-    return null;
-  }
   const newest = insertNew(view.pending.splice(0));
   showPending();
   return newest;
@@ -125,7 +121,7 @@ function showNewUpdates() {
 
 let scrollQueued = false;
 function handleScroll() {
-  if (scrollQueued || view.pending.length === 0 || page.archive) return;
+  if (scrollQueued || view.pending.length === 0) return;
   scrollQueued = true;
   requestAnimationFrame(() => {
     scrollQueued = false;
@@ -231,7 +227,6 @@ function start() {
     status: document.getElementById("conn-status"),
     announcer: document.getElementById("announcer"),
     newUpdates: document.getElementById("new-updates"),
-    archive: feed.querySelector(".back-to-live"), // set when showing an older page (?before=)
   });
   view.title = document.title;
   refreshTimesIfNewDay();

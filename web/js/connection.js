@@ -30,14 +30,7 @@ export function createConnection({ slug, lastEventId, onBrief, onReload, onStatu
     if (state.stopped) return;
     state.live = false;
     onStatus("connecting", "Connecting…");
-    let socket;
-    try {
-      socket = new WebSocket(socketUrl(slug, since));
-    } catch (error) {
-      stop();
-      onStatus("error", `Cannot connect: ${error.message}`);
-      return;
-    }
+    const socket = new WebSocket(socketUrl(slug, since));
     state.socket = socket;
     armWatchdog(); // covers a handshake that hangs, too
     socket.addEventListener("message", (event) => {

@@ -1,0 +1,158 @@
+"""The reader page in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from conftest import LivefeedServer, RedisProcess, make_feed, publish
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 800, "height": 700})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def test_a_published_brief_appears_at_the_top_within_a_second(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    slug = make_feed(http)
+    publish(http, slug, "Already there")
+    page.goto(f"{server.base}/feeds/{slug}")
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
+    publish(http, slug, "Fresh from the newsroom")
+    first = page.locator("#briefs > li.brief").first
+    expect(first.locator(".brief-headline")).to_have_text("Fresh from the newsroom", timeout=1000)
+    expect(page.locator("#briefs > li.brief")).to_have_count(2)
+
+
+def test_a_scrolled_reader_gets_a_new_updates_button_instead_of_a_jump(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    slug = make_feed(http)
+    long_body = "\n\n".join(["A long paragraph of reporting that takes up room."] * 6)
+    for n in range(12):
+        publish(http, slug, f"Earlier brief {n}", body=long_body)
+    page.goto(f"{server.base}/feeds/{slug}")
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
+    page.mouse.wheel(0, 2500)
+    page.wait_for_function("window.scrollY > 1000")
+    scrolled_to = page.evaluate("window.scrollY")
+
+    publish(http, slug, "Update while scrolled")
+    button = page.locator("#new-updates")
+    expect(button).to_be_visible(timeout=2000)
+    expect(button).to_have_text("1 new update")
+    expect(page).to_have_title(f"(1) Feed {slug} — live")
+    assert page.evaluate("window.scrollY") == scrolled_to, "the reader was not moved"
+    expect(page.locator("#briefs > li.brief").first.locator(".brief-headline")).to_have_text(
+        "Earlier brief 11"
+    )
+
+    publish(http, slug, "Second while scrolled")
+    expect(button).to_have_text("2 new updates", timeout=2000)
+    expect(page.locator("#announcer")).to_contain_text("new update", timeout=3000)
+
+    button.click()
+    expect(button).to_be_hidden()
+    headlines = page.locator("#briefs > li.brief .brief-headline")
+    expect(headlines.nth(0)).to_have_text("Second while scrolled")
+    expect(headlines.nth(1)).to_have_text("Update while scrolled")
+    expect(page).to_have_title(f"Feed {slug} — live")
+
+
+def test_load_older_appends_earlier_briefs(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    slug = make_feed(http)
+    for n in range(25):
+        publish(http, slug, f"Brief {n:02d}")
+    page.goto(f"{server.base}/feeds/{slug}")
+    expect(page.locator("#briefs > li.brief")).to_have_count(20)
+    page.locator("#load-older").click()
+    expect(page.locator("#briefs > li.brief")).to_have_count(25)
+    expect(page.locator("#briefs > li.brief").last.locator(".brief-headline")).to_have_text(
+        "Brief 00"
+    )
+    expect(page.locator("#load-older")).to_have_count(0)
+
+
+def test_the_page_reconnects_after_a_server_restart_and_shows_what_it_missed(
+    page: Page, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    prefix = "restart-" + uuid.uuid4().hex[:6]
+    server = LivefeedServer(redis_server.url, prefix)
+    other = LivefeedServer(redis_server.url, prefix)  # a second process on the same Redis
+    server.start(log_dir=tmp_path)
+    other.start(log_dir=tmp_path)
+    try:
+        with httpx.Client(base_url=server.base) as client:
+            slug = make_feed(client)
+            publish(client, slug, "Before the restart")
+        page.goto(f"{server.base}/feeds/{slug}")
+        status = page.locator("#conn-status")
+        expect(status).to_have_attribute("data-state", "live", timeout=5000)
+
+        server.stop()
+        expect(status).not_to_have_attribute("data-state", "live", timeout=5000)
+        with httpx.Client(base_url=other.base) as client:
+            publish(client, slug, "Published while the server was down")
+        server.start(log_dir=tmp_path)
+
+        expect(status).to_have_attribute("data-state", "live", timeout=20000)
+        headlines = page.locator("#briefs > li.brief .brief-headline")
+        expect(headlines.first).to_have_text("Published while the server was down")
+        expect(headlines).to_have_count(2)
+    finally:
+        server.stop()
+        other.stop()
+
+
+def test_the_page_is_usable_on_a_phone(
+    browser: Browser, server: LivefeedServer, http: httpx.Client
+) -> None:
+    slug = make_feed(http)
+    publish(http, slug, "A headline that is long enough to wrap on a narrow phone screen")
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.base}/feeds/{slug}")
+        expect(page.locator("#briefs > li.brief")).to_have_count(1)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, "no horizontal scrolling on a 360px screen"
+    finally:
+        context.close()
