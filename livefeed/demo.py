@@ -69,11 +69,15 @@ def generate_brief(rng: random.Random) -> dict[str, object]:
         for _ in range(rng.randint(1, 3))
     ]
     return {
-        "headline": headline[0].upper() + headline[1:],
+        "headline": _capital(headline),
         "body": "\n\n".join(paragraphs),
         "author": rng.choice(_AUTHORS),
         "tags": rng.sample(["weather", "transport", "power", "flooding"], rng.randint(0, 2)),
     }
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 async def ensure_demo_feed(store: Store) -> None:
