@@ -64,10 +64,9 @@ def generate_brief(rng: random.Random) -> dict[str, object]:
         "count": f"{rng.randrange(200, 9000, 50):,}",
     }
     headline = rng.choice(_HEADLINES).format(**words)
-    paragraphs = [
-        " ".join(s.format(**words) for s in rng.sample(_SENTENCES, 2))
-        for _ in range(rng.randint(1, 3))
-    ]
+    picked = rng.sample(_SENTENCES, 2 * rng.randint(1, 3))
+    sentences = [_capital(s.format(**words)) for s in picked]
+    paragraphs = [" ".join(sentences[i : i + 2]) for i in range(0, len(sentences), 2)]
     return {
         "headline": _capital(headline),
         "body": "\n\n".join(paragraphs),
