@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +14,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from conftest import LivefeedServer, auth, publish
+from conftest import LivefeedServer, RedisProcess, auth, make_feed, publish
 
 
 async def apublish(client: httpx.AsyncClient, slug: str, headline: str) -> dict[str, Any]:
@@ -155,3 +158,62 @@ async def test_many_readers_each_get_every_brief_once(
     finally:
         for ws in readers:
             await ws.close()
+
+
+async def test_a_reader_that_stops_reading_is_closed_as_too_slow_and_resumes_with_since(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """One stalled reader neither holds up the others nor loses anything once it resumes."""
+    server = LivefeedServer(
+        redis_server.url, "slow-" + uuid.uuid4().hex[:6], LIVEFEED_READER_QUEUE="32"
+    )
+    server.start(log_dir=tmp_path)
+    try:
+        with httpx.Client(base_url=server.base, timeout=10) as client:
+            slug = make_feed(client)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.setblocking(False)
+        uri = f"{server.ws_base}/ws/feeds/{slug}?since=0"
+        slow = await websockets.connect(uri, sock=sock, max_queue=1)
+        fast = await websockets.connect(uri)
+        await frames_until(fast, has_live)
+        await frames_until(slow, has_live)
+
+        body = "x" * 15_000
+        total = 300  # ~4.5 MB: more than the socket buffers hold
+        fast_reader = asyncio.create_task(
+            frames_until(fast, lambda fs: len(fs) == total, timeout=60)
+        )
+        async with httpx.AsyncClient(base_url=server.base, timeout=10) as client:
+            sent = []
+            for n in range(total):
+                response = await client.post(
+                    f"/api/feeds/{slug}/briefs",
+                    json={"headline": f"n{n}", "body": body},
+                    headers=auth(),
+                )
+                sent.append(response.json()["id"])
+        fast_frames = await fast_reader
+        assert [f["event_id"] for f in fast_frames] == sent, "the fast reader was not held up"
+
+        received: list[str] = []
+        with pytest.raises(websockets.ConnectionClosed):
+            async with asyncio.timeout(30):
+                while True:
+                    frame = json.loads(await slow.recv())
+                    if frame["type"] == "brief":
+                        received.append(frame["event_id"])
+        assert slow.close_code == 4408
+        assert len(received) < len(sent)
+        assert received == sent[: len(received)], "what did arrive is in order, without gaps"
+
+        async with websockets.connect(
+            f"{server.ws_base}/ws/feeds/{slug}?since={received[-1]}"
+        ) as again:
+            frames = await frames_until(again, has_live, timeout=30)
+        assert [f["event_id"] for f in frames if f["type"] == "brief"] == sent[len(received) :]
+        await fast.close()
+    finally:
+        server.stop()
