@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
@@ -36,11 +36,11 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = _redis(settings.redis_url, settings.redis_timeout)
-        # Blocking XREADs get a pool of their own so they never starve publishing.
-        tail_redis = _redis(
-            settings.redis_url, settings.heartbeat_interval + settings.redis_timeout
-        )
+        redis = _redis(settings.redis_url, settings.redis_timeout, settings.redis_pool_size)
+        # Blocking XREADs (one per followed feed) get a pool of their own, so they never starve
+        # publishing and reading.
+        tail_timeout = settings.heartbeat_interval + settings.redis_timeout
+        tail_redis = _redis(settings.redis_url, tail_timeout, 10_000)
         store = Store(redis, settings.key_prefix)
         tail_store = Store(tail_redis, settings.key_prefix)
         block_ms = int(settings.heartbeat_interval * 1000)
@@ -100,13 +100,17 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
-def _redis(url: str, timeout: float) -> Redis:
-    return Redis.from_url(
+def _redis(url: str, timeout: float, pool_size: int) -> Redis:
+    """A client whose pool makes callers wait (up to ``timeout``) rather than fail when busy."""
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=pool_size,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=min(timeout, 3.0),
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)
 
 
 def _log_tail_error(feed: str) -> Any:

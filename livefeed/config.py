@@ -44,6 +44,7 @@ class Settings:
     reader_queue: int = 1024
     heartbeat_interval: float = 20.0
     redis_timeout: float = 5.0
+    redis_pool_size: int = 64
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -199,11 +199,11 @@ def parse_new_brief(payload: Any, default_author: str) -> BriefDraft:
     )
 
 
-def brief_dict(draft: BriefDraft, brief_id: StreamId) -> dict[str, Any]:
-    """The stored and wire form of a brief published at ``brief_id``."""
+def brief_dict(draft: BriefDraft, brief_id: str, published_at: str) -> dict[str, Any]:
+    """The stored and wire form of a brief."""
     return {
-        "id": str(brief_id),
-        "published_at": iso_ms(brief_id.ms),
+        "id": brief_id,
+        "published_at": published_at,
         "headline": draft.headline,
         "body": draft.body,
         "author": draft.author,

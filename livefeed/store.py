@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -40,7 +42,14 @@ from livefeed.models import (
     now_ms,
 )
 
-_ID_RETRIES = 8
+_APPEND_LUA = (Path(__file__).parent / "append.lua").read_text()
+
+ID = "\ue000livefeed:id\ue000"
+"""Placeholder for the entry id in a payload given to ``Store.append``."""
+AT = "\ue000livefeed:at\ue000"
+"""Placeholder for the entry's time (UTC ISO 8601 with ms) in a payload."""
+_MARKS = {ID.encode(): "I", AT.encode(): "A"}
+_MARK_RE = re.compile(b"|".join(re.escape(m) for m in _MARKS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +92,7 @@ class Store:
     def __init__(self, redis: Redis, prefix: str = "livefeed") -> None:
         self.redis = redis
         self.prefix = prefix
-        self._last_ids: dict[str, StreamId] = {}
-        self._append_locks: dict[str, asyncio.Lock] = {}
+        self._append_script = redis.register_script(_APPEND_LUA)
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
@@ -131,46 +139,23 @@ class Store:
     # events
     async def publish_brief(self, slug: str, draft: BriefDraft) -> dict[str, Any]:
         """Append a new brief to the feed's stream; return it once Redis has accepted it."""
-        brief: dict[str, Any] = {}
+        entry_id = await self.append(slug, "brief", {"brief": brief_dict(draft, ID, AT)})
+        return brief_dict(draft, str(entry_id), iso_ms(entry_id.ms))
 
-        def build(entry_id: StreamId) -> bytes:
-            brief.clear()
-            brief.update(brief_dict(draft, entry_id))
-            return orjson.dumps({"brief": brief})
+    async def append(
+        self, slug: str, event_type: str, payload: dict[str, Any], at_ms: int | None = None
+    ) -> StreamId:
+        """Append one event; Redis picks its id (time, or just after the last id) atomically.
 
-        await self.append(slug, "brief", build)
-        return brief
-
-    async def append(self, slug: str, event_type: str, build: Callable[[StreamId], bytes]) -> Entry:
-        """Append one event with an id chosen here, so the payload can carry its own id.
-
-        The id is the current time in ms, or just after the stream's last id if the clock is behind
-        it; another process appending at the same moment makes XADD refuse the id, and we retry.
+        ``ID`` and ``AT`` anywhere in ``payload`` are replaced by the entry's id and its time, so
+        the stored JSON carries its own position and is the wire form, never re-encoded.
         """
-        lock = self._append_locks.setdefault(slug, asyncio.Lock())
-        key = self.stream_key(slug)
-        async with lock:
-            last = self._last_ids.get(slug)
-            if last is None:
-                last = (await self.bounds(slug)).last_generated
-            for _ in range(_ID_RETRIES):
-                now = now_ms()
-                entry_id = StreamId(now, 0) if now > last.ms else last.next()
-                data = build(entry_id)
-                try:
-                    await self._cmd("XADD", key, str(entry_id), "t", event_type, "d", data)
-                except ResponseError as exc:
-                    if "equal or smaller" not in str(exc):
-                        raise
-                    last = (await self.bounds(slug)).last_generated
-                    continue
-                self._last_ids[slug] = entry_id
-                return Entry(entry_id, event_type, data)
-        raise Conflict("could not pick a stream id; try again", code="busy")
-
-    def forget_position(self, slug: str) -> None:
-        """Drop the cached last id (after Redis was replaced, for example)."""
-        self._last_ids.pop(slug, None)
+        chunks, markers = _template(payload)
+        raw = await self._append_script(
+            keys=[self.stream_key(slug)],
+            args=[event_type, "" if at_ms is None else str(at_ms), markers, *chunks],
+        )
+        return StreamId.parse(_text(raw))
 
     async def bounds(self, slug: str) -> StreamBounds:
         try:
@@ -207,7 +192,7 @@ class Store:
         """Briefs newest first, and the cursor for the next older page (None when there is none)."""
         briefs: list[dict[str, Any]] = []
         cursor = before
-        while len(briefs) < limit:
+        while len(briefs) <= limit:  # one more than asked, to know whether older ones exist
             want = limit - len(briefs) + 1
             entries = await self.read_latest(slug, want, cursor)
             for entry in entries:
@@ -276,6 +261,13 @@ class Store:
         """The editor's name for a stored token, or None; looked up by hash, not by comparison."""
         name = await self._cmd("HGET", f"{self.prefix}:token-hashes", hash_token(token))
         return None if name is None else str(name.decode())
+
+
+def _template(payload: dict[str, Any]) -> tuple[list[bytes], str]:
+    """Split the payload's JSON at the ID/AT placeholders: chunks, and one marker per gap."""
+    data = orjson.dumps(payload)
+    markers = "".join(_MARKS[m.group()] for m in _MARK_RE.finditer(data))
+    return _MARK_RE.split(data), markers
 
 
 def _text(value: Any) -> str:

@@ -1,0 +1,71 @@
+"""The store against a real Redis: atomic appends with ids and times chosen inside Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ResponseError
+
+from conftest import RedisProcess
+from livefeed.models import StreamId, iso_ms
+from livefeed.store import AT, ID, Store
+
+
+@pytest.fixture
+async def store(redis_server: RedisProcess) -> AsyncIterator[Store]:
+    redis = Redis.from_pool(BlockingConnectionPool.from_url(redis_server.url, max_connections=32))
+    yield Store(redis, "store-" + uuid.uuid4().hex[:8])
+    await redis.aclose()
+
+
+@pytest.mark.parametrize(
+    "ms", [1, 951_782_400_000, 1_709_164_800_123, 1_711_846_799_999, 4_102_444_799_999]
+)
+async def test_append_fills_id_and_time_placeholders_like_python_would(
+    store: Store, ms: int
+) -> None:
+    entry_id = await store.append("f", "note", {"id": ID, "at": AT, "nested": [AT, "ID"]}, at_ms=ms)
+    assert entry_id == StreamId(ms, 0)
+    (entry,) = await store.read_after("f", StreamId(0, 0), 10)
+    assert entry.payload() == {"id": f"{ms}-0", "at": iso_ms(ms), "nested": [iso_ms(ms), "ID"]}
+
+
+async def test_appends_at_the_same_or_an_earlier_clock_keep_ids_increasing(store: Store) -> None:
+    first = await store.append("f", "note", {}, at_ms=5_000)
+    same = await store.append("f", "note", {}, at_ms=5_000)
+    assert (first, same) == (StreamId(5_000, 0), StreamId(5_000, 1))
+    with pytest.raises(ResponseError, match="LIVEFEED_OLDER"):
+        await store.append("f", "note", {}, at_ms=4_999)
+    live = await store.append("f", "note", {})
+    assert live > same
+
+
+async def test_concurrent_appends_get_distinct_ordered_ids(store: Store) -> None:
+    ids = await asyncio.gather(*(store.append("f", "note", {"n": n}) for n in range(300)))
+    assert len(set(ids)) == 300
+    entries = await store.read_after("f", StreamId(0, 0), 1000)
+    assert [e.id for e in entries] == sorted(ids)
+
+
+async def test_user_text_that_looks_like_a_placeholder_is_left_alone(store: Store) -> None:
+    text = 'ID AT \\ue000 "livefeed:id"'
+    await store.append("f", "note", {"text": text})
+    (entry,) = await store.read_after("f", StreamId(0, 0), 1)
+    assert orjson.loads(entry.data)["text"] == text
+
+
+async def test_latest_briefs_skips_other_event_types_and_pages(store: Store) -> None:
+    from livefeed.models import parse_new_brief
+
+    for n in range(5):
+        await store.publish_brief("f", parse_new_brief({"headline": f"b{n}"}, "Desk"))
+        await store.append("f", "note", {"n": n})
+    briefs, cursor = await store.latest_briefs("f", 3)
+    assert [b["headline"] for b in briefs] == ["b4", "b3", "b2"]
+    older, end = await store.latest_briefs("f", 3, cursor)
+    assert [b["headline"] for b in older] == ["b1", "b0"] and end is None
