@@ -151,3 +151,60 @@ def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None
     finally:
         first.stop()
     time.sleep(0)
+
+
+async def test_readers_stay_connected_through_a_redis_restart_and_get_what_follows(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import json
+
+    import websockets
+
+    redis_proc = RedisProcess(tmp_path / "redis")
+    redis_proc.start()
+    server = LivefeedServer(redis_proc.url, "outage")
+    server.start(log_dir=tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=server.base, timeout=10) as client:
+            slug = "outage-feed"
+            await client.post(
+                "/api/feeds", json={"slug": slug, "title": "t", "timezone": "UTC"}, headers=auth()
+            )
+            before = (
+                await client.post(
+                    f"/api/feeds/{slug}/briefs", json={"headline": "before"}, headers=auth()
+                )
+            ).json()
+            async with websockets.connect(
+                f"{server.ws_base}/ws/feeds/{slug}?since={before['id']}"
+            ) as ws:
+                assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "live"
+
+                redis_proc.stop()
+                down = await client.post(
+                    f"/api/feeds/{slug}/briefs", json={"headline": "lost"}, headers=auth()
+                )
+                assert down.status_code == 503
+                assert down.json()["error"]["code"] == "unavailable"
+                assert int(down.headers["retry-after"]) > 0
+                assert (await client.get("/healthz")).status_code == 503
+
+                redis_proc.start()
+                after = []
+                for n in range(3):
+                    response = await client.post(
+                        f"/api/feeds/{slug}/briefs", json={"headline": f"after {n}"}, headers=auth()
+                    )
+                    assert response.status_code == 201
+                    after.append(response.json()["id"])
+                got: list[str] = []
+                async with asyncio.timeout(20):
+                    while len(got) < 3:
+                        frame = json.loads(await ws.recv())
+                        if frame["type"] == "brief":
+                            got.append(frame["event_id"])
+                assert got == after, "the open socket carried on, without the refused brief"
+    finally:
+        server.stop()
+        redis_proc.stop()
