@@ -124,7 +124,7 @@ async def publish_brief(request: Request) -> Response:
     feed = await store.require_feed(_feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     draft = parse_new_brief(payload, default_author=editor)
-    brief = await store.publish_brief(feed.slug, draft)
+    brief = await store.publish_brief(feed, draft)
     return json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief['id']}"})
 
 

@@ -79,12 +79,12 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-async def ensure_demo_feed(store: Store) -> None:
+async def ensure_demo_feed(store: Store) -> Feed:
     feed = Feed(DEMO_SLUG, DEMO_FEED["title"], DEMO_FEED["timezone"], iso_ms(now_ms()))
     try:
-        await store.create_feed(feed)
+        return await store.create_feed(feed)
     except Conflict:
-        return
+        return await store.require_feed(DEMO_SLUG)
 
 
 async def run_demo(store: Store, settings: Settings, seed_count: int = 6) -> None:
@@ -92,10 +92,10 @@ async def run_demo(store: Store, settings: Settings, seed_count: int = 6) -> Non
     rng = random.Random()
     while True:
         try:
-            await ensure_demo_feed(store)
+            feed = await ensure_demo_feed(store)
             if (await store.bounds(DEMO_SLUG)).first is None:
                 for _ in range(seed_count):
-                    await _post(store, rng)
+                    await _post(store, feed, rng)
             break
         except RedisError as exc:
             log.warning("demo feed setup failed (%s); retrying", exc)
@@ -103,11 +103,11 @@ async def run_demo(store: Store, settings: Settings, seed_count: int = 6) -> Non
     while True:
         await asyncio.sleep(settings.demo_interval * rng.uniform(0.7, 1.3))
         try:
-            await _post(store, rng)
+            await _post(store, feed, rng)
         except RedisError as exc:
             log.warning("demo brief not posted (%s)", exc)
 
 
-async def _post(store: Store, rng: random.Random) -> None:
+async def _post(store: Store, feed: Feed, rng: random.Random) -> None:
     draft = parse_new_brief(generate_brief(rng), default_author="Demo desk")
-    await store.publish_brief(DEMO_SLUG, draft)
+    await store.publish_brief(feed, draft)

@@ -31,6 +31,7 @@ TITLE_MAX = 200
 SLUG_RE = re.compile(r"[a-z0-9-]{1,64}")
 _STREAM_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _U64 = 2**64 - 1
+_ENTITY_RE = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);")
 
 ALLOWED_TAGS = {"p", "br", "a", "strong", "em", "ul", "ol", "li", "blockquote"}
 ALLOWED_ATTRIBUTES = {"a": {"href"}}
@@ -213,11 +214,15 @@ def brief_dict(draft: BriefDraft, brief_id: str, published_at: str) -> dict[str,
 
 
 def sanitize_body(raw: str) -> str:
-    """Reduce body text to the allowed HTML subset; plain text becomes paragraphs."""
+    """Reduce body text to the allowed HTML subset; plain text becomes paragraphs.
+
+    Idempotent: sanitising its own output changes nothing, so exports re-import byte for byte.
+    Text with tags or character references is HTML; anything else is plain text.
+    """
     text = raw.strip()
     if not text:
         return ""
-    if not nh3.is_html(text):
+    if not nh3.is_html(text) and _ENTITY_RE.search(text) is None:
         paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
         text = "".join(
             "<p>" + "<br>".join(html.escape(line, quote=False) for line in p.splitlines()) + "</p>"

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from redis.asyncio import Redis
@@ -29,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from livefeed.days import Day, day_containing
 from livefeed.errors import Conflict, NotFound, ValidationFailed
 from livefeed.models import (
     ZERO_ID,
@@ -42,6 +43,7 @@ from livefeed.models import (
     now_ms,
 )
 
+_U64 = 2**64 - 1
 _APPEND_LUA = (Path(__file__).parent / "append.lua").read_text()
 
 ID = "\ue000livefeed:id\ue000"
@@ -66,6 +68,52 @@ class Entry:
     def payload(self) -> dict[str, Any]:
         value: dict[str, Any] = orjson.loads(self.data)
         return value
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """One event to append, and the brief state and day count it changes.
+
+    The event is ``{key: body}``; ``ID`` and ``AT`` anywhere in ``body`` become the entry's id
+    and time inside Redis, so the stored JSON carries its own position and is the wire form.
+    With ``state="set"`` the filled body is also the brief's current state under ``field`` (the
+    new entry's id when None); ``state="del"`` removes ``field``.
+    """
+
+    type: str
+    body: Any
+    at_ms: int
+    key: str = "brief"
+    strict: bool = False
+    day: Day | None = None
+    day_delta: int = 0
+    state: Literal["set", "del"] | None = None
+    field: str | None = None
+
+    def script_args(self) -> list[bytes | str]:
+        header = {
+            "type": self.type,
+            "at": self.at_ms,
+            "strict": self.strict,
+            "day": None if self.day is None else self.day.iso,
+            "day_end": 0 if self.day is None else self.day.end_ms,
+            "day_delta": self.day_delta,
+            "state": self.state,
+            "field": self.field,
+        }
+        chunks, markers = _template(self.body)
+        head = b'{"' + self.key.encode() + b'":'
+        return [orjson.dumps(header), markers, head, b"}", *chunks]
+
+
+class AppendRefused(Exception):
+    """Redis refused an append in a batch (an id older than the stream, say)."""
+
+    def __init__(self, index: int, reason: str, appended: list[StreamId]) -> None:
+        super().__init__(f"append {index} refused: {reason}")
+        self.index = index
+        self.reason = reason
+        self.appended = appended
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +153,12 @@ class Store:
     def stream_key(self, slug: str) -> str:
         return f"{self.prefix}:feed:{slug}:events"
 
+    def state_key(self, slug: str) -> str:
+        return f"{self.prefix}:feed:{slug}:briefs"
+
+    def days_key(self, slug: str) -> str:
+        return f"{self.prefix}:feed:{slug}:days"
+
     async def ping(self) -> bool:
         return bool(await self._cmd("PING"))
 
@@ -137,25 +191,60 @@ class Store:
         return [Feed.from_dict(orjson.loads(raw)) for raw in raws if raw is not None]
 
     # events
-    async def publish_brief(self, slug: str, draft: BriefDraft) -> dict[str, Any]:
-        """Append a new brief to the feed's stream; return it once Redis has accepted it."""
-        entry_id = await self.append(slug, "brief", {"brief": brief_dict(draft, ID, AT)})
-        return brief_dict(draft, str(entry_id), iso_ms(entry_id.ms))
+    async def publish_brief(self, feed: Feed, draft: BriefDraft) -> dict[str, Any]:
+        """Append a new brief (event and state, atomically); return it once Redis has it."""
+        for _ in range(3):
+            at = now_ms()
+            day = day_containing(at, feed.timezone)
+            change = Append(
+                "brief", brief_dict(draft, ID, AT), at, day=day, day_delta=1, state="set"
+            )
+            try:
+                entry_id = await self.append(feed.slug, change)
+            except ResponseError as exc:
+                if "LIVEFEED_RETRY" in str(exc):  # our clock was behind, across midnight
+                    continue
+                raise
+            return brief_dict(draft, str(entry_id), iso_ms(entry_id.ms))
+        raise Conflict("could not place the brief in time; try again", code="busy")
 
-    async def append(
-        self, slug: str, event_type: str, payload: dict[str, Any], at_ms: int | None = None
-    ) -> StreamId:
-        """Append one event; Redis picks its id (time, or just after the last id) atomically.
-
-        ``ID`` and ``AT`` anywhere in ``payload`` are replaced by the entry's id and its time, so
-        the stored JSON carries its own position and is the wire form, never re-encoded.
-        """
-        chunks, markers = _template(payload)
-        raw = await self._append_script(
-            keys=[self.stream_key(slug)],
-            args=[event_type, "" if at_ms is None else str(at_ms), markers, *chunks],
-        )
+    async def append(self, slug: str, change: Append) -> StreamId:
+        """Append one event with the state and day count it changes, atomically."""
+        raw = await self._append_script(keys=self._append_keys(slug), args=change.script_args())
         return StreamId.parse(_text(raw))
+
+    async def append_many(self, slug: str, changes: list[Append]) -> list[StreamId]:
+        """Append events in one pipelined round trip; stops at the first refused one.
+
+        Raises ``AppendRefused`` carrying the ids appended before the refusal.
+        """
+        if not changes:
+            return []
+        await self._cmd("SCRIPT", "LOAD", _APPEND_LUA)  # evalsha in a pipeline cannot fall back
+        pipe = self.redis.pipeline(transaction=False)
+        keys = self._append_keys(slug)
+        for change in changes:
+            pipe.evalsha(self._append_script.sha, len(keys), *keys, *change.script_args())
+        results = await pipe.execute(raise_on_error=False)
+        ids: list[StreamId] = []
+        for index, result in enumerate(results):
+            if isinstance(result, Exception):
+                raise AppendRefused(index, str(result), ids)
+            ids.append(StreamId.parse(_text(result)))
+        return ids
+
+    async def remove(self, slug: str, ids: list[StreamId], days: dict[str, int]) -> None:
+        """Undo appends (a failed import): drop the entries, their states and day counts."""
+        pipe = self.redis.pipeline(transaction=True)
+        if ids:
+            pipe.xdel(self.stream_key(slug), *[str(i) for i in ids])
+            pipe.hdel(self.state_key(slug), *[str(i) for i in ids])
+        for day, count in days.items():
+            pipe.hincrby(self.days_key(slug), day, -count)
+        await pipe.execute()
+
+    def _append_keys(self, slug: str) -> list[str]:
+        return [self.stream_key(slug), self.state_key(slug), self.days_key(slug)]
 
     async def bounds(self, slug: str) -> StreamBounds:
         try:
@@ -186,27 +275,72 @@ class Store:
         rows = await self._cmd("XREVRANGE", self.stream_key(slug), end, "-", "COUNT", count)
         return [_entry(raw_id, fields) for raw_id, fields in rows or []]
 
+    async def read_range(self, slug: str, low: str, high: str, count: int) -> list[Entry]:
+        """XRANGE with Redis's own bound syntax (``(`` for exclusive), oldest first."""
+        rows = await self._cmd("XRANGE", self.stream_key(slug), low, high, "COUNT", count)
+        return [_entry(raw_id, fields) for raw_id, fields in rows or []]
+
+    async def states(self, slug: str, ids: list[StreamId]) -> list[dict[str, Any] | None]:
+        """The current state of each brief, None for one retracted (or never created)."""
+        if not ids:
+            return []
+        raws = await self._cmd("HMGET", self.state_key(slug), *[str(i) for i in ids])
+        return [None if raw is None else orjson.loads(raw) for raw in raws]
+
     async def latest_briefs(
         self, slug: str, limit: int, before: StreamId | None = None
     ) -> tuple[list[dict[str, Any]], StreamId | None]:
-        """Briefs newest first, and the cursor for the next older page (None when there is none)."""
-        briefs: list[dict[str, Any]] = []
-        cursor = before
-        while len(briefs) <= limit:  # one more than asked, to know whether older ones exist
-            want = limit - len(briefs) + 1
-            entries = await self.read_latest(slug, want, cursor)
-            for entry in entries:
-                if entry.type == "brief":
-                    briefs.append(entry.payload()["brief"])
-                cursor = entry.id
-                if len(briefs) > limit:
-                    break
-            if len(entries) < want:
+        """Briefs as they stand, newest first, and the cursor for the next older page."""
+
+        async def pages() -> AsyncIterator[list[Entry]]:
+            cursor = before
+            while True:
+                entries = await self.read_latest(slug, _page(limit), cursor)
+                yield entries
+                if len(entries) < _page(limit):
+                    return
+                cursor = entries[-1].id
+
+        return await self._collect_briefs(slug, pages(), limit)
+
+    async def day_briefs(
+        self, slug: str, day: Day, after: StreamId | None, limit: int
+    ) -> tuple[list[dict[str, Any]], StreamId | None]:
+        """A day's briefs as they stand, oldest first, and the cursor for the next page."""
+        high = f"{day.end_ms}-{_U64}"
+
+        async def pages() -> AsyncIterator[list[Entry]]:
+            low = f"{day.start_ms}-0" if after is None else f"({after}"
+            while True:
+                entries = await self.read_range(slug, low, high, _page(limit))
+                yield entries
+                if len(entries) < _page(limit):
+                    return
+                low = f"({entries[-1].id}"
+
+        return await self._collect_briefs(slug, pages(), limit)
+
+    async def _collect_briefs(
+        self, slug: str, pages: AsyncIterator[list[Entry]], limit: int
+    ) -> tuple[list[dict[str, Any]], StreamId | None]:
+        """Up to ``limit`` current briefs from pages of entries, looking one ahead for more."""
+        found: list[dict[str, Any]] = []
+        async for entries in pages:
+            created = [e.id for e in entries if e.type == "brief"]
+            found.extend(b for b in await self.states(slug, created) if b is not None)
+            if len(found) > limit:
                 break
-        if len(briefs) > limit:
-            briefs = briefs[:limit]
-            return briefs, StreamId.parse(briefs[-1]["id"])
-        return briefs, None
+        if len(found) > limit:
+            found = found[:limit]
+            return found, StreamId.parse(found[-1]["id"])
+        return found, None
+
+    async def days(self, slug: str) -> list[tuple[str, int]]:
+        """Local dates that have briefs, newest first, with how many."""
+        rows = await self._cmd("HGETALL", self.days_key(slug))
+        items = rows.items() if isinstance(rows, dict) else zip(rows[::2], rows[1::2], strict=True)
+        counts = [(_text(day), int(count)) for day, count in items]
+        return sorted(((d, c) for d, c in counts if c > 0), reverse=True)
 
     async def tail(
         self, slug: str, after: StreamId, block_ms: int, count: int = 1000
@@ -263,7 +397,12 @@ class Store:
         return None if name is None else str(name.decode())
 
 
-def _template(payload: dict[str, Any]) -> tuple[list[bytes], str]:
+def _page(limit: int) -> int:
+    """Entries to read per round trip when looking for ``limit`` briefs."""
+    return min(max(limit + 1, 64), 1000)
+
+
+def _template(payload: Any) -> tuple[list[bytes], str]:
     """Split the payload's JSON at the ID/AT placeholders: chunks, and one marker per gap."""
     data = orjson.dumps(payload)
     markers = "".join(_MARKS[m.group()] for m in _MARK_RE.finditer(data))

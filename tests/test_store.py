@@ -12,8 +12,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 
 from conftest import RedisProcess
-from livefeed.models import StreamId, iso_ms
-from livefeed.store import AT, ID, Store
+from livefeed.models import Feed, StreamId, iso_ms, now_ms, parse_new_brief
+from livefeed.store import AT, ID, Append, Store
 
 
 @pytest.fixture
@@ -29,24 +29,28 @@ async def store(redis_server: RedisProcess) -> AsyncIterator[Store]:
 async def test_append_fills_id_and_time_placeholders_like_python_would(
     store: Store, ms: int
 ) -> None:
-    entry_id = await store.append("f", "note", {"id": ID, "at": AT, "nested": [AT, "ID"]}, at_ms=ms)
+    body = {"id": ID, "at": AT, "nested": [AT, "ID"]}
+    entry_id = await store.append("f", Append("note", body, ms, key="note", strict=True))
     assert entry_id == StreamId(ms, 0)
     (entry,) = await store.read_after("f", StreamId(0, 0), 10)
-    assert entry.payload() == {"id": f"{ms}-0", "at": iso_ms(ms), "nested": [iso_ms(ms), "ID"]}
+    expected = {"id": f"{ms}-0", "at": iso_ms(ms), "nested": [iso_ms(ms), "ID"]}
+    assert entry.payload() == {"note": expected}
 
 
 async def test_appends_at_the_same_or_an_earlier_clock_keep_ids_increasing(store: Store) -> None:
-    first = await store.append("f", "note", {}, at_ms=5_000)
-    same = await store.append("f", "note", {}, at_ms=5_000)
+    first = await store.append("f", Append("note", {}, 5_000, strict=True))
+    same = await store.append("f", Append("note", {}, 5_000, strict=True))
     assert (first, same) == (StreamId(5_000, 0), StreamId(5_000, 1))
     with pytest.raises(ResponseError, match="LIVEFEED_OLDER"):
-        await store.append("f", "note", {}, at_ms=4_999)
-    live = await store.append("f", "note", {})
-    assert live > same
+        await store.append("f", Append("note", {}, 4_999, strict=True))
+    behind = await store.append("f", Append("note", {}, 4_000))
+    assert behind == StreamId(5_000, 2), "a clock behind the stream never reorders it"
 
 
 async def test_concurrent_appends_get_distinct_ordered_ids(store: Store) -> None:
-    ids = await asyncio.gather(*(store.append("f", "note", {"n": n}) for n in range(300)))
+    ids = await asyncio.gather(
+        *(store.append("f", Append("note", {"n": n}, now_ms())) for n in range(300))
+    )
     assert len(set(ids)) == 300
     entries = await store.read_after("f", StreamId(0, 0), 1000)
     assert [e.id for e in entries] == sorted(ids)
@@ -54,17 +58,16 @@ async def test_concurrent_appends_get_distinct_ordered_ids(store: Store) -> None
 
 async def test_user_text_that_looks_like_a_placeholder_is_left_alone(store: Store) -> None:
     text = 'ID AT \\ue000 "livefeed:id"'
-    await store.append("f", "note", {"text": text})
+    await store.append("f", Append("note", {"text": text}, now_ms()))
     (entry,) = await store.read_after("f", StreamId(0, 0), 1)
-    assert orjson.loads(entry.data)["text"] == text
+    assert orjson.loads(entry.data)["brief"]["text"] == text
 
 
 async def test_latest_briefs_skips_other_event_types_and_pages(store: Store) -> None:
-    from livefeed.models import parse_new_brief
-
+    feed = Feed("f", "F", "UTC", iso_ms(0))
     for n in range(5):
-        await store.publish_brief("f", parse_new_brief({"headline": f"b{n}"}, "Desk"))
-        await store.append("f", "note", {"n": n})
+        await store.publish_brief(feed, parse_new_brief({"headline": f"b{n}"}, "Desk"))
+        await store.append("f", Append("note", {"n": n}, now_ms()))
     briefs, cursor = await store.latest_briefs("f", 3)
     assert [b["headline"] for b in briefs] == ["b4", "b3", "b2"]
     older, end = await store.latest_briefs("f", 3, cursor)
