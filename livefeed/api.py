@@ -22,7 +22,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def _state(request: Request) -> tuple[Store, Settings]:
+def state(request: Request) -> tuple[Store, Settings]:
     return request.app.state.store, request.app.state.settings
 
 
@@ -54,7 +54,7 @@ async def authenticate(request: Request) -> str:
 
     The token never appears in an error message or log line.
     """
-    store, settings = _state(request)
+    store, settings = state(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -69,18 +69,18 @@ async def authenticate(request: Request) -> str:
     return name
 
 
-def _feed_slug(request: Request) -> str:
+def feed_slug(request: Request) -> str:
     slug: str = request.path_params["feed"]
     return slug
 
 
 async def list_feeds(request: Request) -> Response:
-    store, _ = _state(request)
+    store, _ = state(request)
     return json_response({"feeds": [f.to_dict() for f in await store.list_feeds()]})
 
 
 async def create_feed(request: Request) -> Response:
-    store, settings = _state(request)
+    store, settings = state(request)
     await authenticate(request)
     feed = parse_new_feed(await read_json(request, settings.max_body_bytes), now_ms())
     await store.create_feed(feed)
@@ -88,40 +88,40 @@ async def create_feed(request: Request) -> Response:
 
 
 async def get_feed(request: Request) -> Response:
-    store, _ = _state(request)
-    feed = await store.require_feed(_feed_slug(request))
+    store, _ = state(request)
+    feed = await store.require_feed(feed_slug(request))
     bounds = await store.bounds(feed.slug)
     return json_response({**feed.to_dict(), "last_event_id": str(bounds.last_generated)})
 
 
 async def list_briefs(request: Request) -> Response:
     """Briefs newest first: ``?limit=1..100&before=<id>``; ``next_before`` pages further back."""
-    store, settings = _state(request)
-    limit = parse_limit(request.query_params.get("limit"), settings)
+    store, settings = state(request)
+    limit = parse_limit(
+        request.query_params.get("limit"), settings.page_size, settings.max_page_size
+    )
     raw_before = request.query_params.get("before")
     before = None if not raw_before else StreamId.parse(raw_before, name="before")
-    feed = await store.require_feed(_feed_slug(request))
+    feed = await store.require_feed(feed_slug(request))
     briefs, next_before = await store.latest_briefs(feed.slug, limit, before)
     return json_response(
         {"briefs": briefs, "next_before": None if next_before is None else str(next_before)}
     )
 
 
-def parse_limit(raw: str | None, settings: Settings) -> int:
+def parse_limit(raw: str | None, default: int, maximum: int) -> int:
     if raw is None or raw == "":
-        return settings.page_size
-    if not raw.isdigit() or not 1 <= int(raw) <= settings.max_page_size:
-        raise BadRequest(
-            f"limit must be a whole number from 1 to {settings.max_page_size}", code="bad_limit"
-        )
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise BadRequest(f"limit must be a whole number from 1 to {maximum}", code="bad_limit")
     return int(raw)
 
 
 async def publish_brief(request: Request) -> Response:
     """Validate, append to the stream, and answer 201 only once Redis has accepted the entry."""
-    store, settings = _state(request)
+    store, settings = state(request)
     editor = await authenticate(request)
-    feed = await store.require_feed(_feed_slug(request))
+    feed = await store.require_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     draft = parse_new_brief(payload, default_author=editor)
     brief = await store.publish_brief(feed, draft)
@@ -130,7 +130,7 @@ async def publish_brief(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     """200 when Redis answers a PING within two seconds, else 503."""
-    store, _ = _state(request)
+    store, _ = state(request)
     try:
         await asyncio.wait_for(store.ping(), 2.0)
     except Exception:

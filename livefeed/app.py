@@ -20,12 +20,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.websockets import WebSocket
 
-from livefeed import api, pages
+from livefeed import api, archive, pages
 from livefeed.config import Settings
 from livefeed.errors import LivefeedError, Unavailable
 from livefeed.hub import Hub
 from livefeed.models import Event
 from livefeed.reader import serve_reader
+from livefeed.replay import open_replay
 from livefeed.store import Store, follow
 
 log = logging.getLogger("livefeed")
@@ -70,17 +71,25 @@ def create_app(settings: Settings) -> Starlette:
             await tail_redis.aclose()
 
     async def websocket_feed(websocket: WebSocket) -> None:
-        await serve_reader(websocket, websocket.app.state.store, websocket.app.state.hub, settings)
+        store = websocket.app.state.store
+        if "replay" in websocket.query_params:
+            await open_replay(websocket, store, settings.replay_max_gap)
+        else:
+            await serve_reader(websocket, store, websocket.app.state.hub, settings)
 
     routes = [
         Route("/", pages.index_page),
         Route("/feeds/{feed}", pages.feed_page),
+        Route("/feeds/{feed}/days", pages.days_page),
+        Route("/feeds/{feed}/days/{date}", pages.day_page),
         Route("/healthz", api.healthz),
         Route("/api/feeds", api.list_feeds, methods=["GET"]),
         Route("/api/feeds", api.create_feed, methods=["POST"]),
         Route("/api/feeds/{feed}", api.get_feed, methods=["GET"]),
         Route("/api/feeds/{feed}/briefs", api.list_briefs, methods=["GET"]),
         Route("/api/feeds/{feed}/briefs", api.publish_brief, methods=["POST"]),
+        Route("/api/feeds/{feed}/days", archive.list_days, methods=["GET"]),
+        Route("/api/feeds/{feed}/days/{date}", archive.get_day, methods=["GET"]),
         WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
         Mount("/static", StaticFiles(directory=settings.web_dir), name="static"),
     ]

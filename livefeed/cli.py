@@ -11,21 +11,27 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livefeed.config import Settings
+from livefeed.days import local_clock, parse_clock, parse_day
 from livefeed.embedded import EmbeddedRedis, EmbeddedRedisError, owner_url
 from livefeed.errors import LivefeedError
-from livefeed.models import now_ms, parse_new_feed
+from livefeed.models import StreamId, now_ms, parse_new_feed
+from livefeed.replay import Player, parse_speed
 from livefeed.store import Store
+from livefeed.transfer import export_briefs, import_briefs, parse_import
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +81,32 @@ def build_parser() -> argparse.ArgumentParser:
     trevoke = token_sub.add_parser("revoke", parents=[redis_opts], help="revoke an editor's token")
     trevoke.add_argument("name")
     trevoke.set_defaults(func=cmd_token_revoke)
+    export = sub.add_parser(
+        "export", parents=[redis_opts], help="write briefs as JSON Lines, oldest first"
+    )
+    export.add_argument("feed")
+    when = export.add_mutually_exclusive_group()
+    when.add_argument("--day", help="one local day, YYYY-MM-DD")
+    when.add_argument("--from", dest="from_day", help="first local day, YYYY-MM-DD")
+    export.add_argument("--to", dest="to_day", help="last local day, YYYY-MM-DD (with --from)")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_export)
+
+    imp = sub.add_parser(
+        "import",
+        parents=[redis_opts],
+        help="append briefs from JSON Lines at their original times (all or nothing)",
+    )
+    imp.add_argument("feed")
+    imp.add_argument("file", help="a .jsonl file, or - for standard input")
+    imp.set_defaults(func=cmd_import)
+
+    replay = sub.add_parser("replay", parents=[redis_opts], help="play a day in the terminal")
+    replay.add_argument("feed")
+    replay.add_argument("day", help="YYYY-MM-DD, in the feed's time zone")
+    replay.add_argument("--speed", default="60", help="how many times faster (default 60)")
+    replay.add_argument("--from", dest="from_clock", help="start at this local time, HH:MM")
+    replay.set_defaults(func=cmd_replay)
     return parser
 
 
@@ -170,6 +202,8 @@ def _with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[in
     except LivefeedError as exc:
         print(f"livefeed: {exc.message}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise
     except (EmbeddedRedisError, RedisError, OSError) as exc:
         print(f"livefeed: cannot reach Redis: {exc}", file=sys.stderr)
         return 1
@@ -222,6 +256,113 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
         return 0
 
     return _with_store(args, action)
+
+
+def _progress(label: str) -> Callable[[int, int], None] | None:
+    """A one-line progress bar on standard error, when that is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        percent = 100 * done // max(total, 1)
+        bar = "#" * filled + "-" * (width - filled)
+        end = "\n" if done >= total else ""
+        print(f"\r{label} [{bar}] {done}/{total} {percent}%", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+
+    async def action(store: Store) -> int:
+        feed = await store.require_feed(args.feed)
+        start_ms, end_ms = 0, 2**63 - 1
+        if args.day:
+            day = parse_day(args.day, feed.timezone)
+            start_ms, end_ms = day.start_ms, day.end_ms
+        elif args.from_day or args.to_day:
+            if args.from_day:
+                start_ms = parse_day(args.from_day, feed.timezone).start_ms
+            if args.to_day:
+                end_ms = parse_day(args.to_day, feed.timezone).end_ms
+        total = sum(
+            count
+            for day_iso, count in await store.days(feed.slug)
+            if start_ms <= parse_day(day_iso, feed.timezone).start_ms <= end_ms
+        )
+        progress = _progress(f"exporting {feed.slug}")
+        done = 0
+        async for lines in export_briefs(store, feed, start_ms, end_ms):
+            out.writelines(lines)
+            done += len(lines)
+            if progress is not None:
+                progress(done, max(total, done))
+        print(f"exported {done} briefs", file=sys.stderr)
+        return 0
+
+    try:
+        return _with_store(args, action)
+    except BrokenPipeError:  # the reader (head, say) has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        if args.output:
+            out.close()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    if args.file == "-":
+        lines = sys.stdin.buffer.read().splitlines()
+    else:
+        try:
+            with open(args.file, "rb") as handle:
+                lines = handle.read().splitlines()
+        except OSError as exc:
+            print(f"livefeed: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 1
+
+    async def action(store: Store) -> int:
+        feed = await store.require_feed(args.feed)
+        bounds = await store.bounds(feed.slug)
+        briefs = parse_import(lines, bounds.last_generated)
+        ids = await import_briefs(store, feed, briefs, _progress(f"importing into {feed.slug}"))
+        print(f"imported {len(ids)} briefs into {feed.slug}", file=sys.stderr)
+        return 0
+
+    return _with_store(args, action)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    async def action(store: Store) -> int:
+        feed = await store.require_feed(args.feed)
+        day = parse_day(args.day, feed.timezone)
+        speed = parse_speed(args.speed)
+        start = day.at_clock(*parse_clock(args.from_clock)) if args.from_clock else day.start_ms
+        player = Player(store, feed, day, speed, max_gap=3.0)
+        async for frame in player.play(start):
+            print(_replay_line(orjson.loads(frame), feed.timezone), flush=True)
+        return 0
+
+    return _with_store(args, action)
+
+
+def _replay_line(frame: dict[str, Any], timezone: str) -> str:
+    kind = frame["type"]
+    if kind == "brief":
+        brief = frame["brief"]
+        clock = local_clock(StreamId.parse(brief["id"]).ms, timezone)[:5]
+        return f"{clock}  {brief['headline']}"
+    if kind == "replay_start":
+        return f"-- {frame['date']} ({timezone}) at {frame['speed']:g}x --"
+    if kind == "replay_skip":
+        to = datetime.fromisoformat(frame["to"]).timestamp() * 1000
+        return f"   … quiet until {local_clock(int(to), timezone)[:5]} …"
+    if kind == "replay_end":
+        return "-- end of the day --"
+    return f"-- {kind} --"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,6 +43,7 @@ class Settings:
     catchup_page: int = 500
     reader_queue: int = 1024
     heartbeat_interval: float = 20.0
+    replay_max_gap: float = 3.0
     redis_timeout: float = 5.0
     redis_pool_size: int = 64
 

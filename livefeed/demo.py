@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import timedelta
 
 from redis.exceptions import RedisError
 
 from livefeed.config import Settings
+from livefeed.days import day_containing, day_of
 from livefeed.errors import Conflict
 from livefeed.models import Feed, iso_ms, now_ms, parse_new_brief
 from livefeed.store import Store
+from livefeed.transfer import ImportedBrief, import_briefs
 
 log = logging.getLogger("livefeed.demo")
 
@@ -94,6 +97,7 @@ async def run_demo(store: Store, settings: Settings, seed_count: int = 6) -> Non
         try:
             feed = await ensure_demo_feed(store)
             if (await store.bounds(DEMO_SLUG)).first is None:
+                await seed_history(store, feed, rng)
                 for _ in range(seed_count):
                     await _post(store, feed, rng)
             break
@@ -106,6 +110,20 @@ async def run_demo(store: Store, settings: Settings, seed_count: int = 6) -> Non
             await _post(store, feed, rng)
         except RedisError as exc:
             log.warning("demo brief not posted (%s)", exc)
+
+
+async def seed_history(store: Store, feed: Feed, rng: random.Random, days: int = 2) -> None:
+    """Give the demo feed earlier days to read and replay: 25-40 briefs a day, 06:00-23:30."""
+    today = day_containing(now_ms(), feed.timezone).date
+    history: list[ImportedBrief] = []
+    for back in range(days, 0, -1):
+        day = day_of(today - timedelta(days=back), feed.timezone)
+        first, last = day.start_ms + 6 * 3_600_000, day.start_ms + 23 * 3_600_000 + 1_800_000
+        times = sorted(rng.randrange(first, last) for _ in range(rng.randint(25, 40)))
+        for at_ms in times:
+            draft = parse_new_brief(generate_brief(rng), default_author="Demo desk")
+            history.append(ImportedBrief(len(history) + 1, at_ms, draft))
+    await import_briefs(store, feed, history)
 
 
 async def _post(store: Store, feed: Feed, rng: random.Random) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from livefeed.archive import DAY_PAGE, read_day
+from livefeed.days import local_clock
+from livefeed.errors import BadRequest
 from livefeed.models import StreamId, local_time_label, now_ms, zone_label
 from livefeed.store import Store
 
@@ -45,7 +49,7 @@ async def feed_page(request: Request) -> Response:
     slug = request.path_params["feed"]
     feed = await store.get_feed(slug)
     if feed is None:
-        return _render(request, "not_found.html", {"what": f"feed “{slug}”"}, status=404)
+        return _not_found(request, f"feed “{slug}”")
     raw_before = request.query_params.get("before") or None
     before = StreamId.parse(raw_before, name="before") if raw_before else None
     briefs, older = await store.latest_briefs(slug, settings.page_size, before)
@@ -65,3 +69,62 @@ async def feed_page(request: Request) -> Response:
             "tz_label": zone_label(feed.timezone, now),
         },
     )
+
+
+async def days_page(request: Request) -> Response:
+    """``/feeds/{feed}/days[?date=]``: go to the chosen day, or the latest one with briefs."""
+    store: Store = request.app.state.store
+    feed = await store.get_feed(request.path_params["feed"])
+    if feed is None:
+        return _not_found(request, f"feed “{request.path_params['feed']}”")
+    chosen = request.query_params.get("date")
+    if not chosen:
+        days = await store.days(feed.slug)
+        if not days:
+            return _not_found(request, f"archive for “{feed.title}” yet")
+        chosen = days[0][0]
+    return RedirectResponse(f"/feeds/{feed.slug}/days/{quote(chosen)}", status_code=303)
+
+
+async def day_page(request: Request) -> Response:
+    """A day as it finally stands, oldest first, with a Replay control for readers with JS."""
+    store: Store = request.app.state.store
+    feed = await store.get_feed(request.path_params["feed"])
+    if feed is None:
+        return _not_found(request, f"feed “{request.path_params['feed']}”")
+    raw_date = request.path_params["date"]
+    try:
+        day, briefs, after = await read_day(
+            store, feed, raw_date, request.query_params.get("cursor"), DAY_PAGE
+        )
+    except BadRequest:
+        return _not_found(request, f"day “{raw_date}”")
+    days = [d for d, _ in await store.days(feed.slug)]
+    earlier = [d for d in days if d < day.iso]
+    later = [d for d in days if d > day.iso]
+    show_zone = day.hours != 24
+    for brief in briefs:
+        ms = StreamId.parse(str(brief["id"])).ms
+        brief["local_time"] = local_clock(ms, feed.timezone)[:5]
+        if show_zone:
+            brief["local_time"] += " " + zone_label(feed.timezone, ms)
+    return _render(
+        request,
+        "day.html",
+        {
+            "feed": feed,
+            "day": day,
+            "day_title": day.date.strftime("%A %-d %B %Y"),
+            "briefs": briefs,
+            "next_cursor": None if after is None else str(after),
+            "cursor": request.query_params.get("cursor"),
+            "days": days,
+            "previous_day": earlier[0] if earlier else None,
+            "next_day": later[-1] if later else None,
+            "tz_label": zone_label(feed.timezone, (day.start_ms + day.end_ms) // 2),
+        },
+    )
+
+
+def _not_found(request: Request, what: str) -> Response:
+    return _render(request, "not_found.html", {"what": what}, status=404)

@@ -303,14 +303,15 @@ class Store:
 
         return await self._collect_briefs(slug, pages(), limit)
 
-    async def day_briefs(
-        self, slug: str, day: Day, after: StreamId | None, limit: int
+    async def briefs_between(
+        self, slug: str, start_ms: int, end_ms: int, after: StreamId | None, limit: int
     ) -> tuple[list[dict[str, Any]], StreamId | None]:
-        """A day's briefs as they stand, oldest first, and the cursor for the next page."""
-        high = f"{day.end_ms}-{_U64}"
+        """Briefs published from ``start_ms`` to ``end_ms`` as they stand, oldest first, in pages
+        of ``limit`` after the cursor ``after``; returns them and the next cursor (or None)."""
+        high = f"{end_ms}-{_U64}"
 
         async def pages() -> AsyncIterator[list[Entry]]:
-            low = f"{day.start_ms}-0" if after is None else f"({after}"
+            low = f"{start_ms}-0" if after is None else f"({after}"
             while True:
                 entries = await self.read_range(slug, low, high, _page(limit))
                 yield entries

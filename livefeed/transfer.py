@@ -1,0 +1,152 @@
+"""Moving history in and out: JSON Lines of briefs as they stand, oldest first.
+
+One brief per line, ``{"published_at", "headline", "body", "author", "url", "tags"}``. An import
+appends each brief at its original time (the stream id is derived from ``published_at``), so days
+and replays come out right; exporting an import of an export gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from livefeed.days import day_containing
+from livefeed.errors import LivefeedError, ValidationFailed
+from livefeed.models import BriefDraft, Feed, StreamId, brief_dict, parse_new_brief
+from livefeed.store import AT, ID, Append, AppendRefused, Store
+
+EXPORT_FIELDS = ("published_at", "headline", "body", "author", "url", "tags")
+BATCH = 1000
+
+Progress = Callable[[int, int], None]
+
+
+class ImportRejected(LivefeedError):
+    """A line of an import is not acceptable; nothing was imported."""
+
+    status = 422
+    default_code = "import_rejected"
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedBrief:
+    line: int
+    at_ms: int
+    draft: BriefDraft
+
+
+def export_line(brief: dict[str, Any]) -> bytes:
+    """A brief as one JSON line, fields in a fixed order."""
+    return orjson.dumps({k: brief[k] for k in EXPORT_FIELDS}, option=orjson.OPT_APPEND_NEWLINE)
+
+
+async def export_briefs(
+    store: Store, feed: Feed, start_ms: int, end_ms: int, page: int = 1000
+) -> AsyncIterator[list[bytes]]:
+    """Yield pages of export lines for briefs published in ``[start_ms, end_ms]``."""
+    cursor: StreamId | None = None
+    while True:
+        briefs, cursor = await store.briefs_between(feed.slug, start_ms, end_ms, cursor, page)
+        if briefs:
+            yield [export_line(b) for b in briefs]
+        if cursor is None:
+            return
+
+
+def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[ImportedBrief]:
+    """Validate every line before anything is written; raise ImportRejected naming the line.
+
+    Lines must be in time order and not older than ``after`` (the feed's last event).
+    """
+    out: list[ImportedBrief] = []
+    last_ms = after.ms
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ImportRejected(number, f"not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ImportRejected(number, "each line must be a JSON object")
+        data = dict(data)
+        at_ms = _published_ms(number, data.pop("published_at", None))
+        try:
+            draft = parse_new_brief(data, default_author="")
+        except (ValidationFailed, LivefeedError) as exc:
+            raise ImportRejected(number, exc.message) from None
+        if at_ms < last_ms:
+            if out:
+                raise ImportRejected(number, "published_at is earlier than the line before")
+            raise ImportRejected(number, "published_at is earlier than what the feed already holds")
+        last_ms = at_ms
+        out.append(ImportedBrief(number, at_ms, draft))
+    return out
+
+
+def _published_ms(line: int, value: Any) -> int:
+    if not isinstance(value, str):
+        raise ImportRejected(line, "published_at is required (ISO 8601 with a time zone)")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ImportRejected(line, f"published_at {value!r} is not ISO 8601") from None
+    if when.tzinfo is None:
+        raise ImportRejected(line, "published_at needs a time zone (Z or an offset)")
+    ms = round(when.timestamp() * 1000)
+    if ms <= 0:
+        raise ImportRejected(line, "published_at must be after 1970")
+    return ms
+
+
+async def import_briefs(
+    store: Store, feed: Feed, briefs: list[ImportedBrief], progress: Progress | None = None
+) -> list[StreamId]:
+    """Append parsed briefs at their original times, all or nothing.
+
+    If Redis refuses one (someone published to the feed meanwhile, say), what this import had
+    appended is removed again and ImportRejected names the line.
+    """
+    appended: list[StreamId] = []
+    for start in range(0, len(briefs), BATCH):
+        batch = briefs[start : start + BATCH]
+        changes = [
+            Append(
+                "brief",
+                brief_dict(item.draft, ID, AT),
+                item.at_ms,
+                strict=True,
+                day=day_containing(item.at_ms, feed.timezone),
+                day_delta=1,
+                state="set",
+            )
+            for item in batch
+        ]
+        try:
+            appended += await store.append_many(feed.slug, changes)
+        except AppendRefused as exc:
+            appended += exc.appended
+            await store.remove(feed.slug, appended, _days_of(feed, appended))
+            raise ImportRejected(batch[exc.index].line, f"refused by Redis: {exc.reason}") from None
+        except BaseException:
+            await store.remove(feed.slug, appended, _days_of(feed, appended))
+            raise
+        if progress is not None:
+            progress(len(appended), len(briefs))
+    return appended
+
+
+def _days_of(feed: Feed, ids: list[StreamId]) -> dict[str, int]:
+    days: dict[str, int] = {}
+    for entry_id in ids:
+        iso = day_containing(entry_id.ms, feed.timezone).iso
+        days[iso] = days.get(iso, 0) + 1
+    return days
