@@ -93,3 +93,19 @@ def test_help_lists_every_command() -> None:
     for command in ("serve", "feed", "token"):
         assert command in out
     assert "--demo" in livefeed("serve", "--help").stdout
+
+
+def test_serve_demo_has_today_and_two_earlier_days_to_read_and_replay(tmp_path: Path) -> None:
+    from conftest import LivefeedServer
+
+    server = LivefeedServer("", "livefeed", LIVEFEED_DEMO_INTERVAL="3600")
+    server.start("--demo", "--data-dir", str(tmp_path / "var"), log_dir=tmp_path)
+    try:
+        days = httpx.get(f"{server.base}/api/feeds/demo/days", timeout=10).json()["days"]
+        assert len(days) >= 3 and all(d["count"] > 0 for d in days)
+        earlier = days[1]["date"]
+        page = httpx.get(f"{server.base}/feeds/demo/days/{earlier}", timeout=10)
+        assert page.status_code == 200 and "brief-headline" in page.text
+        assert "demo editor token" in server.log()
+    finally:
+        server.stop()

@@ -1,0 +1,320 @@
+// The day page: the archive as the server rendered it (oldest first), and "Replay the day" —
+// the day's briefs arriving again at their original pace times a speed, newest on top as on the
+// live page. The archive list is only hidden during a replay, so "Back to the full day" is instant.
+
+import { el, renderBrief } from "./js/render.js";
+import { createClock, localClock, openReplay } from "./js/replay.js";
+
+const TICK_MS = 250;
+const HIGHLIGHT_MS = 5000;
+const MINUTE_MS = 60_000;
+const FATAL_CLOSES = new Map([[4400, "The replay could not start."], [4404, "This feed no longer exists."]]);
+const LABELS = { play: "▶ Replay the day", again: "↻ Replay again", resume: "▶ Continue", stop: "■ Stop", back: "Back to the full day" };
+
+const page = {}; // elements and day settings, filled in by start()
+const bounds = { start: 0, end: 0 }; // the local day in UTC ms, both inclusive
+const view = { playing: false, paused: false, received: 0, startAt: 0, from: null, dragging: false, seeking: false, ticker: 0, items: new Map() };
+let replay = null;
+let clock = null;
+
+// --- time of day ---------------------------------------------------------------------------------
+
+const clockText = (ms) => localClock(ms, page.timeZone);
+const shortText = (ms) => localClock(ms, page.timeZone, { seconds: false });
+
+/** The scrubber counts real minutes from the day's start, so a 25-hour day has 1500 of them. */
+function scrubberMs(value = page.scrubber.valueAsNumber) {
+  return Math.min(bounds.start + value * MINUTE_MS, bounds.end);
+}
+
+function scrubberValue(ms) {
+  return Math.floor((ms - bounds.start) / MINUTE_MS);
+}
+
+function setBounds(start, end) {
+  if (!Number.isFinite(start) || !Number.isFinite(end) || end <= start) return;
+  Object.assign(bounds, { start, end });
+  page.scrubber.max = String(Math.ceil((end + 1 - start) / MINUTE_MS) - 1);
+  page.scrubber.step = "1";
+}
+
+/** Show `ms` on the clock and, unless the reader holds it, on the scrubber. */
+function showTime(ms) {
+  const text = clockText(ms);
+  if (page.clock.textContent !== text) page.clock.textContent = text;
+  if (view.dragging) return;
+  const value = String(scrubberValue(ms));
+  if (page.scrubber.value !== value) {
+    page.scrubber.value = value;
+    page.scrubber.setAttribute("aria-valuetext", shortText(ms));
+  }
+}
+
+function tick() {
+  showTime(view.dragging ? scrubberMs() : clock.now());
+}
+
+// --- the page --------------------------------------------------------------------------------
+
+function setStatus(text) {
+  if (page.status.textContent !== text) page.status.textContent = text;
+}
+
+function showArchive(visible) {
+  page.list.hidden = !visible;
+  page.empty.hidden = visible ? page.emptyWasHidden : true;
+  if (page.older) page.older.hidden = !visible;
+  page.replayList.hidden = visible;
+  page.stop.hidden = visible;
+}
+
+function moveFocus(from, to) {
+  if (document.activeElement === from) to.focus();
+}
+
+function showPlaying(playing) {
+  view.playing = playing;
+  page.section.toggleAttribute("data-playing", playing);
+  page.play.hidden = playing;
+  page.pause.hidden = !playing;
+  page.stop.textContent = playing ? LABELS.stop : LABELS.back;
+  if (playing) moveFocus(page.play, page.pause);
+  else moveFocus(page.pause, page.play);
+}
+
+function showPaused(paused) {
+  view.paused = paused;
+  page.pause.textContent = paused ? "Resume" : "Pause";
+}
+
+function showSpeed(speed) {
+  const value = String(Number(speed));
+  if ([...page.speed.options].some((option) => option.value === value)) page.speed.value = value;
+}
+
+function clearReplayList() {
+  page.replayList.replaceChildren();
+  view.items.clear();
+}
+
+/** The brief as the server renders it on this page: "HH:MM" (with the zone on a 23/25-hour day). */
+function renderReplayBrief(brief, ms) {
+  const item = renderBrief(brief, page);
+  item.removeAttribute("id"); // the hidden archive list already holds this id
+  const time = item.querySelector("time");
+  if (time) time.textContent = localClock(ms, page.timeZone, { seconds: false, zone: page.showZone });
+  return item;
+}
+
+// --- playing -----------------------------------------------------------------------------------
+
+function play() {
+  replay?.close();
+  clearReplayList();
+  view.received = 0;
+  view.seeking = false;
+  showArchive(false);
+  showPaused(false);
+  showPlaying(true);
+  setStatus("Starting the replay…");
+  replay = openReplay({
+    slug: page.slug,
+    date: page.date,
+    speed: page.speed.value,
+    from: view.from,
+    onFrame: handleFrame,
+    onClose: handleClose,
+  });
+  clearInterval(view.ticker);
+  view.ticker = setInterval(tick, TICK_MS);
+}
+
+/** The replay is over (ended, refused or cut off): freeze the clock and offer Play again. */
+function finish(message, playLabel) {
+  replay?.close();
+  replay = null;
+  clearInterval(view.ticker);
+  clock.sync(clock.now(), { paused: true });
+  page.play.textContent = playLabel;
+  showPaused(false);
+  showPlaying(false);
+  setStatus(message);
+  tick();
+}
+
+function stop() {
+  if (view.playing) finish("", LABELS.play);
+  view.from = null;
+  page.play.textContent = LABELS.play;
+  clock.sync(bounds.start);
+  tick();
+  showArchive(true);
+  moveFocus(page.stop, page.play);
+  setStatus("Showing the full day.");
+}
+
+function handleFrame(frame) {
+  switch (frame.type) {
+    case "replay_start": {
+      const at = Date.parse(frame.at);
+      setBounds(Date.parse(frame.day_start), Date.parse(frame.day_end));
+      view.startAt = at;
+      clearReplayList();
+      showPaused(false);
+      showSpeed(frame.speed);
+      clock.sync(at, { speed: frame.speed, paused: false });
+      setStatus(view.seeking ? `Jumped to ${clockText(at)}.` : `Replaying from ${clockText(at)} at ${Number(frame.speed)}×.`);
+      view.seeking = false;
+      break;
+    }
+    case "brief":
+      handleBrief(frame.brief);
+      break;
+    case "replay_skip":
+      clock.sync(Date.parse(frame.to));
+      setStatus(`Skipped a quiet spell: ${shortText(Date.parse(frame.from))} → ${shortText(Date.parse(frame.to))}`);
+      break;
+    case "replay_state":
+      showPaused(Boolean(frame.paused));
+      showSpeed(frame.speed);
+      clock.sync(Date.parse(frame.at), { speed: frame.speed, paused: view.paused });
+      setStatus(view.paused ? `Paused at ${clockText(clock.now())}.` : `Playing at ${Number(frame.speed)}×.`);
+      break;
+    case "replay_end":
+      finish("End of the day.", LABELS.again);
+      view.from = null;
+      break;
+    case "error":
+      setStatus(frame.message || "The server did not understand that.");
+      break;
+    default:
+      console.warn("livefeed: unknown frame type", frame.type);
+  }
+  tick();
+}
+
+function handleBrief(brief) {
+  if (!brief?.id) return;
+  view.received += 1;
+  let ms = Date.parse(brief.published_at);
+  if (!Number.isFinite(ms)) ms = Number(String(brief.id).split("-")[0]);
+  const onTime = ms > view.startAt; // earlier ones rebuild the page as it stood at `at`
+  if (onTime) clock.sync(ms);
+  const item = renderReplayBrief(brief, ms);
+  if (onTime) {
+    item.classList.add("brief--new");
+    setTimeout(() => item.classList.remove("brief--new"), HIGHLIGHT_MS);
+  }
+  const old = view.items.get(brief.id);
+  if (old) old.replaceWith(item);
+  else page.replayList.prepend(item);
+  view.items.set(brief.id, item);
+}
+
+function handleClose(code, reason) {
+  replay = null;
+  if (!view.playing) return;
+  const fatal = FATAL_CLOSES.get(code);
+  if (fatal) {
+    view.from = null;
+    finish(reason || fatal, LABELS.play);
+    if (view.items.size === 0) showArchive(true);
+    return;
+  }
+  const at = clock.now();
+  view.from = clockText(at);
+  finish(`The replay was interrupted at ${clockText(at)}. Press Continue to carry on.`, LABELS.resume);
+}
+
+// --- controls ----------------------------------------------------------------------------------
+
+function togglePause() {
+  if (!replay) return;
+  const pausing = !view.paused;
+  replay.send({ action: pausing ? "pause" : "resume" });
+  showPaused(pausing); // the server's replay_state confirms and sets the exact time
+  clock.sync(clock.now(), { paused: pausing });
+}
+
+function changeSpeed() {
+  if (replay) replay.send({ action: "speed", speed: Number(page.speed.value) });
+}
+
+function scrubbing() {
+  view.dragging = true;
+  tick();
+}
+
+function scrubbed() {
+  view.dragging = false;
+  const ms = scrubberMs();
+  const to = clockText(ms);
+  page.scrubber.setAttribute("aria-valuetext", shortText(ms));
+  if (replay) {
+    view.seeking = true;
+    replay.send({ action: "seek", to });
+    clock.sync(ms);
+  } else {
+    view.from = to; // where Play will start
+    clock.sync(ms, { paused: true });
+  }
+  tick();
+}
+
+// --- wiring ------------------------------------------------------------------------------------
+
+function start() {
+  const section = document.getElementById("replay");
+  const list = document.getElementById("briefs");
+  if (!section || !list || !("WebSocket" in window)) return;
+  Object.assign(page, {
+    section,
+    list,
+    slug: section.dataset.feed,
+    date: section.dataset.date,
+    timeZone: section.dataset.timezone,
+    empty: document.getElementById("empty"),
+    older: document.querySelector("#day .older"),
+    play: document.getElementById("replay-play"),
+    pause: document.getElementById("replay-pause"),
+    speed: document.getElementById("replay-speed"),
+    clock: document.getElementById("replay-clock"),
+    scrubber: document.getElementById("replay-scrubber"),
+    status: document.getElementById("replay-status"),
+    replayList: el("ol", "briefs replay-briefs"),
+    stop: el("button", "replay-stop", LABELS.back),
+  });
+  page.emptyWasHidden = page.empty.hidden;
+  setBounds(Number(section.dataset.dayStart), Number(section.dataset.dayEnd));
+  page.showZone = bounds.end + 1 - bounds.start !== 24 * 60 * MINUTE_MS;
+  clock = createClock(bounds);
+
+  page.replayList.id = "replay-briefs";
+  page.replayList.setAttribute("aria-label", "Replayed updates, newest first");
+  page.replayList.hidden = true;
+  list.before(page.replayList);
+  page.stop.type = "button";
+  page.stop.hidden = true;
+  page.pause.after(page.stop);
+
+  page.play.addEventListener("click", play);
+  page.pause.addEventListener("click", togglePause);
+  page.stop.addEventListener("click", stop);
+  page.speed.addEventListener("change", changeSpeed);
+  page.scrubber.addEventListener("input", scrubbing);
+  page.scrubber.addEventListener("change", scrubbed);
+  page.scrubber.addEventListener("pointerdown", () => { view.dragging = true; });
+  for (const type of ["pointerup", "pointercancel", "blur"]) {
+    page.scrubber.addEventListener(type, () => { view.dragging = false; });
+  }
+
+  window.livefeedReplay = {
+    state: () => ({ playing: view.playing, paused: view.paused, clock: clockText(clock.now()),
+      received: view.received, shown: view.items.size }),
+  };
+  tick();
+  section.hidden = false;
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+else start();
