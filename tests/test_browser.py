@@ -156,3 +156,71 @@ def test_the_page_is_usable_on_a_phone(
         assert overflow <= 0, "no horizontal scrolling on a 360px screen"
     finally:
         context.close()
+
+
+def test_a_day_replay_plays_pauses_and_scrubs(
+    page: Page,
+    server: LivefeedServer,
+    redis_server: RedisProcess,
+    http: httpx.Client,
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from test_cli import livefeed
+
+    slug = make_feed(http, timezone="UTC")
+    times = ["09:00:00", "09:00:20", "09:00:40", "12:00:00", "12:00:20"]
+    path = tmp_path / "day.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"published_at": f"2024-05-01T{t}.000Z", "headline": f"At {t}"}) + "\n"
+            for t in times
+        )
+    )
+    assert (
+        livefeed(
+            "import",
+            slug,
+            str(path),
+            "--redis-url",
+            redis_server.url,
+            "--key-prefix",
+            server.prefix,
+        ).returncode
+        == 0
+    )
+
+    page.goto(f"{server.base}/feeds/{slug}/days/2024-05-01")
+    expect(page.locator("#replay")).to_be_visible()
+    expect(page.locator("#briefs > li.brief")).to_have_count(5)  # the archive, before any replay
+    page.select_option("#replay-speed", "60")
+    page.locator("#replay-play").click()
+    replayed = page.locator("#replay-briefs > li.brief .brief-headline")
+    # Midnight to 09:00 is a quiet spell, skipped to 3 s; 20 s of the day then take 1/3 s; the
+    # three-hour gap before noon is capped at 3 s again: time enough to pause in it.
+    expect(replayed).to_have_count(3, timeout=10000)
+    expect(page.locator("#replay-status")).to_contain_text("Skipped a quiet spell")
+    page.locator("#replay-pause").click()
+    expect(page.locator("#replay-pause")).to_have_text("Resume")
+    clock = page.evaluate("window.livefeedReplay.state().clock")
+    page.wait_for_timeout(1500)
+    state = page.evaluate("window.livefeedReplay.state()")
+    assert state["paused"] and state["shown"] == 3, "nothing plays while paused"
+    assert state["clock"] == clock, "the clock stands still"
+    page.locator("#replay-pause").click()
+    expect(page.locator("#replay-pause")).to_have_text("Pause")
+
+    # Scrub to 11:00 while playing: the page is rebuilt as it stood then, and plays on.
+    page.evaluate(
+        """() => { const s = document.querySelector('#replay-scrubber');
+                   s.value = String(11 * 60);
+                   s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change')); }"""
+    )
+    expect(page.locator("#replay-status")).to_contain_text("End of the day", timeout=10000)
+    assert replayed.all_text_contents() == [f"At {t}" for t in reversed(times)], (
+        "newest on top, none twice"
+    )
+    assert page.evaluate("window.livefeedReplay.state().received") >= 8, (
+        "the seek replayed the morning"
+    )

@@ -9,11 +9,19 @@ const TICK_MS = 250;
 const HIGHLIGHT_MS = 5000;
 const MINUTE_MS = 60_000;
 const FATAL_CLOSES = new Map([[4400, "The replay could not start."], [4404, "This feed no longer exists."]]);
-const LABELS = { play: "▶ Replay the day", again: "↻ Replay again", resume: "▶ Continue", stop: "■ Stop", back: "Back to the full day" };
+const LABELS = {
+  play: "▶ Replay the day", again: "↻ Replay again", resume: "▶ Continue",
+  stop: "■ Stop", back: "Back to the full day",
+};
 
 const page = {}; // elements and day settings, filled in by start()
 const bounds = { start: 0, end: 0 }; // the local day in UTC ms, both inclusive
-const view = { playing: false, paused: false, received: 0, startAt: 0, from: null, dragging: false, seeking: false, ticker: 0, items: new Map() };
+const view = {
+  playing: false, paused: false, received: 0, // received: brief frames since Play, seeks included
+  startAt: 0, // the last replay_start's `at`: briefs up to it rebuild the page, later ones are new
+  from: null, // "HH:MM:SS" where the next Play starts, or null for the start of the day
+  dragging: false, seeking: false, ticker: 0, items: new Map(), // brief id → its <li> in the replay
+};
 let replay = null;
 let clock = null;
 
@@ -163,7 +171,8 @@ function handleFrame(frame) {
       showPaused(false);
       showSpeed(frame.speed);
       clock.sync(at, { speed: frame.speed, paused: false });
-      setStatus(view.seeking ? `Jumped to ${clockText(at)}.` : `Replaying from ${clockText(at)} at ${Number(frame.speed)}×.`);
+      setStatus(view.seeking ? `Jumped to ${clockText(at)}.`
+        : `Replaying from ${clockText(at)} at ${Number(frame.speed)}×.`);
       view.seeking = false;
       break;
     }
@@ -172,7 +181,7 @@ function handleFrame(frame) {
       break;
     case "replay_skip":
       clock.sync(Date.parse(frame.to));
-      setStatus(`Skipped a quiet spell: ${shortText(Date.parse(frame.from))} → ${shortText(Date.parse(frame.to))}`);
+      showSkip(Date.parse(frame.from), Date.parse(frame.to));
       break;
     case "replay_state":
       showPaused(Boolean(frame.paused));
@@ -209,6 +218,12 @@ function handleBrief(brief) {
   if (old) old.replaceWith(item);
   else page.replayList.prepend(item);
   view.items.set(brief.id, item);
+}
+
+/** "Skipped a quiet spell: 03:12 → 05:40", with seconds when the minutes alone would match. */
+function showSkip(from, to) {
+  const label = shortText(from) === shortText(to) ? clockText : shortText;
+  setStatus(`Skipped a quiet spell: ${label(from)} → ${label(to)}`);
 }
 
 function handleClose(code, reason) {

@@ -49,7 +49,7 @@ export function createClock(bounds) {
 
   /** Restart from `ms` (default: where it is now), optionally with a new speed or paused state. */
   function sync(ms = now(), changes = {}) {
-    base = ms;
+    base = Number.isFinite(ms) ? ms : now(); // a frame without a readable time keeps the clock
     t0 = performance.now();
     if (Number(changes.speed) > 0) speed = Number(changes.speed);
     if (typeof changes.paused === "boolean") paused = changes.paused;
