@@ -10,6 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from livefeed import newsroom
 from livefeed.config import Settings
 from livefeed.errors import BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from livefeed.models import StreamId, now_ms, parse_new_brief, parse_new_feed
@@ -124,7 +125,7 @@ async def publish_brief(request: Request) -> Response:
     feed = await store.require_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     draft = parse_new_brief(payload, default_author=editor)
-    brief = await store.publish_brief(feed, draft)
+    brief = await newsroom.publish(store, feed, draft, editor)
     return json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief['id']}"})
 
 

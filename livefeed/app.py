@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.websockets import WebSocket
 
-from livefeed import api, archive, pages
+from livefeed import api, archive, editor_api, pages
 from livefeed.config import Settings
 from livefeed.errors import LivefeedError, Unavailable
 from livefeed.hub import Hub
@@ -82,12 +82,23 @@ def create_app(settings: Settings) -> Starlette:
         Route("/feeds/{feed}", pages.feed_page),
         Route("/feeds/{feed}/days", pages.days_page),
         Route("/feeds/{feed}/days/{date}", pages.day_page),
+        Route("/editor", pages.editor_page),
         Route("/healthz", api.healthz),
         Route("/api/feeds", api.list_feeds, methods=["GET"]),
         Route("/api/feeds", api.create_feed, methods=["POST"]),
+        Route("/api/me", editor_api.me, methods=["GET"]),
         Route("/api/feeds/{feed}", api.get_feed, methods=["GET"]),
+        Route("/api/feeds/{feed}", editor_api.patch_feed, methods=["PATCH"]),
         Route("/api/feeds/{feed}/briefs", api.list_briefs, methods=["GET"]),
         Route("/api/feeds/{feed}/briefs", api.publish_brief, methods=["POST"]),
+        Route("/api/feeds/{feed}/briefs/preview", editor_api.preview_brief, methods=["POST"]),
+        Route("/api/feeds/{feed}/briefs/{brief}", editor_api.get_brief, methods=["GET"]),
+        Route("/api/feeds/{feed}/briefs/{brief}", editor_api.patch_brief, methods=["PATCH"]),
+        Route("/api/feeds/{feed}/briefs/{brief}", editor_api.delete_brief, methods=["DELETE"]),
+        Route("/api/feeds/{feed}/briefs/{brief}/history", editor_api.brief_history),
+        Route("/api/feeds/{feed}/pin", editor_api.put_pin, methods=["PUT"]),
+        Route("/api/feeds/{feed}/pin", editor_api.delete_pin, methods=["DELETE"]),
+        Route("/api/feeds/{feed}/key-events", editor_api.key_events, methods=["GET"]),
         Route("/api/feeds/{feed}/days", archive.list_days, methods=["GET"]),
         Route("/api/feeds/{feed}/days/{date}", archive.get_day, methods=["GET"]),
         WebSocketRoute("/ws/feeds/{feed}", websocket_feed),

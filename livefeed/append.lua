@@ -1,5 +1,7 @@
 -- Append one event to a feed, atomically with the state it changes.
 -- KEYS[1] the stream   KEYS[2] brief states (hash: id -> JSON)   KEYS[3] day counts (hash)
+-- KEYS[4] brief histories (hash: id -> comma-separated event ids)   KEYS[5] feed meta (hash)
+-- KEYS[6] key events (set of brief ids)
 -- ARGV[1] a JSON header:
 --   type      event type
 --   at        time in ms for the id
@@ -10,6 +12,13 @@
 --   day, day_delta   add day_delta to the count of `day` (a brief created or retracted)
 --   state     "set": store the event body as the brief's state under `field` (or the new
 --             entry's id when field is null); "del": remove `field`
+--   expect    brief id that must have a state (else LIVEFEED_NOTFOUND) ...
+--   version   ... whose version must be this (else LIVEFEED_STALE <current version>)
+--   open      refuse with LIVEFEED_ENDED when the feed's coverage has ended
+--   history   record the new entry id in the history of `field` (or of the new id)
+--   key       true/false: add `field` (or the new id) to / remove it from the key events
+--   meta_set  {name: value} for the feed meta hash ("$AT" is the entry's time);
+--   meta_del  [names];  unpin  brief id: drop the pin if it is this brief
 -- ARGV[2] the markers, one letter per gap between chunks: I = entry id, A = entry time (ISO)
 -- ARGV[3] the head of the event JSON; ARGV[4] its tail
 -- ARGV[5..] chunks of the event body; event = head .. body .. tail
@@ -47,6 +56,26 @@ if type(info) == 'table' and not info.err then
   end
 end
 
+local function present(value)
+  return value ~= nil and value ~= cjson.null
+end
+
+if present(h.expect) then
+  local current = redis.call('HGET', KEYS[2], h.expect)
+  if not current then
+    return redis.error_reply('LIVEFEED_NOTFOUND ' .. h.expect)
+  end
+  if present(h.version) then
+    local v = cjson.decode(current).version
+    if v ~= h.version then
+      return redis.error_reply(string.format('LIVEFEED_STALE %d', v))
+    end
+  end
+end
+if h.open and redis.call('HGET', KEYS[5], 'status') == 'ended' then
+  return redis.error_reply('LIVEFEED_ENDED coverage has ended')
+end
+
 local ms, seq = h.at, 0
 if ms < last_ms and h.strict then
   return redis.error_reply(string.format('LIVEFEED_OLDER %d-%d', last_ms, last_seq))
@@ -69,12 +98,34 @@ end
 local body = table.concat(parts)
 
 redis.call('XADD', KEYS[1], id, 't', h.type, 'd', ARGV[3] .. body .. ARGV[4])
+local field = h.field
+if type(field) ~= 'string' then field = id end
 if h.state == 'set' then
-  local field = h.field
-  if type(field) ~= 'string' then field = id end
   redis.call('HSET', KEYS[2], field, body)
 elseif h.state == 'del' then
-  redis.call('HDEL', KEYS[2], h.field)
+  redis.call('HDEL', KEYS[2], field)
+end
+if h.history then
+  local past = redis.call('HGET', KEYS[4], field)
+  redis.call('HSET', KEYS[4], field, past and (past .. ',' .. id) or id)
+end
+if h.key == true then
+  redis.call('SADD', KEYS[6], field)
+elseif h.key == false then
+  redis.call('SREM', KEYS[6], field)
+end
+if present(h.unpin) and redis.call('HGET', KEYS[5], 'pinned') == h.unpin then
+  redis.call('HDEL', KEYS[5], 'pinned')
+end
+if present(h.meta_set) then
+  for name, value in pairs(h.meta_set) do
+    redis.call('HSET', KEYS[5], name, value == '$AT' and at or value)
+  end
+end
+if present(h.meta_del) then
+  for _, name in ipairs(h.meta_del) do
+    redis.call('HDEL', KEYS[5], name)
+  end
 end
 if type(h.day) == 'string' and h.day_delta ~= 0 then
   redis.call('HINCRBY', KEYS[3], h.day, h.day_delta)

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from redis.exceptions import RedisError
 
+from livefeed import newsroom
 from livefeed.config import Settings
 from livefeed.days import day_containing, day_of
 from livefeed.errors import Conflict
@@ -128,4 +129,4 @@ async def seed_history(store: Store, feed: Feed, rng: random.Random, days: int =
 
 async def _post(store: Store, feed: Feed, rng: random.Random) -> None:
     draft = parse_new_brief(generate_brief(rng), default_author="Demo desk")
-    await store.publish_brief(feed, draft)
+    await newsroom.publish(store, feed, draft, editor="Demo desk")

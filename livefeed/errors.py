@@ -71,6 +71,22 @@ class Conflict(LivefeedError):
     default_code = "conflict"
 
 
+class PreconditionFailed(LivefeedError):
+    """The brief is no longer at the version the client based its change on."""
+
+    status = 412
+    default_code = "stale_version"
+
+    def __init__(self, message: str, *, current_version: int) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["error"]["current_version"] = self.current_version
+        return body
+
+
 class PayloadTooLarge(LivefeedError):
     status = 413
     default_code = "payload_too_large"

@@ -109,10 +109,15 @@ def zone_label(tz: str, ms: int | None = None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Feed:
+    """A feed; ``status``, ``ended_at`` and ``pinned`` change as editors work (feed meta)."""
+
     slug: str
     title: str
     timezone: str
     created_at: str
+    status: str = "live"
+    ended_at: str | None = None
+    pinned: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,11 +125,21 @@ class Feed:
             "title": self.title,
             "timezone": self.timezone,
             "created_at": self.created_at,
+            "status": self.status,
+            "ended_at": self.ended_at,
+            "pinned": self.pinned,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Feed:
         return cls(data["slug"], data["title"], data["timezone"], data["created_at"])
+
+    def identity(self) -> dict[str, Any]:
+        """What never changes after creation: the stored feed record."""
+        return {k: v for k, v in self.to_dict().items() if k in _FEED_IDENTITY}
+
+
+_FEED_IDENTITY = {"slug", "title", "timezone", "created_at"}
 
 
 def validate_slug(value: Any) -> str:
@@ -177,40 +192,92 @@ class BriefDraft:
     author: str
     url: str | None
     tags: tuple[str, ...]
+    key_event: bool = False
+
+
+BRIEF_FIELDS = {"headline", "body", "author", "url", "tags", "key_event"}
 
 
 def parse_new_brief(payload: Any, default_author: str) -> BriefDraft:
     """Validate a publish payload; raise ValidationFailed naming the field at fault."""
-    data = _object(payload, {"headline", "body", "author", "url", "tags"})
-    headline = _text(data, "headline", HEADLINE_MAX, required=True)
-    raw_body = data.get("body", "")
-    if not isinstance(raw_body, str):
-        raise ValidationFailed("body must be a string", code="invalid_type", field="body")
-    if len(raw_body) > BODY_MAX:
-        raise ValidationFailed(
-            f"body must be at most {BODY_MAX} characters", code="too_long", field="body"
-        )
-    author = _text(data, "author", AUTHOR_MAX, required=False) or default_author
+    data = _object(payload, BRIEF_FIELDS)
     return BriefDraft(
-        headline=headline,
-        body=sanitize_body(raw_body),
-        author=author,
+        headline=_text(data, "headline", HEADLINE_MAX, required=True),
+        body=_body(data.get("body", "")),
+        author=_text(data, "author", AUTHOR_MAX, required=False) or default_author,
         url=_url(data.get("url")),
         tags=_tags(data.get("tags")),
+        key_event=_flag(data.get("key_event", False), "key_event"),
     )
 
 
-def brief_dict(draft: BriefDraft, brief_id: str, published_at: str) -> dict[str, Any]:
+def parse_patch(payload: Any) -> tuple[dict[str, Any], int | None]:
+    """Validate a correction: the changed fields (normalised) and the ``version`` it expects.
+
+    BadRequest ``empty_patch`` when it changes nothing.
+    """
+    data = _object(payload, BRIEF_FIELDS | {"version"})
+    version = data.get("version")
+    if version is not None and (type(version) is not int or version < 1):
+        raise ValidationFailed("version must be a positive whole number", field="version")
+    changes: dict[str, Any] = {}
+    if "headline" in data:
+        changes["headline"] = _text(data, "headline", HEADLINE_MAX, required=True)
+    if "body" in data:
+        changes["body"] = _body(data["body"])
+    if "author" in data:
+        changes["author"] = _text(data, "author", AUTHOR_MAX, required=False)
+    if "url" in data:
+        changes["url"] = _url(data["url"])
+    if "tags" in data:
+        changes["tags"] = list(_tags(data["tags"]))
+    if "key_event" in data:
+        changes["key_event"] = _flag(data["key_event"], "key_event")
+    if not changes:
+        raise BadRequest(
+            "a correction must change at least one of: " + ", ".join(sorted(BRIEF_FIELDS)),
+            code="empty_patch",
+        )
+    return changes, version
+
+
+def brief_dict(
+    draft: BriefDraft,
+    brief_id: str,
+    published_at: str,
+    *,
+    version: int = 1,
+    updated_at: str | None = None,
+) -> dict[str, Any]:
     """The stored and wire form of a brief."""
     return {
         "id": brief_id,
         "published_at": published_at,
+        "updated_at": updated_at,
+        "version": version,
         "headline": draft.headline,
         "body": draft.body,
         "author": draft.author,
         "url": draft.url,
         "tags": list(draft.tags),
+        "key_event": draft.key_event,
     }
+
+
+def _body(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValidationFailed("body must be a string", code="invalid_type", field="body")
+    if len(raw) > BODY_MAX:
+        raise ValidationFailed(
+            f"body must be at most {BODY_MAX} characters", code="too_long", field="body"
+        )
+    return sanitize_body(raw)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationFailed(f"{name} must be true or false", code="invalid_type", field=name)
+    return value
 
 
 def sanitize_body(raw: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -9,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from livefeed import newsroom
 from livefeed.archive import DAY_PAGE, read_day
 from livefeed.days import local_clock
 from livefeed.errors import BadRequest
@@ -54,9 +56,14 @@ async def feed_page(request: Request) -> Response:
     before = StreamId.parse(raw_before, name="before") if raw_before else None
     briefs, older = await store.latest_briefs(slug, settings.page_size, before)
     bounds = await store.bounds(slug)
+    keys = await newsroom.key_events(store, feed)
+    pinned = None
+    if feed.pinned is not None:
+        (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
     now = now_ms()
-    for brief in briefs:
-        brief["local_time"] = local_time_label(StreamId.parse(brief["id"]).ms, feed.timezone, now)
+    for brief in [*briefs, *keys, *([pinned] if pinned else [])]:
+        _localise(brief, feed.timezone, now)
+    ended_ms = _ms(feed.ended_at)
     return _render(
         request,
         "feed.html",
@@ -67,8 +74,22 @@ async def feed_page(request: Request) -> Response:
             "older_before": None if older is None else str(older),
             "last_event_id": str(bounds.last_generated),
             "tz_label": zone_label(feed.timezone, now),
+            "pinned": pinned,
+            "key_events": keys,
+            "ended_local": local_time_label(ended_ms, feed.timezone, now) if ended_ms else None,
         },
     )
+
+
+def _ms(iso: str | None) -> int | None:
+    return None if iso is None else int(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def _localise(brief: dict[str, Any], timezone: str, now: int) -> None:
+    """Add the times a page shows: published and (if corrected) updated, in the feed's zone."""
+    brief["local_time"] = local_time_label(StreamId.parse(brief["id"]).ms, timezone, now)
+    updated = _ms(brief.get("updated_at"))
+    brief["updated_local"] = local_time_label(updated, timezone, now) if updated else None
 
 
 async def days_page(request: Request) -> Response:
@@ -103,7 +124,9 @@ async def day_page(request: Request) -> Response:
     earlier = [d for d in days if d < day.iso]
     later = [d for d in days if d > day.iso]
     show_zone = day.hours != 24
+    now = now_ms()
     for brief in briefs:
+        _localise(brief, feed.timezone, now)
         ms = StreamId.parse(str(brief["id"])).ms
         brief["local_time"] = local_clock(ms, feed.timezone)[:5]
         if show_zone:
@@ -128,3 +151,8 @@ async def day_page(request: Request) -> Response:
 
 def _not_found(request: Request, what: str) -> Response:
     return _render(request, "not_found.html", {"what": what}, status=404)
+
+
+async def editor_page(request: Request) -> Response:
+    """The newsroom's page; it signs in with a token and works through the JSON API."""
+    return _render(request, "editor.html", {})

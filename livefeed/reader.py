@@ -25,7 +25,7 @@ from livefeed.errors import (
     LivefeedError,
 )
 from livefeed.hub import Closing, Hub, Subscriber, TooSlow
-from livefeed.models import ZERO_ID, StreamId, control_frame
+from livefeed.models import Feed, StreamId, control_frame
 from livefeed.store import Store
 
 log = logging.getLogger("livefeed.reader")
@@ -45,7 +45,7 @@ async def serve_reader(websocket: WebSocket, store: Store, hub: Hub, settings: S
     await websocket.accept()
     try:
         since = None if raw_since in (None, "") else StreamId.parse(raw_since, name="since")
-        await store.require_feed(slug)
+        feed = await store.require_feed(slug)
         sub = await hub.subscribe(slug)
     except LivefeedError as exc:
         await _close(websocket, exc.close_code, exc.message)
@@ -57,7 +57,7 @@ async def serve_reader(websocket: WebSocket, store: Store, hub: Hub, settings: S
         await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
         return
 
-    sender = asyncio.create_task(_send_events(websocket, store, sub, since, settings))
+    sender = asyncio.create_task(_send_events(websocket, store, feed, sub, since, settings))
     receiver = asyncio.create_task(_drain_incoming(websocket))
     try:
         await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
@@ -71,9 +71,16 @@ async def serve_reader(websocket: WebSocket, store: Store, hub: Hub, settings: S
 
 
 async def _send_events(
-    websocket: WebSocket, store: Store, sub: Subscriber, since: StreamId | None, settings: Settings
+    websocket: WebSocket,
+    store: Store,
+    feed: Feed,
+    sub: Subscriber,
+    since: StreamId | None,
+    settings: Settings,
 ) -> None:
     try:
+        if since is None:
+            since = await _send_snapshot(websocket, store, feed, settings)
         position = await _catch_up(websocket, store, sub, since, settings)
         await websocket.send_text(control_frame("live", last_event_id=str(position)))
         while True:
@@ -99,23 +106,35 @@ async def _send_events(
         await _close(websocket, CLOSE_INTERNAL, "internal error")
 
 
-async def _catch_up(
-    websocket: WebSocket, store: Store, sub: Subscriber, since: StreamId | None, settings: Settings
+async def _send_snapshot(
+    websocket: WebSocket, store: Store, feed: Feed, settings: Settings
 ) -> StreamId:
-    """Send everything after ``since`` (or the latest backlog) and return the last id sent."""
+    """For a reader without ``since``: the feed as it stands, and the position it stands at.
+
+    The position is read first, so anything that changes meanwhile is also sent as an event;
+    applying an event to a state that already has it changes nothing.
+    """
+    position = (await store.bounds(feed.slug)).last_generated
+    briefs, _ = await store.latest_briefs(feed.slug, settings.backlog_size)
+    pinned = None
+    if feed.pinned is not None:
+        (pinned,) = await store.states(feed.slug, [StreamId.parse(feed.pinned)])
+    snapshot = control_frame("snapshot", briefs=briefs, pinned=pinned, feed=feed.to_dict())
+    await websocket.send_text(snapshot)
+    return position
+
+
+async def _catch_up(
+    websocket: WebSocket, store: Store, sub: Subscriber, since: StreamId, settings: Settings
+) -> StreamId:
+    """Send everything after ``since`` and return the last id sent."""
     slug = sub.feed
-    if since is None:
-        backlog = await store.read_latest(slug, settings.backlog_size)
-        for entry in reversed(backlog):
-            await websocket.send_text(entry.to_event().frame)
-        position = backlog[0].id if backlog else ZERO_ID
-    else:
-        bounds = await store.bounds(slug)
-        if since > bounds.last_generated:
-            raise _Reload("since is newer than anything this feed holds")
-        if bounds.max_deleted is not None and since < bounds.max_deleted:
-            raise _Reload("events after since have been trimmed from the feed")
-        position = since
+    bounds = await store.bounds(slug)
+    if since > bounds.last_generated:
+        raise _Reload("since is newer than anything this feed holds")
+    if bounds.max_deleted is not None and since < bounds.max_deleted:
+        raise _Reload("events after since have been trimmed from the feed")
+    position = since
     while True:
         sub.reset()
         entries = await store.read_after(slug, position, settings.catchup_page)

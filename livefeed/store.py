@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -29,29 +27,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from livefeed.days import Day, day_containing
+from livefeed.append import APPEND_LUA, Append, AppendRefused, refusal
 from livefeed.errors import Conflict, NotFound, ValidationFailed
 from livefeed.models import (
     ZERO_ID,
-    BriefDraft,
     Event,
     Feed,
     StreamId,
-    brief_dict,
     event_frame,
     iso_ms,
     now_ms,
 )
 
 _U64 = 2**64 - 1
-_APPEND_LUA = (Path(__file__).parent / "append.lua").read_text()
-
-ID = "\ue000livefeed:id\ue000"
-"""Placeholder for the entry id in a payload given to ``Store.append``."""
-AT = "\ue000livefeed:at\ue000"
-"""Placeholder for the entry's time (UTC ISO 8601 with ms) in a payload."""
-_MARKS = {ID.encode(): "I", AT.encode(): "A"}
-_MARK_RE = re.compile(b"|".join(re.escape(m) for m in _MARKS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,52 +56,6 @@ class Entry:
     def payload(self) -> dict[str, Any]:
         value: dict[str, Any] = orjson.loads(self.data)
         return value
-
-
-@dataclass(frozen=True, slots=True)
-class Append:
-    """One event to append, and the brief state and day count it changes.
-
-    The event is ``{key: body}``; ``ID`` and ``AT`` anywhere in ``body`` become the entry's id
-    and time inside Redis, so the stored JSON carries its own position and is the wire form.
-    With ``state="set"`` the filled body is also the brief's current state under ``field`` (the
-    new entry's id when None); ``state="del"`` removes ``field``.
-    """
-
-    type: str
-    body: Any
-    at_ms: int
-    key: str = "brief"
-    strict: bool = False
-    day: Day | None = None
-    day_delta: int = 0
-    state: Literal["set", "del"] | None = None
-    field: str | None = None
-
-    def script_args(self) -> list[bytes | str]:
-        header = {
-            "type": self.type,
-            "at": self.at_ms,
-            "strict": self.strict,
-            "day": None if self.day is None else self.day.iso,
-            "day_end": 0 if self.day is None else self.day.end_ms,
-            "day_delta": self.day_delta,
-            "state": self.state,
-            "field": self.field,
-        }
-        chunks, markers = _template(self.body)
-        head = b'{"' + self.key.encode() + b'":'
-        return [orjson.dumps(header), markers, head, b"}", *chunks]
-
-
-class AppendRefused(Exception):
-    """Redis refused an append in a batch (an id older than the stream, say)."""
-
-    def __init__(self, index: int, reason: str, appended: list[StreamId]) -> None:
-        super().__init__(f"append {index} refused: {reason}")
-        self.index = index
-        self.reason = reason
-        self.appended = appended
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +82,7 @@ class Store:
     def __init__(self, redis: Redis, prefix: str = "livefeed") -> None:
         self.redis = redis
         self.prefix = prefix
-        self._append_script = redis.register_script(_APPEND_LUA)
+        self._append_script = redis.register_script(APPEND_LUA)
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
@@ -159,6 +101,15 @@ class Store:
     def days_key(self, slug: str) -> str:
         return f"{self.prefix}:feed:{slug}:days"
 
+    def history_key(self, slug: str) -> str:
+        return f"{self.prefix}:feed:{slug}:history"
+
+    def meta_key(self, slug: str) -> str:
+        return f"{self.prefix}:feed:{slug}:meta"
+
+    def key_events_key(self, slug: str) -> str:
+        return f"{self.prefix}:feed:{slug}:key-events"
+
     async def ping(self) -> bool:
         return bool(await self._cmd("PING"))
 
@@ -166,7 +117,7 @@ class Store:
     async def create_feed(self, feed: Feed) -> Feed:
         """Create a feed; Conflict if the slug is taken."""
         created = await self._cmd(
-            "SET", self._feed_key(feed.slug), orjson.dumps(feed.to_dict()), "NX"
+            "SET", self._feed_key(feed.slug), orjson.dumps(feed.identity()), "NX"
         )
         if not created:
             raise Conflict(f"feed {feed.slug!r} already exists", code="feed_exists", field="slug")
@@ -174,8 +125,9 @@ class Store:
         return feed
 
     async def get_feed(self, slug: str) -> Feed | None:
-        raw = await self._cmd("GET", self._feed_key(slug))
-        return None if raw is None else Feed.from_dict(orjson.loads(raw))
+        """The feed with what editors changed since (title, status, pin), or None."""
+        feeds = await self._feeds([slug])
+        return feeds[0] if feeds else None
 
     async def require_feed(self, slug: str) -> Feed:
         feed = await self.get_feed(slug)
@@ -185,32 +137,46 @@ class Store:
 
     async def list_feeds(self) -> list[Feed]:
         slugs = await self._cmd("ZRANGE", f"{self.prefix}:feeds", 0, -1)
+        return await self._feeds([_text(s) for s in slugs or []])
+
+    async def _feeds(self, slugs: list[str]) -> list[Feed]:
         if not slugs:
             return []
-        raws = await self._cmd("MGET", *[self._feed_key(s.decode()) for s in slugs])
-        return [Feed.from_dict(orjson.loads(raw)) for raw in raws if raw is not None]
+        pipe = self.redis.pipeline(transaction=False)
+        for slug in slugs:
+            pipe.get(self._feed_key(slug))
+            pipe.hgetall(self.meta_key(slug))
+        results = await pipe.execute()
+        feeds = []
+        for raw, meta in zip(results[::2], results[1::2], strict=True):
+            if raw is None:
+                continue
+            record = orjson.loads(raw)
+            record.update({_text(k): _text(v) for k, v in meta.items()})
+            feeds.append(
+                Feed(
+                    slug=record["slug"],
+                    title=record["title"],
+                    timezone=record["timezone"],
+                    created_at=record["created_at"],
+                    status=record.get("status", "live"),
+                    ended_at=record.get("ended_at"),
+                    pinned=record.get("pinned"),
+                )
+            )
+        return feeds
 
     # events
-    async def publish_brief(self, feed: Feed, draft: BriefDraft) -> dict[str, Any]:
-        """Append a new brief (event and state, atomically); return it once Redis has it."""
-        for _ in range(3):
-            at = now_ms()
-            day = day_containing(at, feed.timezone)
-            change = Append(
-                "brief", brief_dict(draft, ID, AT), at, day=day, day_delta=1, state="set"
-            )
-            try:
-                entry_id = await self.append(feed.slug, change)
-            except ResponseError as exc:
-                if "LIVEFEED_RETRY" in str(exc):  # our clock was behind, across midnight
-                    continue
-                raise
-            return brief_dict(draft, str(entry_id), iso_ms(entry_id.ms))
-        raise Conflict("could not place the brief in time; try again", code="busy")
-
     async def append(self, slug: str, change: Append) -> StreamId:
-        """Append one event with the state and day count it changes, atomically."""
-        raw = await self._append_script(keys=self._append_keys(slug), args=change.script_args())
+        """Append one event with the state it changes, atomically.
+
+        The script's refusals become NotFound (no such brief), PreconditionFailed (another
+        version), Conflict (coverage ended) or ``Retry`` (our clock lost a race with midnight).
+        """
+        try:
+            raw = await self._append_script(keys=self._append_keys(slug), args=change.script_args())
+        except ResponseError as exc:
+            raise refusal(exc) from None
         return StreamId.parse(_text(raw))
 
     async def append_many(self, slug: str, changes: list[Append]) -> list[StreamId]:
@@ -220,7 +186,7 @@ class Store:
         """
         if not changes:
             return []
-        await self._cmd("SCRIPT", "LOAD", _APPEND_LUA)  # evalsha in a pipeline cannot fall back
+        await self._cmd("SCRIPT", "LOAD", APPEND_LUA)  # evalsha in a pipeline cannot fall back
         pipe = self.redis.pipeline(transaction=False)
         keys = self._append_keys(slug)
         for change in changes:
@@ -244,7 +210,14 @@ class Store:
         await pipe.execute()
 
     def _append_keys(self, slug: str) -> list[str]:
-        return [self.stream_key(slug), self.state_key(slug), self.days_key(slug)]
+        return [
+            self.stream_key(slug),
+            self.state_key(slug),
+            self.days_key(slug),
+            self.history_key(slug),
+            self.meta_key(slug),
+            self.key_events_key(slug),
+        ]
 
     async def bounds(self, slug: str) -> StreamBounds:
         try:
@@ -336,6 +309,21 @@ class Store:
             return found, StreamId.parse(found[-1]["id"])
         return found, None
 
+    async def history(self, slug: str, brief_id: StreamId) -> list[Entry]:
+        """The events that created, changed and retracted a brief, oldest first."""
+        raw = await self._cmd("HGET", self.history_key(slug), str(brief_id))
+        if not raw:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in _text(raw).split(","):
+            pipe.xrange(self.stream_key(slug), entry_id, entry_id)
+        rows = await pipe.execute()
+        return [_entry(raw_id, fields) for found in rows for raw_id, fields in found]
+
+    async def key_event_ids(self, slug: str) -> list[StreamId]:
+        members = await self._cmd("SMEMBERS", self.key_events_key(slug))
+        return [StreamId.parse(_text(m)) for m in members or []]
+
     async def days(self, slug: str) -> list[tuple[str, int]]:
         """Local dates that have briefs, newest first, with how many."""
         rows = await self._cmd("HGETALL", self.days_key(slug))
@@ -401,13 +389,6 @@ class Store:
 def _page(limit: int) -> int:
     """Entries to read per round trip when looking for ``limit`` briefs."""
     return min(max(limit + 1, 64), 1000)
-
-
-def _template(payload: Any) -> tuple[list[bytes], str]:
-    """Split the payload's JSON at the ID/AT placeholders: chunks, and one marker per gap."""
-    data = orjson.dumps(payload)
-    markers = "".join(_MARKS[m.group()] for m in _MARK_RE.finditer(data))
-    return _MARK_RE.split(data), markers
 
 
 def _text(value: Any) -> str:

@@ -1,8 +1,10 @@
 """Moving history in and out: JSON Lines of briefs as they stand, oldest first.
 
-One brief per line, ``{"published_at", "headline", "body", "author", "url", "tags"}``. An import
-appends each brief at its original time (the stream id is derived from ``published_at``), so days
-and replays come out right; exporting an import of an export gives the same bytes.
+One brief per line, ``{"published_at", "updated_at", "version", "headline", "body", "author",
+"url", "tags", "key_event"}``; only ``published_at`` and ``headline`` are required on import.
+An import appends each brief at its original time (the stream id is derived from
+``published_at``), so days and replays come out right; exporting an import of an export gives
+the same bytes.
 """
 
 from __future__ import annotations
@@ -14,12 +16,23 @@ from typing import Any
 
 import orjson
 
+from livefeed.append import AT, ID, Append, AppendRefused
 from livefeed.days import day_containing
 from livefeed.errors import LivefeedError, ValidationFailed
-from livefeed.models import BriefDraft, Feed, StreamId, brief_dict, parse_new_brief
-from livefeed.store import AT, ID, Append, AppendRefused, Store
+from livefeed.models import BriefDraft, Feed, StreamId, brief_dict, iso_ms, parse_new_brief
+from livefeed.store import Store
 
-EXPORT_FIELDS = ("published_at", "headline", "body", "author", "url", "tags")
+EXPORT_FIELDS = (
+    "published_at",
+    "updated_at",
+    "version",
+    "headline",
+    "body",
+    "author",
+    "url",
+    "tags",
+    "key_event",
+)
 BATCH = 1000
 
 Progress = Callable[[int, int], None]
@@ -41,11 +54,15 @@ class ImportedBrief:
     line: int
     at_ms: int
     draft: BriefDraft
+    version: int = 1
+    updated_at: str | None = None
 
 
 def export_line(brief: dict[str, Any]) -> bytes:
     """A brief as one JSON line, fields in a fixed order."""
-    return orjson.dumps({k: brief[k] for k in EXPORT_FIELDS}, option=orjson.OPT_APPEND_NEWLINE)
+    defaults = {"updated_at": None, "version": 1, "key_event": False}
+    line = {k: brief.get(k, defaults.get(k)) for k in EXPORT_FIELDS}
+    return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
 
 
 async def export_briefs(
@@ -79,6 +96,16 @@ def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[Imported
             raise ImportRejected(number, "each line must be a JSON object")
         data = dict(data)
         at_ms = _published_ms(number, data.pop("published_at", None))
+        version = data.pop("version", 1)
+        if type(version) is not int or version < 1:
+            raise ImportRejected(number, "version must be a positive whole number")
+        updated = data.pop("updated_at", None)
+        updated_at = None
+        if updated is not None:
+            updated_ms = _published_ms(number, updated, "updated_at")
+            if updated_ms < at_ms:
+                raise ImportRejected(number, "updated_at is before published_at")
+            updated_at = iso_ms(updated_ms)
         try:
             draft = parse_new_brief(data, default_author="")
         except (ValidationFailed, LivefeedError) as exc:
@@ -88,22 +115,22 @@ def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[Imported
                 raise ImportRejected(number, "published_at is earlier than the line before")
             raise ImportRejected(number, "published_at is earlier than what the feed already holds")
         last_ms = at_ms
-        out.append(ImportedBrief(number, at_ms, draft))
+        out.append(ImportedBrief(number, at_ms, draft, version, updated_at))
     return out
 
 
-def _published_ms(line: int, value: Any) -> int:
+def _published_ms(line: int, value: Any, name: str = "published_at") -> int:
     if not isinstance(value, str):
-        raise ImportRejected(line, "published_at is required (ISO 8601 with a time zone)")
+        raise ImportRejected(line, f"{name} is required (ISO 8601 with a time zone)")
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise ImportRejected(line, f"published_at {value!r} is not ISO 8601") from None
+        raise ImportRejected(line, f"{name} {value!r} is not ISO 8601") from None
     if when.tzinfo is None:
-        raise ImportRejected(line, "published_at needs a time zone (Z or an offset)")
+        raise ImportRejected(line, f"{name} needs a time zone (Z or an offset)")
     ms = round(when.timestamp() * 1000)
     if ms <= 0:
-        raise ImportRejected(line, "published_at must be after 1970")
+        raise ImportRejected(line, f"{name} must be after 1970")
     return ms
 
 
@@ -121,12 +148,15 @@ async def import_briefs(
         changes = [
             Append(
                 "brief",
-                brief_dict(item.draft, ID, AT),
+                brief_dict(item.draft, ID, AT, version=item.version, updated_at=item.updated_at),
                 item.at_ms,
+                extra={"editor": "import"},
                 strict=True,
                 day=day_containing(item.at_ms, feed.timezone),
                 day_delta=1,
                 state="set",
+                history=True,
+                key_event=item.draft.key_event or None,
             )
             for item in batch
         ]

@@ -12,8 +12,10 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 
 from conftest import RedisProcess
+from livefeed import newsroom
+from livefeed.append import AT, ID, Append
 from livefeed.models import Feed, StreamId, iso_ms, now_ms, parse_new_brief
-from livefeed.store import AT, ID, Append, Store
+from livefeed.store import Store
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ async def test_user_text_that_looks_like_a_placeholder_is_left_alone(store: Stor
 async def test_latest_briefs_skips_other_event_types_and_pages(store: Store) -> None:
     feed = Feed("f", "F", "UTC", iso_ms(0))
     for n in range(5):
-        await store.publish_brief(feed, parse_new_brief({"headline": f"b{n}"}, "Desk"))
+        await newsroom.publish(store, feed, parse_new_brief({"headline": f"b{n}"}, "Desk"), "Desk")
         await store.append("f", Append("note", {"n": n}, now_ms()))
     briefs, cursor = await store.latest_briefs("f", 3)
     assert [b["headline"] for b in briefs] == ["b4", "b3", "b2"]

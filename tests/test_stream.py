@@ -54,18 +54,23 @@ async def test_a_published_brief_reaches_a_connected_reader(
         await frames_until(ws, has_live)
         brief = publish(http, feed, "Breaking")
         (frame,) = await frames_until(ws, lambda fs: len(fs) == 1)
-    assert frame == {"type": "brief", "event_id": brief["id"], "brief": brief}
+    assert frame == {"type": "brief", "event_id": brief["id"], "brief": brief, "editor": "Newsroom"}
 
 
-async def test_connecting_without_since_sends_the_latest_backlog_oldest_first(
+async def test_connecting_without_since_sends_a_snapshot_of_the_latest_briefs(
     server: LivefeedServer, http: httpx.Client, feed: str
 ) -> None:
-    for n in range(25):
-        publish(http, feed, f"b{n}")
+    briefs = [publish(http, feed, f"b{n}") for n in range(25)]
     async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}") as ws:
         frames = await frames_until(ws, has_live)
-    assert briefs_in(frames) == [f"b{n}" for n in range(5, 25)]
-    assert frames[-1] == {"type": "live", "last_event_id": frames[-2]["event_id"]}
+        later = publish(http, feed, "after the snapshot")
+        (frame,) = await frames_until(ws, lambda fs: len(fs) == 1)
+    snapshot, live = frames
+    assert snapshot["type"] == "snapshot"
+    assert [b["headline"] for b in snapshot["briefs"]] == [f"b{n}" for n in range(24, 4, -1)]
+    assert snapshot["pinned"] is None and snapshot["feed"]["slug"] == feed
+    assert live == {"type": "live", "last_event_id": briefs[-1]["id"]}
+    assert frame["event_id"] == later["id"]
 
 
 async def test_reconnect_with_since_gets_missed_briefs_once_in_order(

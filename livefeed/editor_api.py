@@ -1,0 +1,162 @@
+"""HTTP endpoints for editors' actions beyond publishing: correct, retract, pin, end coverage."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from livefeed import newsroom
+from livefeed.api import authenticate, feed_slug, json_response, read_json, state
+from livefeed.errors import BadRequest, NotFound, ValidationFailed
+from livefeed.models import (
+    TITLE_MAX,
+    BriefDraft,
+    StreamId,
+    parse_new_brief,
+    parse_patch,
+)
+
+_IF_MATCH = re.compile(r'(?:W/)?"?(\d{1,9})"?')
+
+
+def brief_id(request: Request) -> StreamId:
+    raw = request.path_params["brief"]
+    try:
+        return StreamId.parse(raw, name="id")
+    except BadRequest:
+        raise NotFound(f"no brief {raw!r}", code="brief_not_found") from None
+
+
+def expected_version(request: Request, body_version: int | None = None) -> int | None:
+    """The version a change is based on, from ``If-Match`` or the body's ``version``."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return body_version
+    match = _IF_MATCH.fullmatch(header.strip())
+    if match is None:
+        raise BadRequest('If-Match must be a brief version, e.g. "3"', code="bad_if_match")
+    version = int(match.group(1))
+    if body_version is not None and body_version != version:
+        raise BadRequest("If-Match and version disagree", code="bad_if_match")
+    return version
+
+
+async def me(request: Request) -> Response:
+    """Who the token belongs to: lets the editor page check a token and prefill the byline."""
+    return json_response({"editor": await authenticate(request)})
+
+
+async def get_brief(request: Request) -> Response:
+    store, _ = state(request)
+    feed = await store.require_feed(feed_slug(request))
+    brief = await newsroom.require_brief(store, feed, brief_id(request))
+    return json_response(brief, headers={"ETag": f'"{brief.get("version", 1)}"'})
+
+
+async def preview_brief(request: Request) -> Response:
+    """The brief as it would be stored (sanitised), without storing anything."""
+    store, settings = state(request)
+    editor = await authenticate(request)
+    await store.require_feed(feed_slug(request))
+    draft: BriefDraft = parse_new_brief(
+        await read_json(request, settings.max_body_bytes), default_author=editor
+    )
+    return json_response(
+        {
+            "id": None,
+            "published_at": None,
+            "updated_at": None,
+            "version": 0,
+            "headline": draft.headline,
+            "body": draft.body,
+            "author": draft.author,
+            "url": draft.url,
+            "tags": list(draft.tags),
+            "key_event": draft.key_event,
+        }
+    )
+
+
+async def patch_brief(request: Request) -> Response:
+    store, settings = state(request)
+    editor = await authenticate(request)
+    feed = await store.require_feed(feed_slug(request))
+    target = brief_id(request)
+    changes, body_version = parse_patch(await read_json(request, settings.max_body_bytes))
+    version = expected_version(request, body_version)
+    brief = await newsroom.correct(store, feed, target, changes, version, editor)
+    return json_response(brief, headers={"ETag": f'"{brief["version"]}"'})
+
+
+async def delete_brief(request: Request) -> Response:
+    store, _ = state(request)
+    editor = await authenticate(request)
+    feed = await store.require_feed(feed_slug(request))
+    await newsroom.retract(store, feed, brief_id(request), expected_version(request), editor)
+    return Response(status_code=204)
+
+
+async def brief_history(request: Request) -> Response:
+    """A brief's versions with who changed it and when: corrections are public record."""
+    store, _ = state(request)
+    feed = await store.require_feed(feed_slug(request))
+    target = brief_id(request)
+    versions = await newsroom.history(store, feed, target)
+    return json_response({"id": str(target), "versions": versions})
+
+
+async def put_pin(request: Request) -> Response:
+    store, settings = state(request)
+    editor = await authenticate(request)
+    feed = await store.require_feed(feed_slug(request))
+    payload = await read_json(request, settings.max_body_bytes)
+    raw = payload.get("brief_id") if isinstance(payload, dict) else None
+    if not isinstance(raw, str):
+        raise ValidationFailed('send {"brief_id": "<id>"}', field="brief_id")
+    try:
+        target = StreamId.parse(raw, name="brief_id")
+    except BadRequest:
+        raise NotFound(f"no brief {raw!r}", code="brief_not_found") from None
+    brief = await newsroom.pin(store, feed, target, editor)
+    return json_response({"pinned": brief})
+
+
+async def delete_pin(request: Request) -> Response:
+    store, _ = state(request)
+    editor = await authenticate(request)
+    feed = await store.require_feed(feed_slug(request))
+    await newsroom.unpin(store, feed, editor)
+    return json_response({"pinned": None})
+
+
+async def patch_feed(request: Request) -> Response:
+    """``{"status": "ended" | "live"}`` ends or reopens coverage; ``{"title"}`` retitles."""
+    store, settings = state(request)
+    editor = await authenticate(request)
+    feed = await store.require_feed(feed_slug(request))
+    payload = await read_json(request, settings.max_body_bytes)
+    if not isinstance(payload, dict) or not payload:
+        raise BadRequest('send {"status": "ended"|"live"} and/or {"title"}', code="empty_patch")
+    unknown = sorted(set(payload) - {"status", "title"})
+    if unknown:
+        raise ValidationFailed(
+            f"unknown field {unknown[0]!r}", code="unknown_field", field=unknown[0]
+        )
+    status = payload.get("status")
+    if status is not None and status not in ("ended", "live"):
+        raise ValidationFailed('status must be "ended" or "live"', field="status")
+    title = payload.get("title")
+    if title is not None:
+        if not isinstance(title, str) or not title.strip() or len(title) > TITLE_MAX:
+            raise ValidationFailed(f"title must be 1-{TITLE_MAX} characters", field="title")
+        title = " ".join(title.split())
+    updated = await newsroom.update_feed(store, feed, status, title, editor)
+    return json_response(updated.to_dict())
+
+
+async def key_events(request: Request) -> Response:
+    store, _ = state(request)
+    feed = await store.require_feed(feed_slug(request))
+    return json_response({"briefs": await newsroom.key_events(store, feed)})
