@@ -105,13 +105,33 @@ function clearReplayList() {
   view.items.clear();
 }
 
+/** UTC ms of an ISO time, else of a stream id's "ms-seq"; NaN when neither reads. */
+function msOf(iso, id) {
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) ? ms : Number(String(id ?? "").split("-")[0] || NaN);
+}
+
 /** The brief as the server renders it on this page: "HH:MM" (with the zone on a 23/25-hour day). */
-function renderReplayBrief(brief, ms) {
-  const item = renderBrief(brief, page);
-  item.removeAttribute("id"); // the hidden archive list already holds this id
-  const time = item.querySelector("time");
-  if (time) time.textContent = localClock(ms, page.timeZone, { seconds: false, zone: page.showZone });
+function renderReplayBrief(brief) {
+  const item = renderBrief(brief, { ...page, withId: false }); // the hidden archive holds the ids
+  const label = (ms) => localClock(ms, page.timeZone, { seconds: false, zone: page.showZone });
+  const published = item.querySelector(".brief-permalink time");
+  if (published) published.textContent = label(msOf(brief.published_at, brief.id));
+  const updated = item.querySelector(".brief-updated time");
+  if (updated && brief.updated_at) updated.textContent = label(Date.parse(brief.updated_at));
   return item;
+}
+
+/** Frames after the replay's start run the clock and get the highlight; earlier ones rebuild. */
+function onTime(ms) {
+  if (!(ms > view.startAt)) return false;
+  clock.sync(ms);
+  return true;
+}
+
+function flash(item, className) {
+  item.classList.add(className);
+  setTimeout(() => item.classList.remove(className), HIGHLIGHT_MS);
 }
 
 // --- playing -----------------------------------------------------------------------------------
@@ -179,6 +199,16 @@ function handleFrame(frame) {
     case "brief":
       handleBrief(frame.brief);
       break;
+    case "brief_updated":
+      handleBriefUpdated(frame);
+      break;
+    case "brief_deleted":
+      handleBriefDeleted(frame);
+      break;
+    case "pinned":
+    case "unpinned":
+    case "feed_updated":
+      break; // the replay shows the briefs as they came and went, not the page around them
     case "replay_skip":
       clock.sync(Date.parse(frame.to));
       showSkip(Date.parse(frame.from), Date.parse(frame.to));
@@ -205,19 +235,31 @@ function handleFrame(frame) {
 function handleBrief(brief) {
   if (!brief?.id) return;
   view.received += 1;
-  let ms = Date.parse(brief.published_at);
-  if (!Number.isFinite(ms)) ms = Number(String(brief.id).split("-")[0]);
-  const onTime = ms > view.startAt; // earlier ones rebuild the page as it stood at `at`
-  if (onTime) clock.sync(ms);
-  const item = renderReplayBrief(brief, ms);
-  if (onTime) {
-    item.classList.add("brief--new");
-    setTimeout(() => item.classList.remove("brief--new"), HIGHLIGHT_MS);
-  }
+  const item = renderReplayBrief(brief);
+  if (onTime(msOf(brief.published_at, brief.id))) flash(item, "brief--new");
   const old = view.items.get(brief.id);
   if (old) old.replaceWith(item);
   else page.replayList.prepend(item);
   view.items.set(brief.id, item);
+}
+
+/** A correction replaces the brief in place; one to a brief not in this replay has no place. */
+function handleBriefUpdated({ brief, event_id: eventId }) {
+  const old = brief?.id ? view.items.get(brief.id) : undefined;
+  if (!old) return;
+  const item = renderReplayBrief(brief);
+  if (onTime(msOf(brief.updated_at, eventId))) flash(item, "brief--updated");
+  old.replaceWith(item);
+  view.items.set(brief.id, item);
+}
+
+/** A retraction takes the brief away, as it happened. */
+function handleBriefDeleted({ brief_id: id, event_id: eventId }) {
+  const old = view.items.get(id);
+  if (!old) return;
+  onTime(msOf(null, eventId));
+  old.remove();
+  view.items.delete(id);
 }
 
 /** "Skipped a quiet spell: 03:12 → 05:40", with seconds when the minutes alone would match. */

@@ -1,7 +1,10 @@
 // The live feed page: new briefs from the WebSocket, pending updates while the reader is scrolled
-// down, "Load older" without a page load, and the connection status line.
+// down, "Load older" without a page load, and the connection status line. Corrections, retractions,
+// the pinned box, key events and the end of coverage are in js/newsroom.js.
 
+import { apiUrl, getJson } from "./js/api.js";
 import { createConnection } from "./js/connection.js";
+import { createNewsroom, replaceBrief } from "./js/newsroom.js";
 import { dayKey, el, refreshTimes, renderBrief } from "./js/render.js";
 
 const NEAR_TOP_PX = 80;
@@ -10,8 +13,9 @@ const HIGHLIGHT_MS = 5000;
 const OLDER_PAGE_SIZE = 20;
 
 const page = {}; // elements and feed settings, filled in by start()
-const view = { status: "connecting", pending: [], unannounced: 0, announceTimer: 0, day: "", title: "" };
+const view = { status: "connecting", pending: [], unannounced: 0, announceTimer: 0, day: "" };
 let connection = null;
+let newsroom = null;
 
 function plural(n) {
   return n === 1 ? "1 new update" : `${n} new updates`;
@@ -25,6 +29,7 @@ function prefersReducedMotion() {
 
 /** Show the connection state; `spoken` lets a ticking countdown be announced only once. */
 function setStatus(state, text, spoken = text) {
+  if (state === "live" && newsroom?.status() === "ended") text = spoken = "Coverage ended";
   const status = page.status;
   view.status = state;
   status.dataset.state = state;
@@ -58,13 +63,22 @@ function showReloadNotice(reason) {
 
 // --- new briefs --------------------------------------------------------------------------------
 
-function isRendered(id) {
+/** The brief's <li> in the rolling list, or null. */
+function listItem(id) {
   const node = document.getElementById(id); // a brief's element id is its stream id
-  return node !== null && page.list.contains(node);
+  return node !== null && page.list.contains(node) ? node : null;
+}
+
+function isRendered(id) {
+  return listItem(id) !== null;
+}
+
+function pendingIndex(id) {
+  return view.pending.findIndex((brief) => brief.id === id);
 }
 
 function isKnown(id) {
-  return isRendered(id) || view.pending.some((brief) => brief.id === id);
+  return isRendered(id) || pendingIndex(id) >= 0;
 }
 
 function readerAtTop() {
@@ -73,6 +87,7 @@ function readerAtTop() {
 
 function handleBrief(brief) {
   if (!brief?.id || isKnown(brief.id)) return;
+  newsroom.syncKeyEvent(brief);
   noteForAnnouncement();
   if (view.pending.length === 0 && readerAtTop()) {
     insertNew([brief]);
@@ -101,7 +116,8 @@ function showPending() {
   const count = view.pending.length;
   page.newUpdates.hidden = count === 0;
   page.newUpdates.textContent = plural(count);
-  document.title = count ? `(${count}) ${view.title}` : view.title;
+  const title = newsroom.title();
+  document.title = count ? `(${count}) ${title}` : title;
 }
 
 function flushPending() {
@@ -146,24 +162,123 @@ function refreshTimesIfNewDay() {
   const today = dayKey(new Date(), page.timeZone);
   if (today === view.day) return;
   view.day = today;
-  refreshTimes(page.list, page.timeZone);
+  refreshTimes(page.feed, page.timeZone); // the list, the pinned box and the key events
+}
+
+// --- corrections, retractions, pins, coverage end ----------------------------------------------
+
+function handleFrame(frame) {
+  switch (frame.type) {
+    case "brief":
+      handleBrief(frame.brief);
+      break;
+    case "brief_updated":
+      handleBriefUpdated(frame.brief);
+      break;
+    case "brief_deleted":
+      handleBriefDeleted(frame.brief_id);
+      break;
+    case "pinned": {
+      const id = frame.brief_id;
+      newsroom.pin(id, listItem(id) ?? view.pending[pendingIndex(id)]);
+      break;
+    }
+    case "unpinned":
+      newsroom.unpin(frame.brief_id);
+      break;
+    case "feed_updated":
+      newsroom.applyFeed(frame.feed);
+      break;
+    case "snapshot":
+      applySnapshot(frame);
+      break;
+    default:
+      console.warn("livefeed: unknown frame type", frame.type);
+  }
+}
+
+/** A correction: replace the brief wherever it is, unless the page already has this version. */
+function handleBriefUpdated(brief) {
+  if (!brief?.id) return;
+  const item = listItem(brief.id);
+  const copy = newsroom.pinnedCopy(brief.id);
+  const waiting = pendingIndex(brief.id);
+  const held = [item?.dataset.version, copy?.dataset.version, view.pending[waiting]?.version]
+    .filter((version) => version !== undefined).map(Number).filter(Number.isFinite);
+  const version = Number(brief.version);
+  if (held.length && Number.isFinite(version) && version <= Math.max(...held)) return;
+  if (item) replaceBrief(item, renderBrief(brief, page));
+  if (copy) replaceBrief(copy, renderBrief(brief, { ...page, withId: false }));
+  if (waiting >= 0) view.pending[waiting] = brief;
+  newsroom.syncKeyEvent(brief);
+}
+
+/** A retraction: gone from the list, the pending updates, the pinned box and the key events. */
+function handleBriefDeleted(id) {
+  if (!id) return;
+  listItem(id)?.remove();
+  const waiting = pendingIndex(id);
+  if (waiting >= 0) {
+    view.pending.splice(waiting, 1);
+    showPending();
+  }
+  newsroom.remove(id);
+  showEmptyIfNothing();
+}
+
+function showEmptyIfNothing() {
+  page.empty.hidden = view.pending.length > 0 || page.list.querySelector(".brief") !== null;
+}
+
+/** Only for a socket opened without `since`: the page as the server has it now. */
+function applySnapshot({ briefs, pinned, feed }) {
+  const latest = Array.isArray(briefs) ? briefs.filter((brief) => brief?.id) : [];
+  view.pending = [];
+  page.list.replaceChildren(...latest.map((brief) => renderBrief(brief, page)));
+  for (const brief of latest) newsroom.syncKeyEvent(brief);
+  const older = document.getElementById("load-older");
+  if (older && latest.length) older.dataset.before = latest.at(-1).id;
+  if (pinned?.id) {
+    newsroom.unpin();
+    newsroom.pin(pinned.id, pinned);
+  } else {
+    newsroom.unpin();
+  }
+  newsroom.applyFeed(feed);
+  showPending();
+  showEmptyIfNothing();
+}
+
+function handleFeedChange({ statusChanged }) {
+  showPending(); // document.title carries the feed's title
+  if (!statusChanged) return;
+  if (view.status === "live") setStatus("live", "Live");
+  announce(newsroom.status() === "ended" ? "Coverage has ended" : "Coverage has resumed");
+}
+
+function announce(text) {
+  page.announcer.textContent = "";
+  setTimeout(() => { page.announcer.textContent = text; }, 100);
+}
+
+/** Opened on a permalink (`#<id>`) to a brief on the page: make sure it is in view (:target marks it). */
+function showLinkedBrief() {
+  let id = "";
+  try {
+    id = decodeURIComponent(location.hash.slice(1));
+  } catch {
+    return;
+  }
+  const item = id ? listItem(id) : null;
+  item?.scrollIntoView({ block: "start" });
 }
 
 // --- older briefs ------------------------------------------------------------------------------
 
 async function fetchOlder(before) {
-  const url = `/api/feeds/${encodeURIComponent(page.slug)}/briefs`
-    + `?before=${encodeURIComponent(before)}&limit=${OLDER_PAGE_SIZE}`;
-  let response;
-  try {
-    response = await fetch(url, { headers: { Accept: "application/json" } });
-  } catch {
-    throw new Error("Couldn't reach the server. Check your connection and try again.");
-  }
-  const data = await response.json().catch(() => null);
-  if (!response.ok || !Array.isArray(data?.briefs)) {
-    throw new Error(data?.error?.message || `Couldn't load older updates (HTTP ${response.status}).`);
-  }
+  const url = `${apiUrl(page.slug, "briefs")}?before=${encodeURIComponent(before)}&limit=${OLDER_PAGE_SIZE}`;
+  const data = await getJson(url, "older updates");
+  if (!Array.isArray(data.briefs)) throw new Error("Couldn't load older updates.");
   return data;
 }
 
@@ -228,14 +343,17 @@ function start() {
     announcer: document.getElementById("announcer"),
     newUpdates: document.getElementById("new-updates"),
   });
-  view.title = document.title;
+  newsroom = createNewsroom({
+    feed, slug: page.slug, timeZone: page.timeZone, onFeedChange: handleFeedChange,
+  });
   refreshTimesIfNewDay();
+  showLinkedBrief();
   setInterval(refreshTimesIfNewDay, 60_000);
 
   connection = createConnection({
     slug: page.slug,
     lastEventId: feed.dataset.lastEventId || "0-0",
-    onBrief: handleBrief,
+    onFrame: handleFrame,
     onReload: showReloadNotice,
     onStatus: setStatus,
   });
@@ -252,7 +370,14 @@ function start() {
   });
 
   window.livefeed = {
-    state: () => ({ status: view.status, lastEventId: connection.lastEventId(), pending: view.pending.length }),
+    state: () => ({
+      connection: view.status, // the socket: connecting, live, reconnecting, offline, error
+      status: newsroom.status(), // the coverage: live or ended
+      lastEventId: connection.lastEventId(),
+      pending: view.pending.length,
+      pinned: newsroom.pinnedId(),
+      keyEvents: newsroom.keyEventCount(),
+    }),
   };
   connection.connect();
 }

@@ -1,19 +1,39 @@
 // The WebSocket to one feed: resume from the last event id seen, catch up, then live.
 // Reconnects with capped exponential backoff and full jitter; a silent socket counts as dead.
-// Knows nothing of the page: it reports through onBrief, onReload and onStatus.
+// Knows nothing of the page: content frames (brief, brief_updated, brief_deleted, pinned,
+// unpinned, feed_updated, snapshot) go to onFrame; it also reports through onReload and onStatus.
 
 const FATAL_CLOSES = new Map([[4400, "Bad request"], [4404, "Feed not found"]]);
 const TOO_SLOW = 4408; // the server dropped us for falling behind: come straight back
 const SILENCE_LIMIT_MS = 45_000; // heartbeats come every ~20 s
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 30_000;
+const CONTENT_FRAMES = new Set([
+  "brief", "brief_updated", "brief_deleted", "pinned", "unpinned", "feed_updated", "snapshot",
+]);
+
+/** Order two stream ids ("ms-seq") by number, not as strings: <0, 0 or >0. Unreadable ones are 0-0. */
+export function compareIds(a, b) {
+  const parse = (id) => {
+    const match = /^(\d+)-(\d+)$/.exec(String(id ?? ""));
+    return match ? [BigInt(match[1]), BigInt(match[2])] : [0n, 0n];
+  };
+  const [[msA, seqA], [msB, seqB]] = [parse(a), parse(b)];
+  if (msA !== msB) return msA < msB ? -1 : 1;
+  return seqA === seqB ? 0 : (seqA < seqB ? -1 : 1);
+}
 
 export function socketUrl(slug, since) {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   return `${scheme}${location.host}/ws/feeds/${encodeURIComponent(slug)}?since=${encodeURIComponent(since)}`;
 }
 
-export function createConnection({ slug, lastEventId, onBrief, onReload, onStatus }) {
+/**
+ * `onFrame(frame)` gets every content frame; without it, `onBrief(brief)` gets new briefs only
+ * (the original interface).
+ */
+export function createConnection({ slug, lastEventId, onFrame, onBrief, onReload, onStatus }) {
+  const deliver = onFrame ?? ((frame) => { if (frame.type === "brief") onBrief?.(frame.brief); });
   const state = {
     socket: null, lastEventId, attempt: 0, live: false, stopped: false,
     retryAt: 0, retryTimer: 0, countdownTimer: 0, watchdog: 0,
@@ -58,11 +78,14 @@ export function createConnection({ slug, lastEventId, onBrief, onReload, onStatu
   }
 
   function dispatch(frame) {
+    if (CONTENT_FRAMES.has(frame.type)) {
+      deliver(frame);
+      return;
+    }
     switch (frame.type) {
-      case "brief":
-        onBrief(frame.brief);
-        break;
       case "live":
+        // after a snapshot (no event ids) or a catch-up, this is where to resume from
+        if (compareIds(frame.last_event_id, state.lastEventId) > 0) state.lastEventId = frame.last_event_id;
         state.attempt = 0;
         state.live = true;
         onStatus("live", "Live");

@@ -83,25 +83,56 @@ function renderFoot(brief) {
   return foot;
 }
 
-/** The <li class="brief"> for one brief, as the server's template would render it. */
-export function renderBrief(brief, { slug, timeZone }) {
-  const item = el("li", "brief");
-  item.id = brief.id;
-  item.dataset.id = brief.id;
+/** `<time datetime=iso>label</time>` in the feed's zone. */
+function renderTime(iso, timeZone) {
+  const time = el("time", null, formatBriefTime(iso, timeZone));
+  time.dateTime = iso;
+  return time;
+}
 
-  const time = el("time", null, formatBriefTime(brief.published_at, timeZone));
-  time.dateTime = brief.published_at;
+/** The brief's permalink on the live page; the fragment is its stream id. */
+export function briefUrl(slug, id) {
+  return `/feeds/${encodeURIComponent(slug)}#${id}`;
+}
+
+/**
+ * The <li class="brief"> for one brief, as the server's _brief.html would render it. `withId:
+ * false` leaves out the element id (a copy, e.g. in the pinned box: ids must stay unique).
+ */
+export function renderBrief(brief, { slug, timeZone, withId = true }) {
+  const item = el("li", brief.key_event ? "brief brief--key" : "brief");
+  if (withId) item.id = brief.id;
+  item.dataset.id = brief.id;
+  item.dataset.version = String(brief.version ?? 1);
+
   const permalink = el("a", "brief-permalink");
-  permalink.href = `/feeds/${encodeURIComponent(slug)}#${brief.id}`;
-  permalink.append(time);
+  permalink.href = briefUrl(slug, brief.id);
+  permalink.append(renderTime(brief.published_at, timeZone));
   const meta = el("p", "brief-meta");
   meta.append(permalink);
+  if (brief.key_event) meta.append(" ", el("span", "brief-key-label", "Key event"));
+  if (brief.updated_at) {
+    const updated = el("span", "brief-updated", "Updated ");
+    updated.append(renderTime(brief.updated_at, timeZone));
+    meta.append(" ", updated);
+  }
 
   const body = el("div", "brief-body");
-  body.innerHTML = brief.body; // sanitised by the server: p, br, a[href], strong, em, ul, ol, li, blockquote
+  body.innerHTML = brief.body ?? ""; // sanitised by the server: p, br, a[href], strong, em, ul, ol, li, blockquote
 
   const article = el("article");
   article.append(meta, el("h2", "brief-headline", brief.headline), body, renderFoot(brief));
   item.append(article);
+  return item;
+}
+
+/** One entry of the key events list: `<li data-id><a href><time>HH:MM</time> headline</a></li>`. */
+export function renderKeyEvent(brief, { slug, timeZone }) {
+  const link = el("a");
+  link.href = briefUrl(slug, brief.id);
+  link.append(renderTime(brief.published_at, timeZone), ` ${brief.headline}`);
+  const item = el("li");
+  item.dataset.id = brief.id;
+  item.append(link);
   return item;
 }
