@@ -71,3 +71,32 @@ def test_index_lists_feeds_and_static_assets_are_served(http: httpx.Client, feed
     js = http.get("/static/feed.js")
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
     assert http.get("/static/feed.css").status_code == 200
+
+
+def test_reader_page_shows_pin_key_events_corrections_and_coverage_end(http: httpx.Client) -> None:
+    from conftest import auth
+
+    slug = make_feed(http)
+    key = publish(http, slug, "Key moment", key_event=True)
+    fixed = publish(http, slug, "Typo in headlnie")
+    http.patch(f"/api/feeds/{slug}/briefs/{fixed['id']}", json={"headline": "Typo fixed"}, headers=auth())
+    http.put(f"/api/feeds/{slug}/pin", json={"brief_id": key["id"]}, headers=auth())
+    http.patch(f"/api/feeds/{slug}", json={"status": "ended"}, headers=auth())
+    html = http.get(f"/feeds/{slug}").text
+    pinned = html[html.index('id="pinned"') : html.index('id="key-events"')]
+    assert "Key moment" in pinned and "hidden" not in pinned.split(">")[0]
+    assert f' id="{key["id"]}"' not in pinned, "the pinned copy does not repeat the permalink id"
+    keys = html[html.index('id="key-events"') : html.index('id="briefs"')]
+    assert "Key moment" in keys and "Typo" not in keys
+    assert "Typo fixed" in html and "headlnie" not in html
+    assert 'class="brief-updated">Updated' in html
+    assert 'data-version="2"' in html
+    banner = html[html.index('id="coverage-ended"') :].split(">")[0]
+    assert "hidden" not in banner and "Coverage has ended" in html
+
+
+def test_editor_page_is_served_with_a_strict_policy(http: httpx.Client) -> None:
+    response = http.get("/editor")
+    assert response.status_code == 200
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert 'src="/static/editor.js"' in response.text
