@@ -1,0 +1,355 @@
+// The editor page: sign in with a token, choose or create a feed, compose with a preview,
+// publish, and keep "Recent briefs" current from the feed's WebSocket.
+
+import { createConnection } from "./js/connection.js";
+import { el, formatBriefTime, renderBrief } from "./js/render.js";
+import { api, feedPath, token, whenUnauthorized } from "./js/editor-api.js";
+import { briefPayload, clearErrors, setMessage, showError } from "./js/editor-form.js";
+import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
+
+const FEED_KEY = "livefeed.editor.feed";
+const HEADLINE_MAX = 300;
+const COMMON_ZONES = ["Europe/London", "Europe/Paris", "Europe/Kyiv", "America/New_York",
+  "America/Los_Angeles", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney"]; // without Intl.supportedValuesOf
+const INVALID_TOKEN = "That token is not valid or was revoked";
+
+const page = {}; // elements, filled in by start()
+const view = { editor: "", feed: null, connection: null, generation: 0, busy: false };
+
+const composeFields = () => ({ headline: page.headline, body: page.body, author: page.author,
+  url: page.url, tags: page.tags, key_event: page.keyEvent });
+
+// --- session -----------------------------------------------------------------------------------
+
+async function signIn(event) {
+  event.preventDefault();
+  const value = page.token.value.trim();
+  const fields = { token: page.token };
+  if (!value) return showError(fields, null, { field: "token", message: "Enter your editor token." });
+  if (page.signIn.disabled) return;
+  page.signIn.disabled = true;
+  try {
+    const me = await api("GET", "/api/me", { auth: value });
+    token.set(value);
+    page.token.value = "";
+    clearErrors(fields);
+    await startSession(me.editor);
+  } catch (error) {
+    showError(fields, null, { field: "token", message: error.status === 401 ? INVALID_TOKEN : error.message });
+  } finally {
+    page.signIn.disabled = false;
+  }
+}
+
+async function startSession(name) {
+  view.editor = name;
+  page.editorName.textContent = name;
+  if (!page.author.value) page.author.value = name;
+  page.signInPanel.hidden = true;
+  page.session.hidden = false;
+  page.workspace.hidden = false;
+  await loadFeeds();
+}
+
+function signOut(reason) {
+  token.clear();
+  stopConnection();
+  view.feed = null;
+  view.generation += 1; // answers still on their way belong to the old session
+  clearRecent();
+  page.composeForm.reset();
+  clearPreview();
+  page.workspace.hidden = true;
+  page.session.hidden = true;
+  page.signInPanel.hidden = false;
+  if (reason) showError({ token: page.token }, null, { field: "token", message: reason });
+  else page.token.focus();
+}
+
+async function resumeSession() {
+  if (!token.get()) return;
+  try {
+    const me = await api("GET", "/api/me");
+    await startSession(me.editor);
+  } catch (error) {
+    if (error.status !== 401) showError({ token: page.token }, null, { field: "token", message: error.message });
+  }
+}
+
+// --- feeds -------------------------------------------------------------------------------------
+
+async function loadFeeds(preferred) {
+  let feeds;
+  try {
+    ({ feeds } = await api("GET", "/api/feeds"));
+  } catch (error) {
+    return setMessage(page.feedMessage, error.message, "error");
+  }
+  page.feedSelect.replaceChildren(...feeds.map((feed) => {
+    const option = el("option", null, `${feed.title} (${feed.slug})`);
+    option.value = feed.slug;
+    return option;
+  }));
+  page.noFeeds.hidden = feeds.length > 0;
+  page.feedBar.hidden = feeds.length === 0;
+  const fromUrl = new URLSearchParams(location.search).get("feed");
+  const slug = [preferred, fromUrl, sessionStorage.getItem(FEED_KEY)]
+    .find((s) => s && feeds.some((feed) => feed.slug === s)) ?? feeds[0]?.slug;
+  if (slug) await selectFeed(slug);
+}
+
+async function selectFeed(slug) {
+  const generation = ++view.generation;
+  stopConnection();
+  page.feedSelect.value = slug;
+  sessionStorage.setItem(FEED_KEY, slug);
+  history.replaceState(null, "", `${location.pathname}?feed=${encodeURIComponent(slug)}`);
+  setMessage(page.feedMessage, "Loading…");
+  clearPreview();
+  try {
+    const feed = await api("GET", feedPath(slug));
+    const { briefs } = await api("GET", feedPath(slug, "/briefs?limit=50"));
+    if (generation !== view.generation) return;
+    showFeed(feed);
+    showRecent(feed, briefs);
+    setMessage(page.feedMessage, "");
+    view.connection = createConnection({
+      slug, lastEventId: feed.last_event_id || "0-0", onFrame: handleFrame,
+      onBrief: (brief) => addBrief(brief), // connection.js without onFrame: new briefs only
+      onReload: () => selectFeed(slug), onStatus: setConnectionStatus,
+    });
+    view.connection.connect();
+  } catch (error) {
+    if (generation === view.generation) setMessage(page.feedMessage, error.message, "error");
+  }
+}
+
+function stopConnection() {
+  view.connection?.stop();
+  view.connection = null;
+  setConnectionStatus("static", "Not connected");
+}
+
+/** The connection line; `spoken` (if given) replaces a ticking countdown so it is read out once. */
+function setConnectionStatus(state, text, spoken = text) {
+  page.connStatus.dataset.state = state;
+  if (page.connStatus.textContent !== spoken) page.connStatus.textContent = spoken;
+}
+
+function showFeed(feed) {
+  view.feed = feed;
+  const ended = feed.status === "ended";
+  page.feedStatus.textContent = ended ? "Coverage ended" : "Live";
+  page.feedStatus.dataset.status = feed.status;
+  page.coverage.textContent = ended ? "Reopen coverage" : "End coverage";
+  page.feedLink.href = `/feeds/${encodeURIComponent(feed.slug)}`;
+  page.endedNote.hidden = !ended;
+  const option = [...page.feedSelect.options].find((o) => o.value === feed.slug);
+  if (option) option.textContent = `${feed.title} (${feed.slug})`;
+}
+
+async function toggleCoverage() {
+  const feed = view.feed;
+  if (!feed || page.coverage.getAttribute("aria-busy") === "true") return;
+  const status = feed.status === "ended" ? "live" : "ended";
+  page.coverage.setAttribute("aria-busy", "true");
+  try {
+    const updated = await api("PATCH", feedPath(feed.slug), { body: { status } });
+    if (view.feed?.slug === feed.slug) showFeed({ ...view.feed, ...updated });
+    setMessage(page.feedMessage, status === "ended" ? "Coverage ended: readers now see the closing note."
+      : "Coverage reopened.", "ok");
+  } catch (error) {
+    setMessage(page.feedMessage, error.message, "error");
+  } finally {
+    page.coverage.removeAttribute("aria-busy");
+  }
+}
+
+async function createFeed(event) {
+  event.preventDefault();
+  const fields = { slug: page.newSlug, title: page.newTitle, timezone: page.newTimezone };
+  if (page.createFeed.disabled) return;
+  clearErrors(fields, page.newFeedMessage);
+  page.createFeed.disabled = true;
+  try {
+    const feed = await api("POST", "/api/feeds", { body: { slug: page.newSlug.value.trim(),
+      title: page.newTitle.value.trim(), timezone: page.newTimezone.value.trim() } });
+    page.newFeedForm.reset();
+    page.newTimezone.value = localZone();
+    page.newFeed.open = false;
+    await loadFeeds(feed.slug);
+    setMessage(page.feedMessage, `Created “${feed.title}”.`, "ok");
+  } catch (error) {
+    if (error.status === 409 && !error.field) error.field = "slug"; // the slug is taken
+    showError(fields, page.newFeedMessage, error);
+  } finally {
+    page.createFeed.disabled = false;
+  }
+}
+
+function localZone() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
+function fillZones() {
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : COMMON_ZONES;
+  page.zones.replaceChildren(...["UTC", ...zones.filter((zone) => zone !== "UTC")].map((zone) => {
+    const option = el("option");
+    option.value = zone;
+    return option;
+  }));
+  page.newTimezone.value = localZone();
+}
+
+// --- frames ------------------------------------------------------------------------------------
+
+function handleFrame(frame) {
+  switch (frame.type) {
+    case "brief":
+      addBrief(frame.brief);
+      break;
+    case "brief_updated":
+      updateBrief(frame.brief);
+      break;
+    case "brief_deleted":
+      removeBrief(frame.brief_id);
+      break;
+    case "pinned":
+      setPinned(frame.brief_id);
+      break;
+    case "unpinned":
+      setPinned(null);
+      break;
+    case "feed_updated":
+      if (frame.feed?.slug === view.feed?.slug) showFeed({ ...view.feed, ...frame.feed });
+      break;
+    case "snapshot":
+      break; // only sent to sockets opened without `since`; ours always resume from an id
+    default:
+      console.warn("livefeed editor: unknown frame type", frame.type);
+  }
+}
+
+// --- compose -----------------------------------------------------------------------------------
+
+function updateCount() {
+  const length = page.headline.value.length;
+  page.headlineCount.textContent = `${length} / ${HEADLINE_MAX}`;
+  page.headlineCount.dataset.near = String(length > HEADLINE_MAX - 20);
+}
+
+function setBusy(busy) {
+  view.busy = busy;
+  page.preview.disabled = busy;
+  page.publish.disabled = busy;
+  page.composeForm.setAttribute("aria-busy", String(busy));
+}
+
+/** Preview or publish the form; one request at a time, so a brief is never posted twice. */
+async function send(kind) {
+  const feed = view.feed;
+  if (view.busy) return;
+  if (!feed) return setMessage(page.composeMessage, "Choose or create a feed first.", "error");
+  const fields = composeFields();
+  clearErrors(fields, page.composeMessage);
+  if (!page.headline.value.trim()) {
+    return showError(fields, page.composeMessage, { field: "headline", message: "Write a headline first." });
+  }
+  const publishing = kind === "publish";
+  const hadFocus = document.activeElement;
+  setBusy(true);
+  setMessage(page.composeMessage, publishing ? "Publishing…" : "Preparing the preview…");
+  try {
+    const brief = await api("POST", feedPath(feed.slug, publishing ? "/briefs" : "/briefs/preview"),
+      { body: briefPayload(fields) });
+    if (publishing) published(brief, feed);
+    else showPreview(brief, feed);
+  } catch (error) {
+    if (error.code === "feed_ended") error.message = "Coverage of this feed has ended: reopen it to publish.";
+    if (error.status === 0 && publishing) {
+      error.message = "Couldn't reach the server, so the brief may or may not have been published. "
+        + "Check Recent briefs before publishing again.";
+    }
+    showError(fields, page.composeMessage, error);
+  } finally {
+    setBusy(false);
+    if (hadFocus?.disabled === false && document.activeElement === document.body) hadFocus.focus();
+  }
+}
+
+function published(brief, feed) {
+  const author = page.author.value;
+  page.composeForm.reset();
+  page.author.value = author;
+  updateCount();
+  clearPreview();
+  if (view.feed?.slug === feed.slug) addBrief(brief);
+  setMessage(page.composeMessage, `Published ${formatBriefTime(brief.published_at, feed.timezone)}`, "ok");
+  page.headline.focus();
+}
+
+/** Forget the preview and any compose messages: after a publish, a feed switch or a sign-out. */
+function clearPreview() {
+  page.previewOutput.replaceChildren();
+  page.previewPanel.hidden = true;
+  clearErrors(composeFields(), page.composeMessage);
+}
+
+function showPreview(brief, feed) {
+  const shown = { ...brief, id: brief.id ?? "preview", published_at: brief.published_at ?? new Date().toISOString() };
+  const item = renderBrief(shown, { slug: feed.slug, timeZone: feed.timezone });
+  item.removeAttribute("id");
+  item.querySelector(".brief-permalink")?.removeAttribute("href");
+  page.previewOutput.replaceChildren(item);
+  page.previewPanel.hidden = false;
+  setMessage(page.composeMessage, "Preview ready below: this is how readers will see it.", "ok");
+}
+
+// --- wiring ------------------------------------------------------------------------------------
+
+function start() {
+  const byId = (id) => document.getElementById(id);
+  Object.assign(page, {
+    token: byId("token"), signIn: byId("sign-in"), signInPanel: byId("sign-in-panel"), session: byId("session"),
+    editorName: byId("editor-name"), workspace: byId("workspace"), connStatus: byId("conn-status"),
+    feedSelect: byId("feed-select"), feedBar: byId("feed-bar"), noFeeds: byId("no-feeds"),
+    feedStatus: byId("feed-status"), coverage: byId("coverage-toggle"), feedLink: byId("feed-link"),
+    feedMessage: byId("feed-message"), newFeed: byId("new-feed"), newFeedForm: byId("new-feed-form"),
+    newSlug: byId("new-slug"), newTitle: byId("new-title"), newTimezone: byId("new-timezone"),
+    zones: byId("timezones"), createFeed: byId("create-feed"), newFeedMessage: byId("new-feed-message"),
+    composeForm: byId("compose-form"), headline: byId("headline"), headlineCount: byId("headline-count"),
+    body: byId("body"), author: byId("author"), url: byId("url"), tags: byId("tags"), keyEvent: byId("key-event"),
+    preview: byId("preview"), publish: byId("publish"), composeMessage: byId("compose-message"),
+    previewPanel: byId("preview-panel"), previewOutput: byId("preview-output"), endedNote: byId("feed-ended-note"),
+  });
+  if (!page.composeForm) return;
+  initRecent({ list: byId("recent"), empty: byId("recent-empty"), message: byId("recent-message") });
+  fillZones();
+  updateCount();
+  const mac = /Mac|iPhone|iPad/.test(navigator.userAgentData?.platform ?? navigator.platform);
+  byId("shortcut-hint").textContent = mac ? "⌘ Enter publishes" : "Ctrl + Enter publishes";
+
+  whenUnauthorized(() => signOut(INVALID_TOKEN));
+  byId("sign-in-form").addEventListener("submit", signIn);
+  byId("sign-out").addEventListener("click", () => signOut());
+  page.feedSelect.addEventListener("change", () => selectFeed(page.feedSelect.value));
+  page.coverage.addEventListener("click", toggleCoverage);
+  page.newFeedForm.addEventListener("submit", createFeed);
+  page.headline.addEventListener("input", updateCount);
+  page.preview.addEventListener("click", () => send("preview"));
+  page.publish.addEventListener("click", () => send("publish"));
+  page.composeForm.addEventListener("submit", (event) => event.preventDefault()); // Enter must not publish
+  page.composeForm.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    event.preventDefault();
+    send("publish");
+  });
+  window.addEventListener("online", () => view.connection?.reconnectNow());
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") view.connection?.reconnectNow();
+  });
+  resumeSession();
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+else start();
