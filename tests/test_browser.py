@@ -224,3 +224,77 @@ def test_a_day_replay_plays_pauses_and_scrubs(
     assert page.evaluate("window.livefeedReplay.state().received") >= 8, (
         "the seek replayed the morning"
     )
+
+
+def test_the_editor_page_runs_a_live_blog_and_a_reader_sees_each_change(
+    browser: Browser, server: LivefeedServer, http: httpx.Client
+) -> None:
+    from conftest import TOKEN
+
+    slug = make_feed(http)
+    publish(http, slug, "Opening brief")
+    editor_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    reader_ctx = browser.new_context(viewport={"width": 800, "height": 900})
+    errors: list[str] = []
+    try:
+        editor, reader = editor_ctx.new_page(), reader_ctx.new_page()
+        for p in (editor, reader):
+            p.on("pageerror", lambda exc: errors.append(str(exc)))
+        reader.goto(f"{server.base}/feeds/{slug}")
+        expect(reader.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
+
+        editor.goto(f"{server.base}/editor?feed={slug}")
+        editor.fill("#token", TOKEN)
+        editor.click("#sign-in")
+        expect(editor.locator("#editor-name")).to_have_text("Newsroom")
+        expect(editor.locator("#author")).to_have_value("Newsroom")
+        expect(editor.locator("#recent li[data-id]")).to_have_count(1)
+
+        # Publish, with a preview first.
+        editor.fill("#headline", "Bridge closed after crash")
+        editor.fill("#body", "Police closed the bridge.\n\nDiversions are in place.")
+        editor.click("#preview")
+        expect(editor.locator("#preview-output .brief-body p")).to_have_count(2)
+        editor.locator("#body").press("Control+Enter")
+        top = reader.locator("#briefs > li.brief").first
+        expect(top.locator(".brief-headline")).to_have_text(
+            "Bridge closed after crash", timeout=1000
+        )
+        item = editor.locator("#recent li[data-id]").first
+        expect(item).to_contain_text("Bridge closed after crash")
+
+        # Correct it: the reader's copy changes in place and says so.
+        item.locator(".edit").click()
+        editor.fill("#recent li[data-id] .edit-headline", "Bridge reopened after crash")
+        item.locator(".save").click()
+        expect(top.locator(".brief-headline")).to_have_text(
+            "Bridge reopened after crash", timeout=1000
+        )
+        expect(top.locator(".brief-updated")).to_contain_text("Updated")
+        expect(reader.locator("#briefs > li.brief")).to_have_count(2)
+
+        # Pin it, then mark it a key event.
+        item.locator(".pin").click()
+        expect(reader.locator("#pinned")).to_be_visible(timeout=1000)
+        expect(reader.locator("#pinned .brief-headline")).to_have_text(
+            "Bridge reopened after crash"
+        )
+        item.locator(".key-toggle").click()
+        expect(reader.locator("#key-events")).to_be_visible(timeout=1000)
+        expect(reader.locator("#key-events")).to_contain_text("Bridge reopened after crash")
+
+        # Retract it: gone from the list, the pin and the key events.
+        editor.once("dialog", lambda dialog: dialog.accept())
+        item.locator(".delete").click()
+        expect(reader.locator("#briefs > li.brief")).to_have_count(1, timeout=1000)
+        expect(reader.locator("#pinned")).to_be_hidden()
+        expect(reader.locator("#key-events")).to_be_hidden()
+        expect(reader.locator("#briefs .brief-headline")).to_have_text(["Opening brief"])
+
+        # End coverage from the editor page.
+        editor.click("#coverage-toggle")
+        expect(reader.locator("#coverage-ended")).to_be_visible(timeout=1000)
+    finally:
+        editor_ctx.close()
+        reader_ctx.close()
+    assert not errors, errors

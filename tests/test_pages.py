@@ -79,7 +79,9 @@ def test_reader_page_shows_pin_key_events_corrections_and_coverage_end(http: htt
     slug = make_feed(http)
     key = publish(http, slug, "Key moment", key_event=True)
     fixed = publish(http, slug, "Typo in headlnie")
-    http.patch(f"/api/feeds/{slug}/briefs/{fixed['id']}", json={"headline": "Typo fixed"}, headers=auth())
+    http.patch(
+        f"/api/feeds/{slug}/briefs/{fixed['id']}", json={"headline": "Typo fixed"}, headers=auth()
+    )
     http.put(f"/api/feeds/{slug}/pin", json={"brief_id": key["id"]}, headers=auth())
     http.patch(f"/api/feeds/{slug}", json={"status": "ended"}, headers=auth())
     html = http.get(f"/feeds/{slug}").text
