@@ -119,6 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from livefeed.app import create_app
+    from livefeed.transport import DirectSendProtocol
 
     settings = settings_from(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
@@ -148,7 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
-            ws="websockets-sansio",
+            ws=DirectSendProtocol,
             ws_per_message_deflate=False,
             ws_max_size=64 * 1024,
             timeout_graceful_shutdown=5,

@@ -42,6 +42,7 @@ class Settings:
     backlog_size: int = 20
     catchup_page: int = 500
     reader_queue: int = 1024
+    reader_buffer_bytes: int = 1024 * 1024
     heartbeat_interval: float = 20.0
     replay_max_gap: float = 3.0
     redis_timeout: float = 5.0

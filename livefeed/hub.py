@@ -14,8 +14,8 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from livefeed.errors import CLOSE_GOING_AWAY
-from livefeed.models import Event, control_frame, iso_ms, now_ms
+from livefeed.errors import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW
+from livefeed.models import Event, StreamId, control_frame, iso_ms, now_ms
 
 log = logging.getLogger("livefeed.hub")
 
@@ -39,10 +39,25 @@ class Closing(Exception):
         self.reason = reason
 
 
-class Subscriber:
-    """One reader's bounded queue of events, filled by the hub and drained by the connection."""
+DirectSend = Callable[[bytes], bool]
+"""Write a frame to the reader now; False when it cannot take more (too slow, or gone)."""
 
-    __slots__ = ("_closing", "_limit", "_queue", "_wakeup", "feed", "overflowed")
+
+class Subscriber:
+    """One reader: a bounded queue the connection drains, or, once it has caught up, a direct
+    writer the hub calls for each event (no task switch per reader per event)."""
+
+    __slots__ = (
+        "_close_direct",
+        "_closing",
+        "_direct",
+        "_limit",
+        "_position",
+        "_queue",
+        "_wakeup",
+        "feed",
+        "overflowed",
+    )
 
     def __init__(self, feed: str, limit: int) -> None:
         self.feed = feed
@@ -51,10 +66,28 @@ class Subscriber:
         self._queue: deque[Event] = deque()
         self._wakeup = asyncio.Event()
         self._closing: Closing | None = None
+        self._direct: DirectSend | None = None
+        self._close_direct: Callable[[int, str], None] | None = None
+        self._position = -1
 
     def push(self, events: list[Event]) -> None:
-        """Queue events without waiting; flag the subscriber instead of growing past the limit."""
+        """Hand over events without waiting; flag the subscriber rather than grow past the limit."""
         if self.overflowed or self._closing is not None:
+            return
+        direct = self._direct
+        if direct is not None:
+            for event in events:
+                if event.order >= 0:
+                    if event.order <= self._position:
+                        continue
+                    self._position = event.order
+                if not direct(event.payload):
+                    self._direct = None
+                    self.overflowed = True
+                    if self._close_direct is not None:
+                        self._close_direct(CLOSE_TOO_SLOW, "too slow: reconnect with since")
+                    self._wakeup.set()
+                    return
             return
         if len(self._queue) + len(events) > self._limit:
             self.overflowed = True
@@ -63,6 +96,24 @@ class Subscriber:
             self._queue.extend(events)
         self._wakeup.set()
 
+    def go_direct(
+        self, position: StreamId, send: DirectSend, close: Callable[[int, str], None]
+    ) -> bool:
+        """Switch to direct writes if nothing is queued (the caller sends that first); atomic
+        with respect to the hub, since there is no ``await`` between the check and the switch."""
+        if self._queue or self.overflowed or self._closing is not None:
+            return False
+        self._position = position.ms << 64 | position.seq
+        self._direct = send
+        self._close_direct = close
+        return True
+
+    def take(self) -> list[Event]:
+        """Whatever is queued, without waiting."""
+        batch = list(self._queue)
+        self._queue.clear()
+        return batch
+
     def reset(self) -> None:
         """Forget an overflow during catch-up: the events it dropped are re-read from the stream."""
         self.overflowed = False
@@ -70,6 +121,9 @@ class Subscriber:
 
     def close(self, code: int, reason: str) -> None:
         self._closing = Closing(code, reason)
+        if self._close_direct is not None:
+            self._close_direct(code, reason)
+        self._direct = None
         self._wakeup.set()
 
     async def next_batch(self) -> list[Event]:
@@ -80,9 +134,7 @@ class Subscriber:
             if self.overflowed:
                 raise TooSlow
             if self._queue:
-                batch = list(self._queue)
-                self._queue.clear()
-                return batch
+                return self.take()
             self._wakeup.clear()
             await self._wakeup.wait()
 
@@ -199,4 +251,4 @@ class Hub:
 
 
 def _heartbeat() -> Event:
-    return Event(None, "heartbeat", control_frame("heartbeat", server_time=iso_ms(now_ms())))
+    return Event.of(None, "heartbeat", control_frame("heartbeat", server_time=iso_ms(now_ms())))

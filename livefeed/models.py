@@ -375,11 +375,22 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """What the hub hands out: stream position (None for heartbeats) and frame text, built once."""
+    """What the hub hands out: stream position (None for heartbeats) and the frame, built once.
+
+    ``payload`` is the frame's UTF-8 bytes, written as they are to every reader; ``order`` sorts
+    like the id (-1 for frames without one) and is cheap to compare on the hot path.
+    """
 
     id: StreamId | None
     type: str
     frame: str
+    payload: bytes
+    order: int
+
+    @classmethod
+    def of(cls, event_id: StreamId | None, event_type: str, frame: str) -> Event:
+        order = -1 if event_id is None else event_id.ms << 64 | event_id.seq
+        return cls(event_id, event_type, frame, frame.encode(), order)
 
 
 def event_frame(event_type: str, event_id: str, data: bytes) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,6 +28,7 @@ from livefeed.errors import (
 from livefeed.hub import Closing, Hub, Subscriber, TooSlow
 from livefeed.models import Feed, StreamId, control_frame
 from livefeed.store import Store
+from livefeed.transport import DIRECT_SEND
 
 log = logging.getLogger("livefeed.reader")
 
@@ -57,17 +59,17 @@ async def serve_reader(websocket: WebSocket, store: Store, hub: Hub, settings: S
         await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
         return
 
+    # The sender catches up and then either hands the reader to the hub's direct path and ends,
+    # or keeps draining the queue; this task reads from the socket until it closes, which it
+    # also does after any close we send.
     sender = asyncio.create_task(_send_events(websocket, store, feed, sub, since, settings))
-    receiver = asyncio.create_task(_drain_incoming(websocket))
     try:
-        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        await _drain_incoming(websocket)
     finally:
         hub.unsubscribe(sub)
-        for task in (sender, receiver):
-            task.cancel()
-        for task in (sender, receiver):
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
-                await task
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+            await sender
 
 
 async def _send_events(
@@ -83,8 +85,14 @@ async def _send_events(
             since = await _send_snapshot(websocket, store, feed, settings)
         position = await _catch_up(websocket, store, sub, since, settings)
         await websocket.send_text(control_frame("live", last_event_id=str(position)))
+        direct = websocket.scope.get("extensions", {}).get(DIRECT_SEND)
         while True:
-            for event in await sub.next_batch():
+            batch = sub.take()
+            if not batch and direct is not None:
+                send = functools.partial(direct["send"], limit=settings.reader_buffer_bytes)
+                if sub.go_direct(position, send, direct["close"]):
+                    return  # from now on the hub writes to this reader itself
+            for event in batch or await sub.next_batch():
                 if event.id is not None:
                     if event.id <= position:
                         continue

@@ -51,7 +51,7 @@ class Entry:
     data: bytes
 
     def to_event(self) -> Event:
-        return Event(self.id, self.type, event_frame(self.type, str(self.id), self.data))
+        return Event.of(self.id, self.type, event_frame(self.type, str(self.id), self.data))
 
     def payload(self) -> dict[str, Any]:
         value: dict[str, Any] = orjson.loads(self.data)
