@@ -12,7 +12,7 @@ from livefeed.models import Event, StreamId
 
 
 def ev(n: int) -> Event:
-    return Event(StreamId(n, 0), "brief", f'{{"n":{n}}}')
+    return Event.of(StreamId(n, 0), "brief", f'{{"n":{n}}}')
 
 
 class MemorySource:
@@ -134,4 +134,66 @@ async def test_unsubscribed_readers_are_not_counted() -> None:
     assert hub.count("a") == 1
     hub.unsubscribe(sub)
     assert hub.count("a") == 0 and hub.count() == 0
+    await hub.close()
+
+
+class FakeSocket:
+    """Stands in for a transport: takes frames until it is 'full'."""
+
+    def __init__(self, room: int = 1000) -> None:
+        self.frames: list[bytes] = []
+        self.room = room
+        self.closed: tuple[int, str] | None = None
+
+    def send(self, payload: bytes) -> bool:
+        if len(self.frames) >= self.room:
+            return False
+        self.frames.append(payload)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+async def test_a_caught_up_reader_is_written_to_directly_without_duplicates() -> None:
+    source = MemorySource()
+    hub = Hub(source)
+    sub = await hub.subscribe("a")
+    socket = FakeSocket()
+    assert sub.go_direct(StreamId(2, 0), socket.send, socket.close)
+    source.emit("a", ev(1), ev(2), ev(3))  # 1 and 2 were already sent during catch-up
+    source.emit("a", ev(4))
+    await asyncio.sleep(0.01)
+    assert socket.frames == [ev(3).payload, ev(4).payload]
+    assert len(sub) == 0, "nothing queued in direct mode"
+    await hub.close()
+    assert socket.closed == (1001, "server restarting")
+
+
+async def test_going_direct_waits_until_the_queue_is_drained() -> None:
+    source = MemorySource()
+    hub = Hub(source)
+    sub = await hub.subscribe("a")
+    source.emit("a", ev(1))
+    await asyncio.sleep(0.01)
+    socket = FakeSocket()
+    assert not sub.go_direct(StreamId(0, 0), socket.send, socket.close), "queued events first"
+    assert [e.id for e in sub.take()] == [StreamId(1, 0)]
+    assert sub.go_direct(StreamId(1, 0), socket.send, socket.close)
+    await hub.close()
+
+
+async def test_a_direct_reader_that_cannot_keep_up_is_closed_as_too_slow() -> None:
+    source = MemorySource()
+    hub = Hub(source)
+    slow_sub, fast_sub = await hub.subscribe("a"), await hub.subscribe("a")
+    slow, fast = FakeSocket(room=2), FakeSocket()
+    slow_sub.go_direct(StreamId(0, 0), slow.send, slow.close)
+    fast_sub.go_direct(StreamId(0, 0), fast.send, fast.close)
+    source.emit("a", *(ev(n) for n in range(1, 6)))
+    await asyncio.sleep(0.01)
+    assert slow.closed is not None and slow.closed[0] == 4408
+    assert len(fast.frames) == 5, "the others get everything"
+    with pytest.raises(TooSlow):
+        await slow_sub.next_batch()
     await hub.close()
