@@ -120,6 +120,11 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
+def app_from_env() -> Starlette:
+    """The application for a worker process: settings from ``LIVEFEED_*`` (see ``serve``)."""
+    return create_app(Settings.from_env())
+
+
 def _redis(url: str, timeout: float, pool_size: int) -> Redis:
     """A client whose pool makes callers wait (up to ``timeout``) rather than fail when busy."""
     pool = BlockingConnectionPool.from_url(

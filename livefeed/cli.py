@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", default=None, help="create a demo feed and keep posting"
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes sharing the port (env LIVEFEED_WORKERS; default 1); "
+        "each follows the stream itself, so every reader on every worker gets every event",
+    )
     serve.set_defaults(func=cmd_serve)
 
     feed = sub.add_parser("feed", help="create and list feeds")
@@ -111,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    keys = ["host", "port", "redis_url", "data_dir", "key_prefix", "demo", "log_level"]
+    keys = ["host", "port", "redis_url", "data_dir", "key_prefix", "demo", "log_level", "workers"]
     return Settings.from_env(**{k: getattr(args, k, None) for k in keys})
 
 
@@ -141,19 +147,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"livefeed: demo feed at http://{settings.host}:{settings.port}/feeds/demo",
             file=sys.stderr,
         )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "ws": DirectSendProtocol,
+        "ws_per_message_deflate": False,
+        "ws_max_size": 64 * 1024,
+        "timeout_graceful_shutdown": 5,
+    }
     # uvicorn re-raises SIGTERM once it has shut down; make that an exit that runs `finally`.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            ws=DirectSendProtocol,
-            ws_per_message_deflate=False,
-            ws_max_size=64 * 1024,
-            timeout_graceful_shutdown=5,
-        )
+        if settings.workers > 1:
+            # Workers are new processes: they build their app from the same settings, passed on
+            # through the environment.
+            os.environ.update(settings.to_env())
+            uvicorn.run(
+                "livefeed.app:app_from_env", factory=True, workers=settings.workers, **options
+            )
+        else:
+            uvicorn.run(create_app(settings), **options)
     finally:
         if embedded is not None:
             embedded.stop()

@@ -35,6 +35,7 @@ class Settings:
     demo_interval: float = 10.0
     web_dir: Path = field(default_factory=_default_web_dir)
     log_level: str = "info"
+    workers: int = 1
     # Limits.
     max_body_bytes: int = 256 * 1024
     page_size: int = 20
@@ -60,6 +61,10 @@ class Settings:
             values[f.name] = _coerce(f.type, raw, f.name)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``LIVEFEED_*`` variables, for worker processes."""
+        return {f"LIVEFEED_{f.name.upper()}": str(getattr(self, f.name)) for f in fields(self)}
 
 
 def _coerce(type_name: Any, raw: str, name: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from datetime import timedelta
 
@@ -94,10 +95,14 @@ async def ensure_demo_feed(store: Store) -> Feed:
 async def run_demo(store: Store, settings: Settings, seed_count: int = 6) -> None:
     """Create the demo feed if needed, seed a few briefs, then post one every interval."""
     rng = random.Random()
+    # With several workers, only the holder of the lease seeds and posts.
+    holder = f"{os.getpid()}-{rng.random()}"
+    lease_ms = int(max(settings.demo_interval, 10) * 3000)
     while True:
         try:
             feed = await ensure_demo_feed(store)
-            if (await store.bounds(DEMO_SLUG)).first is None:
+            leader = await store.hold_lease("demo", holder, lease_ms)
+            if leader and (await store.bounds(DEMO_SLUG)).first is None:
                 await seed_history(store, feed, rng)
                 for _ in range(seed_count):
                     await _post(store, feed, rng)
@@ -108,7 +113,8 @@ async def run_demo(store: Store, settings: Settings, seed_count: int = 6) -> Non
     while True:
         await asyncio.sleep(settings.demo_interval * rng.uniform(0.7, 1.3))
         try:
-            await _post(store, feed, rng)
+            if await store.hold_lease("demo", holder, lease_ms):  # one poster among workers
+                await _post(store, feed, rng)
         except RedisError as exc:
             log.warning("demo brief not posted (%s)", exc)
 

@@ -348,6 +348,16 @@ class Store:
             entries.extend(_entry(raw_id, fields) for raw_id, fields in items)
         return entries
 
+    async def hold_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        """Take or renew a lease that only one process holds at a time (the demo poster)."""
+        key = f"{self.prefix}:lease:{name}"
+        if await self._cmd("SET", key, holder, "NX", "PX", ttl_ms):
+            return True
+        if _text(await self._cmd("GET", key) or b"") == holder:
+            await self._cmd("PEXPIRE", key, ttl_ms)
+            return True
+        return False
+
     # editor tokens
     async def create_token(self, name: str) -> str:
         """Create a token for a named editor and return it; only its hash is stored."""

@@ -222,3 +222,35 @@ async def test_a_reader_that_stops_reading_is_closed_as_too_slow_and_resumes_wit
         await fast.close()
     finally:
         server.stop()
+
+
+async def test_with_two_workers_every_reader_gets_every_brief(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    server = LivefeedServer(redis_server.url, "workers-" + uuid.uuid4().hex[:6])
+    server.start("--workers", "2", log_dir=tmp_path)
+    try:
+        with httpx.Client(base_url=server.base, timeout=10) as client:
+            slug = make_feed(client)
+        readers = [
+            await websockets.connect(f"{server.ws_base}/ws/feeds/{slug}?since=0") for _ in range(40)
+        ]
+        try:
+            for ws in readers:
+                await frames_until(ws, has_live)
+            with httpx.Client(base_url=server.base, timeout=10) as client:
+                sent = [publish(client, slug, f"n{n}")["id"] for n in range(10)]
+            for ws in readers:
+                frames = await frames_until(ws, lambda fs: len(fs) == 10)
+                assert [f["event_id"] for f in frames] == sent
+        finally:
+            for ws in readers:
+                await ws.close()
+        pids = {
+            line.split("[")[1].split("]")[0]
+            for line in server.log().splitlines()
+            if "Started server process" in line
+        }
+        assert len(pids) == 2, "two worker processes served"
+    finally:
+        server.stop()
