@@ -25,7 +25,7 @@ from livefeed.config import Settings
 from livefeed.errors import LivefeedError, Unavailable
 from livefeed.hub import Hub
 from livefeed.models import Event
-from livefeed.reader import serve_reader
+from livefeed.reader import SnapshotCache, serve_reader
 from livefeed.replay import open_replay
 from livefeed.store import Store, follow
 
@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> Starlette:
         hub = Hub(source, queue_limit=settings.reader_queue)
         app.state.store = store
         app.state.hub = hub
+        app.state.snapshots = SnapshotCache()
         tasks: list[asyncio.Task[Any]] = []
         if settings.demo:
             from livefeed.demo import run_demo
@@ -75,7 +76,8 @@ def create_app(settings: Settings) -> Starlette:
         if "replay" in websocket.query_params:
             await open_replay(websocket, store, settings.replay_max_gap)
         else:
-            await serve_reader(websocket, store, websocket.app.state.hub, settings)
+            state = websocket.app.state
+            await serve_reader(websocket, store, state.hub, settings, state.snapshots)
 
     routes = [
         Route("/", pages.index_page),

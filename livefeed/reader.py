@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -40,7 +41,37 @@ class _Reload(Exception):
     """The reader's ``since`` is not resumable: history it needs is gone or was never here."""
 
 
-async def serve_reader(websocket: WebSocket, store: Store, hub: Hub, settings: Settings) -> None:
+class SnapshotCache:
+    """The latest snapshot frame per feed, built once per stream position.
+
+    A join storm of thousands of readers then costs one build, not one per reader; readers that
+    arrive while it is being built wait for it.
+    """
+
+    def __init__(self) -> None:
+        self._frames: dict[str, tuple[StreamId, asyncio.Future[str]]] = {}
+
+    async def get(self, slug: str, position: StreamId, build: Callable[[], Awaitable[str]]) -> str:
+        cached = self._frames.get(slug)
+        if cached is not None and cached[0] == position:
+            return await asyncio.shield(cached[1])
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._frames[slug] = (position, future)
+        try:
+            frame = await build()
+        except BaseException as exc:
+            if self._frames.get(slug, (None, None))[1] is future:
+                del self._frames[slug]
+            future.set_exception(exc)
+            future.exception()  # waiters get it; nobody else needs to be told
+            raise
+        future.set_result(frame)
+        return frame
+
+
+async def serve_reader(
+    websocket: WebSocket, store: Store, hub: Hub, settings: Settings, snapshots: SnapshotCache
+) -> None:
     """Serve one reader connection until it disconnects, falls behind, or the server stops."""
     slug = websocket.path_params["feed"]
     raw_since = websocket.query_params.get("since")
@@ -62,7 +93,9 @@ async def serve_reader(websocket: WebSocket, store: Store, hub: Hub, settings: S
     # The sender catches up and then either hands the reader to the hub's direct path and ends,
     # or keeps draining the queue; this task reads from the socket until it closes, which it
     # also does after any close we send.
-    sender = asyncio.create_task(_send_events(websocket, store, feed, sub, since, settings))
+    sender = asyncio.create_task(
+        _send_events(websocket, store, feed, sub, since, settings, snapshots)
+    )
     try:
         await _drain_incoming(websocket)
     finally:
@@ -79,10 +112,11 @@ async def _send_events(
     sub: Subscriber,
     since: StreamId | None,
     settings: Settings,
+    snapshots: SnapshotCache,
 ) -> None:
     try:
         if since is None:
-            since = await _send_snapshot(websocket, store, feed, settings)
+            since = await _send_snapshot(websocket, store, feed, settings, snapshots)
         position = await _catch_up(websocket, store, sub, since, settings)
         await websocket.send_text(control_frame("live", last_event_id=str(position)))
         direct = websocket.scope.get("extensions", {}).get(DIRECT_SEND)
@@ -115,7 +149,7 @@ async def _send_events(
 
 
 async def _send_snapshot(
-    websocket: WebSocket, store: Store, feed: Feed, settings: Settings
+    websocket: WebSocket, store: Store, feed: Feed, settings: Settings, snapshots: SnapshotCache
 ) -> StreamId:
     """For a reader without ``since``: the feed as it stands, and the position it stands at.
 
@@ -123,12 +157,15 @@ async def _send_snapshot(
     applying an event to a state that already has it changes nothing.
     """
     position = (await store.bounds(feed.slug)).last_generated
-    briefs, _ = await store.latest_briefs(feed.slug, settings.backlog_size)
-    pinned = None
-    if feed.pinned is not None:
-        (pinned,) = await store.states(feed.slug, [StreamId.parse(feed.pinned)])
-    snapshot = control_frame("snapshot", briefs=briefs, pinned=pinned, feed=feed.to_dict())
-    await websocket.send_text(snapshot)
+
+    async def build() -> str:
+        briefs, _ = await store.latest_briefs(feed.slug, settings.backlog_size)
+        pinned = None
+        if feed.pinned is not None:
+            (pinned,) = await store.states(feed.slug, [StreamId.parse(feed.pinned)])
+        return control_frame("snapshot", briefs=briefs, pinned=pinned, feed=feed.to_dict())
+
+    await websocket.send_text(await snapshots.get(feed.slug, position, build))
     return position
 
 
