@@ -130,10 +130,15 @@ async def publish_brief(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    """200 when Redis answers a PING within two seconds, else 503."""
+    """200 when Redis answers a PING within two seconds, else 503; with this process's load.
+
+    ``readers`` are connected WebSocket readers and ``tasks`` the asyncio tasks alive in this
+    worker (a leak shows as tasks that outlive their readers).
+    """
     store, _ = state(request)
+    load = {"readers": request.app.state.hub.count(), "tasks": len(asyncio.all_tasks())}
     try:
         await asyncio.wait_for(store.ping(), 2.0)
     except Exception:
-        return json_response({"status": "unhealthy", "redis": "unreachable"}, 503)
-    return json_response({"status": "ok", "redis": "ok"})
+        return json_response({"status": "unhealthy", "redis": "unreachable", **load}, 503)
+    return json_response({"status": "ok", "redis": "ok", **load})
