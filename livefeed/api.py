@@ -56,6 +56,8 @@ async def authenticate(request: Request) -> str:
     The token never appears in an error message or log line.
     """
     store, settings = state(request)
+    by_address, by_editor = request.app.state.limits
+    by_address.check(client_address(request), "write requests from this address")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -63,11 +65,17 @@ async def authenticate(request: Request) -> str:
     if settings.editor_token and hmac.compare_digest(
         token.encode(), settings.editor_token.encode()
     ):
-        return settings.editor_name
-    name = await store.editor_for_token(token)
+        name: str | None = settings.editor_name
+    else:
+        name = await store.editor_for_token(token)
     if name is None:
         raise Unauthorized("the editor token is not valid or was revoked", code="invalid_token")
+    by_editor.check(name, f"changes by {name}")
     return name
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def feed_slug(request: Request) -> str:

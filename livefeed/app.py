@@ -13,17 +13,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from livefeed import api, archive, editor_api, pages
 from livefeed.config import Settings
-from livefeed.errors import LivefeedError, Unavailable
+from livefeed.errors import CLOSE_POLICY, LivefeedError, Unavailable
 from livefeed.hub import Hub
+from livefeed.limits import ConnectionCounter, RateLimiter, origin_allowed
 from livefeed.models import Event
 from livefeed.reader import SnapshotCache, serve_reader
 from livefeed.replay import open_replay
@@ -72,12 +75,21 @@ def create_app(settings: Settings) -> Starlette:
             await tail_redis.aclose()
 
     async def websocket_feed(websocket: WebSocket) -> None:
-        store = websocket.app.state.store
-        if "replay" in websocket.query_params:
-            await open_replay(websocket, store, settings.replay_max_gap)
-        else:
-            state = websocket.app.state
-            await serve_reader(websocket, store, state.hub, settings, state.snapshots)
+        state = websocket.app.state
+        if not origin_allowed(websocket.headers.get("origin"), settings.allowed_origins):
+            await websocket.close(CLOSE_POLICY, "origin not allowed")  # before accept: a 403
+            return
+        address = websocket.client.host if websocket.client else "unknown"
+        if not state.connections.acquire(address):
+            await websocket.close(CLOSE_POLICY, "too many connections from this address")
+            return
+        try:
+            if "replay" in websocket.query_params:
+                await open_replay(websocket, state.store, settings)
+            else:
+                await serve_reader(websocket, state.store, state.hub, settings, state.snapshots)
+        finally:
+            state.connections.release(address)
 
     routes = [
         Route("/", pages.index_page),
@@ -109,6 +121,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(HeaderLimit, limit=settings.max_header_bytes)],
         exception_handlers={
             LivefeedError: _livefeed_error,
             HTTPException: _http_error,
@@ -118,8 +131,35 @@ def create_app(settings: Settings) -> Starlette:
         },
     )
     app.state.settings = settings
+    app.state.connections = ConnectionCounter(settings.connections_per_address)
+    app.state.limits = (
+        RateLimiter(settings.address_write_rate, settings.address_write_burst),
+        RateLimiter(settings.editor_rate, settings.editor_burst),
+    )
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
     return app
+
+
+class HeaderLimit:
+    """Refuse requests whose headers add up to more than ``limit`` bytes with 431."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+            if size > self.limit:
+                error = {
+                    "error": {
+                        "code": "headers_too_large",
+                        "message": f"request headers must stay under {self.limit} bytes",
+                    }
+                }
+                await api.json_response(error, 431)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def app_from_env() -> Starlette:
@@ -149,7 +189,8 @@ def _log_tail_error(feed: str) -> Any:
 
 async def _livefeed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LivefeedError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if exc.status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="livefeed"'}
     return api.json_response(exc.to_dict(), exc.status, headers)

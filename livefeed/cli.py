@@ -153,7 +153,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "log_level": settings.log_level,
         "ws": DirectSendProtocol,
         "ws_per_message_deflate": False,
-        "ws_max_size": 64 * 1024,
+        "ws_max_size": settings.reader_max_message_bytes,
+        "h11_max_incomplete_event_size": 16 * 1024,
         "timeout_graceful_shutdown": 5,
     }
     # uvicorn re-raises SIGTERM once it has shut down; make that an exit that runs `finally`.

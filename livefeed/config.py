@@ -38,6 +38,7 @@ class Settings:
     workers: int = 1
     # Limits.
     max_body_bytes: int = 256 * 1024
+    max_header_bytes: int = 16 * 1024
     page_size: int = 20
     max_page_size: int = 100
     backlog_size: int = 20
@@ -47,6 +48,16 @@ class Settings:
     heartbeat_interval: float = 20.0
     replay_max_gap: float = 3.0
     redis_timeout: float = 5.0
+    # Abuse limits (per worker process). Rates are actions a second; 0 turns a limit off.
+    editor_rate: float = 10.0
+    editor_burst: int = 30
+    address_write_rate: float = 20.0
+    address_write_burst: int = 60
+    connections_per_address: int = 0
+    allowed_origins: str = ""
+    frame_ancestors: str = "'self'"
+    reader_messages_per_minute: int = 60
+    reader_max_message_bytes: int = 4096
     redis_pool_size: int = 64
 
     @classmethod

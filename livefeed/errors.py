@@ -21,6 +21,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_BAD_REQUEST = 4400
+CLOSE_POLICY = 1008
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 4408
 
@@ -100,6 +101,17 @@ class UnsupportedMediaType(LivefeedError):
 class ValidationFailed(LivefeedError):
     status = 422
     default_code = "invalid_field"
+
+
+class TooManyRequests(LivefeedError):
+    """Over a rate limit; ``retry_after`` says how many seconds to wait."""
+
+    status = 429
+    default_code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unavailable(LivefeedError):

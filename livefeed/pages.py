@@ -36,6 +36,8 @@ def _templates(request: Request) -> Jinja2Templates:
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
     response = _templates(request).TemplateResponse(request, name, context, status_code=status)
     response.headers.update(SECURITY_HEADERS)
+    ancestors = request.app.state.settings.frame_ancestors
+    response.headers["Content-Security-Policy"] += f"; frame-ancestors {ancestors}"
     return response
 
 

@@ -22,11 +22,13 @@ from livefeed.config import Settings
 from livefeed.errors import (
     CLOSE_BAD_REQUEST,
     CLOSE_INTERNAL,
+    CLOSE_POLICY,
     CLOSE_TOO_SLOW,
     CLOSE_TRY_AGAIN_LATER,
     LivefeedError,
 )
 from livefeed.hub import Closing, Hub, Subscriber, TooSlow
+from livefeed.limits import MessageBudget
 from livefeed.models import Feed, StreamId, control_frame
 from livefeed.store import Store
 from livefeed.transport import DIRECT_SEND
@@ -97,7 +99,7 @@ async def serve_reader(
         _send_events(websocket, store, feed, sub, since, settings, snapshots)
     )
     try:
-        await _drain_incoming(websocket)
+        await drain_incoming(websocket, settings)
     finally:
         hub.unsubscribe(sub)
         sender.cancel()
@@ -190,12 +192,18 @@ async def _catch_up(
             return position
 
 
-async def _drain_incoming(websocket: WebSocket) -> None:
-    """Readers have nothing to say; read (and drop) frames so a disconnect is noticed."""
+async def drain_incoming(websocket: WebSocket, settings: Settings) -> None:
+    """Readers have nothing to say; read (and drop) frames so a disconnect is noticed.
+
+    A reader that keeps talking anyway is closed with 1008 (policy); protocol pings do not count.
+    """
+    budget = MessageBudget(settings.reader_messages_per_minute)
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
+        if not budget.spend():
+            await _close(websocket, CLOSE_POLICY, "readers send no messages")
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

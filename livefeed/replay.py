@@ -23,8 +23,10 @@ from dataclasses import dataclass
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from livefeed.config import Settings
 from livefeed.days import Day, parse_clock, parse_day
-from livefeed.errors import BadRequest, LivefeedError
+from livefeed.errors import CLOSE_POLICY, BadRequest, LivefeedError
+from livefeed.limits import MessageBudget
 from livefeed.models import Feed, control_frame, iso_ms
 from livefeed.store import Store
 
@@ -179,15 +181,19 @@ class Player:
 
 async def serve_replay(
     websocket: WebSocket, store: Store, feed: Feed, day: Day, speed: float, start_ms: int,
-    max_gap: float,
+    settings: Settings,
 ) -> None:  # fmt: skip
     """Play a day to one socket until it ends or the reader leaves."""
-    player = Player(store, feed, day, speed, max_gap)
+    player = Player(store, feed, day, speed, settings.replay_max_gap)
+    budget = MessageBudget(settings.reader_messages_per_minute)
 
     async def receive() -> None:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
+                return
+            if not budget.spend():
+                await websocket.close(CLOSE_POLICY, "too many controls")
                 return
             raw = message.get("text") or message.get("bytes") or b""
             try:
@@ -211,7 +217,7 @@ async def serve_replay(
                 await task
 
 
-async def open_replay(websocket: WebSocket, store: Store, max_gap: float) -> None:
+async def open_replay(websocket: WebSocket, store: Store, settings: Settings) -> None:
     """``WS /ws/feeds/{feed}?replay=YYYY-MM-DD&speed=N[&from=HH:MM]``: validate, then play."""
     params = websocket.query_params
     await websocket.accept()
@@ -224,4 +230,4 @@ async def open_replay(websocket: WebSocket, store: Store, max_gap: float) -> Non
     except LivefeedError as exc:
         await websocket.close(exc.close_code, exc.message[:120])
         return
-    await serve_replay(websocket, store, feed, day, speed, start_ms, max_gap)
+    await serve_replay(websocket, store, feed, day, speed, start_ms, settings)

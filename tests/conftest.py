@@ -85,6 +85,9 @@ class LivefeedServer:
 
     def start(self, *extra: str, log_dir: Path | None = None) -> None:
         env = {**os.environ, "LIVEFEED_EDITOR_TOKEN": TOKEN, "LIVEFEED_KEY_PREFIX": self.prefix}
+        # Tests publish far faster than an editor would: rate limits are off unless a test
+        # turns them on (tests/test_limits.py).
+        env.update(LIVEFEED_EDITOR_RATE="0", LIVEFEED_ADDRESS_WRITE_RATE="0")
         env.update(self.env)
         args = [sys.executable, "-m", "livefeed", "serve", "--port", str(self.port)]
         if self.redis_url:

@@ -1,0 +1,100 @@
+"""Rate limits kept in this process: token buckets per editor and per client address.
+
+Each worker keeps its own buckets, so with N workers a client can get up to N times the rate;
+that is good enough to stop a runaway script or a token being guessed, which is the point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from livefeed.errors import TooManyRequests
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    """Allows ``rate`` actions a second per key, in bursts of up to ``burst``; rate 0 is off."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1)
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    def check(self, key: str, what: str) -> None:
+        """Take one action for ``key`` or raise TooManyRequests with a Retry-After hint."""
+        if self.rate <= 0:
+            return
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) > 100_000:  # forget idle keys rather than grow without bound
+                self._forget_full(now)
+            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+        bucket.stamp = now
+        if bucket.tokens < 1:
+            wait = (1 - bucket.tokens) / self.rate
+            raise TooManyRequests(f"too many {what}; slow down", retry_after=max(1, round(wait)))
+        bucket.tokens -= 1
+
+    def _forget_full(self, now: float) -> None:
+        for key, bucket in list(self._buckets.items()):
+            if bucket.tokens + (now - bucket.stamp) * self.rate >= self.burst:
+                del self._buckets[key]
+
+
+class ConnectionCounter:
+    """Open WebSocket connections per client address, capped at ``limit`` (0: no cap)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def acquire(self, address: str) -> bool:
+        count = self._open.get(address, 0)
+        if self.limit and count >= self.limit:
+            return False
+        self._open[address] = count + 1
+        return True
+
+    def release(self, address: str) -> None:
+        count = self._open.get(address, 0) - 1
+        if count > 0:
+            self._open[address] = count
+        else:
+            self._open.pop(address, None)
+
+
+class MessageBudget:
+    """Messages a reader may send in a minute (pings are not messages)."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._window = clock()
+        self._count = 0
+
+    def spend(self) -> bool:
+        now = self._clock()
+        if now - self._window >= 60:
+            self._window, self._count = now, 0
+        self._count += 1
+        return self._count <= self.per_minute
+
+
+def origin_allowed(origin: str | None, allowed: str) -> bool:
+    """With an allow-list (comma-separated origins, ``*`` for any), only those may connect."""
+    if not allowed.strip():
+        return True
+    origins = {o.strip().rstrip("/") for o in allowed.split(",") if o.strip()}
+    return "*" in origins or (origin or "").rstrip("/") in origins

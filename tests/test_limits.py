@@ -1,0 +1,158 @@
+"""Abuse limits and security headers, against real servers with the limits turned on."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from conftest import TOKEN, LivefeedServer, RedisProcess, auth, make_feed
+
+
+@pytest.fixture(scope="module")
+def strict_server(
+    redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LivefeedServer]:
+    server = LivefeedServer(
+        redis_server.url,
+        "strict-" + uuid.uuid4().hex[:6],
+        LIVEFEED_EDITOR_RATE="1",
+        LIVEFEED_EDITOR_BURST="3",
+        LIVEFEED_ADDRESS_WRITE_RATE="2",
+        LIVEFEED_ADDRESS_WRITE_BURST="12",
+        LIVEFEED_CONNECTIONS_PER_ADDRESS="3",
+        LIVEFEED_ALLOWED_ORIGINS="https://news.example, http://127.0.0.1",
+        LIVEFEED_FRAME_ANCESTORS="'self' https://partner.example",
+    )
+    server.start(log_dir=tmp_path_factory.mktemp("strict"))
+    yield server
+    server.stop()
+
+
+def test_an_editor_over_the_rate_gets_429_with_retry_after(strict_server: LivefeedServer) -> None:
+    with httpx.Client(base_url=strict_server.base) as client:
+        slug = make_feed(client)  # one of the editor's burst of 3
+        codes = [
+            client.post(
+                f"/api/feeds/{slug}/briefs", json={"headline": f"n{n}"}, headers=auth()
+            ).status_code
+            for n in range(4)
+        ]
+        assert codes[:2] == [201, 201] and codes[-1] == 429
+        refused = client.post(
+            f"/api/feeds/{slug}/briefs", json={"headline": "again"}, headers=auth()
+        )
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert int(refused.headers["retry-after"]) >= 1
+        assert len(client.get(f"/api/feeds/{slug}/briefs").json()["briefs"]) == codes.count(201)
+
+
+def test_guessing_tokens_from_one_address_is_rate_limited(strict_server: LivefeedServer) -> None:
+    with httpx.Client(base_url=strict_server.base) as client:
+        codes = [
+            client.post(
+                "/api/feeds/x/briefs", json={}, headers={"Authorization": f"Bearer guess-{n}"}
+            ).status_code
+            for n in range(20)
+        ]
+    assert 401 in codes and codes[-1] == 429
+    assert "guess-" not in strict_server.log(), "tokens never reach the log"
+
+
+async def test_websocket_origin_allow_list_is_enforced_when_set(
+    strict_server: LivefeedServer,
+) -> None:
+    with httpx.Client(base_url=strict_server.base) as client:
+        slug = client.get("/api/feeds").json()["feeds"][0]["slug"]
+    url = f"{strict_server.ws_base}/ws/feeds/{slug}"
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(url, origin="https://evil.example")
+    assert refused.value.response.status_code == 403
+    async with websockets.connect(url, origin="https://news.example") as ws:
+        assert '"type":"snapshot"' in await asyncio.wait_for(ws.recv(), 5)
+
+
+async def test_connections_per_address_are_capped(strict_server: LivefeedServer) -> None:
+    with httpx.Client(base_url=strict_server.base) as client:
+        slug = client.get("/api/feeds").json()["feeds"][0]["slug"]
+    url = f"{strict_server.ws_base}/ws/feeds/{slug}?since=0"
+    first = [await websockets.connect(url, origin="http://127.0.0.1") for _ in range(3)]
+    try:
+        with pytest.raises(InvalidStatus):
+            await websockets.connect(url, origin="http://127.0.0.1")
+        await first.pop().close()
+        await asyncio.sleep(0.2)
+        first.append(await websockets.connect(url, origin="http://127.0.0.1"))
+    finally:
+        for ws in first:
+            await ws.close()
+
+
+async def test_a_reader_that_keeps_talking_is_closed_with_1008(
+    server: LivefeedServer, feed: str
+) -> None:
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}") as ws:
+        with pytest.raises(websockets.ConnectionClosed):
+            for n in range(200):
+                await ws.send(f"hello {n}")
+                await asyncio.sleep(0)
+            await asyncio.wait_for(ws.recv(), 5)
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1008
+
+
+async def test_an_oversized_frame_from_a_reader_is_closed_with_1009(
+    server: LivefeedServer, feed: str
+) -> None:
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}") as ws:
+        await ws.send("x" * 100_000)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1009
+
+
+def test_oversized_headers_get_a_4xx_and_the_server_carries_on(server: LivefeedServer) -> None:
+    with httpx.Client(base_url=server.base) as client:
+        response = client.get("/healthz", headers={"X-Padding": "x" * 40_000})
+        assert 400 <= response.status_code < 500
+        assert client.get("/healthz").status_code == 200
+
+
+def test_pages_carry_the_configured_frame_policy(
+    strict_server: LivefeedServer, server: LivefeedServer
+) -> None:
+    strict = httpx.get(strict_server.base + "/").headers["content-security-policy"]
+    assert "frame-ancestors 'self' https://partner.example" in strict
+    default = httpx.get(server.base + "/").headers
+    assert "frame-ancestors 'self'" in default["content-security-policy"]
+    assert default["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert default["x-content-type-options"] == "nosniff"
+
+
+def test_token_checks_are_constant_time_and_tokens_are_stored_hashed(
+    redis_server: RedisProcess, server: LivefeedServer, tmp_path: Path
+) -> None:
+    import redis
+    from test_cli import livefeed
+
+    name = "Hash " + uuid.uuid4().hex[:6]
+    token = livefeed(
+        "token", "create", name, "--redis-url", redis_server.url, "--key-prefix", server.prefix
+    ).stdout.strip()
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        dump = b"".join(v for v in client.hgetall(f"{server.prefix}:tokens").values())
+        dump += b"".join(client.hgetall(f"{server.prefix}:token-hashes").keys())
+    finally:
+        client.close()
+    assert token.encode() not in dump, "only a hash of the token is stored"
+    assert TOKEN not in server.log() and token not in server.log()
