@@ -300,3 +300,76 @@ def test_the_editor_page_runs_a_live_blog_and_a_reader_sees_each_change(
         editor_ctx.close()
         reader_ctx.close()
     assert not errors, errors
+
+
+XSS_BODIES = [
+    '<img src=x onerror="alert(1)">',
+    '<a href="javascript:alert(2)">click</a> <a href="JaVaScRiPt:alert(3)">again</a>',
+    '<a href="data:text/html,&lt;script&gt;alert(4)&lt;/script&gt;">data link</a>',
+    "<svg onload=alert(5)><script>alert(6)</script></svg>",
+    '<p onclick="alert(7)">broken <b>markup <i>never closed',
+    '<iframe src="javascript:alert(8)"></iframe><object data="javascript:alert(9)"></object>',
+    '<math><mi xlink:href="javascript:alert(10)">m</mi></math><style>body{display:none}</style>',
+    "<scr<script>ipt>alert(11)</script>",
+]
+
+
+def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
+    browser: Browser, server: LivefeedServer, http: httpx.Client
+) -> None:
+    from conftest import TOKEN
+
+    slug = make_feed(http)
+
+    def publish_hostile(round_: int) -> None:
+        for n, body in enumerate(XSS_BODIES):
+            publish(http, slug, f'<script>alert("h{round_}{n}")</script>"><img src=x onerror=alert(0)>',
+                    body=body, author='<img src=x onerror="alert(12)">', tags=["<script>alert(13)</script>"])  # fmt: skip
+
+    publish_hostile(1)  # rendered by the server
+    context = browser.new_context()
+    dialogs: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(f"{server.base}/feeds/{slug}")
+        expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
+        publish_hostile(2)  # rendered by feed.js as they arrive
+        expect(page.locator("#briefs > li.brief")).to_have_count(2 * len(XSS_BODIES), timeout=5000)
+        pages = [page]
+        day = http.get(f"/api/feeds/{slug}/days").json()["days"][0]["date"]
+        archive = context.new_page()
+        archive.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        archive.goto(f"{server.base}/feeds/{slug}/days/{day}")
+        archive.locator("#replay-speed").select_option("600")
+        archive.locator("#replay-play").click()
+        expect(archive.locator("#replay-status")).to_contain_text("End of the day", timeout=15000)
+        editor = context.new_page()
+        editor.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        editor.goto(f"{server.base}/editor?feed={slug}")
+        editor.fill("#token", TOKEN)
+        editor.click("#sign-in")
+        expect(editor.locator("#recent li[data-id]").first).to_be_visible(timeout=5000)
+        editor.locator("#recent li[data-id] .history").first.click()
+        pages += [archive, editor]
+        editor.wait_for_timeout(500)
+        for p in pages:
+            unsafe = p.evaluate(
+                """() => {
+                    const bad = [];
+                    for (const el of document.querySelectorAll('main *, #recent *, #pinned *')) {
+                        for (const attr of el.attributes) {
+                            if (attr.name.startsWith('on')) bad.push(el.tagName + ' ' + attr.name);
+                        }
+                        if (['SCRIPT', 'IFRAME', 'OBJECT', 'EMBED', 'SVG', 'MATH', 'STYLE'].includes(el.tagName.toUpperCase()))
+                            bad.push(el.tagName);
+                        const href = el.getAttribute('href');
+                        if (href !== null && !/^(https?:|mailto:|\\/|#)/i.test(href)) bad.push('href ' + href);
+                    }
+                    return bad;
+                }"""
+            )
+            assert unsafe == [], f"{p.url}: {unsafe}"
+    finally:
+        context.close()
+    assert dialogs == [], "no script ran"
