@@ -52,6 +52,22 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         self.close_sent = True
         self.loop.call_later(_ABORT_AFTER, self._abort_if_open)
 
+    def shutdown(self) -> None:
+        """On server shutdown tell readers to come back: 1001 "going away", not uvicorn's 1012.
+
+        HTTP requests in flight (a publish) are left to finish by uvicorn; sockets close now.
+        """
+        if self.handshake_complete and not self.close_sent and not self.disconnected:
+            self.stop_keepalive()
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": 1001})
+            if self.conn.state is OPEN:
+                self.conn.send_close(1001, "server restarting: reconnect")
+                self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.transport.close()
+            return
+        super().shutdown()
+
     def _abort_if_open(self) -> None:
         if not self.transport.is_closing() or self.transport.get_write_buffer_size():
             self.transport.abort()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -208,3 +210,59 @@ async def test_readers_stay_connected_through_a_redis_restart_and_get_what_follo
     finally:
         server.stop()
         redis_proc.stop()
+
+
+async def test_a_graceful_stop_tells_readers_to_reconnect_and_finishes_publishes(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """SIGTERM: open sockets get 1001 "going away"; a publish in flight still gets its 201."""
+    import asyncio
+
+    import websockets
+
+    server = LivefeedServer(redis_server.url, "graceful-" + uuid.uuid4().hex[:6])
+    server.start(log_dir=tmp_path)
+    try:
+        with httpx.Client(base_url=server.base) as client:
+            slug = make_feed(client)
+        readers = [await websockets.connect(f"{server.ws_base}/ws/feeds/{slug}") for _ in range(5)]
+        for ws in readers:
+            await asyncio.wait_for(ws.recv(), 5)  # the snapshot
+        assert server.proc is not None
+        started = threading.Event()
+        answer: list[httpx.Response] = []
+
+        def slow_body() -> Iterator[bytes]:
+            yield b'{"headline": "sent while '
+            started.set()
+            time.sleep(1.0)  # the server is told to stop meanwhile
+            yield b'the server stops"}'
+
+        def slow_publish() -> None:
+            headers = {**auth(), "content-type": "application/json"}
+            answer.append(
+                httpx.post(
+                    f"{server.base}/api/feeds/{slug}/briefs",
+                    content=slow_body(),
+                    headers=headers,
+                    timeout=15,
+                )
+            )
+
+        publisher = threading.Thread(target=slow_publish)
+        publisher.start()
+        started.wait(5)
+        time.sleep(0.2)
+        server.proc.send_signal(signal.SIGTERM)
+        for ws in readers:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert ws.close_code == 1001
+        publisher.join(15)
+        assert answer and answer[0].status_code == 201, "the publish in flight was finished"
+        assert server.proc.wait(15) in (0, 128 + signal.SIGTERM)
+        server.start(log_dir=tmp_path)
+        assert answer[0].json()["id"] in all_brief_ids(server.base, slug)
+    finally:
+        server.stop()
