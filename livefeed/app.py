@@ -22,7 +22,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from livefeed import api, archive, editor_api, pages
+from livefeed import api, archive, editor_api, openapi, pages
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, LivefeedError, Unavailable
 from livefeed.hub import Hub
@@ -98,6 +98,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/feeds/{feed}/days/{date}", pages.day_page),
         Route("/editor", pages.editor_page),
         Route("/healthz", api.healthz),
+        Route("/openapi.json", openapi.openapi_json),
+        Route("/api", openapi.api_reference_page),
         Route("/api/feeds", api.list_feeds, methods=["GET"]),
         Route("/api/feeds", api.create_feed, methods=["POST"]),
         Route("/api/me", editor_api.me, methods=["GET"]),

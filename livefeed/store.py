@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,7 @@ class Store:
         self.redis = redis
         self.prefix = prefix
         self._append_script = redis.register_script(APPEND_LUA)
+        self._write_cache: dict[str, tuple[float, Feed]] = {}
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
@@ -128,6 +130,20 @@ class Store:
         """The feed with what editors changed since (title, status, pin), or None."""
         feeds = await self._feeds([slug])
         return feeds[0] if feeds else None
+
+    async def feed_for_writing(self, slug: str) -> Feed:
+        """The feed, from a cache a few seconds old at most: enough to publish to it.
+
+        Slug and time zone never change; the one thing that does and matters for a write,
+        coverage having ended, is checked again inside the atomic append.
+        """
+        now = time.monotonic()
+        cached = self._write_cache.get(slug)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        feed = await self.require_feed(slug)
+        self._write_cache[slug] = (now + 5.0, feed)
+        return feed
 
     async def require_feed(self, slug: str) -> Feed:
         feed = await self.get_feed(slug)

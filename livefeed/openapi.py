@@ -1,0 +1,761 @@
+"""The HTTP API described as an OpenAPI 3.1 document, served as JSON and as a reference page.
+
+The document is written by hand from what the handlers do (``api.py``, ``editor_api.py``,
+``archive.py``, ``pages.py``) and the validation rules in ``models.py``; ``tests/test_openapi.py``
+checks that it names every route and runs schemathesis against a live server, so a handler that
+drifts from it fails there. Every error answer a route can give is listed with its codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from livefeed import pages
+from livefeed.api import json_response
+from livefeed.archive import DAY_PAGE, DAY_PAGE_MAX
+from livefeed.config import Settings
+from livefeed.errors import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL,
+    CLOSE_NORMAL,
+    CLOSE_NOT_FOUND,
+    CLOSE_POLICY,
+    CLOSE_TOO_SLOW,
+    CLOSE_TRY_AGAIN_LATER,
+)
+from livefeed.models import (
+    AUTHOR_MAX,
+    BODY_MAX,
+    HEADLINE_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TITLE_MAX,
+    URL_MAX,
+)
+from livefeed.replay import MAX_SPEED, MIN_SPEED
+
+STREAM_ID = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
+"""A stream position as clients may send it: ``<ms>-<seq>`` or ``<ms>``."""
+_FULL_ID = r"^[0-9]+-[0-9]+$"
+_SLUG = r"^[a-z0-9-]{1,64}$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_CLOCK = r"^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
+_IF_MATCH = r'^\s*(W/)?"?[0-9]{1,9}"?\s*$'
+_NOT_BLANK = r"\S"  # whitespace is collapsed, so a value must have something else
+
+_ERROR_MEANING = {
+    400: "Bad request",
+    401: "No editor token, or one that is not valid or was revoked",
+    404: "Not found",
+    409: "Conflict",
+    412: "The brief changed since the version sent; `error.current_version` says which is current",
+    413: "The request body is over the size limit",
+    415: "The request body is not `application/json`",
+    422: "A field is not valid; `error.field` names it",
+    429: "Over a rate limit; retry after `Retry-After` seconds",
+    431: "The request's headers add up to more than the limit",
+    503: "Redis is unreachable; retry after `Retry-After` seconds",
+}
+_VALIDATION_CODES = (
+    "unknown_field", "missing_field", "empty_field", "invalid_type", "too_long",
+)  # fmt: skip
+_BRIEF_CODES = (*_VALIDATION_CODES, "invalid_url", "invalid_tag", "too_many_tags")
+
+
+# --- small builders -------------------------------------------------------------------------
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(
+    properties: dict[str, Any], required: tuple[str, ...] = (), *, closed: bool = False
+) -> dict[str, Any]:
+    """An object schema; ``closed`` when the server rejects fields it does not know."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _string(description: str = "", **constraints: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", **constraints}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _json(schema: dict[str, Any], description: str, **headers: str) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if headers:
+        response["headers"] = {
+            name: {"description": text, "required": True, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return response
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _error(status: int, *codes: str) -> dict[str, Any]:
+    """An error answer whose ``error.code`` is one of ``codes``."""
+    schema = {
+        "allOf": [
+            _ref("Error"),
+            {"properties": {"error": {"properties": {"code": {"enum": list(codes)}}}}},
+        ]
+    }
+    description = f"{_ERROR_MEANING[status]}: " + ", ".join(f"`{c}`" for c in codes)
+    headers: dict[str, str] = {}
+    if status in (429, 503):
+        headers["Retry-After"] = "seconds to wait before retrying"
+    if status == 401:
+        headers["WWW-Authenticate"] = 'always `Bearer realm="livefeed"`'
+    return _json(schema, description, **headers)
+
+
+def _errors(*statuses: int | tuple[int, tuple[str, ...]]) -> dict[str, Any]:
+    """Error responses by status; a bare status takes its usual codes from ``_COMMON``."""
+    out: dict[str, Any] = {}
+    for item in statuses:
+        status, codes = (item, _COMMON[item]) if isinstance(item, int) else item
+        out[str(status)] = _error(status, *codes)
+    return out
+
+
+_COMMON: dict[int, tuple[str, ...]] = {
+    401: ("unauthorized", "invalid_token"),
+    413: ("payload_too_large",),
+    415: ("unsupported_media_type",),
+    429: ("rate_limited",),
+    431: ("headers_too_large",),
+    503: ("unavailable",),
+}
+_FEED_404 = (404, ("feed_not_found",))
+_BRIEF_404 = (404, ("feed_not_found", "brief_not_found"))
+
+
+def _param(
+    name: str, where: str, schema: dict[str, Any], description: str, *, required: bool = False
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": required or where == "path",
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _op(
+    operation_id: str,
+    tag: str,
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    parameters: tuple[dict[str, Any], ...] = (),
+    body: dict[str, Any] | None = None,
+    editor: bool = False,
+    description: str = "",
+) -> dict[str, Any]:
+    """One operation. Editor operations need the bearer token and share its failures.
+
+    Any request can be refused for oversized headers (431), before it reaches a handler.
+    """
+    operation: dict[str, Any] = {"operationId": operation_id, "tags": [tag], "summary": summary}
+    if description:
+        operation["description"] = description
+    if parameters:
+        operation["parameters"] = list(parameters)
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+        responses = {**_errors(413, 415), **responses}
+    if editor:
+        operation["security"] = [{"editorToken": []}]
+        responses = {**_errors(401, 429), **responses}
+    responses = {**_errors(431), **responses}
+    operation["responses"] = dict(sorted(responses.items()))
+    return operation
+
+
+# --- the schemas ----------------------------------------------------------------------------
+
+
+def _schemas() -> dict[str, Any]:
+    tag = _string(minLength=1, maxLength=TAG_MAX, pattern=_NOT_BLANK)
+    brief_fields = {
+        "headline": _string(
+            "plain text; whitespace is collapsed", minLength=1, maxLength=HEADLINE_MAX,
+            pattern=_NOT_BLANK,
+        ),
+        "body": _string(
+            "plain text (blank lines make paragraphs) or HTML, reduced to p, br, a[href], "
+            "strong, em, ul, ol, li, blockquote",
+            maxLength=BODY_MAX,
+        ),
+        "author": {**_nullable(_string(maxLength=AUTHOR_MAX)),
+                   "description": "byline; empty or null: the token's editor name"},
+        "url": {"anyOf": [_string(maxLength=URL_MAX, pattern=r"^\s*[Hh][Tt][Tt][Pp][Ss]?://\S"),
+                          {"const": ""}, {"type": "null"}],
+                "description": "an http(s) link; empty or null for none"},
+        "tags": {**_nullable({"type": "array", "items": tag, "maxItems": TAGS_MAX}),
+                 "description": "repeated tags count once"},
+        "key_event": {"type": "boolean", "default": False},
+    }  # fmt: skip
+    stored = {
+        "id": _string("the stream entry id", pattern=_FULL_ID),
+        "published_at": _string("UTC with milliseconds, from the id", format="date-time"),
+        "updated_at": _nullable(_string(format="date-time")),
+        "version": {"type": "integer", "minimum": 1},
+        "headline": _string(minLength=1, maxLength=HEADLINE_MAX),
+        "body": _string("sanitised HTML"),
+        "author": _string(),
+        "url": _nullable(_string()),
+        "tags": {"type": "array", "items": _string()},
+        "key_event": {"type": "boolean"},
+    }
+    brief_keys = tuple(stored)
+    feed = {
+        "slug": _string(pattern=_SLUG),
+        "title": _string(minLength=1, maxLength=TITLE_MAX),
+        "timezone": _string("IANA time zone name"),
+        "created_at": _string(format="date-time"),
+        "status": {"enum": ["live", "ended"]},
+        "ended_at": _nullable(_string(format="date-time")),
+        "pinned": _nullable(_string("id of the pinned brief", pattern=_FULL_ID)),
+    }
+    return {
+        "Error": _obj(
+            {
+                "error": _obj(
+                    {
+                        "code": _string("machine-readable, see each response"),
+                        "message": _string("for people; never contains a token"),
+                        "field": _string("the request field at fault"),
+                        "current_version": {"type": "integer", "minimum": 1},
+                    },
+                    ("code", "message"),
+                    closed=True,
+                )
+            },
+            ("error",),
+            closed=True,
+        ),
+        "Feed": _obj(feed, tuple(feed)),
+        "FeedWithPosition": _obj(
+            {**feed, "last_event_id": _string("resume a stream from here", pattern=_FULL_ID)},
+            (*feed, "last_event_id"),
+        ),
+        "FeedList": _obj({"feeds": {"type": "array", "items": _ref("Feed")}}, ("feeds",)),
+        "NewFeed": _obj(
+            {
+                "slug": _string("a-z, 0-9 and '-'", pattern=_SLUG),
+                "title": _string(minLength=1, maxLength=TITLE_MAX, pattern=_NOT_BLANK),
+                "timezone": _string("IANA time zone name, e.g. Europe/Kyiv", minLength=1),
+            },
+            ("slug", "title", "timezone"),
+            closed=True,
+        ),
+        "FeedPatch": {
+            **_obj(
+                {
+                    "status": _nullable({"enum": ["live", "ended"]}),
+                    "title": _nullable(
+                        _string(minLength=1, maxLength=TITLE_MAX, pattern=_NOT_BLANK)
+                    ),
+                },
+                closed=True,
+            ),
+            "minProperties": 1,
+        },
+        "NewBrief": _obj(brief_fields, ("headline",), closed=True),
+        "BriefPatch": {
+            **_obj(
+                {
+                    **brief_fields,
+                    "version": {
+                        **_nullable({"type": "integer", "minimum": 1}),
+                        "description": "the version edited; the same as If-Match",
+                    },
+                },
+                closed=True,
+            ),
+            "minProperties": 1,
+            "description": "any of the brief's fields; it must change at least one of them",
+        },
+        "Brief": _obj(stored, brief_keys),
+        "BriefPreview": _obj(
+            {
+                **stored,
+                "id": {"type": "null"},
+                "published_at": {"type": "null"},
+                "updated_at": {"type": "null"},
+                "version": {"const": 0},
+            },
+            brief_keys,
+        ),
+        "BriefPage": _obj(
+            {
+                "briefs": {"type": "array", "items": _ref("Brief")},
+                "next_before": _nullable(_string("pass as ?before= for older", pattern=_FULL_ID)),
+            },
+            ("briefs", "next_before"),
+        ),
+        "BriefList": _obj({"briefs": {"type": "array", "items": _ref("Brief")}}, ("briefs",)),
+        "History": _obj(
+            {
+                "id": _string(pattern=_FULL_ID),
+                "versions": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "version": {"type": "integer", "minimum": 0},
+                            "action": {"enum": ["created", "updated", "deleted"]},
+                            "at": _string(format="date-time"),
+                            "event_id": _string(pattern=_FULL_ID),
+                            "editor": _nullable(_string()),
+                            "brief": _nullable(_ref("Brief")),
+                        },
+                        ("version", "action", "at", "event_id", "editor", "brief"),
+                    ),
+                },
+            },
+            ("id", "versions"),
+        ),
+        "Pin": _obj({"brief_id": _string("the brief to pin", pattern=STREAM_ID)}, ("brief_id",)),
+        "Pinned": _obj({"pinned": _nullable(_ref("Brief"))}, ("pinned",)),
+        "DayList": _obj(
+            {
+                "days": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "date": _string(format="date", pattern=_DATE),
+                            "count": {"type": "integer", "minimum": 1},
+                        },
+                        ("date", "count"),
+                    ),
+                }
+            },
+            ("days",),
+        ),
+        "Day": _obj(
+            {
+                "date": _string(format="date", pattern=_DATE),
+                "timezone": _string(),
+                "briefs": {"type": "array", "items": _ref("Brief")},
+                "next": _nullable(_string("pass as ?cursor= for the next page", pattern=_FULL_ID)),
+            },
+            ("date", "timezone", "briefs", "next"),
+        ),
+        "Editor": _obj({"editor": _string("the token's editor name")}, ("editor",)),
+        "Health": _obj(
+            {
+                "status": {"enum": ["ok", "unhealthy"]},
+                "redis": {"enum": ["ok", "unreachable"]},
+                "readers": {"type": "integer", "minimum": 0},
+                "tasks": {"type": "integer", "minimum": 0},
+            },
+            ("status", "redis"),
+        ),
+    }
+
+
+# --- the paths ------------------------------------------------------------------------------
+
+
+def _paths(settings: Settings) -> dict[str, Any]:
+    feed = _param("feed", "path", _string(), "the feed's slug")
+    brief = _param("brief", "path", _string(pattern=STREAM_ID), "the brief's id")
+    date = _param("date", "path", _string(pattern=_DATE), "a calendar day, YYYY-MM-DD")
+    if_match = _param(
+        "If-Match", "header", _string(pattern=_IF_MATCH),
+        'the version you edited, e.g. "2"; a newer one answers 412',
+    )  # fmt: skip
+    before = _param("before", "query", _string(pattern=STREAM_ID), "only briefs older than this id")
+    cursor = _param("cursor", "query", _string(pattern=STREAM_ID), "`next` of the previous page")
+
+    def limit(default: int, maximum: int) -> dict[str, Any]:
+        schema = {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}
+        return _param("limit", "query", schema, f"page size, 1 to {maximum}")
+
+    bad_body = (400, ("invalid_json",))
+    created = {"Location": "where the new resource is"}
+    return {
+        "/": {"get": _op("indexPage", "pages", "The list of feeds",
+                         {"200": _html("the index page"), **_errors(503)})},
+        "/feeds/{feed}": {"get": _op(
+            "feedPage", "pages", "A feed's live reader page",
+            {"200": _html("latest briefs, newest first; feed.js makes it live"),
+             "404": _html("no such feed"),
+             **_errors((400, ("bad_before",)), 503)},
+            parameters=(feed, before),
+        )},
+        "/feeds/{feed}/days": {"get": _op(
+            "daysPage", "pages", "Go to a day of the archive",
+            {"303": {"description": "redirect to the chosen day, or the latest with briefs",
+                     "headers": {"Location": {"required": True, "schema": {"type": "string"}}}},
+             "404": _html("no such feed, or no briefs yet"), **_errors(503)},
+            parameters=(feed, _param("date", "query", _string(), "the day to show")),
+        )},
+        "/feeds/{feed}/days/{date}": {"get": _op(
+            "dayPage", "pages", "A day's briefs, oldest first, with the replay control",
+            {"200": _html("the day page"),
+             "404": _html("no such feed, or a date or cursor that is not valid"),
+             **_errors(503)},
+            parameters=(feed, date, cursor),
+        )},
+        "/editor": {"get": _op("editorPage", "pages", "The newsroom's editor page",
+                               {"200": _html("signs in with a token in the browser")})},
+        "/api": {"get": _op("apiReference", "service", "This API reference as a page",
+                            {"200": _html("every operation of the OpenAPI document")})},
+        "/openapi.json": {"get": _op(
+            "openapiDocument", "service", "This OpenAPI document",
+            {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+        )},
+        "/healthz": {"get": _op(
+            "health", "service", "Whether Redis answers, with this worker's load",
+            {"200": _json(_ref("Health"), "healthy"),
+             "503": _json(_ref("Health"), "Redis does not answer within two seconds")},
+        )},
+        "/static/{path}": {"get": _op(
+            "staticFile", "pages", "Scripts, styles and images of the pages",
+            {"200": {"description": "the file", "content": {"*/*": {}}},
+             "304": {"description": "not modified since the ETag sent"},
+             **_errors((404, ("not_found",)))},
+            parameters=(_param("path", "path", _string(), "file under web/"),),
+        )},
+        "/api/feeds": {
+            "get": _op("listFeeds", "feeds", "Every feed",
+                       {"200": _json(_ref("FeedList"), "the feeds"), **_errors(503)}),
+            "post": _op(
+                "createFeed", "feeds", "Create a feed",
+                {"201": _json(_ref("Feed"), "the new feed", **created),
+                 **_errors(bad_body, (409, ("feed_exists",)),
+                           (422, (*_VALIDATION_CODES, "invalid_slug", "invalid_timezone")), 503)},
+                body=_ref("NewFeed"), editor=True,
+            ),
+        },
+        "/api/me": {"get": _op(
+            "me", "editor", "Who the token belongs to",
+            {"200": _json(_ref("Editor"), "the editor"), **_errors(503)}, editor=True,
+        )},
+        "/api/feeds/{feed}": {
+            "get": _op("getFeed", "feeds", "A feed and the id to resume its stream from",
+                       {"200": _json(_ref("FeedWithPosition"), "the feed"),
+                        **_errors(_FEED_404, 503)},
+                       parameters=(feed,)),
+            "patch": _op(
+                "updateFeed", "editor", "End or reopen coverage, or retitle",
+                {"200": _json(_ref("Feed"), "the feed as it now stands"),
+                 **_errors((400, ("invalid_json", "empty_patch")), _FEED_404,
+                           (422, ("unknown_field", "invalid_field")), 503)},
+                parameters=(feed,), body=_ref("FeedPatch"), editor=True,
+                description="Publishing to an ended feed answers 409 `feed_ended`.",
+            ),
+        },
+        "/api/feeds/{feed}/briefs": {
+            "get": _op(
+                "listBriefs", "briefs", "Briefs as they stand, newest first",
+                {"200": _json(_ref("BriefPage"), "a page of briefs"),
+                 **_errors((400, ("bad_limit", "bad_before")), _FEED_404, 503)},
+                parameters=(feed, limit(settings.page_size, settings.max_page_size), before),
+            ),
+            "post": _op(
+                "publishBrief", "briefs", "Publish a brief",
+                {"201": _json(_ref("Brief"), "the stored brief, once Redis has it", **created),
+                 **_errors(bad_body, _FEED_404, (409, ("feed_ended", "busy")),
+                           (422, _BRIEF_CODES), 503)},
+                parameters=(feed,), body=_ref("NewBrief"), editor=True,
+            ),
+        },
+        "/api/feeds/{feed}/briefs/preview": {"post": _op(
+            "previewBrief", "briefs", "The brief as it would be stored; nothing is stored",
+            {"200": _json(_ref("BriefPreview"), "the sanitised brief"),
+             **_errors(bad_body, _FEED_404, (422, _BRIEF_CODES), 503)},
+            parameters=(feed,), body=_ref("NewBrief"), editor=True,
+        )},
+        "/api/feeds/{feed}/briefs/{brief}": {
+            "get": _op(
+                "getBrief", "briefs", "One brief as it stands",
+                {"200": _json(_ref("Brief"), "the brief", ETag="its version, quoted"),
+                 **_errors(_BRIEF_404, 503)},
+                parameters=(feed, brief),
+                description="Retracted briefs are 404; their history stays.",
+            ),
+            "patch": _op(
+                "correctBrief", "editor", "Correct a brief in place",
+                {"200": _json(_ref("Brief"), "the corrected brief", ETag="its new version"),
+                 **_errors((400, ("invalid_json", "empty_patch", "bad_if_match")), _BRIEF_404,
+                           (409, ("busy",)), (412, ("stale_version",)),
+                           (422, (*_BRIEF_CODES, "invalid_field")), 503)},
+                parameters=(feed, brief, if_match), body=_ref("BriefPatch"), editor=True,
+            ),
+            "delete": _op(
+                "retractBrief", "editor", "Retract a brief",
+                {"204": {"description": "retracted"},
+                 **_errors((400, ("bad_if_match",)), _BRIEF_404, (412, ("stale_version",)), 503)},
+                parameters=(feed, brief, if_match), editor=True,
+            ),
+        },
+        "/api/feeds/{feed}/briefs/{brief}/history": {"get": _op(
+            "briefHistory", "briefs", "Every version of a brief, with editor and time",
+            {"200": _json(_ref("History"), "oldest first"), **_errors(_BRIEF_404, 503)},
+            parameters=(feed, brief),
+        )},
+        "/api/feeds/{feed}/pin": {
+            "put": _op(
+                "pinBrief", "editor", "Pin a brief above the feed",
+                {"200": _json(_ref("Pinned"), "the pinned brief"),
+                 **_errors(bad_body, _BRIEF_404, (422, ("invalid_field",)), 503)},
+                parameters=(feed,), body=_ref("Pin"), editor=True,
+            ),
+            "delete": _op(
+                "unpinBrief", "editor", "Unpin",
+                {"200": _json(_ref("Pinned"), "nothing is pinned"), **_errors(_FEED_404, 503)},
+                parameters=(feed,), editor=True,
+            ),
+        },
+        "/api/feeds/{feed}/key-events": {"get": _op(
+            "keyEvents", "briefs", "Key-event briefs, newest first",
+            {"200": _json(_ref("BriefList"), "the key events"), **_errors(_FEED_404, 503)},
+            parameters=(feed,),
+        )},
+        "/api/feeds/{feed}/days": {"get": _op(
+            "listDays", "archive", "Days that have briefs, newest first",
+            {"200": _json(_ref("DayList"), "the days"), **_errors(_FEED_404, 503)},
+            parameters=(feed,),
+        )},
+        "/api/feeds/{feed}/days/{date}": {"get": _op(
+            "getDay", "archive", "A day's briefs, oldest first, in pages",
+            {"200": _json(_ref("Day"), "a page of the day", ETag="the page's ETag",
+                          **{"Cache-Control": "a minute for finished days, else no-cache"}),
+             "304": {"description": "unchanged since the ETag in If-None-Match"},
+             **_errors((400, ("bad_limit", "bad_date", "bad_cursor")), _FEED_404, 503)},
+            parameters=(
+                feed, date, limit(DAY_PAGE, DAY_PAGE_MAX), cursor,
+                _param("If-None-Match", "header", _string(), "ETags you have"),
+            ),
+        )},
+    }  # fmt: skip
+
+
+def _websocket() -> dict[str, Any]:
+    """The one WebSocket route, which OpenAPI cannot describe, as an ``x-`` extension."""
+    since = _param("since", "query", _string(pattern=STREAM_ID), "resume after this event id")
+    return {
+        "/ws/feeds/{feed}": {
+            "summary": "The live stream (or, with replay, a day played back); frames are JSON",
+            "parameters": [
+                _param("feed", "path", _string(), "the feed's slug"),
+                since,
+                _param("replay", "query", _string(pattern=_DATE), "play this day instead"),
+                _param(
+                    "speed",
+                    "query",
+                    {"type": "number", "minimum": MIN_SPEED, "maximum": MAX_SPEED, "default": 1},
+                    "replay speed",
+                ),
+                _param("from", "query", _string(pattern=_CLOCK), "replay from this local time"),
+            ],
+            "closeCodes": {
+                str(CLOSE_NORMAL): "the replayed day is over",
+                str(CLOSE_POLICY): "origin not allowed, too many connections, or a reader "
+                "that keeps sending messages",
+                "1009": "a message over the size limit (readers send nothing)",
+                str(CLOSE_GOING_AWAY): "server going away: reconnect with since",
+                str(CLOSE_INTERNAL): "internal error: reconnect with backoff",
+                str(CLOSE_TRY_AGAIN_LATER): "Redis unavailable: reconnect with backoff",
+                str(CLOSE_BAD_REQUEST): "bad since, replay, speed or from; or after a reload frame",
+                str(CLOSE_NOT_FOUND): "unknown feed",
+                str(CLOSE_TOO_SLOW): "too slow: reconnect at once with since",
+            },
+        }
+    }
+
+
+def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every HTTP route; page limits follow ``settings``."""
+    settings = settings or Settings()
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "livefeed",
+            "version": "0.1.0",
+            "description": (
+                "A live blog: editors publish briefs, readers follow them over a WebSocket. "
+                'Every error is JSON, `{"error": {"code", "message", "field"?}}`, and '
+                "changes nothing. Editor operations need `Authorization: Bearer <token>`."
+            ),
+        },
+        "tags": [
+            {"name": name} for name in ("feeds", "briefs", "editor", "archive", "pages", "service")
+        ],
+        "paths": _paths(settings),
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "editorToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an editor token (`livefeed token create NAME`)",
+                }
+            },
+        },
+        "x-websockets": _websocket(),
+    }
+
+
+# --- serving it -----------------------------------------------------------------------------
+
+
+async def openapi_json(request: Request) -> Response:
+    """``GET /openapi.json``."""
+    return json_response(openapi_document(request.app.state.settings))
+
+
+async def api_reference_page(request: Request) -> Response:
+    """``GET /api``: the document as a page people can read, no script needed."""
+    document = openapi_document(request.app.state.settings)
+    return pages._render(request, "api_reference.html", reference(document))
+
+
+_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def reference(document: dict[str, Any]) -> dict[str, Any]:
+    """What the reference page shows: each operation with its parameters, body and answers."""
+    schemas = document["components"]["schemas"]
+    operations = []
+    for path, item in document["paths"].items():
+        for method in _METHODS:
+            if method not in item:
+                continue
+            op = item[method]
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            operations.append(
+                {
+                    "id": op["operationId"],
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op["summary"],
+                    "description": op.get("description", ""),
+                    "editor": "security" in op,
+                    "parameters": [_describe_param(p) for p in op.get("parameters", [])],
+                    "body": _fields(body["schema"], schemas) if body else None,
+                    "responses": [
+                        _describe_response(status, response, schemas)
+                        for status, response in op["responses"].items()
+                    ],
+                }
+            )
+    sockets = [
+        {"path": path, "summary": ws["summary"],
+         "parameters": [_describe_param(p) for p in ws["parameters"]],
+         "close_codes": sorted(ws["closeCodes"].items())}
+        for path, ws in document["x-websockets"].items()
+    ]  # fmt: skip
+    return {"info": document["info"], "operations": operations, "websockets": sockets}
+
+
+def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ref = schema.get("$ref", "")
+    name = ref.rsplit("/", 1)[-1]
+    return (name, schemas[name]) if ref else ("", schema)
+
+
+def _describe_param(param: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": param["name"],
+        "in": param["in"],
+        "required": param["required"],
+        "type": describe_schema(param["schema"]),
+        "description": param["description"],
+    }
+
+
+def _fields(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    name, resolved = _resolve(schema, schemas)
+    required = set(resolved.get("required", []))
+    return {
+        "name": name,
+        "closed": resolved.get("additionalProperties") is False,
+        "fields": [
+            {
+                "name": field,
+                "required": field in required,
+                "type": describe_schema(spec),
+                "description": spec.get("description", ""),
+            }
+            for field, spec in resolved.get("properties", {}).items()
+        ],
+    }
+
+
+def _describe_response(
+    status: str, response: dict[str, Any], schemas: dict[str, Any]
+) -> dict[str, Any]:
+    content = response.get("content", {})
+    media = next(iter(content), "")
+    schema = content.get(media, {}).get("schema", {})
+    name = _resolve(schema.get("allOf", [schema])[0], schemas)[0]  # an error is Error + codes
+    return {
+        "status": status,
+        "description": response["description"],
+        "media": media,
+        "schema": name,
+        "headers": sorted(response.get("headers", {})),
+    }
+
+
+def describe_schema(schema: dict[str, Any]) -> str:
+    """A short human reading of a JSON schema: ``string, 1-300 chars, matches ^...$``."""
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    if "anyOf" in schema:
+        return " or ".join(describe_schema(s) for s in schema["anyOf"])
+    if "const" in schema:
+        return repr(schema["const"]).replace("'", '"')
+    if "enum" in schema:
+        return " | ".join(f'"{v}"' for v in schema["enum"])
+    kind = str(schema.get("type", "any"))
+    if kind == "array":
+        kind = f"array of {describe_schema(schema.get('items', {}))}"
+    notes = []
+    low, high = (
+        schema.get("minLength", schema.get("minimum")),
+        schema.get("maxLength", schema.get("maximum")),
+    )
+    if high is not None:
+        unit = " chars" if "maxLength" in schema else ""
+        notes.append(f"{low if low is not None else 0}-{high:g}{unit}")
+    elif low is not None:
+        notes.append(f"at least {low}")
+    if "maxItems" in schema:
+        notes.append(f"at most {schema['maxItems']} items")
+    if "pattern" in schema and schema["pattern"] != _NOT_BLANK:
+        notes.append(f"matching {schema['pattern']}")
+    if "format" in schema:
+        notes.append(schema["format"])
+    if "default" in schema:
+        notes.append(f"default {schema['default']}")
+    return ", ".join([kind, *notes])

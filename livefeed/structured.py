@@ -1,0 +1,214 @@
+"""What search engines and link previews read from a page: schema.org JSON-LD and Open Graph.
+
+Pure builders over a feed and its briefs as they stand (the dicts ``store.py`` returns), so a
+correction shows as a later ``dateModified`` and a retracted brief is simply not there. The JSON-LD
+goes into ``<script type="application/ld+json">``: a data block the browser never runs, so the strict
+``script-src 'self'`` policy does not apply to it, but its text must not be able to close the
+element, which is why ``<``, ``>`` and ``&`` are written as ``\\u003c`` and so on.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import nh3
+import orjson
+from markupsafe import Markup
+
+from livefeed.models import Feed, StreamId, iso_ms
+
+# Where a block element of a sanitised body ends, the plain text gets a line break.
+_BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|li|blockquote|ul|ol)>", re.IGNORECASE)
+_JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+
+
+@dataclass(frozen=True, slots=True)
+class PageMeta:
+    """What a page says about itself: its address, title, description and the times it covers.
+
+    ``url`` is absolute; times are ISO 8601 (UTC); ``coverage_end`` is None while coverage goes on.
+    """
+
+    url: str
+    title: str
+    description: str
+    published: str
+    modified: str
+    coverage_start: str
+    coverage_end: str | None
+
+
+def feed_path(slug: str) -> str:
+    return f"/feeds/{quote(slug)}"
+
+
+def permalink(base: str, slug: str, brief_id: str) -> str:
+    """A brief's stable address: the live page scrolled to it (web/js/permalink.js finds old ones)."""
+    return f"{base}{feed_path(slug)}#{brief_id}"
+
+
+def plain_text(body_html: str) -> str:
+    """A sanitised body as plain text: tags dropped, entities decoded, one line per paragraph."""
+    text = html.unescape(nh3.clean(_BLOCK_END.sub("\n", body_html), tags=set()))
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def brief_modified(brief: dict[str, Any]) -> str:
+    """When a brief last changed: its correction time, else its publication time."""
+    updated: str | None = brief.get("updated_at")
+    published: str = brief["published_at"]
+    return updated or published
+
+
+def latest(*times: str | None) -> str:
+    """The latest of some ISO 8601 times (compared as instants, not as text)."""
+    present = [t for t in times if t]
+    return max(present, key=lambda t: datetime.fromisoformat(t))
+
+
+def newest_first(briefs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(briefs, key=lambda b: StreamId.parse(str(b["id"])), reverse=True)
+
+
+def reader_meta(base: str, feed: Feed, briefs: list[dict[str, Any]], before: str | None) -> PageMeta:
+    """The live page (or one of its older pages, ``?before=``)."""
+    url = base + feed_path(feed.slug) + (f"?before={quote(before)}" if before else "")
+    ended = feed.ended_at if feed.status == "ended" else None
+    return PageMeta(
+        url=url,
+        title=feed.title,
+        description=f"Live updates: {feed.title}",
+        published=feed.created_at,
+        modified=latest(feed.created_at, ended, *map(brief_modified, briefs)),
+        coverage_start=feed.created_at,
+        coverage_end=ended,
+    )
+
+
+def day_meta(
+    base: str,
+    feed: Feed,
+    day_iso: str,
+    day_title: str,
+    bounds: tuple[int, int],
+    briefs: list[dict[str, Any]],
+    now: int,
+) -> PageMeta:
+    """A day page: its coverage runs from the day's start (or the feed's creation) to its end
+    (or the end of coverage), and has ended once that moment has passed."""
+    start_ms, end_ms = bounds
+    start = latest(iso_ms(start_ms), feed.created_at)
+    end = iso_ms(end_ms)
+    if feed.status == "ended" and feed.ended_at:
+        end = min(end, feed.ended_at, key=lambda t: datetime.fromisoformat(t))
+    end = latest(end, start)
+    finished = datetime.fromisoformat(end).timestamp() * 1000 < now
+    return PageMeta(
+        url=f"{base}{feed_path(feed.slug)}/days/{day_iso}",
+        title=f"{feed.title} — {day_title}",
+        description=f"{feed.title}: every update from {day_title}",
+        published=start,
+        modified=latest(start, *map(brief_modified, briefs)),
+        coverage_start=start,
+        coverage_end=end if finished else None,
+    )
+
+
+def live_blog_posting(
+    meta: PageMeta, base: str, slug: str, briefs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The schema.org ``LiveBlogPosting`` for a page, each brief a ``BlogPosting`` update."""
+    posting: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "LiveBlogPosting",
+        "@id": meta.url,
+        "url": meta.url,
+        "mainEntityOfPage": meta.url,
+        "headline": meta.title,
+        "description": meta.description,
+        "datePublished": meta.published,
+        "dateModified": meta.modified,
+        "coverageStartTime": meta.coverage_start,
+    }
+    if meta.coverage_end is not None:
+        posting["coverageEndTime"] = meta.coverage_end
+    posting["liveBlogUpdate"] = [blog_posting(base, slug, b) for b in newest_first(briefs)]
+    return posting
+
+
+def blog_posting(base: str, slug: str, brief: dict[str, Any]) -> dict[str, Any]:
+    """One brief as a schema.org ``BlogPosting`` whose ``url`` is its permalink."""
+    link = permalink(base, slug, str(brief["id"]))
+    posting: dict[str, Any] = {
+        "@type": "BlogPosting",
+        "@id": link,
+        "url": link,
+        "headline": brief["headline"],
+        "articleBody": plain_text(brief.get("body") or ""),
+        "datePublished": brief["published_at"],
+        "dateModified": brief_modified(brief),
+    }
+    if brief.get("author"):
+        posting["author"] = {"@type": "Person", "name": brief["author"]}
+    if brief.get("tags"):
+        posting["keywords"] = list(brief["tags"])
+    return posting
+
+
+def json_ld(data: dict[str, Any]) -> Markup:
+    """``<script type="application/ld+json">`` holding ``data``, safe to put in a page as it is."""
+    text = orjson.dumps(data).decode().translate(_JSON_ESCAPES)
+    return Markup(f'<script type="application/ld+json">{text}</script>')  # noqa: S704 - escaped above
+
+
+def social_tags(meta: PageMeta) -> list[tuple[str, str, str]]:
+    """Open Graph and Twitter card tags as ``(attribute, name, content)``; the template escapes."""
+    tags = [
+        ("property", "og:type", "article"),
+        ("property", "og:site_name", "livefeed"),
+        ("property", "og:title", meta.title),
+        ("property", "og:description", meta.description),
+        ("property", "og:url", meta.url),
+        ("property", "article:published_time", meta.published),
+        ("property", "article:modified_time", meta.modified),
+        ("name", "twitter:card", "summary"),
+        ("name", "twitter:title", meta.title),
+        ("name", "twitter:description", meta.description),
+    ]
+    return tags
+
+
+def alternates(base: str, slug: str, title: str, day_iso: str | None = None) -> list[dict[str, str]]:
+    """``<link rel="alternate">`` targets: Atom and JSON Feed, for a day first when on one."""
+    links: list[dict[str, str]] = []
+    if day_iso is not None:
+        day = f"{base}{feed_path(slug)}/days/{day_iso}"
+        links += _feed_links(day, f"{title}, {day_iso}")
+    return links + _feed_links(base + feed_path(slug), title)
+
+
+def _feed_links(prefix: str, title: str) -> list[dict[str, str]]:
+    return [
+        {"type": "application/atom+xml", "title": f"{title} (Atom)", "href": f"{prefix}/atom.xml"},
+        {"type": "application/feed+json", "title": f"{title} (JSON Feed)", "href": f"{prefix}/feed.json"},
+    ]
+
+
+def page_head(
+    meta: PageMeta, base: str, slug: str, briefs: list[dict[str, Any]], feeds: list[dict[str, str]]
+) -> dict[str, Any]:
+    """Template context for web/templates/_head_meta.html."""
+    return {
+        "head_meta": {
+            "canonical": meta.url,
+            "social": social_tags(meta),
+            "json_ld": json_ld(live_blog_posting(meta, base, slug, briefs)),
+            "alternates": feeds,
+        }
+    }
