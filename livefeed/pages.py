@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from livefeed import newsroom
+from livefeed import newsroom, structured
 from livefeed.archive import DAY_PAGE, read_day
 from livefeed.days import local_clock
 from livefeed.errors import BadRequest
@@ -33,10 +33,17 @@ def _templates(request: Request) -> Jinja2Templates:
     return templates
 
 
-def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+def _render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    status: int = 200,
+    ancestors: str | None = None,
+) -> Response:
+    """A template with the security headers; ``ancestors`` overrides who may frame it."""
     response = _templates(request).TemplateResponse(request, name, context, status_code=status)
     response.headers.update(SECURITY_HEADERS)
-    ancestors = request.app.state.settings.frame_ancestors
+    ancestors = ancestors or request.app.state.settings.frame_ancestors
     response.headers["Content-Security-Policy"] += f"; frame-ancestors {ancestors}"
     return response
 
@@ -56,8 +63,10 @@ async def feed_page(request: Request) -> Response:
         return _not_found(request, f"feed “{slug}”")
     raw_before = request.query_params.get("before") or None
     before = StreamId.parse(raw_before, name="before") if raw_before else None
-    briefs, older = await store.latest_briefs(slug, settings.page_size, before)
+    # The position first: a brief published in between is then both on the page and resent
+    # over the socket (the page skips the copy), never on neither.
     bounds = await store.bounds(slug)
+    briefs, older = await store.latest_briefs(slug, settings.page_size, before)
     keys = await newsroom.key_events(store, feed)
     pinned = None
     if feed.pinned is not None:
@@ -66,6 +75,9 @@ async def feed_page(request: Request) -> Response:
     for brief in [*briefs, *keys, *([pinned] if pinned else [])]:
         _localise(brief, feed.timezone, now)
     ended_ms = _ms(feed.ended_at)
+    base = structured.base_url(request)
+    meta = structured.reader_meta(base, feed, briefs, raw_before)
+    feeds = structured.alternates(base, slug, feed.title)
     return _render(
         request,
         "feed.html",
@@ -79,6 +91,7 @@ async def feed_page(request: Request) -> Response:
             "pinned": pinned,
             "key_events": keys,
             "ended_local": local_time_label(ended_ms, feed.timezone, now) if ended_ms else None,
+            **structured.page_head(meta, base, slug, briefs, feeds),
         },
     )
 
@@ -127,6 +140,12 @@ async def day_page(request: Request) -> Response:
     later = [d for d in days if d > day.iso]
     show_zone = day.hours != 24
     now = now_ms()
+    day_title = day.date.strftime("%A %-d %B %Y")
+    base = structured.base_url(request)
+    bounds = (day.start_ms, day.end_ms)
+    cursor = request.query_params.get("cursor")
+    meta = structured.day_meta(base, feed, day.iso, day_title, bounds, briefs, now, cursor)
+    feeds = structured.alternates(base, feed.slug, feed.title, day.iso)
     for brief in briefs:
         _localise(brief, feed.timezone, now)
         ms = StreamId.parse(str(brief["id"])).ms
@@ -139,14 +158,15 @@ async def day_page(request: Request) -> Response:
         {
             "feed": feed,
             "day": day,
-            "day_title": day.date.strftime("%A %-d %B %Y"),
+            "day_title": day_title,
             "briefs": briefs,
             "next_cursor": None if after is None else str(after),
-            "cursor": request.query_params.get("cursor"),
+            "cursor": cursor,
             "days": days,
             "previous_day": earlier[0] if earlier else None,
             "next_day": later[-1] if later else None,
             "tz_label": zone_label(feed.timezone, (day.start_ms + day.end_ms) // 2),
+            **structured.page_head(meta, base, feed.slug, briefs, feeds),
         },
     )
 
@@ -158,3 +178,37 @@ def _not_found(request: Request, what: str) -> Response:
 async def editor_page(request: Request) -> Response:
     """The newsroom's page; it signs in with a token and works through the JSON API."""
     return _render(request, "editor.html", {})
+
+
+EMBED_BRIEFS = 10
+EMBED_BRIEFS_MAX = 50
+
+
+async def embed_page(request: Request) -> Response:
+    """``/embed/{feed}[?limit=N]``: the latest briefs in a compact page for an iframe on other
+    sites (web/embed-loader.js), kept live by web/embed.js. Frameable by
+    ``settings.embed_ancestors`` (any site by default), unlike every other page."""
+    store: Store = request.app.state.store
+    settings = request.app.state.settings
+    slug = request.path_params["feed"]
+    feed = await store.get_feed(slug)
+    if feed is None:
+        what = {"what": f"feed “{slug}”"}
+        return _render(request, "not_found.html", what, 404, settings.embed_ancestors)
+    raw_limit = request.query_params.get("limit", "")
+    limit = min(int(raw_limit), EMBED_BRIEFS_MAX) if raw_limit.isdigit() else EMBED_BRIEFS
+    # The stream position first, then the briefs: a brief published in between is then both on
+    # the page and sent again over the socket (embed.js skips it), never on neither.
+    bounds = await store.bounds(slug)
+    briefs, _ = await store.latest_briefs(slug, max(limit, 1))
+    now = now_ms()
+    for brief in briefs:
+        _localise(brief, feed.timezone, now)
+    context: dict[str, Any] = {
+        "feed": feed,
+        "briefs": briefs,
+        "limit": max(limit, 1),
+        "last_event_id": str(bounds.last_generated),
+        "tz_label": zone_label(feed.timezone, now),
+    }
+    return _render(request, "embed.html", context, ancestors=settings.embed_ancestors)

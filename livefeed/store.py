@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livefeed.append import APPEND_LUA, Append, AppendRefused, refusal
 from livefeed.errors import Conflict, NotFound, ValidationFailed
+from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
 from livefeed.models import (
     ZERO_ID,
     Event,
@@ -193,6 +194,7 @@ class Store:
             raw = await self._append_script(keys=self._append_keys(slug), args=change.script_args())
         except ResponseError as exc:
             raise refusal(exc) from None
+        EVENTS_PUBLISHED.labels(change.type).inc()
         return StreamId.parse(_text(raw))
 
     async def append_many(self, slug: str, changes: list[Append]) -> list[StreamId]:
@@ -213,6 +215,8 @@ class Store:
             if isinstance(result, Exception):
                 raise AppendRefused(index, str(result), ids)
             ids.append(StreamId.parse(_text(result)))
+        for kind in {change.type for change in changes}:
+            EVENTS_PUBLISHED.labels(kind).inc(sum(change.type == kind for change in changes))
         return ids
 
     async def remove(self, slug: str, ids: list[StreamId], days: dict[str, int]) -> None:
@@ -260,6 +264,8 @@ class Store:
         self, slug: str, count: int, before: StreamId | None = None
     ) -> list[Entry]:
         """Up to ``count`` entries before ``before`` (or the newest ones), newest first."""
+        if before == ZERO_ID:
+            return []  # nothing comes before 0-0, and Redis refuses "(0-0" as an end
         end = "+" if before is None else f"({before}"
         rows = await self._cmd("XREVRANGE", self.stream_key(slug), end, "-", "COUNT", count)
         return [_entry(raw_id, fields) for raw_id, fields in rows or []]
@@ -439,6 +445,7 @@ async def follow(
         try:
             entries = await store.tail(slug, after, block_ms)
         except (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError) as exc:
+            REDIS_RECONNECTS.inc()
             if on_error is not None:
                 on_error(exc)
             await asyncio.sleep(delay)
