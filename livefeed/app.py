@@ -22,11 +22,13 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from livefeed import api, archive, editor_api, openapi, pages
+from livefeed import api, archive, editor_api, openapi, pages, syndication
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, LivefeedError, Unavailable
 from livefeed.hub import Hub
 from livefeed.limits import ConnectionCounter, RateLimiter, origin_allowed
+from livefeed.logs import RequestId
+from livefeed.metrics import HttpMetrics, MetricsEndpoint
 from livefeed.models import Event
 from livefeed.reader import SnapshotCache, serve_reader
 from livefeed.replay import open_replay
@@ -96,8 +98,14 @@ def create_app(settings: Settings) -> Starlette:
         Route("/feeds/{feed}", pages.feed_page),
         Route("/feeds/{feed}/days", pages.days_page),
         Route("/feeds/{feed}/days/{date}", pages.day_page),
+        Route("/feeds/{feed}/atom.xml", syndication.feed_atom),
+        Route("/feeds/{feed}/feed.json", syndication.feed_json),
+        Route("/feeds/{feed}/days/{date}/atom.xml", syndication.day_atom),
+        Route("/feeds/{feed}/days/{date}/feed.json", syndication.day_json),
+        Route("/embed/{feed}", pages.embed_page),
         Route("/editor", pages.editor_page),
         Route("/healthz", api.healthz),
+        Route("/metrics", MetricsEndpoint(), methods=["GET"]),
         Route("/openapi.json", openapi.openapi_json),
         Route("/api", openapi.api_reference_page),
         Route("/api/feeds", api.list_feeds, methods=["GET"]),
@@ -123,7 +131,11 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(HeaderLimit, limit=settings.max_header_bytes)],
+        middleware=[
+            Middleware(RequestId),
+            Middleware(HttpMetrics),
+            Middleware(HeaderLimit, limit=settings.max_header_bytes),
+        ],
         exception_handlers={
             LivefeedError: _livefeed_error,
             HTTPException: _http_error,

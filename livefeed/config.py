@@ -35,6 +35,10 @@ class Settings:
     demo_interval: float = 10.0
     web_dir: Path = field(default_factory=_default_web_dir)
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one object per line (livefeed.logs)
+    # Proxies trusted for X-Forwarded-For/-Proto (uvicorn's --forwarded-allow-ips); empty means
+    # uvicorn's default: $FORWARDED_ALLOW_IPS, else 127.0.0.1.
+    forwarded_allow_ips: str = ""
     workers: int = 1
     # Limits.
     max_body_bytes: int = 256 * 1024
@@ -56,6 +60,8 @@ class Settings:
     connections_per_address: int = 0
     allowed_origins: str = ""
     frame_ancestors: str = "'self'"
+    # Who may frame /embed/{feed} (CSP frame-ancestors): any site unless the operator narrows it.
+    embed_ancestors: str = "*"
     reader_messages_per_minute: int = 60
     reader_max_message_bytes: int = 4096
     redis_pool_size: int = 64

@@ -1,10 +1,10 @@
 """What search engines and link previews read from a page: schema.org JSON-LD and Open Graph.
 
 Pure builders over a feed and its briefs as they stand (the dicts ``store.py`` returns), so a
-correction shows as a later ``dateModified`` and a retracted brief is simply not there. The JSON-LD
-goes into ``<script type="application/ld+json">``: a data block the browser never runs, so the strict
-``script-src 'self'`` policy does not apply to it, but its text must not be able to close the
-element, which is why ``<``, ``>`` and ``&`` are written as ``\\u003c`` and so on.
+correction shows as a later ``dateModified`` and a retracted brief is simply not there. The
+JSON-LD goes into ``<script type="application/ld+json">``: a data block the browser never runs, so
+the strict ``script-src 'self'`` policy does not apply to it, but its text must not be able to
+close the element, which is why ``<``, ``>`` and ``&`` are written as ``\\u003c`` and so on.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from urllib.parse import quote
 import nh3
 import orjson
 from markupsafe import Markup
+from starlette.requests import Request
 
-from livefeed.models import Feed, StreamId, iso_ms
+from livefeed.models import Feed, iso_ms
 
 # Where a block element of a sanitised body ends, the plain text gets a line break.
 _BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|li|blockquote|ul|ol)>", re.IGNORECASE)
@@ -43,12 +44,21 @@ class PageMeta:
     coverage_end: str | None
 
 
+def base_url(request: Request) -> str:
+    """This service's address as the request reached it, without a trailing slash.
+
+    Behind a reverse proxy this is the public address only if the proxy passes the ``Host`` header
+    on and its ``X-Forwarded-Proto`` is trusted (``LIVEFEED_FORWARDED_ALLOW_IPS``).
+    """
+    return str(request.base_url).rstrip("/")
+
+
 def feed_path(slug: str) -> str:
     return f"/feeds/{quote(slug)}"
 
 
 def permalink(base: str, slug: str, brief_id: str) -> str:
-    """A brief's stable address: the live page scrolled to it (web/js/permalink.js finds old ones)."""
+    """A brief's stable address: the live page at it (web/js/permalink.js finds older ones)."""
     return f"{base}{feed_path(slug)}#{brief_id}"
 
 
@@ -68,25 +78,28 @@ def brief_modified(brief: dict[str, Any]) -> str:
 
 def latest(*times: str | None) -> str:
     """The latest of some ISO 8601 times (compared as instants, not as text)."""
-    present = [t for t in times if t]
-    return max(present, key=lambda t: datetime.fromisoformat(t))
+    return max((t for t in times if t), key=_ms)
 
 
-def newest_first(briefs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(briefs, key=lambda b: StreamId.parse(str(b["id"])), reverse=True)
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-def reader_meta(base: str, feed: Feed, briefs: list[dict[str, Any]], before: str | None) -> PageMeta:
+def reader_meta(
+    base: str, feed: Feed, briefs: list[dict[str, Any]], before: str | None
+) -> PageMeta:
     """The live page (or one of its older pages, ``?before=``)."""
     url = base + feed_path(feed.slug) + (f"?before={quote(before)}" if before else "")
     ended = feed.ended_at if feed.status == "ended" else None
+    # Imported history can be older than the feed itself.
+    started = min((feed.created_at, *(b["published_at"] for b in briefs)), key=_ms)
     return PageMeta(
         url=url,
         title=feed.title,
         description=f"Live updates: {feed.title}",
-        published=feed.created_at,
-        modified=latest(feed.created_at, ended, *map(brief_modified, briefs)),
-        coverage_start=feed.created_at,
+        published=started,
+        modified=latest(started, ended, *map(brief_modified, briefs)),
+        coverage_start=started,
         coverage_end=ended,
     )
 
@@ -99,31 +112,34 @@ def day_meta(
     bounds: tuple[int, int],
     briefs: list[dict[str, Any]],
     now: int,
+    cursor: str | None = None,
 ) -> PageMeta:
-    """A day page: its coverage runs from the day's start (or the feed's creation) to its end
-    (or the end of coverage), and has ended once that moment has passed."""
+    """A day page (``?cursor=`` for its later part): its coverage runs over the day (``bounds``,
+    UTC ms, inclusive), or stops when coverage of the feed ended that day, and has ended once
+    that moment has passed."""
     start_ms, end_ms = bounds
-    start = latest(iso_ms(start_ms), feed.created_at)
-    end = iso_ms(end_ms)
-    if feed.status == "ended" and feed.ended_at:
-        end = min(end, feed.ended_at, key=lambda t: datetime.fromisoformat(t))
-    end = latest(end, start)
-    finished = datetime.fromisoformat(end).timestamp() * 1000 < now
+    ended_ms = _ms(feed.ended_at) if feed.status == "ended" and feed.ended_at else None
+    if ended_ms is not None and start_ms <= ended_ms < end_ms:
+        end_ms = ended_ms
+    start, end = iso_ms(start_ms), iso_ms(end_ms)
+    published = min((b["published_at"] for b in briefs), key=_ms, default=start)
     return PageMeta(
-        url=f"{base}{feed_path(feed.slug)}/days/{day_iso}",
+        url=f"{base}{feed_path(feed.slug)}/days/{day_iso}"
+        + (f"?cursor={quote(cursor)}" if cursor else ""),
         title=f"{feed.title} — {day_title}",
         description=f"{feed.title}: every update from {day_title}",
-        published=start,
-        modified=latest(start, *map(brief_modified, briefs)),
+        published=published,
+        modified=latest(published, *map(brief_modified, briefs)),
         coverage_start=start,
-        coverage_end=end if finished else None,
+        coverage_end=end if end_ms < now else None,
     )
 
 
 def live_blog_posting(
     meta: PageMeta, base: str, slug: str, briefs: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The schema.org ``LiveBlogPosting`` for a page, each brief a ``BlogPosting`` update."""
+    """The schema.org ``LiveBlogPosting`` for a page, each brief a ``BlogPosting`` update, in the
+    page's order (newest first on the live page, oldest first on a day page)."""
     posting: dict[str, Any] = {
         "@context": "https://schema.org",
         "@type": "LiveBlogPosting",
@@ -138,7 +154,7 @@ def live_blog_posting(
     }
     if meta.coverage_end is not None:
         posting["coverageEndTime"] = meta.coverage_end
-    posting["liveBlogUpdate"] = [blog_posting(base, slug, b) for b in newest_first(briefs)]
+    posting["liveBlogUpdate"] = [blog_posting(base, slug, b) for b in briefs]
     return posting
 
 
@@ -184,7 +200,9 @@ def social_tags(meta: PageMeta) -> list[tuple[str, str, str]]:
     return tags
 
 
-def alternates(base: str, slug: str, title: str, day_iso: str | None = None) -> list[dict[str, str]]:
+def alternates(
+    base: str, slug: str, title: str, day_iso: str | None = None
+) -> list[dict[str, str]]:
     """``<link rel="alternate">`` targets: Atom and JSON Feed, for a day first when on one."""
     links: list[dict[str, str]] = []
     if day_iso is not None:
@@ -196,7 +214,11 @@ def alternates(base: str, slug: str, title: str, day_iso: str | None = None) -> 
 def _feed_links(prefix: str, title: str) -> list[dict[str, str]]:
     return [
         {"type": "application/atom+xml", "title": f"{title} (Atom)", "href": f"{prefix}/atom.xml"},
-        {"type": "application/feed+json", "title": f"{title} (JSON Feed)", "href": f"{prefix}/feed.json"},
+        {
+            "type": "application/feed+json",
+            "title": f"{title} (JSON Feed)",
+            "href": f"{prefix}/feed.json",
+        },
     ]
 
 

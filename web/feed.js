@@ -5,6 +5,7 @@
 import { apiUrl, getJson } from "./js/api.js";
 import { createConnection } from "./js/connection.js";
 import { createNewsroom, replaceBrief } from "./js/newsroom.js";
+import { showLinkedBrief } from "./js/permalink.js";
 import { dayKey, el, refreshTimes, renderBrief } from "./js/render.js";
 
 const NEAR_TOP_PX = 80;
@@ -261,18 +262,6 @@ function announce(text) {
   setTimeout(() => { page.announcer.textContent = text; }, 100);
 }
 
-/** Opened on a permalink (`#<id>`) to a brief on the page: make sure it is in view (:target marks it). */
-function showLinkedBrief() {
-  let id = "";
-  try {
-    id = decodeURIComponent(location.hash.slice(1));
-  } catch {
-    return;
-  }
-  const item = id ? listItem(id) : null;
-  item?.scrollIntoView({ block: "start" });
-}
-
 // --- older briefs ------------------------------------------------------------------------------
 
 async function fetchOlder(before) {
@@ -347,7 +336,10 @@ function start() {
     feed, slug: page.slug, timeZone: page.timeZone, onFeedChange: handleFeedChange,
   });
   refreshTimesIfNewDay();
-  showLinkedBrief();
+  // A permalink (`#<id>`), on arrival or clicked (key events): in view, or on its older page.
+  const linked = { slug: page.slug, list: page.list, hasOlder: () => document.getElementById("load-older") !== null };
+  showLinkedBrief(linked);
+  window.addEventListener("hashchange", () => showLinkedBrief(linked));
   setInterval(refreshTimesIfNewDay, 60_000);
 
   connection = createConnection({
