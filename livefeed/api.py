@@ -35,7 +35,7 @@ async def read_json(request: Request, limit: int) -> Any:
             "send the body as application/json", code="unsupported_media_type"
         )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the request body must be at most {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -121,7 +121,7 @@ async def list_briefs(request: Request) -> Response:
 def parse_limit(raw: str | None, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise BadRequest(f"limit must be a whole number from 1 to {maximum}", code="bad_limit")
     return int(raw)
 

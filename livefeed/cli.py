@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import logging.config
 import os
 import secrets
 import signal
@@ -24,10 +25,12 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from livefeed import logs
 from livefeed.config import Settings
 from livefeed.days import local_clock, parse_clock, parse_day
 from livefeed.embedded import EmbeddedRedis, EmbeddedRedisError, owner_url
 from livefeed.errors import LivefeedError
+from livefeed.metrics import share_between_workers
 from livefeed.models import StreamId, now_ms, parse_new_feed
 from livefeed.replay import Player, parse_speed
 from livefeed.store import Store
@@ -38,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livefeed",
         description="Live-blog event stream service: editors publish briefs, readers watch live.",
+        epilog="Every option falls back to a LIVEFEED_* environment variable; the flag wins. "
+        "'livefeed COMMAND --help' describes a command.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -56,7 +61,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo", action="store_true", default=None, help="create a demo feed and keep posting"
     )
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe records logged (env LIVEFEED_LOG_LEVEL; default info)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="json: one JSON object per line, with request ids (env LIVEFEED_LOG_FORMAT; "
+        "default text)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="comma-separated proxy addresses (or *) trusted for X-Forwarded-For/-Proto "
+        "(env LIVEFEED_FORWARDED_ALLOW_IPS; default uvicorn's: 127.0.0.1,::1)",
+    )
     serve.add_argument(
         "--workers",
         type=int,
@@ -69,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     feed_sub = feed.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = feed_sub.add_parser("create", parents=[redis_opts], help="create a feed")
     create.add_argument("slug", help="a-z, 0-9 and '-', at most 64 characters")
-    create.add_argument("--title", required=True)
+    create.add_argument("--title", required=True, help="the feed's title, shown to readers")
     create.add_argument("--timezone", required=True, help="IANA zone, e.g. Europe/Kyiv")
     create.set_defaults(func=cmd_feed_create)
     flist = feed_sub.add_parser("list", parents=[redis_opts], help="list feeds")
@@ -80,17 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate = token_sub.add_parser(
         "create", parents=[redis_opts], help="create a token for an editor; printed once"
     )
-    tcreate.add_argument("name")
+    tcreate.add_argument("name", help="the editor's name, the default byline of their briefs")
     tcreate.set_defaults(func=cmd_token_create)
     tlist = token_sub.add_parser("list", parents=[redis_opts], help="list editors with tokens")
     tlist.set_defaults(func=cmd_token_list)
     trevoke = token_sub.add_parser("revoke", parents=[redis_opts], help="revoke an editor's token")
-    trevoke.add_argument("name")
+    trevoke.add_argument("name", help="the editor whose token stops working at once")
     trevoke.set_defaults(func=cmd_token_revoke)
     export = sub.add_parser(
         "export", parents=[redis_opts], help="write briefs as JSON Lines, oldest first"
     )
-    export.add_argument("feed")
+    export.add_argument("feed", help="the feed's slug")
     when = export.add_mutually_exclusive_group()
     when.add_argument("--day", help="one local day, YYYY-MM-DD")
     when.add_argument("--from", dest="from_day", help="first local day, YYYY-MM-DD")
@@ -103,21 +124,45 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[redis_opts],
         help="append briefs from JSON Lines at their original times (all or nothing)",
     )
-    imp.add_argument("feed")
+    imp.add_argument("feed", help="the feed's slug; it must exist")
     imp.add_argument("file", help="a .jsonl file, or - for standard input")
     imp.set_defaults(func=cmd_import)
 
     replay = sub.add_parser("replay", parents=[redis_opts], help="play a day in the terminal")
-    replay.add_argument("feed")
+    replay.add_argument("feed", help="the feed's slug")
     replay.add_argument("day", help="YYYY-MM-DD, in the feed's time zone")
     replay.add_argument("--speed", default="60", help="how many times faster (default 60)")
     replay.add_argument("--from", dest="from_clock", help="start at this local time, HH:MM")
     replay.set_defaults(func=cmd_replay)
+
+    check = sub.add_parser(
+        "check",
+        parents=[redis_opts],
+        help="check configuration and Redis (version, persistence, memory policy, tokens)",
+        description="Check that this configuration and its Redis are fit for livefeed: Redis "
+        "reachable and >= 6.2, append-only persistence, a memory policy that never evicts feeds, "
+        "editor tokens, and (embedded mode) a writable data directory. Exit status 0 when all "
+        "is well, 1 when something must be fixed; warnings do not fail.",
+    )
+    check.set_defaults(func=cmd_check)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand without a description its help line as one, for its --help."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, child in action.choices.items():
+                if child.description is None and helps.get(name):
+                    child.description = str(helps[name])[:1].upper() + str(helps[name])[1:] + "."
+                _describe(child)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     keys = ["host", "port", "redis_url", "data_dir", "key_prefix", "demo", "log_level", "workers"]
+    keys += ["log_format", "forwarded_allow_ips"]
     return Settings.from_env(**{k: getattr(args, k, None) for k in keys})
 
 
@@ -128,7 +173,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from livefeed.transport import DirectSendProtocol
 
     settings = settings_from(args)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    try:
+        log_config = logs.config(settings.log_level, settings.log_format)
+    except ValueError as exc:
+        print(f"livefeed: {exc}", file=sys.stderr)
+        return 1
+    logging.config.dictConfig(log_config)
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.data_dir)
@@ -151,12 +201,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
+        "log_config": log_config,
         "ws": DirectSendProtocol,
         "ws_per_message_deflate": False,
         "ws_max_size": settings.reader_max_message_bytes,
         "h11_max_incomplete_event_size": 16 * 1024,
         "timeout_graceful_shutdown": 5,
     }
+    if settings.forwarded_allow_ips:
+        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
     # uvicorn re-raises SIGTERM once it has shut down; make that an exit that runs `finally`.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
@@ -164,6 +217,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Workers are new processes: they build their app from the same settings, passed on
             # through the environment.
             os.environ.update(settings.to_env())
+            share_between_workers()  # one /metrics for all workers (livefeed.metrics)
             uvicorn.run(
                 "livefeed.app:app_from_env", factory=True, workers=settings.workers, **options
             )
@@ -272,6 +326,12 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
         return 0
 
     return _with_store(args, action)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from livefeed import check
+
+    return check.run(settings_from(args), _redis_url, sys.stdout)
 
 
 def _progress(label: str) -> Callable[[int, int], None] | None:

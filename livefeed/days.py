@@ -13,6 +13,8 @@ from datetime import date, datetime, time, timedelta
 from livefeed.errors import BadRequest
 from livefeed.models import zone
 
+FIRST_DAY = date(1970, 1, 2)
+LAST_DAY = date(9998, 12, 31)
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CLOCK_RE = re.compile(r"(\d{2}):(\d{2})(?::(\d{2}))?")
 
@@ -67,6 +69,10 @@ def parse_day(raw: str, timezone: str) -> Day:
         value = date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(f"{raw} is not a date on the calendar", code="bad_date") from None
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise BadRequest(
+            f"days run from {FIRST_DAY} to {LAST_DAY}", code="bad_date"
+        )  # stream ids count milliseconds from 1970
     return day_of(value, timezone)
 
 

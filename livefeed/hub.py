@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from livefeed import metrics
 from livefeed.errors import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW
 from livefeed.models import Event, StreamId, control_frame, iso_ms, now_ms
 
@@ -132,6 +134,7 @@ class Subscriber:
             if self._closing is not None:
                 raise self._closing
             if self.overflowed:
+                metrics.SLOW_READERS_CLOSED.inc()  # its connection closes it (4408) now
                 raise TooSlow
             if self._queue:
                 return self.take()
@@ -151,6 +154,7 @@ class _Channel:
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
         self.idle_since: float | None = None
+        self.readers_gauge = metrics.readers_gauge(feed)
 
 
 class Hub:
@@ -178,11 +182,13 @@ class Hub:
             channel.task = asyncio.create_task(self._run(channel), name=f"hub:{feed}")
         sub = Subscriber(feed, self._queue_limit)
         channel.subscribers.add(sub)
+        channel.readers_gauge.set(len(channel.subscribers))
         channel.idle_since = None
         try:
             await asyncio.shield(channel.ready)
         except BaseException:
             channel.subscribers.discard(sub)
+            channel.readers_gauge.set(len(channel.subscribers))
             raise
         return sub
 
@@ -191,6 +197,7 @@ class Hub:
         if channel is None:
             return
         channel.subscribers.discard(sub)
+        channel.readers_gauge.set(len(channel.subscribers))
         if not channel.subscribers:
             channel.idle_since = asyncio.get_running_loop().time()
 
@@ -209,6 +216,7 @@ class Hub:
         for channel in channels:
             for sub in channel.subscribers:
                 sub.close(code, reason)
+            channel.readers_gauge.set(0)
             if channel.task is not None:
                 channel.task.cancel()
         for channel in channels:
@@ -231,11 +239,16 @@ class Hub:
         async for batch in batches:
             if self._expired(channel, loop.time()):
                 break
+            events = len(batch)
             if not batch:
                 batch = [_heartbeat()]
+            started = time.perf_counter()
             for sub in channel.subscribers:
                 sub.push(batch)
-            self.delivered += len(batch) * len(channel.subscribers)
+            readers = len(channel.subscribers)
+            self.delivered += len(batch) * readers
+            if events:  # one timer and one increment per batch, never per reader
+                metrics.fanned_out(events * readers, time.perf_counter() - started)
         if hasattr(batches, "aclose"):
             await batches.aclose()
 

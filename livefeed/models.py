@@ -31,6 +31,7 @@ TITLE_MAX = 200
 SLUG_RE = re.compile(r"[a-z0-9-]{1,64}")
 _STREAM_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _U64 = 2**64 - 1
+_BLOCK_RE = re.compile(r"<(p|ul|ol|blockquote)[\s>]")
 _ENTITY_RE = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);")
 
 ALLOWED_TAGS = {"p", "br", "a", "strong", "em", "ul", "ol", "li", "blockquote"}
@@ -295,13 +296,16 @@ def sanitize_body(raw: str) -> str:
             "<p>" + "<br>".join(html.escape(line, quote=False) for line in p.splitlines()) + "</p>"
             for p in paragraphs
         )
-    return nh3.clean(
+    clean = nh3.clean(
         text,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=ALLOWED_SCHEMES,
         link_rel="noopener noreferrer nofollow",
     ).strip()
+    if clean and _BLOCK_RE.search(clean) is None:
+        clean = f"<p>{clean}</p>"  # inline-only HTML: give it the paragraph plain text gets
+    return clean
 
 
 def _object(payload: Any, allowed: set[str]) -> dict[str, Any]:
@@ -341,7 +345,10 @@ def _url(value: Any) -> str | None:
     if not isinstance(value, str):
         raise ValidationFailed("url must be a string", code="invalid_type", field="url")
     url = value.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        parts = urlsplit("")
     if len(url) > URL_MAX or parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValidationFailed(
             f"url must be an http(s) URL of at most {URL_MAX} characters",

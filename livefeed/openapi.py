@@ -1,13 +1,15 @@
 """The HTTP API described as an OpenAPI 3.1 document, served as JSON and as a reference page.
 
 The document is written by hand from what the handlers do (``api.py``, ``editor_api.py``,
-``archive.py``, ``pages.py``) and the validation rules in ``models.py``; ``tests/test_openapi.py``
-checks that it names every route and runs schemathesis against a live server, so a handler that
-drifts from it fails there. Every error answer a route can give is listed with its codes.
+``archive.py``, ``pages.py``, ``syndication.py``) and the validation rules in ``models.py``;
+``tests/test_openapi.py`` checks that it names every route and runs schemathesis against a live
+server, so a handler that drifts from it fails there. Every error answer a route can give is
+listed with its codes; the one WebSocket route is described under ``x-websockets``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -367,6 +369,35 @@ def _schemas() -> dict[str, Any]:
             },
             ("date", "timezone", "briefs", "next"),
         ),
+        "JsonFeed": _obj(
+            {
+                "version": {"const": "https://jsonfeed.org/version/1.1"},
+                "title": _string(),
+                "home_page_url": _string(),
+                "feed_url": _string(),
+                "description": _string(),
+                "authors": {"type": "array", "items": _obj({"name": _string()}, ("name",))},
+                "items": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "id": _string("the brief's permalink"),
+                            "url": _string(),
+                            "title": _string(),
+                            "external_url": _string(),
+                            "content_html": _string(),
+                            "content_text": _string(),
+                            "date_published": _string(format="date-time"),
+                            "date_modified": _string(format="date-time"),
+                            "authors": {"type": "array", "items": _obj({"name": _string()})},
+                            "tags": {"type": "array", "items": _string()},
+                        },
+                        ("id", "url", "title", "date_published", "date_modified"),
+                    ),
+                },
+            },
+            ("version", "title", "home_page_url", "feed_url", "items"),
+        ),
         "Editor": _obj({"editor": _string("the token's editor name")}, ("editor",)),
         "Health": _obj(
             {
@@ -424,6 +455,16 @@ def _paths(settings: Settings) -> dict[str, Any]:
              **_errors(503)},
             parameters=(feed, date, cursor),
         )},
+        "/embed/{feed}": {"get": _op(
+            "embedPage", "pages", "The latest briefs, compact, for an iframe on other sites",
+            {"200": _html("framable by the embed ancestors; embed.js keeps it live"),
+             "404": _html("no such feed"), **_errors(503)},
+            parameters=(feed, _param(
+                "limit", "query", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+                "how many briefs; more than 50 shows 50, anything else not a number the default",
+            )),
+        )},
+        **_syndication(feed, date),
         "/editor": {"get": _op("editorPage", "pages", "The newsroom's editor page",
                                {"200": _html("signs in with a token in the browser")})},
         "/api": {"get": _op("apiReference", "service", "This API reference as a page",
@@ -431,6 +472,12 @@ def _paths(settings: Settings) -> dict[str, Any]:
         "/openapi.json": {"get": _op(
             "openapiDocument", "service", "This OpenAPI document",
             {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+        )},
+        "/metrics": {"get": _op(
+            "metrics", "service", "Prometheus metrics, summed over the worker processes",
+            {"200": {"description": "the text exposition format, or OpenMetrics if accepted",
+                     "content": {"text/plain": {"schema": {"type": "string"}},
+                                 "application/openmetrics-text": {"schema": {"type": "string"}}}}},
         )},
         "/healthz": {"get": _op(
             "health", "service", "Whether Redis answers, with this worker's load",
@@ -559,6 +606,54 @@ def _paths(settings: Settings) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _syndication(feed: dict[str, Any], date: dict[str, Any]) -> dict[str, Any]:
+    """Atom and JSON Feed documents of a feed (its latest briefs) and of each of its days."""
+    if_none_match = _param("If-None-Match", "header", _string(), "ETags you have")
+    headers = {
+        "ETag": "the document's ETag",
+        "Cache-Control": "a minute for finished days, else no-cache",
+        "Access-Control-Allow-Origin": "always `*`: public, readable from any site",
+    }
+    formats = {
+        "atom.xml": ("Atom", "application/atom+xml", {"type": "string"}),
+        "feed.json": ("JSONFeed", "application/feed+json", _ref("JsonFeed")),
+    }
+    paths: dict[str, Any] = {}
+    for name, (kind, media, schema) in formats.items():
+        document = {
+            "description": f"{kind} 1.x, newest first",
+            "content": {media: {"schema": schema}},
+            "headers": {
+                h: {"description": text, "required": True, "schema": {"type": "string"}}
+                for h, text in headers.items()
+            },
+        }
+        unchanged = {"description": "unchanged since the ETag in If-None-Match"}
+        paths[f"/feeds/{{feed}}/{name}"] = {
+            "get": _op(
+                f"feed{kind}",
+                "syndication",
+                f"The feed's latest briefs as {kind}",
+                {"200": document, "304": unchanged, **_errors(_FEED_404, 503)},
+                parameters=(feed, if_none_match),
+            )
+        }
+        paths[f"/feeds/{{feed}}/days/{{date}}/{name}"] = {
+            "get": _op(
+                f"day{kind}",
+                "syndication",
+                f"A day's briefs as {kind}",
+                {
+                    "200": document,
+                    "304": unchanged,
+                    **_errors((400, ("bad_date",)), _FEED_404, 503),
+                },
+                parameters=(feed, date, if_none_match),
+            )
+        }
+    return paths  # fmt: skip
+
+
 def _websocket() -> dict[str, Any]:
     """The one WebSocket route, which OpenAPI cannot describe, as an ``x-`` extension."""
     since = _param("since", "query", _string(pattern=STREAM_ID), "resume after this event id")
@@ -608,7 +703,8 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
             ),
         },
         "tags": [
-            {"name": name} for name in ("feeds", "briefs", "editor", "archive", "pages", "service")
+            {"name": name}
+            for name in ("feeds", "briefs", "editor", "archive", "syndication", "pages", "service")
         ],
         "paths": _paths(settings),
         "components": {
@@ -658,7 +754,7 @@ def reference(document: dict[str, Any]) -> dict[str, Any]:
                     "method": method.upper(),
                     "path": path,
                     "summary": op["summary"],
-                    "description": op.get("description", ""),
+                    "description": _prose(op.get("description", "")),
                     "editor": "security" in op,
                     "parameters": [_describe_param(p) for p in op.get("parameters", [])],
                     "body": _fields(body["schema"], schemas) if body else None,
@@ -674,7 +770,13 @@ def reference(document: dict[str, Any]) -> dict[str, Any]:
          "close_codes": sorted(ws["closeCodes"].items())}
         for path, ws in document["x-websockets"].items()
     ]  # fmt: skip
-    return {"info": document["info"], "operations": operations, "websockets": sockets}
+    info = {**document["info"], "description": _prose(document["info"]["description"])}
+    return {"info": info, "operations": operations, "websockets": sockets}
+
+
+def _prose(text: str) -> list[tuple[str, bool]]:
+    """Text split at backticks into (part, is_code), so the page can set code as code."""
+    return [(part, index % 2 == 1) for index, part in enumerate(text.split("`")) if part]
 
 
 def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -689,7 +791,7 @@ def _describe_param(param: dict[str, Any]) -> dict[str, Any]:
         "in": param["in"],
         "required": param["required"],
         "type": describe_schema(param["schema"]),
-        "description": param["description"],
+        "description": _prose(param["description"]),
     }
 
 
@@ -704,7 +806,7 @@ def _fields(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
                 "name": field,
                 "required": field in required,
                 "type": describe_schema(spec),
-                "description": spec.get("description", ""),
+                "description": _prose(spec.get("description", "")),
             }
             for field, spec in resolved.get("properties", {}).items()
         ],
@@ -720,7 +822,7 @@ def _describe_response(
     name = _resolve(schema.get("allOf", [schema])[0], schemas)[0]  # an error is Error + codes
     return {
         "status": status,
-        "description": response["description"],
+        "description": _prose(response["description"]),
         "media": media,
         "schema": name,
         "headers": sorted(response.get("headers", {})),
@@ -734,9 +836,9 @@ def describe_schema(schema: dict[str, Any]) -> str:
     if "anyOf" in schema:
         return " or ".join(describe_schema(s) for s in schema["anyOf"])
     if "const" in schema:
-        return repr(schema["const"]).replace("'", '"')
+        return json.dumps(schema["const"])
     if "enum" in schema:
-        return " | ".join(f'"{v}"' for v in schema["enum"])
+        return " | ".join(json.dumps(v) for v in schema["enum"])
     kind = str(schema.get("type", "any"))
     if kind == "array":
         kind = f"array of {describe_schema(schema.get('items', {}))}"
@@ -745,11 +847,11 @@ def describe_schema(schema: dict[str, Any]) -> str:
         schema.get("minLength", schema.get("minimum")),
         schema.get("maxLength", schema.get("maximum")),
     )
+    unit = " chars" if "maxLength" in schema or "minLength" in schema else ""
     if high is not None:
-        unit = " chars" if "maxLength" in schema else ""
-        notes.append(f"{low if low is not None else 0}-{high:g}{unit}")
+        notes.append(f"{low:g}-{high:g}{unit}" if low is not None else f"at most {high:g}{unit}")
     elif low is not None:
-        notes.append(f"at least {low}")
+        notes.append(f"at least {low:g}{unit}")
     if "maxItems" in schema:
         notes.append(f"at most {schema['maxItems']} items")
     if "pattern" in schema and schema["pattern"] != _NOT_BLANK:
@@ -757,5 +859,5 @@ def describe_schema(schema: dict[str, Any]) -> str:
     if "format" in schema:
         notes.append(schema["format"])
     if "default" in schema:
-        notes.append(f"default {schema['default']}")
+        notes.append(f"default {json.dumps(schema['default'])}")
     return ", ".join([kind, *notes])

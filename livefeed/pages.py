@@ -196,7 +196,11 @@ async def embed_page(request: Request) -> Response:
         what = {"what": f"feed “{slug}”"}
         return _render(request, "not_found.html", what, 404, settings.embed_ancestors)
     raw_limit = request.query_params.get("limit", "")
-    limit = min(int(raw_limit), EMBED_BRIEFS_MAX) if raw_limit.isdigit() else EMBED_BRIEFS
+    limit = (
+        min(int(raw_limit), EMBED_BRIEFS_MAX)
+        if raw_limit.isascii() and raw_limit.isdigit()
+        else EMBED_BRIEFS
+    )
     # The stream position first, then the briefs: a brief published in between is then both on
     # the page and sent again over the socket (embed.js skips it), never on neither.
     bounds = await store.bounds(slug)

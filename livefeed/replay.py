@@ -27,6 +27,7 @@ from livefeed.config import Settings
 from livefeed.days import Day, parse_clock, parse_day
 from livefeed.errors import CLOSE_POLICY, BadRequest, LivefeedError
 from livefeed.limits import MessageBudget
+from livefeed.metrics import REPLAYS, REPLAYS_ACTIVE
 from livefeed.models import Feed, control_frame, iso_ms
 from livefeed.store import Store
 
@@ -65,7 +66,8 @@ def parse_control(raw: str | bytes, day: Day) -> Control:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("controls are JSON objects with an action") from None
-    if not isinstance(data, dict) or data.get("action") not in {"pause", "resume", "seek", "speed"}:
+    action = data.get("action") if isinstance(data, dict) else None
+    if not isinstance(action, str) or action not in {"pause", "resume", "seek", "speed"}:
         raise BadRequest("action must be pause, resume, seek or speed")
     action = data["action"]
     if action == "seek":
@@ -230,4 +232,6 @@ async def open_replay(websocket: WebSocket, store: Store, settings: Settings) ->
     except LivefeedError as exc:
         await websocket.close(exc.close_code, exc.message[:120])
         return
-    await serve_replay(websocket, store, feed, day, speed, start_ms, settings)
+    REPLAYS.inc()
+    with REPLAYS_ACTIVE.track_inprogress():
+        await serve_replay(websocket, store, feed, day, speed, start_ms, settings)

@@ -304,6 +304,8 @@ class Store:
         """Briefs published from ``start_ms`` to ``end_ms`` as they stand, oldest first, in pages
         of ``limit`` after the cursor ``after``; returns them and the next cursor (or None)."""
         high = f"{end_ms}-{_U64}"
+        if after is not None and after >= StreamId(end_ms, _U64):
+            return [], None  # nothing can follow (and Redis refuses an exclusive maximum)
 
         async def pages() -> AsyncIterator[list[Entry]]:
             low = f"{start_ms}-0" if after is None else f"({after}"

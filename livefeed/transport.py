@@ -17,6 +17,8 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import OPEN
 
+from livefeed.metrics import SLOW_READERS_CLOSED
+
 DIRECT_SEND = "livefeed.direct_send"
 _ABORT_AFTER = 5.0
 
@@ -36,6 +38,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         if self.close_sent or self.disconnected or self.conn.state is not OPEN:
             return False
         if self.transport.get_write_buffer_size() > limit:
+            SLOW_READERS_CLOSED.inc()  # the hub stops writing to it and closes it with 4408
             return False
         self.conn.send_text(payload)
         self.transport.write(b"".join(self.conn.data_to_send()))

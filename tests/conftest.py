@@ -18,10 +18,23 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 from livefeed.embedded import find_redis_server, free_port
 
 TOKEN = "test-editor-token-0123456789"
+
+# Property tests (test_properties.py, test_openapi.py) talk to real servers: a bounded number of
+# examples and no per-example deadline, since a round trip through uvicorn and Redis varies.
+settings.register_profile(
+    "livefeed",
+    max_examples=60,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "livefeed"))
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
