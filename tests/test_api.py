@@ -203,7 +203,9 @@ def test_healthz_reports_redis_reachable(http: httpx.Client) -> None:
     assert response.status_code == 200 and response.json()["redis"] == "ok"
 
 
-def test_paging_before_the_first_possible_id_is_an_empty_page(http: httpx.Client, feed: str) -> None:
+def test_paging_before_the_first_possible_id_is_an_empty_page(
+    http: httpx.Client, feed: str
+) -> None:
     publish(http, feed, "Only")
     response = http.get(f"/api/feeds/{feed}/briefs", params={"before": "0"})
     assert response.status_code == 200 and response.json() == {"briefs": [], "next_before": None}
