@@ -130,7 +130,7 @@ async def publish_brief(request: Request) -> Response:
     """Validate, append to the stream, and answer 201 only once Redis has accepted the entry."""
     store, settings = state(request)
     editor = await authenticate(request)
-    feed = await store.feed_for_writing(feed_slug(request))
+    feed = await store.cached_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     draft = parse_new_brief(payload, default_author=editor)
     brief = await newsroom.publish(store, feed, draft, editor)

@@ -29,7 +29,7 @@ from livefeed.hub import Hub
 from livefeed.limits import ConnectionCounter, RateLimiter, origin_allowed
 from livefeed.logs import RequestId
 from livefeed.metrics import HttpMetrics, MetricsEndpoint
-from livefeed.models import Event
+from livefeed.models import Event, StreamId
 from livefeed.reader import SnapshotCache, serve_reader
 from livefeed.replay import open_replay
 from livefeed.store import Store, follow
@@ -51,9 +51,9 @@ def create_app(settings: Settings) -> Starlette:
         tail_store = Store(tail_redis, settings.key_prefix)
         block_ms = int(settings.heartbeat_interval * 1000)
 
-        async def source(feed: str) -> AsyncIterator[list[Event]]:
+        async def source(feed: str) -> tuple[StreamId, AsyncIterator[list[Event]]]:
             start = (await store.bounds(feed)).last_generated
-            return follow(tail_store, feed, start, block_ms, on_error=_log_tail_error(feed))
+            return start, follow(tail_store, feed, start, block_ms, on_error=_log_tail_error(feed))
 
         hub = Hub(source, queue_limit=settings.reader_queue)
         app.state.store = store

@@ -21,11 +21,14 @@ from livefeed.models import Event, StreamId, control_frame, iso_ms, now_ms
 
 log = logging.getLogger("livefeed.hub")
 
-Source = Callable[[str], Awaitable[AsyncIterator[list[Event]]]]
-"""Given a feed slug, settle the current stream position and return batches after it.
+Source = Callable[[str], Awaitable[tuple[StreamId, AsyncIterator[list[Event]]]]]
+"""Given a feed slug, settle the current stream position; return it and the batches after it.
 
 An empty batch means "nothing happened for a while" and becomes a heartbeat frame.
 """
+
+
+FANOUT_CHUNK = 500
 
 
 class TooSlow(Exception):
@@ -59,6 +62,7 @@ class Subscriber:
         "_wakeup",
         "feed",
         "overflowed",
+        "start",
     )
 
     def __init__(self, feed: str, limit: int) -> None:
@@ -71,6 +75,7 @@ class Subscriber:
         self._direct: DirectSend | None = None
         self._close_direct: Callable[[int, str], None] | None = None
         self._position = -1
+        self.start = StreamId(0, 0)
 
     def push(self, events: list[Event]) -> None:
         """Hand over events without waiting; flag the subscriber rather than grow past the limit."""
@@ -155,6 +160,8 @@ class _Channel:
         self.task: asyncio.Task[None] | None = None
         self.idle_since: float | None = None
         self.readers_gauge = metrics.readers_gauge(feed)
+        self.position = StreamId(0, 0)
+        self.inflight: list[Event] | None = None
 
 
 class Hub:
@@ -169,7 +176,8 @@ class Hub:
         self.delivered = 0
 
     async def subscribe(self, feed: str) -> Subscriber:
-        """Join a feed; when this returns, every event appended from now on will be delivered.
+        """Join a feed; every event after ``sub.start`` (the last event the hub had read when
+        the reader joined) will be delivered to it.
 
         Raises whatever the source raises while settling its start position (Redis down).
         """
@@ -190,6 +198,9 @@ class Hub:
             channel.subscribers.discard(sub)
             channel.readers_gauge.set(len(channel.subscribers))
             raise
+        sub.start = channel.position
+        if channel.inflight is not None:  # joined while a batch is being handed out
+            sub.push(channel.inflight)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -226,7 +237,7 @@ class Hub:
 
     async def _run(self, channel: _Channel) -> None:
         try:
-            batches = await self._source(channel.feed)
+            channel.position, batches = await self._source(channel.feed)
         except Exception as exc:
             if not channel.ready.done():
                 channel.ready.set_exception(exc)
@@ -243,9 +254,20 @@ class Hub:
             if not batch:
                 batch = [_heartbeat()]
             started = time.perf_counter()
-            for sub in channel.subscribers:
-                sub.push(batch)
-            readers = len(channel.subscribers)
+            if events:
+                last = batch[-1].id
+                channel.position = last if last is not None else channel.position
+            # Hand out in chunks, yielding between them, so a big audience does not stall the
+            # event loop (and the publish waiting for its 201) for the whole fan-out.
+            channel.inflight = batch
+            subscribers = list(channel.subscribers)
+            for start in range(0, len(subscribers), FANOUT_CHUNK):
+                for sub in subscribers[start : start + FANOUT_CHUNK]:
+                    sub.push(batch)
+                if start + FANOUT_CHUNK < len(subscribers):
+                    await asyncio.sleep(0)
+            channel.inflight = None
+            readers = len(subscribers)
             self.delivered += len(batch) * readers
             if events:  # one timer and one increment per batch, never per reader
                 metrics.fanned_out(events * readers, time.perf_counter() - started)

@@ -80,7 +80,7 @@ async def serve_reader(
     await websocket.accept()
     try:
         since = None if raw_since in (None, "") else StreamId.parse(raw_since, name="since")
-        feed = await store.require_feed(slug)
+        feed = await store.cached_feed(slug)
         sub = await hub.subscribe(slug)
     except LivefeedError as exc:
         await _close(websocket, exc.close_code, exc.message)
@@ -118,7 +118,7 @@ async def _send_events(
 ) -> None:
     try:
         if since is None:
-            since = await _send_snapshot(websocket, store, feed, settings, snapshots)
+            since = await _send_snapshot(websocket, store, feed, sub, settings, snapshots)
         position = await _catch_up(websocket, store, sub, since, settings)
         await websocket.send_text(control_frame("live", last_event_id=str(position)))
         direct = websocket.scope.get("extensions", {}).get(DIRECT_SEND)
@@ -151,21 +151,27 @@ async def _send_events(
 
 
 async def _send_snapshot(
-    websocket: WebSocket, store: Store, feed: Feed, settings: Settings, snapshots: SnapshotCache
+    websocket: WebSocket,
+    store: Store,
+    feed: Feed,
+    sub: Subscriber,
+    settings: Settings,
+    snapshots: SnapshotCache,
 ) -> StreamId:
     """For a reader without ``since``: the feed as it stands, and the position it stands at.
 
     The position is read first, so anything that changes meanwhile is also sent as an event;
     applying an event to a state that already has it changes nothing.
     """
-    position = (await store.bounds(feed.slug)).last_generated
+    position = sub.start
 
     async def build() -> str:
+        current = await store.require_feed(feed.slug)  # title, status and pin as they are now
         briefs, _ = await store.latest_briefs(feed.slug, settings.backlog_size)
         pinned = None
-        if feed.pinned is not None:
-            (pinned,) = await store.states(feed.slug, [StreamId.parse(feed.pinned)])
-        return control_frame("snapshot", briefs=briefs, pinned=pinned, feed=feed.to_dict())
+        if current.pinned is not None:
+            (pinned,) = await store.states(feed.slug, [StreamId.parse(current.pinned)])
+        return control_frame("snapshot", briefs=briefs, pinned=pinned, feed=current.to_dict())
 
     await websocket.send_text(await snapshots.get(feed.slug, position, build))
     return position
@@ -174,13 +180,21 @@ async def _send_snapshot(
 async def _catch_up(
     websocket: WebSocket, store: Store, sub: Subscriber, since: StreamId, settings: Settings
 ) -> StreamId:
-    """Send everything after ``since`` and return the last id sent."""
+    """Send everything after ``since`` and return the last id sent.
+
+    A reader that is as far as the hub (the usual case: a page that just loaded) needs nothing
+    from Redis at all; the hub delivers everything after ``sub.start``.
+    """
     slug = sub.feed
+    if since == sub.start:
+        return since
     bounds = await store.bounds(slug)
     if since > bounds.last_generated:
         raise _Reload("since is newer than anything this feed holds")
     if bounds.max_deleted is not None and since < bounds.max_deleted:
         raise _Reload("events after since have been trimmed from the feed")
+    if since > sub.start:  # the hub has not read that far yet; it will deliver the rest
+        return since
     position = since
     while True:
         sub.reset()

@@ -132,11 +132,11 @@ class Store:
         feeds = await self._feeds([slug])
         return feeds[0] if feeds else None
 
-    async def feed_for_writing(self, slug: str) -> Feed:
-        """The feed, from a cache a few seconds old at most: enough to publish to it.
+    async def cached_feed(self, slug: str) -> Feed:
+        """The feed, from a cache a few seconds old at most: enough to publish to it or join it.
 
-        Slug and time zone never change; the one thing that does and matters for a write,
-        coverage having ended, is checked again inside the atomic append.
+        Slug and time zone never change; what does (coverage ended, the pin) is checked again
+        inside the atomic append, and read fresh for snapshots.
         """
         now = time.monotonic()
         cached = self._write_cache.get(slug)

@@ -12,6 +12,7 @@ the test client) livefeed falls back to sending through ASGI.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -23,8 +24,20 @@ DIRECT_SEND = "livefeed.direct_send"
 _ABORT_AFTER = 5.0
 
 
+_CONNECTIONS = logging.getLogger("livefeed.connections")
+_CONNECTIONS.setLevel(logging.WARNING)  # --log-level debug turns it up
+
+
 class DirectSendProtocol(WebSocketsSansIOProtocol):
-    """Adds ``send(payload, limit) -> bool`` and ``close(code, reason)`` to the scope."""
+    """Adds ``send(payload, limit) -> bool`` and ``close(code, reason)`` to the scope.
+
+    Per-connection log lines ("WebSocket ... [accepted]") go to ``livefeed.connections``, quiet
+    unless an operator turns it up: at ten thousand readers they cost more than the sockets.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger = _CONNECTIONS
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)

@@ -23,7 +23,7 @@ class MemorySource:
         self.starts = 0
         self.fail = False
 
-    async def __call__(self, feed: str) -> AsyncIterator[list[Event]]:
+    async def __call__(self, feed: str) -> tuple[StreamId, AsyncIterator[list[Event]]]:
         self.starts += 1
         if self.fail:
             raise ConnectionError("redis down")
@@ -33,7 +33,7 @@ class MemorySource:
             while True:
                 yield await queue.get()
 
-        return batches()
+        return StreamId(0, 0), batches()
 
     def emit(self, feed: str, *events: Event) -> None:
         self.queues[feed].put_nowait(list(events))
