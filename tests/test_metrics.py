@@ -158,13 +158,13 @@ async def test_hub_counts_readers_deliveries_and_slow_readers_in_process() -> No
     """The hub sets the readers gauge, counts a batch's deliveries and closing a slow reader."""
     sent = asyncio.Event()
 
-    async def source(feed: str) -> AsyncIterator[list[Event]]:
+    async def source(feed: str) -> tuple[StreamId, AsyncIterator[list[Event]]]:
         async def batches() -> AsyncIterator[list[Event]]:
             yield [ev(1), ev(2)]
             sent.set()
             await asyncio.Event().wait()
 
-        return batches()
+        return StreamId(0, 0), batches()
 
     feed = "in-process-" + uuid.uuid4().hex[:6]
     slow_before = local("livefeed_slow_readers_closed_total")
