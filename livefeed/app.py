@@ -56,6 +56,9 @@ def create_app(settings: Settings) -> Starlette:
             return start, follow(tail_store, feed, start, block_ms, on_error=_log_tail_error(feed))
 
         hub = Hub(source, queue_limit=settings.reader_queue)
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            for feed in await store.list_feeds():  # data from before the time index existed
+                await store.reindex(feed.slug)
         app.state.store = store
         app.state.hub = hub
         app.state.snapshots = SnapshotCache()

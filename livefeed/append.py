@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from redis.exceptions import ResponseError
 
 from livefeed.days import Day
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
@@ -84,7 +83,7 @@ class Append:
         chunks, markers = template(self.body)
         head = b'{"' + self.key.encode() + b'":'
         tail = b"," + orjson.dumps(self.extra)[1:] if self.extra else b"}"
-        return [orjson.dumps(header), markers, head, tail, *chunks]
+        return [orjson.dumps(header), markers, head, tail, str(len(chunks)), *chunks]
 
 
 class AppendRefused(Exception):
@@ -97,12 +96,16 @@ class AppendRefused(Exception):
         self.appended = appended
 
 
+class Refused(Exception):
+    """The script refused an append for a reason callers handle themselves (LIVEFEED_OLDER)."""
+
+
 class Retry(Exception):
     """The append should be tried again with a fresh clock."""
 
 
-def refusal(exc: ResponseError) -> Exception:
-    message = str(exc)
+def refusal(message: str) -> Exception:
+    """The livefeed error for a refusal the script returned (``LIVEFEED_<WHY> ...``)."""
     if message.startswith("LIVEFEED_NOTFOUND"):
         return NotFound("no such brief (it may have been retracted)", code="brief_not_found")
     if message.startswith("LIVEFEED_STALE"):
@@ -114,7 +117,7 @@ def refusal(exc: ResponseError) -> Exception:
         return Conflict("coverage of this feed has ended; reopen it first", code="feed_ended")
     if message.startswith("LIVEFEED_RETRY"):
         return Retry(message)
-    return exc
+    return Refused(message)
 
 
 def template(payload: Any) -> tuple[list[bytes], str]:

@@ -45,18 +45,15 @@ async def get_day(request: Request) -> Response:
     store, _ = state(request)
     feed = await store.require_feed(feed_slug(request))
     limit = parse_limit(request.query_params.get("limit"), DAY_PAGE, DAY_PAGE_MAX)
-    day, briefs, after = await read_day(
-        store, feed, request.path_params["date"], request.query_params.get("cursor"), limit
-    )
-    body = orjson.dumps(
-        {
-            "date": day.iso,
-            "timezone": feed.timezone,
-            "briefs": briefs,
-            "next": None if after is None else str(after),
-        }
-    )
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    day = parse_day(request.path_params["date"], feed.timezone)
+    raw_cursor = request.query_params.get("cursor")
+    cursor = StreamId.parse(raw_cursor, name="cursor") if raw_cursor else None
+    raws, after = await store.brief_page(feed.slug, limit, day.start_ms, day.end_ms, after=cursor)
+    # The stored briefs are JSON already: join them rather than decode and encode 5,000 of them.
+    head = orjson.dumps({"date": day.iso, "timezone": feed.timezone})[:-1]
+    tail = orjson.dumps({"next": None if after is None else str(after)})[1:]
+    body = head + b',"briefs":[' + b",".join(raws) + b"]," + tail
+    etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = {
         "ETag": etag,
         "Cache-Control": "public, max-age=60" if day.end_ms < now_ms() else "no-cache",

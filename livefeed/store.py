@@ -30,7 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livefeed.append import APPEND_LUA, Append, AppendRefused, refusal
 from livefeed.errors import Conflict, NotFound, ValidationFailed
-from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
+from livefeed.metrics import REDIS_RECONNECTS
 from livefeed.models import (
     ZERO_ID,
     Event,
@@ -113,6 +113,9 @@ class Store:
     def key_events_key(self, slug: str) -> str:
         return f"{self.prefix}:feed:{slug}:key-events"
 
+    def index_key(self, slug: str) -> str:
+        return f"{self.prefix}:feed:{slug}:by-time"
+
     async def ping(self) -> bool:
         return bool(await self._cmd("PING"))
 
@@ -190,15 +193,19 @@ class Store:
         The script's refusals become NotFound (no such brief), PreconditionFailed (another
         version), Conflict (coverage ended) or ``Retry`` (our clock lost a race with midnight).
         """
-        try:
-            raw = await self._append_script(keys=self._append_keys(slug), args=change.script_args())
-        except ResponseError as exc:
-            raise refusal(exc) from None
-        EVENTS_PUBLISHED.labels(change.type).inc()
-        return StreamId.parse(_text(raw))
+        (result,) = await self._append_script(
+            keys=self._append_keys(slug), args=change.script_args()
+        )
+        text = _text(result)
+        if text.startswith("LIVEFEED_"):
+            raise refusal(text)
+        return StreamId.parse(text)
 
-    async def append_many(self, slug: str, changes: list[Append]) -> list[StreamId]:
-        """Append events in one pipelined round trip; stops at the first refused one.
+    async def append_many(
+        self, slug: str, changes: list[Append], per_call: int = 200
+    ) -> list[StreamId]:
+        """Append events, ``per_call`` to a script call (they share one fsync), the calls
+        pipelined in one round trip; stops at the first refused one.
 
         Raises ``AppendRefused`` carrying the ids appended before the refusal.
         """
@@ -207,24 +214,37 @@ class Store:
         await self._cmd("SCRIPT", "LOAD", APPEND_LUA)  # evalsha in a pipeline cannot fall back
         pipe = self.redis.pipeline(transaction=False)
         keys = self._append_keys(slug)
-        for change in changes:
-            pipe.evalsha(self._append_script.sha, len(keys), *keys, *change.script_args())
-        results = await pipe.execute(raise_on_error=False)
+        for start in range(0, len(changes), per_call):
+            args = [a for change in changes[start : start + per_call] for a in change.script_args()]
+            pipe.evalsha(self._append_script.sha, len(keys), *keys, *args)
         ids: list[StreamId] = []
-        for index, result in enumerate(results):
-            if isinstance(result, Exception):
-                raise AppendRefused(index, str(result), ids)
-            ids.append(StreamId.parse(_text(result)))
-        for kind in {change.type for change in changes}:
-            EVENTS_PUBLISHED.labels(kind).inc(sum(change.type == kind for change in changes))
+        first_refusal: tuple[int, str] | None = None
+        for start, results in zip(
+            range(0, len(changes), per_call), await pipe.execute(raise_on_error=False), strict=True
+        ):
+            if isinstance(results, Exception):
+                first_refusal = first_refusal or (start, str(results))
+                continue
+            for offset, result in enumerate(results):
+                text = _text(result)
+                if text.startswith("LIVEFEED_"):
+                    first_refusal = first_refusal or (start + offset, text)
+                else:
+                    ids.append(StreamId.parse(text))
+        if first_refusal is not None:  # later calls may have gone through: all are reported
+            raise AppendRefused(first_refusal[0], first_refusal[1], ids)
         return ids
 
     async def remove(self, slug: str, ids: list[StreamId], days: dict[str, int]) -> None:
         """Undo appends (a failed import): drop the entries, their states and day counts."""
         pipe = self.redis.pipeline(transaction=True)
         if ids:
-            pipe.xdel(self.stream_key(slug), *[str(i) for i in ids])
-            pipe.hdel(self.state_key(slug), *[str(i) for i in ids])
+            members = [str(i) for i in ids]
+            pipe.xdel(self.stream_key(slug), *members)
+            pipe.hdel(self.state_key(slug), *members)
+            pipe.hdel(self.history_key(slug), *members)
+            pipe.zrem(self.index_key(slug), *members)
+            pipe.srem(self.key_events_key(slug), *members)
         for day, count in days.items():
             pipe.hincrby(self.days_key(slug), day, -count)
         await pipe.execute()
@@ -237,6 +257,8 @@ class Store:
             self.history_key(slug),
             self.meta_key(slug),
             self.key_events_key(slug),
+            self.index_key(slug),
+            f"{self.prefix}:feed:{slug}:last-id",
         ]
 
     async def bounds(self, slug: str) -> StreamBounds:
@@ -286,52 +308,71 @@ class Store:
         self, slug: str, limit: int, before: StreamId | None = None
     ) -> tuple[list[dict[str, Any]], StreamId | None]:
         """Briefs as they stand, newest first, and the cursor for the next older page."""
-
-        async def pages() -> AsyncIterator[list[Entry]]:
-            cursor = before
-            while True:
-                entries = await self.read_latest(slug, _page(limit), cursor)
-                yield entries
-                if len(entries) < _page(limit):
-                    return
-                cursor = entries[-1].id
-
-        return await self._collect_briefs(slug, pages(), limit)
+        raws, cursor = await self.brief_page(slug, limit, before=before, newest_first=True)
+        return [orjson.loads(raw) for raw in raws], cursor
 
     async def briefs_between(
         self, slug: str, start_ms: int, end_ms: int, after: StreamId | None, limit: int
     ) -> tuple[list[dict[str, Any]], StreamId | None]:
         """Briefs published from ``start_ms`` to ``end_ms`` as they stand, oldest first, in pages
         of ``limit`` after the cursor ``after``; returns them and the next cursor (or None)."""
-        high = f"{end_ms}-{_U64}"
-        if after is not None and after >= StreamId(end_ms, _U64):
-            return [], None  # nothing can follow (and Redis refuses an exclusive maximum)
+        raws, cursor = await self.brief_page(slug, limit, start_ms, end_ms, after=after)
+        return [orjson.loads(raw) for raw in raws], cursor
 
-        async def pages() -> AsyncIterator[list[Entry]]:
-            low = f"{start_ms}-0" if after is None else f"({after}"
-            while True:
-                entries = await self.read_range(slug, low, high, _page(limit))
-                yield entries
-                if len(entries) < _page(limit):
-                    return
-                low = f"({entries[-1].id}"
+    async def brief_page(
+        self,
+        slug: str,
+        limit: int,
+        start_ms: int = 0,
+        end_ms: int = 2**53,
+        *,
+        after: StreamId | None = None,
+        before: StreamId | None = None,
+        newest_first: bool = False,
+    ) -> tuple[list[bytes], StreamId | None]:
+        """One page of current briefs as stored JSON, from the time index: oldest first after
+        ``after``, or newest first before ``before``; and the cursor for the next page.
 
-        return await self._collect_briefs(slug, pages(), limit)
-
-    async def _collect_briefs(
-        self, slug: str, pages: AsyncIterator[list[Entry]], limit: int
-    ) -> tuple[list[dict[str, Any]], StreamId | None]:
-        """Up to ``limit`` current briefs from pages of entries, looking one ahead for more."""
-        found: list[dict[str, Any]] = []
-        async for entries in pages:
-            created = [e.id for e in entries if e.type == "brief"]
-            found.extend(b for b in await self.states(slug, created) if b is not None)
-            if len(found) > limit:
+        The index holds live briefs only (retractions leave it), so a page never scans the
+        stream's corrections and retractions, and the JSON is passed on without re-encoding.
+        """
+        low = start_ms if after is None else max(start_ms, after.ms)
+        high = end_ms if before is None else min(end_ms, before.ms)
+        chunk = limit + 33  # room for briefs sharing the cursor's millisecond
+        ids: list[StreamId] = []
+        offset = 0
+        while len(ids) <= limit:
+            if newest_first:
+                rows = await self._cmd("ZREVRANGEBYSCORE", self.index_key(slug), high, low,
+                                       "LIMIT", offset, chunk)  # fmt: skip
+            else:
+                rows = await self._cmd("ZRANGEBYSCORE", self.index_key(slug), low, high,
+                                       "LIMIT", offset, chunk)  # fmt: skip
+            offset += len(rows)
+            for row in rows:
+                brief_id = StreamId.parse(_text(row))
+                if (after is None or brief_id > after) and (before is None or brief_id < before):
+                    ids.append(brief_id)
+            if len(rows) < chunk:
                 break
-        if len(found) > limit:
-            found = found[:limit]
-            return found, StreamId.parse(found[-1]["id"])
-        return found, None
+        ids.sort(reverse=newest_first)  # exact order within one millisecond
+        page = ids[: limit + 1]
+        raws: list[bytes] = []
+        if page:
+            raws = [r for r in await self._cmd("HMGET", self.state_key(slug), *map(str, page)) if r]
+        if len(page) > limit:
+            return raws[:limit], page[limit - 1]
+        return raws, None
+
+    async def reindex(self, slug: str) -> int:
+        """Rebuild the time index from the brief states (data written before it existed)."""
+        if await self._cmd("EXISTS", self.index_key(slug)):
+            return 0
+        ids = [StreamId.parse(_text(k)) for k in await self._cmd("HKEYS", self.state_key(slug))]
+        if ids:
+            args = [x for i in ids for x in (i.ms, str(i))]
+            await self._cmd("ZADD", self.index_key(slug), *args)
+        return len(ids)
 
     async def history(self, slug: str, brief_id: StreamId) -> list[Entry]:
         """The events that created, changed and retracted a brief, oldest first."""
@@ -418,11 +459,6 @@ class Store:
         """The editor's name for a stored token, or None; looked up by hash, not by comparison."""
         name = await self._cmd("HGET", f"{self.prefix}:token-hashes", hash_token(token))
         return None if name is None else str(name.decode())
-
-
-def _page(limit: int) -> int:
-    """Entries to read per round trip when looking for ``limit`` briefs."""
-    return min(max(limit + 1, 64), 1000)
 
 
 def _text(value: Any) -> str:

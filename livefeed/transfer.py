@@ -9,6 +9,7 @@ the same bytes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,7 @@ EXPORT_FIELDS = (
     "tags",
     "key_event",
 )
-BATCH = 1000
+BATCH = 2000
 
 Progress = Callable[[int, int], None]
 
@@ -143,35 +144,48 @@ async def import_briefs(
     appended is removed again and ImportRejected names the line.
     """
     appended: list[StreamId] = []
-    for start in range(0, len(briefs), BATCH):
-        batch = briefs[start : start + BATCH]
-        changes = [
-            Append(
-                "brief",
-                brief_dict(item.draft, ID, AT, version=item.version, updated_at=item.updated_at),
-                item.at_ms,
-                extra={"editor": "import"},
-                strict=True,
-                day=day_containing(item.at_ms, feed.timezone),
-                day_delta=1,
-                state="set",
-                history=True,
-                key_event=item.draft.key_event or None,
-            )
-            for item in batch
-        ]
-        try:
-            appended += await store.append_many(feed.slug, changes)
-        except AppendRefused as exc:
-            appended += exc.appended
-            await store.remove(feed.slug, appended, _days_of(feed, appended))
-            raise ImportRejected(batch[exc.index].line, f"refused by Redis: {exc.reason}") from None
-        except BaseException:
-            await store.remove(feed.slug, appended, _days_of(feed, appended))
-            raise
-        if progress is not None:
-            progress(len(appended), len(briefs))
+    batches = [briefs[start : start + BATCH] for start in range(0, len(briefs), BATCH)]
+    pending: asyncio.Task[list[StreamId]] | None = None
+    pending_batch: list[ImportedBrief] = []
+    try:
+        for batch in [*batches, []]:
+            # Build the next batch while Redis works on the one sent before it.
+            changes = [_change(feed, item) for item in batch]
+            if pending is not None:
+                appended += await pending
+                if progress is not None:
+                    progress(len(appended), len(briefs))
+                pending = None
+            if changes:
+                pending = asyncio.create_task(store.append_many(feed.slug, changes))
+                pending_batch = batch
+                await asyncio.sleep(0)  # let it write its pipeline before we build on
+    except AppendRefused as exc:
+        appended += exc.appended
+        await store.remove(feed.slug, appended, _days_of(feed, appended))
+        line = pending_batch[exc.index].line
+        raise ImportRejected(line, f"refused by Redis: {exc.reason}") from None
+    except BaseException:
+        if pending is not None:
+            pending.cancel()
+        await store.remove(feed.slug, appended, _days_of(feed, appended))
+        raise
     return appended
+
+
+def _change(feed: Feed, item: ImportedBrief) -> Append:
+    return Append(
+        "brief",
+        brief_dict(item.draft, ID, AT, version=item.version, updated_at=item.updated_at),
+        item.at_ms,
+        extra={"editor": "import"},
+        strict=True,
+        day=day_containing(item.at_ms, feed.timezone),
+        day_delta=1,
+        state="set",
+        history=True,
+        key_event=item.draft.key_event or None,
+    )
 
 
 def _days_of(feed: Feed, ids: list[StreamId]) -> dict[str, int]:

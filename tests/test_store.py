@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import ResponseError
 
 from conftest import RedisProcess
 from livefeed import newsroom
-from livefeed.append import AT, ID, Append
+from livefeed.append import AT, ID, Append, Refused
 from livefeed.models import Feed, StreamId, iso_ms, now_ms, parse_new_brief
 from livefeed.store import Store
 
@@ -43,7 +42,7 @@ async def test_appends_at_the_same_or_an_earlier_clock_keep_ids_increasing(store
     first = await store.append("f", Append("note", {}, 5_000, strict=True))
     same = await store.append("f", Append("note", {}, 5_000, strict=True))
     assert (first, same) == (StreamId(5_000, 0), StreamId(5_000, 1))
-    with pytest.raises(ResponseError, match="LIVEFEED_OLDER"):
+    with pytest.raises(Refused, match="LIVEFEED_OLDER"):
         await store.append("f", Append("note", {}, 4_999, strict=True))
     behind = await store.append("f", Append("note", {}, 4_000))
     assert behind == StreamId(5_000, 2), "a clock behind the stream never reorders it"
