@@ -50,6 +50,8 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         """Write one text frame now; False when the reader is gone or has ``limit`` bytes unsent."""
         if self.close_sent or self.disconnected or self.conn.state is not OPEN:
             return False
+        if self.transport.is_closing():  # failed already; uvicorn hears of it a loop turn later
+            return False
         if self.transport.get_write_buffer_size() > limit:
             SLOW_READERS_CLOSED.inc()  # the hub stops writing to it and closes it with 4408
             return False
