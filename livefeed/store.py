@@ -30,7 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livefeed.append import APPEND_LUA, Append, AppendRefused, refusal
 from livefeed.errors import Conflict, NotFound, ValidationFailed
-from livefeed.metrics import REDIS_RECONNECTS
+from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
 from livefeed.models import (
     ZERO_ID,
     Event,
@@ -199,6 +199,7 @@ class Store:
         text = _text(result)
         if text.startswith("LIVEFEED_"):
             raise refusal(text)
+        EVENTS_PUBLISHED.labels(change.type).inc()
         return StreamId.parse(text)
 
     async def append_many(
@@ -231,6 +232,7 @@ class Store:
                     first_refusal = first_refusal or (start + offset, text)
                 else:
                     ids.append(StreamId.parse(text))
+                    EVENTS_PUBLISHED.labels(changes[start + offset].type).inc()
         if first_refusal is not None:  # later calls may have gone through: all are reported
             raise AppendRefused(first_refusal[0], first_refusal[1], ids)
         return ids
