@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import OPEN
 
@@ -58,6 +59,13 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         self.conn.send_text(payload)
         self.transport.write(b"".join(self.conn.data_to_send()))
         return True
+
+    async def send(self, message: Any) -> None:
+        """ASGI send, refusing frames for a transport that has already failed (uvicorn marks the
+        connection lost only a loop turn later; a catch-up page would write into the void)."""
+        if message["type"] == "websocket.send" and self.transport.is_closing():
+            raise ClientDisconnected
+        await super().send(message)
 
     def direct_close(self, code: int, reason: str) -> None:
         """Send a close frame behind whatever is queued; abort if it is not through in time."""

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import HealthCheck, settings
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from livefeed.embedded import find_redis_server, free_port
 
@@ -200,3 +201,54 @@ def publish(client: httpx.Client, slug: str, headline: str, **fields: Any) -> di
 @pytest.fixture
 def feed(http: httpx.Client) -> str:
     return make_feed(http)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+def launch_chromium() -> Iterator[Browser]:
+    """Debian's headless Chromium through Playwright; skipped where it is missing, except in CI."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for a module of browser tests (none of them async)."""
+    yield from launch_chromium()
+
+
+def _watched_page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 800, "height": 700})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; the test fails if the page raised a JavaScript error."""
+    yield from _watched_page(browser)
+
+
+@pytest.fixture
+def lone_page() -> Iterator[Page]:
+    """Like ``page`` with a Chromium of its own, gone after the test: for modules that also
+    hold async tests, which cannot run while Playwright's sync API keeps its loop."""
+    for browser in launch_chromium():
+        yield from _watched_page(browser)

@@ -27,7 +27,7 @@ import orjson
 import pytest
 import redis
 import websockets
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
@@ -426,31 +426,6 @@ async def test_reconnect_storm_every_reader_ends_with_every_brief_once_in_order(
 
 # --- 2. server crash, seen from the real page ----------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
-
-
-@pytest.fixture
-def page() -> Iterator[Page]:
-    """A page in Debian's headless Chromium (as in test_browser.py); no JavaScript errors."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
-        )
-        page = browser.new_context(viewport={"width": 800, "height": 700}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        browser.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
 
 def publish_through_a_crash(
     base: str, slug: str, target: int, acknowledged: list[str], stop: threading.Event
@@ -476,9 +451,10 @@ def publish_through_a_crash(
 
 @pytest.mark.browser
 def test_after_a_server_sigkill_mid_publish_the_page_reconnects_and_shows_every_stored_brief(
-    page: Page, lone: LivefeedServer, tmp_path: Path
+    lone_page: Page, lone: LivefeedServer, tmp_path: Path
 ) -> None:
     """Every 201 survives the kill; the open reader page comes back by itself and shows them."""
+    page = lone_page
     slug, _ = feed_with_start(lone)
     page.goto(f"{lone.base}/feeds/{slug}")
     status = page.locator("#conn-status")
@@ -807,5 +783,27 @@ async def test_readers_dropped_mid_burst_get_no_more_writes_and_flood_no_warning
     await asyncio.to_thread(
         wait_until, lambda: health(lone.base)[1]["readers"] == 0, 30, "readers stayed"
     )
+    warnings = lone.log().count("socket.send() raised exception.")
+    assert warnings == 0, f"{warnings} writes to connections already lost"
+
+
+async def test_readers_dropped_mid_catch_up_get_no_more_writes_and_flood_no_warnings(
+    lone: LivefeedServer, follow: Follow
+) -> None:
+    """A reader dropped during its catch-up is not written the rest of it: the log stays quiet."""
+    slug, start = feed_with_start(lone)
+    await publish_concurrently(lone.port, slug, 2000, 16)  # four catch-up pages
+    feed = (await asyncio.to_thread(stored_ids, lone.base, slug))[1:]
+    rng = random.Random(6)
+
+    def dropper() -> Callable[[], float | None]:
+        """Drop the first five connections within 0.3 s, mid catch-up; keep the sixth."""
+        drops = iter([rng.uniform(0.0, 0.3) for _ in range(5)])
+        return lambda: next(drops, None)
+
+    readers = [follow(lone, slug, start, dropper()) for _ in range(30)]
+    await wait_for(lambda: all(r.since == feed[-1] for r in readers), 60, "readers lag")
+    for reader in readers:
+        assert reader.ids == feed, differences(reader.ids, feed)
     warnings = lone.log().count("socket.send() raised exception.")
     assert warnings == 0, f"{warnings} writes to connections already lost"
