@@ -173,7 +173,6 @@ class Hub:
         self._linger = linger
         self._channels: dict[str, _Channel] = {}
         self._closed = False
-        self.delivered = 0
 
     async def subscribe(self, feed: str) -> Subscriber:
         """Join a feed; every event after ``sub.start`` (the last event the hub had read when
@@ -268,7 +267,6 @@ class Hub:
                     await asyncio.sleep(0)
             channel.inflight = None
             readers = len(subscribers)
-            self.delivered += len(batch) * readers
             if events:  # one timer and one increment per batch, never per reader
                 metrics.fanned_out(events * readers, time.perf_counter() - started)
         if hasattr(batches, "aclose"):

@@ -284,16 +284,6 @@ class Store:
         rows = await self._cmd("XRANGE", self.stream_key(slug), f"({after}", "+", "COUNT", count)
         return [_entry(raw_id, fields) for raw_id, fields in rows or []]
 
-    async def read_latest(
-        self, slug: str, count: int, before: StreamId | None = None
-    ) -> list[Entry]:
-        """Up to ``count`` entries before ``before`` (or the newest ones), newest first."""
-        if before == ZERO_ID:
-            return []  # nothing comes before 0-0, and Redis refuses "(0-0" as an end
-        end = "+" if before is None else f"({before}"
-        rows = await self._cmd("XREVRANGE", self.stream_key(slug), end, "-", "COUNT", count)
-        return [_entry(raw_id, fields) for raw_id, fields in rows or []]
-
     async def read_range(self, slug: str, low: str, high: str, count: int) -> list[Entry]:
         """XRANGE with Redis's own bound syntax (``(`` for exclusive), oldest first."""
         rows = await self._cmd("XRANGE", self.stream_key(slug), low, high, "COUNT", count)
