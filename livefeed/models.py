@@ -37,6 +37,14 @@ _ENTITY_RE = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);")
 ALLOWED_TAGS = {"p", "br", "a", "strong", "em", "ul", "ol", "li", "blockquote"}
 ALLOWED_ATTRIBUTES = {"a": {"href"}}
 ALLOWED_SCHEMES = {"http", "https", "mailto"}
+# Built once: nh3.clean() builds its sanitiser anew on every call, which costs more than the
+# cleaning itself for a 1 KiB body.
+_CLEANER = nh3.Cleaner(
+    tags=ALLOWED_TAGS,
+    attributes=ALLOWED_ATTRIBUTES,
+    url_schemes=ALLOWED_SCHEMES,
+    link_rel="noopener noreferrer nofollow",
+)
 
 
 # --- stream positions -------------------------------------------------------------------------
@@ -296,13 +304,7 @@ def sanitize_body(raw: str) -> str:
             "<p>" + "<br>".join(html.escape(line, quote=False) for line in p.splitlines()) + "</p>"
             for p in paragraphs
         )
-    clean = nh3.clean(
-        text,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=ALLOWED_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
-    ).strip()
+    clean = _CLEANER.clean(text).strip()
     if clean and _BLOCK_RE.search(clean) is None:
         clean = f"<p>{clean}</p>"  # inline-only HTML: give it the paragraph plain text gets
     return clean
