@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -88,13 +89,16 @@ def create_app(settings: Settings) -> Starlette:
         if not state.connections.acquire(address):
             await websocket.close(CLOSE_POLICY, "too many connections from this address")
             return
+        release = functools.partial(state.connections.release, address)
+        if "replay" not in websocket.query_params:
+            # The reader may outlive this call (parked); it releases its place when it goes.
+            hub, snapshots = state.hub, state.snapshots
+            await serve_reader(websocket, state.store, hub, settings, snapshots, release)
+            return
         try:
-            if "replay" in websocket.query_params:
-                await open_replay(websocket, state.store, settings)
-            else:
-                await serve_reader(websocket, state.store, state.hub, settings, state.snapshots)
+            await open_replay(websocket, state.store, settings)
         finally:
-            state.connections.release(address)
+            release()
 
     routes = [
         Route("/", pages.index_page),

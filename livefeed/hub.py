@@ -44,8 +44,11 @@ class Closing(Exception):
         self.reason = reason
 
 
-DirectSend = Callable[[bytes], bool]
-"""Write a frame to the reader now; False when it cannot take more (too slow, or gone)."""
+_NO_QUEUE: deque[Event] = deque(maxlen=0)
+"""The queue of every subscriber that went direct: it drops anything put in it."""
+
+DirectSend = Callable[[list[bytes]], bool]
+"""Write frames to the reader now, in one go; False when it cannot take more (too slow, gone)."""
 
 
 class Subscriber:
@@ -70,7 +73,7 @@ class Subscriber:
         self.overflowed = False
         self._limit = limit
         self._queue: deque[Event] = deque()
-        self._wakeup = asyncio.Event()
+        self._wakeup: asyncio.Event | None = None  # made when someone waits
         self._closing: Closing | None = None
         self._direct: DirectSend | None = None
         self._close_direct: Callable[[int, str], None] | None = None
@@ -83,25 +86,26 @@ class Subscriber:
             return
         direct = self._direct
         if direct is not None:
+            payloads = []
             for event in events:
                 if event.order >= 0:
                     if event.order <= self._position:
                         continue
                     self._position = event.order
-                if not direct(event.payload):
-                    self._direct = None
-                    self.overflowed = True
-                    if self._close_direct is not None:
-                        self._close_direct(CLOSE_TOO_SLOW, "too slow: reconnect with since")
-                    self._wakeup.set()
-                    return
+                payloads.append(event.payload)
+            if payloads and not direct(payloads):
+                self._direct = None
+                self.overflowed = True
+                if self._close_direct is not None:
+                    self._close_direct(CLOSE_TOO_SLOW, "too slow: reconnect with since")
             return
         if len(self._queue) + len(events) > self._limit:
             self.overflowed = True
             self._queue.clear()
         else:
             self._queue.extend(events)
-        self._wakeup.set()
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def go_direct(
         self, position: StreamId, send: DirectSend, close: Callable[[int, str], None]
@@ -113,6 +117,8 @@ class Subscriber:
         self._position = position.ms << 64 | position.seq
         self._direct = send
         self._close_direct = close
+        self._queue = _NO_QUEUE  # never used again: free this reader's own
+        self._wakeup = None
         return True
 
     def take(self) -> list[Event]:
@@ -131,7 +137,8 @@ class Subscriber:
         if self._close_direct is not None:
             self._close_direct(code, reason)
         self._direct = None
-        self._wakeup.set()
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     async def next_batch(self) -> list[Event]:
         """Wait for queued events and take them all; raise TooSlow or Closing instead."""
@@ -143,6 +150,8 @@ class Subscriber:
                 raise TooSlow
             if self._queue:
                 return self.take()
+            if self._wakeup is None:
+                self._wakeup = asyncio.Event()
             self._wakeup.clear()
             await self._wakeup.wait()
 
@@ -224,7 +233,7 @@ class Hub:
         channels = list(self._channels.values())
         self._channels.clear()
         for channel in channels:
-            for sub in channel.subscribers:
+            for sub in list(channel.subscribers):  # closing one may unsubscribe it
                 sub.close(code, reason)
             channel.readers_gauge.set(0)
             if channel.task is not None:

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -44,20 +45,22 @@ class _Reload(Exception):
 
 
 class SnapshotCache:
-    """The latest snapshot frame per feed, built once per stream position.
+    """The latest snapshot frame per feed (UTF-8), built once per stream position.
 
     A join storm of thousands of readers then costs one build, not one per reader; readers that
     arrive while it is being built wait for it.
     """
 
     def __init__(self) -> None:
-        self._frames: dict[str, tuple[StreamId, asyncio.Future[str]]] = {}
+        self._frames: dict[str, tuple[StreamId, asyncio.Future[bytes]]] = {}
 
-    async def get(self, slug: str, position: StreamId, build: Callable[[], Awaitable[str]]) -> str:
+    async def get(
+        self, slug: str, position: StreamId, build: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
         cached = self._frames.get(slug)
         if cached is not None and cached[0] == position:
             return await asyncio.shield(cached[1])
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._frames[slug] = (position, future)
         try:
             frame = await build()
@@ -71,40 +74,90 @@ class SnapshotCache:
         return frame
 
 
+class _ParkedReader:
+    """A caught-up reader whose connection the protocol holds on its own (``transport.park``):
+    it keeps the reader to its message budget and takes it out of the hub when it goes."""
+
+    __slots__ = ("_budget", "_done", "_hub", "_per_minute", "_sub")
+
+    def __init__(self, hub: Hub, sub: Subscriber, per_minute: int, done: Callable[[], None]):
+        self._hub = hub
+        self._sub = sub
+        self._per_minute = per_minute
+        self._budget: MessageBudget | None = None  # most readers never send anything
+        self._done = done
+
+    def message(self) -> bool:
+        if self._budget is None:
+            self._budget = MessageBudget(self._per_minute)
+        return self._budget.spend()
+
+    def lost(self) -> None:
+        self._hub.unsubscribe(self._sub)
+        self._done()
+
+
 async def serve_reader(
-    websocket: WebSocket, store: Store, hub: Hub, settings: Settings, snapshots: SnapshotCache
+    websocket: WebSocket,
+    store: Store,
+    hub: Hub,
+    settings: Settings,
+    snapshots: SnapshotCache,
+    on_done: Callable[[], None] = lambda: None,
 ) -> None:
-    """Serve one reader connection until it disconnects, falls behind, or the server stops."""
+    """Serve one reader connection until it disconnects, falls behind, or the server stops.
+
+    Under livefeed's protocol (``DIRECT_SEND``) the reader catches up in this task and is then
+    parked: the task ends and the hub writes to the connection directly. ``on_done`` is called
+    once, when the connection is over, whichever way it went.
+    """
     slug = websocket.path_params["feed"]
     raw_since = websocket.query_params.get("since")
-    await websocket.accept()
+    handed_over = False
+    sub: Subscriber | None = None
     try:
-        since = None if raw_since in (None, "") else StreamId.parse(raw_since, name="since")
-        feed = await store.cached_feed(slug)
-        sub = await hub.subscribe(slug)
-    except LivefeedError as exc:
-        await _close(websocket, exc.close_code, exc.message)
-        return
-    except Closing as exc:
-        await _close(websocket, exc.code, exc.reason)
-        return
-    except _REDIS_ERRORS:
-        await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
-        return
+        await websocket.accept()
+        try:
+            since = None if raw_since in (None, "") else StreamId.parse(raw_since, name="since")
+            feed = await store.cached_feed(slug)
+            sub = await hub.subscribe(slug)
+        except LivefeedError as exc:
+            await _close(websocket, exc.close_code, exc.message)
+            return
+        except Closing as exc:
+            await _close(websocket, exc.code, exc.reason)
+            return
+        except _REDIS_ERRORS:
+            await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
+            return
 
-    # The sender catches up and then either hands the reader to the hub's direct path and ends,
-    # or keeps draining the queue; this task reads from the socket until it closes, which it
-    # also does after any close we send.
-    sender = asyncio.create_task(
-        _send_events(websocket, store, feed, sub, since, settings, snapshots)
-    )
-    try:
-        await drain_incoming(websocket, settings)
+        direct = websocket.scope.get("extensions", {}).get(DIRECT_SEND)
+        if direct is not None:
+            # What the reader sends meanwhile waits in uvicorn's queue; a disconnect shows up
+            # as a failed send.
+            parked = _ParkedReader(hub, sub, settings.reader_messages_per_minute, on_done)
+            with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected):
+                handed_over = await _send_events(
+                    websocket, store, feed, sub, since, settings, snapshots, (direct, parked)
+                )
+            return
+
+        # Elsewhere (the test client), a second task sends while this one reads from the
+        # socket until it closes, which it also does after any close the sender sends.
+        sender = asyncio.create_task(
+            _send_events(websocket, store, feed, sub, since, settings, snapshots, None)
+        )
+        try:
+            await drain_incoming(websocket, settings)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await sender
     finally:
-        hub.unsubscribe(sub)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
-            await sender
+        if not handed_over:
+            if sub is not None:
+                hub.unsubscribe(sub)
+            on_done()
 
 
 async def _send_events(
@@ -115,19 +168,44 @@ async def _send_events(
     since: StreamId | None,
     settings: Settings,
     snapshots: SnapshotCache,
-) -> None:
+    direct: tuple[dict[str, Any], _ParkedReader] | None,
+) -> bool:
+    """Catch the reader up, then follow the hub; True once the connection is parked.
+
+    With ``direct``, the snapshot, the "live" frame and whatever the hub queued meanwhile go out
+    in one write as the reader switches to the hub's direct path; only a catch-up from Redis
+    goes through ASGI (it waits for a slow reader instead of overflowing its buffer).
+    """
     try:
+        first: list[bytes] = []
         if since is None:
-            since = await _send_snapshot(websocket, store, feed, sub, settings, snapshots)
+            snapshot = await _snapshot(store, feed, sub, settings, snapshots)
+            since = sub.start
+            if direct is None:
+                await websocket.send_text(snapshot.decode())
+            else:
+                first.append(snapshot)
         position = await _catch_up(websocket, store, sub, since, settings)
-        await websocket.send_text(control_frame("live", last_event_id=str(position)))
-        direct = websocket.scope.get("extensions", {}).get(DIRECT_SEND)
+        live = control_frame("live", last_event_id=str(position))
+        if direct is None:
+            await websocket.send_text(live)
+        else:
+            first.append(live.encode())
         while True:
             batch = sub.take()
-            if not batch and direct is not None:
-                send = functools.partial(direct["send"], limit=settings.reader_buffer_bytes)
-                if sub.go_direct(position, send, direct["close"]):
-                    return  # from now on the hub writes to this reader itself
+            if direct is not None:
+                # No await from here to the park: the hub cannot deliver in between.
+                for event in batch:
+                    if event.id is not None:
+                        if event.id <= position:
+                            continue
+                        position = event.id
+                    first.append(event.payload)
+                ext, parked = direct
+                send = functools.partial(ext["send"], limit=settings.reader_buffer_bytes)
+                if sub.go_direct(position, send, ext["close"]):
+                    return bool(send(first) and ext["park"](parked))
+                batch = []  # overflowed or closing: next_batch raises TooSlow or Closing
             for event in batch or await sub.next_batch():
                 if event.id is not None:
                     if event.id <= position:
@@ -148,33 +226,28 @@ async def _send_events(
     except Exception:
         log.exception("reader of %s failed", sub.feed)
         await _close(websocket, CLOSE_INTERNAL, "internal error")
+    return False
 
 
-async def _send_snapshot(
-    websocket: WebSocket,
-    store: Store,
-    feed: Feed,
-    sub: Subscriber,
-    settings: Settings,
-    snapshots: SnapshotCache,
-) -> StreamId:
-    """For a reader without ``since``: the feed as it stands, and the position it stands at.
+async def _snapshot(
+    store: Store, feed: Feed, sub: Subscriber, settings: Settings, snapshots: SnapshotCache
+) -> bytes:
+    """For a reader without ``since``: the feed as it stands at ``sub.start``.
 
-    The position is read first, so anything that changes meanwhile is also sent as an event;
-    applying an event to a state that already has it changes nothing.
+    The position is the hub's when the reader joined, so anything that changes meanwhile is also
+    sent as an event; applying an event to a state that already has it changes nothing.
     """
-    position = sub.start
 
-    async def build() -> str:
+    async def build() -> bytes:
         current = await store.require_feed(feed.slug)  # title, status and pin as they are now
         briefs, _ = await store.latest_briefs(feed.slug, settings.backlog_size)
         pinned = None
         if current.pinned is not None:
             (pinned,) = await store.states(feed.slug, [StreamId.parse(current.pinned)])
-        return control_frame("snapshot", briefs=briefs, pinned=pinned, feed=current.to_dict())
+        frame = control_frame("snapshot", briefs=briefs, pinned=pinned, feed=current.to_dict())
+        return frame.encode()
 
-    await websocket.send_text(await snapshots.get(feed.slug, position, build))
-    return position
+    return await snapshots.get(feed.slug, sub.start, build)
 
 
 async def _catch_up(

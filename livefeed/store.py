@@ -86,6 +86,7 @@ class Store:
         self.prefix = prefix
         self._append_script = redis.register_script(APPEND_LUA)
         self._write_cache: dict[str, tuple[float, Feed]] = {}
+        self._fetching: dict[str, asyncio.Future[Feed]] = {}
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
@@ -141,12 +142,21 @@ class Store:
         Slug and time zone never change; what does (coverage ended, the pin) is checked again
         inside the atomic append, and read fresh for snapshots.
         """
-        now = time.monotonic()
         cached = self._write_cache.get(slug)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        feed = await self.require_feed(slug)
-        self._write_cache[slug] = (now + 5.0, feed)
+        fetch = self._fetching.get(slug)
+        if fetch is None:  # one read for all who ask meanwhile: a join storm is one request
+            fetch = asyncio.ensure_future(self._fetch_feed(slug))
+            self._fetching[slug] = fetch
+        return await asyncio.shield(fetch)
+
+    async def _fetch_feed(self, slug: str) -> Feed:
+        try:
+            feed = await self.require_feed(slug)
+        finally:
+            del self._fetching[slug]
+        self._write_cache[slug] = (time.monotonic() + 5.0, feed)
         return feed
 
     async def require_feed(self, slug: str) -> Feed:

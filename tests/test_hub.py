@@ -145,10 +145,10 @@ class FakeSocket:
         self.room = room
         self.closed: tuple[int, str] | None = None
 
-    def send(self, payload: bytes) -> bool:
-        if len(self.frames) >= self.room:
+    def send(self, payloads: list[bytes]) -> bool:
+        if len(self.frames) + len(payloads) > self.room:
             return False
-        self.frames.append(payload)
+        self.frames.extend(payloads)
         return True
 
     def close(self, code: int, reason: str) -> None:

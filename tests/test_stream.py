@@ -165,6 +165,39 @@ async def test_many_readers_each_get_every_brief_once(
             await ws.close()
 
 
+async def test_caught_up_readers_hold_no_task_each_and_leave_the_hub_when_they_go(
+    server: LivefeedServer, http: httpx.Client, feed: str
+) -> None:
+    """Readers that caught up are parked: the hub writes to their sockets, no task per reader."""
+
+    def load() -> dict[str, int]:
+        body: dict[str, int] = http.get("/healthz").json()
+        return body
+
+    idle = load()
+    readers = [await websockets.connect(f"{server.ws_base}/ws/feeds/{feed}") for _ in range(40)]
+    try:
+        for ws in readers:
+            await frames_until(ws, has_live)
+        joined = load()
+        assert joined["readers"] == idle["readers"] + 40
+        assert joined["tasks"] <= idle["tasks"] + 2, "a task per reader"  # + this feed's hub
+        brief = publish(http, feed, "to every parked reader")
+        for ws in readers:
+            (frame,) = await frames_until(ws, lambda fs: len(fs) == 1)
+            assert frame["event_id"] == brief["id"]
+        for ws in readers[:25]:
+            await ws.close()
+        async with asyncio.timeout(10):
+            while load()["readers"] != idle["readers"] + 15:
+                await asyncio.sleep(0.05)
+        for ws in readers[25:]:  # the protocol answers pings by itself
+            await asyncio.wait_for(await ws.ping(), 10)
+    finally:
+        for ws in readers:
+            await ws.close()
+
+
 async def test_a_reader_that_stops_reading_is_closed_as_too_slow_and_resumes_with_since(
     redis_server: RedisProcess, tmp_path: Path
 ) -> None:
