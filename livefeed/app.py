@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.store = store
         app.state.hub = hub
         app.state.snapshots = SnapshotCache()
+        _tune_collector()
         tasks: list[asyncio.Task[Any]] = []
         if settings.demo:
             from livefeed.demo import run_demo
@@ -186,6 +188,18 @@ class HeaderLimit:
 def app_from_env() -> Starlette:
     """The application for a worker process: settings from ``LIVEFEED_*`` (see ``serve``)."""
     return create_app(Settings.from_env())
+
+
+def _tune_collector() -> None:
+    """Make Python's cyclic garbage collector cheap for a process holding many connections.
+
+    With the default thresholds a join storm spent ~40% of its CPU in full collections, each
+    walking every object in the process (the app's ~90,000 among them). Objects built at startup
+    live as long as the process, so they are frozen out of those walks, and young collections
+    run every 10,000 allocations rather than 700 (bench/run.py: ~650 -> ~450 us of CPU per join).
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _redis(url: str, timeout: float, pool_size: int) -> Redis:
