@@ -125,6 +125,11 @@ def config(level: str = "info", fmt: str = "text") -> dict[str, Any]:
             "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
             "uvicorn.error": {"level": level},
             "uvicorn.access": {"handlers": ["access"], "level": level, "propagate": False},
+            # A record per WebSocket opened and closed: at ten thousand readers they cost more
+            # than the sockets, so only when debugging.
+            "livefeed.connections": {
+                "level": "DEBUG" if level in ("DEBUG", "TRACE") else "WARNING",
+            },
         },
         "root": {"handlers": ["app"], "level": level},
     }

@@ -92,18 +92,37 @@ def test_json_logs_are_one_object_per_line_with_request_ids(json_server: Livefee
 
 
 async def test_a_websocket_gets_a_request_id_too(json_server: LivefeedServer) -> None:
-    """The handshake answer echoes the id, and uvicorn's 'accepted' record carries it."""
+    """The handshake answer echoes the id; per-connection records stay out of an info log."""
     with httpx.Client(base_url=json_server.base, timeout=10) as http:
         slug = make_feed(http)
     url = f"{json_server.ws_base}/ws/feeds/{slug}"
     async with websockets.connect(url, additional_headers={"X-Request-ID": "ws-42"}) as ws:
         assert ws.response is not None
         assert ws.response.headers["x-request-id"] == "ws-42"
-    wait_until(
-        lambda: any(r.get("request_id") == "ws-42" for r in records(json_server)),
-        5,
-        "no record of the WebSocket with its request id",
-    )
+    with httpx.Client(base_url=json_server.base, timeout=10) as http:
+        http.get("/healthz", headers={"X-Request-ID": "after-ws-42"})
+    access_record(json_server, "after-ws-42")  # the log has caught up with the WebSocket
+    assert not [r for r in records(json_server) if r.get("request_id") == "ws-42"]
+
+
+async def test_with_log_level_debug_each_websocket_is_logged_with_its_request_id(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    server = LivefeedServer(redis_server.url, "dbg-" + uuid.uuid4().hex[:6])
+    server.start("--log-format", "json", "--log-level", "debug", log_dir=tmp_path)
+    try:
+        with httpx.Client(base_url=server.base, timeout=10) as http:
+            slug = make_feed(http)
+        url = f"{server.ws_base}/ws/feeds/{slug}"
+        async with websockets.connect(url, additional_headers={"X-Request-ID": "ws-43"}):
+            pass
+        wait_until(
+            lambda: any(r.get("request_id") == "ws-43" for r in records(server)),
+            5,
+            "no record of the WebSocket with its request id",
+        )
+    finally:
+        server.stop()
 
 
 def test_forwarded_allow_ips_reaches_uvicorn(json_server: LivefeedServer) -> None:
