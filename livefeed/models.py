@@ -31,7 +31,8 @@ TITLE_MAX = 200
 SLUG_RE = re.compile(r"[a-z0-9-]{1,64}")
 _STREAM_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _U64 = 2**64 - 1
-_BLOCK_RE = re.compile(r"<(p|ul|ol|blockquote)[\s>]")
+# Allowed tags that cannot sit inside a <p> (an HTML parser closes the paragraph at them).
+_BLOCK_RE = re.compile(r"<(p|ul|ol|li|blockquote)[\s>]")
 _ENTITY_RE = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);")
 
 ALLOWED_TAGS = {"p", "br", "a", "strong", "em", "ul", "ol", "li", "blockquote"}
@@ -41,7 +42,7 @@ ALLOWED_SCHEMES = {"http", "https", "mailto"}
 # cleaning itself for a 1 KiB body.
 _CLEANER = nh3.Cleaner(
     tags=ALLOWED_TAGS,
-    attributes=ALLOWED_ATTRIBUTES,
+    attributes={**ALLOWED_ATTRIBUTES, "*": set()},  # "*": none on every tag (ammonia: lang, title)
     url_schemes=ALLOWED_SCHEMES,
     link_rel="noopener noreferrer nofollow",
 )

@@ -872,6 +872,8 @@ def _href_scheme(href: str) -> str:
 @given(raw=st.one_of(hostile_text, st.text(), around(20_000)))
 @example(raw="<b>x</b>")  # regression (was a bug): "x", which sanitises again to "<p>x</p>"
 @example(raw="<b>\ufeff</b>&amp;")  # regression (was a bug): "\ufeff&amp;", then "&amp;"
+@example(raw="<?<ul><li>")  # regression (was a bug): "<p><li></li></p>", which reparses apart
+@example(raw="<p title=x lang=y>z</p>")  # regression (was a bug): ammonia keeps lang and title
 def test_sanitize_body_is_idempotent_and_leaves_nothing_that_runs(raw: str) -> None:
     """The body sanitiser's output is a fixed point and has only allowed tags, no event handlers,
     and links only to http, https or mailto."""
