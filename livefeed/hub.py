@@ -48,7 +48,8 @@ _NO_QUEUE: deque[Event] = deque(maxlen=0)
 """The queue of every subscriber that went direct: it drops anything put in it."""
 
 DirectSend = Callable[[list[bytes]], bool]
-"""Write frames to the reader now, in one go; False when it cannot take more (too slow, gone)."""
+"""Write whole WebSocket frames (``Event.wire``) to the reader now, in one go; False when it
+cannot take more (too slow, or gone)."""
 
 
 class Subscriber:
@@ -86,14 +87,14 @@ class Subscriber:
             return
         direct = self._direct
         if direct is not None:
-            payloads = []
+            frames = []
             for event in events:
                 if event.order >= 0:
                     if event.order <= self._position:
                         continue
                     self._position = event.order
-                payloads.append(event.payload)
-            if payloads and not direct(payloads):
+                frames.append(event.wire)
+            if frames and not direct(frames):
                 self._direct = None
                 self.overflowed = True
                 if self._close_direct is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -396,11 +397,29 @@ class Event:
     frame: str
     payload: bytes
     order: int
+    wire: bytes
+    """The whole WebSocket text frame as it goes on the wire: the same bytes for every reader."""
 
     @classmethod
     def of(cls, event_id: StreamId | None, event_type: str, frame: str) -> Event:
         order = -1 if event_id is None else event_id.ms << 64 | event_id.seq
-        return cls(event_id, event_type, frame, frame.encode(), order)
+        payload = frame.encode()
+        return cls(event_id, event_type, frame, payload, order, websocket_text_frame(payload))
+
+
+def websocket_text_frame(payload: bytes) -> bytes:
+    """A final, unmasked, uncompressed text frame (RFC 6455 5.2), as a server sends it.
+
+    Such a frame does not depend on the connection, so a broadcast builds it once per event.
+    """
+    length = len(payload)
+    if length < 126:
+        head = struct.pack("!BB", 0x81, length)
+    elif length < 65536:
+        head = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, length)
+    return head + payload
 
 
 def event_frame(event_type: str, event_id: str, data: bytes) -> str:

@@ -30,7 +30,7 @@ from livefeed.errors import (
 )
 from livefeed.hub import Closing, Hub, Subscriber, TooSlow
 from livefeed.limits import MessageBudget
-from livefeed.models import Feed, StreamId, control_frame
+from livefeed.models import Event, Feed, StreamId, control_frame, websocket_text_frame
 from livefeed.store import Store
 from livefeed.transport import DIRECT_SEND
 
@@ -45,22 +45,22 @@ class _Reload(Exception):
 
 
 class SnapshotCache:
-    """The latest snapshot frame per feed (UTF-8), built once per stream position.
+    """The latest snapshot frame per feed, built once per stream position.
 
     A join storm of thousands of readers then costs one build, not one per reader; readers that
     arrive while it is being built wait for it.
     """
 
     def __init__(self) -> None:
-        self._frames: dict[str, tuple[StreamId, asyncio.Future[bytes]]] = {}
+        self._frames: dict[str, tuple[StreamId, asyncio.Future[Event]]] = {}
 
     async def get(
-        self, slug: str, position: StreamId, build: Callable[[], Awaitable[bytes]]
-    ) -> bytes:
+        self, slug: str, position: StreamId, build: Callable[[], Awaitable[Event]]
+    ) -> Event:
         cached = self._frames.get(slug)
         if cached is not None and cached[0] == position:
             return await asyncio.shield(cached[1])
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._frames[slug] = (position, future)
         try:
             frame = await build()
@@ -182,15 +182,15 @@ async def _send_events(
             snapshot = await _snapshot(store, feed, sub, settings, snapshots)
             since = sub.start
             if direct is None:
-                await websocket.send_text(snapshot.decode())
+                await websocket.send_text(snapshot.frame)
             else:
-                first.append(snapshot)
+                first.append(snapshot.wire)
         position = await _catch_up(websocket, store, sub, since, settings)
         live = control_frame("live", last_event_id=str(position))
         if direct is None:
             await websocket.send_text(live)
         else:
-            first.append(live.encode())
+            first.append(websocket_text_frame(live.encode()))
         while True:
             batch = sub.take()
             if direct is not None:
@@ -200,7 +200,7 @@ async def _send_events(
                         if event.id <= position:
                             continue
                         position = event.id
-                    first.append(event.payload)
+                    first.append(event.wire)
                 ext, parked = direct
                 send = functools.partial(ext["send"], limit=settings.reader_buffer_bytes)
                 if sub.go_direct(position, send, ext["close"]):
@@ -231,21 +231,21 @@ async def _send_events(
 
 async def _snapshot(
     store: Store, feed: Feed, sub: Subscriber, settings: Settings, snapshots: SnapshotCache
-) -> bytes:
+) -> Event:
     """For a reader without ``since``: the feed as it stands at ``sub.start``.
 
     The position is the hub's when the reader joined, so anything that changes meanwhile is also
     sent as an event; applying an event to a state that already has it changes nothing.
     """
 
-    async def build() -> bytes:
+    async def build() -> Event:
         current = await store.require_feed(feed.slug)  # title, status and pin as they are now
         briefs, _ = await store.latest_briefs(feed.slug, settings.backlog_size)
         pinned = None
         if current.pinned is not None:
             (pinned,) = await store.states(feed.slug, [StreamId.parse(current.pinned)])
         frame = control_frame("snapshot", briefs=briefs, pinned=pinned, feed=current.to_dict())
-        return frame.encode()
+        return Event.of(None, "snapshot", frame)
 
     return await snapshots.get(feed.slug, sub.start, build)
 

@@ -67,7 +67,7 @@ _UNUSED = _Unused()
 
 
 class DirectSendProtocol(WebSocketsSansIOProtocol):
-    """Adds ``send(payload, limit) -> bool``, ``close(code, reason)`` and ``park(owner) -> bool``
+    """Adds ``send(frames, limit) -> bool``, ``close(code, reason)`` and ``park(owner) -> bool``
     to the scope.
 
     Per-connection log lines ("WebSocket ... [accepted]") go to ``livefeed.connections``, quiet
@@ -87,9 +87,13 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
             direct = {"send": self.direct_send, "close": self.direct_close, "park": self.park}
             scope["extensions"][DIRECT_SEND] = direct
 
-    def direct_send(self, payloads: list[bytes], limit: int) -> bool:
-        """Write text frames now, in one write; False when the reader is gone or has ``limit``
-        bytes unsent."""
+    def direct_send(self, frames: list[bytes], limit: int) -> bool:
+        """Write whole text frames (``models.websocket_text_frame``: the same bytes for every
+        reader) now, in one write; False when the reader is gone or has ``limit`` bytes unsent.
+
+        websockets' protocol object is bypassed: it keeps no state about data frames sent
+        whole, and framing each broadcast once per reader is what this path exists to avoid.
+        """
         if self.close_sent or self.disconnected or self.conn.state is not OPEN:
             return False
         if self.transport.is_closing():  # failed already; uvicorn hears of it a loop turn later
@@ -97,9 +101,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         if self.transport.get_write_buffer_size() > limit:
             SLOW_READERS_CLOSED.inc()  # the hub stops writing to it and closes it with 4408
             return False
-        for payload in payloads:
-            self.conn.send_text(payload)
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
         return True
 
     async def send(self, message: Any) -> None:

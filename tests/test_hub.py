@@ -164,7 +164,7 @@ async def test_a_caught_up_reader_is_written_to_directly_without_duplicates() ->
     source.emit("a", ev(1), ev(2), ev(3))  # 1 and 2 were already sent during catch-up
     source.emit("a", ev(4))
     await asyncio.sleep(0.01)
-    assert socket.frames == [ev(3).payload, ev(4).payload]
+    assert socket.frames == [ev(3).wire, ev(4).wire]
     assert len(sub) == 0, "nothing queued in direct mode"
     await hub.close()
     assert socket.closed == (1001, "server restarting")

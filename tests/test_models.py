@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from websockets.frames import Frame, Opcode
 
 from livefeed.errors import BadRequest, ValidationFailed
 from livefeed.models import (
@@ -14,6 +15,7 @@ from livefeed.models import (
     parse_new_brief,
     parse_new_feed,
     sanitize_body,
+    websocket_text_frame,
 )
 
 
@@ -124,3 +126,10 @@ def test_event_frame_wraps_stored_data_without_reencoding() -> None:
     frame = orjson.loads(event_frame("brief", "1-0", data))
     assert frame == {"type": "brief", "event_id": "1-0", "brief": {"id": "1-0", "headline": "é"}}
     assert orjson.loads(event_frame("ping", "2-0", b"{}")) == {"type": "ping", "event_id": "2-0"}
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 300_000])
+def test_a_broadcast_frame_is_what_websockets_would_send_for_the_text(size: int) -> None:
+    payload = ("é" * size).encode()[:size]
+    expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+    assert websocket_text_frame(payload) == expected
