@@ -1,9 +1,12 @@
-"""Per-process fan-out: one reader task per feed, one bounded queue per connected reader.
+"""Per-process fan-out: one reader task per feed; each reader gets a bounded queue while it
+catches up, then direct writes.
 
 The hub knows nothing of Redis or Starlette. It is given a ``Source`` that, for a feed, settles a
 start position and returns the stream's batches from there on; it hands each event (whose frame was
-built once) to every subscriber of the feed without awaiting any of them. A subscriber whose queue
-is full is flagged as too slow; its connection closes it and the reader resumes with ``since``.
+built once) to every subscriber of the feed without awaiting any of them: into the queue of a
+reader still catching up, straight onto the socket of one that has caught up. A subscriber whose
+queue or socket buffer is full is flagged as too slow, closed with 4408, and resumes with
+``since``.
 """
 
 from __future__ import annotations
