@@ -10,15 +10,16 @@ the same bytes.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from livefeed.append import AT, ID, Append, AppendRefused
-from livefeed.days import day_containing
+from livefeed.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
+from livefeed.days import Day, day_containing
 from livefeed.errors import LivefeedError, ValidationFailed
 from livefeed.models import BriefDraft, Feed, StreamId, brief_dict, iso_ms, parse_new_brief
 from livefeed.store import Store
@@ -34,7 +35,7 @@ EXPORT_FIELDS = (
     "tags",
     "key_event",
 )
-BATCH = 2000
+BATCH = 1000
 
 Progress = Callable[[int, int], None]
 
@@ -95,7 +96,6 @@ def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[Imported
             raise ImportRejected(number, f"not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise ImportRejected(number, "each line must be a JSON object")
-        data = dict(data)
         at_ms = _published_ms(number, data.pop("published_at", None))
         version = data.pop("version", 1)
         if type(version) is not int or version < 1:
@@ -140,57 +140,102 @@ async def import_briefs(
 ) -> list[StreamId]:
     """Append parsed briefs at their original times, all or nothing.
 
-    If Redis refuses one (someone published to the feed meanwhile, say), what this import had
-    appended is removed again and ImportRejected names the line.
+    If Redis refuses a batch (someone published to the feed meanwhile, say), or the import
+    fails or is cancelled part way, what it had appended is removed again; a refusal becomes
+    ImportRejected naming the first line of the batch refused.
     """
-    appended: list[StreamId] = []
-    batches = [briefs[start : start + BATCH] for start in range(0, len(briefs), BATCH)]
+    writer = BulkWriter(store, feed.slug)
+    last = await writer.last_id()
+    if briefs and briefs[0].at_ms < last.ms:
+        raise ImportRejected(briefs[0].line, f"refused by Redis: the feed is at {last} now")
+    encoder = _Encoder(feed, last)
+    written: list[StreamId] = []
+    days: dict[StreamId, str] = {}  # of every brief sent, to undo day counts
     pending: asyncio.Task[list[StreamId]] | None = None
     pending_batch: list[ImportedBrief] = []
+    pending_ids: list[StreamId] = []
     try:
-        for batch in [*batches, []]:
-            # Build the next batch while Redis works on the one sent before it.
-            changes = [_change(feed, item) for item in batch]
+        for start in [*range(0, len(briefs), BATCH), len(briefs)]:
+            # Encode the next batch while Redis writes the one sent before it.
+            batch = briefs[start : start + BATCH]
+            after = encoder.last
+            encoded = [encoder.encode(item) for item in batch]
             if pending is not None:
-                appended += await pending
-                if progress is not None:
-                    progress(len(appended), len(briefs))
+                written += await pending
                 pending = None
-            if changes:
-                pending = asyncio.create_task(store.append_many(feed.slug, changes))
+                if progress is not None:
+                    progress(len(written), len(briefs))
+            if encoded:
+                pending = asyncio.create_task(writer.write(after, encoded))
                 pending_batch = batch
-                await asyncio.sleep(0)  # let it write its pipeline before we build on
-    except AppendRefused as exc:
-        appended += exc.appended
-        await store.remove(feed.slug, appended, _days_of(feed, appended))
-        line = pending_batch[exc.index].line
-        raise ImportRejected(line, f"refused by Redis: {exc.reason}") from None
-    except BaseException:
+                pending_ids = [brief.id for brief in encoded]
+                days.update((brief.id, brief.day) for brief in encoded)
+                del encoded  # the JSON is not kept: memory is reused batch after batch
+                await asyncio.sleep(0)  # let it write its pipeline before we encode on
+    except BaseException as exc:
         if pending is not None:
-            pending.cancel()
-        await store.remove(feed.slug, appended, _days_of(feed, appended))
-        raise
-    return appended
+            written += await _settle(writer, pending, pending_ids)
+        await writer.undo(written, dict(Counter(days[entry_id] for entry_id in written)))
+        if not isinstance(exc, BulkRefused):
+            raise
+        reason = exc.reason
+        if reason.startswith("LIVEFEED_MOVED"):
+            reason = f"the feed is at {reason.split()[1]} now (published to meanwhile?)"
+        raise ImportRejected(pending_batch[exc.index].line, f"refused by Redis: {reason}") from None
+    return written
 
 
-def _change(feed: Feed, item: ImportedBrief) -> Append:
-    return Append(
-        "brief",
-        brief_dict(item.draft, ID, AT, version=item.version, updated_at=item.updated_at),
-        item.at_ms,
-        extra={"editor": "import"},
-        strict=True,
-        day=day_containing(item.at_ms, feed.timezone),
-        day_delta=1,
-        state="set",
-        history=True,
-        key_event=item.draft.key_event or None,
-    )
+async def _settle(
+    writer: BulkWriter, task: asyncio.Task[list[StreamId]], ids: list[StreamId]
+) -> list[StreamId]:
+    """What the batch in flight wrote: its answer, or when there is none (the connection
+    failed, the import was cancelled), what Redis holds of it."""
+    try:
+        return await task
+    except BulkRefused as exc:
+        return exc.written
+    except BaseException:
+        return await writer.present(ids)
 
 
-def _days_of(feed: Feed, ids: list[StreamId]) -> dict[str, int]:
-    days: dict[str, int] = {}
-    for entry_id in ids:
-        iso = day_containing(entry_id.ms, feed.timezone).iso
-        days[iso] = days.get(iso, 0) + 1
-    return days
+class _Encoder:
+    """Numbers imported briefs as append.lua would and renders each as its stored JSON.
+
+    Lines come in time order, so the feed's local day and the UTC date are worked out once a
+    day rather than once a brief.
+    """
+
+    def __init__(self, feed: Feed, last: StreamId) -> None:
+        self.feed = feed
+        self.last = last
+        self._day: Day | None = None
+        self._utc_day = -1
+        self._utc_date = ""
+
+    def encode(self, item: ImportedBrief) -> BulkBrief:
+        entry_id = next_id(self.last, item.at_ms)
+        self.last = entry_id
+        day = self._day
+        if day is None or not day.contains(entry_id.ms):
+            day = self._day = day_containing(entry_id.ms, self.feed.timezone)
+        state = brief_dict(
+            item.draft,
+            str(entry_id),
+            self._iso(entry_id.ms),
+            version=item.version,
+            updated_at=item.updated_at,
+        )
+        return BulkBrief(entry_id, orjson.dumps(state), day.iso, item.draft.key_event)
+
+    def _iso(self, ms: int) -> str:
+        """UTC ISO 8601 with ms, as append.lua writes it (integer arithmetic, no float)."""
+        utc_day, rest = divmod(ms, 86_400_000)
+        if utc_day != self._utc_day:
+            self._utc_day = utc_day
+            self._utc_date = (_EPOCH + timedelta(days=utc_day)).isoformat()
+        secs, milli = divmod(rest, 1000)
+        hh, mm, ss = secs // 3600, secs // 60 % 60, secs % 60
+        return f"{self._utc_date}T{hh:02d}:{mm:02d}:{ss:02d}.{milli:03d}Z"
+
+
+_EPOCH = date(1970, 1, 1)
