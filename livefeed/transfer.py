@@ -9,7 +9,6 @@ the same bytes.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ EXPORT_FIELDS = (
     "key_event",
 )
 BATCH = 1000
+IN_FLIGHT = 2000
+"""Briefs sent ahead of the replies: Redis always has the next batch while we encode."""
 
 Progress = Callable[[int, int], None]
 
@@ -144,58 +145,37 @@ async def import_briefs(
     fails or is cancelled part way, what it had appended is removed again; a refusal becomes
     ImportRejected naming the first line of the batch refused.
     """
-    writer = BulkWriter(store, feed.slug)
-    last = await writer.last_id()
-    if briefs and briefs[0].at_ms < last.ms:
-        raise ImportRejected(briefs[0].line, f"refused by Redis: the feed is at {last} now")
-    encoder = _Encoder(feed, last)
-    written: list[StreamId] = []
-    days: dict[StreamId, str] = {}  # of every brief sent, to undo day counts
-    pending: asyncio.Task[list[StreamId]] | None = None
-    pending_batch: list[ImportedBrief] = []
-    pending_ids: list[StreamId] = []
-    try:
-        for start in [*range(0, len(briefs), BATCH), len(briefs)]:
-            # Encode the next batch while Redis writes the one sent before it.
-            batch = briefs[start : start + BATCH]
-            after = encoder.last
-            encoded = [encoder.encode(item) for item in batch]
-            if pending is not None:
-                written += await pending
-                pending = None
-                if progress is not None:
-                    progress(len(written), len(briefs))
-            if encoded:
-                pending = asyncio.create_task(writer.write(after, encoded))
-                pending_batch = batch
-                pending_ids = [brief.id for brief in encoded]
+    async with BulkWriter(store, feed.slug) as writer:
+        last = await writer.last_id()
+        if briefs and briefs[0].at_ms < last.ms:
+            raise ImportRejected(briefs[0].line, f"refused by Redis: the feed is at {last} now")
+        encoder = _Encoder(feed, last)
+        written: list[StreamId] = []
+        days: dict[StreamId, str] = {}  # of every brief sent, to undo day counts
+        try:
+            for start in range(0, len(briefs), BATCH):
+                # Encode the next batch while Redis writes those sent before it.
+                after = encoder.last
+                encoded = [encoder.encode(item) for item in briefs[start : start + BATCH]]
                 days.update((brief.id, brief.day) for brief in encoded)
-                del encoded  # the JSON is not kept: memory is reused batch after batch
-                await asyncio.sleep(0)  # let it write its pipeline before we encode on
-    except BaseException as exc:
-        if pending is not None:
-            written += await _settle(writer, pending, pending_ids)
-        await writer.undo(written, dict(Counter(days[entry_id] for entry_id in written)))
-        if not isinstance(exc, BulkRefused):
-            raise
-        reason = exc.reason
-        if reason.startswith("LIVEFEED_MOVED"):
-            reason = f"the feed is at {reason.split()[1]} now (published to meanwhile?)"
-        raise ImportRejected(pending_batch[exc.index].line, f"refused by Redis: {reason}") from None
+                await writer.send(after, encoded)
+                del encoded  # not kept: memory is reused batch after batch
+                ahead = IN_FLIGHT if start + BATCH < len(briefs) else 0  # at the end: all
+                while writer.in_flight > ahead:
+                    written += await writer.receive()
+                    if progress is not None:
+                        progress(len(written), len(briefs))
+        except BaseException as exc:
+            written += await writer.settle()
+            await writer.undo(written, dict(Counter(days[entry_id] for entry_id in written)))
+            if not isinstance(exc, BulkRefused):
+                raise
+            reason = exc.reason
+            if reason.startswith("LIVEFEED_MOVED"):
+                reason = f"the feed is at {reason.split()[1]} now (published to meanwhile?)"
+            line = briefs[exc.index].line
+            raise ImportRejected(line, f"refused by Redis: {reason}") from None
     return written
-
-
-async def _settle(
-    writer: BulkWriter, task: asyncio.Task[list[StreamId]], ids: list[StreamId]
-) -> list[StreamId]:
-    """What the batch in flight wrote: its answer, or when there is none (the connection
-    failed, the import was cancelled), what Redis holds of it."""
-    try:
-        return await task
-    except BulkRefused as exc:
-        return exc.written
-    except BaseException:
-        return await writer.present(ids)
 
 
 class _Encoder:

@@ -160,19 +160,21 @@ async def test_a_publish_during_an_import_undoes_it_and_names_the_line(
 ) -> None:
     """The live brief stays; nothing of the import does, day counts included."""
     feed = kyiv_feed("f")
-    write = bulk.BulkWriter.write
+    send = bulk.BulkWriter.send
     calls = 0
 
     async def publish_before_the_second_group(
         self: bulk.BulkWriter, after: StreamId, briefs: list[bulk.BulkBrief]
-    ) -> list[StreamId]:
+    ) -> None:
         nonlocal calls
         calls += 1
-        if calls == 2:
+        if calls == 2:  # once Redis has written the first group
+            while await store.redis.xlen(store.stream_key(feed.slug)) < 5:
+                await asyncio.sleep(0.01)
             await store.append(feed.slug, live(feed, TIMES[-1] + 1, "Meanwhile"))
-        return await write(self, after, briefs)
+        await send(self, after, briefs)
 
-    monkeypatch.setattr(bulk.BulkWriter, "write", publish_before_the_second_group)
+    monkeypatch.setattr(bulk.BulkWriter, "send", publish_before_the_second_group)
     with pytest.raises(ImportRejected, match="line 6: refused by Redis") as caught:
         await import_briefs(store, feed, archive())
     assert caught.value.line == 6  # the first line of the second group
@@ -186,63 +188,81 @@ async def test_a_publish_during_an_import_undoes_it_and_names_the_line(
     assert [member for member, _ in held["index"]] == [str(only.id).encode()]
 
 
-@pytest.mark.usefixtures("small_batches")
-async def test_a_lost_reply_part_way_undoes_what_redis_wrote(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The connection fails after Redis wrote a group: it is found and removed with the rest."""
-    feed = kyiv_feed("f")
-    write = bulk.BulkWriter.write
+def receive_failing(monkeypatch: pytest.MonkeyPatch, fail: Any) -> None:
+    """From the second reply on, ``fail()`` runs before (instead of) reading it."""
+    receive = bulk.BulkWriter.receive
     calls = 0
 
-    async def lose_the_second_reply(
-        self: bulk.BulkWriter, after: StreamId, briefs: list[bulk.BulkBrief]
-    ) -> list[StreamId]:
+    async def failing(self: bulk.BulkWriter) -> list[StreamId]:
         nonlocal calls
         calls += 1
-        ids = await write(self, after, briefs)
-        if calls == 2:
-            raise RedisConnectionError("reply lost")
-        return ids
+        if calls >= 2:
+            await fail(calls)
+        return await receive(self)
 
-    monkeypatch.setattr(bulk.BulkWriter, "write", lose_the_second_reply)
-    with pytest.raises(RedisConnectionError):
-        await import_briefs(store, feed, archive())
-    assert calls == 2
-    held = await everything(store, "f")
+    monkeypatch.setattr(bulk.BulkWriter, "receive", failing)
+
+
+async def nothing_left(store: Store, slug: str) -> None:
+    held = await everything(store, slug)
     assert held["stream"] == [] and held["states"] == {} and held["history"] == {}
     assert held["index"] == [] and held["key_events"] == []
-    assert await store.days("f") == []
+    assert await store.days(slug) == []
 
 
 @pytest.mark.usefixtures("small_batches")
-async def test_a_cancelled_import_undoes_the_group_in_flight(
+async def test_a_failure_part_way_undoes_what_redis_wrote(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Cancelled while a written group's reply is awaited: that group goes too."""
-    feed = kyiv_feed("f")
-    write = bulk.BulkWriter.write
-    second_written = asyncio.Event()
+    """The replies still to come are read, and what they report written is removed."""
 
-    async def slow_second_reply(
-        self: bulk.BulkWriter, after: StreamId, briefs: list[bulk.BulkBrief]
-    ) -> list[StreamId]:
-        ids = await write(self, after, briefs)
-        if after != StreamId(0, 0):
-            second_written.set()
+    async def fail_once(call: int) -> None:
+        if call == 2:
+            raise RedisConnectionError("a hiccup")
+
+    receive_failing(monkeypatch, fail_once)
+    with pytest.raises(RedisConnectionError):
+        await import_briefs(store, kyiv_feed("f"), archive())
+    await nothing_left(store, "f")
+
+
+@pytest.mark.usefixtures("small_batches")
+async def test_lost_replies_are_looked_up_and_undone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no more replies to read, the time index tells what Redis wrote."""
+
+    async def connection_gone(call: int) -> None:
+        await asyncio.sleep(0.2)  # Redis has run what was sent
+        raise RedisConnectionError("gone")
+
+    receive_failing(monkeypatch, connection_gone)
+    with pytest.raises(RedisConnectionError):
+        await import_briefs(store, kyiv_feed("f"), archive())
+    await nothing_left(store, "f")
+
+
+@pytest.mark.usefixtures("small_batches")
+async def test_a_cancelled_import_undoes_what_was_in_flight(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled while waiting for a reply: the replies are still read, and all is removed."""
+    waiting = asyncio.Event()
+
+    async def stall(call: int) -> None:
+        if call == 2:
+            waiting.set()
             await asyncio.sleep(30)
-        return ids
 
-    monkeypatch.setattr(bulk.BulkWriter, "write", slow_second_reply)
-    task = asyncio.create_task(import_briefs(store, feed, archive()))
-    await asyncio.wait_for(second_written.wait(), 10)
-    assert len(await store.read_after("f", StreamId(0, 0), 100)) == 10
+    receive_failing(monkeypatch, stall)
+    task = asyncio.create_task(import_briefs(store, kyiv_feed("f"), archive()))
+    await asyncio.wait_for(waiting.wait(), 10)
+    while await store.redis.xlen(store.stream_key("f")) < 4:
+        await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    held = await everything(store, "f")
-    assert held["stream"] == [] and held["states"] == {} and held["index"] == []
-    assert await store.days("f") == []
+    await nothing_left(store, "f")
 
 
 async def test_an_import_older_than_the_feed_now_holds_is_refused(store: Store) -> None:
