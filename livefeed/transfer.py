@@ -20,7 +20,15 @@ import orjson
 from livefeed.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
 from livefeed.days import Day, day_containing
 from livefeed.errors import LivefeedError, ValidationFailed
-from livefeed.models import BriefDraft, Feed, StreamId, brief_dict, iso_ms, parse_new_brief
+from livefeed.models import (
+    BriefDraft,
+    Feed,
+    StreamId,
+    brief_dict,
+    iso_ms,
+    parse_new_brief,
+    sanitize_body,
+)
 from livefeed.store import Store
 
 EXPORT_FIELDS = (
@@ -54,11 +62,15 @@ class ImportRejected(LivefeedError):
 
 @dataclass(frozen=True, slots=True)
 class ImportedBrief:
+    """A validated line. With ``raw_body`` the draft's body is as the line gave it (checked,
+    not sanitised yet): ``import_briefs`` sanitises it as it writes, while Redis works."""
+
     line: int
     at_ms: int
     draft: BriefDraft
     version: int = 1
     updated_at: str | None = None
+    raw_body: bool = False
 
 
 def export_line(brief: dict[str, Any]) -> bytes:
@@ -84,7 +96,9 @@ async def export_briefs(
 def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[ImportedBrief]:
     """Validate every line before anything is written; raise ImportRejected naming the line.
 
-    Lines must be in time order and not older than ``after`` (the feed's last event).
+    Lines must be in time order and not older than ``after`` (the feed's last event). Bodies
+    are left to sanitise (``raw_body``): that cannot fail, and costs as much as the rest of
+    the validation, so ``import_briefs`` does it while Redis writes the batch before.
     """
     out: list[ImportedBrief] = []
     last_ms = after.ms
@@ -109,7 +123,7 @@ def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[Imported
                 raise ImportRejected(number, "updated_at is before published_at")
             updated_at = iso_ms(updated_ms)
         try:
-            draft = parse_new_brief(data, default_author="")
+            draft = parse_new_brief(data, default_author="", sanitize=False)
         except (ValidationFailed, LivefeedError) as exc:
             raise ImportRejected(number, exc.message) from None
         if at_ms < last_ms:
@@ -117,7 +131,7 @@ def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[Imported
                 raise ImportRejected(number, "published_at is earlier than the line before")
             raise ImportRejected(number, "published_at is earlier than what the feed already holds")
         last_ms = at_ms
-        out.append(ImportedBrief(number, at_ms, draft, version, updated_at))
+        out.append(ImportedBrief(number, at_ms, draft, version, updated_at, raw_body=True))
     return out
 
 
@@ -205,6 +219,8 @@ class _Encoder:
             version=item.version,
             updated_at=item.updated_at,
         )
+        if item.raw_body:
+            state["body"] = sanitize_body(item.draft.body)
         return BulkBrief(entry_id, orjson.dumps(state), day.iso, item.draft.key_event)
 
     def _iso(self, ms: int) -> str:

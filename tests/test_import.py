@@ -4,12 +4,14 @@ all or nothing when Redis refuses or the connection fails part way."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -18,7 +20,7 @@ from conftest import RedisProcess
 from livefeed import bulk, transfer
 from livefeed.append import AT, ID, Append
 from livefeed.days import day_containing
-from livefeed.models import Feed, StreamId, brief_dict, iso_ms, parse_new_brief
+from livefeed.models import Feed, StreamId, brief_dict, iso_ms, parse_new_brief, sanitize_body
 from livefeed.store import Store
 from livefeed.transfer import ImportedBrief, ImportRejected, import_briefs, parse_import
 
@@ -81,10 +83,14 @@ def archive() -> list[ImportedBrief]:
 
 
 def one_by_one(feed: Feed, item: ImportedBrief) -> Append:
-    """What imports appended before the bulk path: one append.lua append per brief."""
+    """What imports appended before the bulk path: one append.lua append per brief (and
+    validating a line sanitised its body)."""
+    draft = item.draft
+    if item.raw_body:
+        draft = dataclasses.replace(draft, body=sanitize_body(draft.body))
     return Append(
         "brief",
-        brief_dict(item.draft, ID, AT, version=item.version, updated_at=item.updated_at),
+        brief_dict(draft, ID, AT, version=item.version, updated_at=item.updated_at),
         item.at_ms,
         extra={"editor": "import"},
         strict=True,
@@ -141,9 +147,20 @@ async def test_a_bulk_import_writes_what_appending_one_by_one_wrote(store: Store
 
 async def test_an_import_of_thousands_matches_one_by_one_too(store: Store) -> None:
     """The real batch sizes: several groups, each several script calls."""
+    bodies = [
+        "Text {n}\n\nmore",
+        "<p onclick='x()'>{n}</p><script>alert(1)</script>",
+        "<b>{n}</b> &amp;",
+    ]
     lines = [
-        f'{{"published_at": "{iso_ms(1_700_000_000_000 + n * 7_000 // 3)}", "headline": "h{n}",'
-        f' "body": "Text {n}\\n\\nmore", "key_event": {"true" if n % 97 == 0 else "false"}}}'
+        orjson.dumps(
+            {
+                "published_at": iso_ms(1_700_000_000_000 + n * 7_000 // 3),
+                "headline": f"h{n}",
+                "body": bodies[n % 3].format(n=n),
+                "key_event": n % 97 == 0,
+            }
+        )
         for n in range(2_345)
     ]
     briefs = parse_import(lines, StreamId(0, 0))
@@ -151,7 +168,9 @@ async def test_an_import_of_thousands_matches_one_by_one_too(store: Store) -> No
     for item in briefs:
         await store.append(old.slug, one_by_one(old, item))
     assert len(await import_briefs(store, new, briefs)) == len(lines)
-    assert await everything(store, "new") == await everything(store, "old")
+    held = await everything(store, "new")
+    assert held == await everything(store, "old")
+    assert not any(b"script" in state or b"onclick" in state for state in held["states"].values())
 
 
 @pytest.mark.usefixtures("small_batches")
