@@ -36,8 +36,9 @@ _ENTITY_RE = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);")
 # Paragraphs of text and line breaks exactly as nh3 writes them: sanitising them changes
 # nothing (an export re-imported, a plain-text brief). Not in the text: markup, `&` other than
 # the four references nh3 writes, CR (parsing makes it LF), NUL (dropped), U+00A0 (`&nbsp;`).
-_TEXT = r"[^<>&\r\x00\xa0]*"
-_CANONICAL_RE = re.compile(rf"(?:<p>{_TEXT}(?:(?:<br>|&(?:amp|lt|gt|nbsp);){_TEXT})*</p>)+")
+# Possessive (*+, ++): a body that is not canonical fails at once instead of backtracking.
+_TEXT = r"[^<>&\r\x00\xa0]*+"
+_CANONICAL_RE = re.compile(rf"(?:<p>{_TEXT}(?:(?:<br>|&(?:amp|lt|gt|nbsp);){_TEXT})*+</p>)++")
 
 ALLOWED_TAGS = {"p", "br", "a", "strong", "em", "ul", "ol", "li", "blockquote"}
 ALLOWED_ATTRIBUTES = {"a": {"href"}}
