@@ -331,8 +331,8 @@ def _sanitize(text: str) -> str:
 def _object(payload: Any, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise BadRequest("the request body must be a JSON object", code="invalid_json")
-    unknown = sorted(set(payload) - allowed)
-    if unknown:
+    if not allowed.issuperset(payload):
+        unknown = sorted(set(payload) - allowed)
         raise ValidationFailed(
             f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
             code="unknown_field",

@@ -202,16 +202,17 @@ class _Encoder:
     def __init__(self, feed: Feed, last: StreamId) -> None:
         self.feed = feed
         self.last = last
-        self._day: Day | None = None
+        self._day = Day(_EPOCH, feed.timezone, 1, 0)  # contains nothing
+        self._day_iso = ""
         self._utc_day = -1
         self._utc_date = ""
 
     def encode(self, item: ImportedBrief) -> BulkBrief:
         entry_id = next_id(self.last, item.at_ms)
         self.last = entry_id
-        day = self._day
-        if day is None or not day.contains(entry_id.ms):
-            day = self._day = day_containing(entry_id.ms, self.feed.timezone)
+        if not self._day.start_ms <= entry_id.ms <= self._day.end_ms:
+            self._day = day_containing(entry_id.ms, self.feed.timezone)
+            self._day_iso = self._day.iso
         state = brief_dict(
             item.draft,
             str(entry_id),
@@ -221,17 +222,20 @@ class _Encoder:
         )
         if item.raw_body:
             state["body"] = sanitize_body(item.draft.body)
-        return BulkBrief(entry_id, orjson.dumps(state), day.iso, item.draft.key_event)
+        return BulkBrief(entry_id, orjson.dumps(state), self._day_iso, item.draft.key_event)
 
     def _iso(self, ms: int) -> str:
         """UTC ISO 8601 with ms, as append.lua writes it (integer arithmetic, no float)."""
         utc_day, rest = divmod(ms, 86_400_000)
         if utc_day != self._utc_day:
             self._utc_day = utc_day
-            self._utc_date = (_EPOCH + timedelta(days=utc_day)).isoformat()
+            self._utc_date = (_EPOCH + timedelta(days=utc_day)).isoformat() + "T"
         secs, milli = divmod(rest, 1000)
-        hh, mm, ss = secs // 3600, secs // 60 % 60, secs % 60
-        return f"{self._utc_date}T{hh:02d}:{mm:02d}:{ss:02d}.{milli:03d}Z"
+        mins, ss = divmod(secs, 60)
+        hh, mm = divmod(mins, 60)
+        return f"{self._utc_date}{_DIGITS[hh]}:{_DIGITS[mm]}:{_DIGITS[ss]}.{_MILLIS[milli]}Z"
 
 
+_DIGITS = [f"{n:02d}" for n in range(60)]
+_MILLIS = [f"{n:03d}" for n in range(1000)]
 _EPOCH = date(1970, 1, 1)
