@@ -14,6 +14,7 @@ replies in order.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,10 +82,13 @@ class BulkWriter:
         self._conn: AbstractConnection | None = None
         self._pending: deque[_Call] = deque()
         self._sent = 0
+        self._client_id = 0
 
     async def __aenter__(self) -> BulkWriter:
         pool = self.store.redis.connection_pool
-        self._conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        self._conn = conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        await conn.send_command("CLIENT", "ID")
+        self._client_id = int(await conn.read_response())
         return self
 
     async def __aexit__(
@@ -142,7 +146,11 @@ class BulkWriter:
 
     async def settle(self) -> list[StreamId]:
         """After a failure: what the calls still in flight wrote, from their replies while the
-        connection gives them, else from what the time index holds of them."""
+        connection gives them, else from what the time index holds of them.
+
+        Without replies, the connection is first closed from the Redis side (CLIENT KILL), so
+        that no call Redis still holds can run after the time index was asked.
+        """
         written: list[StreamId] = []
         while self._pending:
             try:
@@ -154,6 +162,8 @@ class BulkWriter:
         if self._pending:
             unknown = [entry_id for call in self._pending for entry_id in call.ids]
             self._pending.clear()
+            with contextlib.suppress(ResponseError):  # not allowed to: look all the same
+                await self._cmd("CLIENT", "KILL", "ID", self._client_id)
             written += await self.present(unknown)
         return written
 

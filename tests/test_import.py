@@ -262,6 +262,26 @@ async def test_lost_replies_are_looked_up_and_undone(
 
 
 @pytest.mark.usefixtures("small_batches")
+async def test_calls_redis_holds_when_the_connection_is_lost_never_run(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replies lost while Redis still holds the calls (paused here): they never run after the
+    import has looked for what it wrote and given up."""
+
+    async def connection_gone(self: bulk.BulkWriter) -> list[StreamId]:
+        raise RedisConnectionError("gone")
+
+    monkeypatch.setattr(bulk.BulkWriter, "receive", connection_gone)
+    await store.redis.execute_command("CLIENT", "PAUSE", 1000, "WRITE")
+    try:
+        with pytest.raises(RedisConnectionError):
+            await import_briefs(store, kyiv_feed("f"), archive())
+    finally:
+        await asyncio.sleep(1.2)  # the pause is over: anything still held would run now
+    await nothing_left(store, "f")
+
+
+@pytest.mark.usefixtures("small_batches")
 async def test_a_cancelled_import_undoes_what_was_in_flight(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
