@@ -17,7 +17,6 @@ import orjson
 
 from livefeed.days import Day
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
-from livefeed.models import StreamId
 
 APPEND_LUA = (Path(__file__).parent / "append.lua").read_text()
 
@@ -84,16 +83,6 @@ class Append:
         head = b'{"' + self.key.encode() + b'":'
         tail = b"," + orjson.dumps(self.extra)[1:] if self.extra else b"}"
         return [orjson.dumps(header), markers, head, tail, str(len(chunks)), *chunks]
-
-
-class AppendRefused(Exception):
-    """Redis refused an append in a batch (an id older than the stream, say)."""
-
-    def __init__(self, index: int, reason: str, appended: list[StreamId]) -> None:
-        super().__init__(f"append {index} refused: {reason}")
-        self.index = index
-        self.reason = reason
-        self.appended = appended
 
 
 class Refused(Exception):

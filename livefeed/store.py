@@ -28,7 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from livefeed.append import APPEND_LUA, Append, AppendRefused, refusal
+from livefeed.append import APPEND_LUA, Append, refusal
 from livefeed.errors import Conflict, NotFound, ValidationFailed
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
 from livefeed.models import (
@@ -204,48 +204,13 @@ class Store:
         version), Conflict (coverage ended) or ``Retry`` (our clock lost a race with midnight).
         """
         (result,) = await self._append_script(
-            keys=self._append_keys(slug), args=change.script_args()
+            keys=self.script_keys(slug), args=change.script_args()
         )
         text = _text(result)
         if text.startswith("LIVEFEED_"):
             raise refusal(text)
         EVENTS_PUBLISHED.labels(change.type).inc()
         return StreamId.parse(text)
-
-    async def append_many(
-        self, slug: str, changes: list[Append], per_call: int = 200
-    ) -> list[StreamId]:
-        """Append events, ``per_call`` to a script call (they share one fsync), the calls
-        pipelined in one round trip; stops at the first refused one.
-
-        Raises ``AppendRefused`` carrying the ids appended before the refusal.
-        """
-        if not changes:
-            return []
-        await self._cmd("SCRIPT", "LOAD", APPEND_LUA)  # evalsha in a pipeline cannot fall back
-        pipe = self.redis.pipeline(transaction=False)
-        keys = self._append_keys(slug)
-        for start in range(0, len(changes), per_call):
-            args = [a for change in changes[start : start + per_call] for a in change.script_args()]
-            pipe.evalsha(self._append_script.sha, len(keys), *keys, *args)
-        ids: list[StreamId] = []
-        first_refusal: tuple[int, str] | None = None
-        for start, results in zip(
-            range(0, len(changes), per_call), await pipe.execute(raise_on_error=False), strict=True
-        ):
-            if isinstance(results, Exception):
-                first_refusal = first_refusal or (start, str(results))
-                continue
-            for offset, result in enumerate(results):
-                text = _text(result)
-                if text.startswith("LIVEFEED_"):
-                    first_refusal = first_refusal or (start + offset, text)
-                else:
-                    ids.append(StreamId.parse(text))
-                    EVENTS_PUBLISHED.labels(changes[start + offset].type).inc()
-        if first_refusal is not None:  # later calls may have gone through: all are reported
-            raise AppendRefused(first_refusal[0], first_refusal[1], ids)
-        return ids
 
     async def remove(self, slug: str, ids: list[StreamId], days: dict[str, int]) -> None:
         """Undo appends (a failed import): drop the entries, their states and day counts."""
@@ -261,7 +226,8 @@ class Store:
             pipe.hincrby(self.days_key(slug), day, -count)
         await pipe.execute()
 
-    def _append_keys(self, slug: str) -> list[str]:
+    def script_keys(self, slug: str) -> list[str]:
+        """The keys append.lua and bulk.lua are given, in their order."""
         return [
             self.stream_key(slug),
             self.state_key(slug),

@@ -9,18 +9,26 @@ the same bytes.
 
 from __future__ import annotations
 
-import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from livefeed.append import AT, ID, Append, AppendRefused
-from livefeed.days import day_containing
+from livefeed.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
+from livefeed.days import Day, day_containing
 from livefeed.errors import LivefeedError, ValidationFailed
-from livefeed.models import BriefDraft, Feed, StreamId, brief_dict, iso_ms, parse_new_brief
+from livefeed.models import (
+    BriefDraft,
+    Feed,
+    StreamId,
+    brief_dict,
+    iso_ms,
+    parse_new_brief,
+    sanitize_body,
+)
 from livefeed.store import Store
 
 EXPORT_FIELDS = (
@@ -34,7 +42,9 @@ EXPORT_FIELDS = (
     "tags",
     "key_event",
 )
-BATCH = 2000
+BATCH = 1000
+IN_FLIGHT = 2000
+"""Briefs sent ahead of the replies: Redis always has the next batch while we encode."""
 
 Progress = Callable[[int, int], None]
 
@@ -52,11 +62,15 @@ class ImportRejected(LivefeedError):
 
 @dataclass(frozen=True, slots=True)
 class ImportedBrief:
+    """A validated line. With ``raw_body`` the draft's body is as the line gave it (checked,
+    not sanitised yet): ``import_briefs`` sanitises it as it writes, while Redis works."""
+
     line: int
     at_ms: int
     draft: BriefDraft
     version: int = 1
     updated_at: str | None = None
+    raw_body: bool = False
 
 
 def export_line(brief: dict[str, Any]) -> bytes:
@@ -82,7 +96,9 @@ async def export_briefs(
 def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[ImportedBrief]:
     """Validate every line before anything is written; raise ImportRejected naming the line.
 
-    Lines must be in time order and not older than ``after`` (the feed's last event).
+    Lines must be in time order and not older than ``after`` (the feed's last event). Bodies
+    are left to sanitise (``raw_body``): that cannot fail, and costs as much as the rest of
+    the validation, so ``import_briefs`` does it while Redis writes the batch before.
     """
     out: list[ImportedBrief] = []
     last_ms = after.ms
@@ -95,7 +111,6 @@ def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[Imported
             raise ImportRejected(number, f"not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise ImportRejected(number, "each line must be a JSON object")
-        data = dict(data)
         at_ms = _published_ms(number, data.pop("published_at", None))
         version = data.pop("version", 1)
         if type(version) is not int or version < 1:
@@ -108,7 +123,7 @@ def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[Imported
                 raise ImportRejected(number, "updated_at is before published_at")
             updated_at = iso_ms(updated_ms)
         try:
-            draft = parse_new_brief(data, default_author="")
+            draft = parse_new_brief(data, default_author="", sanitize=False)
         except (ValidationFailed, LivefeedError) as exc:
             raise ImportRejected(number, exc.message) from None
         if at_ms < last_ms:
@@ -116,7 +131,7 @@ def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[Imported
                 raise ImportRejected(number, "published_at is earlier than the line before")
             raise ImportRejected(number, "published_at is earlier than what the feed already holds")
         last_ms = at_ms
-        out.append(ImportedBrief(number, at_ms, draft, version, updated_at))
+        out.append(ImportedBrief(number, at_ms, draft, version, updated_at, raw_body=True))
     return out
 
 
@@ -140,57 +155,87 @@ async def import_briefs(
 ) -> list[StreamId]:
     """Append parsed briefs at their original times, all or nothing.
 
-    If Redis refuses one (someone published to the feed meanwhile, say), what this import had
-    appended is removed again and ImportRejected names the line.
+    If Redis refuses a batch (someone published to the feed meanwhile, say), or the import
+    fails or is cancelled part way, what it had appended is removed again; a refusal becomes
+    ImportRejected naming the first line of the batch refused.
     """
-    appended: list[StreamId] = []
-    batches = [briefs[start : start + BATCH] for start in range(0, len(briefs), BATCH)]
-    pending: asyncio.Task[list[StreamId]] | None = None
-    pending_batch: list[ImportedBrief] = []
-    try:
-        for batch in [*batches, []]:
-            # Build the next batch while Redis works on the one sent before it.
-            changes = [_change(feed, item) for item in batch]
-            if pending is not None:
-                appended += await pending
-                if progress is not None:
-                    progress(len(appended), len(briefs))
-                pending = None
-            if changes:
-                pending = asyncio.create_task(store.append_many(feed.slug, changes))
-                pending_batch = batch
-                await asyncio.sleep(0)  # let it write its pipeline before we build on
-    except AppendRefused as exc:
-        appended += exc.appended
-        await store.remove(feed.slug, appended, _days_of(feed, appended))
-        line = pending_batch[exc.index].line
-        raise ImportRejected(line, f"refused by Redis: {exc.reason}") from None
-    except BaseException:
-        if pending is not None:
-            pending.cancel()
-        await store.remove(feed.slug, appended, _days_of(feed, appended))
-        raise
-    return appended
+    async with BulkWriter(store, feed.slug) as writer:
+        last = await writer.last_id()
+        if briefs and briefs[0].at_ms < last.ms:
+            raise ImportRejected(briefs[0].line, f"refused by Redis: the feed is at {last} now")
+        encoder = _Encoder(feed, last)
+        written: list[StreamId] = []
+        days: dict[StreamId, str] = {}  # of every brief sent, to undo day counts
+        try:
+            for start in range(0, len(briefs), BATCH):
+                # Encode the next batch while Redis writes those sent before it.
+                after = encoder.last
+                encoded = [encoder.encode(item) for item in briefs[start : start + BATCH]]
+                days.update((brief.id, brief.day) for brief in encoded)
+                await writer.send(after, encoded)
+                del encoded  # not kept: memory is reused batch after batch
+                ahead = IN_FLIGHT if start + BATCH < len(briefs) else 0  # at the end: all
+                while writer.in_flight > ahead:
+                    written += await writer.receive()
+                    if progress is not None:
+                        progress(len(written), len(briefs))
+        except BaseException as exc:
+            written += await writer.settle()
+            await writer.undo(written, dict(Counter(days[entry_id] for entry_id in written)))
+            if not isinstance(exc, BulkRefused):
+                raise
+            reason = exc.reason
+            if reason.startswith("LIVEFEED_MOVED"):
+                reason = f"the feed is at {reason.split()[1]} now (published to meanwhile?)"
+            line = briefs[exc.index].line
+            raise ImportRejected(line, f"refused by Redis: {reason}") from None
+    return written
 
 
-def _change(feed: Feed, item: ImportedBrief) -> Append:
-    return Append(
-        "brief",
-        brief_dict(item.draft, ID, AT, version=item.version, updated_at=item.updated_at),
-        item.at_ms,
-        extra={"editor": "import"},
-        strict=True,
-        day=day_containing(item.at_ms, feed.timezone),
-        day_delta=1,
-        state="set",
-        history=True,
-        key_event=item.draft.key_event or None,
-    )
+class _Encoder:
+    """Numbers imported briefs as append.lua would and renders each as its stored JSON.
+
+    Lines come in time order, so the feed's local day and the UTC date are worked out once a
+    day rather than once a brief.
+    """
+
+    def __init__(self, feed: Feed, last: StreamId) -> None:
+        self.feed = feed
+        self.last = last
+        self._day = Day(_EPOCH, feed.timezone, 1, 0)  # contains nothing
+        self._day_iso = ""
+        self._utc_day = -1
+        self._utc_date = ""
+
+    def encode(self, item: ImportedBrief) -> BulkBrief:
+        entry_id = next_id(self.last, item.at_ms)
+        self.last = entry_id
+        if not self._day.start_ms <= entry_id.ms <= self._day.end_ms:
+            self._day = day_containing(entry_id.ms, self.feed.timezone)
+            self._day_iso = self._day.iso
+        state = brief_dict(
+            item.draft,
+            str(entry_id),
+            self._iso(entry_id.ms),
+            version=item.version,
+            updated_at=item.updated_at,
+        )
+        if item.raw_body:
+            state["body"] = sanitize_body(item.draft.body)
+        return BulkBrief(entry_id, orjson.dumps(state), self._day_iso, item.draft.key_event)
+
+    def _iso(self, ms: int) -> str:
+        """UTC ISO 8601 with ms, as append.lua writes it (integer arithmetic, no float)."""
+        utc_day, rest = divmod(ms, 86_400_000)
+        if utc_day != self._utc_day:
+            self._utc_day = utc_day
+            self._utc_date = (_EPOCH + timedelta(days=utc_day)).isoformat() + "T"
+        secs, milli = divmod(rest, 1000)
+        mins, ss = divmod(secs, 60)
+        hh, mm = divmod(mins, 60)
+        return f"{self._utc_date}{_DIGITS[hh]}:{_DIGITS[mm]}:{_DIGITS[ss]}.{_MILLIS[milli]}Z"
 
 
-def _days_of(feed: Feed, ids: list[StreamId]) -> dict[str, int]:
-    days: dict[str, int] = {}
-    for entry_id in ids:
-        iso = day_containing(entry_id.ms, feed.timezone).iso
-        days[iso] = days.get(iso, 0) + 1
-    return days
+_DIGITS = [f"{n:02d}" for n in range(60)]
+_MILLIS = [f"{n:03d}" for n in range(1000)]
+_EPOCH = date(1970, 1, 1)
