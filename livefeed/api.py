@@ -67,7 +67,7 @@ async def authenticate(request: Request) -> str:
     ):
         name: str | None = settings.editor_name
     else:
-        name = await store.editor_for_token(token)
+        name = await store.tokens.editor_for(token)
     if name is None:
         raise Unauthorized("the editor token is not valid or was revoked", code="invalid_token")
     by_editor.check(name, f"changes by {name}")

@@ -300,7 +300,7 @@ def cmd_feed_list(args: argparse.Namespace) -> int:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
-        token = await store.create_token(args.name)
+        token = await store.tokens.create(args.name)
         print(token)
         print(f"(token for editor {args.name!r}; it is shown only this once)", file=sys.stderr)
         return 0
@@ -310,7 +310,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_token_list(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
-        for item in await store.list_tokens():
+        for item in await store.tokens.editors():
             print(f"{item['name']}\tcreated {item['created_at']}")
         return 0
 
@@ -319,7 +319,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
-        if not await store.revoke_token(args.name):
+        if not await store.tokens.revoke(args.name):
             print(f"livefeed: no token for editor {args.name!r}", file=sys.stderr)
             return 1
         print(f"revoked the token of {args.name}")

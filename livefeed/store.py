@@ -1,12 +1,12 @@
-"""Everything livefeed keeps in Redis: feeds, editor tokens and each feed's event stream.
+"""Everything livefeed keeps in Redis about feeds: the feeds and each feed's event stream.
 
 Keys (``P`` is the configured prefix, so several deployments or test runs can share one Redis)::
 
     P:feeds                 sorted set of feed slugs, scored by creation time
     P:feed:<slug>           string: the feed as JSON
     P:feed:<slug>:events    stream: one entry per event, fields t (type) and d (JSON object)
-    P:tokens                hash: editor name -> JSON {"sha256", "created_at"}
-    P:token-hashes          hash: sha256 of a token -> editor name
+
+Editor tokens are kept by ``livefeed.tokens`` (``store.tokens``), under the same prefix.
 
 Redis errors (``redis.exceptions.ConnectionError`` / ``TimeoutError``) propagate; the web edge maps
 them to 503 in one place.
@@ -15,8 +15,6 @@ them to 503 in one place.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livefeed.append import APPEND_LUA, Append, refusal
-from livefeed.errors import Conflict, NotFound, ValidationFailed
+from livefeed.errors import Conflict, NotFound
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
 from livefeed.models import (
     ZERO_ID,
@@ -37,9 +35,9 @@ from livefeed.models import (
     Feed,
     StreamId,
     event_frame,
-    iso_ms,
     now_ms,
 )
+from livefeed.tokens import Tokens
 
 _U64 = 2**64 - 1
 
@@ -73,11 +71,6 @@ def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
     return Entry(StreamId.parse(raw_id.decode()), fields[b"t"].decode(), fields[b"d"])
 
 
-def hash_token(token: str) -> str:
-    """Tokens are 256-bit random strings, so a plain SHA-256 is a safe at-rest form."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class Store:
     """Redis access for one deployment (one key prefix); safe to share across tasks."""
 
@@ -87,6 +80,7 @@ class Store:
         self._append_script = redis.register_script(APPEND_LUA)
         self._write_cache: dict[str, tuple[float, Feed]] = {}
         self._fetching: dict[str, asyncio.Future[Feed]] = {}
+        self.tokens = Tokens(redis, prefix)
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
@@ -390,43 +384,6 @@ class Store:
             await self._cmd("PEXPIRE", key, ttl_ms)
             return True
         return False
-
-    # editor tokens
-    async def create_token(self, name: str) -> str:
-        """Create a token for a named editor and return it; only its hash is stored."""
-        if not name or len(name) > 100 or name != name.strip():
-            raise ValidationFailed("editor name must be 1-100 characters", field="name")
-        token = "lf_" + secrets.token_urlsafe(32)
-        digest = hash_token(token)
-        record = orjson.dumps({"sha256": digest, "created_at": iso_ms(now_ms())})
-        added = await self._cmd("HSETNX", f"{self.prefix}:tokens", name, record)
-        if not added:
-            raise Conflict(f"an editor named {name!r} already has a token", code="token_exists")
-        await self._cmd("HSET", f"{self.prefix}:token-hashes", digest, name)
-        return token
-
-    async def list_tokens(self) -> list[dict[str, str]]:
-        rows = await self._cmd("HGETALL", f"{self.prefix}:tokens")
-        items = rows.items() if isinstance(rows, dict) else zip(rows[::2], rows[1::2], strict=True)
-        out = [
-            {"name": name.decode(), "created_at": orjson.loads(raw)["created_at"]}
-            for name, raw in items
-        ]
-        return sorted(out, key=lambda t: t["name"])
-
-    async def revoke_token(self, name: str) -> bool:
-        raw = await self._cmd("HGET", f"{self.prefix}:tokens", name)
-        if raw is None:
-            return False
-        digest = orjson.loads(raw)["sha256"]
-        await self._cmd("HDEL", f"{self.prefix}:token-hashes", digest)
-        await self._cmd("HDEL", f"{self.prefix}:tokens", name)
-        return True
-
-    async def editor_for_token(self, token: str) -> str | None:
-        """The editor's name for a stored token, or None; looked up by hash, not by comparison."""
-        name = await self._cmd("HGET", f"{self.prefix}:token-hashes", hash_token(token))
-        return None if name is None else str(name.decode())
 
 
 def _text(value: Any) -> str:
