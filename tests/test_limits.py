@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,6 +119,24 @@ async def test_an_oversized_frame_from_a_reader_is_closed_with_1009(
             while True:
                 await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1009
+
+
+async def test_a_caught_up_reader_that_talks_or_sends_a_huge_frame_is_closed_too(
+    server: LivefeedServer, feed: str
+) -> None:
+    """The same limits hold once the reader is parked (the protocol, not a task, reads it)."""
+    url = f"{server.ws_base}/ws/feeds/{feed}"
+    for message, code in (("hello", 1008), ("x" * 100_000, 1009)):
+        async with websockets.connect(url) as ws:
+            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "live":
+                pass
+            with pytest.raises(websockets.ConnectionClosed):
+                for _ in range(200):
+                    await ws.send(message)
+                    await asyncio.sleep(0)
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == code
 
 
 def test_oversized_headers_get_a_4xx_and_the_server_carries_on(server: LivefeedServer) -> None:
