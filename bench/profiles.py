@@ -24,6 +24,7 @@ _PLUMBING = (
     "_run_code",
     "main (livefeed/cli.py)",
     "cmd_serve",
+    "serve (livefeed/serve.py)",
     "Runner.run",
     "BaseEventLoop.",
     "Handle._run",

@@ -10,11 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
-import logging.config
 import os
-import secrets
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
@@ -25,12 +21,10 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from livefeed import logs
 from livefeed.config import Settings
 from livefeed.days import local_clock, parse_clock, parse_day
 from livefeed.embedded import EmbeddedRedis, EmbeddedRedisError, owner_url
 from livefeed.errors import LivefeedError
-from livefeed.metrics import share_between_workers
 from livefeed.models import StreamId, now_ms, parse_new_feed
 from livefeed.replay import Player, parse_speed
 from livefeed.store import Store
@@ -167,76 +161,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from livefeed.serve import serve
 
-    from livefeed.app import create_app
-    from livefeed.transport import DirectSendProtocol
-
-    settings = settings_from(args)
-    try:
-        log_config = logs.config(settings.log_level, settings.log_format)
-    except ValueError as exc:
-        print(f"livefeed: {exc}", file=sys.stderr)
-        return 1
-    logging.config.dictConfig(log_config)
-    embedded: EmbeddedRedis | None = None
-    if not settings.redis_url:
-        embedded = EmbeddedRedis(settings.data_dir)
-        try:
-            url = embedded.start()
-        except EmbeddedRedisError as exc:
-            print(f"livefeed: {exc}", file=sys.stderr)
-            return 1
-        settings = _replace(settings, redis_url=url)
-        print(f"livefeed: embedded Redis at {url}, data in {embedded.data_dir}", file=sys.stderr)
-    if settings.demo and not settings.editor_token:
-        settings = _replace(settings, editor_token="demo-" + secrets.token_urlsafe(16))
-        print(f"livefeed: demo editor token for this run: {settings.editor_token}", file=sys.stderr)
-    if settings.demo:
-        print(
-            f"livefeed: demo feed at http://{settings.host}:{settings.port}/feeds/demo",
-            file=sys.stderr,
-        )
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "log_config": log_config,
-        "ws": DirectSendProtocol,
-        "ws_per_message_deflate": False,
-        "ws_max_size": settings.reader_max_message_bytes,
-        "h11_max_incomplete_event_size": 16 * 1024,
-        "timeout_graceful_shutdown": 5,
-    }
-    if settings.forwarded_allow_ips:
-        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
-    # uvicorn re-raises SIGTERM once it has shut down; make that an exit that runs `finally`.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    try:
-        if settings.workers > 1:
-            # Workers are new processes: they build their app from the same settings, passed on
-            # through the environment.
-            os.environ.update(settings.to_env())
-            share_between_workers()  # one /metrics for all workers (livefeed.metrics)
-            uvicorn.run(
-                "livefeed.app:app_from_env", factory=True, workers=settings.workers, **options
-            )
-        else:
-            uvicorn.run(create_app(settings), **options)
-    finally:
-        if embedded is not None:
-            embedded.stop()
-    return 0
-
-
-def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
-def _replace(settings: Settings, **changes: Any) -> Settings:
-    import dataclasses
-
-    return dataclasses.replace(settings, **changes)
+    return serve(settings_from(args))
 
 
 @contextlib.contextmanager
