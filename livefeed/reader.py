@@ -4,6 +4,9 @@ The ordering rule that makes "no gap, no duplicate" hold: subscribe to the hub *
 stream, read the stream until it is exhausted, then take live events, skipping any whose id is not
 after the last one sent. Any event the hub delivered before we subscribed is already in Redis, so
 the range reads see it; anything later is in our queue.
+
+Once caught up, the reader switches to the hub's direct path and its connection is parked (see
+``transport``): this task ends, and the hub writes each event to the socket itself.
 """
 
 from __future__ import annotations
@@ -80,7 +83,9 @@ class _ParkedReader:
 
     __slots__ = ("_budget", "_done", "_hub", "_per_minute", "_sub")
 
-    def __init__(self, hub: Hub, sub: Subscriber, per_minute: int, done: Callable[[], None]):
+    def __init__(
+        self, hub: Hub, sub: Subscriber, per_minute: int, done: Callable[[], None]
+    ) -> None:
         self._hub = hub
         self._sub = sub
         self._per_minute = per_minute
