@@ -15,7 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from redis.asyncio import Redis
@@ -317,12 +317,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    source: contextlib.AbstractContextManager[BinaryIO]
     if args.file == "-":
-        lines = sys.stdin.buffer.read().splitlines()
+        source = contextlib.nullcontext(sys.stdin.buffer)
     else:
         try:
-            with open(args.file, "rb") as handle:
-                lines = handle.read().splitlines()
+            source = open(args.file, "rb")  # noqa: SIM115 - closed by the with below
         except OSError as exc:
             print(f"livefeed: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return 1
@@ -330,12 +330,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
         feed = await store.require_feed(args.feed)
         bounds = await store.bounds(feed.slug)
+        # Line by line: the file itself is never held whole, only what was parsed from it.
         briefs = parse_import(lines, bounds.last_generated)
         ids = await import_briefs(store, feed, briefs, _progress(f"importing into {feed.slug}"))
         print(f"imported {len(ids)} briefs into {feed.slug}", file=sys.stderr)
         return 0
 
-    return _with_store(args, action)
+    with source as lines:
+        return _with_store(args, action)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
