@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 import redis
 from test_cli import livefeed
 
-from conftest import LivefeedServer, RedisProcess, make_feed, publish
+from conftest import ROOT, LivefeedServer, RedisProcess, make_feed, publish
 
 KYIV = ZoneInfo("Europe/Kyiv")
 
@@ -194,6 +196,20 @@ def test_export_of_an_import_of_an_export_is_byte_identical(
         "export", copy, "--from", "2024-03-31", "--to", "2024-04-01", *opts
     ).stdout.splitlines()
     assert len(span) == 5
+
+
+def test_an_import_can_come_from_standard_input(
+    redis_server: RedisProcess, server: LivefeedServer, http: httpx.Client, kyiv_feed: str
+) -> None:
+    opts = common(redis_server, server)
+    exported = livefeed("export", kyiv_feed, *opts).stdout
+    copy = make_feed(http, timezone="Europe/Kyiv")
+    done = subprocess.run(
+        [sys.executable, "-m", "livefeed", "import", copy, "-", *opts],
+        input=exported, capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert livefeed("export", copy, *opts).stdout == exported
 
 
 def stream_length(redis_server: RedisProcess, server: LivefeedServer, slug: str) -> int:
