@@ -27,11 +27,12 @@ from starlette.websockets import WebSocket
 from livefeed import api, archive, editor_api, openapi, pages, syndication
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, LivefeedError, Unavailable
+from livefeed.frames import Event
 from livefeed.hub import Hub
 from livefeed.limits import ConnectionCounter, RateLimiter, origin_allowed
 from livefeed.logs import RequestId
 from livefeed.metrics import HttpMetrics, MetricsEndpoint
-from livefeed.models import Event, StreamId
+from livefeed.models import StreamId
 from livefeed.reader import SnapshotCache, serve_reader
 from livefeed.replay import open_replay
 from livefeed.store import Store, follow

@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from livefeed import metrics
 from livefeed.errors import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW
-from livefeed.models import Event, StreamId, control_frame, iso_ms, now_ms
+from livefeed.frames import Event, control_frame
+from livefeed.models import StreamId, iso_ms, now_ms
 
 log = logging.getLogger("livefeed.hub")
 

@@ -1,4 +1,4 @@
-"""Feeds, briefs, stream positions and their wire form: pure data and validation, no I/O.
+"""Feeds, briefs and stream positions: pure data and validation, no I/O.
 
 A brief is validated and sanitised here once, on write; everything downstream (store, hub, pages)
 trusts what this module produced.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import re
-import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -17,7 +16,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import nh3
-import orjson
 
 from livefeed.errors import BadRequest, ValidationFailed
 
@@ -397,56 +395,3 @@ def _tags(value: Any) -> tuple[str, ...]:
     if len(tags) > TAGS_MAX:
         raise ValidationFailed(f"at most {TAGS_MAX} tags", code="too_many_tags", field="tags")
     return tuple(tags)
-
-
-# --- events and frames ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """What the hub hands out: stream position (None for heartbeats) and the frame, built once.
-
-    ``payload`` is the frame's UTF-8 bytes, written as they are to every reader; ``order`` sorts
-    like the id (-1 for frames without one) and is cheap to compare on the hot path.
-    """
-
-    id: StreamId | None
-    type: str
-    frame: str
-    payload: bytes
-    order: int
-    wire: bytes
-    """The whole WebSocket text frame as it goes on the wire: the same bytes for every reader."""
-
-    @classmethod
-    def of(cls, event_id: StreamId | None, event_type: str, frame: str) -> Event:
-        order = -1 if event_id is None else event_id.ms << 64 | event_id.seq
-        payload = frame.encode()
-        return cls(event_id, event_type, frame, payload, order, websocket_text_frame(payload))
-
-
-def websocket_text_frame(payload: bytes) -> bytes:
-    """A final, unmasked, uncompressed text frame (RFC 6455 5.2), as a server sends it.
-
-    Such a frame does not depend on the connection, so a broadcast builds it once per event.
-    """
-    length = len(payload)
-    if length < 126:
-        head = struct.pack("!BB", 0x81, length)
-    elif length < 65536:
-        head = struct.pack("!BBH", 0x81, 126, length)
-    else:
-        head = struct.pack("!BBQ", 0x81, 127, length)
-    return head + payload
-
-
-def event_frame(event_type: str, event_id: str, data: bytes) -> str:
-    """Frame text for a stream entry whose stored data is a JSON object, without re-encoding it."""
-    head = f'{{"type":"{event_type}","event_id":"{event_id}"'
-    body = data.decode()
-    return head + "}" if body == "{}" else head + "," + body[1:]
-
-
-def control_frame(event_type: str, **fields: Any) -> str:
-    """Frame text for a message that is not a stream entry (live, heartbeat, reload)."""
-    return orjson.dumps({"type": event_type, **fields}).decode()

@@ -31,9 +31,10 @@ from livefeed.errors import (
     CLOSE_TRY_AGAIN_LATER,
     LivefeedError,
 )
+from livefeed.frames import Event, control_frame, websocket_text_frame
 from livefeed.hub import Closing, Hub, Subscriber, TooSlow
 from livefeed.limits import MessageBudget
-from livefeed.models import Event, Feed, StreamId, control_frame, websocket_text_frame
+from livefeed.models import Feed, StreamId
 from livefeed.store import Store
 from livefeed.transport import DIRECT_SEND
 

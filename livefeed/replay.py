@@ -26,9 +26,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from livefeed.config import Settings
 from livefeed.days import Day, parse_clock, parse_day
 from livefeed.errors import CLOSE_POLICY, BadRequest, LivefeedError
+from livefeed.frames import control_frame
 from livefeed.limits import MessageBudget
 from livefeed.metrics import REPLAYS, REPLAYS_ACTIVE
-from livefeed.models import Feed, control_frame, iso_ms
+from livefeed.models import Feed, iso_ms
 from livefeed.store import Store
 
 MIN_SPEED = 0.1

@@ -28,15 +28,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livefeed.append import APPEND_LUA, Append, refusal
 from livefeed.errors import Conflict, NotFound
+from livefeed.frames import Event, event_frame
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
-from livefeed.models import (
-    ZERO_ID,
-    Event,
-    Feed,
-    StreamId,
-    event_frame,
-    now_ms,
-)
+from livefeed.models import ZERO_ID, Feed, StreamId, now_ms
 from livefeed.tokens import Tokens
 
 _U64 = 2**64 - 1

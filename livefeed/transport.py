@@ -88,7 +88,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][DIRECT_SEND] = direct
 
     def direct_send(self, frames: list[bytes], limit: int) -> bool:
-        """Write whole text frames (``models.websocket_text_frame``: the same bytes for every
+        """Write whole text frames (``frames.websocket_text_frame``: the same bytes for every
         reader) now, in one write; False when the reader is gone or has ``limit`` bytes unsent.
 
         websockets' protocol object is bypassed: it keeps no state about data frames sent

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from livefeed.frames import Event
 from livefeed.hub import Closing, Hub, TooSlow
-from livefeed.models import Event, StreamId
+from livefeed.models import StreamId
 
 
 def ev(n: int) -> Event:

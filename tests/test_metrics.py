@@ -20,8 +20,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
 from conftest import LivefeedServer, RedisProcess, make_feed, publish, wait_until
+from livefeed.frames import Event
 from livefeed.hub import Hub, TooSlow
-from livefeed.models import ZERO_ID, Event, StreamId
+from livefeed.models import ZERO_ID, StreamId
 from livefeed.store import follow
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -7,15 +7,14 @@ import pytest
 from websockets.frames import Frame, Opcode
 
 from livefeed.errors import BadRequest, ValidationFailed
+from livefeed.frames import event_frame, websocket_text_frame
 from livefeed.models import (
     StreamId,
-    event_frame,
     iso_ms,
     local_time_label,
     parse_new_brief,
     parse_new_feed,
     sanitize_body,
-    websocket_text_frame,
 )
 
 
