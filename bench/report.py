@@ -130,6 +130,10 @@ def rows(results: dict[str, Any]) -> list[Row]:
         lambda a, b, r: r is not None and r >= 0.7,
     )
     pair("join storm, readers with backlog", "storm.ready")
+    rounds = [dig(run, "storm.rounds") or [] for run in (lf, ref)]
+    if any(rounds):
+        mine, theirs = (", ".join(f"{r:,}" for r in rs) for rs in rounds)
+        out.append(("join storm, readers/s of each round (median above)", mine, theirs, "", "", ""))
     pair("join storm, time to first frame p50 (ms)", "storm.first_frame_ms.p50")
     pair("join storm, time to first frame p99 (ms)", "storm.first_frame_ms.p99")
     pair("join storm, time to whole backlog p99 (ms)", "storm.backlog_ms.p99")

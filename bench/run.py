@@ -562,12 +562,19 @@ async def fanout(
     rss2 = rss_kib(pid)
     health["closed"] = await probe(target)
 
-    say(f"{name}: join storm of {opts.storm} readers")
-    with profiled(f"{name}-storm", pid):
-        storm = await connect_group(pool, target, "storm", opts.storm, opts.storm, 120)
-    say(f"{name}: storm: {storm['ready']} in {storm['seconds']:.2f} s ({storm['rate']:.0f}/s)")
-    await pool.all("close", 90, name="storm", timeout=60)
-    await asyncio.to_thread(settle, pid)
+    # A storm lasts about a second, so one is at the mercy of whatever else the machine does in
+    # it: several, each on a settled server, and the median one reported (all rates kept).
+    storms = []
+    for round_ in range(1, opts.storm_rounds + 1):
+        say(f"{name}: join storm {round_} of {opts.storm} readers")
+        with profiled(f"{name}-storm-{round_}", pid):
+            storm = await connect_group(pool, target, "storm", opts.storm, opts.storm, 120)
+        say(f"{name}: storm: {storm['ready']} in {storm['seconds']:.2f} s ({storm['rate']:.0f}/s)")
+        await pool.all("close", 90, name="storm", timeout=60)
+        await asyncio.to_thread(settle, pid)
+        storms.append(storm)
+    storm = sorted(storms, key=lambda s: s["rate"])[len(storms) // 2]
+    storm["rounds"] = [round(s["rate"]) for s in storms]
     health["after_storm"] = await probe(target)
     target.server.check_alive()
     return {
@@ -856,6 +863,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paced", type=int, help="paced phase, seconds = briefs (20; quick 5)")
     parser.add_argument("--burst", type=int, default=20, help="briefs back to back (20)")
     parser.add_argument("--storm", type=int, help="join storm readers (2,000; quick 500)")
+    parser.add_argument(
+        "--storm-rounds", type=int, default=3, help="join storms, the median reported (3)"
+    )
     parser.add_argument("--clients", type=int, default=4, help="client processes (4)")
     parser.add_argument("--connect-concurrency", type=int, default=256, help="handshakes in flight")
     parser.add_argument("--editors", type=int, default=16, help="concurrent editors (16)")
