@@ -48,18 +48,23 @@ async def get_day(request: Request) -> Response:
     day = parse_day(request.path_params["date"], feed.timezone)
     raw_cursor = request.query_params.get("cursor")
     cursor = StreamId.parse(raw_cursor, name="cursor") if raw_cursor else None
-    raws, after = await store.brief_page(feed.slug, limit, day.start_ms, day.end_ms, after=cursor)
-    # The stored briefs are JSON already: join them rather than decode and encode 5,000 of them.
-    head = orjson.dumps({"date": day.iso, "timezone": feed.timezone})[:-1]
-    tail = orjson.dumps({"next": None if after is None else str(after)})[1:]
-    body = head + b',"briefs":[' + b",".join(raws) + b"]," + tail
-    etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+    # Every change to a brief is an event in the feed's stream, so the stream's position and
+    # length name the state of every day: the ETag comes from them, before any brief is read
+    # (a revalidation costs one command), and read first, so the body is never older than it.
+    bounds = await store.bounds(feed.slug)
+    version = f"{feed.slug}|{day.iso}|{cursor}|{limit}|{bounds.last_generated}|{bounds.length}"
+    etag = '"' + hashlib.blake2b(version.encode(), digest_size=16).hexdigest() + '"'
     headers = {
         "ETag": etag,
         "Cache-Control": "public, max-age=60" if day.end_ms < now_ms() else "no-cache",
     }
     if etag in _etags(request.headers.get("if-none-match", "")):
         return Response(status_code=304, headers=headers)
+    raws, after = await store.brief_page(feed.slug, limit, day.start_ms, day.end_ms, after=cursor)
+    # The stored briefs are JSON already: join them rather than decode and encode 5,000 of them.
+    head = orjson.dumps({"date": day.iso, "timezone": feed.timezone})[:-1]
+    tail = orjson.dumps({"next": None if after is None else str(after)})[1:]
+    body = head + b',"briefs":[' + b",".join(raws) + b"]," + tail
     return Response(body, media_type="application/json", headers=headers)
 
 

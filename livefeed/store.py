@@ -59,6 +59,7 @@ class StreamBounds:
     last_generated: StreamId
     first: StreamId | None
     max_deleted: StreamId | None
+    length: int = 0
 
 
 def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
@@ -241,6 +242,7 @@ class Store:
             last_generated=StreamId.parse(_text(info["last-generated-id"])),
             first=StreamId.parse(_text(first[0])) if first else None,
             max_deleted=StreamId.parse(_text(max_deleted)) if max_deleted else None,
+            length=int(info["length"]),
         )
 
     async def read_after(self, slug: str, after: StreamId, count: int) -> list[Entry]:

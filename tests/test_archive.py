@@ -15,7 +15,7 @@ import pytest
 import redis
 from test_cli import livefeed
 
-from conftest import ROOT, LivefeedServer, RedisProcess, make_feed, publish
+from conftest import ROOT, LivefeedServer, RedisProcess, auth, make_feed, publish
 
 KYIV = ZoneInfo("Europe/Kyiv")
 
@@ -140,6 +140,25 @@ def test_past_days_carry_an_etag_and_answer_304(http: httpx.Client, kyiv_feed: s
     assert again.status_code == 304 and again.content == b""
     other = http.get(f"/api/feeds/{kyiv_feed}/days/2024-03-30", headers={"If-None-Match": etag})
     assert other.status_code == 200
+
+
+def test_a_day_changed_by_a_correction_or_retraction_is_not_answered_304(
+    http: httpx.Client, feed: str
+) -> None:
+    brief = publish(http, feed, "Frist")
+    today = http.get(f"/api/feeds/{feed}/days").json()["days"][0]["date"]
+    url = f"/api/feeds/{feed}/days/{today}"
+    etag = http.get(url).headers["etag"]
+    assert http.get(url, headers={"If-None-Match": etag}).status_code == 304
+    brief_url = f"/api/feeds/{feed}/briefs/{brief['id']}"
+    assert http.patch(brief_url, json={"headline": "First"}, headers=auth()).status_code == 200
+    corrected = http.get(url, headers={"If-None-Match": etag})
+    assert corrected.status_code == 200
+    assert [b["headline"] for b in corrected.json()["briefs"]] == ["First"]
+    etag = corrected.headers["etag"]
+    assert http.delete(brief_url, headers=auth()).status_code == 204
+    retracted = http.get(url, headers={"If-None-Match": etag})
+    assert retracted.status_code == 200 and retracted.json()["briefs"] == []
 
 
 def test_today_must_be_revalidated(http: httpx.Client, feed: str) -> None:
