@@ -51,9 +51,9 @@ class Closing(Exception):
 _NO_QUEUE: deque[Event] = deque(maxlen=0)
 """The queue of every subscriber that went direct: it drops anything put in it."""
 
-DirectSend = Callable[[list[bytes]], bool]
-"""Write whole WebSocket frames (``Event.wire``) to the reader now, in one go; False when it
-cannot take more (too slow, or gone)."""
+DirectSend = Callable[[bytes], bool]
+"""Write whole WebSocket frames (``Event.wire``, joined) to the reader now; False when it cannot
+take more (too slow, or gone)."""
 
 
 class Subscriber:
@@ -85,20 +85,20 @@ class Subscriber:
         self._position = -1
         self.start = StreamId(0, 0)
 
-    def push(self, events: list[Event]) -> None:
-        """Hand over events without waiting; flag the subscriber rather than grow past the limit."""
-        if self.overflowed or self._closing is not None:
+    def push(self, events: list[Event], wire: bytes | None = None) -> None:
+        """Hand over events without waiting; flag the subscriber rather than grow past the limit.
+
+        ``wire`` is the events' frames joined, built once per batch for every direct reader.
+        """
+        if self.overflowed or self._closing is not None or not events:
             return
         direct = self._direct
         if direct is not None:
-            frames = []
-            for event in events:
-                if event.order >= 0:
-                    if event.order <= self._position:
-                        continue
-                    self._position = event.order
-                frames.append(event.wire)
-            if frames and not direct(frames):
+            position = self._position
+            if wire is None or 0 <= events[0].order <= position:  # joined mid-batch: rare
+                wire = b"".join(e.wire for e in events if e.order < 0 or e.order > position)
+            self._position = max(position, events[-1].order)
+            if wire and not direct(wire):
                 self._direct = None
                 self.overflowed = True
                 if self._close_direct is not None:
@@ -273,10 +273,11 @@ class Hub:
             # Hand out in chunks, yielding between them, so a big audience does not stall the
             # event loop (and the publish waiting for its 201) for the whole fan-out.
             channel.inflight = batch
+            wire = b"".join(event.wire for event in batch)
             subscribers = list(channel.subscribers)
             for start in range(0, len(subscribers), FANOUT_CHUNK):
                 for sub in subscribers[start : start + FANOUT_CHUNK]:
-                    sub.push(batch)
+                    sub.push(batch, wire)
                 if start + FANOUT_CHUNK < len(subscribers):
                     await asyncio.sleep(0)
             channel.inflight = None

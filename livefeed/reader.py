@@ -210,7 +210,7 @@ async def _send_events(
                 ext, parked = direct
                 send = functools.partial(ext["send"], limit=settings.reader_buffer_bytes)
                 if sub.go_direct(position, send, ext["close"]):
-                    return bool(send(first) and ext["park"](parked))
+                    return bool(send(b"".join(first)) and ext["park"](parked))
                 batch = []  # overflowed or closing: next_batch raises TooSlow or Closing
             for event in batch or await sub.next_batch():
                 if event.id is not None:

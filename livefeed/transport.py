@@ -87,9 +87,9 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
             direct = {"send": self.direct_send, "close": self.direct_close, "park": self.park}
             scope["extensions"][DIRECT_SEND] = direct
 
-    def direct_send(self, frames: list[bytes], limit: int) -> bool:
-        """Write whole text frames (``frames.websocket_text_frame``: the same bytes for every
-        reader) now, in one write; False when the reader is gone or has ``limit`` bytes unsent.
+    def direct_send(self, frames: bytes, limit: int) -> bool:
+        """Write whole text frames (``frames.websocket_text_frame``, joined: the same bytes for
+        every reader) now; False when the reader is gone or has ``limit`` bytes unsent.
 
         websockets' protocol object is bypassed: it keeps no state about data frames sent
         whole, and framing each broadcast once per reader is what this path exists to avoid.
@@ -101,7 +101,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         if self.transport.get_write_buffer_size() > limit:
             SLOW_READERS_CLOSED.inc()  # the hub stops writing to it and closes it with 4408
             return False
-        self.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        self.transport.write(frames)
         return True
 
     async def send(self, message: Any) -> None:

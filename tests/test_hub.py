@@ -138,6 +138,20 @@ async def test_unsubscribed_readers_are_not_counted() -> None:
     await hub.close()
 
 
+def split_frames(data: bytes) -> list[bytes]:
+    """The WebSocket frames (server to client: unmasked) written back to back in ``data``."""
+    frames, at = [], 0
+    while at < len(data):
+        size, head = data[at + 1] & 0x7F, 2
+        if size == 126:
+            size, head = int.from_bytes(data[at + 2 : at + 4]), 4
+        elif size == 127:
+            size, head = int.from_bytes(data[at + 2 : at + 10]), 10
+        frames.append(data[at : at + head + size])
+        at += head + size
+    return frames
+
+
 class FakeSocket:
     """Stands in for a transport: takes frames until it is 'full'."""
 
@@ -146,10 +160,11 @@ class FakeSocket:
         self.room = room
         self.closed: tuple[int, str] | None = None
 
-    def send(self, payloads: list[bytes]) -> bool:
-        if len(self.frames) + len(payloads) > self.room:
+    def send(self, data: bytes) -> bool:
+        frames = split_frames(data)
+        if len(self.frames) + len(frames) > self.room:
             return False
-        self.frames.extend(payloads)
+        self.frames.extend(frames)
         return True
 
     def close(self, code: int, reason: str) -> None:
