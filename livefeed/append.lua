@@ -52,15 +52,7 @@ local function present(value)
 end
 
 local last_ms, last_seq = -1, -1
-local last = redis.call('GET', KEYS[8])
-if not last then  -- a stream written before this key existed
-  local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
-  if type(info) == 'table' and not info.err then
-    for i = 1, #info, 2 do
-      if info[i] == 'last-generated-id' then last = info[i + 1] end
-    end
-  end
-end
+local last = stream_last_id()  -- last_id.lua
 if last then
   local a, b = string.match(last, '^(%d+)-(%d+)$')
   last_ms, last_seq = tonumber(a), tonumber(b)

@@ -18,7 +18,10 @@ import orjson
 from livefeed.days import Day
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
 
-APPEND_LUA = (Path(__file__).parent / "append.lua").read_text()
+_HERE = Path(__file__).parent
+LAST_ID_LUA = (_HERE / "last_id.lua").read_text()
+"""``stream_last_id()``, which ``append.lua`` and ``bulk.lua`` both call: put before each."""
+APPEND_LUA = LAST_ID_LUA + (_HERE / "append.lua").read_text()
 
 ID = "\ue000livefeed:id\ue000"
 """Placeholder for the entry id in a payload given to ``Store.append``."""

@@ -11,16 +11,7 @@
 -- Returns the batch's last id. The caller computed the ids (the stream's last id is checked
 -- here first, so they are what append.lua would have given) and filled them into the JSON.
 
-local last = redis.call('GET', KEYS[8])
-if not last then  -- a stream written before this key existed
-  local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
-  if type(info) == 'table' and not info.err then
-    for i = 1, #info, 2 do
-      if info[i] == 'last-generated-id' then last = info[i + 1] end
-    end
-  end
-end
-last = last or '0-0'
+local last = stream_last_id() or '0-0'  -- last_id.lua
 if last ~= ARGV[1] then
   return 'LIVEFEED_MOVED ' .. last
 end

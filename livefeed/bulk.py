@@ -24,11 +24,12 @@ from typing import Any
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
+from livefeed.append import LAST_ID_LUA
 from livefeed.metrics import EVENTS_PUBLISHED
 from livefeed.models import StreamId
 from livefeed.store import Store
 
-BULK_LUA = (Path(__file__).parent / "bulk.lua").read_text()
+BULK_LUA = LAST_ID_LUA + (Path(__file__).parent / "bulk.lua").read_text()
 PER_CALL = 500
 """Briefs per script call: they share one fsync; Redis serves nobody else for ~10 ms."""
 
