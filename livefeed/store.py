@@ -297,7 +297,7 @@ class Store:
         low = start_ms if after is None else max(start_ms, after.ms)
         high = end_ms if before is None else min(end_ms, before.ms)
         chunk = limit + 33  # room for briefs sharing the cursor's millisecond
-        ids: list[StreamId] = []
+        ids: list[tuple[StreamId, bytes]] = []  # parsed to order and filter, raw to ask for
         offset = 0
         while len(ids) <= limit:
             if newest_first:
@@ -310,16 +310,17 @@ class Store:
             for row in rows:
                 brief_id = StreamId.parse(_text(row))
                 if (after is None or brief_id > after) and (before is None or brief_id < before):
-                    ids.append(brief_id)
+                    ids.append((brief_id, row))
             if len(rows) < chunk:
                 break
-        ids.sort(reverse=newest_first)  # exact order within one millisecond
+        ids.sort(key=lambda pair: pair[0], reverse=newest_first)  # exact order within one ms
         page = ids[: limit + 1]
         raws: list[bytes] = []
         if page:
-            raws = [r for r in await self._cmd("HMGET", self.state_key(slug), *map(str, page)) if r]
+            fields = [row for _, row in page]
+            raws = [r for r in await self._cmd("HMGET", self.state_key(slug), *fields) if r]
         if len(page) > limit:
-            return raws[:limit], page[limit - 1]
+            return raws[:limit], page[limit - 1][0]
         return raws, None
 
     async def reindex(self, slug: str) -> int:
