@@ -16,6 +16,15 @@ def _default_web_dir() -> Path:
     return packaged if packaged.is_dir() else here.parent / "web"
 
 
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the embedded Redis keeps its data unless told otherwise: one place per user
+    (``$XDG_DATA_HOME/livefeed``, else ``~/.local/share/livefeed``), so every command finds the
+    running service's data whatever the current directory."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "livefeed"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service needs to know, passed to ``create_app(settings)``.
@@ -27,7 +36,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     redis_url: str = ""
-    data_dir: Path = Path("var")
+    data_dir: Path = field(default_factory=default_data_dir)
     key_prefix: str = "livefeed"
     editor_token: str = ""
     editor_name: str = "Newsroom"

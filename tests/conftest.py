@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,6 +38,9 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "livefeed"))
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Commands without --data-dir use the user's data directory; tests never touch the real one.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="livefeed-tests-xdg-")
 
 
 class RedisProcess:
