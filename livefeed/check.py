@@ -85,10 +85,16 @@ def check_data_dir(data_dir: Path) -> Finding:
     """Embedded mode keeps Redis's append-only file in ``data_dir``: it must be writable."""
     path = data_dir.resolve()
     if path.exists() and not path.is_dir():
-        return Finding("error", "data-dir", f"{path} exists but is not a directory")
+        return Finding(
+            "error", "data-dir", f"{path} exists but is not a directory; pass --data-dir"
+        )
     existing = path
     while not existing.exists():
         existing = existing.parent
+    if not existing.is_dir():
+        return Finding(
+            "error", "data-dir", f"{existing} is a file, so {path} cannot be made; pass --data-dir"
+        )
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass

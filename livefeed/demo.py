@@ -25,6 +25,8 @@ from livefeed.transfer import ImportedBrief, import_briefs
 log = logging.getLogger("livefeed.demo")
 
 DEMO_SLUG = "demo"
+DEMO_EDITOR = "Demo desk"
+"""The named editor whose token ``serve --demo`` prints."""
 DEMO_FEED = {"title": "Storm Halvard: live updates (demo)", "timezone": "Europe/Lisbon"}
 
 _PLACES = [

@@ -3,45 +3,79 @@ owns."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import errno
 import logging.config
 import os
 import secrets
 import signal
+import socket
 import sys
 from typing import Any
 
 import uvicorn
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from livefeed import logs
 from livefeed.app import create_app
+from livefeed.check import check_data_dir
 from livefeed.config import Settings
+from livefeed.demo import DEMO_EDITOR
 from livefeed.embedded import EmbeddedRedis, EmbeddedRedisError
 from livefeed.metrics import share_between_workers
+from livefeed.tokens import Tokens
 from livefeed.transport import DirectSendProtocol
+
+EXIT_PORT_UNUSABLE = os.EX_UNAVAILABLE
+"""``serve`` exit status when the port cannot be listened on (in use, or not allowed)."""
+EXIT_DATA_DIR = os.EX_CANTCREAT
+"""``serve`` exit status when the embedded Redis's data directory cannot be used."""
+EXIT_REDIS = os.EX_SOFTWARE
+"""``serve`` exit status when the embedded Redis does not start."""
 
 
 def serve(settings: Settings) -> int:
-    """Run the server until stopped: embedded Redis (unless ``redis_url``), demo, workers."""
+    """Run the server until stopped: embedded Redis (unless ``redis_url``), demo, workers.
+
+    What would fail later (the port, the data directory) is checked first, so a failure is one
+    line with its fix and an exit status of its own, before anything is announced or seeded.
+    """
     try:
         log_config = logs.config(settings.log_level, settings.log_format)
     except ValueError as exc:
         print(f"livefeed: {exc}", file=sys.stderr)
         return 1
+    problem = port_problem(settings.host, settings.port)
+    if problem is not None:
+        print(f"livefeed: {problem}", file=sys.stderr)
+        return EXIT_PORT_UNUSABLE
+    if not settings.redis_url:
+        finding = check_data_dir(settings.data_dir)
+        if finding.level == "error":
+            print(f"livefeed: data directory: {finding.message}", file=sys.stderr)
+            return EXIT_DATA_DIR
     logging.config.dictConfig(log_config)
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
-        embedded = EmbeddedRedis(settings.data_dir)
         try:
+            embedded = EmbeddedRedis(settings.data_dir)
             url = embedded.start()
         except EmbeddedRedisError as exc:
             print(f"livefeed: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_REDIS
         settings = dataclasses.replace(settings, redis_url=url)
         print(f"livefeed: embedded Redis at {url}, data in {embedded.data_dir}", file=sys.stderr)
     if settings.demo and not settings.editor_token:
-        settings = dataclasses.replace(settings, editor_token="demo-" + secrets.token_urlsafe(16))
-        print(f"livefeed: demo editor token for this run: {settings.editor_token}", file=sys.stderr)
+        try:
+            token = asyncio.run(demo_token(settings))
+        except (RedisError, OSError) as exc:
+            print(f"livefeed: cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+            return EXIT_REDIS
+        print(f"livefeed: demo editor token: {token}", file=sys.stderr)
+        print(f"  export TOKEN={token}", file=sys.stderr)
     if settings.demo:
         print(
             f"livefeed: demo feed at http://{settings.host}:{settings.port}/feeds/demo",
@@ -77,6 +111,55 @@ def serve(settings: Settings) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+async def demo_token(settings: Settings) -> str:
+    """The demo editor's token: kept in the data directory (so a restart keeps it working) and
+    registered in Redis like any named editor's, so every node and ``livefeed check`` know it."""
+    path = settings.data_dir / "demo-token"
+    try:
+        token = path.read_text().strip()
+    except OSError:
+        token = ""
+    if not token:
+        token = "lf_demo_" + secrets.token_urlsafe(24)
+        with contextlib.suppress(OSError):  # e.g. --redis-url with no data directory: one run
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(token + "\n")
+    redis = Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout)
+    try:
+        await Tokens(redis, settings.key_prefix).register(DEMO_EDITOR, token)
+    finally:
+        await redis.aclose()
+    return token
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, as one sentence with the fix; None if it can.
+
+    Bound and released at once, with the options uvicorn binds with; something that takes the
+    port in between still makes uvicorn fail, but that race is rare and uvicorn says so too.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host!r}: {exc.strerror}; pass --host with a local address"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use (another livefeed?): stop what "
+                    f"uses it, or pass --port {port + 1 if port < 65535 else 8000}"
+                )
+            if exc.errno == errno.EACCES:
+                return f"not allowed to listen on port {port}: pass --port 1024 or above"
+            return f"cannot listen on {host}:{port} ({exc.strerror}): pass --host or --port"
+    return None
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

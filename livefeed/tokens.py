@@ -47,6 +47,15 @@ class Tokens:
         await self._cmd("HSET", self._hashes, digest, name)
         return token
 
+    async def register(self, name: str, token: str) -> None:
+        """Make ``token`` the token of ``name``, replacing any earlier one (the demo's editor,
+        whose token is kept in its data directory so it outlives a restart)."""
+        await self.revoke(name)
+        digest = hash_token(token)
+        record = orjson.dumps({"sha256": digest, "created_at": iso_ms(now_ms())})
+        await self._cmd("HSET", self._names, name, record)
+        await self._cmd("HSET", self._hashes, digest, name)
+
     async def editors(self) -> list[dict[str, str]]:
         """Every editor with a token and when it was made, by name; never the tokens."""
         rows = await self._cmd("HGETALL", self._names)
