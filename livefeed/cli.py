@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,10 +22,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livefeed.config import Settings
-from livefeed.days import local_clock, parse_clock, parse_day
+from livefeed.days import Day, day_containing, day_of, local_clock, parse_clock, parse_day
 from livefeed.embedded import EmbeddedRedis, EmbeddedRedisError, owner_url
-from livefeed.errors import LivefeedError
-from livefeed.models import StreamId, now_ms, parse_new_feed
+from livefeed.errors import LivefeedError, NotFound
+from livefeed.models import Feed, StreamId, now_ms, parse_new_feed
 from livefeed.replay import Player, parse_speed
 from livefeed.store import Store
 from livefeed.transfer import export_briefs, import_briefs, parse_import
@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis-url", help="use this Redis (env LIVEFEED_REDIS_URL); default: embedded"
     )
     redis_opts.add_argument(
-        "--data-dir", type=Path, help="embedded Redis data (env LIVEFEED_DATA_DIR; default ./var)"
+        "--data-dir",
+        type=Path,
+        help="embedded Redis data (env LIVEFEED_DATA_DIR; default ~/.local/share/livefeed)",
     )
     redis_opts.add_argument("--key-prefix", help="Redis key prefix (env LIVEFEED_KEY_PREFIX)")
 
@@ -107,9 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("feed", help="the feed's slug")
     when = export.add_mutually_exclusive_group()
-    when.add_argument("--day", help="one local day, YYYY-MM-DD")
-    when.add_argument("--from", dest="from_day", help="first local day, YYYY-MM-DD")
-    export.add_argument("--to", dest="to_day", help="last local day, YYYY-MM-DD (with --from)")
+    when.add_argument("--day", help="one local day, YYYY-MM-DD, today or yesterday")
+    when.add_argument(
+        "--from", dest="from_day", help="first local day, YYYY-MM-DD (or today, yesterday)"
+    )
+    export.add_argument(
+        "--to", dest="to_day", help="last local day, YYYY-MM-DD (or today, yesterday; with --from)"
+    )
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     export.set_defaults(func=cmd_export)
 
@@ -124,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", parents=[redis_opts], help="play a day in the terminal")
     replay.add_argument("feed", help="the feed's slug")
-    replay.add_argument("day", help="YYYY-MM-DD, in the feed's time zone")
+    replay.add_argument("day", help="YYYY-MM-DD in the feed's time zone, today or yesterday")
     replay.add_argument("--speed", default="60", help="how many times faster (default 60)")
     replay.add_argument("--from", dest="from_clock", help="start at this local time, HH:MM")
     replay.set_defaults(func=cmd_replay)
@@ -183,6 +189,16 @@ def _redis_url(settings: Settings) -> Iterator[str]:
         embedded.stop()
 
 
+def which_redis(settings: Settings) -> str:
+    """Which Redis a command used, in words, for when it did not find what was asked for."""
+    if settings.redis_url:
+        return f"the Redis at {settings.redis_url}"
+    data_dir = settings.data_dir.resolve()
+    if owner_url(data_dir):
+        return f"the embedded Redis of the livefeed serving {data_dir}"
+    return f"the embedded Redis in {data_dir} (no livefeed is serving it now)"
+
+
 def _with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]]) -> int:
     settings = settings_from(args)
 
@@ -193,9 +209,13 @@ def _with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[in
         finally:
             await redis.aclose()
 
+    where = which_redis(settings)  # before a temporary embedded Redis takes the data directory
     try:
         with _redis_url(settings) as url:
             return asyncio.run(run(url))
+    except NotFound as exc:
+        print(f"livefeed: {exc.message} in {where}", file=sys.stderr)
+        return 1
     except LivefeedError as exc:
         print(f"livefeed: {exc.message}", file=sys.stderr)
         return 1
@@ -277,20 +297,42 @@ def _progress(label: str) -> Callable[[int, int], None] | None:
     return show
 
 
+def cli_day(raw: str, timezone: str) -> Day:
+    """A day as the CLI takes it: ``YYYY-MM-DD``, or ``today`` / ``yesterday`` in the feed's
+    zone, so the README's examples work on the day they are typed."""
+    word = raw.strip().lower()
+    if word in ("today", "yesterday"):
+        today = day_containing(now_ms(), timezone).date
+        return day_of(today - timedelta(days=1) if word == "yesterday" else today, timezone)
+    return parse_day(raw, timezone)
+
+
+async def say_empty(store: Store, feed: Feed, what: str) -> None:
+    """An empty export or replay says so on standard error, with the days that have briefs."""
+    days = [day for day, _ in await store.days(feed.slug)]
+    shown = ", ".join(days[:5]) + (", ..." if len(days) > 5 else "")
+    has = f"it has briefs on {shown}" if days else "it has no briefs yet"
+    print(f"livefeed: no briefs {what} in feed {feed.slug}; {has}", file=sys.stderr)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
 
     async def action(store: Store) -> int:
         feed = await store.require_feed(args.feed)
         start_ms, end_ms = 0, 2**63 - 1
+        what = ""
         if args.day:
-            day = parse_day(args.day, feed.timezone)
+            day = cli_day(args.day, feed.timezone)
             start_ms, end_ms = day.start_ms, day.end_ms
+            what = f"on {day.date}"
         elif args.from_day or args.to_day:
             if args.from_day:
-                start_ms = parse_day(args.from_day, feed.timezone).start_ms
+                first = cli_day(args.from_day, feed.timezone)
+                start_ms, what = first.start_ms, f"from {first.date}"
             if args.to_day:
-                end_ms = parse_day(args.to_day, feed.timezone).end_ms
+                last = cli_day(args.to_day, feed.timezone)
+                end_ms, what = last.end_ms, f"{what} to {last.date}".strip()
         total = sum(
             count
             for day_iso, count in await store.days(feed.slug)
@@ -303,7 +345,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             done += len(lines)
             if progress is not None:
                 progress(done, max(total, done))
-        print(f"exported {done} briefs", file=sys.stderr)
+        if done == 0:
+            await say_empty(store, feed, what)
+        else:
+            print(f"exported {done} briefs", file=sys.stderr)
         return 0
 
     try:
@@ -343,9 +388,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
         feed = await store.require_feed(args.feed)
-        day = parse_day(args.day, feed.timezone)
+        day = cli_day(args.day, feed.timezone)
         speed = parse_speed(args.speed)
         start = day.at_clock(*parse_clock(args.from_clock)) if args.from_clock else day.start_ms
+        if not any(d == day.date.isoformat() for d, _ in await store.days(feed.slug)):
+            await say_empty(store, feed, f"on {day.date}")
+            return 1
         player = Player(store, feed, day, speed, max_gap=3.0)
         async for frame in player.play(start):
             print(_replay_line(orjson.loads(frame), feed.timezone), flush=True)

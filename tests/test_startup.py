@@ -1,0 +1,147 @@
+"""A newcomer's first commands: start-up failures are one clear line, the demo's token and data
+are found by every command wherever it runs, and empty answers say what there is instead."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from conftest import LivefeedServer, RedisProcess
+from livefeed.embedded import free_port
+
+
+def livefeed(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a newcomer would: from ``cwd``, with the environment given."""
+    return subprocess.run(
+        [sys.executable, "-m", "livefeed", *args],
+        capture_output=True, text=True, timeout=90, cwd=cwd, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[LivefeedServer, Path]]:
+    """``serve --demo`` with no --data-dir and no editor token, as the README runs it; the
+    user's data directory is ``tmp_path/xdg``."""
+    xdg = tmp_path / "xdg"
+    server = LivefeedServer(
+        "",
+        "livefeed",
+        LIVEFEED_EDITOR_TOKEN="",
+        LIVEFEED_DEMO_INTERVAL="3600",
+        XDG_DATA_HOME=str(xdg),
+    )
+    server.start("--demo", log_dir=tmp_path)
+    try:
+        yield server, xdg
+    finally:
+        server.stop()
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_before_announcing_or_seeding(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """A taken port is one line naming --port, exit status 69, and no demo feed written."""
+    prefix = "busy-" + uuid.uuid4().hex[:8]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = livefeed(
+            "serve", "--demo", "--port", str(port), "--redis-url", redis_server.url,
+            "--key-prefix", prefix, cwd=tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 69, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--port" in lines[0] and str(port) in lines[0], done.stderr
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        assert client.zcard(f"{prefix}:feeds") == 0, "nothing seeded before the port was checked"
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_serve_with_an_unusable_data_dir_says_so_in_one_line(tmp_path: Path, where: str) -> None:
+    """A data directory that is a file, or under one, is one line and exit status 73."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    data_dir = blocker if where == "file" else blocker / "var"
+    done = livefeed("serve", "--port", str(free_port()), "--data-dir", str(data_dir), cwd=tmp_path)
+    assert done.returncode == 73, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(blocker) in lines[0] and "--data-dir" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_demo_token_works_on_check_and_survives_a_restart(
+    demo: tuple[LivefeedServer, Path], tmp_path: Path
+) -> None:
+    """The printed token publishes, `livefeed check` agrees the setup is fine, and a restarted
+    demo keeps the same token."""
+    server, xdg = demo
+    token = _printed_token(server)
+    response = httpx.post(
+        f"{server.base}/api/feeds/demo/briefs",
+        json={"headline": "From a newcomer"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    checked = livefeed("check", cwd=tmp_path, XDG_DATA_HOME=str(xdg), LIVEFEED_EDITOR_TOKEN="")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "error" not in checked.stdout.split("livefeed check:")[0]
+
+    server.stop()
+    server.start("--demo", log_dir=tmp_path)
+    assert _printed_token(server) == token
+
+
+def test_commands_find_the_running_demo_from_any_directory(
+    demo: tuple[LivefeedServer, Path], tmp_path: Path
+) -> None:
+    """With no --data-dir, export from another directory reads the running demo's feed, and a
+    missing feed names the Redis that was asked."""
+    _, xdg = demo
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"XDG_DATA_HOME": str(xdg)}
+    exported = livefeed("export", "demo", "--day", "today", cwd=elsewhere, **env)
+    assert exported.returncode == 0, exported.stderr
+    assert len(exported.stdout.splitlines()) > 0
+    missing = livefeed("export", "no-such-feed", cwd=elsewhere, **env)
+    assert missing.returncode == 1
+    assert "no feed named 'no-such-feed'" in missing.stderr
+    assert str(xdg / "livefeed") in missing.stderr, "says which Redis it looked in"
+
+
+def test_an_empty_export_or_replay_names_the_days_that_have_briefs(
+    demo: tuple[LivefeedServer, Path], tmp_path: Path
+) -> None:
+    """Asking for a day without briefs says so on standard error and lists days that have some."""
+    _, xdg = demo
+    env = {"XDG_DATA_HOME": str(xdg)}
+    days = httpx.get(f"{demo[0].base}/api/feeds/demo/days", timeout=10).json()["days"]
+    newest = days[0]["date"]
+    exported = livefeed("export", "demo", "--day", "2001-02-03", cwd=tmp_path, **env)
+    assert exported.returncode == 0 and exported.stdout == ""
+    assert "no briefs on 2001-02-03 in feed demo" in exported.stderr
+    assert newest in exported.stderr
+    replayed = livefeed("replay", "demo", "2001-02-03", cwd=tmp_path, **env)
+    assert replayed.returncode == 1
+    assert "no briefs on 2001-02-03" in replayed.stderr and newest in replayed.stderr
+
+
+def _printed_token(server: LivefeedServer) -> str:
+    for line in server.log().splitlines():
+        if line.strip().startswith("export TOKEN="):
+            return line.strip().removeprefix("export TOKEN=")
+    raise AssertionError(f"no token printed:\n{server.log()}")
