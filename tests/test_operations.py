@@ -311,7 +311,9 @@ def test_check_wants_a_writable_data_dir_in_embedded_mode(tmp_path: Path) -> Non
     out = io.StringIO()
     settings = Settings(data_dir=blocker / "var", editor_token=TOKEN)
     assert check.run(settings, _redis_url, out) == 1
-    assert re.search(r"^error +data-dir +.*a-file is a file, so .* cannot be made", out.getvalue(), re.M)
+    assert re.search(
+        r"^error +data-dir +.*a-file is a file, so .* cannot be made", out.getvalue(), re.M
+    )
     assert not (blocker.parent / "var").exists()
 
 

@@ -145,3 +145,30 @@ def _printed_token(server: LivefeedServer) -> str:
         if line.strip().startswith("export TOKEN="):
             return line.strip().removeprefix("export TOKEN=")
     raise AssertionError(f"no token printed:\n{server.log()}")
+
+
+def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, Path]) -> None:
+    """The demo starts with a pinned lead, key events, a correction and a retraction, at
+    spread-out times, with no headline twice."""
+    server, _ = demo
+    feed = httpx.get(f"{server.base}/api/feeds/demo", timeout=10).json()
+    assert feed["pinned"] is not None
+    briefs = httpx.get(f"{server.base}/api/feeds/demo/briefs?limit=100", timeout=10).json()
+    recent = briefs["briefs"][:8]
+    assert any(b["key_event"] for b in recent)
+    assert any(b["version"] > 1 for b in recent), "a visible correction"
+    assert len({b["published_at"][:16] for b in recent}) >= 5, "times are spread out"
+    headlines = [b["headline"] for b in briefs["briefs"]]
+    assert len(headlines) == len(set(headlines))
+    url = next(
+        line.split("embedded Redis at ")[1].split(",")[0]
+        for line in server.log().splitlines()
+        if "embedded Redis at " in line
+    )
+    client = redis.Redis.from_url(url)
+    try:
+        rows: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange("livefeed:feed:demo:events")  # type: ignore[assignment]
+        types = {fields[b"t"] for _, fields in rows}
+    finally:
+        client.close()
+    assert {b"brief_deleted", b"brief_updated", b"pinned"} <= types
