@@ -4,7 +4,9 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
 
     P:feeds                 sorted set of feed slugs, scored by creation time
     P:feed:<slug>           string: the feed as JSON
-    P:feed:<slug>:events    stream: one entry per event, fields t (type) and d (JSON object)
+    P:feed:<slug>:events    stream: one entry per event, fields t (type), d (JSON object) and
+                            p (the id generated before it, "0-0" for the first: a chain that
+                            shows any entry since removed; entries from before p have none)
 
 Editor tokens are kept by ``livefeed.tokens`` (``store.tokens``), under the same prefix.
 
@@ -38,11 +40,13 @@ _U64 = 2**64 - 1
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A raw stream entry: position, event type and the stored JSON object."""
+    """A raw stream entry: position, event type, the stored JSON object, and ``prev``, the id
+    generated just before it as text (None for entries written before livefeed recorded it)."""
 
     id: StreamId
     type: str
     data: bytes
+    prev: str | None = None
 
     def to_event(self) -> Event:
         return Event.of(self.id, self.type, event_frame(self.type, str(self.id), self.data))
@@ -63,7 +67,13 @@ class StreamBounds:
 
 
 def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
-    return Entry(StreamId.parse(raw_id.decode()), fields[b"t"].decode(), fields[b"d"])
+    prev = fields.get(b"p")
+    return Entry(
+        StreamId.parse(raw_id.decode()),
+        fields[b"t"].decode(),
+        fields[b"d"],
+        None if prev is None else prev.decode(),
+    )
 
 
 class Store:
