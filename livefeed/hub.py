@@ -29,7 +29,8 @@ log = logging.getLogger("livefeed.hub")
 Source = Callable[[str], Awaitable[tuple[StreamId, AsyncIterator[list[Event]]]]]
 """Given a feed slug, settle the current stream position; return it and the batches after it.
 
-An empty batch means "nothing happened for a while" and becomes a heartbeat frame.
+An empty batch means "nothing happened for a while" and becomes a heartbeat frame. The batches
+should never end; if they do (or raise), the feed's readers are closed with 1013.
 """
 
 

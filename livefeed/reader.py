@@ -264,9 +264,10 @@ async def _catch_up(
     backup restored).
 
     Every entry names the id generated just before it (``Entry.prev``): the first one read must
-    name ``since``, each next one the one before, and the stream must still hold its last
-    generated id. Entries written before livefeed recorded ``prev`` are taken on trust, with only
-    the older check on them: ``max-deleted-entry-id`` (Redis 7 only, and moved by XDEL alone).
+    name ``since``, each next one the one before, and the reads must reach the last id the stream
+    had generated when the catch-up began. Entries written before livefeed recorded ``prev`` are
+    taken on trust, with only the older check for them: ``max-deleted-entry-id`` (Redis 7 only,
+    moved by XDEL, not by XTRIM). The check costs a string comparison per entry.
 
     A reader that is as far as the hub (the usual case: a page that just loaded) needs nothing
     from Redis at all; the hub delivers everything after ``sub.start``.
