@@ -56,7 +56,7 @@ def create_app(settings: Settings) -> Starlette:
 
         async def source(feed: str) -> tuple[StreamId, AsyncIterator[list[Event]]]:
             start = (await store.bounds(feed)).last_generated
-            return start, follow(tail_store, feed, start, block_ms, on_error=_log_tail_error(feed))
+            return start, follow(tail_store, feed, start, block_ms)
 
         hub = Hub(source, queue_limit=settings.reader_queue)
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
@@ -214,13 +214,6 @@ def _redis(url: str, timeout: float, pool_size: int) -> Redis:
         health_check_interval=30,
     )
     return Redis.from_pool(pool)
-
-
-def _log_tail_error(feed: str) -> Any:
-    def report(exc: Exception) -> None:
-        log.warning("reading feed %s from Redis failed (%s); retrying", feed, type(exc).__name__)
-
-    return report
 
 
 async def _livefeed_error(request: Request, exc: Exception) -> Response:

@@ -53,6 +53,7 @@ end
 
 local last_ms, last_seq = -1, -1
 local last = stream_last_id()  -- last_id.lua
+local prev = last or '0-0'  -- each entry names the one before it (field p): readers check the chain
 if last then
   local a, b = string.match(last, '^(%d+)-(%d+)$')
   last_ms, last_seq = tonumber(a), tonumber(b)
@@ -95,7 +96,8 @@ local function append_one(h, markers, head, tail, chunks)
   end
   local body = table.concat(parts)
 
-  redis.call('XADD', KEYS[1], id, 't', h.type, 'd', head .. body .. tail)
+  redis.call('XADD', KEYS[1], id, 't', h.type, 'd', head .. body .. tail, 'p', prev)
+  prev = id
   last_ms, last_seq = ms, seq
   local field = h.field
   if type(field) ~= 'string' then field = id end

@@ -28,10 +28,12 @@ local head, tail = ARGV[2], ARGV[3]
 local n = tonumber(ARGV[4])
 local states, index, history = {}, {}, {}
 local pos, id = 5, nil
+local prev = last  -- each entry names the one before it (field p), as in append.lua
 for i = 1, n do
   id = ARGV[pos]
   local ms, state = ARGV[pos + 1], ARGV[pos + 2]
-  redis.call('XADD', KEYS[1], id, 't', 'brief', 'd', head .. state .. tail)
+  redis.call('XADD', KEYS[1], id, 't', 'brief', 'd', head .. state .. tail, 'p', prev)
+  prev = id
   states[2 * i - 1], states[2 * i] = id, state
   index[2 * i - 1], index[2 * i] = ms, id
   history[2 * i - 1], history[2 * i] = id, id  -- a new id has no history yet

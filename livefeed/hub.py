@@ -6,7 +6,8 @@ start position and returns the stream's batches from there on; it hands each eve
 built once) to every subscriber of the feed without awaiting any of them: into the queue of a
 reader still catching up, straight onto the socket of one that has caught up. A subscriber whose
 queue or socket buffer is full is flagged as too slow, closed with 4408, and resumes with
-``since``.
+``since``. A feed's reader task never ends silently: should its batches stop (a source retries
+what it can itself), that is logged and counted, and the feed's readers are closed with 1013.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from livefeed import metrics
-from livefeed.errors import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW
+from livefeed.errors import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW, CLOSE_TRY_AGAIN_LATER
 from livefeed.frames import Event, control_frame
 from livefeed.models import StreamId, iso_ms, now_ms
 
@@ -28,7 +29,8 @@ log = logging.getLogger("livefeed.hub")
 Source = Callable[[str], Awaitable[tuple[StreamId, AsyncIterator[list[Event]]]]]
 """Given a feed slug, settle the current stream position; return it and the batches after it.
 
-An empty batch means "nothing happened for a while" and becomes a heartbeat frame.
+An empty batch means "nothing happened for a while" and becomes a heartbeat frame. The batches
+should never end; if they do (or raise), the feed's readers are closed with 1013.
 """
 
 
@@ -259,10 +261,36 @@ class Hub:
                 del self._channels[channel.feed]
             return
         channel.ready.set_result(None)
+        try:
+            if await self._fan_out(channel, batches):
+                return
+        except Exception:
+            log.exception("following feed %s failed; closing its readers (1013)", channel.feed)
+        finally:
+            if hasattr(batches, "aclose"):
+                with contextlib.suppress(Exception):
+                    await batches.aclose()
+        self._drop(channel)
+
+    def _drop(self, channel: _Channel) -> None:
+        """A follower that ended (on an error, or its source ran dry) closes its readers with
+        1013 rather than leave them waiting on a feed that no longer moves: they resume with
+        ``since`` at once, and the next subscriber starts a new follower."""
+        metrics.FOLLOWERS_FAILED.inc()
+        if self._channels.get(channel.feed) is channel:
+            del self._channels[channel.feed]
+        for sub in list(channel.subscribers):  # closing one may unsubscribe it
+            sub.close(CLOSE_TRY_AGAIN_LATER, "feed reader stopped: resume with since")
+        channel.subscribers.clear()
+        channel.readers_gauge.set(0)
+
+    async def _fan_out(self, channel: _Channel, batches: AsyncIterator[list[Event]]) -> bool:
+        """Hand each batch to every subscriber; True when the channel expired (idle), False when
+        the source ran dry."""
         loop = asyncio.get_running_loop()
         async for batch in batches:
             if self._expired(channel, loop.time()):
-                break
+                return True
             events = len(batch)
             if not batch:
                 batch = [_heartbeat()]
@@ -284,8 +312,7 @@ class Hub:
             readers = len(subscribers)
             if events:  # one timer and one increment per batch, never per reader
                 metrics.fanned_out(events * readers, time.perf_counter() - started)
-        if hasattr(batches, "aclose"):
-            await batches.aclose()
+        return False
 
     def _expired(self, channel: _Channel, now: float) -> bool:
         """An idle channel with no subscribers for ``linger`` seconds stops its task."""

@@ -12,6 +12,8 @@ Metrics (all prefixed ``livefeed_``)::
     fanout_seconds                           histogram one batch: stream read to last socket write
     slow_readers_closed_total                counter   readers closed with 4408 (too slow)
     redis_reconnects_total                   counter   stream reads that lost Redis and retried
+    stream_read_errors_total{error}          counter   stream reads that failed on any Redis error
+    followers_failed_total                   counter   feed followers that ended; readers got 1013
     replay_sessions_active                   gauge     day replays playing now
     replay_sessions_total                    counter   day replays started
     http_requests_total{method,route,status} counter   by route template, never the raw path
@@ -86,6 +88,17 @@ SLOW_READERS_CLOSED = Counter(
 REDIS_RECONNECTS = Counter(
     "livefeed_redis_reconnects",
     "Stream reads that failed on a Redis connection error and reconnected after a backoff",
+)
+STREAM_READ_ERRORS = Counter(
+    "livefeed_stream_read_errors",
+    "Stream reads of a feed follower that failed on a Redis error (connection lost, NOPERM, "
+    "LOADING, READONLY, BUSY, a bad reply) and were retried after a backoff, by error class",
+    ["error"],
+)
+FOLLOWERS_FAILED = Counter(
+    "livefeed_followers_failed",
+    "Feed followers (one per feed per process) that ended on an unexpected error; their readers "
+    "were closed with 1013 so they resume at once",
 )
 REPLAYS_ACTIVE = Gauge(
     "livefeed_replay_sessions_active",

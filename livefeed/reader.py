@@ -259,7 +259,15 @@ async def _snapshot(
 async def _catch_up(
     websocket: WebSocket, store: Store, sub: Subscriber, since: StreamId, settings: Settings
 ) -> StreamId:
-    """Send everything after ``since`` and return the last id sent.
+    """Send everything after ``since`` and return the last id sent; ``_Reload`` as soon as an
+    event after ``since`` turns out to be unreadable, whatever removed it (XDEL, XTRIM, an older
+    backup restored).
+
+    Every entry names the id generated just before it (``Entry.prev``): the first one read must
+    name ``since``, each next one the one before, and the reads must reach the last id the stream
+    had generated when the catch-up began. Entries written before livefeed recorded ``prev`` are
+    taken on trust, with only the older check for them: ``max-deleted-entry-id`` (Redis 7 only,
+    moved by XDEL, not by XTRIM). The check costs a string comparison per entry.
 
     A reader that is as far as the hub (the usual case: a page that just loaded) needs nothing
     from Redis at all; the hub delivers everything after ``sub.start``.
@@ -275,13 +283,19 @@ async def _catch_up(
     if since > sub.start:  # the hub has not read that far yet; it will deliver the rest
         return since
     position = since
+    expected = str(since)
     while True:
         sub.reset()
         entries = await store.read_after(slug, position, settings.catchup_page)
         for entry in entries:
+            if entry.prev is not None and entry.prev != expected:
+                raise _Reload("events after since have been removed from the feed")
             await websocket.send_text(entry.to_event().frame)
             position = entry.id
+            expected = str(position)
         if len(entries) < settings.catchup_page and not sub.overflowed:
+            if position < bounds.last_generated:  # the newest events are gone
+                raise _Reload("events after since have been removed from the feed")
             return position
 
 

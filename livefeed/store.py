@@ -4,7 +4,9 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
 
     P:feeds                 sorted set of feed slugs, scored by creation time
     P:feed:<slug>           string: the feed as JSON
-    P:feed:<slug>:events    stream: one entry per event, fields t (type) and d (JSON object)
+    P:feed:<slug>:events    stream: one entry per event, fields t (type), d (JSON object) and
+                            p (the id generated before it, "0-0" for the first: a chain that
+                            shows any entry since removed; entries from before p have none)
 
 Editor tokens are kept by ``livefeed.tokens`` (``store.tokens``), under the same prefix.
 
@@ -15,34 +17,39 @@ them to 503 in one place.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livefeed.append import APPEND_LUA, Append, refusal
 from livefeed.errors import Conflict, NotFound
 from livefeed.frames import Event, event_frame
-from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
+from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS, STREAM_READ_ERRORS
 from livefeed.models import ZERO_ID, Feed, StreamId, now_ms
 from livefeed.tokens import Tokens
+
+log = logging.getLogger("livefeed.store")
 
 _U64 = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A raw stream entry: position, event type and the stored JSON object."""
+    """A raw stream entry: position, event type, the stored JSON object, and ``prev``, the id
+    generated just before it as text (None for entries written before livefeed recorded it)."""
 
     id: StreamId
     type: str
     data: bytes
+    prev: str | None = None
 
     def to_event(self) -> Event:
         return Event.of(self.id, self.type, event_frame(self.type, str(self.id), self.data))
@@ -63,7 +70,13 @@ class StreamBounds:
 
 
 def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
-    return Entry(StreamId.parse(raw_id.decode()), fields[b"t"].decode(), fields[b"d"])
+    prev = fields.get(b"p")
+    return Entry(
+        StreamId.parse(raw_id.decode()),
+        fields[b"t"].decode(),
+        fields[b"d"],
+        None if prev is None else prev.decode(),
+    )
 
 
 class Store:
@@ -388,29 +401,39 @@ def _text(value: Any) -> str:
 
 
 async def follow(
-    store: Store,
-    slug: str,
-    after: StreamId,
-    block_ms: int,
-    *,
-    on_error: Callable[[Exception], None] | None = None,
+    store: Store, slug: str, after: StreamId, block_ms: int
 ) -> AsyncIterator[list[Event]]:
     """Yield batches of events after ``after`` forever; [] after each idle ``block_ms``.
 
-    Survives Redis restarts: on a connection error it waits with backoff (capped at 5 s) and
-    resumes from the last id it yielded, so no event is skipped or repeated.
+    Survives any Redis error, not only a lost connection (``LOADING``, ``READONLY`` after a
+    failover, ``NOPERM`` after an ACL change, ``BUSY``, a reply it cannot parse): it waits with
+    backoff (capped at 2 s) and resumes from the last id it yielded, so no event is skipped or
+    repeated. Every failed read is counted in ``stream_read_errors_total`` (connection errors in
+    ``redis_reconnects_total`` too); the log gets one line when reads start failing and one when
+    they work again, never one per retry.
     """
     delay = 0.1
+    failures = 0
+    failing_since = 0.0
     while True:
         try:
             entries = await store.tail(slug, after, block_ms)
-        except (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError) as exc:
-            REDIS_RECONNECTS.inc()
-            if on_error is not None:
-                on_error(exc)
+        except (RedisError, OSError) as exc:
+            STREAM_READ_ERRORS.labels(type(exc).__name__).inc()
+            if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
+                REDIS_RECONNECTS.inc()
+            if failures == 0:
+                failing_since = time.monotonic()
+                log.warning("reading feed %s from Redis failed (%s: %s); retrying with backoff",
+                            slug, type(exc).__name__, exc)  # fmt: skip
+            failures += 1
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 2.0)
             continue
+        if failures:
+            log.warning("reading feed %s from Redis works again, after %d failed reads in %.1f s",
+                        slug, failures, time.monotonic() - failing_since)  # fmt: skip
+            failures = 0
         delay = 0.1
         if entries:
             after = entries[-1].id

@@ -213,3 +213,33 @@ async def test_a_direct_reader_that_cannot_keep_up_is_closed_as_too_slow() -> No
     with pytest.raises(TooSlow):
         await slow_sub.next_batch()
     await hub.close()
+
+
+async def test_a_source_that_fails_closes_the_feeds_subscribers_with_1013() -> None:
+    """Batches that raise end the feed's reader task: its subscribers are told to come back
+    (1013) instead of waiting forever, and the next subscriber gets a fresh reader."""
+    starts = 0
+
+    async def source(feed: str) -> tuple[StreamId, AsyncIterator[list[Event]]]:
+        nonlocal starts
+        starts += 1
+        first = starts == 1
+
+        async def batches() -> AsyncIterator[list[Event]]:
+            yield [ev(starts)]
+            if first:
+                raise RuntimeError("a reply the source did not expect")
+            await asyncio.Event().wait()
+
+        return StreamId(0, 0), batches()
+
+    hub = Hub(source)
+    sub = await hub.subscribe("a")
+    with pytest.raises(Closing) as closing:
+        while True:
+            await asyncio.wait_for(sub.next_batch(), 1)
+    assert closing.value.code == 1013
+    assert hub.count("a") == 0
+    again = await hub.subscribe("a")
+    assert [e.id for e in await asyncio.wait_for(again.next_batch(), 1)] == [StreamId(2, 0)]
+    await hub.close()
