@@ -36,8 +36,8 @@ class Settings:
     web_dir: Path = field(default_factory=_default_web_dir)
     log_level: str = "info"
     log_format: str = "text"  # or "json": one object per line (livefeed.logs)
-    # Proxies trusted for X-Forwarded-For/-Proto (uvicorn's --forwarded-allow-ips); empty means
-    # uvicorn's default: $FORWARDED_ALLOW_IPS, else 127.0.0.1.
+    # Proxies trusted for X-Forwarded-For/-Proto (livefeed.edge.ProxyHeaders); empty means
+    # uvicorn's default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1.
     forwarded_allow_ips: str = ""
     workers: int = 1
     # The public address (``https://live.example.org``) for canonical, Atom and JSON Feed URLs;
