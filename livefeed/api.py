@@ -16,6 +16,8 @@ from livefeed.errors import BadRequest, PayloadTooLarge, Unauthorized, Unsupport
 from livefeed.models import StreamId, now_ms, parse_new_brief, parse_new_feed
 from livefeed.store import Store
 
+FAILED_TOKENS = "all addresses"
+
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
@@ -62,6 +64,10 @@ async def authenticate(request: Request) -> str:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send an editor token as 'Authorization: Bearer <token>'")
+    # Wrong tokens from all addresses together, so guesses spread over many addresses (or
+    # forged X-Forwarded-For entries) stay bounded too; while it is spent, every check waits.
+    failures = request.app.state.failed_tokens
+    failures.ensure(FAILED_TOKENS, "failed token checks")
     if settings.editor_token and hmac.compare_digest(
         token.encode(), settings.editor_token.encode()
     ):
@@ -69,6 +75,7 @@ async def authenticate(request: Request) -> str:
     else:
         name = await store.tokens.editor_for(token)
     if name is None:
+        failures.spend(FAILED_TOKENS)
         raise Unauthorized("the editor token is not valid or was revoked", code="invalid_token")
     by_editor.check(name, f"changes by {name}")
     return name

@@ -7,7 +7,9 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -16,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -24,7 +26,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from livefeed import api, archive, editor_api, openapi, pages, syndication
+from livefeed import api, archive, edge, editor_api, openapi, pages, syndication
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, LivefeedError, Unavailable
 from livefeed.frames import Event
@@ -42,6 +44,7 @@ log = logging.getLogger("livefeed")
 
 def create_app(settings: Settings) -> Starlette:
     """Build the application for ``settings``; ``settings.redis_url`` must point at a Redis."""
+    _check_public_url(settings.public_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -136,17 +139,21 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/feeds/{feed}/days", archive.list_days, methods=["GET"]),
         Route("/api/feeds/{feed}/days/{date}", archive.get_day, methods=["GET"]),
         WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
-        Mount("/static", StaticFiles(directory=settings.web_dir), name="static"),
+        Mount("/static", PublicFiles(directory=settings.web_dir), name="static"),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[
+            Middleware(edge.ProxyHeaders, trusted=edge.trusted_proxies(settings, os.environ)),
             Middleware(RequestId),
+            Middleware(edge.SecurityHeaders, hsts_max_age=settings.hsts_max_age),
             Middleware(HttpMetrics),
+            Middleware(edge.TokenInUrl),
             Middleware(HeaderLimit, limit=settings.max_header_bytes),
         ],
         exception_handlers={
+            ClientDisconnect: _client_gone,
             LivefeedError: _livefeed_error,
             HTTPException: _http_error,
             RedisConnectionError: _redis_error,
@@ -160,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
         RateLimiter(settings.address_write_rate, settings.address_write_burst),
         RateLimiter(settings.editor_rate, settings.editor_burst),
     )
+    app.state.failed_tokens = RateLimiter(settings.failed_token_rate, settings.failed_token_burst)
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
     return app
 
@@ -186,9 +194,26 @@ class HeaderLimit:
         await self.app(scope, receive, send)
 
 
+class PublicFiles(StaticFiles):
+    """``web/`` as static files, except ``templates/``: those are the server's, not the site's."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if PurePosixPath(path).parts[:1] == ("templates",):
+            return "", None
+        return super().lookup_path(path)
+
+
+def _check_public_url(url: str) -> None:
+    """``LIVEFEED_PUBLIC_URL`` is empty or an absolute http(s) address with no query."""
+    if url and (not url.startswith(("http://", "https://")) or "?" in url or "#" in url):
+        raise ValueError(f"LIVEFEED_PUBLIC_URL must be like https://live.example.org, not {url!r}")
+
+
 def app_from_env() -> Starlette:
     """The application for a worker process: settings from ``LIVEFEED_*`` (see ``serve``)."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    edge.configure(edge.EdgeLimits.from_settings(settings, os.environ))
+    return create_app(settings)
 
 
 def _tune_collector() -> None:
@@ -232,6 +257,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return api.json_response(body, exc.status_code, dict(exc.headers or {}))
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left before sending its whole body: its doing, so a quiet 499, not a 500.
+
+    Nobody receives the response; 499 (nginx's "client closed request") is what the access
+    metrics count.
+    """
+    log.debug("client went away during %s %s", request.method, request.url.path)
+    return Response(status_code=499)
+
+
 async def _redis_error(request: Request, exc: Exception) -> Response:
     log.warning("Redis unavailable for %s %s: %s", request.method, request.url.path, exc)
     return await _livefeed_error(request, Unavailable("storage is unavailable, retry shortly"))
@@ -240,4 +275,5 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     body = {"error": {"code": "internal_error", "message": "internal error"}}
-    return api.json_response(body, 500)
+    # Sent from outside the middleware stack, so it carries its own nosniff.
+    return api.json_response(body, 500, {"X-Content-Type-Options": "nosniff"})

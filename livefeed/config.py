@@ -45,10 +45,13 @@ class Settings:
     web_dir: Path = field(default_factory=_default_web_dir)
     log_level: str = "info"
     log_format: str = "text"  # or "json": one object per line (livefeed.logs)
-    # Proxies trusted for X-Forwarded-For/-Proto (uvicorn's --forwarded-allow-ips); empty means
-    # uvicorn's default: $FORWARDED_ALLOW_IPS, else 127.0.0.1.
+    # Proxies trusted for X-Forwarded-For/-Proto (livefeed.edge.ProxyHeaders); empty means
+    # uvicorn's default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1.
     forwarded_allow_ips: str = ""
     workers: int = 1
+    # The public address (``https://live.example.org``) for canonical, Atom and JSON Feed URLs;
+    # empty: the address the request came in on (its Host header).
+    public_url: str = ""
     # Limits.
     max_body_bytes: int = 256 * 1024
     max_header_bytes: int = 16 * 1024
@@ -74,6 +77,17 @@ class Settings:
     reader_messages_per_minute: int = 60
     reader_max_message_bytes: int = 4096
     redis_pool_size: int = 64
+    # The HTTP edge (livefeed.edge): seconds for a request's head, for its body, and of idle
+    # keep-alive; open HTTP connections per client address (0: no cap); HSTS max-age over https.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: int = 5
+    http_connections_per_address: int = 0
+    hsts_max_age: int = 31_536_000
+    # Wrong editor tokens a second across all addresses (and burst), on top of the per-address
+    # limit; over it every token check gets 429 until the budget refills. 0 turns it off.
+    failed_token_rate: float = 20.0
+    failed_token_burst: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -18,7 +18,9 @@ from livefeed.models import (
     parse_patch,
 )
 
-_IF_MATCH = re.compile(r'(?:W/)?"?(\d{1,9})"?')
+_IF_MATCH = re.compile(r'(W/)?"(\d{1,9})"')
+# No brief is ever at version 0: a change "based on" it fails with 412 and the current version.
+NO_VERSION = 0
 
 
 def brief_id(request: Request) -> StreamId:
@@ -30,14 +32,23 @@ def brief_id(request: Request) -> StreamId:
 
 
 def expected_version(request: Request, body_version: int | None = None) -> int | None:
-    """The version a change is based on, from ``If-Match`` or the body's ``version``."""
+    """The version a change is based on, from ``If-Match`` or the body's ``version``.
+
+    If-Match takes the ETag as sent (``"3"``) or ``*`` (any version). A weak tag (``W/"3"``)
+    never matches (RFC 9110 compares If-Match strongly), so the change fails with 412; anything
+    else, an unquoted ``3`` among them, is 400 ``bad_if_match``.
+    """
     header = request.headers.get("if-match")
     if header is None:
         return body_version
+    if header.strip() == "*":
+        return body_version
     match = _IF_MATCH.fullmatch(header.strip())
     if match is None:
-        raise BadRequest('If-Match must be a brief version, e.g. "3"', code="bad_if_match")
-    version = int(match.group(1))
+        raise BadRequest('If-Match must be a brief\'s ETag, e.g. "3"', code="bad_if_match")
+    if match.group(1):
+        return NO_VERSION
+    version = int(match.group(2))
     if body_version is not None and body_version != version:
         raise BadRequest("If-Match and version disagree", code="bad_if_match")
     return version

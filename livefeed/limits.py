@@ -32,8 +32,29 @@ class RateLimiter:
 
     def check(self, key: str, what: str) -> None:
         """Take one action for ``key`` or raise TooManyRequests with a Retry-After hint."""
+        self.ensure(key, what)
+        self.spend(key)
+
+    def ensure(self, key: str, what: str) -> None:
+        """Raise TooManyRequests if ``key`` has no action left, without taking one.
+
+        With ``spend`` after the fact this limits only some outcomes (failed token checks).
+        """
         if self.rate <= 0:
             return
+        bucket = self._refilled(key)
+        if bucket.tokens < 1:
+            wait = (1 - bucket.tokens) / self.rate
+            raise TooManyRequests(f"too many {what}; slow down", retry_after=max(1, round(wait)))
+
+    def spend(self, key: str) -> None:
+        """Take one action for ``key`` (never below none left)."""
+        if self.rate <= 0:
+            return
+        bucket = self._refilled(key)
+        bucket.tokens = max(0.0, bucket.tokens - 1)
+
+    def _refilled(self, key: str) -> _Bucket:
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -42,10 +63,7 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
         bucket.stamp = now
-        if bucket.tokens < 1:
-            wait = (1 - bucket.tokens) / self.rate
-            raise TooManyRequests(f"too many {what}; slow down", retry_after=max(1, round(wait)))
-        bucket.tokens -= 1
+        return bucket
 
     def _forget_full(self, now: float) -> None:
         for key, bucket in list(self._buckets.items()):

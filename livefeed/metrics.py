@@ -18,6 +18,8 @@ Metrics (all prefixed ``livefeed_``)::
     replay_sessions_total                    counter   day replays started
     http_requests_total{method,route,status} counter   by route template, never the raw path
     http_request_duration_seconds{method,route} histogram
+    http_closed_by_edge_total{reason}        counter   connections livefeed.edge closed: idle,
+                                                       head/body_timeout, too_many_connections
 
 With ``serve --workers N`` every worker is a process. ``share_between_workers`` then turns on
 prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``): each worker writes its
@@ -118,6 +120,15 @@ HTTP_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
 
+HTTP_CLOSED_BY_EDGE = Counter(
+    "livefeed_http_closed_by_edge",
+    "HTTP connections closed by livefeed.edge before a route answered, by reason (idle, "
+    "head_timeout, body_timeout, too_many_connections)",
+    ["reason"],
+)
+for _reason in ("idle", "head_timeout", "body_timeout", "too_many_connections"):
+    HTTP_CLOSED_BY_EDGE.labels(_reason)
+
 # Series for every event type exist from the start, so rate() works from the first event on.
 for _type in ("brief", "brief_updated", "brief_deleted", "pinned", "unpinned", "feed_updated"):
     EVENTS_PUBLISHED.labels(_type)
@@ -129,6 +140,11 @@ def fanned_out(deliveries: int, seconds: float) -> None:
     """Record one fanned-out batch of events: ``deliveries`` is events times readers."""
     EVENTS_DELIVERED.inc(deliveries)
     FANOUT_SECONDS.observe(seconds)
+
+
+def closed_by_edge(reason: str) -> None:
+    """Count one connection the HTTP edge closed (livefeed.edge)."""
+    HTTP_CLOSED_BY_EDGE.labels(reason).inc()
 
 
 def readers_gauge(feed: str) -> Any:

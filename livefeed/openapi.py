@@ -46,7 +46,7 @@ _FULL_ID = r"^[0-9]+-[0-9]+$"
 _SLUG = r"^[a-z0-9-]{1,64}$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _CLOCK = r"^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
-_IF_MATCH = r'^\s*(W/)?"?[0-9]{1,9}"?\s*$'
+_IF_MATCH = r'^\s*(\*|(W/)?"[0-9]{1,9}")\s*$'  # weak tags are well-formed but never match
 _NOT_BLANK = r"\S"  # whitespace is collapsed, so a value must have something else
 
 _ERROR_MEANING = {

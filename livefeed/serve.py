@@ -19,7 +19,7 @@ import uvicorn
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from livefeed import logs
+from livefeed import edge, logs
 from livefeed.app import create_app
 from livefeed.check import check_data_dir
 from livefeed.config import Settings
@@ -91,9 +91,12 @@ def serve(settings: Settings) -> int:
         "ws_max_size": settings.reader_max_message_bytes,
         "h11_max_incomplete_event_size": 16 * 1024,
         "timeout_graceful_shutdown": 5,
+        # livefeed.edge: header and body timers, and the client address from trusted proxies.
+        "http": edge.EdgeProtocol,
+        "timeout_keep_alive": settings.keepalive_timeout,
+        "proxy_headers": False,
     }
-    if settings.forwarded_allow_ips:
-        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
+    edge.configure(edge.EdgeLimits.from_settings(settings, os.environ))
     # uvicorn re-raises SIGTERM once it has shut down; make that an exit that runs `finally`.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:

@@ -45,12 +45,14 @@ class PageMeta:
 
 
 def base_url(request: Request) -> str:
-    """This service's address as the request reached it, without a trailing slash.
+    """This service's public address, without a trailing slash: ``LIVEFEED_PUBLIC_URL`` if set.
 
-    Behind a reverse proxy this is the public address only if the proxy passes the ``Host`` header
-    on and its ``X-Forwarded-Proto`` is trusted (``LIVEFEED_FORWARDED_ALLOW_IPS``).
+    Otherwise the address the request reached it at, which trusts the client's ``Host`` header;
+    behind a reverse proxy that is the public address only if the proxy passes ``Host`` on and
+    its ``X-Forwarded-Proto`` is trusted (``LIVEFEED_FORWARDED_ALLOW_IPS``).
     """
-    return str(request.base_url).rstrip("/")
+    public: str = request.app.state.settings.public_url
+    return (public or str(request.base_url)).rstrip("/")
 
 
 def feed_path(slug: str) -> str:

@@ -516,11 +516,14 @@ def test_correction_stores_exactly_what_it_answers_or_refuses_with_a_named_error
     verdict = brief_verdict(payload, patch=True)
     if verdict.valid:  # then the version it is based on decides
         versions = {payload.get("version")}
-        if if_match is not None:
-            match = re.fullmatch(r'(?:W/)?"?([0-9]{1,9})"?', if_match.strip())
+        weak = if_match is not None and re.fullmatch(r'W/"[0-9]{1,9}"', if_match) is not None
+        if if_match is not None and if_match != "*" and not weak:
+            match = re.fullmatch(r'"([0-9]{1,9})"', if_match.strip())
             versions.add(int(match.group(1)) if match else "bad")
         versions.discard(None)
-        if "bad" in versions or len(versions) > 1:
+        if weak:  # a weak tag never matches (RFC 9110), whatever else the request says
+            verdict.fail(412, "stale_version")
+        elif "bad" in versions or len(versions) > 1:
             verdict.fail(400, "bad_if_match")
         elif versions and versions != {current["version"]}:
             verdict.fail(412, "stale_version")
