@@ -241,6 +241,10 @@ def configure(limits: EdgeLimits) -> None:
     EdgeProtocol.limits = limits
 
 
+_LINGER = 2.0
+"""Seconds a refused connection still reads (and drops) the client's bytes before it closes."""
+
+
 class EdgeProtocol(H11Protocol):
     """uvicorn's h11 protocol with a head timer, a body timer and a per-address connection cap."""
 
@@ -252,6 +256,7 @@ class EdgeProtocol(H11Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._phase: str | None = None  # "head" or "body": what the timer waits for
         self._counted: str | None = None
+        self._lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -274,6 +279,8 @@ class EdgeProtocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:  # refused: what the client still sends is dropped unread
+            return
         super().data_received(data)
         if self.transport.get_protocol() is not self:  # upgraded to a WebSocket
             self._cancel()
@@ -355,4 +362,11 @@ class EdgeProtocol(H11Protocol):
         )
         _CONNECTIONS.debug("refused a connection with %d %s", status, code)
         self.transport.write(head.encode("ascii") + body)
-        self.transport.close()
+        # A lingering close (as nginx does): closing with the client's bytes still unread would
+        # send a reset, and the client's kernel may drop the answer before it is read. So stop
+        # writing, read and drop what still comes for a moment, then close.
+        self._cancel()
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(_LINGER, self.transport.close)
