@@ -1,0 +1,295 @@
+"""The reader's WebSocket against RFC 6455, driven with hand-built frames over a raw socket.
+
+Each behaviour is checked in the three states a reader's connection can be in: parked (caught
+up, held by ``livefeed.transport``), catching up (a resume from far back: megabytes of events
+written through ASGI) and replaying (``?replay=``). What the server must answer is what RFC 6455
+requires and what ``websockets``' own server answers for the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import struct
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from test_cli import livefeed
+
+from conftest import LivefeedServer, RedisProcess, make_feed, wait_until
+
+TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
+
+CATCHUP_BRIEFS = 640
+BODY = "Long read. " * 1_500  # ~16 KB a brief: the catch-up is about 10 MB
+SMALL_RCVBUF = 16 * 1024
+"""A reader's receive buffer small enough that a catch-up of megabytes is still being written
+while the test talks to the server (Linux would otherwise let it grow to take the whole of it)."""
+
+
+def frame(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0, mask: bool = True
+) -> bytes:
+    """A client frame as RFC 6455 5.2 lays it out: masked unless told otherwise."""
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    length = len(payload)
+    bit = 0x80 if mask else 0
+    if length < 126:
+        head += bytes([bit | length])
+    elif length < 65536:
+        head += bytes([bit | 126]) + struct.pack("!H", length)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", length)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    return struct.pack("!H", code) + reason.encode()
+
+
+class RawSocket:
+    """A WebSocket client that sends exactly the bytes it is given and parses what comes back."""
+
+    def __init__(self, port: int, path: str, rcvbuf: int | None = None) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(30)
+        self.buffer = b""
+        try:
+            self.sock.connect(("127.0.0.1", port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            self.sock.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            while b"\r\n\r\n" not in self.buffer:
+                self._fill()
+            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            assert head.startswith(b"HTTP/1.1 101"), head
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self, limit: int = 65536) -> None:
+        chunk = self.sock.recv(limit)
+        if not chunk:
+            raise EOFError("connection closed by the server")
+        self.buffer += chunk
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self._fill()
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """The next server frame as (opcode, payload); server frames are never masked."""
+        first, second = self._take(2)
+        assert second & 0x80 == 0, "a server must not mask its frames"
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", self._take(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", self._take(8))
+        return first & 0x0F, self._take(length)
+
+    def until(self, opcode: int) -> tuple[list[dict[str, object]], bytes]:
+        """Read frames until one with ``opcode``; return the text frames before it and its
+        payload."""
+        texts: list[dict[str, object]] = []
+        while True:
+            op, payload = self.read_frame()
+            if op == opcode:
+                return texts, payload
+            if op == TEXT:
+                texts.append(json.loads(payload))
+
+    def close_code(self) -> int:
+        """Read up to the server's close frame and return its code (1005 when it has none)."""
+        _, payload = self.until(CLOSE)
+        return struct.unpack("!H", payload[:2])[0] if payload else 1005
+
+    def read_live(self) -> list[dict[str, object]]:
+        """Text frames up to and including the "live" frame: the reader is parked after it."""
+        texts: list[dict[str, object]] = []
+        while not texts or texts[-1]["type"] != "live":
+            op, payload = self.read_frame()
+            assert op == TEXT, (op, payload)
+            texts.append(json.loads(payload))
+        return texts
+
+
+@pytest.fixture(scope="module")
+def ws_server(
+    redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LivefeedServer]:
+    """A server of this module's own, so its log holds only what these tests caused."""
+    server = LivefeedServer(redis_server.url, "ws-" + uuid.uuid4().hex[:6])
+    server.start(log_dir=tmp_path_factory.mktemp("ws-logs"))
+    yield server
+    server.stop()
+
+
+def import_day(server: LivefeedServer, redis_url: str, path: Path, count: int) -> str:
+    """A UTC feed with ``count`` long briefs on 2024-05-01, one a second from 10:00, written
+    with the bulk import path."""
+    with httpx.Client(base_url=server.base) as client:
+        slug = make_feed(client, timezone="UTC")
+    with open(path, "w") as out:
+        for i in range(count):
+            at = f"2024-05-01T10:{i // 60 % 60:02d}:{i % 60:02d}.000Z"
+            out.write(json.dumps({"published_at": at, "headline": f"Brief {i}", "body": BODY}))
+            out.write("\n")
+    done = livefeed(
+        "import", slug, str(path), "--redis-url", redis_url, "--key-prefix", server.prefix
+    )
+    assert done.returncode == 0, done.stderr
+    return slug
+
+
+@pytest.fixture(scope="module")
+def big_feed(
+    ws_server: LivefeedServer, redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A feed whose whole history is about 10 MB, more than the kernel buffers on both ends
+    hold: resuming from its start is a long catch-up."""
+    path = tmp_path_factory.mktemp("big") / "day.jsonl"
+    return import_day(ws_server, redis_server.url, path, CATCHUP_BRIEFS)
+
+
+STATES = ["parked", "catching_up", "replaying"]
+
+
+def connect(server: LivefeedServer, state: str, big_feed: str) -> RawSocket:
+    """A raw connection whose server side is in ``state`` when this returns."""
+    if state == "parked":
+        ws = RawSocket(server.port, f"/ws/feeds/{big_feed}")
+        try:
+            ws.read_live()
+        except BaseException:
+            ws.close()
+            raise
+        return ws
+    if state == "catching_up":
+        ws = RawSocket(server.port, f"/ws/feeds/{big_feed}?since=0-1", rcvbuf=SMALL_RCVBUF)
+        try:
+            for _ in range(3):
+                assert ws.read_frame()[0] == TEXT
+        except BaseException:
+            ws.close()
+            raise
+        return ws
+    ws = RawSocket(server.port, f"/ws/feeds/{big_feed}?replay=2024-05-01&speed=1")
+    try:
+        op, payload = ws.read_frame()
+        assert op == TEXT and json.loads(payload)["type"] == "replay_start"
+    except BaseException:
+        ws.close()
+        raise
+    return ws
+
+
+def texts_have_live(texts: list[dict[str, object]]) -> bool:
+    return any(t["type"] == "live" for t in texts)
+
+
+PROTOCOL_ERRORS = {
+    "ping_over_125_bytes": frame(PING, b"p" * 126),
+    "close_code_999": frame(CLOSE, close_payload(999)),
+    "close_code_1005": frame(CLOSE, close_payload(1005)),
+    "close_code_5000": frame(CLOSE, close_payload(5000)),
+    "unmasked_frame": frame(TEXT, b"{}", mask=False),
+    "reserved_bit": frame(TEXT, b"{}", rsv=0b100),
+    "unknown_opcode": frame(0x3, b""),
+    "continuation_without_start": frame(CONT, b"tail"),
+    "fragmented_close": frame(CLOSE, close_payload(1000), fin=False),
+}
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("case", sorted(PROTOCOL_ERRORS))
+def test_a_protocol_error_from_the_client_is_closed_with_1002(
+    ws_server: LivefeedServer, big_feed: str, state: str, case: str
+) -> None:
+    """Frames RFC 6455 forbids get close code 1002 in every state, as websockets' server does."""
+    ws = connect(ws_server, state, big_feed)
+    try:
+        ws.send(PROTOCOL_ERRORS[case])
+        assert ws.close_code() == 1002
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_a_text_message_that_is_not_utf8_is_closed_with_1007(
+    ws_server: LivefeedServer, big_feed: str, state: str
+) -> None:
+    """Invalid UTF-8 in a text message gets 1007 in every state, also split over fragments."""
+    ws = connect(ws_server, state, big_feed)
+    try:
+        ws.send(frame(TEXT, b'{"a":"\xe2\x82', fin=False) + frame(CONT, b'"}'))
+        assert ws.close_code() == 1007
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_a_ping_with_a_125_byte_payload_is_echoed(
+    ws_server: LivefeedServer, big_feed: str, state: str
+) -> None:
+    """The largest ping RFC 6455 allows is answered with a pong carrying the same payload."""
+    ws = connect(ws_server, state, big_feed)
+    try:
+        payload = os.urandom(125)
+        ws.send(frame(PING, payload))
+        assert ws.until(PONG)[1] == payload
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_a_ping_between_the_fragments_of_a_message_is_answered(
+    ws_server: LivefeedServer, big_feed: str, state: str
+) -> None:
+    """A ping may come between a message's fragments: it is answered and the message is whole."""
+    ws = connect(ws_server, state, big_feed)
+    try:
+        ws.send(frame(TEXT, b'{"action":', fin=False) + frame(PING, b"mid"))
+        assert ws.until(PONG)[1] == b"mid"
+        ws.send(frame(CONT, b'"pause"}') + frame(PING, b"after"))
+        assert ws.until(PONG)[1] == b"after"
+        ws.send(frame(CLOSE, close_payload(1000)))
+        assert ws.close_code() == 1000
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_a_close_from_the_client_is_echoed(
+    ws_server: LivefeedServer, big_feed: str, state: str
+) -> None:
+    """The closing handshake completes in every state: the server echoes the code, then EOF."""
+    ws = connect(ws_server, state, big_feed)
+    try:
+        ws.send(frame(CLOSE, close_payload(4000, "bye")))
+        assert ws.close_code() == 4000
+        assert ws.sock.recv(1) == b""
+    finally:
+        ws.close()
