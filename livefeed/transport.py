@@ -156,11 +156,13 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         second close is a no-op.
         """
         kind = message["type"]
-        closing = self.close_sent or self.disconnected or self.transport.is_closing()
-        if closing and self.handshake_complete and kind in ("websocket.send", "websocket.close"):
-            if kind == "websocket.close":
-                return
-            raise ClientDisconnected
+        if self.handshake_complete and kind in ("websocket.send", "websocket.close"):
+            # Wait here, not in uvicorn's send: a close may come while the buffer drains.
+            await self.writable.wait()
+            if self.close_sent or self.disconnected or self.transport.is_closing():
+                if kind == "websocket.close":
+                    return
+                raise ClientDisconnected
         await super().send(message)
 
     def adopt(self, owner: Parked) -> None:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from test_cli import livefeed
 
-from conftest import LivefeedServer, RedisProcess, make_feed, wait_until
+from conftest import LivefeedServer, RedisProcess, make_feed, publish, wait_until
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
@@ -293,3 +293,94 @@ def test_a_close_from_the_client_is_echoed(
         assert ws.sock.recv(1) == b""
     finally:
         ws.close()
+
+
+def test_a_ping_during_a_catch_up_is_answered_before_it_ends(
+    ws_server: LivefeedServer, big_feed: str
+) -> None:
+    """A reader that has sent a message and then pings mid catch-up gets its pong before the
+    catch-up is over, not after megabytes more (what was sent is not left in a receive queue)."""
+    ws = connect(ws_server, "catching_up", big_feed)
+    try:
+        ws.send(frame(TEXT, b"{}") + frame(PING, b"are you there"))
+        texts, payload = ws.until(PONG)
+        assert payload == b"are you there"
+        assert not texts_have_live(texts)
+    finally:
+        ws.close()
+
+
+def test_a_close_during_a_catch_up_is_answered_and_stops_it(
+    ws_server: LivefeedServer, big_feed: str
+) -> None:
+    """A close mid catch-up is echoed before the catch-up's end, and nothing follows it."""
+    ws = connect(ws_server, "catching_up", big_feed)
+    try:
+        ws.send(frame(CLOSE, close_payload(1000)))
+        texts, payload = ws.until(CLOSE)
+        assert payload == close_payload(1000)
+        assert not texts_have_live(texts)
+        assert ws.buffer == b"" and ws.sock.recv(1) == b""
+    finally:
+        ws.close()
+
+
+def test_messages_during_a_catch_up_count_against_the_budget(
+    ws_server: LivefeedServer, big_feed: str
+) -> None:
+    """A reader that talks while catching up is closed with 1008 then, not let off at the park."""
+    ws = connect(ws_server, "catching_up", big_feed)
+    try:
+        ws.send(b"".join(frame(TEXT, b"") for _ in range(100)))
+        texts, payload = ws.until(CLOSE)
+        assert payload[:2] == struct.pack("!H", 1008)
+        assert not texts_have_live(texts)
+    finally:
+        ws.close()
+
+
+def test_a_client_frame_cut_across_segments_as_the_reader_parks_is_read_whole(
+    ws_server: LivefeedServer,
+) -> None:
+    """A ping whose header arrives before the park and its payload after is one ping: the
+    parser is swapped between frames only."""
+    with httpx.Client(base_url=ws_server.base) as client:
+        slug = make_feed(client)
+        for i in range(3):
+            publish(client, slug, f"Brief {i}")
+    for _ in range(5):  # the header must arrive while the reader catches up; repeat to be sure
+        ws = RawSocket(ws_server.port, f"/ws/feeds/{slug}?since=0-1")
+        try:
+            whole = frame(PING, b"whole")
+            ws.send(whole[:6])  # header and mask: the parser takes them and waits for 5 bytes
+            ws.read_live()
+            time.sleep(0.05)
+            ws.send(whole[6:])
+            assert ws.until(PONG)[1] == b"whole"
+            ws.send(frame(PING, b"next"))
+            assert ws.until(PONG)[1] == b"next"
+        finally:
+            ws.close()
+
+
+def test_client_protocol_errors_are_not_logged_as_errors(
+    ws_server: LivefeedServer, big_feed: str
+) -> None:
+    """Invalid frames and invalid UTF-8, in every state, leave no ERROR line or traceback in
+    the server's log (a hostile client could otherwise flood it)."""
+    bad = [frame(TEXT, b"\xff"), frame(0x3, b""), frame(PING, b"p" * 126)]
+    for state in STATES:
+        for data in bad:
+            ws = connect(ws_server, state, big_feed)
+            try:
+                ws.send(data)
+                assert ws.close_code() in (1002, 1007)
+            finally:
+                ws.close()
+    with httpx.Client(base_url=ws_server.base) as client:  # a request after them, logged
+        marker = f"/healthz?after-{uuid.uuid4().hex}"
+        assert client.get(marker).status_code == 200
+    wait_until(lambda: marker in ws_server.log(), 10, "the server did not log the request")
+    log = ws_server.log()
+    assert "Traceback" not in log
+    assert not [line for line in log.splitlines() if "ERROR" in line]
