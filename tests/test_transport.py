@@ -65,6 +65,7 @@ class RawSocket:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(30)
         self.buffer = b""
+        self.pace = 0.0  # seconds to sleep after each read of 4 KB: a slow reader
         try:
             self.sock.connect(("127.0.0.1", port))
             key = base64.b64encode(os.urandom(16)).decode()
@@ -87,11 +88,13 @@ class RawSocket:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def _fill(self, limit: int = 65536) -> None:
-        chunk = self.sock.recv(limit)
+    def _fill(self) -> None:
+        chunk = self.sock.recv(4096 if self.pace else 65536)
         if not chunk:
             raise EOFError("connection closed by the server")
         self.buffer += chunk
+        if self.pace:
+            time.sleep(self.pace)
 
     def _take(self, n: int) -> bytes:
         while len(self.buffer) < n:
@@ -302,7 +305,9 @@ def test_a_ping_during_a_catch_up_is_answered_before_it_ends(
     catch-up is over, not after megabytes more (what was sent is not left in a receive queue)."""
     ws = connect(ws_server, "catching_up", big_feed)
     try:
-        ws.send(frame(TEXT, b"{}") + frame(PING, b"are you there"))
+        ws.send(frame(TEXT, b"{}"))
+        time.sleep(0.2)  # the ping in a segment of its own, read after the message
+        ws.send(frame(PING, b"are you there"))
         texts, payload = ws.until(PONG)
         assert payload == b"are you there"
         assert not texts_have_live(texts)
@@ -313,9 +318,12 @@ def test_a_ping_during_a_catch_up_is_answered_before_it_ends(
 def test_a_close_during_a_catch_up_is_answered_and_stops_it(
     ws_server: LivefeedServer, big_feed: str
 ) -> None:
-    """A close mid catch-up is echoed before the catch-up's end, and nothing follows it."""
+    """A close mid catch-up (after a message) is echoed before the catch-up's end, and
+    nothing follows it."""
     ws = connect(ws_server, "catching_up", big_feed)
     try:
+        ws.send(frame(TEXT, b"{}"))
+        time.sleep(0.2)
         ws.send(frame(CLOSE, close_payload(1000)))
         texts, payload = ws.until(CLOSE)
         assert payload == close_payload(1000)
@@ -384,3 +392,59 @@ def test_client_protocol_errors_are_not_logged_as_errors(
     log = ws_server.log()
     assert "Traceback" not in log
     assert not [line for line in log.splitlines() if "ERROR" in line]
+
+
+@pytest.fixture(scope="module")
+def keepalive_server(
+    redis_server: RedisProcess, ws_server: LivefeedServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LivefeedServer]:
+    """A server on ``ws_server``'s data that pings every second and waits 2 s for the pong."""
+    server = LivefeedServer(
+        redis_server.url,
+        ws_server.prefix,
+        LIVEFEED_WS_PING_INTERVAL="1",
+        LIVEFEED_WS_PING_TIMEOUT="2",
+    )
+    server.start(log_dir=tmp_path_factory.mktemp("keepalive-logs"))
+    yield server
+    server.stop()
+
+
+def slow_readers_closed(server: LivefeedServer) -> float:
+    text = httpx.get(server.base + "/metrics", timeout=10).text
+    (line,) = [
+        ln for ln in text.splitlines() if ln.startswith("livefeed_slow_readers_closed_total")
+    ]
+    return float(line.split()[-1])
+
+
+def test_a_reader_catching_up_too_slowly_is_closed_with_4408(
+    keepalive_server: LivefeedServer, big_feed: str
+) -> None:
+    """A reader taking a catch-up at 100 KB/s (answering every ping it reads) cannot answer
+    the keepalive ping in time, since it sits behind megabytes: it gets 4408 "too slow" (and
+    resumes with since), not 1011 and a reset."""
+    before = slow_readers_closed(keepalive_server)
+    ws = RawSocket(keepalive_server.port, f"/ws/feeds/{big_feed}?since=0-1", rcvbuf=SMALL_RCVBUF)
+    try:
+        ws.pace = 0.04
+        deadline = time.monotonic() + 30
+        code: int | None = None
+        while slow_readers_closed(keepalive_server) == before:
+            assert time.monotonic() < deadline, "the slow reader was not closed in 30 s"
+            for _ in range(5):
+                op, payload = ws.read_frame()
+                assert not (op == TEXT and json.loads(payload)["type"] == "live")
+                if op == PING:
+                    ws.send(frame(PONG, payload))
+                if op == CLOSE:
+                    code = struct.unpack("!H", payload[:2])[0]
+                    break
+            if code is not None:
+                break
+        ws.pace = 0  # take the rest at once: the server aborts a reader that leaves its close
+        if code is None:
+            code = ws.close_code()
+        assert code == 4408
+    finally:
+        ws.close()
