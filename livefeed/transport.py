@@ -110,13 +110,16 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
     unless an operator turns it up: at ten thousand readers they cost more than the sockets.
     """
 
+    owner: Parked | None = None
+    """Set by ``adopt``: the peer's frames are handled here and its messages counted by it."""
+    swap_parser = False
+    """Parked while a client frame was half received: swap parsers at the frame's end."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.logger = _CONNECTIONS
         self.conn.logger = _CONNECTIONS  # websockets logs "connection open" and "closed" at INFO
-        self.owner: Parked | None = None  # set by adopt: client frames are handled here
         self.parked: Parked | None = None
-        self.swap_parser = False  # parked while a client frame was half received
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -214,15 +217,16 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         for name in ("scope", "request", "response"):
             self.__dict__.pop(name, None)
         self.owner = owner
-        self.swap_parser = True
-        self._swap_parser()
+        if not self._swap_parser():
+            self.swap_parser = True
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
         return True
 
-    def _swap_parser(self) -> None:
-        """Drop websockets' server parser for the plain frame parser, between two frames only.
+    def _swap_parser(self) -> bool:
+        """Drop websockets' server parser for the plain frame parser, between two frames only;
+        False if inside a frame.
 
         The server parser keeps the handshake request (all its headers) alive in its frame for
         as long as the connection lasts. Between frames the plain parser is in the same state
@@ -232,16 +236,17 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         """
         conn = self.conn
         if conn.state is not OPEN or conn.parser_exc is not None or conn.reader.eof:
-            self.swap_parser = False
-        elif _between_frames(conn.parser):
-            conn.parser = WebSocketProtocol.parse(conn)
-            next(conn.parser)
-            self.swap_parser = False
+            return True  # closing: the parser is discarding anyway
+        if not _between_frames(conn.parser):
+            return False
+        conn.parser = WebSocketProtocol.parse(conn)
+        next(conn.parser)
+        return True
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.swap_parser:
-            self._swap_parser()
+        if self.swap_parser and self._swap_parser():
+            del self.swap_parser  # back to the class's False
 
     def send_receive_event_to_app(self) -> None:
         """A whole message from the peer: 1007 unless text is UTF-8; then the reader's budget

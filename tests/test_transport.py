@@ -21,8 +21,13 @@ from pathlib import Path
 import httpx
 import pytest
 from test_cli import livefeed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import Protocol as WebSocketProtocol
+from websockets.server import ServerProtocol
 
 from conftest import LivefeedServer, RedisProcess, make_feed, publish, wait_until
+from livefeed.transport import _between_frames
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
@@ -448,3 +453,30 @@ def test_a_reader_catching_up_too_slowly_is_closed_with_4408(
         assert code == 4408
     finally:
         ws.close()
+
+
+def test_the_parser_is_between_frames_only_after_a_whole_frame() -> None:
+    """``_between_frames`` holds after the handshake and after each whole frame, not after a
+    frame's header alone: the park swaps parsers (and frees the handshake) only then."""
+    conn = ServerProtocol()
+    key = base64.b64encode(os.urandom(16)).decode()
+    conn.receive_data(
+        f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    (request,) = conn.events_received()
+    assert isinstance(request, Request)
+    conn.send_response(conn.accept(request))
+    assert _between_frames(conn.parser)
+    ping = frame(PING, b"12345")
+    conn.receive_data(ping[:6])
+    assert not _between_frames(conn.parser)
+    conn.receive_data(ping[6:])
+    assert _between_frames(conn.parser)
+    assert [(f.opcode, f.data) for f in conn.events_received() if isinstance(f, Frame)] == [
+        (Opcode.PING, b"12345")
+    ]
+    conn.parser = WebSocketProtocol.parse(conn)  # as the park does
+    next(conn.parser)
+    conn.receive_data(ping[:3])  # a partial header stays in the buffer: still inside a frame
+    assert not _between_frames(conn.parser)
