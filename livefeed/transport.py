@@ -216,7 +216,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         self.queue = self.writable = _UNUSED  # type: ignore[assignment]
         for name in ("scope", "request", "response"):
             self.__dict__.pop(name, None)
-        self.owner = owner
+        self.__dict__.pop("owner", None)  # ``parked`` counts its messages now: one slot less
         if not self._swap_parser():
             self.swap_parser = True
         if self.read_paused:
@@ -263,8 +263,9 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
                 self.conn.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
                 self.handle_parser_exception()
                 return
-        if self.owner is not None:
-            if not self.owner.message():
+        owner = self.parked or self.owner
+        if owner is not None:
+            if not owner.message():
                 self.direct_close(CLOSE_POLICY, "readers send no messages")
             return
         if text is not None:
