@@ -296,7 +296,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
             )
         if close is not None:
             super().handle_parser_exception()
-        else:  # failed while closing: websockets sent its close frame already
+        else:  # an abnormal closure (1006): there is no close frame to send
             self.close_sent = True
             self.transport.close()
         owner, self.parked = self.parked, None
