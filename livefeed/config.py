@@ -76,6 +76,9 @@ class Settings:
     embed_ancestors: str = "*"
     reader_messages_per_minute: int = 60
     reader_max_message_bytes: int = 4096
+    # Keepalive pings to every WebSocket; one unanswered this long closes it as too slow (4408).
+    ws_ping_interval: float = 20.0
+    ws_ping_timeout: float = 20.0
     redis_pool_size: int = 64
     # The HTTP edge (livefeed.edge): seconds for a request's head, for its body, and of idle
     # keep-alive; open HTTP connections per client address (0: no cap); HSTS max-age over https.

@@ -82,13 +82,11 @@ class _ParkedReader:
     """A caught-up reader whose connection the protocol holds on its own (``transport.park``):
     it keeps the reader to its message budget and takes it out of the hub when it goes."""
 
-    __slots__ = ("_budget", "_done", "_hub", "_per_minute", "_sub")
+    __slots__ = ("_budget", "_done", "_hub", "_per_minute", "sub")
 
-    def __init__(
-        self, hub: Hub, sub: Subscriber, per_minute: int, done: Callable[[], None]
-    ) -> None:
+    def __init__(self, hub: Hub, per_minute: int, done: Callable[[], None]) -> None:
         self._hub = hub
-        self._sub = sub
+        self.sub: Subscriber | None = None  # set once subscribed, before the park
         self._per_minute = per_minute
         self._budget: MessageBudget | None = None  # most readers never send anything
         self._done = done
@@ -99,7 +97,8 @@ class _ParkedReader:
         return self._budget.spend()
 
     def lost(self) -> None:
-        self._hub.unsubscribe(self._sub)
+        if self.sub is not None:
+            self._hub.unsubscribe(self.sub)
         self._done()
 
 
@@ -121,8 +120,14 @@ async def serve_reader(
     raw_since = websocket.query_params.get("since")
     handed_over = False
     sub: Subscriber | None = None
+    direct = websocket.scope.get("extensions", {}).get(DIRECT_SEND)
+    parked = _ParkedReader(hub, settings.reader_messages_per_minute, on_done)
     try:
         await websocket.accept()
+        if direct is not None:
+            # From here the protocol handles what the reader sends, in every state: pings,
+            # close, the message budget (1008), invalid UTF-8 (1007), protocol errors (1002).
+            direct["adopt"](parked)
         try:
             since = None if raw_since in (None, "") else StreamId.parse(raw_since, name="since")
             feed = await store.cached_feed(slug)
@@ -137,11 +142,9 @@ async def serve_reader(
             await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
             return
 
-        direct = websocket.scope.get("extensions", {}).get(DIRECT_SEND)
         if direct is not None:
-            # What the reader sends meanwhile waits in uvicorn's queue; a disconnect shows up
-            # as a failed send.
-            parked = _ParkedReader(hub, sub, settings.reader_messages_per_minute, on_done)
+            # A disconnect, or a close for what the reader sent, shows up as a failed send.
+            parked.sub = sub
             with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected):
                 handed_over = await _send_events(
                     websocket, store, feed, sub, since, settings, snapshots, (direct, parked)

@@ -89,6 +89,8 @@ def serve(settings: Settings) -> int:
         "ws": DirectSendProtocol,
         "ws_per_message_deflate": False,
         "ws_max_size": settings.reader_max_message_bytes,
+        "ws_ping_interval": settings.ws_ping_interval,
+        "ws_ping_timeout": settings.ws_ping_timeout,
         "h11_max_incomplete_event_size": 16 * 1024,
         "timeout_graceful_shutdown": 5,
         # livefeed.edge: header and body timers, and the client address from trusted proxies.

@@ -6,10 +6,24 @@ everyone (what ``websockets.broadcast`` does). A reader whose unsent bytes pass 
 written to any more; ``close`` sends it a close frame and aborts the connection if the peer does
 not take it in time, so a stalled reader cannot hold memory.
 
+A reader ``adopt``s its connection as soon as it is accepted: from then on this protocol handles
+what the peer sends by itself, in every state (catching up, parked), as websockets' own server
+does: pings are answered, a close is echoed, messages count against the reader's budget (1008),
+a text message that is not UTF-8 gets 1007, protocol errors 1002 and oversized messages 1009.
+Nothing waits in the ASGI receive queue while a catch-up is written, and a catch-up stops as soon
+as the connection is closing. Client protocol errors are logged once, briefly, at INFO on
+``livefeed.connections`` (quiet unless turned up): a hostile client cannot flood the log.
+
 A reader that has caught up has nothing left for its ASGI task to do, so it can ``park``: the
 task ends and the protocol keeps the connection open by itself, telling a small ``Parked`` object
-when the peer sends something or goes away. An idle reader then costs its socket, this protocol
-and its hub entry, not a task, its coroutine frames, a receive queue and the handshake's headers.
+when the peer goes away. An idle reader then costs its socket, this protocol and its hub entry,
+not a task, its coroutine frames, a receive queue and the handshake's headers.
+
+Slow readers, in every state: a reader is closed with 4408 (too slow) when its unsent bytes pass
+the hub's limit (live), when its catch-up queue overflows (``hub``), or when it does not answer a
+keepalive ping within ``ws_ping_timeout`` (a catch-up is written with flow control, so there the
+symptom is a ping stuck behind unread data); it is aborted if it has not taken the close frame
+``_ABORT_AFTER`` seconds later.
 
 The extension is offered in the ASGI scope under ``DIRECT_SEND``; without it (another server,
 the test client) livefeed falls back to sending through ASGI.
@@ -17,15 +31,19 @@ the test client) livefeed falls back to sending through ASGI.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import types
 from typing import Any, Protocol
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import CloseCode
 from websockets.protocol import OPEN
 from websockets.protocol import Protocol as WebSocketProtocol
+from websockets.streams import StreamReader
 
-from livefeed.errors import CLOSE_POLICY
+from livefeed.errors import CLOSE_POLICY, CLOSE_TOO_SLOW
 from livefeed.metrics import SLOW_READERS_CLOSED
 
 DIRECT_SEND = "livefeed.direct_send"
@@ -37,13 +55,31 @@ _CONNECTIONS.setLevel(logging.WARNING)  # --log-level debug turns it up
 
 
 class Parked(Protocol):
-    """What a parked connection reports to: its owner in the hub."""
+    """What an adopted connection reports to: its reader (and, once parked, its hub entry)."""
 
     def message(self) -> bool:
         """The peer sent a message; False closes the connection with 1008 (policy)."""
 
     def lost(self) -> None:
-        """The connection is over (called once)."""
+        """The parked connection is over (called once, and only after ``park``)."""
+
+
+def _between_frames(parser: object) -> bool:
+    """True if websockets' parser waits for the first byte of a frame, not inside one.
+
+    An empty buffer does not say so: the parser takes a frame's header as soon as it has it and
+    then waits for the rest. Between frames the innermost generator is ``StreamReader.at_eof``
+    called from ``Protocol.parse`` itself (``Frame.parse`` only reads exact lengths).
+    """
+    chain: list[types.GeneratorType[Any, Any, Any]] = []
+    while isinstance(parser, types.GeneratorType):
+        chain.append(parser)
+        parser = parser.gi_yieldfrom
+    return len(chain) >= 2 and chain[-1].gi_code is _AT_EOF and chain[-2].gi_code is _FRAME_LOOP
+
+
+_AT_EOF = StreamReader.at_eof.__code__
+_FRAME_LOOP = WebSocketProtocol.parse.__code__
 
 
 class _Unused:
@@ -74,6 +110,11 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
     unless an operator turns it up: at ten thousand readers they cost more than the sockets.
     """
 
+    owner: Parked | None = None
+    """Set by ``adopt``: the peer's frames are handled here and its messages counted by it."""
+    swap_parser = False
+    """Parked while a client frame was half received: swap parsers at the frame's end."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.logger = _CONNECTIONS
@@ -84,7 +125,12 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:
-            direct = {"send": self.direct_send, "close": self.direct_close, "park": self.park}
+            direct = {
+                "send": self.direct_send,
+                "close": self.direct_close,
+                "adopt": self.adopt,
+                "park": self.park,
+            }
             scope["extensions"][DIRECT_SEND] = direct
 
     def direct_send(self, frames: bytes, limit: int) -> bool:
@@ -105,11 +151,39 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         return True
 
     async def send(self, message: Any) -> None:
-        """ASGI send, refusing frames for a transport that has already failed (uvicorn marks the
-        connection lost only a loop turn later; a catch-up page would write into the void)."""
-        if message["type"] == "websocket.send" and self.transport.is_closing():
-            raise ClientDisconnected
+        """ASGI send, refusing frames once the connection is closing: the transport failed
+        (uvicorn marks it lost only a loop turn later), the peer closed, or a close was sent.
+
+        uvicorn raises RuntimeError for a send after its close, which the application would log
+        as a crash with a traceback: a client's protocol error during a catch-up is not one. A
+        second close is a no-op.
+        """
+        kind = message["type"]
+        if self.handshake_complete and kind in ("websocket.send", "websocket.close"):
+            # Wait here, not in uvicorn's send: a close may come while the buffer drains.
+            await self.writable.wait()
+            if self.close_sent or self.disconnected or self.transport.is_closing():
+                if kind == "websocket.close":
+                    return
+                raise ClientDisconnected
         await super().send(message)
+
+    def adopt(self, owner: Parked) -> None:
+        """Handle the peer's frames here from now on, counting its messages with ``owner``.
+
+        Anything the peer sent before is taken out of the receive queue and counted too.
+        """
+        self.owner = owner
+        while isinstance(self.queue, asyncio.Queue) and not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item["type"] != "websocket.receive":
+                self.queue.put_nowait(item)  # a disconnect: the task sees it as a failed send
+                break
+            if not self.close_sent and not owner.message():
+                self.direct_close(CLOSE_POLICY, "readers send no messages")
+        if self.read_paused and not self.close_sent:
+            self.read_paused = False
+            self.transport.resume_reading()
 
     def direct_close(self, code: int, reason: str) -> None:
         """Send a close frame behind whatever is queued; abort if the peer does not answer it in
@@ -127,6 +201,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         if self.read_paused:  # the peer's answering close frame must be read
             self.read_paused = False
             self.transport.resume_reading()
+        self.writable.set()  # a catch-up waiting to write wakes, and stops
         self.close_timer = self.loop.call_later(_ABORT_AFTER, self.transport.abort)
 
     def park(self, owner: Parked) -> bool:
@@ -141,26 +216,105 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         self.queue = self.writable = _UNUSED  # type: ignore[assignment]
         for name in ("scope", "request", "response"):
             self.__dict__.pop(name, None)
-        conn, reader = self.conn, self.conn.reader
-        if not reader.buffer and not reader.eof and conn.parser_exc is None:
-            # websockets' server parser keeps the handshake request (all its headers) alive in
-            # its frame for as long as the connection lasts. Between frames the plain frame
-            # parser is in the same state (partial-message state lives on ``conn``), so swap to
-            # it, as websockets itself swaps parsers on close.
-            conn.parser = WebSocketProtocol.parse(conn)
-            next(conn.parser)
+        self.__dict__.pop("owner", None)  # ``parked`` counts its messages now: one slot less
+        if not self._swap_parser():
+            self.swap_parser = True
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
         return True
 
+    def _swap_parser(self) -> bool:
+        """Drop websockets' server parser for the plain frame parser, between two frames only;
+        False if inside a frame.
+
+        The server parser keeps the handshake request (all its headers) alive in its frame for
+        as long as the connection lasts. Between frames the plain parser is in the same state
+        (partial-message state lives on ``conn``), as when websockets itself swaps parsers on
+        close; inside a frame the new parser would read the rest as a new frame, so the swap
+        waits for the frame's end (``data_received``).
+        """
+        conn = self.conn
+        if conn.state is not OPEN or conn.parser_exc is not None or conn.reader.eof:
+            return True  # closing: the parser is discarding anyway
+        if not _between_frames(conn.parser):
+            return False
+        conn.parser = WebSocketProtocol.parse(conn)
+        next(conn.parser)
+        return True
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.swap_parser and self._swap_parser():
+            del self.swap_parser  # back to the class's False
+
     def send_receive_event_to_app(self) -> None:
-        if self.parked is None:
-            super().send_receive_event_to_app()
+        """A whole message from the peer: 1007 unless text is UTF-8; then the reader's budget
+        (adopted connections) or the ASGI receive queue (others, like a replay's controls)."""
+        frames, self.frames = self.frames, []
+        if self.close_sent:
             return
-        self.frames = []
-        if not self.close_sent and not self.parked.message():
-            self.direct_close(CLOSE_POLICY, "readers send no messages")
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        text: str | None = None
+        if self.curr_msg_data_type == "text":
+            try:
+                text = data.decode()
+            except UnicodeDecodeError as exc:
+                self.conn.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+                self.handle_parser_exception()
+                return
+        owner = self.parked or self.owner
+        if owner is not None:
+            if not owner.message():
+                self.direct_close(CLOSE_POLICY, "readers send no messages")
+            return
+        if text is not None:
+            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+        else:
+            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def handle_close(self, event: Any) -> None:
+        super().handle_close(event)
+        self.writable.set()  # a catch-up waiting to write wakes, and stops
+
+    def handle_parser_exception(self) -> None:
+        """The peer broke the protocol (or sent invalid UTF-8): close with websockets' code,
+        log one short line, and abort if the close frame is not taken in time."""
+        if self.close_sent:  # the peer broke the protocol while we were closing: end it
+            self.transport.close()
+            return
+        close = self.conn.close_sent
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info(
+                "%s:%s - WebSocket closed for a protocol error: %s %s",
+                *(self.client or ("?", "?")),
+                close.code if close else 1006,
+                close.reason if close else "",
+            )
+        if close is not None:
+            super().handle_parser_exception()
+        else:  # an abnormal closure (1006): there is no close frame to send
+            self.close_sent = True
+            self.transport.close()
+        owner, self.parked = self.parked, None
+        if owner is not None:
+            owner.lost()
+        self.writable.set()
+        self.close_timer = self.loop.call_later(_ABORT_AFTER, self.transport.abort)
+
+    def keepalive_timeout(self) -> None:
+        """A keepalive ping went unanswered: the peer is gone or has not read up to it. Either
+        way it is a reader too slow to follow (4408; it resumes with ``since``), not uvicorn's
+        1011 followed by a close that waits for the unsent bytes to drain."""
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        SLOW_READERS_CLOSED.inc()
+        self.direct_close(CLOSE_TOO_SLOW, "too slow: reconnect with since")
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
