@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from livefeed import newsroom
+from livefeed import idempotency, newsroom
+from livefeed.append import Replayed
 from livefeed.config import Settings
-from livefeed.errors import BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from livefeed.errors import (
+    BadRequest,
+    LivefeedError,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from livefeed.idempotency import Intent
 from livefeed.models import StreamId, now_ms, parse_new_brief, parse_new_feed
 from livefeed.store import Store
 
@@ -74,6 +83,43 @@ async def authenticate(request: Request) -> str:
     return name
 
 
+async def idempotent(
+    request: Request,
+    editor: str,
+    body: Any,
+    action: Callable[[Intent | None], Awaitable[Any]],
+    render: Callable[[Any], Response],
+) -> Response:
+    """Run a write at most once per ``Idempotency-Key`` and answer ``render(result)``.
+
+    A retry of an intent carried out before gets its first result again, marked
+    ``Idempotent-Replayed: true``, and writes nothing. The script decides (atomically with the
+    write); the lookups here answer a retry whose action would refuse before reaching it (a
+    correction whose If-Match is no longer current, a retraction of a brief now gone).
+    """
+    key = idempotency.parse_key(request.headers.get("idempotency-key"))
+    if key is None:
+        return render(await action(None))
+    store, _ = state(request)
+    intent = idempotency.intent(
+        store.prefix, key, editor, request.method, request.url.path,
+        request.headers.get("if-match"), body,
+    )  # fmt: skip
+    done, result = await store.intent_result(intent)
+    if not done:
+        try:
+            return render(await action(intent))
+        except Replayed as replay:
+            result = replay.result
+        except LivefeedError:
+            done, result = await store.intent_result(intent)  # a twin request just did it
+            if not done:
+                raise
+    response = render(result)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -133,8 +179,13 @@ async def publish_brief(request: Request) -> Response:
     feed = await store.cached_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     draft = parse_new_brief(payload, default_author=editor)
-    brief = await newsroom.publish(store, feed, draft, editor)
-    return json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief['id']}"})
+    return await idempotent(
+        request,
+        editor,
+        payload,
+        lambda intent: newsroom.publish(store, feed, draft, editor, intent),
+        lambda brief: json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief['id']}"}),
+    )
 
 
 async def healthz(request: Request) -> Response:

@@ -6,7 +6,8 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:feed:<slug>           string: the feed as JSON
     P:feed:<slug>:events    stream: one entry per event, fields t (type) and d (JSON object)
 
-Editor tokens are kept by ``livefeed.tokens`` (``store.tokens``), under the same prefix.
+Editor tokens are kept by ``livefeed.tokens`` (``store.tokens``), under the same prefix, and
+idempotency records by the append script (``livefeed.idempotency``: ``P:idempotency:...``).
 
 Redis errors (``redis.exceptions.ConnectionError`` / ``TimeoutError``) propagate; the web edge maps
 them to 503 in one place.
@@ -29,11 +30,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from livefeed.append import APPEND_LUA, Append, refusal
 from livefeed.errors import Conflict, NotFound
 from livefeed.frames import Event, event_frame
+from livefeed.idempotency import Intent, reused
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
 from livefeed.models import ZERO_ID, Feed, StreamId, now_ms
 from livefeed.tokens import Tokens
 
 _U64 = 2**64 - 1
+_CLOCK_CHECK_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,8 @@ class Store:
         self._write_cache: dict[str, tuple[float, Feed]] = {}
         self._fetching: dict[str, asyncio.Future[Feed]] = {}
         self.tokens = Tokens(redis, prefix)
+        self.clock_offset_ms = 0
+        self._clock_checked = -_CLOCK_CHECK_SECONDS
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
@@ -108,6 +113,22 @@ class Store:
 
     async def ping(self) -> bool:
         return bool(await self._cmd("PING"))
+
+    async def now_ms(self) -> int:
+        """Redis's clock, which live events are stamped with: this process's clock corrected by
+        an offset learned from ``TIME`` at most every few seconds, so "today" agrees everywhere."""
+        if time.monotonic() - self._clock_checked >= _CLOCK_CHECK_SECONDS:
+            await self.check_clock()
+        return now_ms() + self.clock_offset_ms
+
+    async def check_clock(self) -> int:
+        """Ask Redis for ``TIME`` and learn how far it is from this process's clock (ms)."""
+        before = now_ms()
+        seconds, micros = await self._cmd("TIME")
+        after = now_ms()
+        self.clock_offset_ms = int(seconds) * 1000 + int(micros) // 1000 - (before + after) // 2
+        self._clock_checked = time.monotonic()
+        return self.clock_offset_ms
 
     # feeds
     async def create_feed(self, feed: Feed) -> Feed:
@@ -191,15 +212,28 @@ class Store:
 
         The script's refusals become NotFound (no such brief), PreconditionFailed (another
         version), Conflict (coverage ended) or ``Retry`` (our clock lost a race with midnight).
+        With an intent: ``Replayed`` when it was carried out before, ValidationFailed when its key
+        was used for another request.
         """
-        (result,) = await self._append_script(
-            keys=self.script_keys(slug), args=change.script_args()
-        )
+        keys = self.script_keys(slug)
+        if change.intent is not None:
+            keys.append(change.intent.key)
+        (result,) = await self._append_script(keys=keys, args=change.script_args())
         text = _text(result)
         if text.startswith("LIVEFEED_"):
             raise refusal(text)
         EVENTS_PUBLISHED.labels(change.type).inc()
         return StreamId.parse(text)
+
+    async def intent_result(self, intent: Intent) -> tuple[bool, Any]:
+        """``(True, result)`` if the intent was carried out, ``(False, None)`` if not yet;
+        ValidationFailed if its key was used for another request."""
+        fingerprint, result = await self._cmd("HMGET", intent.key, "fp", "result")
+        if fingerprint is None:
+            return False, None
+        if _text(fingerprint) != intent.fingerprint:
+            raise reused()
+        return True, orjson.loads(result)
 
     async def remove(self, slug: str, ids: list[StreamId], days: dict[str, int]) -> None:
         """Undo appends (a failed import): drop the entries, their states and day counts."""
