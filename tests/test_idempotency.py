@@ -194,6 +194,7 @@ def test_a_refused_request_does_not_use_up_its_key(
     http.patch(f"/api/feeds/{feed}", json={"status": "live"}, headers=auth())
     accepted = http.post(f"/api/feeds/{feed}/briefs", json=body, headers=headers)
     assert accepted.status_code == 201 and "idempotent-replayed" not in accepted.headers
+    same_response(accepted, http.post(f"/api/feeds/{feed}/briefs", json=body, headers=headers))
     assert events(rdb, server, feed) == ["feed_updated", "feed_updated", "brief"]
 
 
