@@ -192,12 +192,15 @@ async def healthz(request: Request) -> Response:
     """200 when Redis answers a PING within two seconds, else 503; with this process's load.
 
     ``readers`` are connected WebSocket readers and ``tasks`` the asyncio tasks alive in this
-    worker (a leak shows as tasks that outlive their readers).
+    worker (a leak shows as tasks that outlive their readers). ``clock_offset_ms`` is how far
+    Redis's clock (which stamps every event) is ahead of this process's: a node whose clock
+    drifts shows here, though its events keep Redis's time.
     """
     store, _ = state(request)
     load = {"readers": request.app.state.hub.count(), "tasks": len(asyncio.all_tasks())}
     try:
         await asyncio.wait_for(store.ping(), 2.0)
+        offset = await asyncio.wait_for(store.check_clock(), 2.0)
     except Exception:
         return json_response({"status": "unhealthy", "redis": "unreachable", **load}, 503)
-    return json_response({"status": "ok", "redis": "ok", **load})
+    return json_response({"status": "ok", "redis": "ok", **load, "clock_offset_ms": offset})
