@@ -111,6 +111,10 @@ async def retract(
     intent: Intent | None = None,
 ) -> None:
     """Remove a brief from the feed, its day and its pin; its history stays on record."""
+    try:
+        day = day_containing(brief_id.ms, feed.timezone)
+    except (ValueError, OverflowError):  # past the calendar: no brief has such an id
+        raise NotFound(f"no brief {brief_id} in {feed.slug}", code="brief_not_found") from None
     change = Append(
         "brief_deleted",
         str(brief_id),
@@ -121,7 +125,7 @@ async def retract(
         field=str(brief_id),
         expect=str(brief_id),
         version=expected_version,
-        day=day_containing(brief_id.ms, feed.timezone),
+        day=day,
         day_delta=-1,
         day_check=False,
         history=True,
