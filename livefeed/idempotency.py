@@ -23,8 +23,10 @@ from livefeed.errors import BadRequest, ValidationFailed
 
 TTL_SECONDS = 24 * 3600
 KEY_MAX = 255
-# Visible ASCII (a UUID, a ULID, base64...); the IETF draft's quoted sf-string form is accepted.
-_KEY_RE = re.compile(r'"?([\x21\x23-\x7e]{1,255})"?')
+KEY_PATTERN = r'^(?:"[!#-~]{1,255}"|[!#-~]{1,255})$'
+"""Visible ASCII but ``"`` (a UUID, a ULID, base64...), bare or quoted as the IETF draft's
+structured-field string; the OpenAPI document states the same pattern."""
+_KEY_RE = re.compile(KEY_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +41,13 @@ def parse_key(header: str | None) -> str | None:
     """The ``Idempotency-Key`` value, None when absent; BadRequest when empty, long or odd."""
     if header is None:
         return None
-    match = _KEY_RE.fullmatch(header.strip())
-    if match is None or (header.strip().startswith('"') != header.strip().endswith('"')):
+    value = header.strip()
+    if _KEY_RE.fullmatch(value) is None:
         raise BadRequest(
             f"Idempotency-Key must be 1-{KEY_MAX} visible ASCII characters (a UUID, say)",
             code="bad_idempotency_key",
         )
-    return match.group(1)
+    return value.strip('"')
 
 
 def intent(
