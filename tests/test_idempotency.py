@@ -255,31 +255,41 @@ def test_one_key_holds_across_two_servers_on_one_redis(
 
 
 @pytest.mark.browser
-def test_the_editor_page_retries_a_lost_publish_with_its_key_and_makes_one_brief(
+def test_the_editor_page_resends_a_lost_publish_with_its_key_and_makes_one_brief(
     page: Page, server: LivefeedServer, http: httpx.Client, rdb: redis.Redis
 ) -> None:
-    """The brief reaches Redis but the answer is lost: the page sends it again, same key, once."""
+    """The brief reaches Redis, every answer is lost, the editor clicks Publish again: one brief,
+    and every request the page sent for it carried the same Idempotency-Key."""
     slug = make_feed(http)
     sent: list[Request] = []
+    lost = 3  # the page's first send and its own two resends
 
-    def lose_first_answer(route: Route, request: Request) -> None:
+    def lose_answers(route: Route, request: Request) -> None:
         sent.append(request)
         if len(sent) == 1:
             route.fetch()  # the server publishes ...
-            route.abort("connectionreset")  # ... and the 201 never arrives
+        if len(sent) <= lost:
+            route.abort("connectionreset")  # ... and no 201 arrives
         else:
             route.continue_()
 
-    page.route(f"**/api/feeds/{slug}/briefs", lose_first_answer)
+    page.route(f"**/api/feeds/{slug}/briefs", lose_answers)
     page.goto(f"{server.base}/editor?feed={slug}")
     page.fill("#token", TOKEN)
     page.click("#sign-in")
     expect(page.locator("#editor-name")).to_have_text("Newsroom")
     page.fill("#headline", "Published from the train")
     page.click("#publish")
+    expect(page.locator("#compose-message")).to_contain_text("safe", timeout=15_000)
+    assert len(sent) == lost
+    page.click("#publish")  # the editor tries again, draft unchanged
     expect(page.locator("#compose-message")).to_contain_text("Published", timeout=15_000)
-    assert len(sent) == 2
-    keys = [r.headers.get("idempotency-key") for r in sent]
-    assert keys[0] and keys[0] == keys[1]
+    keys = {r.headers.get("idempotency-key") for r in sent}
+    assert len(sent) == lost + 1 and len(keys) == 1 and None not in keys
     assert events(rdb, server, slug) == ["brief"]
     expect(page.locator("#recent li[data-id]")).to_have_count(1)
+    page.fill("#headline", "A second brief")
+    page.click("#publish")
+    expect(page.locator("#recent li[data-id]")).to_have_count(2, timeout=15_000)
+    assert sent[-1].headers.get("idempotency-key") not in keys, "a new intent, a new key"
+    assert events(rdb, server, slug) == ["brief", "brief"]
