@@ -22,7 +22,7 @@ from livefeed.errors import (
     UnsupportedMediaType,
 )
 from livefeed.idempotency import Intent
-from livefeed.models import StreamId, now_ms, parse_new_brief, parse_new_feed
+from livefeed.models import StreamId, parse_new_brief, parse_new_feed
 from livefeed.store import Store
 
 
@@ -136,10 +136,20 @@ async def list_feeds(request: Request) -> Response:
 
 async def create_feed(request: Request) -> Response:
     store, settings = state(request)
-    await authenticate(request)
-    feed = parse_new_feed(await read_json(request, settings.max_body_bytes), now_ms())
-    await store.create_feed(feed)
-    return json_response(feed.to_dict(), 201, {"Location": f"/api/feeds/{feed.slug}"})
+    editor = await authenticate(request)
+    payload = await read_json(request, settings.max_body_bytes)
+    feed = parse_new_feed(payload, await store.now_ms())
+
+    async def create(intent: Intent | None) -> dict[str, Any]:
+        return (await store.create_feed(feed, intent)).to_dict()
+
+    return await idempotent(
+        request,
+        editor,
+        payload,
+        create,
+        lambda made: json_response(made, 201, {"Location": f"/api/feeds/{made['slug']}"}),
+    )
 
 
 async def get_feed(request: Request) -> Response:

@@ -1,7 +1,7 @@
 """One error root for livefeed, mapped to an HTTP status and a WebSocket close code here only.
 
 LivefeedError                 500 / 1011
-├── BadRequest                400 / 4400   malformed JSON, query parameter, cursor or Idempotency-Key
+├── BadRequest                400 / 4400   malformed JSON, parameter, cursor or Idempotency-Key
 ├── Unauthorized              401          missing, wrong or revoked editor token
 ├── NotFound                  404 / 4404   unknown feed or brief
 ├── Conflict                  409          feed already exists, coverage ended, busy (retry)

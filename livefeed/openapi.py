@@ -527,13 +527,13 @@ def _paths(settings: Settings) -> dict[str, Any]:
         "/api/feeds": {
             "get": _op("listFeeds", "feeds", "Every feed",
                        {"200": _json(_ref("FeedList"), "the feeds"), **_errors(503)}),
-            "post": _op(
+            "post": _replayable(_op(
                 "createFeed", "feeds", "Create a feed",
                 {"201": _json(_ref("Feed"), "the new feed", **created),
                  **_errors(bad_body, (409, ("feed_exists",)),
                            (422, (*_VALIDATION_CODES, "invalid_slug", "invalid_timezone")), 503)},
                 body=_ref("NewFeed"), editor=True,
-            ),
+            )),
         },
         "/api/me": {"get": _op(
             "me", "editor", "Who the token belongs to",

@@ -30,12 +30,30 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from livefeed.append import APPEND_LUA, Append, refusal
 from livefeed.errors import Conflict, NotFound
 from livefeed.frames import Event, event_frame
-from livefeed.idempotency import Intent, reused
+from livefeed.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
 from livefeed.models import ZERO_ID, Feed, StreamId, now_ms
 from livefeed.tokens import Tokens
 
 _U64 = 2**64 - 1
+# KEYS: the feed, the feed list, and (with an Idempotency-Key) its record, as append.lua keeps it.
+# ARGV: the feed's JSON, its score, its slug, then the intent's fingerprint, result and TTL.
+_CREATE_FEED_LUA = """
+if KEYS[3] then
+  local seen = redis.call('HMGET', KEYS[3], 'fp', 'result')
+  if seen[1] then
+    if seen[1] == ARGV[4] then return 'LIVEFEED_REPLAY ' .. seen[2] end
+    return 'LIVEFEED_REUSED'
+  end
+end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 'LIVEFEED_EXISTS' end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if KEYS[3] then
+  redis.call('HSET', KEYS[3], 'fp', ARGV[4], 'result', ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+return 'OK'
+"""
 _CLOCK_CHECK_SECONDS = 10.0
 
 
@@ -76,6 +94,7 @@ class Store:
         self.redis = redis
         self.prefix = prefix
         self._append_script = redis.register_script(APPEND_LUA)
+        self._create_feed_script = redis.register_script(_CREATE_FEED_LUA)
         self._write_cache: dict[str, tuple[float, Feed]] = {}
         self._fetching: dict[str, asyncio.Future[Feed]] = {}
         self.tokens = Tokens(redis, prefix)
@@ -131,14 +150,19 @@ class Store:
         return self.clock_offset_ms
 
     # feeds
-    async def create_feed(self, feed: Feed) -> Feed:
-        """Create a feed; Conflict if the slug is taken."""
-        created = await self._cmd(
-            "SET", self._feed_key(feed.slug), orjson.dumps(feed.identity()), "NX"
-        )
-        if not created:
+    async def create_feed(self, feed: Feed, intent: Intent | None = None) -> Feed:
+        """Create a feed; Conflict if the slug is taken. With an intent, once: a retry raises
+        ``Replayed`` with the feed as first created (ValidationFailed: key used for another)."""
+        keys = [self._feed_key(feed.slug), f"{self.prefix}:feeds"]
+        args: list[bytes | str | int] = [orjson.dumps(feed.identity()), now_ms(), feed.slug]
+        if intent is not None:
+            keys.append(intent.key)
+            args += [intent.fingerprint, orjson.dumps(feed.to_dict()), TTL_SECONDS]
+        outcome = _text(await self._create_feed_script(keys=keys, args=args))
+        if outcome == "LIVEFEED_EXISTS":
             raise Conflict(f"feed {feed.slug!r} already exists", code="feed_exists", field="slug")
-        await self._cmd("ZADD", f"{self.prefix}:feeds", now_ms(), feed.slug)
+        if outcome != "OK":
+            raise refusal(outcome)
         return feed
 
     async def get_feed(self, slug: str) -> Feed | None:

@@ -138,6 +138,26 @@ def test_a_retried_end_of_coverage_answers_with_the_first_ended_at(
     assert events(rdb, server, feed) == ["feed_updated"]
 
 
+def test_a_retried_feed_creation_is_a_201_again_not_a_409(
+    http: httpx.Client, server: LivefeedServer, rdb: redis.Redis
+) -> None:
+    """POST /api/feeds retried after its 201 was lost answers that 201; another body is 422."""
+    slug = "f-" + uuid.uuid4().hex[:12]
+    body = {"slug": slug, "title": "Election night", "timezone": "Europe/Kyiv"}
+    headers = keyed()
+    first = http.post("/api/feeds", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = http.post("/api/feeds", json=body, headers=headers)
+    same_response(first, again)
+    other = http.post("/api/feeds", json={**body, "title": "Other"}, headers=headers)
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    listed = [f for f in http.get("/api/feeds").json()["feeds"] if f["slug"] == slug]
+    assert listed == [first.json()]
+    taken = http.post("/api/feeds", json=body, headers=keyed())
+    assert taken.status_code == 409, "a new intent for a taken slug is still a conflict"
+
+
 # --- keys that do not fit ------------------------------------------------------------------------
 
 
