@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from livefeed import newsroom
+from livefeed import idempotency, newsroom
+from livefeed.append import Replayed
 from livefeed.config import Settings
-from livefeed.errors import BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
-from livefeed.models import StreamId, now_ms, parse_new_brief, parse_new_feed
+from livefeed.errors import (
+    BadRequest,
+    LivefeedError,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from livefeed.idempotency import Intent
+from livefeed.models import StreamId, parse_new_brief, parse_new_feed
 from livefeed.store import Store
 
 FAILED_TOKENS = "all addresses"
@@ -81,6 +90,43 @@ async def authenticate(request: Request) -> str:
     return name
 
 
+async def idempotent(
+    request: Request,
+    editor: str,
+    body: Any,
+    action: Callable[[Intent | None], Awaitable[Any]],
+    render: Callable[[Any], Response],
+) -> Response:
+    """Run a write at most once per ``Idempotency-Key`` and answer ``render(result)``.
+
+    A retry of an intent carried out before gets its first result again, marked
+    ``Idempotent-Replayed: true``, and writes nothing. The script decides (atomically with the
+    write); the lookups here answer a retry whose action would refuse before reaching it (a
+    correction whose If-Match is no longer current, a retraction of a brief now gone).
+    """
+    key = idempotency.parse_key(request.headers.get("idempotency-key"))
+    if key is None:
+        return render(await action(None))
+    store, _ = state(request)
+    intent = idempotency.intent(
+        store.prefix, key, editor, request.method, request.url.path,
+        request.headers.get("if-match"), body,
+    )  # fmt: skip
+    done, result = await store.intent_result(intent)
+    if not done:
+        try:
+            return render(await action(intent))
+        except Replayed as replay:
+            result = replay.result
+        except LivefeedError:
+            done, result = await store.intent_result(intent)  # a twin request just did it
+            if not done:
+                raise
+    response = render(result)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -97,10 +143,20 @@ async def list_feeds(request: Request) -> Response:
 
 async def create_feed(request: Request) -> Response:
     store, settings = state(request)
-    await authenticate(request)
-    feed = parse_new_feed(await read_json(request, settings.max_body_bytes), now_ms())
-    await store.create_feed(feed)
-    return json_response(feed.to_dict(), 201, {"Location": f"/api/feeds/{feed.slug}"})
+    editor = await authenticate(request)
+    payload = await read_json(request, settings.max_body_bytes)
+    feed = parse_new_feed(payload, await store.now_ms())
+
+    async def create(intent: Intent | None) -> dict[str, Any]:
+        return (await store.create_feed(feed, intent)).to_dict()
+
+    return await idempotent(
+        request,
+        editor,
+        payload,
+        create,
+        lambda made: json_response(made, 201, {"Location": f"/api/feeds/{made['slug']}"}),
+    )
 
 
 async def get_feed(request: Request) -> Response:
@@ -140,20 +196,28 @@ async def publish_brief(request: Request) -> Response:
     feed = await store.cached_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     draft = parse_new_brief(payload, default_author=editor)
-    brief = await newsroom.publish(store, feed, draft, editor)
-    return json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief['id']}"})
+    return await idempotent(
+        request,
+        editor,
+        payload,
+        lambda intent: newsroom.publish(store, feed, draft, editor, intent),
+        lambda brief: json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief['id']}"}),
+    )
 
 
 async def healthz(request: Request) -> Response:
     """200 when Redis answers a PING within two seconds, else 503; with this process's load.
 
     ``readers`` are connected WebSocket readers and ``tasks`` the asyncio tasks alive in this
-    worker (a leak shows as tasks that outlive their readers).
+    worker (a leak shows as tasks that outlive their readers). ``clock_offset_ms`` is how far
+    Redis's clock (which stamps every event) is ahead of this process's: a node whose clock
+    drifts shows here, though its events keep Redis's time.
     """
     store, _ = state(request)
     load = {"readers": request.app.state.hub.count(), "tasks": len(asyncio.all_tasks())}
     try:
         await asyncio.wait_for(store.ping(), 2.0)
+        offset = await asyncio.wait_for(store.check_clock(), 2.0)
     except Exception:
         return json_response({"status": "unhealthy", "redis": "unreachable", **load}, 503)
-    return json_response({"status": "ok", "redis": "ok", **load})
+    return json_response({"status": "ok", "redis": "ok", **load, "clock_offset_ms": offset})

@@ -3,16 +3,24 @@
 -- KEYS[4] brief histories (hash: id -> comma-separated event ids)   KEYS[5] feed meta (hash)
 -- KEYS[6] key events (set of brief ids)   KEYS[7] live briefs by time (sorted set: ms -> id)
 -- KEYS[8] the stream's last id (a string kept here: cheaper than XINFO on every append)
+-- KEYS[9] (with `idem`) the idempotency record (hash: fp, result; expires after idem.ttl s)
 -- ARGV: one or more appends, each given as
 --   a JSON header, the markers, the event head, the event tail, the number of body chunks,
 --   then the chunks. The header:
 --   type      event type
---   at        time in ms for the id
+--   at        time in ms for the id; null: Redis's own clock (TIME), for live actions
 --   strict    true: refuse an `at` older than the stream's last id (imports);
 --             false: take max(at, last id) so ids never go backwards (live publishing)
 --   day_end   with `day`: last ms of the local day `at` falls on; a live id bumped past it
 --             is refused with LIVEFEED_RETRY, so the day count stays exact
 --   day, day_delta   add day_delta to the count of `day` (a brief created or retracted)
+--   days      instead of `day`: [[iso, first ms, last ms], ...], the local days around the
+--             publisher's "now"; the count is that of the one the entry's time falls on, and a
+--             time on none is refused with LIVEFEED_CLOCK <ms> (retry with days around <ms>)
+--   idem      {fp, ttl, markers, chunks}: an Idempotency-Key (KEYS[9]). If KEYS[9] holds the
+--             same fp, nothing is written and LIVEFEED_REPLAY <stored result> is returned; a
+--             different fp is LIVEFEED_REUSED. Otherwise, after the append, the result template
+--             (chunks and markers, as for the body) is filled and kept with fp for ttl seconds
 --   state     "set": store the event body as the brief's state under `field` (or the new
 --             entry's id when field is null); "del": remove `field`
 --   expect    brief id that must have a state (else LIVEFEED_NOTFOUND) ...
@@ -51,6 +59,24 @@ local function present(value)
   return value ~= nil and value ~= cjson.null
 end
 
+local clock_ms  -- Redis's time, asked once per call (scripts are replicated by effects)
+local function redis_ms()
+  if not clock_ms then
+    local t = redis.call('TIME')
+    clock_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock_ms
+end
+
+local function fill(markers, chunks, id, at)
+  local parts = { chunks[1] }
+  for i = 1, #markers do
+    parts[#parts + 1] = (string.sub(markers, i, i) == 'I') and id or at
+    parts[#parts + 1] = chunks[i + 1]
+  end
+  return table.concat(parts)
+end
+
 local last_ms, last_seq = -1, -1
 local last = stream_last_id()  -- last_id.lua
 local prev = last or '0-0'  -- each entry names the one before it (field p): readers check the chain
@@ -60,6 +86,16 @@ if last then
 end
 
 local function append_one(h, markers, head, tail, chunks)
+  local idem = present(h.idem) and h.idem or nil
+  if idem then
+    local seen = redis.call('HMGET', KEYS[9], 'fp', 'result')
+    if seen[1] then
+      if seen[1] == idem.fp then
+        return nil, 'LIVEFEED_REPLAY ' .. seen[2]
+      end
+      return nil, 'LIVEFEED_REUSED'
+    end
+  end
   if present(h.expect) then
     local current = redis.call('HGET', KEYS[2], h.expect)
     if not current then
@@ -76,25 +112,29 @@ local function append_one(h, markers, head, tail, chunks)
     return nil, 'LIVEFEED_ENDED coverage has ended'
   end
 
-  local ms, seq = h.at, 0
+  local ms, seq = present(h.at) and h.at or redis_ms(), 0
   if ms < last_ms and h.strict then
     return nil, string.format('LIVEFEED_OLDER %d-%d', last_ms, last_seq)
   end
   if ms <= last_ms then
     ms, seq = last_ms, last_seq + 1
   end
-  if type(h.day) == 'string' and ms > h.day_end then
+  local day = h.day
+  if present(h.days) then
+    day = nil
+    for _, d in ipairs(h.days) do
+      if d[2] <= ms and ms <= d[3] then day = d[1] end
+    end
+    if not day then
+      return nil, string.format('LIVEFEED_CLOCK %d', ms)
+    end
+  elseif type(day) == 'string' and ms > h.day_end then
     return nil, 'LIVEFEED_RETRY the id moved past the end of the day'
   end
 
   local id = string.format('%d-%d', ms, seq)
   local at = iso(ms)
-  local parts = { chunks[1] }
-  for i = 1, #markers do
-    parts[#parts + 1] = (string.sub(markers, i, i) == 'I') and id or at
-    parts[#parts + 1] = chunks[i + 1]
-  end
-  local body = table.concat(parts)
+  local body = fill(markers, chunks, id, at)
 
   redis.call('XADD', KEYS[1], id, 't', h.type, 'd', head .. body .. tail, 'p', prev)
   prev = id
@@ -132,8 +172,12 @@ local function append_one(h, markers, head, tail, chunks)
       redis.call('HDEL', KEYS[5], name)
     end
   end
-  if type(h.day) == 'string' and h.day_delta ~= 0 then
-    redis.call('HINCRBY', KEYS[3], h.day, h.day_delta)
+  if type(day) == 'string' and h.day_delta ~= 0 then
+    redis.call('HINCRBY', KEYS[3], day, h.day_delta)
+  end
+  if idem then
+    redis.call('HSET', KEYS[9], 'fp', idem.fp, 'result', fill(idem.markers, idem.chunks, id, at))
+    redis.call('EXPIRE', KEYS[9], idem.ttl)
   end
   return id, nil
 end

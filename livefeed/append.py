@@ -17,6 +17,7 @@ import orjson
 
 from livefeed.days import Day
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
+from livefeed.idempotency import TTL_SECONDS, Intent, reused
 
 _HERE = Path(__file__).parent
 LAST_ID_LUA = (_HERE / "last_id.lua").read_text()
@@ -41,11 +42,16 @@ class Append:
     the filled body becomes that brief's current state, ``"del"`` removes it. ``expect`` (and
     ``version``) must match the brief's current state, ``open`` refuses an ended feed; a ``day``
     count changes by ``day_delta`` (checked against the day's end when ``day_check``).
+
+    ``at_ms`` None takes the time from Redis (live actions: every node then agrees on it); the
+    count of ``days`` then changes on the one that time falls on (``Retry.at_ms`` when none).
+    With ``intent`` the append happens once per intent, and ``result`` (placeholders filled) is
+    kept for a retry of it (livefeed.idempotency).
     """
 
     type: str
     body: Any
-    at_ms: int
+    at_ms: int | None
     key: str = "brief"
     extra: dict[str, Any] | None = None
     strict: bool = False
@@ -62,9 +68,12 @@ class Append:
     meta_set: dict[str, str] | None = None
     meta_del: list[str] | None = None
     unpin: str | None = None
+    days: tuple[Day, ...] | None = None
+    intent: Intent | None = None
+    result: Any = None
 
     def script_args(self) -> list[bytes | str]:
-        header = {
+        header: dict[str, Any] = {
             "type": self.type,
             "at": self.at_ms,
             "strict": self.strict,
@@ -82,6 +91,16 @@ class Append:
             "meta_del": self.meta_del,
             "unpin": self.unpin,
         }
+        if self.days is not None:
+            header["days"] = [[d.iso, d.start_ms, d.end_ms] for d in self.days]
+        if self.intent is not None:
+            result, result_markers = template(self.result)
+            header["idem"] = {
+                "fp": self.intent.fingerprint,
+                "ttl": TTL_SECONDS,
+                "markers": result_markers,
+                "chunks": [chunk.decode() for chunk in result],
+            }
         chunks, markers = template(self.body)
         head = b'{"' + self.key.encode() + b'":'
         tail = b"," + orjson.dumps(self.extra)[1:] if self.extra else b"}"
@@ -93,7 +112,19 @@ class Refused(Exception):
 
 
 class Retry(Exception):
-    """The append should be tried again with a fresh clock."""
+    """The append should be tried again with a fresh clock, or with days around ``at_ms``."""
+
+    def __init__(self, message: str, at_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.at_ms = at_ms
+
+
+class Replayed(Exception):
+    """The intent was carried out before: ``result`` is what it answered then."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__("replayed")
+        self.result = result
 
 
 def refusal(message: str) -> Exception:
@@ -109,6 +140,12 @@ def refusal(message: str) -> Exception:
         return Conflict("coverage of this feed has ended; reopen it first", code="feed_ended")
     if message.startswith("LIVEFEED_RETRY"):
         return Retry(message)
+    if message.startswith("LIVEFEED_CLOCK"):
+        return Retry(message, at_ms=int(message.split()[1]))
+    if message.startswith("LIVEFEED_REPLAY "):
+        return Replayed(orjson.loads(message.removeprefix("LIVEFEED_REPLAY ")))
+    if message == "LIVEFEED_REUSED":
+        return reused()
     return Refused(message)
 
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from livefeed.api import feed_slug, json_response, parse_limit, state
 from livefeed.days import Day, parse_day
-from livefeed.models import Feed, StreamId, now_ms
+from livefeed.models import Feed, StreamId
 from livefeed.store import Store
 
 DAY_PAGE = 1000
@@ -40,7 +40,8 @@ async def get_day(request: Request) -> Response:
     """``{"date", "timezone", "briefs", "next"}``; ``?cursor=<next>&limit=`` pages on.
 
     Answers ``If-None-Match`` with 304; a finished day may be cached briefly by anyone (it only
-    changes when a brief of that day is corrected or retracted), today must be revalidated.
+    changes when a brief of that day is corrected or retracted), today (by Redis's clock, which
+    stamps the briefs) must be revalidated.
     """
     store, _ = state(request)
     feed = await store.require_feed(feed_slug(request))
@@ -56,7 +57,7 @@ async def get_day(request: Request) -> Response:
     etag = '"' + hashlib.blake2b(version.encode(), digest_size=16).hexdigest() + '"'
     headers = {
         "ETag": etag,
-        "Cache-Control": "public, max-age=60" if day.end_ms < now_ms() else "no-cache",
+        "Cache-Control": "public, max-age=60" if day.end_ms < await store.now_ms() else "no-cache",
     }
     if etag in _etags(request.headers.get("if-none-match", "")):
         return Response(status_code=304, headers=headers)

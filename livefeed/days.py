@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
 from livefeed.errors import BadRequest
 from livefeed.models import zone
@@ -79,6 +80,19 @@ def parse_day(raw: str, timezone: str) -> Day:
 def day_containing(ms: int, timezone: str) -> Day:
     local = datetime.fromtimestamp(ms / 1000, tz=zone(timezone))
     return day_of(local.date(), timezone)
+
+
+def days_around(ms: int, timezone: str) -> tuple[Day, Day, Day]:
+    """The local days before, of and after ``ms``: where an event stamped by another clock (Redis's)
+    a little earlier or later than ``ms`` falls."""
+    local = datetime.fromtimestamp(ms / 1000, tz=zone(timezone)).date()
+    return _days_around(local, timezone)
+
+
+@lru_cache(maxsize=256)
+def _days_around(local: date, timezone: str) -> tuple[Day, Day, Day]:
+    one = timedelta(days=1)
+    return day_of(local - one, timezone), day_of(local, timezone), day_of(local + one, timezone)
 
 
 def parse_clock(raw: str) -> tuple[int, int, int]:

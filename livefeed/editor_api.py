@@ -7,8 +7,8 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from livefeed import newsroom
-from livefeed.api import authenticate, feed_slug, json_response, read_json, state
+from livefeed import idempotency, newsroom
+from livefeed.api import authenticate, feed_slug, idempotent, json_response, read_json, state
 from livefeed.errors import BadRequest, NotFound, ValidationFailed
 from livefeed.models import (
     TITLE_MAX,
@@ -70,6 +70,7 @@ async def preview_brief(request: Request) -> Response:
     """The brief as it would be stored (sanitised), without storing anything."""
     store, settings = state(request)
     editor = await authenticate(request)
+    idempotency.parse_key(request.headers.get("idempotency-key"))  # nothing to repeat: checked only
     await store.require_feed(feed_slug(request))
     draft: BriefDraft = parse_new_brief(
         await read_json(request, settings.max_body_bytes), default_author=editor
@@ -95,18 +96,30 @@ async def patch_brief(request: Request) -> Response:
     editor = await authenticate(request)
     feed = await store.require_feed(feed_slug(request))
     target = brief_id(request)
-    changes, body_version = parse_patch(await read_json(request, settings.max_body_bytes))
+    payload = await read_json(request, settings.max_body_bytes)
+    changes, body_version = parse_patch(payload)
     version = expected_version(request, body_version)
-    brief = await newsroom.correct(store, feed, target, changes, version, editor)
-    return json_response(brief, headers={"ETag": f'"{brief["version"]}"'})
+    return await idempotent(
+        request,
+        editor,
+        payload,
+        lambda intent: newsroom.correct(store, feed, target, changes, version, editor, intent),
+        lambda brief: json_response(brief, headers={"ETag": f'"{brief["version"]}"'}),
+    )
 
 
 async def delete_brief(request: Request) -> Response:
     store, _ = state(request)
     editor = await authenticate(request)
     feed = await store.require_feed(feed_slug(request))
-    await newsroom.retract(store, feed, brief_id(request), expected_version(request), editor)
-    return Response(status_code=204)
+    target, version = brief_id(request), expected_version(request)
+    return await idempotent(
+        request,
+        editor,
+        None,
+        lambda intent: newsroom.retract(store, feed, target, version, editor, intent),
+        lambda _: Response(status_code=204),
+    )
 
 
 async def brief_history(request: Request) -> Response:
@@ -130,16 +143,26 @@ async def put_pin(request: Request) -> Response:
         target = StreamId.parse(raw, name="brief_id")
     except BadRequest:
         raise NotFound(f"no brief {raw!r}", code="brief_not_found") from None
-    brief = await newsroom.pin(store, feed, target, editor)
-    return json_response({"pinned": brief})
+    return await idempotent(
+        request,
+        editor,
+        payload,
+        lambda intent: newsroom.pin(store, feed, target, editor, intent),
+        lambda brief: json_response({"pinned": brief}),
+    )
 
 
 async def delete_pin(request: Request) -> Response:
     store, _ = state(request)
     editor = await authenticate(request)
     feed = await store.require_feed(feed_slug(request))
-    await newsroom.unpin(store, feed, editor)
-    return json_response({"pinned": None})
+    return await idempotent(
+        request,
+        editor,
+        None,
+        lambda intent: newsroom.unpin(store, feed, editor, intent),
+        lambda _: json_response({"pinned": None}),
+    )
 
 
 async def patch_feed(request: Request) -> Response:
@@ -163,8 +186,13 @@ async def patch_feed(request: Request) -> Response:
         if not isinstance(title, str) or not title.strip() or len(title) > TITLE_MAX:
             raise ValidationFailed(f"title must be 1-{TITLE_MAX} characters", field="title")
         title = " ".join(title.split())
-    updated = await newsroom.update_feed(store, feed, status, title, editor)
-    return json_response(updated.to_dict())
+    return await idempotent(
+        request,
+        editor,
+        payload,
+        lambda intent: newsroom.update_feed(store, feed, status, title, editor, intent),
+        json_response,
+    )
 
 
 async def key_events(request: Request) -> Response:

@@ -1,13 +1,14 @@
 """One error root for livefeed, mapped to an HTTP status and a WebSocket close code here only.
 
 LivefeedError                 500 / 1011
-├── BadRequest                400 / 4400   malformed JSON, query parameter or cursor
+├── BadRequest                400 / 4400   malformed JSON, parameter, cursor or Idempotency-Key
 ├── Unauthorized              401          missing, wrong or revoked editor token
 ├── NotFound                  404 / 4404   unknown feed or brief
-├── Conflict                  409          feed already exists
+├── Conflict                  409          feed already exists, coverage ended, busy (retry)
 ├── PayloadTooLarge           413          request body over the limit
 ├── UnsupportedMediaType      415          request body that is not JSON
-├── ValidationFailed          422          a field of the wrong type, too long, not allowed
+├── ValidationFailed          422          a field of the wrong type, too long, not allowed;
+│                                          an Idempotency-Key used for another request
 └── Unavailable               503 / 1013   Redis unreachable; the client should retry
 """
 

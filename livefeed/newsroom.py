@@ -1,7 +1,10 @@
 """What editors do to a feed, each as one atomic append: publish, correct, retract, pin, end.
 
 Every action is an event on the feed's stream (so resume-by-id and replays carry it) that also
-updates the feed's current state in the same step, and records the editor who made it.
+updates the feed's current state in the same step, and records the editor who made it. Events
+are stamped by Redis's clock, so a node whose clock is off puts no brief in the future and no
+brief on the wrong day. With an ``intent`` an action happens once however often it is retried:
+a retry raises ``Replayed`` with the first answer (livefeed.idempotency).
 """
 
 from __future__ import annotations
@@ -9,33 +12,44 @@ from __future__ import annotations
 from typing import Any
 
 from livefeed.append import AT, ID, Append, Retry
-from livefeed.days import day_containing
+from livefeed.days import day_containing, days_around
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
+from livefeed.idempotency import Intent
 from livefeed.models import BriefDraft, Feed, StreamId, brief_dict, iso_ms, now_ms
 from livefeed.store import Store
 
 _ATTEMPTS = 5
 
 
-async def publish(store: Store, feed: Feed, draft: BriefDraft, editor: str) -> dict[str, Any]:
-    """Append a new brief; Conflict ``feed_ended`` once coverage has ended."""
+async def publish(
+    store: Store, feed: Feed, draft: BriefDraft, editor: str, intent: Intent | None = None
+) -> dict[str, Any]:
+    """Append a new brief; Conflict ``feed_ended`` once coverage has ended.
+
+    Redis stamps it; the script counts it on whichever of the local days around our own "now"
+    that time falls on, and names the time when it is on none (our clock is a day off).
+    """
+    around = now_ms()
+    brief = brief_dict(draft, ID, AT)
     for _ in range(_ATTEMPTS):
-        at = now_ms()
         change = Append(
             "brief",
-            brief_dict(draft, ID, AT),
-            at,
+            brief,
+            None,
             extra={"editor": editor},
-            day=day_containing(at, feed.timezone),
+            days=days_around(around, feed.timezone),
             day_delta=1,
             state="set",
             open=True,
             history=True,
             key_event=draft.key_event or None,
+            intent=intent,
+            result=brief,
         )
         try:
             entry_id = await store.append(feed.slug, change)
-        except Retry:  # our clock was behind the stream across midnight
+        except Retry as retry:
+            around = retry.at_ms if retry.at_ms is not None else now_ms()
             continue
         return brief_dict(draft, str(entry_id), iso_ms(entry_id.ms))
     raise Conflict("could not place the brief in time; try again", code="busy")
@@ -48,11 +62,13 @@ async def correct(
     changes: dict[str, Any],
     expected_version: int | None,
     editor: str,
+    intent: Intent | None = None,
 ) -> dict[str, Any]:
     """Apply a correction; the brief keeps its id and place and gains a version.
 
     With ``expected_version`` a concurrent change makes this fail with PreconditionFailed;
-    without it, the correction is re-applied on top of the newer version.
+    without it, the correction is re-applied on top of the newer version, a few times, and then
+    fails with Conflict ``busy``.
     """
     for _ in range(_ATTEMPTS):
         current = await require_brief(store, feed, brief_id)
@@ -65,7 +81,7 @@ async def correct(
         change = Append(
             "brief_updated",
             updated,
-            now_ms(),
+            None,
             extra={"editor": editor},
             state="set",
             field=str(brief_id),
@@ -73,6 +89,8 @@ async def correct(
             version=version,
             history=True,
             key_event=bool(updated.get("key_event")),
+            intent=intent,
+            result=updated,
         )
         try:
             entry_id = await store.append(feed.slug, change)
@@ -85,65 +103,86 @@ async def correct(
 
 
 async def retract(
-    store: Store, feed: Feed, brief_id: StreamId, expected_version: int | None, editor: str
+    store: Store,
+    feed: Feed,
+    brief_id: StreamId,
+    expected_version: int | None,
+    editor: str,
+    intent: Intent | None = None,
 ) -> None:
     """Remove a brief from the feed, its day and its pin; its history stays on record."""
+    try:
+        day = day_containing(brief_id.ms, feed.timezone)
+    except (ValueError, OverflowError):  # past the calendar: no brief has such an id
+        raise NotFound(f"no brief {brief_id} in {feed.slug}", code="brief_not_found") from None
     change = Append(
         "brief_deleted",
         str(brief_id),
-        now_ms(),
+        None,
         key="brief_id",
         extra={"editor": editor},
         state="del",
         field=str(brief_id),
         expect=str(brief_id),
         version=expected_version,
-        day=day_containing(brief_id.ms, feed.timezone),
+        day=day,
         day_delta=-1,
         day_check=False,
         history=True,
         key_event=False,
         unpin=str(brief_id),
+        intent=intent,
     )
     await store.append(feed.slug, change)
 
 
-async def pin(store: Store, feed: Feed, brief_id: StreamId, editor: str) -> dict[str, Any]:
+async def pin(
+    store: Store, feed: Feed, brief_id: StreamId, editor: str, intent: Intent | None = None
+) -> dict[str, Any]:
     """Pin a brief above the feed, replacing any other pin."""
     brief = await require_brief(store, feed, brief_id)
     change = Append(
         "pinned",
         str(brief_id),
-        now_ms(),
+        None,
         key="brief_id",
         extra={"editor": editor},
         field=str(brief_id),
         expect=str(brief_id),
         meta_set={"pinned": str(brief_id)},
+        intent=intent,
+        result=brief,
     )
     await store.append(feed.slug, change)
     return brief
 
 
-async def unpin(store: Store, feed: Feed, editor: str) -> None:
+async def unpin(store: Store, feed: Feed, editor: str, intent: Intent | None = None) -> None:
     """Drop the pin, if there is one."""
     if feed.pinned is None:
         return
     change = Append(
         "unpinned",
         feed.pinned,
-        now_ms(),
+        None,
         key="brief_id",
         extra={"editor": editor},
         meta_del=["pinned"],
+        intent=intent,
     )
     await store.append(feed.slug, change)
 
 
 async def update_feed(
-    store: Store, feed: Feed, status: str | None, title: str | None, editor: str
-) -> Feed:
-    """End or reopen coverage, or retitle the feed; readers get a ``feed_updated`` event."""
+    store: Store,
+    feed: Feed,
+    status: str | None,
+    title: str | None,
+    editor: str,
+    intent: Intent | None = None,
+) -> dict[str, Any]:
+    """End or reopen coverage, or retitle the feed; readers get a ``feed_updated`` event, and
+    the caller the feed as that event shows it."""
     meta: dict[str, str] = {}
     drop: list[str] = []
     body = feed.to_dict()
@@ -157,18 +196,22 @@ async def update_feed(
         body["ended_at"] = None
         drop.append("ended_at")
     if not meta and not drop:
-        return feed
+        return body
     change = Append(
         "feed_updated",
         body,
-        now_ms(),
+        None,
         key="feed",
         extra={"editor": editor},
         meta_set=meta or None,
         meta_del=drop or None,
+        intent=intent,
+        result=body,
     )
-    await store.append(feed.slug, change)
-    return await store.require_feed(feed.slug)
+    entry_id = await store.append(feed.slug, change)
+    if body["ended_at"] == AT:
+        body["ended_at"] = iso_ms(entry_id.ms)
+    return body
 
 
 async def require_brief(store: Store, feed: Feed, brief_id: StreamId) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from livefeed.errors import (
     CLOSE_TOO_SLOW,
     CLOSE_TRY_AGAIN_LATER,
 )
+from livefeed.idempotency import KEY_PATTERN, TTL_SECONDS
 from livefeed.models import (
     AUTHOR_MAX,
     BODY_MAX,
@@ -57,7 +58,8 @@ _ERROR_MEANING = {
     412: "The brief changed since the version sent; `error.current_version` says which is current",
     413: "The request body is over the size limit",
     415: "The request body is not `application/json`",
-    422: "A field is not valid; `error.field` names it",
+    422: "A field is not valid (`error.field` names it), or an Idempotency-Key was used for "
+    "another request",
     429: "Over a rate limit; retry after `Retry-After` seconds",
     431: "The request's headers add up to more than the limit",
     503: "Redis is unreachable; retry after `Retry-After` seconds",
@@ -405,10 +407,41 @@ def _schemas() -> dict[str, Any]:
                 "redis": {"enum": ["ok", "unreachable"]},
                 "readers": {"type": "integer", "minimum": 0},
                 "tasks": {"type": "integer", "minimum": 0},
+                "clock_offset_ms": {
+                    "type": "integer",
+                    "description": "how far Redis's clock, which stamps every event, is ahead of "
+                    "this worker's (negative: behind)",
+                },
             },
             ("status", "redis"),
         ),
     }
+
+
+def _replayable(operation: dict[str, Any]) -> dict[str, Any]:
+    """An editor write that takes an ``Idempotency-Key``: its header, the 400 for a key that is
+    not one, the 422 for a key used for another request, and the header that marks a replay."""
+    operation["parameters"] = [*operation.get("parameters", []), _param(
+        "Idempotency-Key", "header", _string(pattern=KEY_PATTERN),
+        f"one key per intent, reused on its retries: a retry within {TTL_SECONDS // 3600} h gets "
+        "the first answer back and changes nothing",
+    )]  # fmt: skip
+    responses = operation["responses"]
+    for status, code in (("400", "bad_idempotency_key"), ("422", "idempotency_key_reused")):
+        codes: list[str] = []
+        if status in responses:
+            schema = responses[status]["content"]["application/json"]["schema"]
+            codes = schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]
+        responses[status] = _error(int(status), *codes, code)
+    for status, response in responses.items():
+        if status.startswith("2"):
+            response.setdefault("headers", {})["Idempotent-Replayed"] = {
+                "description": "`true` when this answers a retry of an intent carried out before",
+                "required": False,
+                "schema": {"enum": ["true"]},
+            }
+    operation["responses"] = dict(sorted(responses.items()))
+    return operation
 
 
 # --- the paths ------------------------------------------------------------------------------
@@ -494,13 +527,13 @@ def _paths(settings: Settings) -> dict[str, Any]:
         "/api/feeds": {
             "get": _op("listFeeds", "feeds", "Every feed",
                        {"200": _json(_ref("FeedList"), "the feeds"), **_errors(503)}),
-            "post": _op(
+            "post": _replayable(_op(
                 "createFeed", "feeds", "Create a feed",
                 {"201": _json(_ref("Feed"), "the new feed", **created),
                  **_errors(bad_body, (409, ("feed_exists",)),
                            (422, (*_VALIDATION_CODES, "invalid_slug", "invalid_timezone")), 503)},
                 body=_ref("NewFeed"), editor=True,
-            ),
+            )),
         },
         "/api/me": {"get": _op(
             "me", "editor", "Who the token belongs to",
@@ -511,14 +544,14 @@ def _paths(settings: Settings) -> dict[str, Any]:
                        {"200": _json(_ref("FeedWithPosition"), "the feed"),
                         **_errors(_FEED_404, 503)},
                        parameters=(feed,)),
-            "patch": _op(
+            "patch": _replayable(_op(
                 "updateFeed", "editor", "End or reopen coverage, or retitle",
                 {"200": _json(_ref("Feed"), "the feed as it now stands"),
                  **_errors((400, ("invalid_json", "empty_patch")), _FEED_404,
                            (422, ("unknown_field", "invalid_field")), 503)},
                 parameters=(feed,), body=_ref("FeedPatch"), editor=True,
                 description="Publishing to an ended feed answers 409 `feed_ended`.",
-            ),
+            )),
         },
         "/api/feeds/{feed}/briefs": {
             "get": _op(
@@ -527,13 +560,15 @@ def _paths(settings: Settings) -> dict[str, Any]:
                  **_errors((400, ("bad_limit", "bad_before")), _FEED_404, 503)},
                 parameters=(feed, limit(settings.page_size, settings.max_page_size), before),
             ),
-            "post": _op(
+            "post": _replayable(_op(
                 "publishBrief", "briefs", "Publish a brief",
                 {"201": _json(_ref("Brief"), "the stored brief, once Redis has it", **created),
                  **_errors(bad_body, _FEED_404, (409, ("feed_ended", "busy")),
                            (422, _BRIEF_CODES), 503)},
                 parameters=(feed,), body=_ref("NewBrief"), editor=True,
-            ),
+                description="`busy` (409): the brief could not be placed after a few tries; "
+                "send it again (with its Idempotency-Key, safely).",
+            )),
         },
         "/api/feeds/{feed}/briefs/preview": {"post": _op(
             "previewBrief", "briefs", "The brief as it would be stored; nothing is stored",
@@ -549,20 +584,23 @@ def _paths(settings: Settings) -> dict[str, Any]:
                 parameters=(feed, brief),
                 description="Retracted briefs are 404; their history stays.",
             ),
-            "patch": _op(
+            "patch": _replayable(_op(
                 "correctBrief", "editor", "Correct a brief in place",
                 {"200": _json(_ref("Brief"), "the corrected brief", ETag="its new version"),
                  **_errors((400, ("invalid_json", "empty_patch", "bad_if_match")), _BRIEF_404,
                            (409, ("busy",)), (412, ("stale_version",)),
                            (422, (*_BRIEF_CODES, "invalid_field")), 503)},
                 parameters=(feed, brief, if_match), body=_ref("BriefPatch"), editor=True,
-            ),
-            "delete": _op(
+                description="Without If-Match the correction is applied on top of whatever "
+                "version is current; when concurrent corrections keep winning it answers 409 "
+                "`busy`: send it again.",
+            )),
+            "delete": _replayable(_op(
                 "retractBrief", "editor", "Retract a brief",
                 {"204": {"description": "retracted"},
                  **_errors((400, ("bad_if_match",)), _BRIEF_404, (412, ("stale_version",)), 503)},
                 parameters=(feed, brief, if_match), editor=True,
-            ),
+            )),
         },
         "/api/feeds/{feed}/briefs/{brief}/history": {"get": _op(
             "briefHistory", "briefs", "Every version of a brief, with editor and time",
@@ -570,17 +608,17 @@ def _paths(settings: Settings) -> dict[str, Any]:
             parameters=(feed, brief),
         )},
         "/api/feeds/{feed}/pin": {
-            "put": _op(
+            "put": _replayable(_op(
                 "pinBrief", "editor", "Pin a brief above the feed",
                 {"200": _json(_ref("Pinned"), "the pinned brief"),
                  **_errors(bad_body, _BRIEF_404, (422, ("invalid_field",)), 503)},
                 parameters=(feed,), body=_ref("Pin"), editor=True,
-            ),
-            "delete": _op(
+            )),
+            "delete": _replayable(_op(
                 "unpinBrief", "editor", "Unpin",
                 {"200": _json(_ref("Pinned"), "nothing is pinned"), **_errors(_FEED_404, 503)},
                 parameters=(feed,), editor=True,
-            ),
+            )),
         },
         "/api/feeds/{feed}/key-events": {"get": _op(
             "keyEvents", "briefs", "Key-event briefs, newest first",

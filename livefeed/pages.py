@@ -14,7 +14,7 @@ from livefeed import newsroom, structured
 from livefeed.archive import DAY_PAGE, read_day
 from livefeed.days import local_clock
 from livefeed.errors import BadRequest
-from livefeed.models import StreamId, local_time_label, now_ms, zone_label
+from livefeed.models import StreamId, local_time_label, zone_label
 from livefeed.store import Store
 
 # A strict policy: no inline script or style, sockets only back to this origin.
@@ -71,7 +71,7 @@ async def feed_page(request: Request) -> Response:
     pinned = None
     if feed.pinned is not None:
         (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
-    now = now_ms()
+    now = await store.now_ms()
     for brief in [*briefs, *keys, *([pinned] if pinned else [])]:
         _localise(brief, feed.timezone, now)
     ended_ms = _ms(feed.ended_at)
@@ -139,7 +139,7 @@ async def day_page(request: Request) -> Response:
     earlier = [d for d in days if d < day.iso]
     later = [d for d in days if d > day.iso]
     show_zone = day.hours != 24
-    now = now_ms()
+    now = await store.now_ms()
     day_title = day.date.strftime("%A %-d %B %Y")
     base = structured.base_url(request)
     bounds = (day.start_ms, day.end_ms)
@@ -205,7 +205,7 @@ async def embed_page(request: Request) -> Response:
     # the page and sent again over the socket (embed.js skips it), never on neither.
     bounds = await store.bounds(slug)
     briefs, _ = await store.latest_briefs(slug, max(limit, 1))
-    now = now_ms()
+    now = await store.now_ms()
     for brief in briefs:
         _localise(brief, feed.timezone, now)
     context: dict[str, Any] = {

@@ -8,7 +8,8 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
                             p (the id generated before it, "0-0" for the first: a chain that
                             shows any entry since removed; entries from before p have none)
 
-Editor tokens are kept by ``livefeed.tokens`` (``store.tokens``), under the same prefix.
+Editor tokens are kept by ``livefeed.tokens`` (``store.tokens``), under the same prefix, and
+idempotency records by the append script (``livefeed.idempotency``: ``P:idempotency:...``).
 
 Redis errors (``redis.exceptions.ConnectionError`` / ``TimeoutError``) propagate; the web edge maps
 them to 503 in one place.
@@ -32,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from livefeed.append import APPEND_LUA, Append, refusal
 from livefeed.errors import Conflict, NotFound
 from livefeed.frames import Event, event_frame
+from livefeed.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS, STREAM_READ_ERRORS
 from livefeed.models import ZERO_ID, Feed, StreamId, now_ms
 from livefeed.tokens import Tokens
@@ -39,6 +41,25 @@ from livefeed.tokens import Tokens
 log = logging.getLogger("livefeed.store")
 
 _U64 = 2**64 - 1
+# KEYS: the feed, the feed list, and (with an Idempotency-Key) its record, as append.lua keeps it.
+# ARGV: the feed's JSON, its score, its slug, then the intent's fingerprint, result and TTL.
+_CREATE_FEED_LUA = """
+if KEYS[3] then
+  local seen = redis.call('HMGET', KEYS[3], 'fp', 'result')
+  if seen[1] then
+    if seen[1] == ARGV[4] then return 'LIVEFEED_REPLAY ' .. seen[2] end
+    return 'LIVEFEED_REUSED'
+  end
+end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 'LIVEFEED_EXISTS' end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if KEYS[3] then
+  redis.call('HSET', KEYS[3], 'fp', ARGV[4], 'result', ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+return 'OK'
+"""
+_CLOCK_CHECK_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +107,12 @@ class Store:
         self.redis = redis
         self.prefix = prefix
         self._append_script = redis.register_script(APPEND_LUA)
+        self._create_feed_script = redis.register_script(_CREATE_FEED_LUA)
         self._write_cache: dict[str, tuple[float, Feed]] = {}
         self._fetching: dict[str, asyncio.Future[Feed]] = {}
         self.tokens = Tokens(redis, prefix)
+        self.clock_offset_ms = 0
+        self._clock_checked = -_CLOCK_CHECK_SECONDS
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
@@ -122,15 +146,36 @@ class Store:
     async def ping(self) -> bool:
         return bool(await self._cmd("PING"))
 
+    async def now_ms(self) -> int:
+        """Redis's clock, which live events are stamped with: this process's clock corrected by
+        an offset learned from ``TIME`` at most every few seconds, so "today" agrees everywhere."""
+        if time.monotonic() - self._clock_checked >= _CLOCK_CHECK_SECONDS:
+            await self.check_clock()
+        return now_ms() + self.clock_offset_ms
+
+    async def check_clock(self) -> int:
+        """Ask Redis for ``TIME`` and learn how far it is from this process's clock (ms)."""
+        before = now_ms()
+        seconds, micros = await self._cmd("TIME")
+        after = now_ms()
+        self.clock_offset_ms = int(seconds) * 1000 + int(micros) // 1000 - (before + after) // 2
+        self._clock_checked = time.monotonic()
+        return self.clock_offset_ms
+
     # feeds
-    async def create_feed(self, feed: Feed) -> Feed:
-        """Create a feed; Conflict if the slug is taken."""
-        created = await self._cmd(
-            "SET", self._feed_key(feed.slug), orjson.dumps(feed.identity()), "NX"
-        )
-        if not created:
+    async def create_feed(self, feed: Feed, intent: Intent | None = None) -> Feed:
+        """Create a feed; Conflict if the slug is taken. With an intent, once: a retry raises
+        ``Replayed`` with the feed as first created (ValidationFailed: key used for another)."""
+        keys = [self._feed_key(feed.slug), f"{self.prefix}:feeds"]
+        args: list[bytes | str | int] = [orjson.dumps(feed.identity()), now_ms(), feed.slug]
+        if intent is not None:
+            keys.append(intent.key)
+            args += [intent.fingerprint, orjson.dumps(feed.to_dict()), TTL_SECONDS]
+        outcome = _text(await self._create_feed_script(keys=keys, args=args))
+        if outcome == "LIVEFEED_EXISTS":
             raise Conflict(f"feed {feed.slug!r} already exists", code="feed_exists", field="slug")
-        await self._cmd("ZADD", f"{self.prefix}:feeds", now_ms(), feed.slug)
+        if outcome != "OK":
+            raise refusal(outcome)
         return feed
 
     async def get_feed(self, slug: str) -> Feed | None:
@@ -204,15 +249,28 @@ class Store:
 
         The script's refusals become NotFound (no such brief), PreconditionFailed (another
         version), Conflict (coverage ended) or ``Retry`` (our clock lost a race with midnight).
+        With an intent: ``Replayed`` when it was carried out before, ValidationFailed when its key
+        was used for another request.
         """
-        (result,) = await self._append_script(
-            keys=self.script_keys(slug), args=change.script_args()
-        )
+        keys = self.script_keys(slug)
+        if change.intent is not None:
+            keys.append(change.intent.key)
+        (result,) = await self._append_script(keys=keys, args=change.script_args())
         text = _text(result)
         if text.startswith("LIVEFEED_"):
             raise refusal(text)
         EVENTS_PUBLISHED.labels(change.type).inc()
         return StreamId.parse(text)
+
+    async def intent_result(self, intent: Intent) -> tuple[bool, Any]:
+        """``(True, result)`` if the intent was carried out, ``(False, None)`` if not yet;
+        ValidationFailed if its key was used for another request."""
+        fingerprint, result = await self._cmd("HMGET", intent.key, "fp", "result")
+        if fingerprint is None:
+            return False, None
+        if _text(fingerprint) != intent.fingerprint:
+            raise reused()
+        return True, orjson.loads(result)
 
     async def remove(self, slug: str, ids: list[StreamId], days: dict[str, int]) -> None:
         """Undo appends (a failed import): drop the entries, their states and day counts."""

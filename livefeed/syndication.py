@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from livefeed.archive import DAY_PAGE, read_day
-from livefeed.models import Feed, StreamId, now_ms
+from livefeed.models import Feed, StreamId
 from livefeed.store import Store
 from livefeed.structured import (
     PageMeta,
@@ -65,7 +65,7 @@ async def _day(request: Request) -> Syndicated:
     feed = await store.require_feed(request.path_params["feed"])
     day, briefs, _ = await read_day(store, feed, request.path_params["date"], None, DAY_PAGE)
     base = base_url(request)
-    now = now_ms()
+    now = await store.now_ms()
     title = day.date.strftime("%A %-d %B %Y")
     meta = day_meta(base, feed, day.iso, title, (day.start_ms, day.end_ms), briefs, now)
     self_url = base + request.url.path

@@ -381,3 +381,10 @@ async def test_a_replay_shows_a_retracted_brief_appear_and_then_go(
         "brief_updated",
         "brief_deleted",
     ]
+
+
+def test_retracting_an_id_past_the_calendar_is_404_not_500(http: httpx.Client, feed: str) -> None:
+    """A brief id whose time is beyond year 9999 names no brief: 404 ``brief_not_found``."""
+    response = http.delete(brief_url(feed, "45959248737585053"), headers=auth())
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "brief_not_found"

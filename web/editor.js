@@ -3,7 +3,7 @@
 
 import { createConnection } from "./js/connection.js";
 import { el, formatBriefTime, renderBrief } from "./js/render.js";
-import { api, feedPath, token, whenUnauthorized } from "./js/editor-api.js";
+import { api, feedPath, newIntentKey, token, whenUnauthorized } from "./js/editor-api.js";
 import { briefPayload, clearErrors, setMessage, showError } from "./js/editor-form.js";
 import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
 
@@ -14,7 +14,9 @@ const COMMON_ZONES = ["Europe/London", "Europe/Paris", "Europe/Kyiv", "America/N
 const INVALID_TOKEN = "That token is not valid or was revoked";
 
 const page = {}; // elements, filled in by start()
-const view = { editor: "", feed: null, connection: null, generation: 0, busy: false };
+// publishKey: the Idempotency-Key of the draft being published, kept until it is published or
+// edited, so publishing it again after "Couldn't reach the server" cannot post it twice.
+const view = { editor: "", feed: null, connection: null, generation: 0, busy: false, publishKey: null };
 
 const composeFields = () => ({ headline: page.headline, body: page.body, author: page.author,
   url: page.url, tags: page.tags, key_event: page.keyEvent });
@@ -259,16 +261,20 @@ async function send(kind) {
   const hadFocus = document.activeElement;
   setBusy(true);
   setMessage(page.composeMessage, publishing ? "Publishing…" : "Preparing the preview…");
+  const body = briefPayload(fields);
+  const draft = JSON.stringify([feed.slug, body]);
+  if (publishing && view.publishKey?.draft !== draft) view.publishKey = { draft, key: newIntentKey() };
   try {
     const brief = await api("POST", feedPath(feed.slug, publishing ? "/briefs" : "/briefs/preview"),
-      { body: briefPayload(fields) });
+      { body, key: publishing ? view.publishKey.key : undefined });
+    if (publishing) view.publishKey = null;
     if (publishing) published(brief, feed);
     else showPreview(brief, feed);
   } catch (error) {
     if (error.code === "feed_ended") error.message = "Coverage of this feed has ended: reopen it to publish.";
     if (error.status === 0 && publishing) {
       error.message = "Couldn't reach the server, so the brief may or may not have been published. "
-        + "Check Recent briefs before publishing again.";
+        + "Publishing it again is safe: it will not appear twice.";
     }
     showError(fields, page.composeMessage, error);
   } finally {

@@ -2,6 +2,8 @@
 // error type carrying the server's {"error": {"code", "message", "field"}}.
 
 const TOKEN_KEY = "livefeed.editor.token";
+const WRITES = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+const RETRY_DELAYS_MS = [500, 1500]; // a write that got no answer is sent again, as many times
 let onUnauthorized = () => {};
 
 export class ApiError extends Error {
@@ -30,22 +32,38 @@ export function feedPath(slug, rest = "") {
   return `/api/feeds/${encodeURIComponent(slug)}${rest}`;
 }
 
+/** A fresh Idempotency-Key: 128 random bits (getRandomValues works on plain http too). */
+export function newIntentKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
 /**
  * One request. Resolves to the parsed JSON (null for 204); rejects with ApiError.
  * `version` sends `If-Match: "N"`; `auth` checks a token other than the stored one (sign-in).
+ * A write carries one Idempotency-Key per intent (`key`, else a new one) and is sent again with
+ * it when no answer came, so a retry never makes a second brief or a second correction.
  */
-export async function api(method, path, { body, version, auth = token.get() } = {}) {
+export async function api(method, path, { body, version, auth = token.get(), key } = {}) {
   const headers = { Accept: "application/json" };
   if (auth) headers.Authorization = `Bearer ${auth}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (version !== undefined) headers["If-Match"] = `"${version}"`;
+  const write = WRITES.has(method);
+  if (write) headers["Idempotency-Key"] = key ?? newIntentKey();
+  const init = { method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body) };
   let response;
-  try {
-    response = await fetch(path, {
-      method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError(0, { code: "network", message: "Couldn't reach the server. Check your connection and try again." });
+  for (let attempt = 0; !response; attempt += 1) {
+    try {
+      response = await fetch(path, init);
+    } catch {
+      if (!write || attempt >= RETRY_DELAYS_MS.length) {
+        throw new ApiError(0, { code: "network", message: "Couldn't reach the server. Check your connection and try again." });
+      }
+      await pause(RETRY_DELAYS_MS[attempt]);
+    }
   }
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
