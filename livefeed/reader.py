@@ -18,8 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from livefeed.config import Settings
@@ -40,7 +39,9 @@ from livefeed.transport import DIRECT_SEND
 
 log = logging.getLogger("livefeed.reader")
 
-_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+_REDIS_ERRORS = (RedisError, ConnectionError, OSError)
+"""Any Redis failure (lost connection, NOPERM, LOADING, READONLY, ...): the reader is closed with
+1013 and resumes; never a 1011 and a traceback per reader."""
 _CLOSE_TIMEOUT = 5.0
 
 

@@ -21,11 +21,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livefeed.config import Settings
 from livefeed.days import Day, parse_clock, parse_day
-from livefeed.errors import CLOSE_POLICY, BadRequest, LivefeedError
+from livefeed.errors import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER, BadRequest, LivefeedError
 from livefeed.frames import control_frame
 from livefeed.limits import MessageBudget
 from livefeed.metrics import REPLAYS, REPLAYS_ACTIVE
@@ -205,8 +206,12 @@ async def serve_replay(
                 await websocket.send_text(control_frame("error", message=exc.message))
 
     async def send() -> None:
-        async for frame in player.play(start_ms):
-            await websocket.send_text(frame)
+        try:
+            async for frame in player.play(start_ms):
+                await websocket.send_text(frame)
+        except (RedisError, OSError):
+            await websocket.close(CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
+            return
         await websocket.close(1000, "replay over")
 
     tasks = [asyncio.create_task(receive()), asyncio.create_task(send())]
@@ -232,6 +237,9 @@ async def open_replay(websocket: WebSocket, store: Store, settings: Settings) ->
         start_ms = day.at_clock(*parse_clock(raw_from)) if raw_from else day.start_ms
     except LivefeedError as exc:
         await websocket.close(exc.close_code, exc.message[:120])
+        return
+    except (RedisError, OSError):
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
         return
     REPLAYS.inc()
     with REPLAYS_ACTIVE.track_inprogress():

@@ -152,3 +152,29 @@ async def test_a_follower_that_ends_closes_its_readers_with_1013(
         await until_live(ws)
         brief = publish(http, slug, "to the new follower")
         assert (await next_frame(ws, 10))["event_id"] == brief["id"]
+
+
+async def test_a_redis_error_during_a_catch_up_or_replay_closes_with_1013_not_1011(
+    stack: Stack, http: httpx.Client
+) -> None:
+    """XRANGE refused (NOPERM) while a reader catches up or a day replays: the socket is closed
+    with 1013 (try again later), quietly, not 1011 with a traceback."""
+    slug = make_feed(http, timezone="UTC")
+    first = publish(http, slug, "before")
+    publish(http, slug, "after")
+    today = first["published_at"][:10]
+    logged = len(stack.server.log())
+    stack.acl("-xrange")
+    try:
+        for query in (f"since={first['id']}", f"replay={today}&speed=1000"):
+            ws = await websockets.connect(f"{stack.server.ws_base}/ws/feeds/{slug}?{query}")
+            try:
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await next_frame(ws, 10)
+                    await next_frame(ws, 10)
+            finally:
+                await ws.close()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013, query
+    finally:
+        stack.acl("+xrange")
+    assert "Traceback" not in stack.server.log()[logged:]
