@@ -141,14 +141,22 @@ async def unpin(store: Store, feed: Feed, editor: str) -> None:
 
 
 async def update_feed(
-    store: Store, feed: Feed, status: str | None, title: str | None, editor: str
+    store: Store,
+    feed: Feed,
+    status: str | None,
+    title: str | None,
+    editor: str,
+    language: str | None = None,
 ) -> Feed:
-    """End or reopen coverage, or retitle the feed; readers get a ``feed_updated`` event."""
+    """End or reopen coverage, retitle the feed or change its language; readers get a
+    ``feed_updated`` event."""
     meta: dict[str, str] = {}
     drop: list[str] = []
     body = feed.to_dict()
     if title is not None:
         meta["title"] = body["title"] = title
+    if language is not None and language != feed.language:
+        meta["language"] = body["language"] = language
     if status == "ended" and feed.status != "ended":
         meta.update(status="ended", ended_at="$AT")
         body.update(status="ended", ended_at=AT)

@@ -30,7 +30,7 @@ from livefeed.append import APPEND_LUA, Append, refusal
 from livefeed.errors import Conflict, NotFound
 from livefeed.frames import Event, event_frame
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
-from livefeed.models import ZERO_ID, Feed, StreamId, now_ms
+from livefeed.models import DEFAULT_LANGUAGE, ZERO_ID, Feed, StreamId, now_ms
 from livefeed.tokens import Tokens
 
 _U64 = 2**64 - 1
@@ -181,6 +181,7 @@ class Store:
                     status=record.get("status", "live"),
                     ended_at=record.get("ended_at"),
                     pinned=record.get("pinned"),
+                    language=record.get("language", DEFAULT_LANGUAGE),
                 )
             )
         return feeds
