@@ -220,13 +220,17 @@ async def embed_page(request: Request) -> Response:
     # the page and sent again over the socket (embed.js skips it), never on neither.
     bounds = await store.bounds(slug)
     briefs, _ = await store.latest_briefs(slug, max(limit, 1))
+    pinned = None
+    if feed.pinned is not None:
+        (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
     now = now_ms()
-    for brief in briefs:
+    for brief in [*briefs, *([pinned] if pinned else [])]:
         _localise(brief, feed.timezone, now)
     context: dict[str, Any] = {
         "feed": feed,
         "lang": feed.language,
         "briefs": briefs,
+        "pinned": pinned,
         "limit": max(limit, 1),
         "last_event_id": str(bounds.last_generated),
         "tz_label": zone_label(feed.timezone, now),
