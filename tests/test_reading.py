@@ -78,7 +78,9 @@ def test_an_arabic_brief_reads_right_to_left_as_rendered_and_as_it_arrives(
         brief = f"#briefs > li.brief:nth-child({n + 1})"
         for part in (".brief-headline", ".brief-body", ".brief-author", ".brief-tags li"):
             assert direction(phone, f"{brief} {part}") == "rtl", (how, part)
-    assert direction(phone, "#briefs > li.brief:first-child .brief-meta") == "ltr", "the clock stays ltr"
+    assert direction(phone, "#briefs > li.brief:first-child .brief-meta") == "ltr", (
+        "the clock stays ltr"
+    )
     assert overflow(phone) <= 0, "no horizontal scrolling at 390 px"
 
 
