@@ -166,20 +166,25 @@ async def day_page(request: Request) -> Response:
             "briefs": briefs,
             "next_cursor": None if after is None else str(after),
             "cursor": cursor,
-            "days": days,
+            "days": [(d, day_label(d)) for d in days],
             "previous_day": earlier[0] if earlier else None,
             "next_day": later[-1] if later else None,
-            "previous_label": _short_day(earlier[0]) if earlier else None,
-            "next_label": _short_day(later[-1]) if later else None,
+            "previous_label": short_day(earlier[0]) if earlier else None,
+            "next_label": short_day(later[-1]) if later else None,
             "tz_label": zone_label(feed.timezone, (day.start_ms + day.end_ms) // 2),
             **structured.page_head(meta, base, feed.slug, briefs, feeds),
         },
     )
 
 
-def _short_day(iso: str) -> str:
+def short_day(iso: str) -> str:
     """``2026-11-29`` as people read it in a link: ``Sun 29 Nov``."""
     return date.fromisoformat(iso).strftime("%a %-d %b")
+
+
+def day_label(iso: str) -> str:
+    """``2026-11-29`` as the day picker lists it: ``Sun 29 Nov 2026``."""
+    return date.fromisoformat(iso).strftime("%a %-d %b %Y")
 
 
 def _not_found(

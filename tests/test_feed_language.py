@@ -163,7 +163,8 @@ def test_a_day_that_is_not_there_links_to_the_feeds_days(http: httpx.Client) -> 
 def test_day_links_read_as_weekday_day_and_month(
     redis_server: RedisProcess, server: LivefeedServer, http: httpx.Client, tmp_path: Path
 ) -> None:
-    """The previous and next day links say ``← Sun 29 Nov`` and ``Tue 1 Dec →``."""
+    """The previous and next day links say ``← Sun 29 Nov`` and ``Tue 1 Dec →``; the day
+    picker lists ``Mon 30 Nov 2026``."""
     slug = make_feed(http, timezone="UTC")
     lines = [
         {"published_at": f"2026-{day}T12:00:00.000Z", "headline": f"On {day}"}
@@ -178,3 +179,16 @@ def test_day_links_read_as_weekday_day_and_month(
     html = http.get(f"/feeds/{slug}/days/2026-11-30").text
     assert '← <time datetime="2026-11-29">Sun 29 Nov</time></a>' in html
     assert '<time datetime="2026-12-01">Tue 1 Dec</time> →</a>' in html
+    assert '<option value="2026-11-30" selected>Mon 30 Nov 2026</option>' in html
+
+
+def test_an_older_page_says_it_holds_earlier_updates_not_that_javascript_is_off(
+    http: httpx.Client,
+) -> None:
+    """A ``?before=`` page (which loads no live script) names itself in the state indicator."""
+    slug = make_feed(http)
+    first = publish(http, slug, "Older")
+    publish(http, slug, "Newer")
+    html = http.get(f"/feeds/{slug}", params={"before": first["id"]}).text
+    assert 'data-state="static" role="status">Earlier updates</span>' in html
+    assert "JavaScript is off" not in html
