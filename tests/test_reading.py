@@ -331,3 +331,15 @@ def test_no_page_asks_for_something_that_is_not_there(
     icon = page.evaluate("fetch('/favicon.ico').then((r) => r.status)")
     assert icon == 200
     assert missing == []
+
+
+def test_a_language_change_reaches_an_open_reader_page(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """PATCH ``{"language": "he"}`` sets ``<html lang>`` on a page that is already open."""
+    slug = make_feed(http)
+    page.goto(f"{server.base}/feeds/{slug}")
+    wait_live(page)
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert http.patch(f"/api/feeds/{slug}", json={"language": "he"}, headers=auth()).is_success
+    page.wait_for_function("document.documentElement.lang === 'he'", timeout=10000)
