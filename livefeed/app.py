@@ -117,6 +117,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/feeds/{feed}/days/{date}/feed.json", syndication.day_json),
         Route("/embed/{feed}", pages.embed_page),
         Route("/editor", pages.editor_page),
+        Route("/favicon.ico", pages.favicon),
+        Route("/favicon.svg", pages.favicon),
         Route("/healthz", api.healthz),
         Route("/metrics", MetricsEndpoint(), methods=["GET"]),
         Route("/openapi.json", openapi.openapi_json),

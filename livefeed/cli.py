@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("slug", help="a-z, 0-9 and '-', at most 64 characters")
     create.add_argument("--title", required=True, help="the feed's title, shown to readers")
     create.add_argument("--timezone", required=True, help="IANA zone, e.g. Europe/Kyiv")
+    create.add_argument(
+        "--language", default="en", help="BCP 47 tag of what it publishes, e.g. uk, ar, en-GB"
+    )
     create.set_defaults(func=cmd_feed_create)
     flist = feed_sub.add_parser("list", parents=[redis_opts], help="list feeds")
     flist.set_defaults(func=cmd_feed_list)
@@ -228,9 +231,14 @@ def _with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[in
 
 def cmd_feed_create(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
-        payload = {"slug": args.slug, "title": args.title, "timezone": args.timezone}
+        payload = {
+            "slug": args.slug,
+            "title": args.title,
+            "timezone": args.timezone,
+            "language": args.language,
+        }
         feed = await store.create_feed(parse_new_feed(payload, now_ms()))
-        print(f"created feed {feed.slug} ({feed.timezone}): /feeds/{feed.slug}")
+        print(f"created feed {feed.slug} ({feed.timezone}, {feed.language}): /feeds/{feed.slug}")
         return 0
 
     return _with_store(args, action)

@@ -16,6 +16,7 @@ from livefeed.models import (
     StreamId,
     parse_new_brief,
     parse_patch,
+    validate_language,
 )
 
 _IF_MATCH = re.compile(r'(W/)?"(\d{1,9})"')
@@ -166,14 +167,17 @@ async def delete_pin(request: Request) -> Response:
 
 
 async def patch_feed(request: Request) -> Response:
-    """``{"status": "ended" | "live"}`` ends or reopens coverage; ``{"title"}`` retitles."""
+    """``{"status": "ended" | "live"}`` ends or reopens coverage; ``{"title"}`` retitles;
+    ``{"language"}`` says which language the feed is written in (pages' ``lang``)."""
     store, settings = state(request)
     editor = await authenticate(request)
     feed = await store.require_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     if not isinstance(payload, dict) or not payload:
-        raise BadRequest('send {"status": "ended"|"live"} and/or {"title"}', code="empty_patch")
-    unknown = sorted(set(payload) - {"status", "title"})
+        raise BadRequest(
+            'send {"status": "ended"|"live"}, {"title"} and/or {"language"}', code="empty_patch"
+        )
+    unknown = sorted(set(payload) - {"status", "title", "language"})
     if unknown:
         raise ValidationFailed(
             f"unknown field {unknown[0]!r}", code="unknown_field", field=unknown[0]
@@ -186,11 +190,16 @@ async def patch_feed(request: Request) -> Response:
         if not isinstance(title, str) or not title.strip() or len(title) > TITLE_MAX:
             raise ValidationFailed(f"title must be 1-{TITLE_MAX} characters", field="title")
         title = " ".join(title.split())
+    language = payload.get("language")
+    if language is not None:
+        language = validate_language(language)
     return await idempotent(
         request,
         editor,
         payload,
-        lambda intent: newsroom.update_feed(store, feed, status, title, editor, intent),
+        lambda intent: newsroom.update_feed(
+            store, feed, status, title, editor, intent, language=language
+        ),
         json_response,
     )
 

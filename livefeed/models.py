@@ -28,6 +28,14 @@ TAG_MAX = 40
 TITLE_MAX = 200
 
 SLUG_RE = re.compile(r"[a-z0-9-]{1,64}")
+# A BCP 47 language tag as pages need it: language, then optional script, region and variants
+# (``uk``, ``sr-Latn``, ``en-GB``, ``es-419``); private-use and extension subtags are not taken.
+LANGUAGE_RE = re.compile(
+    r"([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|[0-9]{3}))?((?:-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*)",
+    re.IGNORECASE | re.ASCII,  # ASCII: no Kelvin sign for a k
+)
+LANGUAGE_MAX = 35
+DEFAULT_LANGUAGE = "en"
 _STREAM_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _U64 = 2**64 - 1
 # Allowed tags that cannot sit inside a <p> (an HTML parser closes the paragraph at them).
@@ -133,12 +141,14 @@ class Feed:
     status: str = "live"
     ended_at: str | None = None
     pinned: str | None = None
+    language: str = DEFAULT_LANGUAGE
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "slug": self.slug,
             "title": self.title,
             "timezone": self.timezone,
+            "language": self.language,
             "created_at": self.created_at,
             "status": self.status,
             "ended_at": self.ended_at,
@@ -147,14 +157,17 @@ class Feed:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Feed:
-        return cls(data["slug"], data["title"], data["timezone"], data["created_at"])
+        language = data.get("language", DEFAULT_LANGUAGE)
+        return cls(
+            data["slug"], data["title"], data["timezone"], data["created_at"], language=language
+        )
 
     def identity(self) -> dict[str, Any]:
         """What never changes after creation: the stored feed record."""
         return {k: v for k, v in self.to_dict().items() if k in _FEED_IDENTITY}
 
 
-_FEED_IDENTITY = {"slug", "title", "timezone", "created_at"}
+_FEED_IDENTITY = {"slug", "title", "timezone", "language", "created_at"}
 
 
 def validate_slug(value: Any) -> str:
@@ -186,13 +199,28 @@ def validate_timezone(value: Any) -> str:
     return value
 
 
+def validate_language(value: Any) -> str:
+    """A BCP 47 tag in its usual case (``en-gb`` becomes ``en-GB``): pages say it in ``lang``."""
+    match = LANGUAGE_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None or len(value) > LANGUAGE_MAX:
+        raise ValidationFailed(
+            "language must be a BCP 47 language tag such as uk, ar or en-GB",
+            code="invalid_language",
+            field="language",
+        )
+    language, script, region, variants = match.groups()
+    parts = [language.lower(), script and script.title(), region and region.upper()]
+    return "-".join(p for p in parts if p) + variants.lower()
+
+
 def parse_new_feed(payload: Any, created_ms: int) -> Feed:
-    """Validate a ``{"slug", "title", "timezone"}`` object into a Feed."""
-    data = _object(payload, {"slug", "title", "timezone"})
+    """Validate a ``{"slug", "title", "timezone"[, "language"]}`` object into a Feed."""
+    data = _object(payload, {"slug", "title", "timezone", "language"})
     slug = validate_slug(data.get("slug"))
     title = _text(data, "title", TITLE_MAX, required=True)
     timezone = validate_timezone(data.get("timezone"))
-    return Feed(slug, title, timezone, iso_ms(created_ms))
+    language = validate_language(data.get("language", DEFAULT_LANGUAGE))
+    return Feed(slug, title, timezone, iso_ms(created_ms), language=language)
 
 
 # --- briefs -----------------------------------------------------------------------------------

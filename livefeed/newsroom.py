@@ -180,14 +180,17 @@ async def update_feed(
     title: str | None,
     editor: str,
     intent: Intent | None = None,
+    language: str | None = None,
 ) -> dict[str, Any]:
-    """End or reopen coverage, or retitle the feed; readers get a ``feed_updated`` event, and
-    the caller the feed as that event shows it."""
+    """End or reopen coverage, retitle the feed or change its language; readers get a
+    ``feed_updated`` event, and the caller the feed as that event shows it."""
     meta: dict[str, str] = {}
     drop: list[str] = []
     body = feed.to_dict()
     if title is not None:
         meta["title"] = body["title"] = title
+    if language is not None and language != feed.language:
+        meta["language"] = body["language"] = language
     if status == "ended" and feed.status != "ended":
         meta.update(status="ended", ended_at="$AT")
         body.update(status="ended", ended_at=AT)

@@ -34,6 +34,7 @@ from livefeed.models import (
     AUTHOR_MAX,
     BODY_MAX,
     HEADLINE_MAX,
+    LANGUAGE_MAX,
     TAG_MAX,
     TAGS_MAX,
     TITLE_MAX,
@@ -48,6 +49,10 @@ _SLUG = r"^[a-z0-9-]{1,64}$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _CLOCK = r"^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
 _IF_MATCH = r'^\s*(\*|(W/)?"[0-9]{1,9}")\s*$'  # weak tags are well-formed but never match
+_LANGUAGE = (  # livefeed.models.LANGUAGE_RE
+    r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?"
+    r"(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$"
+)
 _NOT_BLANK = r"\S"  # whitespace is collapsed, so a value must have something else
 
 _ERROR_MEANING = {
@@ -242,6 +247,7 @@ def _schemas() -> dict[str, Any]:
         "slug": _string(pattern=_SLUG),
         "title": _string(minLength=1, maxLength=TITLE_MAX),
         "timezone": _string("IANA time zone name"),
+        "language": _string("BCP 47 language tag of what the feed publishes, e.g. uk or en-GB"),
         "created_at": _string(format="date-time"),
         "status": {"enum": ["live", "ended"]},
         "ended_at": _nullable(_string(format="date-time")),
@@ -275,6 +281,11 @@ def _schemas() -> dict[str, Any]:
                 "slug": _string("a-z, 0-9 and '-'", pattern=_SLUG),
                 "title": _string(minLength=1, maxLength=TITLE_MAX, pattern=_NOT_BLANK),
                 "timezone": _string("IANA time zone name, e.g. Europe/Kyiv", minLength=1),
+                "language": _string(
+                    "BCP 47 language tag, e.g. uk, ar or en-GB (default en): pages' lang",
+                    pattern=_LANGUAGE,
+                    maxLength=LANGUAGE_MAX,
+                ),
             },
             ("slug", "title", "timezone"),
             closed=True,
@@ -285,6 +296,9 @@ def _schemas() -> dict[str, Any]:
                     "status": _nullable({"enum": ["live", "ended"]}),
                     "title": _nullable(
                         _string(minLength=1, maxLength=TITLE_MAX, pattern=_NOT_BLANK)
+                    ),
+                    "language": _nullable(
+                        _string("BCP 47 language tag", pattern=_LANGUAGE, maxLength=LANGUAGE_MAX)
                     ),
                 },
                 closed=True,
@@ -500,6 +514,11 @@ def _paths(settings: Settings) -> dict[str, Any]:
         **_syndication(feed, date),
         "/editor": {"get": _op("editorPage", "pages", "The newsroom's editor page",
                                {"200": _html("signs in with a token in the browser")})},
+        **{path: {"get": _op(
+            f"favicon{path[-3:].title()}", "pages", "The site's icon",
+            {"200": {"description": "the icon, cached for a week", "content": {media: {}}}},
+        )} for path, media in (("/favicon.ico", "image/x-icon"),
+                               ("/favicon.svg", "image/svg+xml"))},
         "/api": {"get": _op("apiReference", "service", "This API reference as a page",
                             {"200": _html("every operation of the OpenAPI document")})},
         "/openapi.json": {"get": _op(
@@ -531,7 +550,8 @@ def _paths(settings: Settings) -> dict[str, Any]:
                 "createFeed", "feeds", "Create a feed",
                 {"201": _json(_ref("Feed"), "the new feed", **created),
                  **_errors(bad_body, (409, ("feed_exists",)),
-                           (422, (*_VALIDATION_CODES, "invalid_slug", "invalid_timezone")), 503)},
+                           (422, (*_VALIDATION_CODES, "invalid_slug", "invalid_timezone",
+                                  "invalid_language")), 503)},
                 body=_ref("NewFeed"), editor=True,
             )),
         },
@@ -545,10 +565,10 @@ def _paths(settings: Settings) -> dict[str, Any]:
                         **_errors(_FEED_404, 503)},
                        parameters=(feed,)),
             "patch": _replayable(_op(
-                "updateFeed", "editor", "End or reopen coverage, or retitle",
+                "updateFeed", "editor", "End or reopen coverage, retitle, or set the language",
                 {"200": _json(_ref("Feed"), "the feed as it now stands"),
                  **_errors((400, ("invalid_json", "empty_patch")), _FEED_404,
-                           (422, ("unknown_field", "invalid_field")), 503)},
+                           (422, ("unknown_field", "invalid_field", "invalid_language")), 503)},
                 parameters=(feed,), body=_ref("FeedPatch"), editor=True,
                 description="Publishing to an ended feed answers 409 `feed_ended`.",
             )),

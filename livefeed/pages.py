@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from livefeed import newsroom, structured
@@ -83,6 +83,7 @@ async def feed_page(request: Request) -> Response:
         "feed.html",
         {
             "feed": feed,
+            "lang": feed.language,
             "briefs": briefs,
             "before": raw_before,
             "older_before": None if older is None else str(older),
@@ -117,7 +118,8 @@ async def days_page(request: Request) -> Response:
     if not chosen:
         days = await store.days(feed.slug)
         if not days:
-            return _not_found(request, f"archive for “{feed.title}” yet")
+            back = (f"/feeds/{feed.slug}", f"See the live page of {feed.title}")
+            return _not_found(request, f"archive for “{feed.title}” yet", back)
         chosen = days[0][0]
     return RedirectResponse(f"/feeds/{feed.slug}/days/{quote(chosen)}", status_code=303)
 
@@ -134,7 +136,8 @@ async def day_page(request: Request) -> Response:
             store, feed, raw_date, request.query_params.get("cursor"), DAY_PAGE
         )
     except BadRequest:
-        return _not_found(request, f"day “{raw_date}”")
+        back = (f"/feeds/{feed.slug}/days", f"See the days of {feed.title}")
+        return _not_found(request, f"day “{raw_date}”", back)
     days = [d for d, _ in await store.days(feed.slug)]
     earlier = [d for d in days if d < day.iso]
     later = [d for d in days if d > day.iso]
@@ -157,22 +160,39 @@ async def day_page(request: Request) -> Response:
         "day.html",
         {
             "feed": feed,
+            "lang": feed.language,
             "day": day,
             "day_title": day_title,
             "briefs": briefs,
             "next_cursor": None if after is None else str(after),
             "cursor": cursor,
-            "days": days,
+            "days": [(d, day_label(d)) for d in days],
             "previous_day": earlier[0] if earlier else None,
             "next_day": later[-1] if later else None,
+            "previous_label": short_day(earlier[0]) if earlier else None,
+            "next_label": short_day(later[-1]) if later else None,
             "tz_label": zone_label(feed.timezone, (day.start_ms + day.end_ms) // 2),
             **structured.page_head(meta, base, feed.slug, briefs, feeds),
         },
     )
 
 
-def _not_found(request: Request, what: str) -> Response:
-    return _render(request, "not_found.html", {"what": what}, status=404)
+def short_day(iso: str) -> str:
+    """``2026-11-29`` as people read it in a link: ``Sun 29 Nov``."""
+    return date.fromisoformat(iso).strftime("%a %-d %b")
+
+
+def day_label(iso: str) -> str:
+    """``2026-11-29`` as the day picker lists it: ``Sun 29 Nov 2026``."""
+    return date.fromisoformat(iso).strftime("%a %-d %b %Y")
+
+
+def _not_found(
+    request: Request, what: str, back: tuple[str, str] = ("/", "See all live feeds")
+) -> Response:
+    """404 with a way on: ``back`` is the link (href, text) nearest to what was asked for."""
+    context = {"what": what, "back_href": back[0], "back_text": back[1]}
+    return _render(request, "not_found.html", context, status=404)
 
 
 async def editor_page(request: Request) -> Response:
@@ -205,14 +225,34 @@ async def embed_page(request: Request) -> Response:
     # the page and sent again over the socket (embed.js skips it), never on neither.
     bounds = await store.bounds(slug)
     briefs, _ = await store.latest_briefs(slug, max(limit, 1))
+    pinned = None
+    if feed.pinned is not None:
+        (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
     now = await store.now_ms()
-    for brief in briefs:
+    for brief in [*briefs, *([pinned] if pinned else [])]:
         _localise(brief, feed.timezone, now)
     context: dict[str, Any] = {
         "feed": feed,
+        "lang": feed.language,
         "briefs": briefs,
+        "pinned": pinned,
         "limit": max(limit, 1),
         "last_event_id": str(bounds.last_generated),
         "tz_label": zone_label(feed.timezone, now),
     }
     return _render(request, "embed.html", context, ancestors=settings.embed_ancestors)
+
+
+_ICONS = {
+    "/favicon.ico": ("favicon.ico", "image/x-icon"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+}
+
+
+async def favicon(request: Request) -> Response:
+    """``/favicon.ico`` (asked for by browsers and feed readers unprompted) and ``/favicon.svg``
+    (linked from every page): static files, cached for a week."""
+    name, media_type = _ICONS[request.url.path]
+    path = request.app.state.settings.web_dir / name
+    headers = {"Cache-Control": "public, max-age=604800"}
+    return FileResponse(path, media_type=media_type, headers=headers)

@@ -35,7 +35,7 @@ from livefeed.errors import Conflict, NotFound
 from livefeed.frames import Event, event_frame
 from livefeed.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS, STREAM_READ_ERRORS
-from livefeed.models import ZERO_ID, Feed, StreamId, now_ms
+from livefeed.models import DEFAULT_LANGUAGE, ZERO_ID, Feed, StreamId, now_ms
 from livefeed.tokens import Tokens
 
 log = logging.getLogger("livefeed.store")
@@ -239,6 +239,7 @@ class Store:
                     status=record.get("status", "live"),
                     ended_at=record.get("ended_at"),
                     pinned=record.get("pinned"),
+                    language=record.get("language", DEFAULT_LANGUAGE),
                 )
             )
         return feeds

@@ -88,7 +88,8 @@ async function loadFeeds(preferred) {
     return setMessage(page.feedMessage, error.message, "error");
   }
   page.feedSelect.replaceChildren(...feeds.map((feed) => {
-    const option = el("option", null, `${feed.title} (${feed.slug})`);
+    const option = el("option", null, feedLabel(feed));
+    option.dir = "auto";
     option.value = feed.slug;
     return option;
   }));
@@ -147,7 +148,12 @@ function showFeed(feed) {
   page.feedLink.href = `/feeds/${encodeURIComponent(feed.slug)}`;
   page.endedNote.hidden = !ended;
   const option = [...page.feedSelect.options].find((o) => o.value === feed.slug);
-  if (option) option.textContent = `${feed.title} (${feed.slug})`;
+  if (option) option.textContent = feedLabel(feed);
+}
+
+/** "Title (slug)", or the title alone when it already ends with the slug, e.g. "… (demo)". */
+function feedLabel(feed) {
+  return feed.title.endsWith(`(${feed.slug})`) ? feed.title : `${feed.title} (${feed.slug})`;
 }
 
 async function toggleCoverage() {
@@ -169,13 +175,15 @@ async function toggleCoverage() {
 
 async function createFeed(event) {
   event.preventDefault();
-  const fields = { slug: page.newSlug, title: page.newTitle, timezone: page.newTimezone };
+  const fields = { slug: page.newSlug, title: page.newTitle, timezone: page.newTimezone,
+    language: page.newLanguage };
   if (page.createFeed.disabled) return;
   clearErrors(fields, page.newFeedMessage);
   page.createFeed.disabled = true;
   try {
     const feed = await api("POST", "/api/feeds", { body: { slug: page.newSlug.value.trim(),
-      title: page.newTitle.value.trim(), timezone: page.newTimezone.value.trim() } });
+      title: page.newTitle.value.trim(), timezone: page.newTimezone.value.trim(),
+      language: page.newLanguage.value.trim() || "en" } });
     page.newFeedForm.reset();
     page.newTimezone.value = localZone();
     page.newFeed.open = false;
@@ -322,6 +330,7 @@ function start() {
     feedStatus: byId("feed-status"), coverage: byId("coverage-toggle"), feedLink: byId("feed-link"),
     feedMessage: byId("feed-message"), newFeed: byId("new-feed"), newFeedForm: byId("new-feed-form"),
     newSlug: byId("new-slug"), newTitle: byId("new-title"), newTimezone: byId("new-timezone"),
+    newLanguage: byId("new-language"),
     zones: byId("timezones"), createFeed: byId("create-feed"), newFeedMessage: byId("new-feed-message"),
     composeForm: byId("compose-form"), headline: byId("headline"), headlineCount: byId("headline-count"),
     body: byId("body"), author: byId("author"), url: byId("url"), tags: byId("tags"), keyEvent: byId("key-event"),

@@ -2,7 +2,7 @@
 // by the answers to our own requests and by the feed's frames (addBrief, updateBrief, removeBrief,
 // setPinned), which may arrive in either order: a brief never goes back to an older version.
 
-import { el, formatBriefTime } from "./render.js";
+import { el, formatBriefTime, userText } from "./render.js";
 import { api, feedPath } from "./editor-api.js";
 import { briefPayload, clearErrors, fillBriefFields, setMessage, showError } from "./editor-form.js";
 
@@ -101,7 +101,7 @@ function renderSummary(brief, mode) {
   meta.append(" ", el("span", "recent-version", `v${brief.version}`));
   if (brief.updated_at) meta.append(" ", el("span", "recent-updated", `edited ${formatBriefTime(brief.updated_at, view.timeZone)}`));
 
-  const headline = el("p", "recent-headline", brief.headline);
+  const headline = userText("p", "recent-headline", brief.headline);
   headline.id = `recent-${brief.id}-headline`;
   const edit = actionButton("edit", "Edit", headline.id);
   const key = actionButton("key-toggle", "Key event", headline.id);
@@ -230,7 +230,7 @@ function openEditor(item, brief) {
   form.noValidate = true;
   form.setAttribute("aria-label", "Edit brief");
   for (const [name, label] of EDIT_FIELDS) {
-    const input = el(name === "body" ? "textarea" : "input", `edit-${name}`);
+    const input = userText(name === "body" ? "textarea" : "input", `edit-${name}`);
     input.id = `edit-${brief.id}-${name}`;
     input.name = name;
     const note = el("p", "field-error");
@@ -307,8 +307,8 @@ async function reloadEdit(form, fields, message, error) {
   setMessage(message, `Someone else changed this brief (now version ${current.version ?? error.currentVersion}). `
     + "The form now shows their version: re-apply your changes and save again.", "error");
   const yours = el("details", "your-draft");
-  yours.append(el("summary", null, "Your unsaved text"), el("p", "recent-headline", draft.headline),
-    el("pre", null, draft.body));
+  yours.append(el("summary", null, "Your unsaved text"), userText("p", "recent-headline", draft.headline),
+    userText("pre", null, draft.body));
   form.querySelector(".your-draft")?.remove();
   message.after(yours);
   fields.headline.focus();
@@ -331,7 +331,7 @@ async function showHistory(item, id) {
     for (const version of versions) {
       const row = el("tr");
       row.append(...[`v${version.version}`, version.action, formatBriefTime(version.at, view.timeZone) || version.at,
-        version.editor ?? "—"].map((text) => el("td", null, String(text ?? ""))));
+        version.editor ?? "—"].map((text) => userText("td", null, String(text ?? ""))));
       table.append(row);
     }
     panel.replaceChildren(table, close);

@@ -144,9 +144,10 @@ export function createNewsroom({ feed, slug, timeZone, onFeedChange }) {
     if (page.badge) page.badge.textContent = ended ? "Ended" : "Live";
   }
 
-  /** A feed object from feed_updated or a snapshot: title and live/ended status. */
+  /** A feed object from feed_updated or a snapshot: title, language and live/ended status. */
   function applyFeed(data) {
     if (!data || typeof data !== "object") return;
+    if (typeof data.language === "string" && data.language) document.documentElement.lang = data.language;
     const titleChanged = typeof data.title === "string" && data.title !== feed.dataset.title;
     if (titleChanged) {
       feed.dataset.title = data.title;

@@ -13,6 +13,13 @@ export function el(tag, className, text) {
   return node;
 }
 
+/** An element holding text a person wrote: its direction comes from the text (Arabic, Hebrew). */
+export function userText(tag, className, text) {
+  const node = el(tag, className, text);
+  node.dir = "auto";
+  return node;
+}
+
 function partsIn(date, timeZone) {
   let formatter = formatters.get(timeZone);
   if (!formatter) {
@@ -66,7 +73,7 @@ function safeHttpUrl(url) {
 function renderFoot(brief) {
   const foot = el("footer", "brief-foot");
   const pieces = [];
-  if (brief.author) pieces.push(el("span", "brief-author", brief.author));
+  if (brief.author) pieces.push(userText("span", "brief-author", brief.author));
   const href = safeHttpUrl(brief.url);
   if (href) {
     const link = el("a", "brief-link", "Source");
@@ -76,7 +83,7 @@ function renderFoot(brief) {
   }
   if (brief.tags?.length) {
     const tags = el("ul", "brief-tags");
-    tags.append(...brief.tags.map((tag) => el("li", null, tag)));
+    tags.append(...brief.tags.map((tag) => userText("li", null, tag)));
     pieces.push(tags);
   }
   pieces.forEach((piece, i) => foot.append(...(i ? [" ", piece] : [piece])));
@@ -117,20 +124,24 @@ export function renderBrief(brief, { slug, timeZone, withId = true }) {
     meta.append(" ", updated);
   }
 
-  const body = el("div", "brief-body");
+  const body = userText("div", "brief-body");
   body.innerHTML = brief.body ?? ""; // sanitised by the server: p, br, a[href], strong, em, ul, ol, li, blockquote
 
   const article = el("article");
-  article.append(meta, el("h2", "brief-headline", brief.headline), body, renderFoot(brief));
+  article.append(meta, userText("h2", "brief-headline", brief.headline), body, renderFoot(brief));
   item.append(article);
   return item;
 }
 
-/** One entry of the key events list: `<li data-id><a href><time>HH:MM</time> headline</a></li>`. */
+/**
+ * One entry of the key events list:
+ * `<li data-id><a href><time>HH:MM</time> <span dir=auto>headline</span></a></li>`.
+ */
 export function renderKeyEvent(brief, { slug, timeZone }) {
   const link = el("a");
   link.href = briefUrl(slug, brief.id);
-  link.append(renderTime(brief.published_at, timeZone), ` ${brief.headline}`);
+  link.append(renderTime(brief.published_at, timeZone), " ",
+    userText("span", "key-event-headline", brief.headline));
   const item = el("li");
   item.dataset.id = brief.id;
   item.append(link);
