@@ -10,13 +10,7 @@ from starlette.responses import Response
 from livefeed import newsroom
 from livefeed.api import authenticate, feed_slug, json_response, read_json, state
 from livefeed.errors import BadRequest, NotFound, ValidationFailed
-from livefeed.models import (
-    TITLE_MAX,
-    BriefDraft,
-    StreamId,
-    parse_new_brief,
-    parse_patch,
-)
+from livefeed.models import BriefDraft, StreamId, parse_new_brief, parse_patch, validate_title
 
 _IF_MATCH = re.compile(r'(?:W/)?"?(\d{1,9})"?')
 
@@ -149,9 +143,7 @@ async def patch_feed(request: Request) -> Response:
         raise ValidationFailed('status must be "ended" or "live"', field="status")
     title = payload.get("title")
     if title is not None:
-        if not isinstance(title, str) or not title.strip() or len(title) > TITLE_MAX:
-            raise ValidationFailed(f"title must be 1-{TITLE_MAX} characters", field="title")
-        title = " ".join(title.split())
+        title = validate_title(title)
     updated = await newsroom.update_feed(store, feed, status, title, editor)
     return json_response(updated.to_dict())
 
