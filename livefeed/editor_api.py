@@ -8,9 +8,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from livefeed import newsroom
-from livefeed.api import authenticate, feed_slug, json_response, read_json, state
+from livefeed.api import (
+    authenticate,
+    feed_slug,
+    json_response,
+    parse_brief,
+    read_json,
+    sanitized,
+    state,
+)
 from livefeed.errors import BadRequest, NotFound, ValidationFailed
-from livefeed.models import BriefDraft, StreamId, parse_new_brief, parse_patch, validate_title
+from livefeed.models import StreamId, parse_patch, validate_title
 
 _IF_MATCH = re.compile(r'(?:W/)?"?(\d{1,9})"?')
 
@@ -54,9 +62,7 @@ async def preview_brief(request: Request) -> Response:
     store, settings = state(request)
     editor = await authenticate(request)
     await store.require_feed(feed_slug(request))
-    draft: BriefDraft = parse_new_brief(
-        await read_json(request, settings.max_body_bytes), default_author=editor
-    )
+    draft = await parse_brief(await read_json(request, settings.max_body_bytes), editor)
     return json_response(
         {
             "id": None,
@@ -78,7 +84,10 @@ async def patch_brief(request: Request) -> Response:
     editor = await authenticate(request)
     feed = await store.require_feed(feed_slug(request))
     target = brief_id(request)
-    changes, body_version = parse_patch(await read_json(request, settings.max_body_bytes))
+    payload = await read_json(request, settings.max_body_bytes)
+    changes, body_version = parse_patch(payload, sanitize=False)
+    if "body" in changes:
+        changes["body"] = await sanitized(changes["body"])
     version = expected_version(request, body_version)
     brief = await newsroom.correct(store, feed, target, changes, version, editor)
     return json_response(brief, headers={"ETag": f'"{brief["version"]}"'})

@@ -331,10 +331,11 @@ def parse_new_brief(payload: Any, default_author: str, *, sanitize: bool = True)
     )
 
 
-def parse_patch(payload: Any) -> tuple[dict[str, Any], int | None]:
+def parse_patch(payload: Any, *, sanitize: bool = True) -> tuple[dict[str, Any], int | None]:
     """Validate a correction: the changed fields (normalised) and the ``version`` it expects.
 
-    BadRequest ``empty_patch`` when it changes nothing.
+    BadRequest ``empty_patch`` when it changes nothing. ``sanitize=False``: as for
+    ``parse_new_brief``, a ``body`` among the changes is checked but left to sanitise.
     """
     data = _object(payload, BRIEF_FIELDS | {"version"})
     version = data.get("version")
@@ -344,7 +345,7 @@ def parse_patch(payload: Any) -> tuple[dict[str, Any], int | None]:
     if "headline" in data:
         changes["headline"] = _text(data, "headline", HEADLINE_MAX, required=True)
     if "body" in data:
-        changes["body"] = _body(data["body"])
+        changes["body"] = _body(data["body"], sanitize=sanitize)
     if "author" in data:
         changes["author"] = _text(data, "author", AUTHOR_MAX, required=False)
     if "url" in data:
