@@ -439,3 +439,27 @@ def wait_for_answers(poller: HealthPoller, count: int) -> None:
     while len(poller.times) < count and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(poller.times) >= count, "the poller got no answers"
+
+
+# --- the API document ------------------------------------------------------------------------
+
+
+def test_the_api_document_states_the_text_rule_and_the_tag_cap(http: httpx.Client) -> None:
+    """Each text field's schema refuses what the rule forbids in the BMP; tags cap at TAGS_MAX."""
+    schemas = http.get("/openapi.json").json()["components"]["schemas"]
+
+    def plain(schema: dict[str, Any]) -> dict[str, Any]:
+        return next((s for s in schema.get("anyOf", []) if s.get("type") == "string"), schema)
+
+    brief, feed, patch = (schemas[n]["properties"] for n in ("NewBrief", "NewFeed", "FeedPatch"))
+    fields = [brief["headline"], brief["body"], brief["author"], feed["title"], patch["title"]]
+    fields.append(brief["tags"]["anyOf"][0]["items"])
+    for field in fields:
+        schema = plain(field)
+        pattern = re.compile(schema["pattern"])
+        assert pattern.search("Bridge closed"), schema
+        for char in FORBIDDEN[:-1]:  # ECMA-262 without the u flag cannot name U+1FFFF
+            assert not pattern.search(f"Bridge{char} closed"), (schema, hex(ord(char)))
+        assert "invalid_text" in field.get("description", "") + schema.get("description", "")
+    assert schemas["NewBrief"]["properties"]["tags"]["anyOf"][0]["maxItems"] == TAGS_MAX
+    assert "invalid_text" in http.get("/api").text
