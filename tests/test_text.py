@@ -19,8 +19,9 @@ import httpx
 import orjson
 import pytest
 import redis
+from playwright.sync_api import Page, expect
 
-from conftest import ROOT, LivefeedServer, RedisProcess, auth, make_feed, publish
+from conftest import ROOT, TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish
 from livefeed.errors import ValidationFailed
 from livefeed.models import BODY_MAX, TAG_MAX, TAGS_MAX, ZERO_ID, now_ms, parse_new_feed
 from livefeed.transfer import ImportRejected, parse_import
@@ -356,6 +357,22 @@ def test_tags_over_the_caps_are_refused_and_change_nothing(
     )
     assert_refused(response, "tags", code)
     assert stream_length(redis_server, server, feed) == before
+
+
+def test_the_editor_page_sends_repeated_tags_once(
+    page: Page, server: LivefeedServer, http: httpx.Client, feed: str
+) -> None:
+    """Typed repeats stay under the server's list cap: the editor drops them before sending."""
+    page.goto(f"{server.base}/editor?feed={feed}")
+    page.fill("#token", TOKEN)
+    page.click("#sign-in")
+    expect(page.locator("#editor-name")).to_have_text("Newsroom")
+    page.fill("#headline", "Tagged in the editor")
+    page.fill("#tags", ", ".join(["roads"] * (TAGS_MAX + 2) + ["Kyiv  centre"]))
+    page.locator("#body").press("Control+Enter")
+    expect(page.locator("#recent li[data-id]").first).to_contain_text("Tagged in the editor")
+    (brief,) = http.get(f"/api/feeds/{feed}/briefs").json()["briefs"]
+    assert brief["tags"] == ["roads", "Kyiv centre"]
 
 
 # --- the event loop --------------------------------------------------------------------------
