@@ -8,16 +8,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from livefeed import idempotency, newsroom
-from livefeed.api import authenticate, feed_slug, idempotent, json_response, read_json, state
-from livefeed.errors import BadRequest, NotFound, ValidationFailed
-from livefeed.models import (
-    TITLE_MAX,
-    BriefDraft,
-    StreamId,
-    parse_new_brief,
-    parse_patch,
-    validate_language,
+from livefeed.api import (
+    authenticate,
+    feed_slug,
+    idempotent,
+    json_response,
+    parse_brief,
+    read_json,
+    sanitized,
+    state,
 )
+from livefeed.errors import BadRequest, NotFound, ValidationFailed
+from livefeed.models import StreamId, parse_patch, validate_language, validate_title
 
 _IF_MATCH = re.compile(r'(W/)?"(\d{1,9})"')
 # No brief is ever at version 0: a change "based on" it fails with 412 and the current version.
@@ -73,9 +75,7 @@ async def preview_brief(request: Request) -> Response:
     editor = await authenticate(request)
     idempotency.parse_key(request.headers.get("idempotency-key"))  # nothing to repeat: checked only
     await store.require_feed(feed_slug(request))
-    draft: BriefDraft = parse_new_brief(
-        await read_json(request, settings.max_body_bytes), default_author=editor
-    )
+    draft = await parse_brief(await read_json(request, settings.max_body_bytes), editor)
     return json_response(
         {
             "id": None,
@@ -98,7 +98,9 @@ async def patch_brief(request: Request) -> Response:
     feed = await store.require_feed(feed_slug(request))
     target = brief_id(request)
     payload = await read_json(request, settings.max_body_bytes)
-    changes, body_version = parse_patch(payload)
+    changes, body_version = parse_patch(payload, sanitize=False)
+    if "body" in changes:
+        changes["body"] = await sanitized(changes["body"])
     version = expected_version(request, body_version)
     return await idempotent(
         request,
@@ -187,9 +189,7 @@ async def patch_feed(request: Request) -> Response:
         raise ValidationFailed('status must be "ended" or "live"', field="status")
     title = payload.get("title")
     if title is not None:
-        if not isinstance(title, str) or not title.strip() or len(title) > TITLE_MAX:
-            raise ValidationFailed(f"title must be 1-{TITLE_MAX} characters", field="title")
-        title = " ".join(title.split())
+        title = validate_title(title)
     language = payload.get("language")
     if language is not None:
         language = validate_language(language)

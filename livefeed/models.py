@@ -2,13 +2,21 @@
 
 A brief is validated and sanitised here once, on write; everything downstream (store, hub, pages)
 trusts what this module produced.
+
+The text rule (``FORBIDDEN_TEXT``): every text a client sends (headline, body, author, url,
+tags, feed title, editor name) may hold any Unicode character except C0 controls other than tab,
+LF and CR; DEL and the C1 controls (U+007F-U+009F); surrogates (a ``str`` can only hold them
+unpaired); and the non-characters (U+FDD0-U+FDEF and the last two code points of every plane).
+XML 1.0 cannot carry most of them (one would break Atom for every reader) and none is text a
+reader should see. Input holding one is refused whole (``check_text``: 422 ``invalid_text``
+naming the field); text stored before the rule is cleaned of them as it is read (``clean_text``).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -24,6 +32,7 @@ BODY_MAX = 20_000
 AUTHOR_MAX = 100
 URL_MAX = 2048
 TAGS_MAX = 10
+"""Tags a brief may carry; a longer list is refused even if it repeats some (they count once)."""
 TAG_MAX = 40
 TITLE_MAX = 200
 
@@ -38,14 +47,28 @@ LANGUAGE_MAX = 35
 DEFAULT_LANGUAGE = "en"
 _STREAM_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _U64 = 2**64 - 1
+_FORBIDDEN_ASCII = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_FORBIDDEN_BMP = _FORBIDDEN_ASCII + "\x80-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+FORBIDDEN_TEXT = re.compile(
+    f"[{_FORBIDDEN_BMP}"
+    + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(1, 17))
+    + "]"
+)
+"""One character the text rule (module docstring) forbids in any text field."""
+# FORBIDDEN_TEXT scans 20 times slower than a class of BMP characters only: for text without
+# astral characters (almost all of it) these find the same characters sooner.
+_FORBIDDEN_ASCII_RE = re.compile(f"[{_FORBIDDEN_ASCII}]")
+_FORBIDDEN_BMP_RE = re.compile(f"[{_FORBIDDEN_BMP}]")
+_ASTRAL_RE = re.compile("[\U00010000-\U0010ffff]")
 # Allowed tags that cannot sit inside a <p> (an HTML parser closes the paragraph at them).
 _BLOCK_RE = re.compile(r"<(p|ul|ol|li|blockquote)[\s>]")
 _ENTITY_RE = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);")
 # Paragraphs of text and line breaks exactly as nh3 writes them: sanitising them changes
 # nothing (an export re-imported, a plain-text brief). Not in the text: markup, `&` other than
-# the four references nh3 writes, CR (parsing makes it LF), NUL (dropped), U+00A0 (`&nbsp;`).
+# the four references nh3 writes, CR (parsing makes it LF), NUL (dropped), U+00A0 (`&nbsp;`),
+# and what the text rule forbids in the BMP (the long way drops it; check_text refused the rest).
 # Possessive (*+, ++): a body that is not canonical fails at once instead of backtracking.
-_TEXT = r"[^<>&\r\x00\xa0]*+"
+_TEXT = rf"[^<>&\r\xa0{_FORBIDDEN_BMP}]*+"
 _CANONICAL_RE = re.compile(rf"(?:<p>{_TEXT}(?:(?:<br>|&(?:amp|lt|gt|nbsp);){_TEXT})*+</p>)++")
 
 ALLOWED_TAGS = {"p", "br", "a", "strong", "em", "ul", "ol", "li", "blockquote"}
@@ -59,6 +82,71 @@ _CLEANER = nh3.Cleaner(
     url_schemes=ALLOWED_SCHEMES,
     link_rel="noopener noreferrer nofollow",
 )
+
+
+# --- text -----------------------------------------------------------------------------------
+
+
+def _forbidden(value: str) -> re.Pattern[str]:
+    """The quickest pattern that finds in ``value`` what FORBIDDEN_TEXT would find."""
+    if value.isascii():
+        return _FORBIDDEN_ASCII_RE
+    return FORBIDDEN_TEXT if _ASTRAL_RE.search(value) else _FORBIDDEN_BMP_RE
+
+
+def obeys_text_rule(value: str) -> bool:
+    """True when ``value`` holds no character the text rule forbids."""
+    return _forbidden(value).search(value) is None
+
+
+def check_text(value: str, field: str) -> str:
+    """``value`` if it obeys the text rule; else ValidationFailed ``invalid_text`` for ``field``,
+    naming the first character at fault by code point (never the character itself)."""
+    bad = _forbidden(value).search(value)
+    if bad is None:
+        return value
+    point = ord(bad.group())
+    kind = (
+        "a surrogate"
+        if 0xD800 <= point <= 0xDFFF
+        else "a control character"
+        if point <= 0x9F
+        else "a non-character"
+    )
+    raise ValidationFailed(
+        f"{field} contains U+{point:04X} ({kind}) at character {bad.start()}: text must not "
+        "hold control characters other than tab and line breaks, surrogates or non-characters",
+        code="invalid_text",
+        field=field,
+    )
+
+
+def clean_text(value: str) -> str:
+    """``value`` without the characters the text rule forbids: for text stored before the rule."""
+    return _forbidden(value).sub("", value)
+
+
+def _clean_line(value: str, fallback: str) -> str:
+    """A one-line field cleaned, whitespace collapsed again; ``fallback`` if nothing is left."""
+    return " ".join(clean_text(value).split()) or fallback
+
+
+def clean_brief(brief: dict[str, Any]) -> dict[str, Any]:
+    """A stored brief with its text made to obey the text rule (changed in place, returned).
+
+    Briefs written under the rule are unchanged; the check costs one regex scan per field.
+    """
+    for name in ("headline", "author", "url", "body"):
+        value = brief.get(name)
+        if isinstance(value, str) and not obeys_text_rule(value):
+            if name == "body":
+                brief[name] = clean_text(value)
+            else:  # a headline of nothing but control characters still needs a title
+                brief[name] = _clean_line(value, "\ufffd" if name == "headline" else "")
+    tags = brief.get("tags")
+    if tags and not all(obeys_text_rule(t) for t in tags if isinstance(t, str)):
+        brief["tags"] = [c for t in tags if isinstance(t, str) and (c := _clean_line(t, ""))]
+    return brief
 
 
 # --- stream positions -------------------------------------------------------------------------
@@ -217,10 +305,22 @@ def parse_new_feed(payload: Any, created_ms: int) -> Feed:
     """Validate a ``{"slug", "title", "timezone"[, "language"]}`` object into a Feed."""
     data = _object(payload, {"slug", "title", "timezone", "language"})
     slug = validate_slug(data.get("slug"))
-    title = _text(data, "title", TITLE_MAX, required=True)
+    title = validate_title(data.get("title"))
     timezone = validate_timezone(data.get("timezone"))
     language = validate_language(data.get("language", DEFAULT_LANGUAGE))
     return Feed(slug, title, timezone, iso_ms(created_ms), language=language)
+
+
+def validate_title(value: Any) -> str:
+    """A feed's title, on creation or retitling: 1-TITLE_MAX characters, whitespace collapsed."""
+    return _text({"title": value}, "title", TITLE_MAX, required=True)
+
+
+def clean_feed(feed: Feed) -> Feed:
+    """``feed`` with a title that obeys the text rule (a title stored before it may not)."""
+    if obeys_text_rule(feed.title):
+        return feed
+    return replace(feed, title=_clean_line(feed.title, "\ufffd"))
 
 
 # --- briefs -----------------------------------------------------------------------------------
@@ -259,10 +359,11 @@ def parse_new_brief(payload: Any, default_author: str, *, sanitize: bool = True)
     )
 
 
-def parse_patch(payload: Any) -> tuple[dict[str, Any], int | None]:
+def parse_patch(payload: Any, *, sanitize: bool = True) -> tuple[dict[str, Any], int | None]:
     """Validate a correction: the changed fields (normalised) and the ``version`` it expects.
 
-    BadRequest ``empty_patch`` when it changes nothing.
+    BadRequest ``empty_patch`` when it changes nothing. ``sanitize=False``: as for
+    ``parse_new_brief``, a ``body`` among the changes is checked but left to sanitise.
     """
     data = _object(payload, BRIEF_FIELDS | {"version"})
     version = data.get("version")
@@ -272,7 +373,7 @@ def parse_patch(payload: Any) -> tuple[dict[str, Any], int | None]:
     if "headline" in data:
         changes["headline"] = _text(data, "headline", HEADLINE_MAX, required=True)
     if "body" in data:
-        changes["body"] = _body(data["body"])
+        changes["body"] = _body(data["body"], sanitize=sanitize)
     if "author" in data:
         changes["author"] = _text(data, "author", AUTHOR_MAX, required=False)
     if "url" in data:
@@ -319,6 +420,7 @@ def _body(raw: Any, *, sanitize: bool = True) -> str:
         raise ValidationFailed(
             f"body must be at most {BODY_MAX} characters", code="too_long", field="body"
         )
+    check_text(raw, "body")
     return sanitize_body(raw) if sanitize else raw
 
 
@@ -332,7 +434,8 @@ def sanitize_body(raw: str) -> str:
     """Reduce body text to the allowed HTML subset; plain text becomes paragraphs.
 
     Idempotent: sanitising its own output changes nothing, so exports re-import byte for byte.
-    Text with tags or character references is HTML; anything else is plain text.
+    Text with tags or character references is HTML; anything else is plain text. A reference to
+    a character the text rule forbids (``&#1;``) is dropped, as a tag not allowed is.
     """
     text = raw.strip()
     if not text:
@@ -350,7 +453,7 @@ def _sanitize(text: str) -> str:
             "<p>" + "<br>".join(html.escape(line, quote=False) for line in p.splitlines()) + "</p>"
             for p in paragraphs
         )
-    clean = _CLEANER.clean(text).strip()
+    clean = clean_text(_CLEANER.clean(text)).strip()
     if clean and _BLOCK_RE.search(clean) is None:
         clean = f"<p>{clean}</p>"  # inline-only HTML: give it the paragraph plain text gets
     return clean
@@ -377,7 +480,7 @@ def _text(data: dict[str, Any], name: str, limit: int, *, required: bool) -> str
         code = "missing_field" if value is None else "invalid_type"
         message = f"{name} is required" if value is None else f"{name} must be a string"
         raise ValidationFailed(message, code=code, field=name)
-    value = " ".join(value.split())
+    value = " ".join(check_text(value, name).split())
     if required and not value:
         raise ValidationFailed(f"{name} must not be empty", code="empty_field", field=name)
     if len(value) > limit:
@@ -392,7 +495,13 @@ def _url(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValidationFailed("url must be a string", code="invalid_type", field="url")
-    url = value.strip()
+    url = check_text(value, "url").strip()
+    if len(url) > URL_MAX:
+        raise ValidationFailed(
+            f"url must be an http(s) URL of at most {URL_MAX} characters",
+            code="invalid_url",
+            field="url",
+        )
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unclosed IPv6 bracket
@@ -407,19 +516,23 @@ def _url(value: Any) -> str | None:
 
 
 def _tags(value: Any) -> tuple[str, ...]:
+    """Tags in the order given, repeats dropped; linear in the list, which is capped first."""
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+    if not isinstance(value, list):
         raise ValidationFailed("tags must be a list of strings", code="invalid_type", field="tags")
-    tags: list[str] = []
+    if len(value) > TAGS_MAX:
+        raise ValidationFailed(f"at most {TAGS_MAX} tags", code="too_many_tags", field="tags")
+    tags: dict[str, None] = {}  # insertion-ordered, so repeats are dropped in constant time
     for raw in value:
-        tag = " ".join(raw.split())
+        if not isinstance(raw, str):
+            raise ValidationFailed(
+                "tags must be a list of strings", code="invalid_type", field="tags"
+            )
+        tag = " ".join(check_text(raw, "tags").split())
         if not tag or len(tag) > TAG_MAX:
             raise ValidationFailed(
                 f"each tag must be 1-{TAG_MAX} characters", code="invalid_tag", field="tags"
             )
-        if tag not in tags:
-            tags.append(tag)
-    if len(tags) > TAGS_MAX:
-        raise ValidationFailed(f"at most {TAGS_MAX} tags", code="too_many_tags", field="tags")
+        tags[tag] = None
     return tuple(tags)

@@ -53,7 +53,16 @@ _LANGUAGE = (  # livefeed.models.LANGUAGE_RE
     r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?"
     r"(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$"
 )
-_NOT_BLANK = r"\S"  # whitespace is collapsed, so a value must have something else
+# The text rule (livefeed.models.FORBIDDEN_TEXT) as ECMA-262 can say it; it cannot name the
+# non-characters beyond the BMP, which the descriptions mention instead.
+_RULE = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+_TEXT = rf"^[^{_RULE}]*$"
+# Whitespace is collapsed, so a value must have something else, and obey the rule throughout.
+_NOT_BLANK = rf"^[^{_RULE}]*[^\s{_RULE}][^{_RULE}]*$"
+_TEXT_RULE = (
+    "no control characters but tab, LF and CR, no surrogates, no non-characters "
+    "(422 `invalid_text`)"
+)
 
 _ERROR_MEANING = {
     400: "Bad request",
@@ -70,7 +79,7 @@ _ERROR_MEANING = {
     503: "Redis is unreachable; retry after `Retry-After` seconds",
 }
 _VALIDATION_CODES = (
-    "unknown_field", "missing_field", "empty_field", "invalid_type", "too_long",
+    "unknown_field", "missing_field", "empty_field", "invalid_type", "too_long", "invalid_text",
 )  # fmt: skip
 _BRIEF_CODES = (*_VALIDATION_CODES, "invalid_url", "invalid_tag", "too_many_tags")
 
@@ -210,24 +219,24 @@ def _op(
 
 
 def _schemas() -> dict[str, Any]:
-    tag = _string(minLength=1, maxLength=TAG_MAX, pattern=_NOT_BLANK)
+    tag = _string(_TEXT_RULE, minLength=1, maxLength=TAG_MAX, pattern=_NOT_BLANK)
     brief_fields = {
         "headline": _string(
-            "plain text; whitespace is collapsed", minLength=1, maxLength=HEADLINE_MAX,
-            pattern=_NOT_BLANK,
+            f"plain text; whitespace is collapsed; {_TEXT_RULE}", minLength=1,
+            maxLength=HEADLINE_MAX, pattern=_NOT_BLANK,
         ),
         "body": _string(
             "plain text (blank lines make paragraphs) or HTML, reduced to p, br, a[href], "
-            "strong, em, ul, ol, li, blockquote",
-            maxLength=BODY_MAX,
+            f"strong, em, ul, ol, li, blockquote; {_TEXT_RULE}",
+            maxLength=BODY_MAX, pattern=_TEXT,
         ),
-        "author": {**_nullable(_string(maxLength=AUTHOR_MAX)),
-                   "description": "byline; empty or null: the token's editor name"},
+        "author": {**_nullable(_string(maxLength=AUTHOR_MAX, pattern=_TEXT)),
+                   "description": f"byline; empty or null: the token's editor name; {_TEXT_RULE}"},
         "url": {"anyOf": [_string(maxLength=URL_MAX, pattern=r"^\s*[Hh][Tt][Tt][Pp][Ss]?://\S"),
                           {"const": ""}, {"type": "null"}],
-                "description": "an http(s) link; empty or null for none"},
+                "description": f"an http(s) link; empty or null for none; {_TEXT_RULE}"},
         "tags": {**_nullable({"type": "array", "items": tag, "maxItems": TAGS_MAX}),
-                 "description": "repeated tags count once"},
+                 "description": f"at most {TAGS_MAX} items, repeats too; a repeat counts once"},
         "key_event": {"type": "boolean", "default": False},
     }  # fmt: skip
     stored = {
@@ -279,7 +288,7 @@ def _schemas() -> dict[str, Any]:
         "NewFeed": _obj(
             {
                 "slug": _string("a-z, 0-9 and '-'", pattern=_SLUG),
-                "title": _string(minLength=1, maxLength=TITLE_MAX, pattern=_NOT_BLANK),
+                "title": _string(_TEXT_RULE, minLength=1, maxLength=TITLE_MAX, pattern=_NOT_BLANK),
                 "timezone": _string("IANA time zone name, e.g. Europe/Kyiv", minLength=1),
                 "language": _string(
                     "BCP 47 language tag, e.g. uk, ar or en-GB (default en): pages' lang",
@@ -295,7 +304,7 @@ def _schemas() -> dict[str, Any]:
                 {
                     "status": _nullable({"enum": ["live", "ended"]}),
                     "title": _nullable(
-                        _string(minLength=1, maxLength=TITLE_MAX, pattern=_NOT_BLANK)
+                        _string(_TEXT_RULE, minLength=1, maxLength=TITLE_MAX, pattern=_NOT_BLANK)
                     ),
                     "language": _nullable(
                         _string("BCP 47 language tag", pattern=_LANGUAGE, maxLength=LANGUAGE_MAX)
@@ -568,7 +577,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
                 "updateFeed", "editor", "End or reopen coverage, retitle, or set the language",
                 {"200": _json(_ref("Feed"), "the feed as it now stands"),
                  **_errors((400, ("invalid_json", "empty_patch")), _FEED_404,
-                           (422, ("unknown_field", "invalid_field", "invalid_language")), 503)},
+                           (422, (*_VALIDATION_CODES, "invalid_field", "invalid_language")), 503)},
                 parameters=(feed,), body=_ref("FeedPatch"), editor=True,
                 description="Publishing to an ended feed answers 409 `feed_ended`.",
             )),
@@ -912,7 +921,7 @@ def describe_schema(schema: dict[str, Any]) -> str:
         notes.append(f"at least {low:g}{unit}")
     if "maxItems" in schema:
         notes.append(f"at most {schema['maxItems']} items")
-    if "pattern" in schema and schema["pattern"] != _NOT_BLANK:
+    if "pattern" in schema and schema["pattern"] not in (_NOT_BLANK, _TEXT):
         notes.append(f"matching {schema['pattern']}")
     if "format" in schema:
         notes.append(schema["format"])

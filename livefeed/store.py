@@ -11,6 +11,10 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
 Editor tokens are kept by ``livefeed.tokens`` (``store.tokens``), under the same prefix, and
 idempotency records by the append script (``livefeed.idempotency``: ``P:idempotency:...``).
 
+Feeds and briefs read back as objects obey the text rule (``models.clean_brief``): text stored
+before the rule is cleaned as it is read, so no page, Atom or JSON Feed, JSON-LD or export can
+meet a character it cannot carry. Pages of stored JSON (``brief_page``) pass on as stored.
+
 Redis errors (``redis.exceptions.ConnectionError`` / ``TimeoutError``) propagate; the web edge maps
 them to 503 in one place.
 """
@@ -35,7 +39,15 @@ from livefeed.errors import Conflict, NotFound
 from livefeed.frames import Event, event_frame
 from livefeed.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS, STREAM_READ_ERRORS
-from livefeed.models import DEFAULT_LANGUAGE, ZERO_ID, Feed, StreamId, now_ms
+from livefeed.models import (
+    DEFAULT_LANGUAGE,
+    ZERO_ID,
+    Feed,
+    StreamId,
+    clean_brief,
+    clean_feed,
+    now_ms,
+)
 from livefeed.tokens import Tokens
 
 log = logging.getLogger("livefeed.store")
@@ -230,18 +242,17 @@ class Store:
                 continue
             record = orjson.loads(raw)
             record.update({_text(k): _text(v) for k, v in meta.items()})
-            feeds.append(
-                Feed(
-                    slug=record["slug"],
-                    title=record["title"],
-                    timezone=record["timezone"],
-                    created_at=record["created_at"],
-                    status=record.get("status", "live"),
-                    ended_at=record.get("ended_at"),
-                    pinned=record.get("pinned"),
-                    language=record.get("language", DEFAULT_LANGUAGE),
-                )
+            feed = Feed(
+                slug=record["slug"],
+                title=record["title"],
+                timezone=record["timezone"],
+                created_at=record["created_at"],
+                status=record.get("status", "live"),
+                ended_at=record.get("ended_at"),
+                pinned=record.get("pinned"),
+                language=record.get("language", DEFAULT_LANGUAGE),
             )
+            feeds.append(clean_feed(feed))
         return feeds
 
     # events
@@ -332,14 +343,14 @@ class Store:
         if not ids:
             return []
         raws = await self._cmd("HMGET", self.state_key(slug), *[str(i) for i in ids])
-        return [None if raw is None else orjson.loads(raw) for raw in raws]
+        return [None if raw is None else clean_brief(orjson.loads(raw)) for raw in raws]
 
     async def latest_briefs(
         self, slug: str, limit: int, before: StreamId | None = None
     ) -> tuple[list[dict[str, Any]], StreamId | None]:
         """Briefs as they stand, newest first, and the cursor for the next older page."""
         raws, cursor = await self.brief_page(slug, limit, before=before, newest_first=True)
-        return [orjson.loads(raw) for raw in raws], cursor
+        return [clean_brief(orjson.loads(raw)) for raw in raws], cursor
 
     async def briefs_between(
         self, slug: str, start_ms: int, end_ms: int, after: StreamId | None, limit: int
@@ -347,7 +358,7 @@ class Store:
         """Briefs published from ``start_ms`` to ``end_ms`` as they stand, oldest first, in pages
         of ``limit`` after the cursor ``after``; returns them and the next cursor (or None)."""
         raws, cursor = await self.brief_page(slug, limit, start_ms, end_ms, after=after)
-        return [orjson.loads(raw) for raw in raws], cursor
+        return [clean_brief(orjson.loads(raw)) for raw in raws], cursor
 
     async def brief_page(
         self,

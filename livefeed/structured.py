@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import nh3
 import orjson
 from markupsafe import Markup
 from starlette.requests import Request
@@ -25,7 +24,13 @@ from livefeed.models import Feed, iso_ms
 
 # Where a block element of a sanitised body ends, the plain text gets a line break.
 _BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|li|blockquote|ul|ol)>", re.IGNORECASE)
-_JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+# str.replace, not str.translate: translate costs 80 ns a character, 56 ms for a 700 kB page.
+_JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"))
+# A tag as nh3 writes it: attribute values in double quotes, where ">" may appear unescaped.
+_TAG = re.compile(r'<(?:[^>"]|"[^"]*")*+>')
+# The references nh3 writes in text, and anything else that looks like one.
+_NH3_REFERENCES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&nbsp;", "\xa0"))
+_OTHER_REFERENCE = re.compile(r"&(?!(?:amp|lt|gt|quot|nbsp);)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +70,18 @@ def permalink(base: str, slug: str, brief_id: str) -> str:
 
 
 def plain_text(body_html: str) -> str:
-    """A sanitised body as plain text: tags dropped, entities decoded, one line per paragraph."""
-    text = html.unescape(nh3.clean(_BLOCK_END.sub("\n", body_html), tags=set()))
+    """A sanitised body as plain text: tags dropped, entities decoded, one line per paragraph.
+
+    Linear in the body: the body is nh3's output, so tags are taken out by pattern rather than
+    by parsing it again (html5ever takes time quadratic in how deep elements nest).
+    """
+    text = _TAG.sub("", _BLOCK_END.sub("\n", body_html))
+    if _OTHER_REFERENCE.search(text) is None:
+        for reference, char in _NH3_REFERENCES:
+            text = text.replace(reference, char)
+        text = text.replace("&amp;", "&")  # last, so "&amp;lt;" stays "&lt;"
+    else:
+        text = html.unescape(text)
     lines = (" ".join(line.split()) for line in text.splitlines())
     return "\n".join(line for line in lines if line)
 
@@ -181,7 +196,9 @@ def blog_posting(base: str, slug: str, brief: dict[str, Any]) -> dict[str, Any]:
 
 def json_ld(data: dict[str, Any]) -> Markup:
     """``<script type="application/ld+json">`` holding ``data``, safe to put in a page as it is."""
-    text = orjson.dumps(data).decode().translate(_JSON_ESCAPES)
+    text = orjson.dumps(data).decode()
+    for char, escape in _JSON_ESCAPES:
+        text = text.replace(char, escape)
     return Markup(f'<script type="application/ld+json">{text}</script>')  # noqa: S704 - escaped above
 
 

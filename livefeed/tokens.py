@@ -16,7 +16,7 @@ import orjson
 from redis.asyncio import Redis
 
 from livefeed.errors import Conflict, ValidationFailed
-from livefeed.models import iso_ms, now_ms
+from livefeed.models import check_text, iso_ms, now_ms
 
 
 def hash_token(token: str) -> str:
@@ -39,6 +39,7 @@ class Tokens:
         """Create a token for a named editor and return it; only its hash is stored."""
         if not name or len(name) > 100 or name != name.strip():
             raise ValidationFailed("editor name must be 1-100 characters", field="name")
+        check_text(name, "name")
         token = "lf_" + secrets.token_urlsafe(32)
         digest = hash_token(token)
         record = orjson.dumps({"sha256": digest, "created_at": iso_ms(now_ms())})

@@ -185,6 +185,14 @@ def collapse(value: str) -> str:
     return " ".join(value.split())
 
 
+# C0 controls but tab, LF and CR; DEL and C1; surrogates; non-characters (README, "Text").
+FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17))
+    + "]"
+)
+
+
 class Verdict:
     """The expected outcome of a write: the stored form, or the errors the server may name."""
 
@@ -208,6 +216,8 @@ def text_field(verdict: Verdict, name: str, value: Any, limit: int, required: bo
         verdict.fail(422, "missing_field", name)
     elif not isinstance(value, str):
         verdict.fail(422, "invalid_type", name)
+    elif FORBIDDEN.search(value):
+        verdict.fail(422, "invalid_text", name)
     elif required and not collapse(value):
         verdict.fail(422, "empty_field", name)
     elif len(collapse(value)) > limit:
@@ -222,6 +232,9 @@ def url_field(verdict: Verdict, value: Any) -> None:
         return
     if not isinstance(value, str):
         verdict.fail(422, "invalid_type", "url")
+        return
+    if FORBIDDEN.search(value):
+        verdict.fail(422, "invalid_text", "url")
         return
     url = value.strip()
     try:
@@ -239,21 +252,27 @@ def tags_field(verdict: Verdict, value: Any) -> None:
     if value is None:
         verdict.values["tags"] = []
         return
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+    if not isinstance(value, list):
         verdict.fail(422, "invalid_type", "tags")
+        return
+    if len(value) > 10:  # the list itself is capped, repeats or not
+        verdict.fail(422, "too_many_tags", "tags")
         return
     unique: list[str] = []
     for raw in value:
+        if not isinstance(raw, str):
+            verdict.fail(422, "invalid_type", "tags")
+            return
+        if FORBIDDEN.search(raw):
+            verdict.fail(422, "invalid_text", "tags")
+            return
         tag = collapse(raw)
         if not 1 <= len(tag) <= 40:
             verdict.fail(422, "invalid_tag", "tags")
             return
         if tag not in unique:
             unique.append(tag)
-    if len(unique) > 10:
-        verdict.fail(422, "too_many_tags", "tags")
-    else:
-        verdict.values["tags"] = unique
+    verdict.values["tags"] = unique
 
 
 def brief_verdict(payload: Any, *, patch: bool = False) -> Verdict:
@@ -277,6 +296,8 @@ def brief_verdict(payload: Any, *, patch: bool = False) -> Verdict:
             verdict.fail(422, "invalid_type", "body")
         elif len(body) > 20_000:
             verdict.fail(422, "too_long", "body")
+        elif FORBIDDEN.search(body):
+            verdict.fail(422, "invalid_text", "body")
         else:
             verdict.values["body"] = sanitize_body(body)
     if "author" in present:

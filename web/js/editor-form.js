@@ -34,6 +34,13 @@ export function showError(fields, message, error) {
   input.focus();
 }
 
+/** Tags from a comma-separated field, whitespace collapsed and repeats dropped: the server
+ * refuses a list of more than 10 even if some of them repeat. */
+function tagList(text) {
+  const tags = text.split(",").map((tag) => tag.split(/\s+/).filter(Boolean).join(" "));
+  return [...new Set(tags.filter(Boolean))];
+}
+
 /** The API body for a brief from fields named headline, body, author, url, tags[, key_event]. */
 export function briefPayload(fields) {
   const payload = {
@@ -41,7 +48,7 @@ export function briefPayload(fields) {
     body: fields.body.value,
     author: fields.author.value.trim(),
     url: fields.url.value.trim() || null,
-    tags: fields.tags.value.split(",").map((tag) => tag.trim()).filter(Boolean),
+    tags: tagList(fields.tags.value),
   };
   if (fields.key_event) payload.key_event = fields.key_event.checked;
   return payload;
