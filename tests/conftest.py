@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import HealthCheck, settings
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from livefeed.embedded import find_redis_server, free_port
 
@@ -36,6 +36,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "livefeed"))
+
+# Page assertions wait for a condition; on a loaded machine Playwright's 5 s default is short.
+expect.set_options(timeout=20_000)
 
 ROOT = Path(__file__).resolve().parent.parent
 

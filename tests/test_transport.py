@@ -196,7 +196,7 @@ def connect(server: LivefeedServer, state: str, big_feed: str) -> RawSocket:
             raise
         return ws
     if state == "catching_up":
-        ws = RawSocket(server.port, f"/ws/feeds/{big_feed}?since=0-1", rcvbuf=SMALL_RCVBUF)
+        ws = RawSocket(server.port, f"/ws/feeds/{big_feed}?since=0", rcvbuf=SMALL_RCVBUF)
         try:
             for _ in range(3):
                 assert ws.read_frame()[0] == TEXT
@@ -362,7 +362,7 @@ def test_a_client_frame_cut_across_segments_as_the_reader_parks_is_read_whole(
         for i in range(3):
             publish(client, slug, f"Brief {i}")
     for _ in range(5):  # the header must arrive while the reader catches up; repeat to be sure
-        ws = RawSocket(ws_server.port, f"/ws/feeds/{slug}?since=0-1")
+        ws = RawSocket(ws_server.port, f"/ws/feeds/{slug}?since=0")
         try:
             whole = frame(PING, b"whole")
             ws.send(whole[:6])  # header and mask: the parser takes them and waits for 5 bytes
@@ -430,7 +430,7 @@ def test_a_reader_catching_up_too_slowly_is_closed_with_4408(
     the keepalive ping in time, since it sits behind megabytes: it gets 4408 "too slow" (and
     resumes with since), not 1011 and a reset."""
     before = slow_readers_closed(keepalive_server)
-    ws = RawSocket(keepalive_server.port, f"/ws/feeds/{big_feed}?since=0-1", rcvbuf=SMALL_RCVBUF)
+    ws = RawSocket(keepalive_server.port, f"/ws/feeds/{big_feed}?since=0", rcvbuf=SMALL_RCVBUF)
     try:
         ws.pace = 0.04
         deadline = time.monotonic() + 30
