@@ -31,7 +31,7 @@ from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, LivefeedError, Unavailable
 from livefeed.frames import Event
 from livefeed.hub import Hub
-from livefeed.limits import ConnectionCounter, RateLimiter, origin_allowed
+from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
 from livefeed.metrics import HttpMetrics, MetricsEndpoint
 from livefeed.models import StreamId
@@ -170,6 +170,7 @@ def create_app(settings: Settings) -> Starlette:
         RateLimiter(settings.editor_rate, settings.editor_burst),
     )
     app.state.failed_tokens = RateLimiter(settings.failed_token_rate, settings.failed_token_burst)
+    app.state.valid_tokens = RecentlyValid()
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
     return app
 

@@ -116,3 +116,30 @@ def origin_allowed(origin: str | None, allowed: str) -> bool:
         return True
     origins = {o.strip().rstrip("/") for o in allowed.split(",") if o.strip()}
     return "*" in origins or (origin or "").rstrip("/") in origins
+
+
+class RecentlyValid:
+    """Digests of tokens that passed a check in the last ``ttl`` seconds, at most ``size``.
+
+    While failed token checks are capped for everyone, an editor already at work keeps working:
+    a guess can never be in here, so this lets no guess through, and a flood of wrong tokens
+    (from one address or many) cannot lock the newsroom out.
+    """
+
+    def __init__(
+        self, ttl: float = 3600.0, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._until: dict[str, float] = {}
+
+    def __contains__(self, digest: str) -> bool:
+        until = self._until.get(digest)
+        return until is not None and until > self._clock()
+
+    def add(self, digest: str) -> None:
+        self._until.pop(digest, None)  # re-inserted last: the dict keeps the oldest first
+        self._until[digest] = self._clock() + self._ttl
+        while len(self._until) > self._size:
+            del self._until[next(iter(self._until))]

@@ -176,3 +176,19 @@ def test_token_checks_are_constant_time_and_tokens_are_stored_hashed(
         client.close()
     assert token.encode() not in dump, "only a hash of the token is stored"
     assert TOKEN not in server.log() and token not in server.log()
+
+
+def test_recently_valid_tokens_are_remembered_for_their_time_and_within_their_number() -> None:
+    """A digest is known until its time runs out; past the size the oldest is forgotten."""
+    from livefeed.limits import RecentlyValid
+
+    now = [0.0]
+    known = RecentlyValid(ttl=10, size=2, clock=lambda: now[0])
+    known.add("a")
+    known.add("b")
+    assert "a" in known and "b" in known and "c" not in known
+    known.add("a")  # renewed: now the newest
+    known.add("c")
+    assert "b" not in known and "a" in known and "c" in known
+    now[0] = 11.0
+    assert "a" not in known
