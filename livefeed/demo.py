@@ -172,7 +172,7 @@ async def seed(store: Store, feed: Feed, writer: Writer, days: int = 2) -> None:
         day = day_of(today - timedelta(days=back), feed.timezone)
         first, last = day.start_ms + 6 * 3_600_000, day.start_ms + 23 * 3_600_000 + 1_800_000
         times = sorted(rng.randrange(first, last) for _ in range(rng.randint(25, 40)))
-        planned += [(at_ms, writer.brief(key_event=n % 9 == 4)) for n, at_ms in enumerate(times)]
+        planned += [(at_ms, writer.brief(key_event=n == 9)) for n, at_ms in enumerate(times)]
     # Today: a lead, then a brief every few minutes up to a minute ago (just after midnight
     # some fall on yesterday, which is fine: they are still the last two hours).
     times = sorted(rng.sample(range(now - 2 * 3_600_000, now - 60_000), 9))
