@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from livefeed.append import APPEND_LUA, Append, refusal
+from livefeed.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
 from livefeed.errors import Conflict, NotFound
 from livefeed.frames import Event, event_frame
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS
@@ -34,6 +35,7 @@ from livefeed.models import ZERO_ID, Feed, StreamId, now_ms
 from livefeed.tokens import Tokens
 
 _U64 = 2**64 - 1
+REMOVE_LUA = LAST_ID_LUA + (Path(__file__).parent / "remove.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,25 @@ class StreamBounds:
     length: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class FeedMark:
+    """What a feed's writes had reached before an import, so that undoing it can put it back:
+    the stream's last id (and, on Redis 7, its entries-added and max-deleted-entry-id), the
+    ``last-id`` key, and the days that had a count."""
+
+    stream_existed: bool
+    last_generated: StreamId
+    entries_added: int | None
+    max_deleted: StreamId | None
+    last_id_key: StreamId | None
+    days: frozenset[str]
+
+    @property
+    def last(self) -> StreamId:
+        """The stream's last id as the scripts see it (``stream_last_id()`` in last_id.lua)."""
+        return self.last_id_key if self.last_id_key is not None else self.last_generated
+
+
 def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
     return Entry(StreamId.parse(raw_id.decode()), fields[b"t"].decode(), fields[b"d"])
 
@@ -73,6 +94,7 @@ class Store:
         self.redis = redis
         self.prefix = prefix
         self._append_script = redis.register_script(APPEND_LUA)
+        self._remove_script = redis.register_script(REMOVE_LUA)
         self._write_cache: dict[str, tuple[float, Feed]] = {}
         self._fetching: dict[str, asyncio.Future[Feed]] = {}
         self.tokens = Tokens(redis, prefix)
@@ -201,19 +223,52 @@ class Store:
         EVENTS_PUBLISHED.labels(change.type).inc()
         return StreamId.parse(text)
 
-    async def remove(self, slug: str, ids: list[StreamId], days: dict[str, int]) -> None:
-        """Undo appends (a failed import): drop the entries, their states and day counts."""
+    async def mark(self, slug: str) -> FeedMark:
+        """Where the feed's writes are now, read in one transaction (see ``remove``)."""
         pipe = self.redis.pipeline(transaction=True)
-        if ids:
-            members = [str(i) for i in ids]
-            pipe.xdel(self.stream_key(slug), *members)
-            pipe.hdel(self.state_key(slug), *members)
-            pipe.hdel(self.history_key(slug), *members)
-            pipe.zrem(self.index_key(slug), *members)
-            pipe.srem(self.key_events_key(slug), *members)
+        pipe.execute_command("XINFO", "STREAM", self.stream_key(slug))
+        pipe.get(self.script_keys(slug)[-1])
+        pipe.hkeys(self.days_key(slug))
+        info, last_key, days = await pipe.execute(raise_on_error=False)
+        if isinstance(info, ResponseError):
+            if "no such key" not in str(info).lower():
+                raise info
+            info = {}
+        info = {_text(k): v for k, v in info.items()}
+        added, max_deleted = info.get("entries-added"), info.get("max-deleted-entry-id")
+        return FeedMark(
+            stream_existed=bool(info),
+            last_generated=StreamId.parse(_text(info.get("last-generated-id", "0-0"))),
+            entries_added=None if added is None else int(added),
+            max_deleted=None if max_deleted is None else StreamId.parse(_text(max_deleted)),
+            last_id_key=None if last_key is None else StreamId.parse(_text(last_key)),
+            days=frozenset(_text(day) for day in days),
+        )
+
+    async def remove(
+        self, slug: str, ids: list[StreamId], days: dict[str, int], before: FeedMark
+    ) -> bool:
+        """Undo an import in one step (remove.lua): drop its entries, their states, histories,
+        index and key events, take its day counts off, and put the stream's last id and the
+        ``last-id`` key back as ``before`` had them, so the same import can be run again.
+
+        The last id stays where it is (and False is returned) when the feed was appended to
+        after the import, as when a publish meanwhile made Redis refuse it.
+        """
+        last = max(ids, default=None)
+        args: list[str | int] = [len(ids), *map(str, ids), len(days)]
         for day, count in days.items():
-            pipe.hincrby(self.days_key(slug), day, -count)
-        await pipe.execute()
+            args += (day, count, 0 if day in before.days else 1)
+        args += (
+            "" if last is None else str(last),
+            1 if before.stream_existed else 0,
+            str(before.last_generated),
+            "" if before.entries_added is None else before.entries_added,
+            "" if before.max_deleted is None else str(before.max_deleted),
+            "" if before.last_id_key is None else str(before.last_id_key),
+        )
+        restored = await self._remove_script(keys=self.script_keys(slug), args=args)
+        return bool(restored)
 
     def script_keys(self, slug: str) -> list[str]:
         """The keys append.lua and bulk.lua are given, in their order."""
