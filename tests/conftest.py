@@ -42,8 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class RedisProcess:
     """A redis-server child with AOF and ``appendfsync always``, like the embedded mode."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, binary: str | None = None) -> None:
         self.data_dir = data_dir
+        self.binary = binary  # default: find_redis_server()
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -55,7 +56,7 @@ class RedisProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [
-                find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.port),
+                self.binary or find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.port),
                 "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always",
                 "--save", "", "--daemonize", "no", "--logfile", str(self.data_dir / "redis.log"),
             ],
