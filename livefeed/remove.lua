@@ -2,34 +2,42 @@
 -- and, unless the feed has been appended to since, put its last id back as it was before.
 -- KEYS as append.lua (Store.script_keys): [1] stream [2] brief states [3] day counts
 --   [4] histories [5] feed meta (unused) [6] key events [7] time index [8] the stream's last id
--- ARGV[1]  n, then n entry ids to remove
--- then d, and d times: day, how many to take off, 1 if the day had no count before (dropped
---          again when it comes back to 0)
--- then the import's last entry id ('' when it wrote nothing) and the feed as it was before:
---   whether the stream existed (1/0), its last-generated-id, entries-added and
---   max-deleted-entry-id (both '' where Redis 6.2 keeps neither), the last-id key ('' if absent)
+-- ARGV[1]  the import's last entry id ('' when it wrote nothing)
+-- ARGV[2]  for each of KEYS, 1 if it existed before the import, else 0 ("11110111")
+-- ARGV[3..6]  the stream before: last-generated-id, entries-added and max-deleted-entry-id
+--          (both '' where Redis 6.2 keeps neither), and the last-id key ('' if absent)
+-- ARGV[7]  the entry ids to remove, separated by spaces
+-- ARGV[8]  d, then d times: day, how many to take off, 1 if the day had no count before
+--          (dropped again when it comes back to 0)
 -- Returns 1 when the last id was put back, 0 when the feed had moved on (a refused import keeps
 -- what was published meanwhile) or nothing was written.
 
-local function call_in_slices(command, key, list)
-  for first = 1, #list, 4000 do
-    redis.call(command, key, unpack(list, first, math.min(first + 3999, #list)))
+local written_last, existed = ARGV[1], ARGV[2]
+local last, added, max_deleted, last_key = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+-- Nobody appended after the import: every change since the mark is its own.
+local alone = written_last ~= '' and stream_last_id() == written_last  -- last_id.lua
+
+local ids, n = {}, 0
+for id in ARGV[7]:gmatch('%S+') do
+  n = n + 1
+  ids[n] = id
+end
+local function remove_from(k, command)
+  if alone and existed:sub(k, k) == '0' then
+    redis.call('UNLINK', KEYS[k])  -- the import made it: freed in the background, at once
+    return
+  end
+  for first = 1, n, 4000 do  -- unpack() is limited by Lua's C stack
+    redis.call(command, KEYS[k], unpack(ids, first, math.min(first + 3999, n)))
   end
 end
+remove_from(1, 'XDEL')
+remove_from(2, 'HDEL')
+remove_from(4, 'HDEL')
+remove_from(6, 'SREM')
+remove_from(7, 'ZREM')
 
-local n = tonumber(ARGV[1])
-local ids = {}
-for i = 1, n do
-  ids[i] = ARGV[1 + i]
-end
-if n > 0 then
-  call_in_slices('XDEL', KEYS[1], ids)
-  call_in_slices('HDEL', KEYS[2], ids)
-  call_in_slices('HDEL', KEYS[4], ids)
-  call_in_slices('ZREM', KEYS[7], ids)
-  call_in_slices('SREM', KEYS[6], ids)
-end
-local pos = 2 + n
+local pos = 8
 local days = tonumber(ARGV[pos])
 for i = 1, days do
   local day, count, new = ARGV[pos + 3 * i - 2], ARGV[pos + 3 * i - 1], ARGV[pos + 3 * i]
@@ -38,20 +46,17 @@ for i = 1, days do
     redis.call('HDEL', KEYS[3], day)
   end
 end
-pos = pos + 1 + 3 * days
-local written_last, existed, last, added, max_deleted, last_key =
-  ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4], ARGV[pos + 5]
 
-if written_last == '' or stream_last_id() ~= written_last then  -- last_id.lua
+if not alone then
   return 0
 end
-if existed == '0' then
-  redis.call('DEL', KEYS[1])  -- the import created it; now it holds nothing
+if existed:sub(1, 1) == '0' then
+  -- the stream was deleted above: the import had created it
 elseif added == '' then
   redis.call('XSETID', KEYS[1], last)  -- Redis 6.2: a stream keeps only its last id
 elseif max_deleted == '0-0' then
-  -- Redis 7 takes MAXDELETEDID 0-0 as "not given"; 0-1 is the smallest it keeps, older than
-  -- any entry livefeed writes, so Redis counts no deleted entry inside the stream.
+  -- Redis 7 takes MAXDELETEDID 0-0 as "not given"; 0-1 is the least it keeps, older than any
+  -- entry livefeed writes, so Redis counts no deleted entry inside the stream.
   redis.call('XSETID', KEYS[1], last, 'ENTRIESADDED', added, 'MAXDELETEDID', '0-1')
 else
   redis.call('XSETID', KEYS[1], last, 'ENTRIESADDED', added, 'MAXDELETEDID', max_deleted)

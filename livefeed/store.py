@@ -67,10 +67,11 @@ class StreamBounds:
 @dataclass(frozen=True, slots=True)
 class FeedMark:
     """What a feed's writes had reached before an import, so that undoing it can put it back:
-    the stream's last id (and, on Redis 7, its entries-added and max-deleted-entry-id), the
-    ``last-id`` key, and the days that had a count."""
+    which of its keys existed, the stream's last id (and, on Redis 7, its entries-added and
+    max-deleted-entry-id), the ``last-id`` key, and the days that had a count."""
 
-    stream_existed: bool
+    existed: tuple[bool, ...]
+    """For each of ``Store.script_keys``, in their order."""
     last_generated: StreamId
     entries_added: int | None
     max_deleted: StreamId | None
@@ -225,11 +226,14 @@ class Store:
 
     async def mark(self, slug: str) -> FeedMark:
         """Where the feed's writes are now, read in one transaction (see ``remove``)."""
+        keys = self.script_keys(slug)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.execute_command("XINFO", "STREAM", self.stream_key(slug))
-        pipe.get(self.script_keys(slug)[-1])
+        for key in keys:
+            pipe.exists(key)
+        pipe.execute_command("XINFO", "STREAM", keys[0])
+        pipe.get(keys[-1])
         pipe.hkeys(self.days_key(slug))
-        info, last_key, days = await pipe.execute(raise_on_error=False)
+        *existed, info, last_key, days = await pipe.execute(raise_on_error=False)
         if isinstance(info, ResponseError):
             if "no such key" not in str(info).lower():
                 raise info
@@ -237,7 +241,7 @@ class Store:
         info = {_text(k): v for k, v in info.items()}
         added, max_deleted = info.get("entries-added"), info.get("max-deleted-entry-id")
         return FeedMark(
-            stream_existed=bool(info),
+            existed=tuple(bool(n) for n in existed),
             last_generated=StreamId.parse(_text(info.get("last-generated-id", "0-0"))),
             entries_added=None if added is None else int(added),
             max_deleted=None if max_deleted is None else StreamId.parse(_text(max_deleted)),
@@ -253,20 +257,22 @@ class Store:
         ``last-id`` key back as ``before`` had them, so the same import can be run again.
 
         The last id stays where it is (and False is returned) when the feed was appended to
-        after the import, as when a publish meanwhile made Redis refuse it.
+        after the import, as when a publish meanwhile made Redis refuse it. Otherwise every
+        change since ``before`` is the import's, and a key it created is simply deleted.
         """
         last = max(ids, default=None)
-        args: list[str | int] = [len(ids), *map(str, ids), len(days)]
-        for day, count in days.items():
-            args += (day, count, 0 if day in before.days else 1)
-        args += (
+        args: list[str | int] = [
             "" if last is None else str(last),
-            1 if before.stream_existed else 0,
+            "".join("1" if existed else "0" for existed in before.existed),
             str(before.last_generated),
             "" if before.entries_added is None else before.entries_added,
             "" if before.max_deleted is None else str(before.max_deleted),
             "" if before.last_id_key is None else str(before.last_id_key),
-        )
+            " ".join(map(str, ids)),  # one argument: far quicker to send than one per id
+            len(days),
+        ]
+        for day, count in days.items():
+            args += (day, count, 0 if day in before.days else 1)
         restored = await self._remove_script(keys=self.script_keys(slug), args=args)
         return bool(restored)
 
