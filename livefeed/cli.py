@@ -330,11 +330,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             return 1
 
     async def action(store: Store) -> int:
-        feed = await store.require_feed(args.feed)
-        bounds = await store.bounds(feed.slug)
-        progress = _progress(f"importing into {feed.slug}")
+        progress = None
         with _stop_on_signals() as stop:
             try:
+                feed = await store.require_feed(args.feed)
+                bounds = await store.bounds(feed.slug)
+                progress = _progress(f"importing into {feed.slug}")
                 # Line by line: the file itself is never held whole, only what was parsed.
                 briefs = parse_import(lines, bounds.last_generated, stop)
                 ids = await import_briefs(store, feed, briefs, progress, stop)
