@@ -39,6 +39,18 @@ def strict_server(
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def strict_feed(redis_server: RedisProcess, strict_server: LivefeedServer) -> str:
+    """A feed on the strict server, made with the CLI so that the editor's burst stays whole."""
+    from test_cli import livefeed
+
+    slug = "strict-" + uuid.uuid4().hex[:8]
+    done = livefeed("feed", "create", slug, "--title", "Strict", "--timezone", "UTC",
+                    "--redis-url", redis_server.url, "--key-prefix", strict_server.prefix)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return slug
+
+
 def test_an_editor_over_the_rate_gets_429_with_retry_after(strict_server: LivefeedServer) -> None:
     with httpx.Client(base_url=strict_server.base) as client:
         slug = make_feed(client)  # one of the editor's burst of 3
@@ -71,10 +83,9 @@ def test_guessing_tokens_from_one_address_is_rate_limited(strict_server: Livefee
 
 
 async def test_websocket_origin_allow_list_is_enforced_when_set(
-    strict_server: LivefeedServer,
+    strict_server: LivefeedServer, strict_feed: str
 ) -> None:
-    with httpx.Client(base_url=strict_server.base) as client:
-        slug = client.get("/api/feeds").json()["feeds"][0]["slug"]
+    slug = strict_feed
     url = f"{strict_server.ws_base}/ws/feeds/{slug}"
     with pytest.raises(InvalidStatus) as refused:
         await websockets.connect(url, origin="https://evil.example")
@@ -83,9 +94,10 @@ async def test_websocket_origin_allow_list_is_enforced_when_set(
         assert '"type":"snapshot"' in await asyncio.wait_for(ws.recv(), 5)
 
 
-async def test_connections_per_address_are_capped(strict_server: LivefeedServer) -> None:
-    with httpx.Client(base_url=strict_server.base) as client:
-        slug = client.get("/api/feeds").json()["feeds"][0]["slug"]
+async def test_connections_per_address_are_capped(
+    strict_server: LivefeedServer, strict_feed: str
+) -> None:
+    slug = strict_feed
     url = f"{strict_server.ws_base}/ws/feeds/{slug}?since=0"
     first = [await websockets.connect(url, origin="http://127.0.0.1") for _ in range(3)]
     try:
