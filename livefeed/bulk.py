@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 from livefeed.append import LAST_ID_LUA
 from livefeed.metrics import EVENTS_PUBLISHED
 from livefeed.models import StreamId
-from livefeed.store import Store
+from livefeed.store import FeedMark, Store
 
 BULK_LUA = LAST_ID_LUA + (Path(__file__).parent / "bulk.lua").read_text()
 PER_CALL = 500
@@ -71,8 +71,9 @@ def next_id(last: StreamId, at_ms: int) -> StreamId:
 class BulkWriter:
     """Writes batches of briefs to one feed; an async context manager that holds a connection.
 
-    Use from one task: ``send`` batches, ``receive`` each call's ids in order; after a failure,
-    ``settle`` says what the calls still in flight wrote, and ``undo`` removes it all.
+    Use from one task: ``mark`` the feed, ``send`` batches, ``receive`` each call's ids in order;
+    after a failure, ``settle`` says what the calls still in flight wrote, and ``undo`` removes
+    it all and puts the feed back at the mark.
     """
 
     def __init__(self, store: Store, slug: str, per_call: int | None = None) -> None:
@@ -175,9 +176,14 @@ class BulkWriter:
         scores = await self._cmd("ZMSCORE", self.store.index_key(self.slug), *map(str, ids))
         return [entry_id for entry_id, score in zip(ids, scores, strict=True) if score is not None]
 
-    async def undo(self, ids: list[StreamId], days: dict[str, int]) -> None:
-        """Remove what was written (a failed import)."""
-        await self.store.remove(self.slug, ids, days)
+    async def mark(self) -> FeedMark:
+        """Where the feed is before anything is sent: ``mark.last`` is what the first call
+        must follow, and ``undo`` puts the feed back there."""
+        return await self.store.mark(self.slug)
+
+    async def undo(self, ids: list[StreamId], days: dict[str, int], before: FeedMark) -> None:
+        """Remove what was written (a failed import) and put the last id back as ``before``."""
+        await self.store.remove(self.slug, ids, days, before)
 
     def _connection(self) -> AbstractConnection:
         if self._conn is None:

@@ -11,7 +11,9 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,7 +30,7 @@ from livefeed.errors import LivefeedError, NotFound
 from livefeed.models import Feed, StreamId, now_ms, parse_new_feed
 from livefeed.replay import Player, parse_speed
 from livefeed.store import Store
-from livefeed.transfer import export_briefs, import_briefs, parse_import
+from livefeed.transfer import ImportStopped, export_briefs, import_briefs, parse_import
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -381,16 +383,56 @@ def cmd_import(args: argparse.Namespace) -> int:
             return 1
 
     async def action(store: Store) -> int:
-        feed = await store.require_feed(args.feed)
-        bounds = await store.bounds(feed.slug)
-        # Line by line: the file itself is never held whole, only what was parsed from it.
-        briefs = parse_import(lines, bounds.last_generated)
-        ids = await import_briefs(store, feed, briefs, _progress(f"importing into {feed.slug}"))
+        progress = None
+        with _stop_on_signals() as stop:
+            try:
+                feed = await store.require_feed(args.feed)
+                bounds = await store.bounds(feed.slug)
+                progress = _progress(f"importing into {feed.slug}")
+                # Line by line: the file itself is never held whole, only what was parsed.
+                briefs = parse_import(lines, bounds.last_generated, stop)
+                ids = await import_briefs(store, feed, briefs, progress, stop)
+            except ImportStopped:
+                name = signal.Signals(stop.signum).name
+                print("\n" if progress else "", end="", file=sys.stderr)  # end the bar's line
+                print(f"livefeed: import stopped by {name}; nothing was imported, the feed is as "
+                      "it was", file=sys.stderr)  # fmt: skip
+                return 128 + stop.signum
         print(f"imported {len(ids)} briefs into {feed.slug}", file=sys.stderr)
         return 0
 
     with source as lines:
         return _with_store(args, action)
+
+
+class _Stop(threading.Event):
+    """Set by the first SIGINT or SIGTERM; ``signum`` says which."""
+
+    signum = 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_Stop]:
+    """While the block runs, SIGINT and SIGTERM set a flag instead of raising, so an import
+    stops between batches and undoes what it wrote: an exception raised wherever the signal
+    lands (KeyboardInterrupt) could cut the undo short. A signal the shell had ignored (a
+    background job's SIGINT) stays ignored."""
+    stop = _Stop()
+
+    def handler(signum: int, frame: object) -> None:
+        if not stop.is_set():
+            stop.signum = signum
+            stop.set()
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

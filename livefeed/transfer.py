@@ -9,6 +9,7 @@ the same bytes.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ IN_FLIGHT = 2000
 """Briefs sent ahead of the replies: Redis always has the next batch while we encode."""
 
 Progress = Callable[[int, int], None]
+
+
+class ImportStopped(Exception):
+    """The import was asked to stop (``stop`` was set); nothing of it is left in the feed."""
 
 
 class ImportRejected(LivefeedError):
@@ -93,16 +98,21 @@ async def export_briefs(
             return
 
 
-def parse_import(lines: Iterable[bytes | str], after: StreamId) -> list[ImportedBrief]:
+def parse_import(
+    lines: Iterable[bytes | str], after: StreamId, stop: threading.Event | None = None
+) -> list[ImportedBrief]:
     """Validate every line before anything is written; raise ImportRejected naming the line.
 
     Lines must be in time order and not older than ``after`` (the feed's last event). Bodies
     are left to sanitise (``raw_body``): that cannot fail, and costs as much as the rest of
     the validation, so ``import_briefs`` does it while Redis writes the batch before.
+    ``stop`` is looked at every ``BATCH`` lines: once set, ImportStopped is raised.
     """
     out: list[ImportedBrief] = []
     last_ms = after.ms
     for number, raw in enumerate(lines, start=1):
+        if stop is not None and number % BATCH == 1 and stop.is_set():
+            raise ImportStopped
         if not raw.strip():
             continue
         try:
@@ -151,16 +161,23 @@ def _published_ms(line: int, value: Any, name: str = "published_at") -> int:
 
 
 async def import_briefs(
-    store: Store, feed: Feed, briefs: list[ImportedBrief], progress: Progress | None = None
+    store: Store,
+    feed: Feed,
+    briefs: list[ImportedBrief],
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> list[StreamId]:
     """Append parsed briefs at their original times, all or nothing.
 
     If Redis refuses a batch (someone published to the feed meanwhile, say), or the import
-    fails or is cancelled part way, what it had appended is removed again; a refusal becomes
-    ImportRejected naming the first line of the batch refused.
+    fails, is cancelled or is stopped part way, what it had appended is removed again and the
+    feed's last id put back; a refusal becomes ImportRejected naming the first line of the
+    batch refused. ``stop`` (a flag a signal handler can set) is looked at before each batch
+    and each reply: once set, the import is undone and ImportStopped raised.
     """
     async with BulkWriter(store, feed.slug) as writer:
-        last = await writer.last_id()
+        mark = await writer.mark()
+        last = mark.last
         if briefs and briefs[0].at_ms < last.ms:
             raise ImportRejected(briefs[0].line, f"refused by Redis: the feed is at {last} now")
         encoder = _Encoder(feed, last)
@@ -168,6 +185,7 @@ async def import_briefs(
         days: dict[StreamId, str] = {}  # of every brief sent, to undo day counts
         try:
             for start in range(0, len(briefs), BATCH):
+                _check(stop)
                 # Encode the next batch while Redis writes those sent before it.
                 after = encoder.last
                 encoded = [encoder.encode(item) for item in briefs[start : start + BATCH]]
@@ -177,11 +195,13 @@ async def import_briefs(
                 ahead = IN_FLIGHT if start + BATCH < len(briefs) else 0  # at the end: all
                 while writer.in_flight > ahead:
                     written += await writer.receive()
+                    _check(stop)
                     if progress is not None:
                         progress(len(written), len(briefs))
         except BaseException as exc:
             written += await writer.settle()
-            await writer.undo(written, dict(Counter(days[entry_id] for entry_id in written)))
+            counts = Counter(days[entry_id] for entry_id in written)
+            await writer.undo(written, dict(counts), mark)
             if not isinstance(exc, BulkRefused):
                 raise
             reason = exc.reason
@@ -190,6 +210,11 @@ async def import_briefs(
             line = briefs[exc.index].line
             raise ImportRejected(line, f"refused by Redis: {reason}") from None
     return written
+
+
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise ImportStopped
 
 
 class _Encoder:

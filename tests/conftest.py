@@ -6,6 +6,7 @@ slugs), so tests stay independent. Tests that kill or restart a server start the
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -13,7 +14,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+import warnings
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,36 @@ def wait_until(predicate: Any, timeout: float, message: str) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(message)
+
+
+_previous_failed = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    global _previous_failed
+    report = yield
+    if report.failed:
+        _previous_failed = True
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _leaks_stay_with_the_failed_test() -> None:
+    """After a failed test, collect what it left unclosed before the next one starts: its
+    sockets' ResourceWarnings (errors here) would otherwise fail whichever test came next."""
+    global _previous_failed
+    if _previous_failed:
+        _previous_failed = False
+        # pytest keeps the failure for post-mortem debugging, and with it the test's frames.
+        for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+            if hasattr(sys, name):
+                delattr(sys, name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
 
 
 @pytest.fixture(scope="session")

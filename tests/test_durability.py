@@ -212,6 +212,18 @@ async def test_readers_stay_connected_through_a_redis_restart_and_get_what_follo
         redis_proc.stop()
 
 
+def unread_by(port: int) -> bool:
+    """Whether any TCP connection to ``port`` holds bytes its server has not read yet."""
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            unread = int(fields[4].split(":")[1], 16)  # rx_queue
+            if local_port == port and fields[3] == "01" and unread:  # 01: established
+                return True
+    return False
+
+
 async def test_a_graceful_stop_tells_readers_to_reconnect_and_finishes_publishes(
     redis_server: RedisProcess, tmp_path: Path
 ) -> None:
@@ -229,13 +241,13 @@ async def test_a_graceful_stop_tells_readers_to_reconnect_and_finishes_publishes
         for ws in readers:
             await asyncio.wait_for(ws.recv(), 5)  # the snapshot
         assert server.proc is not None
-        started = threading.Event()
+        started, stopping = threading.Event(), threading.Event()
         answer: list[httpx.Response] = []
 
         def slow_body() -> Iterator[bytes]:
             yield b'{"headline": "sent while '
             started.set()
-            time.sleep(1.0)  # the server is told to stop meanwhile
+            stopping.wait(30)  # the server is told to stop meanwhile
             yield b'the server stops"}'
 
         def slow_publish() -> None:
@@ -251,9 +263,13 @@ async def test_a_graceful_stop_tells_readers_to_reconnect_and_finishes_publishes
 
         publisher = threading.Thread(target=slow_publish)
         publisher.start()
-        started.wait(5)
-        time.sleep(0.2)
-        server.proc.send_signal(signal.SIGTERM)
+        try:
+            assert started.wait(30)
+            # The request is in flight once the server has read what was sent of it.
+            wait_until(lambda: not unread_by(server.port), 30, "the server did not read it")
+            server.proc.send_signal(signal.SIGTERM)
+        finally:
+            stopping.set()
         for ws in readers:
             with contextlib.suppress(websockets.ConnectionClosed):
                 while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -22,7 +23,13 @@ from livefeed.append import AT, ID, Append
 from livefeed.days import day_containing
 from livefeed.models import Feed, StreamId, brief_dict, iso_ms, parse_new_brief, sanitize_body
 from livefeed.store import Store
-from livefeed.transfer import ImportedBrief, ImportRejected, import_briefs, parse_import
+from livefeed.transfer import (
+    ImportedBrief,
+    ImportRejected,
+    ImportStopped,
+    import_briefs,
+    parse_import,
+)
 
 KYIV = ZoneInfo("Europe/Kyiv")
 
@@ -205,6 +212,7 @@ async def test_a_publish_during_an_import_undoes_it_and_names_the_line(
     assert held["history"] == {str(only.id).encode(): str(only.id).encode()}
     assert held["key_events"] == [str(only.id).encode()]
     assert [member for member, _ in held["index"]] == [str(only.id).encode()]
+    assert held["last_id"] == str(only.id).encode(), "the feed has moved on: it stays on"
 
 
 def receive_failing(monkeypatch: pytest.MonkeyPatch, fail: Any) -> None:
@@ -223,10 +231,13 @@ def receive_failing(monkeypatch: pytest.MonkeyPatch, fail: Any) -> None:
 
 
 async def nothing_left(store: Store, slug: str) -> None:
+    """The feed is as before the import: no key at all, so the same import can run again."""
     held = await everything(store, slug)
     assert held["stream"] == [] and held["states"] == {} and held["history"] == {}
     assert held["index"] == [] and held["key_events"] == []
     assert await store.days(slug) == []
+    assert held["last_id"] is None
+    assert await store.redis.keys(f"{store.prefix}:*") == []
 
 
 @pytest.mark.usefixtures("small_batches")
@@ -311,3 +322,36 @@ async def test_an_import_older_than_the_feed_now_holds_is_refused(store: Store) 
     with pytest.raises(ImportRejected, match="line 1: refused by Redis"):
         await import_briefs(store, feed, archive())
     assert len(await store.read_after("f", StreamId(0, 0), 100)) == 1
+
+
+@pytest.mark.usefixtures("small_batches")
+async def test_a_stopped_import_puts_the_feed_back_as_it_was(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped part way (a signal set ``stop``): the live brief, its day count and the stream's
+    last id are as before, so the same import is then accepted."""
+    feed = kyiv_feed("f")
+    await store.append(feed.slug, live(feed, LIVE_MS, "Live"))
+    before, bounds = await everything(store, "f"), await store.bounds("f")
+    stop = threading.Event()
+
+    async def stop_at_the_second(call: int) -> None:
+        if call == 2:
+            stop.set()
+
+    receive_failing(monkeypatch, stop_at_the_second)
+    with pytest.raises(ImportStopped):
+        await import_briefs(store, feed, archive(), stop=stop)
+    assert await everything(store, "f") == before
+    assert (await store.bounds("f")).last_generated == bounds.last_generated
+    monkeypatch.undo()
+    assert len(await import_briefs(store, feed, archive())) == len(TIMES)
+
+
+def test_parsing_stops_once_asked_to() -> None:
+    """A signal while a long file is validated stops it before anything is written."""
+    stop = threading.Event()
+    stop.set()
+    lines = [b'{"published_at": "2024-01-01T00:00:00Z", "headline": "h"}'] * 3
+    with pytest.raises(ImportStopped):
+        parse_import(lines, StreamId(0, 0), stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -11,9 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
 from conftest import TOKEN, LivefeedServer, RedisProcess, auth, make_feed
+from livefeed.config import Settings
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,18 @@ def strict_server(
     server.start(log_dir=tmp_path_factory.mktemp("strict"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def strict_feed(redis_server: RedisProcess, strict_server: LivefeedServer) -> str:
+    """A feed on the strict server, made with the CLI so that the editor's burst stays whole."""
+    from test_cli import livefeed
+
+    slug = "strict-" + uuid.uuid4().hex[:8]
+    done = livefeed("feed", "create", slug, "--title", "Strict", "--timezone", "UTC",
+                    "--redis-url", redis_server.url, "--key-prefix", strict_server.prefix)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return slug
 
 
 def test_an_editor_over_the_rate_gets_429_with_retry_after(strict_server: LivefeedServer) -> None:
@@ -68,10 +83,9 @@ def test_guessing_tokens_from_one_address_is_rate_limited(strict_server: Livefee
 
 
 async def test_websocket_origin_allow_list_is_enforced_when_set(
-    strict_server: LivefeedServer,
+    strict_server: LivefeedServer, strict_feed: str
 ) -> None:
-    with httpx.Client(base_url=strict_server.base) as client:
-        slug = client.get("/api/feeds").json()["feeds"][0]["slug"]
+    slug = strict_feed
     url = f"{strict_server.ws_base}/ws/feeds/{slug}"
     with pytest.raises(InvalidStatus) as refused:
         await websockets.connect(url, origin="https://evil.example")
@@ -80,34 +94,57 @@ async def test_websocket_origin_allow_list_is_enforced_when_set(
         assert '"type":"snapshot"' in await asyncio.wait_for(ws.recv(), 5)
 
 
-async def test_connections_per_address_are_capped(strict_server: LivefeedServer) -> None:
-    with httpx.Client(base_url=strict_server.base) as client:
-        slug = client.get("/api/feeds").json()["feeds"][0]["slug"]
+async def test_connections_per_address_are_capped(
+    strict_server: LivefeedServer, strict_feed: str
+) -> None:
+    slug = strict_feed
     url = f"{strict_server.ws_base}/ws/feeds/{slug}?since=0"
     first = [await websockets.connect(url, origin="http://127.0.0.1") for _ in range(3)]
     try:
         with pytest.raises(InvalidStatus):
             await websockets.connect(url, origin="http://127.0.0.1")
         await first.pop().close()
-        await asyncio.sleep(0.2)
-        first.append(await websockets.connect(url, origin="http://127.0.0.1"))
+        async with asyncio.timeout(30):  # the server frees the slot once it sees the close
+            while len(first) < 3:
+                with contextlib.suppress(InvalidStatus):
+                    first.append(await websockets.connect(url, origin="http://127.0.0.1"))
+                await asyncio.sleep(0.05)
     finally:
         for ws in first:
             await ws.close()
+
+
+BUDGET = Settings().reader_messages_per_minute
+
+
+async def talk_until_closed(ws: ClientConnection) -> int:
+    """Send messages, one at a time, until the server's close arrives (at most ten budgets'
+    worth, and a minute); return how many were sent. The server counts only what it reads once
+    the reader is caught up, so a fixed number sent at once could all land before that."""
+    sent = 0
+    async with asyncio.timeout(60):
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while ws.close_code is None and sent < 10 * BUDGET:
+                await ws.send(f"hello {sent}")
+                sent += 1
+                await asyncio.sleep(0.01 if sent > BUDGET else 0)  # let the close come in
+            while True:
+                await ws.recv()
+    return sent
+
+
+async def until_live(ws: ClientConnection) -> None:
+    while json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] != "live":
+        pass
 
 
 async def test_a_reader_that_keeps_talking_is_closed_with_1008(
     server: LivefeedServer, feed: str
 ) -> None:
     async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}") as ws:
-        with pytest.raises(websockets.ConnectionClosed):
-            for n in range(200):
-                await ws.send(f"hello {n}")
-                await asyncio.sleep(0)
-            await asyncio.wait_for(ws.recv(), 5)
-            while True:
-                await asyncio.wait_for(ws.recv(), 5)
+        sent = await talk_until_closed(ws)
     assert ws.close_code == 1008
+    assert sent > BUDGET
 
 
 async def test_an_oversized_frame_from_a_reader_is_closed_with_1009(
@@ -126,18 +163,18 @@ async def test_a_caught_up_reader_that_talks_or_sends_a_huge_frame_is_closed_too
 ) -> None:
     """The same limits hold once the reader is parked (the protocol, not a task, reads it)."""
     url = f"{server.ws_base}/ws/feeds/{feed}"
+    async with websockets.connect(url) as ws:
+        await until_live(ws)
+        await talk_until_closed(ws)
+    assert ws.close_code == 1008
     # One oversized frame only: a peer still sending after the close may get a reset instead.
-    for messages, code in ((["hello"] * 200, 1008), (["x" * 100_000], 1009)):
-        async with websockets.connect(url) as ws:
-            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "live":
-                pass
-            with pytest.raises(websockets.ConnectionClosed):
-                for message in messages:
-                    await ws.send(message)
-                    await asyncio.sleep(0)
-                while True:
-                    await asyncio.wait_for(ws.recv(), 5)
-        assert ws.close_code == code
+    async with websockets.connect(url) as ws:
+        await until_live(ws)
+        await ws.send("x" * 100_000)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 30)
+    assert ws.close_code == 1009
 
 
 def test_oversized_headers_get_a_4xx_and_the_server_carries_on(server: LivefeedServer) -> None:

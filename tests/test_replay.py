@@ -122,7 +122,8 @@ async def test_replay_from_a_time_sends_what_came_before_at_once(
     )
     assert kinds(frames)[:3] == ["replay_start", "At 10:00:00", "At 10:00:30"]
     assert frames[0][1]["at"] == "2024-05-01T10:01:00.000Z"
-    assert frames[2][0] < 1.0, "earlier briefs are state, not replayed in time"
+    # Counted from replay_start, not from connecting, which a busy machine can make slow.
+    assert frames[2][0] - frames[0][0] < 1.0, "earlier briefs are state, not replayed in time"
 
 
 async def test_pause_resume_speed_and_seek_are_obeyed(
