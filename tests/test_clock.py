@@ -77,9 +77,13 @@ def stamped_ms(brief: dict[str, object]) -> int:
     return ms
 
 
-def zone_just_past_midnight(now_ms: int, skew_minutes: int) -> str:
-    """A zone whose local time is 3-35 minutes past midnight: ``skew_minutes`` (40) earlier, the
-    clock shows the day before."""
+def zone_just_past_midnight(now_ms: int, skew_minutes: int = 40) -> tuple[str, int]:
+    """A zone whose local time is just past midnight, and a skew (``skew_minutes``, or a little
+    more) by which a slow clock still shows the day before there, at any hour of the day.
+
+    A city zone 3-35 minutes past midnight when there is one; otherwise the whole-hour zone
+    (``Etc/GMT-N``) where it is minutes past midnight, with the skew stretched to cross it.
+    """
     now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
     for name in sorted(available_timezones()):
         if "/" not in name or name.startswith(("posix/", "right/", "Etc/")):
@@ -88,8 +92,13 @@ def zone_just_past_midnight(now_ms: int, skew_minutes: int) -> str:
         minutes = local.hour * 60 + local.minute
         before = (now - timedelta(minutes=skew_minutes)).astimezone(ZoneInfo(name))
         if 3 <= minutes <= skew_minutes - 5 and before.date() < local.date():
-            return name
-    pytest.fail("no time zone is 3-35 minutes past midnight now (tzdata missing?)")
+            return name, skew_minutes
+    for hours in range(-12, 15):  # Etc/GMT-N is N hours ahead of UTC
+        name = f"Etc/GMT{-hours:+d}" if hours else "Etc/UTC"
+        local = now.astimezone(ZoneInfo(name))
+        if local.hour == 0:
+            return name, max(skew_minutes, local.minute + 5)
+    pytest.fail("no time zone is just past midnight now (tzdata missing?)")
 
 
 def days(client: httpx.Client, feed: str) -> list[tuple[str, int]]:
@@ -122,14 +131,14 @@ def test_a_node_forty_minutes_slow_across_local_midnight_publishes_on_redis_day(
 ) -> None:
     """Just past midnight in the feed's zone, a node whose clock still shows the day before
     publishes without a 409, on Redis's time and day, and calls the day before finished."""
-    zone = zone_just_past_midnight(redis_ms(rdb), 40)
+    zone, skew_minutes = zone_just_past_midnight(redis_ms(rdb))
     feed = make_feed(http, timezone=zone)
     today = datetime.fromtimestamp(redis_ms(rdb) / 1000, tz=ZoneInfo(zone)).date()
     publish(http, feed, "From a node on time")  # the stream is past midnight already
-    node = skewed_server(redis_server, server, -40 * 60, tmp_path)
+    node = skewed_server(redis_server, server, -skew_minutes * 60, tmp_path)
     try:
         with httpx.Client(base_url=node.base, timeout=10) as client:
-            assert_sees_skew(client, -40 * 60)
+            assert_sees_skew(client, -skew_minutes * 60)
             for n in range(5):
                 before, brief, after = publish_timed(client, rdb, feed, f"Slow {n}")
                 assert before - SLACK_MS <= stamped_ms(brief) <= after + SLACK_MS
