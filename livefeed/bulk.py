@@ -80,7 +80,7 @@ class BulkWriter:
         self.store = store
         self.slug = slug
         self.per_call = per_call or PER_CALL
-        self._keys = store.script_keys(slug)
+        self._keys = store.keys.script(slug)
         self._conn: AbstractConnection | None = None
         self._pending: deque[_Call] = deque()
         self._sent = 0
@@ -173,7 +173,7 @@ class BulkWriter:
         """Those of ``ids`` that are in the feed's time index (written, not yet undone)."""
         if not ids:
             return []
-        scores = await self._cmd("ZMSCORE", self.store.index_key(self.slug), *map(str, ids))
+        scores = await self._cmd("ZMSCORE", self.store.keys.time_index(self.slug), *map(str, ids))
         return [entry_id for entry_id, score in zip(ids, scores, strict=True) if score is not None]
 
     async def mark(self) -> FeedMark:
