@@ -25,6 +25,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
 from livefeed.append import LAST_ID_LUA
+from livefeed.errors import LivefeedException
 from livefeed.metrics import EVENTS_PUBLISHED
 from livefeed.models import StreamId
 from livefeed.store import FeedMark, Store
@@ -54,7 +55,7 @@ class _Call:
     ids: list[StreamId]
 
 
-class BulkRefused(Exception):
+class BulkRefused(LivefeedException):
     """Redis refused a script call; ``index`` counts the briefs sent before its first one."""
 
     def __init__(self, index: int, reason: str) -> None:
