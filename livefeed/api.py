@@ -132,7 +132,7 @@ async def idempotent(
         return render(await action(None))
     store, _ = state(request)
     intent = idempotency.intent(
-        store.prefix, key, editor, request.method, request.url.path,
+        store.keys, key, editor, request.method, request.url.path,
         request.headers.get("if-match"), body,
     )  # fmt: skip
     done, result = await store.intent_result(intent)

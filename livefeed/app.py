@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket
 
 from livefeed import api, archive, edge, editor_api, openapi, pages, syndication
 from livefeed.config import Settings
-from livefeed.errors import CLOSE_POLICY, LivefeedError, Unavailable
+from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
 from livefeed.frames import Event
 from livefeed.hub import Hub
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
@@ -186,13 +186,8 @@ class HeaderLimit:
         if scope["type"] == "http":
             size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
             if size > self.limit:
-                error = {
-                    "error": {
-                        "code": "headers_too_large",
-                        "message": f"request headers must stay under {self.limit} bytes",
-                    }
-                }
-                await api.json_response(error, 431)(scope, receive, send)
+                error = HeadersTooLarge(f"request headers must stay under {self.limit} bytes")
+                await api.json_response(error.to_dict(), error.status)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -255,9 +250,8 @@ async def _livefeed_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    body = {"error": {"code": code, "message": str(exc.detail)}}
-    return api.json_response(body, exc.status_code, dict(exc.headers or {}))
+    error = from_http(exc.status_code, str(exc.detail))
+    return api.json_response(error.to_dict(), error.status, dict(exc.headers or {}))
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
@@ -277,6 +271,6 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    body = {"error": {"code": "internal_error", "message": "internal error"}}
+    error = LivefeedError("internal error")
     # Sent from outside the middleware stack, so it carries its own nosniff.
-    return api.json_response(body, 500, {"X-Content-Type-Options": "nosniff"})
+    return api.json_response(error.to_dict(), error.status, {"X-Content-Type-Options": "nosniff"})

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import orjson
 
 from livefeed.days import Day
-from livefeed.errors import Conflict, NotFound, PreconditionFailed
+from livefeed.errors import Conflict, LivefeedException, NotFound, PreconditionFailed
 from livefeed.idempotency import TTL_SECONDS, Intent, reused
 
 _HERE = Path(__file__).parent
@@ -107,11 +107,11 @@ class Append:
         return [orjson.dumps(header), markers, head, tail, str(len(chunks)), *chunks]
 
 
-class Refused(Exception):
+class Refused(LivefeedException):
     """The script refused an append for a reason callers handle themselves (LIVEFEED_OLDER)."""
 
 
-class Retry(Exception):
+class Retry(LivefeedException):
     """The append should be tried again with a fresh clock, or with days around ``at_ms``."""
 
     def __init__(self, message: str, at_ms: int | None = None) -> None:
@@ -119,7 +119,7 @@ class Retry(Exception):
         self.at_ms = at_ms
 
 
-class Replayed(Exception):
+class Replayed(LivefeedException):
     """The intent was carried out before: ``result`` is what it answered then."""
 
     def __init__(self, result: Any) -> None:
@@ -127,7 +127,7 @@ class Replayed(Exception):
         self.result = result
 
 
-def refusal(message: str) -> Exception:
+def refusal(message: str) -> LivefeedException:
     """The livefeed error for a refusal the script returned (``LIVEFEED_<WHY> ...``)."""
     if message.startswith("LIVEFEED_NOTFOUND"):
         return NotFound("no such brief (it may have been retracted)", code="brief_not_found")

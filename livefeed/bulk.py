@@ -25,6 +25,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
 from livefeed.append import LAST_ID_LUA
+from livefeed.errors import LivefeedException
 from livefeed.metrics import EVENTS_PUBLISHED
 from livefeed.models import StreamId
 from livefeed.store import FeedMark, Store
@@ -54,7 +55,7 @@ class _Call:
     ids: list[StreamId]
 
 
-class BulkRefused(Exception):
+class BulkRefused(LivefeedException):
     """Redis refused a script call; ``index`` counts the briefs sent before its first one."""
 
     def __init__(self, index: int, reason: str) -> None:
@@ -80,7 +81,7 @@ class BulkWriter:
         self.store = store
         self.slug = slug
         self.per_call = per_call or PER_CALL
-        self._keys = store.script_keys(slug)
+        self._keys = store.keys.script(slug)
         self._conn: AbstractConnection | None = None
         self._pending: deque[_Call] = deque()
         self._sent = 0
@@ -173,7 +174,7 @@ class BulkWriter:
         """Those of ``ids`` that are in the feed's time index (written, not yet undone)."""
         if not ids:
             return []
-        scores = await self._cmd("ZMSCORE", self.store.index_key(self.slug), *map(str, ids))
+        scores = await self._cmd("ZMSCORE", self.store.keys.time_index(self.slug), *map(str, ids))
         return [entry_id for entry_id, score in zip(ids, scores, strict=True) if score is not None]
 
     async def mark(self) -> FeedMark:

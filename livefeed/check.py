@@ -26,6 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from livefeed.config import Settings
 from livefeed.embedded import EmbeddedRedisError, find_redis_server, owner_url
+from livefeed.keys import Keys
 
 MIN_VERSION = (6, 2)
 MIN_TOKEN_CHARS = 16
@@ -177,8 +178,9 @@ async def _check_redis(redis: Redis, url: str, settings: Settings) -> list[Findi
     policy = config.get("maxmemory-policy") or info.get("maxmemory_policy")
     findings.append(persistence(aof, config.get("appendfsync"), config.get("save")))
     findings.append(memory_policy(None if policy is None else str(policy), config.get("maxmemory")))
-    stored = int(await redis.hlen(f"{settings.key_prefix}:tokens"))
-    feeds = int(await redis.zcard(f"{settings.key_prefix}:feeds"))
+    keys = Keys(settings.key_prefix)
+    stored = int(await redis.hlen(keys.tokens))
+    feeds = int(await redis.zcard(keys.feeds))
     findings.append(tokens(settings, stored, feeds))
     return findings
 

@@ -38,6 +38,13 @@ import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from livefeed.config import Settings
+from livefeed.errors import (
+    CLOSE_POLICY,
+    BadRequest,
+    LivefeedError,
+    RequestTimeout,
+    TooManyRequests,
+)
 from livefeed.metrics import closed_by_edge
 
 Scope = MutableMapping[str, Any]
@@ -202,12 +209,17 @@ class TokenInUrl:
             if found:
                 scope["query_string"] = redacted
                 if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1008})
+                    await send({"type": "websocket.close", "code": CLOSE_POLICY})
                     return
-                message = "send the editor token as 'Authorization: Bearer <token>', not in the URL"
-                body = orjson.dumps({"error": {"code": "token_in_url", "message": message}})
+                error = BadRequest(
+                    "send the editor token as 'Authorization: Bearer <token>', not in the URL",
+                    code="token_in_url",
+                )
+                body = orjson.dumps(error.to_dict())
                 headers = [(b"content-type", b"application/json")]
-                await send({"type": "http.response.start", "status": 400, "headers": headers})
+                await send(
+                    {"type": "http.response.start", "status": error.status, "headers": headers}
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -267,7 +279,8 @@ class EdgeProtocol(H11Protocol):
             count = self._open.get(host, 0)
             if count >= limit:
                 closed_by_edge("too_many_connections")
-                self._refuse(429, "too_many_connections", "too many connections from this address")
+                message = "too many connections from this address"
+                self._refuse(TooManyRequests(message, code="too_many_connections"))
                 return
             self._open[host] = count + 1
             self._counted = host
@@ -338,7 +351,7 @@ class EdgeProtocol(H11Protocol):
                 self.transport.close()
                 return
             closed_by_edge("head_timeout")
-            self._refuse(408, "request_timeout", "the request head took too long")
+            self._refuse(RequestTimeout("the request head took too long"))
         elif phase == "body" and state is h11.SEND_BODY:
             closed_by_edge("body_timeout")
             cycle = self.cycle
@@ -348,11 +361,12 @@ class EdgeProtocol(H11Protocol):
             if cycle is not None:  # the route, if still reading, sees the client as gone
                 cycle.disconnected = True
                 cycle.message_event.set()
-            self._refuse(408, "request_timeout", "the request body took too long")
+            self._refuse(RequestTimeout("the request body took too long"))
 
-    def _refuse(self, status: int, code: str, message: str) -> None:
+    def _refuse(self, error: LivefeedError) -> None:
         """Answer with a JSON error outside h11's bookkeeping, then close the connection."""
-        body = orjson.dumps({"error": {"code": code, "message": message}})
+        body = orjson.dumps(error.to_dict())
+        status = error.status
         head = (
             f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
             "content-type: application/json\r\n"
@@ -360,7 +374,7 @@ class EdgeProtocol(H11Protocol):
             "x-content-type-options: nosniff\r\n"
             "connection: close\r\n\r\n"
         )
-        _CONNECTIONS.debug("refused a connection with %d %s", status, code)
+        _CONNECTIONS.debug("refused a connection with %d %s", status, error.code)
         self.transport.write(head.encode("ascii") + body)
         # A lingering close (as nginx does): closing with the client's bytes still unread would
         # send a reset, and the client's kernel may drop the answer before it is read. So stop

@@ -25,12 +25,14 @@ from typing import IO
 
 import redis
 
+from livefeed.errors import LivefeedException
+
 log = logging.getLogger("livefeed.embedded")
 
 _PR_SET_PDEATHSIG = 1
 
 
-class EmbeddedRedisError(RuntimeError):
+class EmbeddedRedisError(LivefeedException, RuntimeError):
     """The embedded Redis could not be started."""
 
 

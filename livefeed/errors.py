@@ -1,15 +1,32 @@
 """One error root for livefeed, mapped to an HTTP status and a WebSocket close code here only.
 
-LivefeedError                 500 / 1011
-├── BadRequest                400 / 4400   malformed JSON, parameter, cursor or Idempotency-Key
-├── Unauthorized              401          missing, wrong or revoked editor token
-├── NotFound                  404 / 4404   unknown feed or brief
-├── Conflict                  409          feed already exists, coverage ended, busy (retry)
-├── PayloadTooLarge           413          request body over the limit
-├── UnsupportedMediaType      415          request body that is not JSON
-├── ValidationFailed          422          a field of the wrong type, too long, not allowed;
-│                                          an Idempotency-Key used for another request
-└── Unavailable               503 / 1013   Redis unreachable; the client should retry
+LivefeedException                          root of every exception livefeed defines
+├── LivefeedError             500 / 1011   what a client can cause or observe; its JSON body
+│   │                                      (``to_dict``) is the only error body livefeed sends
+│   ├── BadRequest            400 / 4400   malformed JSON, parameter, cursor or Idempotency-Key;
+│   │                                      a token in the URL
+│   ├── Unauthorized          401          missing, wrong or revoked editor token
+│   ├── NotFound              404 / 4404   unknown feed, brief or path
+│   ├── MethodNotAllowed      405          a method the path does not take
+│   ├── RequestTimeout        408          request head or body too slow (livefeed.edge)
+│   ├── Conflict              409          feed already exists, coverage ended, busy (retry)
+│   ├── PreconditionFailed    412          the brief is no longer at the If-Match version
+│   ├── PayloadTooLarge       413          request body over the limit
+│   ├── UnsupportedMediaType  415          request body that is not JSON
+│   ├── ValidationFailed      422          a field of the wrong type, too long, not allowed;
+│   │                                      an Idempotency-Key used for another request
+│   ├── transfer.ImportRejected  422       a line of an import is not acceptable
+│   ├── TooManyRequests       429          over a rate limit, or too many connections
+│   ├── HeadersTooLarge       431          request headers over the limit
+│   ├── HttpError             any          another status Starlette itself answered with
+│   └── Unavailable           503 / 1013   Redis unreachable; the client should retry
+└── internal signals, never sent as such:
+    ├── append.Refused, append.Retry, append.Replayed   what the append script decided
+    ├── bulk.BulkRefused      Redis refused an import batch
+    ├── transfer.ImportStopped   an import was asked to stop
+    ├── hub.TooSlow, hub.Closing   a subscriber dropped (close code 4408, or the one it carries)
+    ├── reader._Reload        a reader's ``since`` is not resumable
+    └── embedded.EmbeddedRedisError (also a RuntimeError)   the embedded Redis did not start
 """
 
 from __future__ import annotations
@@ -27,10 +44,15 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 4408
 
 
-class LivefeedError(Exception):
+class LivefeedException(Exception):
+    """Root of every exception livefeed defines; catch this to catch all of livefeed's own."""
+
+
+class LivefeedError(LivefeedException):
     """Base of every error a client can cause or observe; carries a machine-readable code."""
 
-    status: ClassVar[int] = 500
+    status: int = 500
+    """The HTTP status; a class constant but for ``HttpError``, which carries any."""
     close_code: ClassVar[int] = CLOSE_INTERNAL
     default_code: ClassVar[str] = "internal_error"
 
@@ -66,6 +88,16 @@ class NotFound(LivefeedError):
     status = 404
     close_code = CLOSE_NOT_FOUND
     default_code = "not_found"
+
+
+class MethodNotAllowed(LivefeedError):
+    status = 405
+    default_code = "method_not_allowed"
+
+
+class RequestTimeout(LivefeedError):
+    status = 408
+    default_code = "request_timeout"
 
 
 class Conflict(LivefeedError):
@@ -110,9 +142,33 @@ class TooManyRequests(LivefeedError):
     status = 429
     default_code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int = 1) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+class HeadersTooLarge(LivefeedError):
+    status = 431
+    default_code = "headers_too_large"
+
+
+class HttpError(LivefeedError):
+    """A status Starlette answered with itself that no class above names (``from_http``)."""
+
+    default_code = "http_error"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def from_http(status: int, message: str) -> LivefeedError:
+    """The livefeed error for an ``HTTPException`` Starlette raised (no such route or method)."""
+    if status == NotFound.status:
+        return NotFound(message)
+    if status == MethodNotAllowed.status:
+        return MethodNotAllowed(message)
+    return HttpError(status, message)
 
 
 class Unavailable(LivefeedError):

@@ -20,7 +20,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from livefeed import metrics
-from livefeed.errors import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW, CLOSE_TRY_AGAIN_LATER
+from livefeed.errors import (
+    CLOSE_GOING_AWAY,
+    CLOSE_TOO_SLOW,
+    CLOSE_TRY_AGAIN_LATER,
+    LivefeedException,
+)
 from livefeed.frames import Event, control_frame
 from livefeed.models import StreamId, iso_ms, now_ms
 
@@ -37,11 +42,11 @@ should never end; if they do (or raise), the feed's readers are closed with 1013
 FANOUT_CHUNK = 500
 
 
-class TooSlow(Exception):
+class TooSlow(LivefeedException):
     """The subscriber's queue overflowed: it fell too far behind the stream."""
 
 
-class Closing(Exception):
+class Closing(LivefeedException):
     """The hub is shutting down or dropped the subscriber; ``code`` is the close code to send."""
 
     def __init__(self, code: int, reason: str) -> None:

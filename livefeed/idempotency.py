@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from livefeed.errors import BadRequest, ValidationFailed
+from livefeed.keys import Keys
 
 TTL_SECONDS = 24 * 3600
 KEY_MAX = 255
@@ -51,7 +52,7 @@ def parse_key(header: str | None) -> str | None:
 
 
 def intent(
-    prefix: str, key: str, editor: str, method: str, path: str, if_match: str | None, body: Any
+    keys: Keys, key: str, editor: str, method: str, path: str, if_match: str | None, body: Any
 ) -> Intent:
     """The intent of a request with ``key``; keys are the editor's own (scoped by editor)."""
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS) if body is not None else b""
@@ -59,7 +60,7 @@ def intent(
         [method.encode(), path.encode(), (if_match or "").encode(), editor.encode(), canonical]
     )
     scope = hashlib.sha256(editor.encode()).hexdigest()[:16]
-    return Intent(f"{prefix}:idempotency:{scope}:{key}", hashlib.sha256(request).hexdigest())
+    return Intent(keys.idempotency(scope, key), hashlib.sha256(request).hexdigest())
 
 
 def reused() -> ValidationFailed:

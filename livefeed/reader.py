@@ -29,6 +29,7 @@ from livefeed.errors import (
     CLOSE_TOO_SLOW,
     CLOSE_TRY_AGAIN_LATER,
     LivefeedError,
+    LivefeedException,
 )
 from livefeed.frames import Event, control_frame, websocket_text_frame
 from livefeed.hub import Closing, Hub, Subscriber, TooSlow
@@ -45,7 +46,7 @@ _REDIS_ERRORS = (RedisError, ConnectionError, OSError)
 _CLOSE_TIMEOUT = 5.0
 
 
-class _Reload(Exception):
+class _Reload(LivefeedException):
     """The reader's ``since`` is not resumable: history it needs is gone or was never here."""
 
 

@@ -1,6 +1,6 @@
 -- Undo an import in one step: remove the entries bulk.lua wrote and everything they changed,
 -- and, unless the feed has been appended to since, put its last id back as it was before.
--- KEYS as append.lua (Store.script_keys): [1] stream [2] brief states [3] day counts
+-- KEYS as append.lua (Keys.script): [1] stream [2] brief states [3] day counts
 --   [4] histories [5] feed meta (unused) [6] key events [7] time index [8] the stream's last id
 -- ARGV[1]  the import's last entry id ('' when it wrote nothing)
 -- ARGV[2]  for each of KEYS, 1 if it existed before the import, else 0 ("11110111")

@@ -25,6 +25,7 @@ from livefeed.check import check_data_dir
 from livefeed.config import Settings
 from livefeed.demo import DEMO_EDITOR
 from livefeed.embedded import EmbeddedRedis, EmbeddedRedisError
+from livefeed.keys import Keys
 from livefeed.metrics import share_between_workers
 from livefeed.tokens import Tokens
 from livefeed.transport import DirectSendProtocol
@@ -134,7 +135,7 @@ async def demo_token(settings: Settings) -> str:
             path.write_text(token + "\n")
     redis = Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout)
     try:
-        await Tokens(redis, settings.key_prefix).register(DEMO_EDITOR, token)
+        await Tokens(redis, Keys(settings.key_prefix)).register(DEMO_EDITOR, token)
     finally:
         await redis.aclose()
     return token

@@ -1,15 +1,8 @@
 """Everything livefeed keeps in Redis about feeds: the feeds and each feed's event stream.
 
-Keys (``P`` is the configured prefix, so several deployments or test runs can share one Redis)::
-
-    P:feeds                 sorted set of feed slugs, scored by creation time
-    P:feed:<slug>           string: the feed as JSON
-    P:feed:<slug>:events    stream: one entry per event, fields t (type), d (JSON object) and
-                            p (the id generated before it, "0-0" for the first: a chain that
-                            shows any entry since removed; entries from before p have none)
-
-Editor tokens are kept by ``livefeed.tokens`` (``store.tokens``), under the same prefix, and
-idempotency records by the append script (``livefeed.idempotency``: ``P:idempotency:...``).
+The keys, and the layout they draw, are named in ``livefeed.keys`` (``store.keys``), under the
+configured prefix. Editor tokens are kept by ``livefeed.tokens`` (``store.tokens``), and
+idempotency records by the append script (``livefeed.idempotency``).
 
 Feeds and briefs read back as objects obey the text rule (``models.clean_brief``): text stored
 before the rule is cleaned as it is read, so no page, Atom or JSON Feed, JSON-LD or export can
@@ -39,6 +32,7 @@ from livefeed.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
 from livefeed.errors import Conflict, NotFound
 from livefeed.frames import Event, event_frame
 from livefeed.idempotency import TTL_SECONDS, Intent, reused
+from livefeed.keys import Keys
 from livefeed.metrics import EVENTS_PUBLISHED, REDIS_RECONNECTS, STREAM_READ_ERRORS
 from livefeed.models import (
     DEFAULT_LANGUAGE,
@@ -111,7 +105,7 @@ class FeedMark:
     max-deleted-entry-id), the ``last-id`` key, and the days that had a count."""
 
     existed: tuple[bool, ...]
-    """For each of ``Store.script_keys``, in their order."""
+    """For each of ``Keys.script``, in their order."""
     last_generated: StreamId
     entries_added: int | None
     max_deleted: StreamId | None
@@ -140,43 +134,19 @@ class Store:
     def __init__(self, redis: Redis, prefix: str = "livefeed") -> None:
         self.redis = redis
         self.prefix = prefix
+        self.keys = Keys(prefix)
         self._append_script = redis.register_script(APPEND_LUA)
         self._create_feed_script = redis.register_script(_CREATE_FEED_LUA)
         self._remove_script = redis.register_script(REMOVE_LUA)
         self._write_cache: dict[str, tuple[float, Feed]] = {}
         self._fetching: dict[str, asyncio.Future[Feed]] = {}
-        self.tokens = Tokens(redis, prefix)
+        self.tokens = Tokens(redis, self.keys)
         self.clock_offset_ms = 0
         self._clock_checked = -_CLOCK_CHECK_SECONDS
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
         return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
-
-    # keys
-    def _feed_key(self, slug: str) -> str:
-        return f"{self.prefix}:feed:{slug}"
-
-    def stream_key(self, slug: str) -> str:
-        return f"{self.prefix}:feed:{slug}:events"
-
-    def state_key(self, slug: str) -> str:
-        return f"{self.prefix}:feed:{slug}:briefs"
-
-    def days_key(self, slug: str) -> str:
-        return f"{self.prefix}:feed:{slug}:days"
-
-    def history_key(self, slug: str) -> str:
-        return f"{self.prefix}:feed:{slug}:history"
-
-    def meta_key(self, slug: str) -> str:
-        return f"{self.prefix}:feed:{slug}:meta"
-
-    def key_events_key(self, slug: str) -> str:
-        return f"{self.prefix}:feed:{slug}:key-events"
-
-    def index_key(self, slug: str) -> str:
-        return f"{self.prefix}:feed:{slug}:by-time"
 
     async def ping(self) -> bool:
         return bool(await self._cmd("PING"))
@@ -201,7 +171,7 @@ class Store:
     async def create_feed(self, feed: Feed, intent: Intent | None = None) -> Feed:
         """Create a feed; Conflict if the slug is taken. With an intent, once: a retry raises
         ``Replayed`` with the feed as first created (ValidationFailed: key used for another)."""
-        keys = [self._feed_key(feed.slug), f"{self.prefix}:feeds"]
+        keys = [self.keys.feed(feed.slug), self.keys.feeds]
         args: list[bytes | str | int] = [orjson.dumps(feed.identity()), now_ms(), feed.slug]
         if intent is not None:
             keys.append(intent.key)
@@ -248,7 +218,7 @@ class Store:
         return feed
 
     async def list_feeds(self) -> list[Feed]:
-        slugs = await self._cmd("ZRANGE", f"{self.prefix}:feeds", 0, -1)
+        slugs = await self._cmd("ZRANGE", self.keys.feeds, 0, -1)
         return await self._feeds([_text(s) for s in slugs or []])
 
     async def _feeds(self, slugs: list[str]) -> list[Feed]:
@@ -256,8 +226,8 @@ class Store:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for slug in slugs:
-            pipe.get(self._feed_key(slug))
-            pipe.hgetall(self.meta_key(slug))
+            pipe.get(self.keys.feed(slug))
+            pipe.hgetall(self.keys.meta(slug))
         results = await pipe.execute()
         feeds = []
         for raw, meta in zip(results[::2], results[1::2], strict=True):
@@ -287,7 +257,7 @@ class Store:
         With an intent: ``Replayed`` when it was carried out before, ValidationFailed when its key
         was used for another request.
         """
-        keys = self.script_keys(slug)
+        keys = self.keys.script(slug)
         if change.intent is not None:
             keys.append(change.intent.key)
         (result,) = await self._append_script(keys=keys, args=change.script_args())
@@ -309,13 +279,13 @@ class Store:
 
     async def mark(self, slug: str) -> FeedMark:
         """Where the feed's writes are now, read in one transaction (see ``remove``)."""
-        keys = self.script_keys(slug)
+        keys = self.keys.script(slug)
         pipe = self.redis.pipeline(transaction=True)
         for key in keys:
             pipe.exists(key)
         pipe.execute_command("XINFO", "STREAM", keys[0])
         pipe.get(keys[-1])
-        pipe.hkeys(self.days_key(slug))
+        pipe.hkeys(self.keys.days(slug))
         *existed, info, last_key, days = await pipe.execute(raise_on_error=False)
         if isinstance(info, ResponseError):
             if "no such key" not in str(info).lower():
@@ -356,25 +326,12 @@ class Store:
         ]
         for day, count in days.items():
             args += (day, count, 0 if day in before.days else 1)
-        restored = await self._remove_script(keys=self.script_keys(slug), args=args)
+        restored = await self._remove_script(keys=self.keys.script(slug), args=args)
         return bool(restored)
-
-    def script_keys(self, slug: str) -> list[str]:
-        """The keys append.lua and bulk.lua are given, in their order."""
-        return [
-            self.stream_key(slug),
-            self.state_key(slug),
-            self.days_key(slug),
-            self.history_key(slug),
-            self.meta_key(slug),
-            self.key_events_key(slug),
-            self.index_key(slug),
-            f"{self.prefix}:feed:{slug}:last-id",
-        ]
 
     async def bounds(self, slug: str) -> StreamBounds:
         try:
-            info = await self._cmd("XINFO", "STREAM", self.stream_key(slug))
+            info = await self._cmd("XINFO", "STREAM", self.keys.stream(slug))
         except ResponseError as exc:
             if "no such key" in str(exc).lower():
                 return StreamBounds(ZERO_ID, None, None)
@@ -391,19 +348,19 @@ class Store:
 
     async def read_after(self, slug: str, after: StreamId, count: int) -> list[Entry]:
         """Up to ``count`` entries after ``after``, oldest first."""
-        rows = await self._cmd("XRANGE", self.stream_key(slug), f"({after}", "+", "COUNT", count)
+        rows = await self._cmd("XRANGE", self.keys.stream(slug), f"({after}", "+", "COUNT", count)
         return [_entry(raw_id, fields) for raw_id, fields in rows or []]
 
     async def read_range(self, slug: str, low: str, high: str, count: int) -> list[Entry]:
         """XRANGE with Redis's own bound syntax (``(`` for exclusive), oldest first."""
-        rows = await self._cmd("XRANGE", self.stream_key(slug), low, high, "COUNT", count)
+        rows = await self._cmd("XRANGE", self.keys.stream(slug), low, high, "COUNT", count)
         return [_entry(raw_id, fields) for raw_id, fields in rows or []]
 
     async def states(self, slug: str, ids: list[StreamId]) -> list[dict[str, Any] | None]:
         """The current state of each brief, None for one retracted (or never created)."""
         if not ids:
             return []
-        raws = await self._cmd("HMGET", self.state_key(slug), *[str(i) for i in ids])
+        raws = await self._cmd("HMGET", self.keys.states(slug), *[str(i) for i in ids])
         return [None if raw is None else clean_brief(orjson.loads(raw)) for raw in raws]
 
     async def latest_briefs(
@@ -445,10 +402,10 @@ class Store:
         offset = 0
         while len(ids) <= limit:
             if newest_first:
-                rows = await self._cmd("ZREVRANGEBYSCORE", self.index_key(slug), high, low,
+                rows = await self._cmd("ZREVRANGEBYSCORE", self.keys.time_index(slug), high, low,
                                        "LIMIT", offset, chunk)  # fmt: skip
             else:
-                rows = await self._cmd("ZRANGEBYSCORE", self.index_key(slug), low, high,
+                rows = await self._cmd("ZRANGEBYSCORE", self.keys.time_index(slug), low, high,
                                        "LIMIT", offset, chunk)  # fmt: skip
             offset += len(rows)
             for row in rows:
@@ -462,39 +419,39 @@ class Store:
         raws: list[bytes] = []
         if page:
             fields = [row for _, row in page]
-            raws = [r for r in await self._cmd("HMGET", self.state_key(slug), *fields) if r]
+            raws = [r for r in await self._cmd("HMGET", self.keys.states(slug), *fields) if r]
         if len(page) > limit:
             return raws[:limit], page[limit - 1][0]
         return raws, None
 
     async def reindex(self, slug: str) -> int:
         """Rebuild the time index from the brief states (data written before it existed)."""
-        if await self._cmd("EXISTS", self.index_key(slug)):
+        if await self._cmd("EXISTS", self.keys.time_index(slug)):
             return 0
-        ids = [StreamId.parse(_text(k)) for k in await self._cmd("HKEYS", self.state_key(slug))]
+        ids = [StreamId.parse(_text(k)) for k in await self._cmd("HKEYS", self.keys.states(slug))]
         if ids:
             args = [x for i in ids for x in (i.ms, str(i))]
-            await self._cmd("ZADD", self.index_key(slug), *args)
+            await self._cmd("ZADD", self.keys.time_index(slug), *args)
         return len(ids)
 
     async def history(self, slug: str, brief_id: StreamId) -> list[Entry]:
         """The events that created, changed and retracted a brief, oldest first."""
-        raw = await self._cmd("HGET", self.history_key(slug), str(brief_id))
+        raw = await self._cmd("HGET", self.keys.histories(slug), str(brief_id))
         if not raw:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for entry_id in _text(raw).split(","):
-            pipe.xrange(self.stream_key(slug), entry_id, entry_id)
+            pipe.xrange(self.keys.stream(slug), entry_id, entry_id)
         rows = await pipe.execute()
         return [_entry(raw_id, fields) for found in rows for raw_id, fields in found]
 
     async def key_event_ids(self, slug: str) -> list[StreamId]:
-        members = await self._cmd("SMEMBERS", self.key_events_key(slug))
+        members = await self._cmd("SMEMBERS", self.keys.key_events(slug))
         return [StreamId.parse(_text(m)) for m in members or []]
 
     async def days(self, slug: str) -> list[tuple[str, int]]:
         """Local dates that have briefs, newest first, with how many."""
-        rows = await self._cmd("HGETALL", self.days_key(slug))
+        rows = await self._cmd("HGETALL", self.keys.days(slug))
         items = rows.items() if isinstance(rows, dict) else zip(rows[::2], rows[1::2], strict=True)
         counts = [(_text(day), int(count)) for day, count in items]
         return sorted(((d, c) for d, c in counts if c > 0), reverse=True)
@@ -503,8 +460,9 @@ class Store:
         self, slug: str, after: StreamId, block_ms: int, count: int = 1000
     ) -> list[Entry]:
         """Block up to ``block_ms`` for entries after ``after``; [] on timeout."""
+        stream = self.keys.stream(slug)
         rows = await self._cmd(
-            "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", self.stream_key(slug), str(after)
+            "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", stream, str(after)
         )
         if not rows:
             return []
@@ -518,7 +476,7 @@ class Store:
 
     async def hold_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
         """Take or renew a lease that only one process holds at a time (the demo poster)."""
-        key = f"{self.prefix}:lease:{name}"
+        key = self.keys.lease(name)
         if await self._cmd("SET", key, holder, "NX", "PX", ttl_ms):
             return True
         if _text(await self._cmd("GET", key) or b"") == holder:

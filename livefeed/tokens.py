@@ -1,9 +1,7 @@
 """Editor tokens: one per named editor, stored only as a SHA-256 hash.
 
-Keys (``P`` is the deployment's prefix)::
-
-    P:tokens                hash: editor name -> JSON {"sha256", "created_at"}
-    P:token-hashes          hash: sha256 of a token -> editor name
+Keys: ``Keys.tokens`` (editor name -> JSON {"sha256", "created_at"}) and ``Keys.token_hashes``
+(sha256 of a token -> editor name), drawn in ``livefeed.keys``.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ import orjson
 from redis.asyncio import Redis
 
 from livefeed.errors import Conflict, ValidationFailed
+from livefeed.keys import Keys
 from livefeed.models import check_text, iso_ms, now_ms
 
 
@@ -27,10 +26,10 @@ def hash_token(token: str) -> str:
 class Tokens:
     """The editor tokens of one deployment (one key prefix)."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
-        self._names = f"{prefix}:tokens"
-        self._hashes = f"{prefix}:token-hashes"
+        self._names = keys.tokens
+        self._hashes = keys.token_hashes
 
     async def _cmd(self, *args: Any) -> Any:
         return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]

@@ -20,7 +20,7 @@ import orjson
 
 from livefeed.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
 from livefeed.days import Day, day_containing
-from livefeed.errors import LivefeedError, ValidationFailed
+from livefeed.errors import LivefeedError, LivefeedException, ValidationFailed
 from livefeed.models import (
     BriefDraft,
     Feed,
@@ -50,7 +50,7 @@ IN_FLIGHT = 2000
 Progress = Callable[[int, int], None]
 
 
-class ImportStopped(Exception):
+class ImportStopped(LivefeedException):
     """The import was asked to stop (``stop`` was set); nothing of it is left in the feed."""
 
 

@@ -120,14 +120,14 @@ async def everything(store: Store, slug: str) -> dict[str, Any]:
     """Every key a feed's appends write, as Redis holds it."""
     r = store.redis
     return {
-        "stream": await r.xrange(store.stream_key(slug)),
-        "states": await r.hgetall(store.state_key(slug)),
-        "days": await r.hgetall(store.days_key(slug)),
-        "history": await r.hgetall(store.history_key(slug)),
-        "meta": await r.hgetall(store.meta_key(slug)),
-        "key_events": sorted(await r.smembers(store.key_events_key(slug))),
-        "index": await r.zrange(store.index_key(slug), 0, -1, withscores=True),
-        "last_id": await r.get(f"{store.prefix}:feed:{slug}:last-id"),
+        "stream": await r.xrange(store.keys.stream(slug)),
+        "states": await r.hgetall(store.keys.states(slug)),
+        "days": await r.hgetall(store.keys.days(slug)),
+        "history": await r.hgetall(store.keys.histories(slug)),
+        "meta": await r.hgetall(store.keys.meta(slug)),
+        "key_events": sorted(await r.smembers(store.keys.key_events(slug))),
+        "index": await r.zrange(store.keys.time_index(slug), 0, -1, withscores=True),
+        "last_id": await r.get(store.keys.last_id(slug)),
     }
 
 
@@ -195,7 +195,7 @@ async def test_a_publish_during_an_import_undoes_it_and_names_the_line(
         nonlocal calls
         calls += 1
         if calls == 2:  # once Redis has written the first group
-            while await store.redis.xlen(store.stream_key(feed.slug)) < 5:
+            while await store.redis.xlen(store.keys.stream(feed.slug)) < 5:
                 await asyncio.sleep(0.01)
             await store.append(feed.slug, live(feed, TIMES[-1] + 1, "Meanwhile"))
         await send(self, after, briefs)
@@ -307,7 +307,7 @@ async def test_a_cancelled_import_undoes_what_was_in_flight(
     receive_failing(monkeypatch, stall)
     task = asyncio.create_task(import_briefs(store, kyiv_feed("f"), archive()))
     await asyncio.wait_for(waiting.wait(), 10)
-    while await store.redis.xlen(store.stream_key("f")) < 4:
+    while await store.redis.xlen(store.keys.stream("f")) < 4:
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -1,0 +1,98 @@
+"""Redis key names: defined once in livefeed.keys, and exactly the names stored data has."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from conftest import RedisProcess
+from livefeed import idempotency, newsroom
+from livefeed.keys import Keys
+from livefeed.models import Feed, StreamId, iso_ms, now_ms, parse_new_brief
+from livefeed.store import Store
+
+# The names deployments already hold: changing one would strand their data.
+EXPECTED = {
+    "feeds": "P:feeds",
+    "tokens": "P:tokens",
+    "token_hashes": "P:token-hashes",
+    "feed": "P:feed:s",
+    "stream": "P:feed:s:events",
+    "states": "P:feed:s:briefs",
+    "days": "P:feed:s:days",
+    "histories": "P:feed:s:history",
+    "meta": "P:feed:s:meta",
+    "key_events": "P:feed:s:key-events",
+    "time_index": "P:feed:s:by-time",
+    "last_id": "P:feed:s:last-id",
+    "idempotency": "P:idempotency:scope:k",
+    "lease": "P:lease:demo",
+}
+
+
+def _names(keys: Keys) -> dict[str, str]:
+    return {
+        "feeds": keys.feeds,
+        "tokens": keys.tokens,
+        "token_hashes": keys.token_hashes,
+        "feed": keys.feed("s"),
+        "stream": keys.stream("s"),
+        "states": keys.states("s"),
+        "days": keys.days("s"),
+        "histories": keys.histories("s"),
+        "meta": keys.meta("s"),
+        "key_events": keys.key_events("s"),
+        "time_index": keys.time_index("s"),
+        "last_id": keys.last_id("s"),
+        "idempotency": keys.idempotency("scope", "k"),
+        "lease": keys.lease("demo"),
+    }
+
+
+def test_key_names_are_the_names_existing_data_has() -> None:
+    """Every name Keys builds is, letter for letter, the one livefeed has always stored under."""
+    assert _names(Keys("P")) == EXPECTED
+
+
+def test_script_keys_are_in_the_order_the_lua_scripts_read_them() -> None:
+    """append.lua, bulk.lua and remove.lua index KEYS[1..8]: stream first, last-id last."""
+    names = [EXPECTED[n] for n in ("stream", "states", "days", "histories", "meta")]
+    names += [EXPECTED[n] for n in ("key_events", "time_index", "last_id")]
+    assert Keys("P").script("s") == names
+    assert Keys("P").of_feed("s") == [EXPECTED["feed"], *names]
+
+
+@pytest.fixture
+async def store(redis_server: RedisProcess) -> AsyncIterator[Store]:
+    redis = Redis.from_url(redis_server.url)
+    try:
+        yield Store(redis, "keys-" + uuid.uuid4().hex[:8])
+    finally:
+        await redis.aclose()
+
+
+async def test_every_key_a_feed_writes_is_listed_by_keys(store: Store) -> None:
+    """A feed used every way (created with an Idempotency-Key, briefs, a key event, a
+    correction, a pin, a token, the demo lease) leaves only keys Keys names, under the names
+    existing data has."""
+    slug, p = "s", store.prefix
+    create = idempotency.intent(store.keys, "k", "Desk", "POST", "/api/feeds", None, {"slug": "s"})
+    feed = await store.create_feed(Feed(slug, "Feed", "UTC", iso_ms(now_ms())), create)
+    first = await newsroom.publish(store, feed, parse_new_brief({"headline": "a"}, "Desk"), "Desk")
+    draft = parse_new_brief({"headline": "b", "key_event": True}, "Desk")
+    await newsroom.publish(store, feed, draft, "Desk")
+    brief_id = StreamId.parse(first["id"])
+    await newsroom.correct(store, feed, brief_id, {"headline": "a2"}, None, "Desk")
+    await newsroom.pin(store, feed, brief_id, "Desk")
+    await store.tokens.create("Desk")
+    assert await store.hold_lease("demo", "me", 60_000)
+
+    found = {key.decode() async for key in store.redis.scan_iter(match=f"{p}:*", count=1000)}
+    feed_keys = {key for key in found if key.startswith(f"{p}:feed:")}
+    assert feed_keys == set(store.keys.of_feed(slug))
+    named = {name for kind, name in _names(Keys(p)).items() if kind != "idempotency"}
+    assert found == named | {create.key}
+    assert create.key.startswith(f"{p}:idempotency:") and create.key.endswith(":k")
