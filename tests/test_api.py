@@ -9,7 +9,7 @@ import httpx
 import pytest
 import redis
 
-from conftest import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish
 
 ISO_MS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 

@@ -13,9 +13,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import redis
-from test_cli import livefeed
 
-from conftest import ROOT, LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import ROOT, LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
 
 KYIV = ZoneInfo("Europe/Kyiv")
 

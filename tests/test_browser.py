@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import LivefeedServer, RedisProcess, make_feed, publish
+from helpers import TOKEN, LivefeedServer, RedisProcess, livefeed, make_feed, publish
 
 pytestmark = pytest.mark.browser
 
@@ -134,8 +134,6 @@ def test_a_day_replay_plays_pauses_and_scrubs(
 ) -> None:
     import json
 
-    from test_cli import livefeed
-
     slug = make_feed(http, timezone="UTC")
     times = ["09:00:00", "09:00:20", "09:00:40", "12:00:00", "12:00:20"]
     path = tmp_path / "day.jsonl"
@@ -198,8 +196,6 @@ def test_a_day_replay_plays_pauses_and_scrubs(
 def test_the_editor_page_runs_a_live_blog_and_a_reader_sees_each_change(
     browser: Browser, server: LivefeedServer, http: httpx.Client
 ) -> None:
-    from conftest import TOKEN
-
     slug = make_feed(http)
     publish(http, slug, "Opening brief")
     editor_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -284,8 +280,6 @@ XSS_BODIES = [
 def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
     browser: Browser, server: LivefeedServer, http: httpx.Client
 ) -> None:
-    from conftest import TOKEN
-
     slug = make_feed(http)
 
     def publish_hostile(round_: int) -> None:

@@ -33,7 +33,7 @@ from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.uri import parse_uri
 
-from conftest import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish, wait_until
+from helpers import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish, wait_until
 
 MiB = 1024 * 1024
 

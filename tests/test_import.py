@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from conftest import RedisProcess
+from helpers import RedisProcess
 from livefeed import bulk, transfer
 from livefeed.append import AT, ID, Append
 from livefeed.days import day_containing

@@ -15,7 +15,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
-from conftest import TOKEN, LivefeedServer, RedisProcess, auth, make_feed
+from helpers import TOKEN, LivefeedServer, RedisProcess, auth, livefeed, make_feed
 from livefeed.config import Settings
 
 
@@ -42,8 +42,6 @@ def strict_server(
 @pytest.fixture(scope="module")
 def strict_feed(redis_server: RedisProcess, strict_server: LivefeedServer) -> str:
     """A feed on the strict server, made with the CLI so that the editor's burst stays whole."""
-    from test_cli import livefeed
-
     slug = "strict-" + uuid.uuid4().hex[:8]
     done = livefeed("feed", "create", slug, "--title", "Strict", "--timezone", "UTC",
                     "--redis-url", redis_server.url, "--key-prefix", strict_server.prefix)  # fmt: skip
@@ -199,7 +197,6 @@ def test_token_checks_are_constant_time_and_tokens_are_stored_hashed(
     redis_server: RedisProcess, server: LivefeedServer, tmp_path: Path
 ) -> None:
     import redis
-    from test_cli import livefeed
 
     name = "Hash " + uuid.uuid4().hex[:6]
     token = livefeed(

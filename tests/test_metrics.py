@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
-from conftest import LivefeedServer, RedisProcess, make_feed, publish, wait_until
+from helpers import LivefeedServer, RedisProcess, make_feed, publish, wait_until
 from livefeed.frames import Event
 from livefeed.hub import Hub, TooSlow
 from livefeed.models import ZERO_ID, StreamId

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from conftest import TOKEN, LivefeedServer, auth, make_feed, publish
+from helpers import TOKEN, LivefeedServer, auth, make_feed, publish
 from livefeed.app import create_app
 from livefeed.config import Settings
 from livefeed.openapi import openapi_document

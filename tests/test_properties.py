@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from conftest import LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import LivefeedServer, RedisProcess, auth, make_feed, publish
 from livefeed.config import Settings
 from livefeed.models import sanitize_body
 

@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from test_cli import livefeed
 
-from conftest import LivefeedServer, RedisProcess, make_feed
+from helpers import LivefeedServer, RedisProcess, livefeed, make_feed
 
 # Times of the briefs on 2024-05-01 (UTC feed): gaps of 30 s, 60 s, 120 s, then five quiet hours.
 TIMES = ["10:00:00", "10:00:30", "10:01:30", "10:03:30", "15:03:30"]

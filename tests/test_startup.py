@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from conftest import LivefeedServer, RedisProcess
+from helpers import LivefeedServer, RedisProcess
 from livefeed.embedded import free_port
 
 

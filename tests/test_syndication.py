@@ -23,7 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from conftest import LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
 from livefeed.structured import json_ld, plain_text
 
 HOSTILE = '</script><script>alert("ld")</script> & <!-- "quoted"'
@@ -206,8 +206,6 @@ def test_a_past_day_page_says_its_coverage_ended_at_the_end_of_the_day(
     http: httpx.Client, server: LivefeedServer, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     """A finished day: coverageStartTime and coverageEndTime are the day's bounds in the feed's zone."""
-    from test_cli import livefeed
-
     slug = make_feed(http, timezone="Europe/Kyiv")
     path = tmp_path / "day.jsonl"
     path.write_text(

@@ -22,7 +22,7 @@ import redis
 from playwright.sync_api import Page, expect
 from websockets.sync.client import connect as ws_connect
 
-from conftest import ROOT, TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import ROOT, TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish
 from livefeed.errors import ValidationFailed
 from livefeed.models import BODY_MAX, TAG_MAX, TAGS_MAX, ZERO_ID, now_ms, parse_new_feed
 from livefeed.transfer import ImportRejected, parse_import
