@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -119,7 +120,7 @@ def test_bad_publish_gets_a_json_error_and_leaves_the_stream_unchanged(
 
 
 def test_a_body_over_the_limit_without_content_length_is_413(http: httpx.Client, feed: str) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         yield b'{"headline": "h", "body": "'
         for _ in range(40):
             yield b"x" * 10_000

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Dialog, Page, expect
 
 from helpers import TOKEN, LivefeedServer, RedisProcess, livefeed, make_feed, publish
 
@@ -290,9 +290,14 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
     publish_hostile(1)  # rendered by the server
     context = browser.new_context()
     dialogs: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
     try:
         page = context.new_page()
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("dialog", dismiss)
         page.goto(f"{server.base}/feeds/{slug}")
         expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
         publish_hostile(2)  # rendered by feed.js as they arrive
@@ -300,13 +305,13 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
         pages = [page]
         day = http.get(f"/api/feeds/{slug}/days").json()["days"][0]["date"]
         archive = context.new_page()
-        archive.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        archive.on("dialog", dismiss)
         archive.goto(f"{server.base}/feeds/{slug}/days/{day}")
         archive.locator("#replay-speed").select_option("600")
         archive.locator("#replay-play").click()
         expect(archive.locator("#replay-status")).to_contain_text("End of the day", timeout=15000)
         editor = context.new_page()
-        editor.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        editor.on("dialog", dismiss)
         editor.goto(f"{server.base}/editor?feed={slug}")
         editor.fill("#token", TOKEN)
         editor.click("#sign-in")

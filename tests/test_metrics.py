@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -200,6 +200,7 @@ async def test_follow_counts_each_redis_reconnect() -> None:
     before = local("livefeed_redis_reconnects_total")
     batches = follow(FlakyStore(), "feed", ZERO_ID, 10)  # type: ignore[arg-type]
     assert await anext(batches) == []
+    assert isinstance(batches, AsyncGenerator)  # so that it can be closed
     await batches.aclose()
     assert local("livefeed_redis_reconnects_total") - before == 1
 

@@ -101,7 +101,7 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "tags": tags | json_values,
     "key_event": st.booleans() | json_values,
 }
-unknown_fields = st.one_of(
+unknown_fields: st.SearchStrategy[dict[str, Any]] = st.one_of(
     st.just({}), st.dictionaries(st.sampled_from(["id", "version", "Headline", "x", ""]), scalars,
                                  max_size=2),
 )  # fmt: skip

@@ -132,7 +132,8 @@ async def test_pause_resume_speed_and_seek_are_obeyed(
     async with websockets.connect(url) as ws:
 
         async def next_frame() -> dict[str, Any]:
-            return json.loads(await asyncio.wait_for(ws.recv(), 10))
+            frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return frame
 
         assert (await next_frame())["type"] == "replay_start"
         assert (await next_frame())["brief"]["headline"] == "At 10:00:00"

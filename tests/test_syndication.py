@@ -21,7 +21,7 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect
 
 from helpers import LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
 from livefeed.structured import json_ld, plain_text
@@ -407,7 +407,12 @@ def test_json_ld_reports_no_csp_violation_and_reads_back_in_chromium(
     publish(http, slug, HOSTILE)
     page = watched.page
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     page.goto(f"{server.base}/feeds/{slug}")
     expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
     data = page.evaluate(
