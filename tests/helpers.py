@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from playwright.sync_api import Browser, sync_playwright
 from websockets.asyncio.client import ClientConnection
 
@@ -57,8 +58,6 @@ class RedisProcess:
         wait_until(self._ready, 20, "redis-server did not start")
 
     def _ready(self) -> bool:
-        import redis
-
         try:
             return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
@@ -166,6 +165,15 @@ def publish(client: httpx.Client, slug: str, headline: str, **fields: Any) -> di
     assert response.status_code == 201, response.text
     brief: dict[str, Any] = response.json()
     return brief
+
+
+def stream_length(redis_server: RedisProcess, server: LivefeedServer, slug: str) -> int:
+    """How many events the feed's stream holds, read from Redis itself."""
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        return int(client.xlen(f"{server.prefix}:feed:{slug}:events"))
+    finally:
+        client.close()
 
 
 def livefeed(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
