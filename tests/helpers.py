@@ -28,7 +28,7 @@ TOKEN = "test-editor-token-0123456789"
 
 ROOT = Path(__file__).resolve().parent.parent
 
-Frame = dict[str, Any]
+JsonFrame = dict[str, Any]
 """A WebSocket frame as the tests read it: the server's JSON, decoded."""
 
 
@@ -185,10 +185,10 @@ def livefeed(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 async def frames_until(
-    ws: ClientConnection, predicate: Callable[[list[Frame]], object], timeout: float = 10
-) -> list[Frame]:
+    ws: ClientConnection, predicate: Callable[[list[JsonFrame]], object], timeout: float = 10
+) -> list[JsonFrame]:
     """Receive frames (skipping heartbeats) until ``predicate(frames)`` holds."""
-    frames: list[Frame] = []
+    frames: list[JsonFrame] = []
     async with asyncio.timeout(timeout):
         while not predicate(frames):
             frame = json.loads(await ws.recv())
@@ -197,7 +197,7 @@ async def frames_until(
     return frames
 
 
-def has_live(frames: list[Frame]) -> bool:
+def has_live(frames: list[JsonFrame]) -> bool:
     return any(f["type"] == "live" for f in frames)
 
 
