@@ -1,32 +1,26 @@
-"""Real parts for every test: a redis-server on a free loopback port, livefeed under uvicorn.
+"""Fixtures for every test: a redis-server on a free loopback port, livefeed under uvicorn.
 
 The session shares one Redis and one livefeed server; each test makes its own feeds (unique
-slugs), so tests stay independent. Tests that kill or restart a server start their own.
+slugs), so tests stay independent. Tests that kill or restart a server start their own. The
+classes and helpers behind these fixtures are in helpers.py, which test modules import.
 """
 
 from __future__ import annotations
 
 import gc
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 import warnings
 from collections.abc import Generator, Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, settings
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from livefeed.embedded import find_redis_server, free_port
-
-TOKEN = "test-editor-token-0123456789"
+from helpers import LivefeedServer, RedisProcess, launch_chromium, make_feed
 
 # Property tests (test_properties.py, test_openapi.py) talk to real servers: a bounded number of
 # examples and no per-example deadline, since a round trip through uvicorn and Redis varies.
@@ -42,121 +36,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "livefeed"))
 # Page assertions wait for a condition; on a loaded machine Playwright's 5 s default is short.
 expect.set_options(timeout=20_000)
 
-ROOT = Path(__file__).resolve().parent.parent
-
 # Commands without --data-dir use the user's data directory; tests never touch the real one.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="livefeed-tests-xdg-")
-
-
-class RedisProcess:
-    """A redis-server child with AOF and ``appendfsync always``, like the embedded mode."""
-
-    def __init__(self, data_dir: Path, binary: str | None = None) -> None:
-        self.data_dir = data_dir
-        self.binary = binary  # None: the redis-server livefeed itself would run
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                self.binary or find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.port),
-                "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always",
-                "--save", "", "--daemonize", "no", "--logfile", str(self.data_dir / "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_until(self._ready, 20, "redis-server did not start")
-
-    def _ready(self) -> bool:
-        import redis
-
-        try:
-            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
-        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-            return False
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(10)
-        self.proc = None
-
-
-class LivefeedServer:
-    """``python -m livefeed serve`` on a free port, started and stopped by PID."""
-
-    def __init__(self, redis_url: str, prefix: str, **env: str) -> None:
-        self.redis_url = redis_url
-        self.prefix = prefix
-        self.port = free_port()
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path: Path | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start(self, *extra: str, log_dir: Path | None = None) -> None:
-        env = {**os.environ, "LIVEFEED_EDITOR_TOKEN": TOKEN, "LIVEFEED_KEY_PREFIX": self.prefix}
-        # Tests publish far faster than an editor would: rate limits are off unless a test
-        # turns them on (tests/test_limits.py).
-        env.update(LIVEFEED_EDITOR_RATE="0", LIVEFEED_ADDRESS_WRITE_RATE="0")
-        env.update(self.env)
-        args = [sys.executable, "-m", "livefeed", "serve", "--port", str(self.port)]
-        if self.redis_url:
-            args += ["--redis-url", self.redis_url]
-        log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
-        self.log_path = log_dir / f"livefeed-{self.port}-{uuid.uuid4().hex[:6]}.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [*args, *extra], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_until(self._healthy, 30, f"livefeed did not start; see {self.log_path}")
-
-    def _healthy(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"livefeed exited; log:\n{self.log()}")
-        try:
-            return httpx.get(self.base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
-
-def wait_until(predicate: Any, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(message)
-
 
 _previous_failed = False
 
@@ -212,56 +93,9 @@ def http(server: LivefeedServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def auth(token: str = TOKEN) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def make_feed(client: httpx.Client, timezone: str = "Europe/Kyiv") -> str:
-    slug = "f-" + uuid.uuid4().hex[:12]
-    response = client.post(
-        "/api/feeds",
-        json={"slug": slug, "title": f"Feed {slug}", "timezone": timezone},
-        headers=auth(),
-    )
-    assert response.status_code == 201, response.text
-    return slug
-
-
-def publish(client: httpx.Client, slug: str, headline: str, **fields: Any) -> dict[str, Any]:
-    response = client.post(
-        f"/api/feeds/{slug}/briefs",
-        json={"headline": headline, "body": "Body.", **fields},
-        headers=auth(),
-    )
-    assert response.status_code == 201, response.text
-    brief: dict[str, Any] = response.json()
-    return brief
-
-
 @pytest.fixture
 def feed(http: httpx.Client) -> str:
     return make_feed(http)
-
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
-
-
-def launch_chromium() -> Iterator[Browser]:
-    """Debian's headless Chromium through Playwright; skipped where it is missing, except in CI."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

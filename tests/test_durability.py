@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import LivefeedServer, RedisProcess, auth, make_feed, wait_until
+from helpers import LivefeedServer, RedisProcess, auth, make_feed, wait_until
 
 
 def all_brief_ids(base: str, slug: str) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish, wait_until
+from helpers import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish, wait_until
 
 PUBLIC = "https://live.example.org"
 

@@ -30,10 +30,10 @@ import websockets
 from playwright.sync_api import Page, expect
 from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
-from conftest import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish, wait_until
+from helpers import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish, wait_until
 
 MiB = 1024 * 1024
 
@@ -285,7 +285,7 @@ class StalledReader:
                 return
             self.protocol.receive_data(data)
             for event in self.protocol.events_received():
-                if getattr(event, "opcode", None) is Opcode.TEXT:
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
                     self.frames.append(orjson.loads(event.data))
 
     def read_to_close(self) -> None:
@@ -601,7 +601,7 @@ async def test_briefs_acknowledged_just_before_an_external_redis_sigkill_survive
     stored = stored_ids(isolated.base, slug)
     assert set(acknowledged) <= set(stored), "an acknowledged brief was lost"
     async with websockets.connect(f"{isolated.ws_base}/ws/feeds/{slug}?since={start}") as ws:
-        frames = []
+        frames: list[dict[str, Any]] = []
         async with asyncio.timeout(30):
             while not frames or frames[-1]["type"] != "live":
                 frames.append(json.loads(await ws.recv()))
@@ -657,9 +657,9 @@ async def test_readers_that_never_read_are_closed_4408_without_growing_memory_an
     await wait_for(lambda: all(r.since == feed[-1] for r in normal), 60, "normal readers lag")
     peak = max(peak, rss(pid))
 
-    for reader in normal:
-        assert reader.ids == feed, differences(reader.ids, feed)
-        assert reader.connects == 1 and not reader.close_codes, "a normal reader was cut off"
+    for follower in normal:
+        assert follower.ids == feed, differences(follower.ids, feed)
+        assert follower.connects == 1 and not follower.close_codes, "a normal reader was cut off"
     for reader in stalled:
         assert not reader.reset, "a stalled reader was reset before its close frame came"
         assert reader.close_code == 4408

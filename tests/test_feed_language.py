@@ -10,9 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_cli import livefeed
 
-from conftest import LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
 
 
 def create(http: httpx.Client, **fields: str) -> httpx.Response:

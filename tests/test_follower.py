@@ -20,7 +20,7 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection
 
-from conftest import LivefeedServer, RedisProcess, make_feed, publish, wait_until
+from helpers import LivefeedServer, RedisProcess, make_feed, publish, wait_until
 
 USER, PASSWORD = "livefeed", "follower-test-password"
 

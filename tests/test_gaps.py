@@ -22,7 +22,7 @@ import pytest
 import redis
 import websockets
 
-from conftest import LivefeedServer, RedisProcess, make_feed, publish
+from helpers import LivefeedServer, RedisProcess, make_feed, publish
 
 
 @dataclass

@@ -17,12 +17,19 @@ def ev(n: int) -> Event:
 
 
 class MemorySource:
-    """Feeds batches pushed by the test; ``fail`` makes settling the start position raise."""
+    """Feeds batches pushed by the test; ``fail`` makes settling the start position raise.
+
+    ``settled(feed)`` waits until the hub has handed out every batch emitted to the feed, so a
+    test can look at what the subscribers got without guessing how long that takes.
+    """
 
     def __init__(self) -> None:
         self.queues: dict[str, asyncio.Queue[list[Event]]] = {}
         self.starts = 0
         self.fail = False
+        self.emitted: dict[str, int] = {}
+        self.handled: dict[str, int] = {}
+        self._progress = asyncio.Event()
 
     async def __call__(self, feed: str) -> tuple[StreamId, AsyncIterator[list[Event]]]:
         self.starts += 1
@@ -33,11 +40,22 @@ class MemorySource:
         async def batches() -> AsyncIterator[list[Event]]:
             while True:
                 yield await queue.get()
+                # The hub asks for the next batch only once it has handed this one out.
+                self.handled[feed] = self.handled.get(feed, 0) + 1
+                self._progress.set()
 
         return StreamId(0, 0), batches()
 
     def emit(self, feed: str, *events: Event) -> None:
         self.queues[feed].put_nowait(list(events))
+        self.emitted[feed] = self.emitted.get(feed, 0) + 1
+
+    async def settled(self, feed: str, timeout: float = 10) -> None:
+        """Wait (up to ``timeout`` s) until the hub has handed out every batch emitted to ``feed``."""
+        async with asyncio.timeout(timeout):
+            while self.handled.get(feed, 0) < self.emitted.get(feed, 0):
+                self._progress.clear()
+                await self._progress.wait()
 
 
 async def test_every_subscriber_gets_each_event_in_order() -> None:
@@ -61,7 +79,7 @@ async def test_feeds_are_isolated() -> None:
     a, b = await hub.subscribe("a"), await hub.subscribe("b")
     source.emit("a", ev(1))
     assert [e.id for e in await asyncio.wait_for(a.next_batch(), 1)] == [StreamId(1, 0)]
-    await asyncio.sleep(0.01)
+    await source.settled("a")
     assert len(b) == 0
     await hub.close()
 
@@ -84,7 +102,7 @@ async def test_reset_after_overflow_lets_catch_up_continue() -> None:
     hub = Hub(source, queue_limit=2)
     sub = await hub.subscribe("a")
     source.emit("a", ev(1), ev(2), ev(3))
-    await asyncio.sleep(0.01)
+    await source.settled("a")
     assert sub.overflowed
     sub.reset()
     source.emit("a", ev(4))
@@ -179,7 +197,7 @@ async def test_a_caught_up_reader_is_written_to_directly_without_duplicates() ->
     assert sub.go_direct(StreamId(2, 0), socket.send, socket.close)
     source.emit("a", ev(1), ev(2), ev(3))  # 1 and 2 were already sent during catch-up
     source.emit("a", ev(4))
-    await asyncio.sleep(0.01)
+    await source.settled("a")
     assert socket.frames == [ev(3).wire, ev(4).wire]
     assert len(sub) == 0, "nothing queued in direct mode"
     await hub.close()
@@ -191,7 +209,7 @@ async def test_going_direct_waits_until_the_queue_is_drained() -> None:
     hub = Hub(source)
     sub = await hub.subscribe("a")
     source.emit("a", ev(1))
-    await asyncio.sleep(0.01)
+    await source.settled("a")
     socket = FakeSocket()
     assert not sub.go_direct(StreamId(0, 0), socket.send, socket.close), "queued events first"
     assert [e.id for e in sub.take()] == [StreamId(1, 0)]
@@ -207,7 +225,7 @@ async def test_a_direct_reader_that_cannot_keep_up_is_closed_as_too_slow() -> No
     slow_sub.go_direct(StreamId(0, 0), slow.send, slow.close)
     fast_sub.go_direct(StreamId(0, 0), fast.send, fast.close)
     source.emit("a", *(ev(n) for n in range(1, 6)))
-    await asyncio.sleep(0.01)
+    await source.settled("a")
     assert slow.closed is not None and slow.closed[0] == 4408
     assert len(fast.frames) == 5, "the others get everything"
     with pytest.raises(TooSlow):

@@ -12,7 +12,7 @@ import pytest
 import redis
 from playwright.sync_api import Page, Request, Route, expect
 
-from conftest import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish
 
 
 @pytest.fixture

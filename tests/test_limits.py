@@ -8,14 +8,16 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
-from conftest import TOKEN, LivefeedServer, RedisProcess, auth, make_feed
+from helpers import TOKEN, LivefeedServer, RedisProcess, auth, livefeed, make_feed
 from livefeed.config import Settings
 
 
@@ -42,8 +44,6 @@ def strict_server(
 @pytest.fixture(scope="module")
 def strict_feed(redis_server: RedisProcess, strict_server: LivefeedServer) -> str:
     """A feed on the strict server, made with the CLI so that the editor's burst stays whole."""
-    from test_cli import livefeed
-
     slug = "strict-" + uuid.uuid4().hex[:8]
     done = livefeed("feed", "create", slug, "--title", "Strict", "--timezone", "UTC",
                     "--redis-url", redis_server.url, "--key-prefix", strict_server.prefix)  # fmt: skip
@@ -88,9 +88,9 @@ async def test_websocket_origin_allow_list_is_enforced_when_set(
     slug = strict_feed
     url = f"{strict_server.ws_base}/ws/feeds/{slug}"
     with pytest.raises(InvalidStatus) as refused:
-        await websockets.connect(url, origin="https://evil.example")
+        await websockets.connect(url, origin=Origin("https://evil.example"))
     assert refused.value.response.status_code == 403
-    async with websockets.connect(url, origin="https://news.example") as ws:
+    async with websockets.connect(url, origin=Origin("https://news.example")) as ws:
         assert '"type":"snapshot"' in await asyncio.wait_for(ws.recv(), 5)
 
 
@@ -99,15 +99,15 @@ async def test_connections_per_address_are_capped(
 ) -> None:
     slug = strict_feed
     url = f"{strict_server.ws_base}/ws/feeds/{slug}?since=0"
-    first = [await websockets.connect(url, origin="http://127.0.0.1") for _ in range(3)]
+    first = [await websockets.connect(url, origin=Origin("http://127.0.0.1")) for _ in range(3)]
     try:
         with pytest.raises(InvalidStatus):
-            await websockets.connect(url, origin="http://127.0.0.1")
+            await websockets.connect(url, origin=Origin("http://127.0.0.1"))
         await first.pop().close()
         async with asyncio.timeout(30):  # the server frees the slot once it sees the close
             while len(first) < 3:
                 with contextlib.suppress(InvalidStatus):
-                    first.append(await websockets.connect(url, origin="http://127.0.0.1"))
+                    first.append(await websockets.connect(url, origin=Origin("http://127.0.0.1")))
                 await asyncio.sleep(0.05)
     finally:
         for ws in first:
@@ -199,7 +199,6 @@ def test_token_checks_are_constant_time_and_tokens_are_stored_hashed(
     redis_server: RedisProcess, server: LivefeedServer, tmp_path: Path
 ) -> None:
     import redis
-    from test_cli import livefeed
 
     name = "Hash " + uuid.uuid4().hex[:6]
     token = livefeed(
@@ -207,8 +206,11 @@ def test_token_checks_are_constant_time_and_tokens_are_stored_hashed(
     ).stdout.strip()
     client = redis.Redis.from_url(redis_server.url)
     try:
-        dump = b"".join(v for v in client.hgetall(f"{server.prefix}:tokens").values())
-        dump += b"".join(client.hgetall(f"{server.prefix}:token-hashes").keys())
+        # redis-py types replies as bytes | str; a client without decode_responses gets bytes.
+        tokens = cast(dict[bytes, bytes], client.hgetall(f"{server.prefix}:tokens"))
+        hashes = cast(dict[bytes, bytes], client.hgetall(f"{server.prefix}:token-hashes"))
+        dump = b"".join(v for v in tokens.values())
+        dump += b"".join(hashes.keys())
     finally:
         client.close()
     assert token.encode() not in dump, "only a hash of the token is stored"

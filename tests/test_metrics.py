@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,14 +16,15 @@ import pytest
 import websockets
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
-from conftest import LivefeedServer, RedisProcess, make_feed, publish, wait_until
+from helpers import LivefeedServer, RedisProcess, make_feed, publish, wait_until
 from livefeed.frames import Event
 from livefeed.hub import Hub, TooSlow
 from livefeed.models import ZERO_ID, StreamId
-from livefeed.store import follow
+from livefeed.store import Entry, Store, follow
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -188,20 +189,29 @@ async def test_hub_counts_readers_deliveries_and_slow_readers_in_process() -> No
 async def test_follow_counts_each_redis_reconnect() -> None:
     """A stream read that loses Redis counts one reconnect, then carries on."""
 
-    class FlakyStore:
+    class FlakyStore(Store):
+        """A Store whose first stream read loses Redis; its client never connects."""
+
         calls = 0
 
-        async def tail(self, slug: str, after: StreamId, block_ms: int) -> list[Any]:
+        async def tail(
+            self, slug: str, after: StreamId, block_ms: int, count: int = 1000
+        ) -> list[Entry]:
             self.calls += 1
             if self.calls == 1:
                 raise RedisConnectionError("Redis went away")
             return []
 
-    before = local("livefeed_redis_reconnects_total")
-    batches = follow(FlakyStore(), "feed", ZERO_ID, 10)  # type: ignore[arg-type]
-    assert await anext(batches) == []
-    await batches.aclose()
-    assert local("livefeed_redis_reconnects_total") - before == 1
+    client = Redis()
+    try:
+        before = local("livefeed_redis_reconnects_total")
+        batches = follow(FlakyStore(client), "feed", ZERO_ID, 10)
+        assert await anext(batches) == []
+        assert isinstance(batches, AsyncGenerator)  # so that it can be closed
+        await batches.aclose()
+        assert local("livefeed_redis_reconnects_total") - before == 1
+    finally:
+        await client.aclose()
 
 
 async def test_with_two_workers_every_scrape_sums_all_workers(

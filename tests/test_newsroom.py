@@ -11,10 +11,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from test_cli import livefeed
-from test_stream import frames_until, has_live
 
-from conftest import LivefeedServer, RedisProcess, auth, publish
+from helpers import LivefeedServer, RedisProcess, auth, frames_until, has_live, livefeed, publish
 from livefeed.days import day_containing
 from livefeed.models import StreamId
 

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from conftest import ROOT, TOKEN, LivefeedServer, RedisProcess, auth, make_feed, wait_until
+from helpers import ROOT, TOKEN, LivefeedServer, RedisProcess, auth, make_feed, wait_until
 from livefeed import check
 from livefeed.cli import _redis_url, build_parser, main
 from livefeed.config import Settings

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from conftest import make_feed, publish
+from helpers import auth, make_feed, publish
 
 
 def test_reader_page_lists_latest_briefs_newest_first_with_local_time(http: httpx.Client) -> None:
@@ -76,8 +76,6 @@ def test_index_lists_feeds_and_static_assets_are_served(http: httpx.Client, feed
 
 
 def test_reader_page_shows_pin_key_events_corrections_and_coverage_end(http: httpx.Client) -> None:
-    from conftest import auth
-
     slug = make_feed(http)
     key = publish(http, slug, "Key moment", key_event=True)
     fixed = publish(http, slug, "Typo in headlnie")

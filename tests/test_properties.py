@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from conftest import LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import LivefeedServer, RedisProcess, auth, make_feed, publish
 from livefeed.config import Settings
 from livefeed.models import sanitize_body
 
@@ -101,7 +101,7 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "tags": tags | json_values,
     "key_event": st.booleans() | json_values,
 }
-unknown_fields = st.one_of(
+unknown_fields: st.SearchStrategy[dict[str, Any]] = st.one_of(
     st.just({}), st.dictionaries(st.sampled_from(["id", "version", "Headline", "x", ""]), scalars,
                                  max_size=2),
 )  # fmt: skip

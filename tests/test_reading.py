@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
-from conftest import ROOT, TOKEN, LivefeedServer, auth, make_feed, publish
+from helpers import ROOT, TOKEN, LivefeedServer, auth, make_feed, publish
 
 pytestmark = pytest.mark.browser
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import ROOT, wait_until
+from helpers import ROOT, wait_until
 from livefeed.embedded import free_port
 
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")

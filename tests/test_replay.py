@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from test_cli import livefeed
 
-from conftest import LivefeedServer, RedisProcess, make_feed
+from helpers import LivefeedServer, RedisProcess, livefeed, make_feed
 
 # Times of the briefs on 2024-05-01 (UTC feed): gaps of 30 s, 60 s, 120 s, then five quiet hours.
 TIMES = ["10:00:00", "10:00:30", "10:01:30", "10:03:30", "15:03:30"]
@@ -133,7 +132,8 @@ async def test_pause_resume_speed_and_seek_are_obeyed(
     async with websockets.connect(url) as ws:
 
         async def next_frame() -> dict[str, Any]:
-            return json.loads(await asyncio.wait_for(ws.recv(), 10))
+            frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return frame
 
         assert (await next_frame())["type"] == "replay_start"
         assert (await next_frame())["brief"]["headline"] == "At 10:00:00"

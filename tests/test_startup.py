@@ -10,12 +10,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 import redis
 
-from conftest import LivefeedServer, RedisProcess
+from helpers import LivefeedServer, RedisProcess
 from livefeed.embedded import free_port
 
 
@@ -167,7 +168,10 @@ def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, 
     )
     client = redis.Redis.from_url(url)
     try:
-        rows: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange("livefeed:feed:demo:events")  # type: ignore[assignment]
+        # redis-py types replies as bytes | str; a client without decode_responses gets bytes.
+        rows = cast(
+            list[tuple[bytes, dict[bytes, bytes]]], client.xrange("livefeed:feed:demo:events")
+        )
         types = {fields[b"t"] for _, fields in rows}
     finally:
         client.close()

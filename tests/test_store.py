@@ -10,7 +10,7 @@ import orjson
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from conftest import RedisProcess
+from helpers import RedisProcess
 from livefeed import newsroom
 from livefeed.append import AT, ID, Append, Refused
 from livefeed.models import Feed, StreamId, iso_ms, now_ms, parse_new_brief

@@ -14,9 +14,8 @@ import orjson
 import pytest
 import websockets
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection
 
-from conftest import LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import LivefeedServer, RedisProcess, auth, frames_until, has_live, make_feed, publish
 from livefeed.store import Store
 from livefeed.transfer import import_briefs, parse_import
 
@@ -30,25 +29,8 @@ async def apublish(client: httpx.AsyncClient, slug: str, headline: str) -> dict[
     return brief
 
 
-async def frames_until(
-    ws: ClientConnection, predicate: Any, timeout: float = 10
-) -> list[dict[str, Any]]:
-    """Receive frames (skipping heartbeats) until ``predicate(frames)`` holds."""
-    frames: list[dict[str, Any]] = []
-    async with asyncio.timeout(timeout):
-        while not predicate(frames):
-            frame = json.loads(await ws.recv())
-            if frame["type"] != "heartbeat":
-                frames.append(frame)
-    return frames
-
-
 def briefs_in(frames: list[dict[str, Any]]) -> list[str]:
     return [f["brief"]["headline"] for f in frames if f["type"] == "brief"]
-
-
-def has_live(frames: list[dict[str, Any]]) -> bool:
-    return any(f["type"] == "live" for f in frames)
 
 
 async def test_a_published_brief_reaches_a_connected_reader(

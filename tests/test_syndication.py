@@ -21,9 +21,9 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect
 
-from conftest import LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
 from livefeed.structured import json_ld, plain_text
 
 HOSTILE = '</script><script>alert("ld")</script> & <!-- "quoted"'
@@ -206,8 +206,6 @@ def test_a_past_day_page_says_its_coverage_ended_at_the_end_of_the_day(
     http: httpx.Client, server: LivefeedServer, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     """A finished day: coverageStartTime and coverageEndTime are the day's bounds in the feed's zone."""
-    from test_cli import livefeed
-
     slug = make_feed(http, timezone="Europe/Kyiv")
     path = tmp_path / "day.jsonl"
     path.write_text(
@@ -409,7 +407,12 @@ def test_json_ld_reports_no_csp_violation_and_reads_back_in_chromium(
     publish(http, slug, HOSTILE)
     page = watched.page
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     page.goto(f"{server.base}/feeds/{slug}")
     expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
     data = page.evaluate(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser
 import httpx
 import orjson
 import pytest
@@ -22,7 +22,16 @@ import redis
 from playwright.sync_api import Page, expect
 from websockets.sync.client import connect as ws_connect
 
-from conftest import ROOT, TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish
+from helpers import (
+    ROOT,
+    TOKEN,
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    make_feed,
+    publish,
+    stream_length,
+)
 from livefeed.errors import ValidationFailed
 from livefeed.models import BODY_MAX, TAG_MAX, TAGS_MAX, ZERO_ID, now_ms, parse_new_feed
 from livefeed.transfer import ImportRejected, parse_import
@@ -51,14 +60,6 @@ _REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 
 def redis_client(redis_server: RedisProcess) -> redis.Redis:
     return redis.Redis.from_url(redis_server.url)
-
-
-def stream_length(redis_server: RedisProcess, server: LivefeedServer, slug: str) -> int:
-    client = redis_client(redis_server)
-    try:
-        return int(client.xlen(f"{server.prefix}:feed:{slug}:events"))
-    finally:
-        client.close()
 
 
 def assert_refused(response: httpx.Response, field: str, code: str = "invalid_text") -> None:

@@ -20,13 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_cli import livefeed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import Protocol as WebSocketProtocol
 from websockets.server import ServerProtocol
 
-from conftest import LivefeedServer, RedisProcess, make_feed, publish, wait_until
+from helpers import LivefeedServer, RedisProcess, livefeed, make_feed, publish, wait_until
 from livefeed.transport import _between_frames
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
