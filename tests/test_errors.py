@@ -16,7 +16,7 @@ import pytest
 from starlette.requests import Request
 
 import livefeed
-from conftest import LivefeedServer, RedisProcess
+from helpers import LivefeedServer, RedisProcess
 from livefeed import app, errors
 from livefeed.errors import (
     HeadersTooLarge,

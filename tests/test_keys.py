@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from conftest import RedisProcess
+from helpers import RedisProcess
 from livefeed import idempotency, newsroom
 from livefeed.keys import Keys
 from livefeed.models import Feed, StreamId, iso_ms, now_ms, parse_new_brief

@@ -18,6 +18,7 @@ const page = {}; // elements and day settings, filled in by start()
 const bounds = { start: 0, end: 0 }; // the local day in UTC ms, both inclusive
 const view = {
   playing: false, paused: false, received: 0, // received: brief frames since Play, seeks included
+  sinceStart: 0, // brief frames since the latest replay_start (each seek sends one)
   startAt: 0, // the last replay_start's `at`: briefs up to it rebuild the page, later ones are new
   from: null, // "HH:MM:SS" where the next Play starts, or null for the start of the day
   dragging: false, seeking: false, ticker: 0, items: new Map(), // brief id → its <li> in the replay
@@ -187,6 +188,7 @@ function handleFrame(frame) {
       const at = Date.parse(frame.at);
       setBounds(Date.parse(frame.day_start), Date.parse(frame.day_end));
       view.startAt = at;
+      view.sinceStart = 0;
       clearReplayList();
       showPaused(false);
       showSpeed(frame.speed);
@@ -235,6 +237,7 @@ function handleFrame(frame) {
 function handleBrief(brief) {
   if (!brief?.id) return;
   view.received += 1;
+  view.sinceStart += 1;
   const item = renderReplayBrief(brief);
   if (onTime(msOf(brief.published_at, brief.id))) flash(item, "brief--new");
   const old = view.items.get(brief.id);
@@ -367,7 +370,7 @@ function start() {
 
   window.livefeedReplay = {
     state: () => ({ playing: view.playing, paused: view.paused, clock: clockText(clock.now()),
-      received: view.received, shown: view.items.size }),
+      received: view.received, sinceStart: view.sinceStart, shown: view.items.size }),
   };
   tick();
   section.hidden = false;
