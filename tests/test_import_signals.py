@@ -54,9 +54,16 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def livefeed(server: RedisProcess, prefix: str, *args: str) -> subprocess.Popen[bytes]:
+    """The CLI, started as if typed in a terminal where Ctrl-C is delivered. A suite run in the
+    background (nohup, a CI runner) has SIGINT ignored, and a child inherits an ignored signal;
+    one this process handles is reset to the default in the child."""
     command = [sys.executable, "-m", "livefeed", *args, "--redis-url", server.url,
                "--key-prefix", prefix]  # fmt: skip
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run(server: RedisProcess, prefix: str, *args: str) -> tuple[int, str]:
