@@ -17,6 +17,7 @@ from collections.abc import Generator, Iterator
 
 import httpx
 import pytest
+import redis
 from hypothesis import HealthCheck, settings
 from playwright.sync_api import Browser, Page, expect
 
@@ -126,3 +127,13 @@ def lone_page() -> Iterator[Page]:
     hold async tests, which cannot run while Playwright's sync API keeps its loop."""
     for browser in launch_chromium():
         yield from _watched_page(browser)
+
+
+@pytest.fixture
+def rdb(redis_server: RedisProcess) -> Iterator[redis.Redis]:
+    """A plain client on the session's Redis, closed after the test."""
+    client = redis.Redis(port=redis_server.port)
+    try:
+        yield client
+    finally:
+        client.close()

