@@ -28,13 +28,14 @@ import asyncio
 import http
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import unquote_plus
 
 import h11
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from livefeed.config import Settings
@@ -46,12 +47,6 @@ from livefeed.errors import (
     TooManyRequests,
 )
 from livefeed.metrics import closed_by_edge
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _CONNECTIONS = logging.getLogger("livefeed.connections")
 DEFAULT_TRUSTED = "127.0.0.1,::1"  # uvicorn's default for --forwarded-allow-ips
