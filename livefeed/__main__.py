@@ -2,6 +2,6 @@
 
 import sys
 
-from livefeed.cli import main
+from livefeed.ops.cli import main
 
 sys.exit(main())

@@ -8,7 +8,7 @@ import functools
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -26,24 +26,34 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from livefeed import api, archive, edge, editor_api, openapi, pages, syndication
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
-from livefeed.frames import Event
-from livefeed.hub import Hub
+from livefeed.http import days, edge, editing, feeds, openapi
+from livefeed.http._helpers import json_response
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
 from livefeed.metrics import HttpMetrics, MetricsEndpoint
-from livefeed.models import StreamId
-from livefeed.reader import SnapshotCache, serve_reader
-from livefeed.replay import open_replay
-from livefeed.store import Store, follow
+from livefeed.model.frames import Event
+from livefeed.model.ids import StreamId
+from livefeed.pages import reference, syndication, views
+from livefeed.storage.store import Store
+from livefeed.stream.hub import Hub
+from livefeed.stream.reader import SnapshotCache, serve_reader
+from livefeed.stream.replay import open_replay
+from livefeed.stream.source import follow
 
 log = logging.getLogger("livefeed")
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the application for ``settings``; ``settings.redis_url`` must point at a Redis."""
+Job = Callable[[Store, Settings], Coroutine[Any, Any, None]]
+"""Work the lifespan runs beside the server for as long as it serves (the demo poster)."""
+
+
+def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
+    """Build the application for ``settings``; ``settings.redis_url`` must point at a Redis.
+
+    Each of ``jobs`` runs as a task from startup to shutdown, given the app's store.
+    """
     _check_public_url(settings.public_url)
 
     @contextlib.asynccontextmanager
@@ -69,11 +79,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.hub = hub
         app.state.snapshots = SnapshotCache()
         _tune_collector()
-        tasks: list[asyncio.Task[Any]] = []
-        if settings.demo:
-            from livefeed.demo import run_demo
-
-            tasks.append(asyncio.create_task(run_demo(store, settings), name="demo"))
+        tasks = [asyncio.create_task(job(store, settings)) for job in jobs]
         try:
             yield
         finally:
@@ -107,39 +113,39 @@ def create_app(settings: Settings) -> Starlette:
             release()
 
     routes = [
-        Route("/", pages.index_page),
-        Route("/feeds/{feed}", pages.feed_page),
-        Route("/feeds/{feed}/days", pages.days_page),
-        Route("/feeds/{feed}/days/{date}", pages.day_page),
+        Route("/", views.index_page),
+        Route("/feeds/{feed}", views.feed_page),
+        Route("/feeds/{feed}/days", views.days_page),
+        Route("/feeds/{feed}/days/{date}", views.day_page),
         Route("/feeds/{feed}/atom.xml", syndication.feed_atom),
         Route("/feeds/{feed}/feed.json", syndication.feed_json),
         Route("/feeds/{feed}/days/{date}/atom.xml", syndication.day_atom),
         Route("/feeds/{feed}/days/{date}/feed.json", syndication.day_json),
-        Route("/embed/{feed}", pages.embed_page),
-        Route("/editor", pages.editor_page),
-        Route("/favicon.ico", pages.favicon),
-        Route("/favicon.svg", pages.favicon),
-        Route("/healthz", api.healthz),
+        Route("/embed/{feed}", views.embed_page),
+        Route("/editor", views.editor_page),
+        Route("/favicon.ico", views.favicon),
+        Route("/favicon.svg", views.favicon),
+        Route("/healthz", feeds.healthz),
         Route("/metrics", MetricsEndpoint(), methods=["GET"]),
         Route("/openapi.json", openapi.openapi_json),
-        Route("/api", openapi.api_reference_page),
-        Route("/api/feeds", api.list_feeds, methods=["GET"]),
-        Route("/api/feeds", api.create_feed, methods=["POST"]),
-        Route("/api/me", editor_api.me, methods=["GET"]),
-        Route("/api/feeds/{feed}", api.get_feed, methods=["GET"]),
-        Route("/api/feeds/{feed}", editor_api.patch_feed, methods=["PATCH"]),
-        Route("/api/feeds/{feed}/briefs", api.list_briefs, methods=["GET"]),
-        Route("/api/feeds/{feed}/briefs", api.publish_brief, methods=["POST"]),
-        Route("/api/feeds/{feed}/briefs/preview", editor_api.preview_brief, methods=["POST"]),
-        Route("/api/feeds/{feed}/briefs/{brief}", editor_api.get_brief, methods=["GET"]),
-        Route("/api/feeds/{feed}/briefs/{brief}", editor_api.patch_brief, methods=["PATCH"]),
-        Route("/api/feeds/{feed}/briefs/{brief}", editor_api.delete_brief, methods=["DELETE"]),
-        Route("/api/feeds/{feed}/briefs/{brief}/history", editor_api.brief_history),
-        Route("/api/feeds/{feed}/pin", editor_api.put_pin, methods=["PUT"]),
-        Route("/api/feeds/{feed}/pin", editor_api.delete_pin, methods=["DELETE"]),
-        Route("/api/feeds/{feed}/key-events", editor_api.key_events, methods=["GET"]),
-        Route("/api/feeds/{feed}/days", archive.list_days, methods=["GET"]),
-        Route("/api/feeds/{feed}/days/{date}", archive.get_day, methods=["GET"]),
+        Route("/api", reference.api_reference_page),
+        Route("/api/feeds", feeds.list_feeds, methods=["GET"]),
+        Route("/api/feeds", feeds.create_feed, methods=["POST"]),
+        Route("/api/me", editing.me, methods=["GET"]),
+        Route("/api/feeds/{feed}", feeds.get_feed, methods=["GET"]),
+        Route("/api/feeds/{feed}", editing.patch_feed, methods=["PATCH"]),
+        Route("/api/feeds/{feed}/briefs", feeds.list_briefs, methods=["GET"]),
+        Route("/api/feeds/{feed}/briefs", feeds.publish_brief, methods=["POST"]),
+        Route("/api/feeds/{feed}/briefs/preview", editing.preview_brief, methods=["POST"]),
+        Route("/api/feeds/{feed}/briefs/{brief}", editing.get_brief, methods=["GET"]),
+        Route("/api/feeds/{feed}/briefs/{brief}", editing.patch_brief, methods=["PATCH"]),
+        Route("/api/feeds/{feed}/briefs/{brief}", editing.delete_brief, methods=["DELETE"]),
+        Route("/api/feeds/{feed}/briefs/{brief}/history", editing.brief_history),
+        Route("/api/feeds/{feed}/pin", editing.put_pin, methods=["PUT"]),
+        Route("/api/feeds/{feed}/pin", editing.delete_pin, methods=["DELETE"]),
+        Route("/api/feeds/{feed}/key-events", editing.key_events, methods=["GET"]),
+        Route("/api/feeds/{feed}/days", days.list_days, methods=["GET"]),
+        Route("/api/feeds/{feed}/days/{date}", days.get_day, methods=["GET"]),
         WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
         Mount("/static", PublicFiles(directory=settings.web_dir), name="static"),
     ]
@@ -187,7 +193,7 @@ class HeaderLimit:
             size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
             if size > self.limit:
                 error = HeadersTooLarge(f"request headers must stay under {self.limit} bytes")
-                await api.json_response(error.to_dict(), error.status)(scope, receive, send)
+                await json_response(error.to_dict(), error.status)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -205,13 +211,6 @@ def _check_public_url(url: str) -> None:
     """``LIVEFEED_PUBLIC_URL`` is empty or an absolute http(s) address with no query."""
     if url and (not url.startswith(("http://", "https://")) or "?" in url or "#" in url):
         raise ValueError(f"LIVEFEED_PUBLIC_URL must be like https://live.example.org, not {url!r}")
-
-
-def app_from_env() -> Starlette:
-    """The application for a worker process: settings from ``LIVEFEED_*`` (see ``serve``)."""
-    settings = Settings.from_env()
-    edge.configure(edge.EdgeLimits.from_settings(settings, os.environ))
-    return create_app(settings)
 
 
 def _tune_collector() -> None:
@@ -245,13 +244,13 @@ async def _livefeed_error(request: Request, exc: Exception) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if exc.status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="livefeed"'}
-    return api.json_response(exc.to_dict(), exc.status, headers)
+    return json_response(exc.to_dict(), exc.status, headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error = from_http(exc.status_code, str(exc.detail))
-    return api.json_response(error.to_dict(), error.status, dict(exc.headers or {}))
+    return json_response(error.to_dict(), error.status, dict(exc.headers or {}))
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
@@ -273,4 +272,4 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     error = LivefeedError("internal error")
     # Sent from outside the middleware stack, so it carries its own nosniff.
-    return api.json_response(error.to_dict(), error.status, {"X-Content-Type-Options": "nosniff"})
+    return json_response(error.to_dict(), error.status, {"X-Content-Type-Options": "nosniff"})

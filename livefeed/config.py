@@ -45,7 +45,7 @@ class Settings:
     web_dir: Path = field(default_factory=_default_web_dir)
     log_level: str = "info"
     log_format: str = "text"  # or "json": one object per line (livefeed.logs)
-    # Proxies trusted for X-Forwarded-For/-Proto (livefeed.edge.ProxyHeaders); empty means
+    # Proxies trusted for X-Forwarded-For/-Proto (livefeed.http.edge.ProxyHeaders); empty means
     # uvicorn's default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1.
     forwarded_allow_ips: str = ""
     workers: int = 1
@@ -80,7 +80,7 @@ class Settings:
     ws_ping_interval: float = 20.0
     ws_ping_timeout: float = 20.0
     redis_pool_size: int = 64
-    # The HTTP edge (livefeed.edge): seconds for a request's head, for its body, and of idle
+    # The HTTP edge (livefeed.http.edge): seconds for a request's head, for its body, and of idle
     # keep-alive; open HTTP connections per client address (0: no cap); HSTS max-age over https.
     header_timeout: float = 10.0
     body_timeout: float = 30.0

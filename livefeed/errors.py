@@ -8,7 +8,7 @@ LivefeedException                          root of every exception livefeed defi
 │   ├── Unauthorized          401          missing, wrong or revoked editor token
 │   ├── NotFound              404 / 4404   unknown feed, brief or path
 │   ├── MethodNotAllowed      405          a method the path does not take
-│   ├── RequestTimeout        408          request head or body too slow (livefeed.edge)
+│   ├── RequestTimeout        408          request head or body too slow (livefeed.http.edge)
 │   ├── Conflict              409          feed already exists, coverage ended, busy (retry)
 │   ├── PreconditionFailed    412          the brief is no longer at the If-Match version
 │   ├── PayloadTooLarge       413          request body over the limit

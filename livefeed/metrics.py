@@ -18,7 +18,7 @@ Metrics (all prefixed ``livefeed_``)::
     replay_sessions_total                    counter   day replays started
     http_requests_total{method,route,status} counter   by route template, never the raw path
     http_request_duration_seconds{method,route} histogram
-    http_closed_by_edge_total{reason}        counter   connections livefeed.edge closed: idle,
+    http_closed_by_edge_total{reason}        counter   connections livefeed.http.edge closed: idle,
                                                        head/body_timeout, too_many_connections
 
 With ``serve --workers N`` every worker is a process. ``share_between_workers`` then turns on
@@ -122,7 +122,7 @@ HTTP_SECONDS = Histogram(
 
 HTTP_CLOSED_BY_EDGE = Counter(
     "livefeed_http_closed_by_edge",
-    "HTTP connections closed by livefeed.edge before a route answered, by reason (idle, "
+    "HTTP connections closed by livefeed.http.edge before a route answered, by reason (idle, "
     "head_timeout, body_timeout, too_many_connections)",
     ["reason"],
 )
@@ -143,7 +143,7 @@ def fanned_out(deliveries: int, seconds: float) -> None:
 
 
 def closed_by_edge(reason: str) -> None:
-    """Count one connection the HTTP edge closed (livefeed.edge)."""
+    """Count one connection the HTTP edge closed (livefeed.http.edge)."""
     HTTP_CLOSED_BY_EDGE.labels(reason).inc()
 
 

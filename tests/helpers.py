@@ -23,7 +23,7 @@ import redis
 from playwright.sync_api import Browser, sync_playwright
 from websockets.asyncio.client import ClientConnection
 
-from livefeed.embedded import find_redis_server, free_port
+from livefeed.storage.redis_server import find_redis_server, free_port
 
 TOKEN = "test-editor-token-0123456789"
 

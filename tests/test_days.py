@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from livefeed.days import day_containing, local_clock, parse_clock, parse_day
 from livefeed.errors import BadRequest
+from livefeed.model.days import day_containing, local_clock, parse_clock, parse_day
 
 
 def utc_ms(text: str) -> int:

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from livefeed.frames import Event
-from livefeed.hub import Closing, Hub, TooSlow
-from livefeed.models import StreamId
+from livefeed.model.frames import Event
+from livefeed.model.ids import StreamId
+from livefeed.stream.hub import Closing, Hub, TooSlow
 
 
 def ev(n: int) -> Event:

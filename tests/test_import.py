@@ -18,18 +18,21 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from helpers import RedisProcess
-from livefeed import bulk, transfer
-from livefeed.append import AT, ID, Append
-from livefeed.days import day_containing
-from livefeed.models import Feed, StreamId, brief_dict, iso_ms, parse_new_brief, sanitize_body
-from livefeed.store import Store
-from livefeed.transfer import (
+from livefeed.model.days import day_containing
+from livefeed.model.ids import StreamId, iso_ms
+from livefeed.model.schema import Feed, brief_dict, parse_new_brief
+from livefeed.model.text import sanitize_body
+from livefeed.newsroom import transfer
+from livefeed.newsroom.transfer import (
     ImportedBrief,
     ImportRejected,
     ImportStopped,
     import_briefs,
     parse_import,
 )
+from livefeed.storage import bulk
+from livefeed.storage.append import AT, ID, Append
+from livefeed.storage.store import Store
 
 KYIV = ZoneInfo("Europe/Kyiv")
 

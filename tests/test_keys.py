@@ -1,4 +1,4 @@
-"""Redis key names: defined once in livefeed.keys, and exactly the names stored data has."""
+"""Redis key names: defined once in livefeed.storage.keys, and exactly the names stored data has."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import pytest
 from redis.asyncio import Redis
 
 from helpers import RedisProcess
-from livefeed import idempotency, newsroom
-from livefeed.keys import Keys
-from livefeed.models import Feed, StreamId, iso_ms, now_ms, parse_new_brief
-from livefeed.store import Store
+from livefeed.model.ids import StreamId, iso_ms, now_ms
+from livefeed.model.schema import Feed, parse_new_brief
+from livefeed.newsroom import actions
+from livefeed.storage import idempotency
+from livefeed.storage.keys import Keys
+from livefeed.storage.store import Store
 
 # The names deployments already hold: changing one would strand their data.
 EXPECTED = {
@@ -81,12 +83,12 @@ async def test_every_key_a_feed_writes_is_listed_by_keys(store: Store) -> None:
     slug, p = "s", store.prefix
     create = idempotency.intent(store.keys, "k", "Desk", "POST", "/api/feeds", None, {"slug": "s"})
     feed = await store.create_feed(Feed(slug, "Feed", "UTC", iso_ms(now_ms())), create)
-    first = await newsroom.publish(store, feed, parse_new_brief({"headline": "a"}, "Desk"), "Desk")
+    first = await actions.publish(store, feed, parse_new_brief({"headline": "a"}, "Desk"), "Desk")
     draft = parse_new_brief({"headline": "b", "key_event": True}, "Desk")
-    await newsroom.publish(store, feed, draft, "Desk")
+    await actions.publish(store, feed, draft, "Desk")
     brief_id = StreamId.parse(first["id"])
-    await newsroom.correct(store, feed, brief_id, {"headline": "a2"}, None, "Desk")
-    await newsroom.pin(store, feed, brief_id, "Desk")
+    await actions.correct(store, feed, brief_id, {"headline": "a2"}, None, "Desk")
+    await actions.pin(store, feed, brief_id, "Desk")
     await store.tokens.create("Desk")
     assert await store.hold_lease("demo", "me", 60_000)
 

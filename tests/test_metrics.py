@@ -21,10 +21,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
 from helpers import LivefeedServer, RedisProcess, make_feed, publish, wait_until
-from livefeed.frames import Event
-from livefeed.hub import Hub, TooSlow
-from livefeed.models import ZERO_ID, StreamId
-from livefeed.store import Entry, Store, follow
+from livefeed.model.frames import Event
+from livefeed.model.ids import ZERO_ID, StreamId
+from livefeed.storage.store import Entry, Store
+from livefeed.stream.hub import Hub, TooSlow
+from livefeed.stream.source import follow
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

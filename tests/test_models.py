@@ -7,15 +7,11 @@ import pytest
 from websockets.frames import Frame, Opcode
 
 from livefeed.errors import BadRequest, ValidationFailed
-from livefeed.frames import event_frame, websocket_text_frame
-from livefeed.models import (
-    StreamId,
-    iso_ms,
-    local_time_label,
-    parse_new_brief,
-    parse_new_feed,
-    sanitize_body,
-)
+from livefeed.model.days import local_time_label
+from livefeed.model.frames import event_frame, websocket_text_frame
+from livefeed.model.ids import StreamId, iso_ms
+from livefeed.model.schema import parse_new_brief, parse_new_feed
+from livefeed.model.text import sanitize_body
 
 
 def test_stream_id_parses_full_and_ms_only_forms_and_orders_like_redis() -> None:

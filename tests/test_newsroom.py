@@ -13,8 +13,8 @@ import pytest
 import websockets
 
 from helpers import LivefeedServer, RedisProcess, auth, frames_until, has_live, livefeed, publish
-from livefeed.days import day_containing
-from livefeed.models import StreamId
+from livefeed.model.days import day_containing
+from livefeed.model.ids import StreamId
 
 
 def brief_url(feed: str, brief_id: str) -> str:

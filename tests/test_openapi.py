@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from helpers import TOKEN, LivefeedServer, auth, make_feed, publish
 from livefeed.app import create_app
 from livefeed.config import Settings
-from livefeed.openapi import openapi_document
+from livefeed.http.openapi import openapi_document
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 

@@ -27,11 +27,11 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from helpers import ROOT, TOKEN, LivefeedServer, RedisProcess, auth, make_feed, wait_until
-from livefeed import check
-from livefeed.cli import _redis_url, build_parser, main
 from livefeed.config import Settings
-from livefeed.embedded import find_redis_server, free_port
 from livefeed.logs import JsonFormatter, RequestId, RequestIdFilter
+from livefeed.ops import check
+from livefeed.ops.cli import _redis_url, build_parser, main
+from livefeed.storage.redis_server import find_redis_server, free_port
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 

@@ -26,7 +26,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from helpers import LivefeedServer, RedisProcess, auth, make_feed, publish
 from livefeed.config import Settings
-from livefeed.models import sanitize_body
+from livefeed.model.text import sanitize_body
 
 U64 = 2**64 - 1
 EDITOR = "Newsroom"  # the conftest server's editor name

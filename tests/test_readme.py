@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from helpers import ROOT, wait_until
-from livefeed.embedded import free_port
+from livefeed.storage.redis_server import free_port
 
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 _MARK = re.compile(r"<!-- readme-walk: (\w+)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from livefeed.models import _CANONICAL_RE, _sanitize, sanitize_body
+from livefeed.model.text import _CANONICAL_RE, _sanitize, sanitize_body
 
 pieces = st.one_of(
     st.characters(exclude_categories=["Cs"]),

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from helpers import LivefeedServer, RedisProcess
-from livefeed.embedded import free_port
+from livefeed.storage.redis_server import free_port
 
 
 def livefeed(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

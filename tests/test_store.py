@@ -11,10 +11,11 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from helpers import RedisProcess
-from livefeed import newsroom
-from livefeed.append import AT, ID, Append, Refused
-from livefeed.models import Feed, StreamId, iso_ms, now_ms, parse_new_brief
-from livefeed.store import Store
+from livefeed.model.ids import StreamId, iso_ms, now_ms
+from livefeed.model.schema import Feed, parse_new_brief
+from livefeed.newsroom import actions
+from livefeed.storage.append import AT, ID, Append, Refused
+from livefeed.storage.store import Store
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ async def test_user_text_that_looks_like_a_placeholder_is_left_alone(store: Stor
 async def test_latest_briefs_skips_other_event_types_and_pages(store: Store) -> None:
     feed = Feed("f", "F", "UTC", iso_ms(0))
     for n in range(5):
-        await newsroom.publish(store, feed, parse_new_brief({"headline": f"b{n}"}, "Desk"), "Desk")
+        await actions.publish(store, feed, parse_new_brief({"headline": f"b{n}"}, "Desk"), "Desk")
         await store.append("f", Append("note", {"n": n}, now_ms()))
     briefs, cursor = await store.latest_briefs("f", 3)
     assert [b["headline"] for b in briefs] == ["b4", "b3", "b2"]

@@ -16,8 +16,8 @@ import websockets
 from redis.asyncio import Redis
 
 from helpers import LivefeedServer, RedisProcess, auth, frames_until, has_live, make_feed, publish
-from livefeed.store import Store
-from livefeed.transfer import import_briefs, parse_import
+from livefeed.newsroom.transfer import import_briefs, parse_import
+from livefeed.storage.store import Store
 
 
 async def apublish(client: httpx.AsyncClient, slug: str, headline: str) -> dict[str, Any]:

@@ -33,8 +33,9 @@ from helpers import (
     stream_length,
 )
 from livefeed.errors import ValidationFailed
-from livefeed.models import BODY_MAX, TAG_MAX, TAGS_MAX, ZERO_ID, now_ms, parse_new_feed
-from livefeed.transfer import ImportRejected, parse_import
+from livefeed.model.ids import ZERO_ID, now_ms
+from livefeed.model.schema import BODY_MAX, TAG_MAX, TAGS_MAX, parse_new_feed
+from livefeed.newsroom.transfer import ImportRejected, parse_import
 
 # One of each kind the rule forbids: C0 controls (the issue's U+0001 and U+001B), DEL, a C1
 # control, non-characters in the BMP and beyond it.
@@ -46,7 +47,7 @@ BRIEF_FIELDS: dict[str, Any] = {
     "url": lambda c: f"https://example.org/{c}a",
     "tags": lambda c: ["roads", f"tr{c}affic"],
 }
-# The rule as the README states it, written out here rather than taken from livefeed.models.
+# The rule as the README states it, written out here rather than taken from livefeed.model.schema.
 FORBIDDEN_TEXT = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
     + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17))
@@ -217,7 +218,7 @@ def test_tab_line_breaks_and_unusual_but_allowed_characters_are_accepted(
 
 def test_the_rule_is_one_definition_that_check_and_clean_agree_on() -> None:
     """check_text refuses exactly what clean_text removes, and that is what the rule names."""
-    from livefeed.models import check_text, clean_text  # new with the rule
+    from livefeed.model.text import check_text, clean_text
 
     for point in [*range(0x3000), *range(0xD7F0, 0x10000), *range(0x1FFF0, 0x110000, 0xFFFF)]:
         char = chr(point)

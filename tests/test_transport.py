@@ -1,7 +1,7 @@
 """The reader's WebSocket against RFC 6455, driven with hand-built frames over a raw socket.
 
 Each behaviour is checked in the three states a reader's connection can be in: parked (caught
-up, held by ``livefeed.transport``), catching up (a resume from far back: megabytes of events
+up, held by ``livefeed.stream.uvicorn_ws``), catching up (a resume from far back: megabytes of events
 written through ASGI) and replaying (``?replay=``). What the server must answer is what RFC 6455
 requires and what ``websockets``' own server answers for the same bytes.
 """
@@ -26,7 +26,7 @@ from websockets.protocol import Protocol as WebSocketProtocol
 from websockets.server import ServerProtocol
 
 from helpers import LivefeedServer, RedisProcess, livefeed, make_feed, publish, wait_until
-from livefeed.transport import _between_frames
+from livefeed.stream.uvicorn_ws import _between_frames
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 

@@ -1,0 +1,51 @@
+"""Stream positions and the time stamps livefeed writes. Pure: no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from livefeed.errors import BadRequest
+
+_STREAM_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
+_U64 = 2**64 - 1
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class StreamId:
+    """A Redis stream entry id ``<ms>-<seq>``; ordered like Redis orders them."""
+
+    ms: int
+    seq: int
+
+    @classmethod
+    def parse(cls, raw: str, *, name: str = "id") -> StreamId:
+        """Parse ``"<ms>-<seq>"`` or ``"<ms>"`` (seq 0); raise BadRequest for anything else."""
+        match = _STREAM_ID_RE.fullmatch(raw)
+        if match is None:
+            raise BadRequest(f"{name} must be a stream id like 1718000000000-0", code=f"bad_{name}")
+        ms, seq = int(match.group(1)), int(match.group(2) or 0)
+        if ms > _U64 or seq > _U64:
+            raise BadRequest(f"{name} is out of range", code=f"bad_{name}")
+        return cls(ms, seq)
+
+    def __str__(self) -> str:
+        return f"{self.ms}-{self.seq}"
+
+    def next(self) -> StreamId:
+        """The smallest id greater than this one."""
+        return StreamId(self.ms, self.seq + 1) if self.seq < _U64 else StreamId(self.ms + 1, 0)
+
+
+ZERO_ID = StreamId(0, 0)
+
+
+def iso_ms(ms: int) -> str:
+    """UTC ISO 8601 with milliseconds, e.g. ``2026-11-24T20:40:00.123Z``."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def now_ms() -> int:
+    return int(datetime.now(tz=UTC).timestamp() * 1000)

@@ -1,0 +1,259 @@
+"""What editors do to a feed, each as one atomic append: publish, correct, retract, pin, end.
+
+Every action is an event on the feed's stream (so resume-by-id and replays carry it) that also
+updates the feed's current state in the same step, and records the editor who made it. Events
+are stamped by Redis's clock, so a node whose clock is off puts no brief in the future and no
+brief on the wrong day. With an ``intent`` an action happens once however often it is retried:
+a retry raises ``Replayed`` with the first answer (livefeed.storage.idempotency).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from livefeed.errors import Conflict, NotFound, PreconditionFailed
+from livefeed.model.days import day_containing, days_around
+from livefeed.model.ids import StreamId, iso_ms, now_ms
+from livefeed.model.schema import BriefDraft, Feed, brief_dict
+from livefeed.storage.append import AT, ID, Append, Retry
+from livefeed.storage.idempotency import Intent
+from livefeed.storage.store import Store
+
+_ATTEMPTS = 5
+
+
+async def publish(
+    store: Store, feed: Feed, draft: BriefDraft, editor: str, intent: Intent | None = None
+) -> dict[str, Any]:
+    """Append a new brief; Conflict ``feed_ended`` once coverage has ended.
+
+    Redis stamps it; the script counts it on whichever of the local days around our own "now"
+    that time falls on, and names the time when it is on none (our clock is a day off).
+    """
+    around = now_ms()
+    brief = brief_dict(draft, ID, AT)
+    for _ in range(_ATTEMPTS):
+        change = Append(
+            "brief",
+            brief,
+            None,
+            extra={"editor": editor},
+            days=days_around(around, feed.timezone),
+            day_delta=1,
+            state="set",
+            open=True,
+            history=True,
+            key_event=draft.key_event or None,
+            intent=intent,
+            result=brief,
+        )
+        try:
+            entry_id = await store.append(feed.slug, change)
+        except Retry as retry:
+            around = retry.at_ms if retry.at_ms is not None else now_ms()
+            continue
+        return brief_dict(draft, str(entry_id), iso_ms(entry_id.ms))
+    raise Conflict("could not place the brief in time; try again", code="busy")
+
+
+async def correct(
+    store: Store,
+    feed: Feed,
+    brief_id: StreamId,
+    changes: dict[str, Any],
+    expected_version: int | None,
+    editor: str,
+    intent: Intent | None = None,
+) -> dict[str, Any]:
+    """Apply a correction; the brief keeps its id and place and gains a version.
+
+    With ``expected_version`` a concurrent change makes this fail with PreconditionFailed;
+    without it, the correction is re-applied on top of the newer version, a few times, and then
+    fails with Conflict ``busy``.
+    """
+    for _ in range(_ATTEMPTS):
+        current = await require_brief(store, feed, brief_id)
+        version = int(current.get("version", 1))
+        if expected_version is not None and version != expected_version:
+            raise PreconditionFailed(
+                f"the brief has changed: it is at version {version} now", current_version=version
+            )
+        updated = {**current, **changes, "version": version + 1, "updated_at": AT}
+        change = Append(
+            "brief_updated",
+            updated,
+            None,
+            extra={"editor": editor},
+            state="set",
+            field=str(brief_id),
+            expect=str(brief_id),
+            version=version,
+            history=True,
+            key_event=bool(updated.get("key_event")),
+            intent=intent,
+            result=updated,
+        )
+        try:
+            entry_id = await store.append(feed.slug, change)
+        except PreconditionFailed:
+            if expected_version is not None:
+                raise
+            continue
+        return {**updated, "updated_at": iso_ms(entry_id.ms)}
+    raise Conflict("the brief keeps changing; try again", code="busy")
+
+
+async def retract(
+    store: Store,
+    feed: Feed,
+    brief_id: StreamId,
+    expected_version: int | None,
+    editor: str,
+    intent: Intent | None = None,
+) -> None:
+    """Remove a brief from the feed, its day and its pin; its history stays on record."""
+    try:
+        day = day_containing(brief_id.ms, feed.timezone)
+    except (ValueError, OverflowError):  # past the calendar: no brief has such an id
+        raise NotFound(f"no brief {brief_id} in {feed.slug}", code="brief_not_found") from None
+    change = Append(
+        "brief_deleted",
+        str(brief_id),
+        None,
+        key="brief_id",
+        extra={"editor": editor},
+        state="del",
+        field=str(brief_id),
+        expect=str(brief_id),
+        version=expected_version,
+        day=day,
+        day_delta=-1,
+        day_check=False,
+        history=True,
+        key_event=False,
+        unpin=str(brief_id),
+        intent=intent,
+    )
+    await store.append(feed.slug, change)
+
+
+async def pin(
+    store: Store, feed: Feed, brief_id: StreamId, editor: str, intent: Intent | None = None
+) -> dict[str, Any]:
+    """Pin a brief above the feed, replacing any other pin."""
+    brief = await require_brief(store, feed, brief_id)
+    change = Append(
+        "pinned",
+        str(brief_id),
+        None,
+        key="brief_id",
+        extra={"editor": editor},
+        field=str(brief_id),
+        expect=str(brief_id),
+        meta_set={"pinned": str(brief_id)},
+        intent=intent,
+        result=brief,
+    )
+    await store.append(feed.slug, change)
+    return brief
+
+
+async def unpin(store: Store, feed: Feed, editor: str, intent: Intent | None = None) -> None:
+    """Drop the pin, if there is one."""
+    if feed.pinned is None:
+        return
+    change = Append(
+        "unpinned",
+        feed.pinned,
+        None,
+        key="brief_id",
+        extra={"editor": editor},
+        meta_del=["pinned"],
+        intent=intent,
+    )
+    await store.append(feed.slug, change)
+
+
+async def update_feed(
+    store: Store,
+    feed: Feed,
+    status: str | None,
+    title: str | None,
+    editor: str,
+    intent: Intent | None = None,
+    language: str | None = None,
+) -> dict[str, Any]:
+    """End or reopen coverage, retitle the feed or change its language; readers get a
+    ``feed_updated`` event, and the caller the feed as that event shows it."""
+    meta: dict[str, str] = {}
+    drop: list[str] = []
+    body = feed.to_dict()
+    if title is not None:
+        meta["title"] = body["title"] = title
+    if language is not None and language != feed.language:
+        meta["language"] = body["language"] = language
+    if status == "ended" and feed.status != "ended":
+        meta.update(status="ended", ended_at="$AT")
+        body.update(status="ended", ended_at=AT)
+    elif status == "live" and feed.status == "ended":
+        meta["status"] = body["status"] = "live"
+        body["ended_at"] = None
+        drop.append("ended_at")
+    if not meta and not drop:
+        return body
+    change = Append(
+        "feed_updated",
+        body,
+        None,
+        key="feed",
+        extra={"editor": editor},
+        meta_set=meta or None,
+        meta_del=drop or None,
+        intent=intent,
+        result=body,
+    )
+    entry_id = await store.append(feed.slug, change)
+    if body["ended_at"] == AT:
+        body["ended_at"] = iso_ms(entry_id.ms)
+    return body
+
+
+async def require_brief(store: Store, feed: Feed, brief_id: StreamId) -> dict[str, Any]:
+    (brief,) = await store.states(feed.slug, [brief_id])
+    if brief is None:
+        raise NotFound(f"no brief {brief_id} in {feed.slug} (it may have been retracted)",
+                       code="brief_not_found")  # fmt: skip
+    return brief
+
+
+async def history(store: Store, feed: Feed, brief_id: StreamId) -> list[dict[str, Any]]:
+    """A brief's versions, oldest first: who changed it and when. Retracted briefs keep theirs."""
+    entries = await store.history(feed.slug, brief_id)
+    if not entries:
+        raise NotFound(f"no brief {brief_id} in {feed.slug}", code="brief_not_found")
+    versions = []
+    last_version = 0
+    for entry in entries:
+        payload = entry.payload()
+        brief = payload.get("brief") if entry.type != "brief_deleted" else None
+        last_version = brief["version"] if brief else last_version
+        versions.append(
+            {
+                "version": last_version,
+                "action": _ACTIONS.get(entry.type, entry.type),
+                "at": iso_ms(entry.id.ms),
+                "event_id": str(entry.id),
+                "editor": payload.get("editor"),
+                "brief": brief,
+            }
+        )
+    return versions
+
+
+_ACTIONS = {"brief": "created", "brief_updated": "updated", "brief_deleted": "deleted"}
+
+
+async def key_events(store: Store, feed: Feed) -> list[dict[str, Any]]:
+    """Key-event briefs as they stand, newest first."""
+    ids = sorted(await store.key_event_ids(feed.slug), reverse=True)
+    return [b for b in await store.states(feed.slug, ids) if b is not None]

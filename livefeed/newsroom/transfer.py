@@ -1,0 +1,260 @@
+"""Moving history in and out: JSON Lines of briefs as they stand, oldest first.
+
+One brief per line, ``{"published_at", "updated_at", "version", "headline", "body", "author",
+"url", "tags", "key_event"}``; only ``published_at`` and ``headline`` are required on import.
+An import appends each brief at its original time (the stream id is derived from
+``published_at``), so days and replays come out right; exporting an import of an export gives
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from livefeed.errors import LivefeedError, LivefeedException, ValidationFailed
+from livefeed.model.days import Day, day_containing
+from livefeed.model.ids import StreamId, iso_ms
+from livefeed.model.schema import BriefDraft, Feed, brief_dict, parse_new_brief
+from livefeed.model.text import sanitize_body
+from livefeed.storage.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
+from livefeed.storage.store import Store
+
+EXPORT_FIELDS = (
+    "published_at",
+    "updated_at",
+    "version",
+    "headline",
+    "body",
+    "author",
+    "url",
+    "tags",
+    "key_event",
+)
+BATCH = 1000
+IN_FLIGHT = 2000
+"""Briefs sent ahead of the replies: Redis always has the next batch while we encode."""
+
+Progress = Callable[[int, int], None]
+
+
+class ImportStopped(LivefeedException):
+    """The import was asked to stop (``stop`` was set); nothing of it is left in the feed."""
+
+
+class ImportRejected(LivefeedError):
+    """A line of an import is not acceptable; nothing was imported."""
+
+    status = 422
+    default_code = "import_rejected"
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedBrief:
+    """A validated line. With ``raw_body`` the draft's body is as the line gave it (checked,
+    not sanitised yet): ``import_briefs`` sanitises it as it writes, while Redis works."""
+
+    line: int
+    at_ms: int
+    draft: BriefDraft
+    version: int = 1
+    updated_at: str | None = None
+    raw_body: bool = False
+
+
+def export_line(brief: dict[str, Any]) -> bytes:
+    """A brief as one JSON line, fields in a fixed order."""
+    defaults = {"updated_at": None, "version": 1, "key_event": False}
+    line = {k: brief.get(k, defaults.get(k)) for k in EXPORT_FIELDS}
+    return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+
+
+async def export_briefs(
+    store: Store, feed: Feed, start_ms: int, end_ms: int, page: int = 1000
+) -> AsyncIterator[list[bytes]]:
+    """Yield pages of export lines for briefs published in ``[start_ms, end_ms]``."""
+    cursor: StreamId | None = None
+    while True:
+        briefs, cursor = await store.briefs_between(feed.slug, start_ms, end_ms, cursor, page)
+        if briefs:
+            yield [export_line(b) for b in briefs]
+        if cursor is None:
+            return
+
+
+def parse_import(
+    lines: Iterable[bytes | str], after: StreamId, stop: threading.Event | None = None
+) -> list[ImportedBrief]:
+    """Validate every line before anything is written; raise ImportRejected naming the line.
+
+    Lines must be in time order and not older than ``after`` (the feed's last event). Bodies
+    are left to sanitise (``raw_body``): that cannot fail, and costs as much as the rest of
+    the validation, so ``import_briefs`` does it while Redis writes the batch before.
+    ``stop`` is looked at every ``BATCH`` lines: once set, ImportStopped is raised.
+    """
+    out: list[ImportedBrief] = []
+    last_ms = after.ms
+    for number, raw in enumerate(lines, start=1):
+        if stop is not None and number % BATCH == 1 and stop.is_set():
+            raise ImportStopped
+        if not raw.strip():
+            continue
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ImportRejected(number, f"not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ImportRejected(number, "each line must be a JSON object")
+        at_ms = _published_ms(number, data.pop("published_at", None))
+        version = data.pop("version", 1)
+        if type(version) is not int or version < 1:
+            raise ImportRejected(number, "version must be a positive whole number")
+        updated = data.pop("updated_at", None)
+        updated_at = None
+        if updated is not None:
+            updated_ms = _published_ms(number, updated, "updated_at")
+            if updated_ms < at_ms:
+                raise ImportRejected(number, "updated_at is before published_at")
+            updated_at = iso_ms(updated_ms)
+        try:
+            draft = parse_new_brief(data, default_author="", sanitize=False)
+        except (ValidationFailed, LivefeedError) as exc:
+            raise ImportRejected(number, exc.message) from None
+        if at_ms < last_ms:
+            if out:
+                raise ImportRejected(number, "published_at is earlier than the line before")
+            raise ImportRejected(number, "published_at is earlier than what the feed already holds")
+        last_ms = at_ms
+        out.append(ImportedBrief(number, at_ms, draft, version, updated_at, raw_body=True))
+    return out
+
+
+def _published_ms(line: int, value: Any, name: str = "published_at") -> int:
+    if not isinstance(value, str):
+        raise ImportRejected(line, f"{name} is required (ISO 8601 with a time zone)")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ImportRejected(line, f"{name} {value!r} is not ISO 8601") from None
+    if when.tzinfo is None:
+        raise ImportRejected(line, f"{name} needs a time zone (Z or an offset)")
+    ms = round(when.timestamp() * 1000)
+    if ms <= 0:
+        raise ImportRejected(line, f"{name} must be after 1970")
+    return ms
+
+
+async def import_briefs(
+    store: Store,
+    feed: Feed,
+    briefs: list[ImportedBrief],
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> list[StreamId]:
+    """Append parsed briefs at their original times, all or nothing.
+
+    If Redis refuses a batch (someone published to the feed meanwhile, say), or the import
+    fails, is cancelled or is stopped part way, what it had appended is removed again and the
+    feed's last id put back; a refusal becomes ImportRejected naming the first line of the
+    batch refused. ``stop`` (a flag a signal handler can set) is looked at before each batch
+    and each reply: once set, the import is undone and ImportStopped raised.
+    """
+    async with BulkWriter(store, feed.slug) as writer:
+        mark = await writer.mark()
+        last = mark.last
+        if briefs and briefs[0].at_ms < last.ms:
+            raise ImportRejected(briefs[0].line, f"refused by Redis: the feed is at {last} now")
+        encoder = _Encoder(feed, last)
+        written: list[StreamId] = []
+        days: dict[StreamId, str] = {}  # of every brief sent, to undo day counts
+        try:
+            for start in range(0, len(briefs), BATCH):
+                _check(stop)
+                # Encode the next batch while Redis writes those sent before it.
+                after = encoder.last
+                encoded = [encoder.encode(item) for item in briefs[start : start + BATCH]]
+                days.update((brief.id, brief.day) for brief in encoded)
+                await writer.send(after, encoded)
+                del encoded  # not kept: memory is reused batch after batch
+                ahead = IN_FLIGHT if start + BATCH < len(briefs) else 0  # at the end: all
+                while writer.in_flight > ahead:
+                    written += await writer.receive()
+                    _check(stop)
+                    if progress is not None:
+                        progress(len(written), len(briefs))
+        except BaseException as exc:
+            written += await writer.settle()
+            counts = Counter(days[entry_id] for entry_id in written)
+            await writer.undo(written, dict(counts), mark)
+            if not isinstance(exc, BulkRefused):
+                raise
+            reason = exc.reason
+            if reason.startswith("LIVEFEED_MOVED"):
+                reason = f"the feed is at {reason.split()[1]} now (published to meanwhile?)"
+            line = briefs[exc.index].line
+            raise ImportRejected(line, f"refused by Redis: {reason}") from None
+    return written
+
+
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise ImportStopped
+
+
+class _Encoder:
+    """Numbers imported briefs as append.lua would and renders each as its stored JSON.
+
+    Lines come in time order, so the feed's local day and the UTC date are worked out once a
+    day rather than once a brief.
+    """
+
+    def __init__(self, feed: Feed, last: StreamId) -> None:
+        self.feed = feed
+        self.last = last
+        self._day = Day(_EPOCH, feed.timezone, 1, 0)  # contains nothing
+        self._day_iso = ""
+        self._utc_day = -1
+        self._utc_date = ""
+
+    def encode(self, item: ImportedBrief) -> BulkBrief:
+        entry_id = next_id(self.last, item.at_ms)
+        self.last = entry_id
+        if not self._day.start_ms <= entry_id.ms <= self._day.end_ms:
+            self._day = day_containing(entry_id.ms, self.feed.timezone)
+            self._day_iso = self._day.iso
+        state = brief_dict(
+            item.draft,
+            str(entry_id),
+            self._iso(entry_id.ms),
+            version=item.version,
+            updated_at=item.updated_at,
+        )
+        if item.raw_body:
+            state["body"] = sanitize_body(item.draft.body)
+        return BulkBrief(entry_id, orjson.dumps(state), self._day_iso, item.draft.key_event)
+
+    def _iso(self, ms: int) -> str:
+        """UTC ISO 8601 with ms, as append.lua writes it (integer arithmetic, no float)."""
+        utc_day, rest = divmod(ms, 86_400_000)
+        if utc_day != self._utc_day:
+            self._utc_day = utc_day
+            self._utc_date = (_EPOCH + timedelta(days=utc_day)).isoformat() + "T"
+        secs, milli = divmod(rest, 1000)
+        mins, ss = divmod(secs, 60)
+        hh, mm = divmod(mins, 60)
+        return f"{self._utc_date}{_DIGITS[hh]}:{_DIGITS[mm]}:{_DIGITS[ss]}.{_MILLIS[milli]}Z"
+
+
+_DIGITS = [f"{n:02d}" for n in range(60)]
+_MILLIS = [f"{n:03d}" for n in range(1000)]
+_EPOCH = date(1970, 1, 1)

@@ -1,0 +1,211 @@
+"""The demo feed: generated briefs about an invented storm, posted every ``demo_interval`` s.
+
+All text is generated here from invented places and people, so a newcomer sees the page move
+without any real news content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from datetime import timedelta
+
+from redis.exceptions import RedisError
+
+from livefeed.config import Settings
+from livefeed.errors import Conflict
+from livefeed.model.days import day_containing, day_of
+from livefeed.model.ids import StreamId, iso_ms, now_ms
+from livefeed.model.schema import BriefDraft, Feed, parse_new_brief
+from livefeed.newsroom import actions
+from livefeed.newsroom.transfer import ImportedBrief, import_briefs
+from livefeed.storage.store import Store
+
+log = logging.getLogger("livefeed.ops.demo")
+
+DEMO_SLUG = "demo"
+DEMO_EDITOR = "Demo desk"
+"""The named editor whose token ``serve --demo`` prints."""
+DEMO_FEED = {"title": "Storm Halvard: live updates (demo)", "timezone": "Europe/Lisbon"}
+
+_PLACES = [
+    "Northmere",
+    "Castell Bay",
+    "the Arden valley",
+    "Port Wyle",
+    "Elsbridge",
+    "the ring road",
+    "Halden Point",
+    "Oxley Marsh",
+]
+_AGENCIES = ["the coastguard", "the regional fire service", "the power operator", "the met office"]
+_AUTHORS = ["Mara Quint", "Tobias Lenn", "Ayo Feld", "Ines Varga"]
+_HEADLINES = [
+    "Winds gust past {speed} km/h in {place}",
+    "{agency} opens a second shelter in {place}",
+    "Trains suspended between {place} and {place2}",
+    "{count} homes without power in {place}",
+    "Flood barrier raised at {place} as tide peaks",
+    "Ferry crossings to {place} cancelled for the evening",
+    "Schools in {place} to stay shut tomorrow",
+    "Volunteers fill sandbags on the harbour wall at {place}",
+    "Fallen tree blocks the main road out of {place}",
+    "Evacuation advised for low-lying streets in {place}",
+    "Bus services around {place} resume with delays",
+    "Hospital in {place} switches to backup generators",
+    "Bridge at {place} closed to high-sided vehicles",
+    "{agency} rescues two people from a car in floodwater near {place}",
+]
+_SENTENCES = [
+    "{agency} says crews are working in shifts and asks people to stay off the roads.",
+    "Residents describe roof tiles and branches scattered across {place}.",
+    "The next update from {agency} is expected within the hour.",
+    "Forecasters expect the strongest gusts to pass {place} before midnight.",
+    "A spokesperson for {agency} said no injuries had been reported so far.",
+    "Our reporter in {place} says the rain has eased but the wind is still strong.",
+    "Local radio is carrying a list of open shelters every fifteen minutes.",
+    "Drivers heading to {place2} are asked to allow at least an extra hour.",
+]
+_LEAD = {
+    "headline": "Storm Halvard makes landfall: what we know so far",
+    "body": "Storm Halvard reached the coast early this morning with gusts of more than 130 km/h."
+    "\n\nThousands of homes are without power, several rail lines are closed and shelters are "
+    "open in every district. This post is pinned: it is updated as the picture changes.",
+    "author": "Ines Varga",
+    "tags": ["weather"],
+    "key_event": True,
+}
+
+
+class Writer:
+    """Invented briefs that do not repeat soon: every headline is used once, in a shuffled
+    order, before any comes round again, each time about another place."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self._deck: list[tuple[str, str]] = []
+        self._round = 0
+
+    def brief(self, key_event: bool = False) -> dict[str, object]:
+        """A plausible, invented brief as a publish payload."""
+        rng = self.rng
+        if not self._deck:
+            # Round r gives headline j the place j + r: each pair once in len(_PLACES) rounds.
+            shift, self._round = self._round, self._round + 1
+            self._deck = [
+                (t, _PLACES[(j + shift) % len(_PLACES)]) for j, t in enumerate(_HEADLINES)
+            ]
+            rng.shuffle(self._deck)
+        template, place = self._deck.pop()
+        words = {
+            "place": place,
+            "place2": rng.choice([p for p in _PLACES if p != place]),
+            "agency": rng.choice(_AGENCIES),
+            "speed": rng.randrange(80, 150, 5),
+            "count": f"{rng.randrange(200, 9000, 50):,}",
+        }
+        picked = rng.sample(_SENTENCES, 2 * rng.randint(1, 3))
+        sentences = [_capital(s.format(**words)) for s in picked]
+        paragraphs = [" ".join(sentences[i : i + 2]) for i in range(0, len(sentences), 2)]
+        return {
+            "headline": _capital(template.format(**words)),
+            "body": "\n\n".join(paragraphs),
+            "author": rng.choice(_AUTHORS),
+            "tags": rng.sample(["weather", "transport", "power", "flooding"], rng.randint(0, 2)),
+            "key_event": key_event,
+        }
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+async def ensure_demo_feed(store: Store) -> Feed:
+    feed = Feed(DEMO_SLUG, DEMO_FEED["title"], DEMO_FEED["timezone"], iso_ms(now_ms()))
+    try:
+        return await store.create_feed(feed)
+    except Conflict:
+        return await store.require_feed(DEMO_SLUG)
+
+
+async def run_demo(store: Store, settings: Settings) -> None:
+    """Create the demo feed if needed and seed it with everything a reader can see, then post
+    one brief every interval (now and then a key event or a correction)."""
+    rng = random.Random()
+    writer = Writer(rng)
+    # With several workers, only the holder of the lease seeds and posts.
+    holder = f"{os.getpid()}-{rng.random()}"
+    lease_ms = int(max(settings.demo_interval, 10) * 3000)
+    while True:
+        try:
+            feed = await ensure_demo_feed(store)
+            leader = await store.hold_lease("demo", holder, lease_ms)
+            if leader and (await store.bounds(DEMO_SLUG)).first is None:
+                await seed(store, feed, writer)
+            break
+        except RedisError as exc:
+            log.warning("demo feed setup failed (%s); retrying", exc)
+            await asyncio.sleep(2)
+    posted = 0
+    while True:
+        await asyncio.sleep(settings.demo_interval * rng.uniform(0.7, 1.3))
+        try:
+            if await store.hold_lease("demo", holder, lease_ms):  # one poster among workers
+                posted += 1
+                if posted % 7 == 0:
+                    await _correct_latest(store, feed, rng)
+                else:
+                    await _post(store, feed, writer.brief(key_event=posted % 5 == 0))
+        except RedisError as exc:
+            log.warning("demo brief not posted (%s)", exc)
+
+
+async def seed(store: Store, feed: Feed, writer: Writer, days: int = 2) -> None:
+    """Earlier days to read and replay (25-40 briefs a day, 06:00-23:30), and today's last two
+    hours with a pinned lead, key events, a correction and a retraction."""
+    rng = writer.rng
+    now = now_ms()
+    today = day_containing(now, feed.timezone).date
+    planned: list[tuple[int, dict[str, object]]] = []
+    for back in range(days, 0, -1):
+        day = day_of(today - timedelta(days=back), feed.timezone)
+        first, last = day.start_ms + 6 * 3_600_000, day.start_ms + 23 * 3_600_000 + 1_800_000
+        times = sorted(rng.randrange(first, last) for _ in range(rng.randint(25, 40)))
+        planned += [(at_ms, writer.brief(key_event=n == 9)) for n, at_ms in enumerate(times)]
+    # Today: a lead, then a brief every few minutes up to a minute ago (just after midnight
+    # some fall on yesterday, which is fine: they are still the last two hours).
+    times = sorted(rng.sample(range(now - 2 * 3_600_000, now - 60_000), 9))
+    payloads = [_LEAD] + [writer.brief(key_event=n == 4) for n in range(len(times) - 1)]
+    recent = list(zip(times, payloads, strict=True))
+    ordered = sorted(planned + recent, key=lambda item: item[0])
+    briefs = [ImportedBrief(n, at_ms, _draft(p)) for n, (at_ms, p) in enumerate(ordered, 1)]
+    ids = await import_briefs(store, feed, briefs)
+    by_time = {at_ms: brief_id for (at_ms, _), brief_id in zip(ordered, ids, strict=True)}
+    lead, *rest = [by_time[at_ms] for at_ms in times]
+    await actions.pin(store, feed, lead, editor=DEMO_EDITOR)
+    await actions.retract(store, feed, rest[1], None, editor=DEMO_EDITOR)
+    await _correct(store, feed, rest[-2])
+
+
+def _draft(payload: dict[str, object]) -> BriefDraft:
+    return parse_new_brief(payload, default_author=DEMO_EDITOR)
+
+
+async def _post(store: Store, feed: Feed, payload: dict[str, object]) -> None:
+    await actions.publish(store, feed, _draft(payload), editor=DEMO_EDITOR)
+
+
+async def _correct(store: Store, feed: Feed, brief_id: StreamId) -> None:
+    """A visible correction: the brief gains a line and a version."""
+    brief = await actions.require_brief(store, feed, brief_id)
+    body = f"{brief['body']}<p><em>Correction: an earlier version gave the wrong time.</em></p>"
+    await actions.correct(store, feed, brief_id, {"body": body}, None, editor=DEMO_EDITOR)
+
+
+async def _correct_latest(store: Store, feed: Feed, rng: random.Random) -> None:
+    briefs, _ = await store.latest_briefs(feed.slug, 5)
+    fresh = [b for b in briefs if b.get("version", 1) == 1]
+    if fresh:
+        await _correct(store, feed, StreamId.parse(rng.choice(fresh)["id"]))

@@ -1,0 +1,186 @@
+"""``livefeed serve``: uvicorn with livefeed's WebSocket protocol, and the embedded Redis it
+owns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import logging.config
+import os
+import secrets
+import signal
+import socket
+import sys
+from typing import Any
+
+import uvicorn
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+
+from livefeed import logs
+from livefeed.app import create_app
+from livefeed.config import Settings
+from livefeed.http import edge
+from livefeed.metrics import share_between_workers
+from livefeed.ops.check import check_data_dir
+from livefeed.ops.demo import DEMO_EDITOR, run_demo
+from livefeed.storage.keys import Keys
+from livefeed.storage.redis_server import EmbeddedRedis, EmbeddedRedisError
+from livefeed.storage.tokens import Tokens
+from livefeed.stream.uvicorn_ws import DirectSendProtocol
+
+EXIT_PORT_UNUSABLE = os.EX_UNAVAILABLE
+"""``serve`` exit status when the port cannot be listened on (in use, or not allowed)."""
+EXIT_DATA_DIR = os.EX_CANTCREAT
+"""``serve`` exit status when the embedded Redis's data directory cannot be used."""
+EXIT_REDIS = os.EX_SOFTWARE
+"""``serve`` exit status when the embedded Redis does not start."""
+
+
+def serve(settings: Settings) -> int:
+    """Run the server until stopped: embedded Redis (unless ``redis_url``), demo, workers.
+
+    What would fail later (the port, the data directory) is checked first, so a failure is one
+    line with its fix and an exit status of its own, before anything is announced or seeded.
+    """
+    try:
+        log_config = logs.config(settings.log_level, settings.log_format)
+    except ValueError as exc:
+        print(f"livefeed: {exc}", file=sys.stderr)
+        return 1
+    problem = port_problem(settings.host, settings.port)
+    if problem is not None:
+        print(f"livefeed: {problem}", file=sys.stderr)
+        return EXIT_PORT_UNUSABLE
+    if not settings.redis_url:
+        finding = check_data_dir(settings.data_dir)
+        if finding.level == "error":
+            print(f"livefeed: data directory: {finding.message}", file=sys.stderr)
+            return EXIT_DATA_DIR
+    logging.config.dictConfig(log_config)
+    embedded: EmbeddedRedis | None = None
+    if not settings.redis_url:
+        try:
+            embedded = EmbeddedRedis(settings.data_dir)
+            url = embedded.start()
+        except EmbeddedRedisError as exc:
+            print(f"livefeed: {exc}", file=sys.stderr)
+            return EXIT_REDIS
+        settings = dataclasses.replace(settings, redis_url=url)
+        print(f"livefeed: embedded Redis at {url}, data in {embedded.data_dir}", file=sys.stderr)
+    if settings.demo and not settings.editor_token:
+        try:
+            token = asyncio.run(demo_token(settings))
+        except (RedisError, OSError) as exc:
+            print(f"livefeed: cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+            return EXIT_REDIS
+        print(f"livefeed: demo editor token: {token}", file=sys.stderr)
+        print(f"  export TOKEN={token}", file=sys.stderr)
+    if settings.demo:
+        print(
+            f"livefeed: demo feed at http://{settings.host}:{settings.port}/feeds/demo",
+            file=sys.stderr,
+        )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": log_config,
+        "ws": DirectSendProtocol,
+        "ws_per_message_deflate": False,
+        "ws_max_size": settings.reader_max_message_bytes,
+        "ws_ping_interval": settings.ws_ping_interval,
+        "ws_ping_timeout": settings.ws_ping_timeout,
+        "h11_max_incomplete_event_size": 16 * 1024,
+        "timeout_graceful_shutdown": 5,
+        # livefeed.http.edge: header and body timers, and the client address from trusted proxies.
+        "http": edge.EdgeProtocol,
+        "timeout_keep_alive": settings.keepalive_timeout,
+        "proxy_headers": False,
+    }
+    edge.configure(edge.EdgeLimits.from_settings(settings, os.environ))
+    # uvicorn re-raises SIGTERM once it has shut down; make that an exit that runs `finally`.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        if settings.workers > 1:
+            # Workers are new processes: they build their app from the same settings, passed on
+            # through the environment.
+            os.environ.update(settings.to_env())
+            share_between_workers()  # one /metrics for all workers (livefeed.metrics)
+            uvicorn.run(
+                "livefeed.ops.serve:app_from_env", factory=True, workers=settings.workers, **options
+            )
+        else:
+            uvicorn.run(build_app(settings), **options)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def build_app(settings: Settings) -> Starlette:
+    """The application ``serve`` runs: ``create_app`` with the demo poster when ``--demo``."""
+    return create_app(settings, jobs=(run_demo,) if settings.demo else ())
+
+
+def app_from_env() -> Starlette:
+    """The application for a worker process: settings from ``LIVEFEED_*`` (see ``serve``)."""
+    settings = Settings.from_env()
+    edge.configure(edge.EdgeLimits.from_settings(settings, os.environ))
+    return build_app(settings)
+
+
+async def demo_token(settings: Settings) -> str:
+    """The demo editor's token: kept in the data directory (so a restart keeps it working) and
+    registered in Redis like any named editor's, so every node and ``livefeed check`` know it."""
+    path = settings.data_dir / "demo-token"
+    try:
+        token = path.read_text().strip()
+    except OSError:
+        token = ""
+    if not token:
+        token = "lf_demo_" + secrets.token_urlsafe(24)
+        with contextlib.suppress(OSError):  # e.g. --redis-url with no data directory: one run
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(token + "\n")
+    redis = Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout)
+    try:
+        await Tokens(redis, Keys(settings.key_prefix)).register(DEMO_EDITOR, token)
+    finally:
+        await redis.aclose()
+    return token
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, as one sentence with the fix; None if it can.
+
+    Bound and released at once, with the options uvicorn binds with; something that takes the
+    port in between still makes uvicorn fail, but that race is rare and uvicorn says so too.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host!r}: {exc.strerror}; pass --host with a local address"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use (another livefeed?): stop what "
+                    f"uses it, or pass --port {port + 1 if port < 65535 else 8000}"
+                )
+            if exc.errno == errno.EACCES:
+                return f"not allowed to listen on port {port}: pass --port 1024 or above"
+            return f"cannot listen on {host}:{port} ({exc.strerror}): pass --host or --port"
+    return None
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -1,0 +1,259 @@
+"""Server-rendered HTML pages: readable without JavaScript, then brought to life by web/feed.js."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from livefeed.errors import BadRequest
+from livefeed.http.days import DAY_PAGE, read_day
+from livefeed.model.days import local_clock, local_time_label, zone_label
+from livefeed.model.ids import StreamId
+from livefeed.newsroom import actions
+from livefeed.pages import structured
+from livefeed.storage.store import Store
+
+# A strict policy: no inline script or style, sockets only back to this origin.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+
+
+def _templates(request: Request) -> Jinja2Templates:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates
+
+
+def _render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    status: int = 200,
+    ancestors: str | None = None,
+) -> Response:
+    """A template with the security headers; ``ancestors`` overrides who may frame it."""
+    response = _templates(request).TemplateResponse(request, name, context, status_code=status)
+    response.headers.update(SECURITY_HEADERS)
+    ancestors = ancestors or request.app.state.settings.frame_ancestors
+    response.headers["Content-Security-Policy"] += f"; frame-ancestors {ancestors}"
+    return response
+
+
+async def index_page(request: Request) -> Response:
+    store: Store = request.app.state.store
+    return _render(request, "index.html", {"feeds": await store.list_feeds()})
+
+
+async def feed_page(request: Request) -> Response:
+    """The live page: latest briefs newest first (or an older page with ``?before=``)."""
+    store: Store = request.app.state.store
+    settings = request.app.state.settings
+    slug = request.path_params["feed"]
+    feed = await store.get_feed(slug)
+    if feed is None:
+        return _not_found(request, f"feed “{slug}”")
+    raw_before = request.query_params.get("before") or None
+    before = StreamId.parse(raw_before, name="before") if raw_before else None
+    # The position first: a brief published in between is then both on the page and resent
+    # over the socket (the page skips the copy), never on neither.
+    bounds = await store.bounds(slug)
+    briefs, older = await store.latest_briefs(slug, settings.page_size, before)
+    keys = await actions.key_events(store, feed)
+    pinned = None
+    if feed.pinned is not None:
+        (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
+    now = await store.now_ms()
+    for brief in [*briefs, *keys, *([pinned] if pinned else [])]:
+        _localise(brief, feed.timezone, now)
+    ended_ms = _ms(feed.ended_at)
+    base = structured.base_url(request)
+    meta = structured.reader_meta(base, feed, briefs, raw_before)
+    feeds = structured.alternates(base, slug, feed.title)
+    return _render(
+        request,
+        "feed.html",
+        {
+            "feed": feed,
+            "lang": feed.language,
+            "briefs": briefs,
+            "before": raw_before,
+            "older_before": None if older is None else str(older),
+            "last_event_id": str(bounds.last_generated),
+            "tz_label": zone_label(feed.timezone, now),
+            "pinned": pinned,
+            "key_events": keys,
+            "ended_local": local_time_label(ended_ms, feed.timezone, now) if ended_ms else None,
+            **structured.page_head(meta, base, slug, briefs, feeds),
+        },
+    )
+
+
+def _ms(iso: str | None) -> int | None:
+    return None if iso is None else int(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def _localise(brief: dict[str, Any], timezone: str, now: int) -> None:
+    """Add the times a page shows: published and (if corrected) updated, in the feed's zone."""
+    brief["local_time"] = local_time_label(StreamId.parse(brief["id"]).ms, timezone, now)
+    updated = _ms(brief.get("updated_at"))
+    brief["updated_local"] = local_time_label(updated, timezone, now) if updated else None
+
+
+async def days_page(request: Request) -> Response:
+    """``/feeds/{feed}/days[?date=]``: go to the chosen day, or the latest one with briefs."""
+    store: Store = request.app.state.store
+    feed = await store.get_feed(request.path_params["feed"])
+    if feed is None:
+        return _not_found(request, f"feed “{request.path_params['feed']}”")
+    chosen = request.query_params.get("date")
+    if not chosen:
+        days = await store.days(feed.slug)
+        if not days:
+            back = (f"/feeds/{feed.slug}", f"See the live page of {feed.title}")
+            return _not_found(request, f"archive for “{feed.title}” yet", back)
+        chosen = days[0][0]
+    return RedirectResponse(f"/feeds/{feed.slug}/days/{quote(chosen)}", status_code=303)
+
+
+async def day_page(request: Request) -> Response:
+    """A day as it finally stands, oldest first, with a Replay control for readers with JS."""
+    store: Store = request.app.state.store
+    feed = await store.get_feed(request.path_params["feed"])
+    if feed is None:
+        return _not_found(request, f"feed “{request.path_params['feed']}”")
+    raw_date = request.path_params["date"]
+    try:
+        day, briefs, after = await read_day(
+            store, feed, raw_date, request.query_params.get("cursor"), DAY_PAGE
+        )
+    except BadRequest:
+        back = (f"/feeds/{feed.slug}/days", f"See the days of {feed.title}")
+        return _not_found(request, f"day “{raw_date}”", back)
+    days = [d for d, _ in await store.days(feed.slug)]
+    earlier = [d for d in days if d < day.iso]
+    later = [d for d in days if d > day.iso]
+    show_zone = day.hours != 24
+    now = await store.now_ms()
+    day_title = day.date.strftime("%A %-d %B %Y")
+    base = structured.base_url(request)
+    bounds = (day.start_ms, day.end_ms)
+    cursor = request.query_params.get("cursor")
+    meta = structured.day_meta(base, feed, day.iso, day_title, bounds, briefs, now, cursor)
+    feeds = structured.alternates(base, feed.slug, feed.title, day.iso)
+    for brief in briefs:
+        _localise(brief, feed.timezone, now)
+        ms = StreamId.parse(str(brief["id"])).ms
+        brief["local_time"] = local_clock(ms, feed.timezone)[:5]
+        if show_zone:
+            brief["local_time"] += " " + zone_label(feed.timezone, ms)
+    return _render(
+        request,
+        "day.html",
+        {
+            "feed": feed,
+            "lang": feed.language,
+            "day": day,
+            "day_title": day_title,
+            "briefs": briefs,
+            "next_cursor": None if after is None else str(after),
+            "cursor": cursor,
+            "days": [(d, day_label(d)) for d in days],
+            "previous_day": earlier[0] if earlier else None,
+            "next_day": later[-1] if later else None,
+            "previous_label": short_day(earlier[0]) if earlier else None,
+            "next_label": short_day(later[-1]) if later else None,
+            "tz_label": zone_label(feed.timezone, (day.start_ms + day.end_ms) // 2),
+            **structured.page_head(meta, base, feed.slug, briefs, feeds),
+        },
+    )
+
+
+def short_day(iso: str) -> str:
+    """``2026-11-29`` as people read it in a link: ``Sun 29 Nov``."""
+    return date.fromisoformat(iso).strftime("%a %-d %b")
+
+
+def day_label(iso: str) -> str:
+    """``2026-11-29`` as the day picker lists it: ``Sun 29 Nov 2026``."""
+    return date.fromisoformat(iso).strftime("%a %-d %b %Y")
+
+
+def _not_found(
+    request: Request, what: str, back: tuple[str, str] = ("/", "See all live feeds")
+) -> Response:
+    """404 with a way on: ``back`` is the link (href, text) nearest to what was asked for."""
+    context = {"what": what, "back_href": back[0], "back_text": back[1]}
+    return _render(request, "not_found.html", context, status=404)
+
+
+async def editor_page(request: Request) -> Response:
+    """The newsroom's page; it signs in with a token and works through the JSON API."""
+    return _render(request, "editor.html", {})
+
+
+EMBED_BRIEFS = 10
+EMBED_BRIEFS_MAX = 50
+
+
+async def embed_page(request: Request) -> Response:
+    """``/embed/{feed}[?limit=N]``: the latest briefs in a compact page for an iframe on other
+    sites (web/embed-loader.js), kept live by web/embed.js. Frameable by
+    ``settings.embed_ancestors`` (any site by default), unlike every other page."""
+    store: Store = request.app.state.store
+    settings = request.app.state.settings
+    slug = request.path_params["feed"]
+    feed = await store.get_feed(slug)
+    if feed is None:
+        what = {"what": f"feed “{slug}”"}
+        return _render(request, "not_found.html", what, 404, settings.embed_ancestors)
+    raw_limit = request.query_params.get("limit", "")
+    limit = (
+        min(int(raw_limit), EMBED_BRIEFS_MAX)
+        if raw_limit.isascii() and raw_limit.isdigit()
+        else EMBED_BRIEFS
+    )
+    # The stream position first, then the briefs: a brief published in between is then both on
+    # the page and sent again over the socket (embed.js skips it), never on neither.
+    bounds = await store.bounds(slug)
+    briefs, _ = await store.latest_briefs(slug, max(limit, 1))
+    pinned = None
+    if feed.pinned is not None:
+        (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
+    now = await store.now_ms()
+    for brief in [*briefs, *([pinned] if pinned else [])]:
+        _localise(brief, feed.timezone, now)
+    context: dict[str, Any] = {
+        "feed": feed,
+        "lang": feed.language,
+        "briefs": briefs,
+        "pinned": pinned,
+        "limit": max(limit, 1),
+        "last_event_id": str(bounds.last_generated),
+        "tz_label": zone_label(feed.timezone, now),
+    }
+    return _render(request, "embed.html", context, ancestors=settings.embed_ancestors)
+
+
+_ICONS = {
+    "/favicon.ico": ("favicon.ico", "image/x-icon"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+}
+
+
+async def favicon(request: Request) -> Response:
+    """``/favicon.ico`` (asked for by browsers and feed readers unprompted) and ``/favicon.svg``
+    (linked from every page): static files, cached for a week."""
+    name, media_type = _ICONS[request.url.path]
+    path = request.app.state.settings.web_dir / name
+    headers = {"Cache-Control": "public, max-age=604800"}
+    return FileResponse(path, media_type=media_type, headers=headers)

@@ -1,0 +1,476 @@
+"""Everything livefeed keeps in Redis about feeds: the feeds and each feed's event stream.
+
+The keys, and the layout they draw, are named in ``livefeed.storage.keys`` (``store.keys``),
+under the configured prefix. Editor tokens are kept by ``livefeed.storage.tokens``
+(``store.tokens``), and idempotency records by the append script (``storage.idempotency``).
+
+Feeds and briefs read back as objects obey the text rule (``model.text.clean_brief``): text stored
+before the rule is cleaned as it is read, so no page, Atom or JSON Feed, JSON-LD or export can
+meet a character it cannot carry. Pages of stored JSON (``brief_page``) pass on as stored.
+
+Redis errors (``redis.exceptions.ConnectionError`` / ``TimeoutError``) propagate; the web edge maps
+them to 503 in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from livefeed.errors import Conflict, NotFound
+from livefeed.metrics import EVENTS_PUBLISHED
+from livefeed.model.ids import ZERO_ID, StreamId, now_ms
+from livefeed.model.schema import DEFAULT_LANGUAGE, Feed, clean_feed
+from livefeed.model.text import clean_brief
+from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
+from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
+from livefeed.storage.keys import Keys
+from livefeed.storage.tokens import Tokens
+
+log = logging.getLogger("livefeed.storage.store")
+
+_U64 = 2**64 - 1
+# KEYS: the feed, the feed list, and (with an Idempotency-Key) its record, as append.lua keeps it.
+# ARGV: the feed's JSON, its score, its slug, then the intent's fingerprint, result and TTL.
+_CREATE_FEED_LUA = """
+if KEYS[3] then
+  local seen = redis.call('HMGET', KEYS[3], 'fp', 'result')
+  if seen[1] then
+    if seen[1] == ARGV[4] then return 'LIVEFEED_REPLAY ' .. seen[2] end
+    return 'LIVEFEED_REUSED'
+  end
+end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 'LIVEFEED_EXISTS' end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if KEYS[3] then
+  redis.call('HSET', KEYS[3], 'fp', ARGV[4], 'result', ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+return 'OK'
+"""
+_CLOCK_CHECK_SECONDS = 10.0
+REMOVE_LUA = LAST_ID_LUA + (Path(__file__).parent / "remove.lua").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A raw stream entry: position, event type, the stored JSON object, and ``prev``, the id
+    generated just before it as text (None for entries written before livefeed recorded it)."""
+
+    id: StreamId
+    type: str
+    data: bytes
+    prev: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        value: dict[str, Any] = orjson.loads(self.data)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBounds:
+    """What a feed's stream still holds, to tell a resumable ``since`` from a lost one."""
+
+    last_generated: StreamId
+    first: StreamId | None
+    max_deleted: StreamId | None
+    length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedMark:
+    """What a feed's writes had reached before an import, so that undoing it can put it back:
+    which of its keys existed, the stream's last id (and, on Redis 7, its entries-added and
+    max-deleted-entry-id), the ``last-id`` key, and the days that had a count."""
+
+    existed: tuple[bool, ...]
+    """For each of ``Keys.script``, in their order."""
+    last_generated: StreamId
+    entries_added: int | None
+    max_deleted: StreamId | None
+    last_id_key: StreamId | None
+    days: frozenset[str]
+
+    @property
+    def last(self) -> StreamId:
+        """The stream's last id as the scripts see it (``stream_last_id()`` in last_id.lua)."""
+        return self.last_id_key if self.last_id_key is not None else self.last_generated
+
+
+def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
+    prev = fields.get(b"p")
+    return Entry(
+        StreamId.parse(raw_id.decode()),
+        fields[b"t"].decode(),
+        fields[b"d"],
+        None if prev is None else prev.decode(),
+    )
+
+
+class Store:
+    """Redis access for one deployment (one key prefix); safe to share across tasks."""
+
+    def __init__(self, redis: Redis, prefix: str = "livefeed") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.keys = Keys(prefix)
+        self._append_script = redis.register_script(APPEND_LUA)
+        self._create_feed_script = redis.register_script(_CREATE_FEED_LUA)
+        self._remove_script = redis.register_script(REMOVE_LUA)
+        self._write_cache: dict[str, tuple[float, Feed]] = {}
+        self._fetching: dict[str, asyncio.Future[Feed]] = {}
+        self.tokens = Tokens(redis, self.keys)
+        self.clock_offset_ms = 0
+        self._clock_checked = -_CLOCK_CHECK_SECONDS
+
+    async def _cmd(self, *args: Any) -> Any:
+        """Run one raw command; raw commands read like the Redis docs and type as Any."""
+        return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    async def ping(self) -> bool:
+        return bool(await self._cmd("PING"))
+
+    async def now_ms(self) -> int:
+        """Redis's clock, which live events are stamped with: this process's clock corrected by
+        an offset learned from ``TIME`` at most every few seconds, so "today" agrees everywhere."""
+        if time.monotonic() - self._clock_checked >= _CLOCK_CHECK_SECONDS:
+            await self.check_clock()
+        return now_ms() + self.clock_offset_ms
+
+    async def check_clock(self) -> int:
+        """Ask Redis for ``TIME`` and learn how far it is from this process's clock (ms)."""
+        before = now_ms()
+        seconds, micros = await self._cmd("TIME")
+        after = now_ms()
+        self.clock_offset_ms = int(seconds) * 1000 + int(micros) // 1000 - (before + after) // 2
+        self._clock_checked = time.monotonic()
+        return self.clock_offset_ms
+
+    # feeds
+    async def create_feed(self, feed: Feed, intent: Intent | None = None) -> Feed:
+        """Create a feed; Conflict if the slug is taken. With an intent, once: a retry raises
+        ``Replayed`` with the feed as first created (ValidationFailed: key used for another)."""
+        keys = [self.keys.feed(feed.slug), self.keys.feeds]
+        args: list[bytes | str | int] = [orjson.dumps(feed.identity()), now_ms(), feed.slug]
+        if intent is not None:
+            keys.append(intent.key)
+            args += [intent.fingerprint, orjson.dumps(feed.to_dict()), TTL_SECONDS]
+        outcome = _text(await self._create_feed_script(keys=keys, args=args))
+        if outcome == "LIVEFEED_EXISTS":
+            raise Conflict(f"feed {feed.slug!r} already exists", code="feed_exists", field="slug")
+        if outcome != "OK":
+            raise refusal(outcome)
+        return feed
+
+    async def get_feed(self, slug: str) -> Feed | None:
+        """The feed with what editors changed since (title, status, pin), or None."""
+        feeds = await self._feeds([slug])
+        return feeds[0] if feeds else None
+
+    async def cached_feed(self, slug: str) -> Feed:
+        """The feed, from a cache a few seconds old at most: enough to publish to it or join it.
+
+        Slug and time zone never change; what does (coverage ended, the pin) is checked again
+        inside the atomic append, and read fresh for snapshots.
+        """
+        cached = self._write_cache.get(slug)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        fetch = self._fetching.get(slug)
+        if fetch is None:  # one read for all who ask meanwhile: a join storm is one request
+            fetch = asyncio.ensure_future(self._fetch_feed(slug))
+            self._fetching[slug] = fetch
+        return await asyncio.shield(fetch)
+
+    async def _fetch_feed(self, slug: str) -> Feed:
+        try:
+            feed = await self.require_feed(slug)
+        finally:
+            del self._fetching[slug]
+        self._write_cache[slug] = (time.monotonic() + 5.0, feed)
+        return feed
+
+    async def require_feed(self, slug: str) -> Feed:
+        feed = await self.get_feed(slug)
+        if feed is None:
+            raise NotFound(f"no feed named {slug!r}", code="feed_not_found")
+        return feed
+
+    async def list_feeds(self) -> list[Feed]:
+        slugs = await self._cmd("ZRANGE", self.keys.feeds, 0, -1)
+        return await self._feeds([_text(s) for s in slugs or []])
+
+    async def _feeds(self, slugs: list[str]) -> list[Feed]:
+        if not slugs:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for slug in slugs:
+            pipe.get(self.keys.feed(slug))
+            pipe.hgetall(self.keys.meta(slug))
+        results = await pipe.execute()
+        feeds = []
+        for raw, meta in zip(results[::2], results[1::2], strict=True):
+            if raw is None:
+                continue
+            record = orjson.loads(raw)
+            record.update({_text(k): _text(v) for k, v in meta.items()})
+            feed = Feed(
+                slug=record["slug"],
+                title=record["title"],
+                timezone=record["timezone"],
+                created_at=record["created_at"],
+                status=record.get("status", "live"),
+                ended_at=record.get("ended_at"),
+                pinned=record.get("pinned"),
+                language=record.get("language", DEFAULT_LANGUAGE),
+            )
+            feeds.append(clean_feed(feed))
+        return feeds
+
+    # events
+    async def append(self, slug: str, change: Append) -> StreamId:
+        """Append one event with the state it changes, atomically.
+
+        The script's refusals become NotFound (no such brief), PreconditionFailed (another
+        version), Conflict (coverage ended) or ``Retry`` (our clock lost a race with midnight).
+        With an intent: ``Replayed`` when it was carried out before, ValidationFailed when its key
+        was used for another request.
+        """
+        keys = self.keys.script(slug)
+        if change.intent is not None:
+            keys.append(change.intent.key)
+        (result,) = await self._append_script(keys=keys, args=change.script_args())
+        text = _text(result)
+        if text.startswith("LIVEFEED_"):
+            raise refusal(text)
+        EVENTS_PUBLISHED.labels(change.type).inc()
+        return StreamId.parse(text)
+
+    async def intent_result(self, intent: Intent) -> tuple[bool, Any]:
+        """``(True, result)`` if the intent was carried out, ``(False, None)`` if not yet;
+        ValidationFailed if its key was used for another request."""
+        fingerprint, result = await self._cmd("HMGET", intent.key, "fp", "result")
+        if fingerprint is None:
+            return False, None
+        if _text(fingerprint) != intent.fingerprint:
+            raise reused()
+        return True, orjson.loads(result)
+
+    async def mark(self, slug: str) -> FeedMark:
+        """Where the feed's writes are now, read in one transaction (see ``remove``)."""
+        keys = self.keys.script(slug)
+        pipe = self.redis.pipeline(transaction=True)
+        for key in keys:
+            pipe.exists(key)
+        pipe.execute_command("XINFO", "STREAM", keys[0])
+        pipe.get(keys[-1])
+        pipe.hkeys(self.keys.days(slug))
+        *existed, info, last_key, days = await pipe.execute(raise_on_error=False)
+        if isinstance(info, ResponseError):
+            if "no such key" not in str(info).lower():
+                raise info
+            info = {}
+        info = {_text(k): v for k, v in info.items()}
+        added, max_deleted = info.get("entries-added"), info.get("max-deleted-entry-id")
+        return FeedMark(
+            existed=tuple(bool(n) for n in existed),
+            last_generated=StreamId.parse(_text(info.get("last-generated-id", "0-0"))),
+            entries_added=None if added is None else int(added),
+            max_deleted=None if max_deleted is None else StreamId.parse(_text(max_deleted)),
+            last_id_key=None if last_key is None else StreamId.parse(_text(last_key)),
+            days=frozenset(_text(day) for day in days),
+        )
+
+    async def remove(
+        self, slug: str, ids: list[StreamId], days: dict[str, int], before: FeedMark
+    ) -> bool:
+        """Undo an import in one step (remove.lua): drop its entries, their states, histories,
+        index and key events, take its day counts off, and put the stream's last id and the
+        ``last-id`` key back as ``before`` had them, so the same import can be run again.
+
+        The last id stays where it is (and False is returned) when the feed was appended to
+        after the import, as when a publish meanwhile made Redis refuse it. Otherwise every
+        change since ``before`` is the import's, and a key it created is simply deleted.
+        """
+        last = max(ids, default=None)
+        args: list[str | int] = [
+            "" if last is None else str(last),
+            "".join("1" if existed else "0" for existed in before.existed),
+            str(before.last_generated),
+            "" if before.entries_added is None else before.entries_added,
+            "" if before.max_deleted is None else str(before.max_deleted),
+            "" if before.last_id_key is None else str(before.last_id_key),
+            " ".join(map(str, ids)),  # one argument: far quicker to send than one per id
+            len(days),
+        ]
+        for day, count in days.items():
+            args += (day, count, 0 if day in before.days else 1)
+        restored = await self._remove_script(keys=self.keys.script(slug), args=args)
+        return bool(restored)
+
+    async def bounds(self, slug: str) -> StreamBounds:
+        try:
+            info = await self._cmd("XINFO", "STREAM", self.keys.stream(slug))
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return StreamBounds(ZERO_ID, None, None)
+            raise
+        info = {(k.decode() if isinstance(k, bytes) else k): v for k, v in info.items()}
+        first = info.get("first-entry")
+        max_deleted = info.get("max-deleted-entry-id")
+        return StreamBounds(
+            last_generated=StreamId.parse(_text(info["last-generated-id"])),
+            first=StreamId.parse(_text(first[0])) if first else None,
+            max_deleted=StreamId.parse(_text(max_deleted)) if max_deleted else None,
+            length=int(info["length"]),
+        )
+
+    async def read_after(self, slug: str, after: StreamId, count: int) -> list[Entry]:
+        """Up to ``count`` entries after ``after``, oldest first."""
+        rows = await self._cmd("XRANGE", self.keys.stream(slug), f"({after}", "+", "COUNT", count)
+        return [_entry(raw_id, fields) for raw_id, fields in rows or []]
+
+    async def read_range(self, slug: str, low: str, high: str, count: int) -> list[Entry]:
+        """XRANGE with Redis's own bound syntax (``(`` for exclusive), oldest first."""
+        rows = await self._cmd("XRANGE", self.keys.stream(slug), low, high, "COUNT", count)
+        return [_entry(raw_id, fields) for raw_id, fields in rows or []]
+
+    async def states(self, slug: str, ids: list[StreamId]) -> list[dict[str, Any] | None]:
+        """The current state of each brief, None for one retracted (or never created)."""
+        if not ids:
+            return []
+        raws = await self._cmd("HMGET", self.keys.states(slug), *[str(i) for i in ids])
+        return [None if raw is None else clean_brief(orjson.loads(raw)) for raw in raws]
+
+    async def latest_briefs(
+        self, slug: str, limit: int, before: StreamId | None = None
+    ) -> tuple[list[dict[str, Any]], StreamId | None]:
+        """Briefs as they stand, newest first, and the cursor for the next older page."""
+        raws, cursor = await self.brief_page(slug, limit, before=before, newest_first=True)
+        return [clean_brief(orjson.loads(raw)) for raw in raws], cursor
+
+    async def briefs_between(
+        self, slug: str, start_ms: int, end_ms: int, after: StreamId | None, limit: int
+    ) -> tuple[list[dict[str, Any]], StreamId | None]:
+        """Briefs published from ``start_ms`` to ``end_ms`` as they stand, oldest first, in pages
+        of ``limit`` after the cursor ``after``; returns them and the next cursor (or None)."""
+        raws, cursor = await self.brief_page(slug, limit, start_ms, end_ms, after=after)
+        return [clean_brief(orjson.loads(raw)) for raw in raws], cursor
+
+    async def brief_page(
+        self,
+        slug: str,
+        limit: int,
+        start_ms: int = 0,
+        end_ms: int = 2**53,
+        *,
+        after: StreamId | None = None,
+        before: StreamId | None = None,
+        newest_first: bool = False,
+    ) -> tuple[list[bytes], StreamId | None]:
+        """One page of current briefs as stored JSON, from the time index: oldest first after
+        ``after``, or newest first before ``before``; and the cursor for the next page.
+
+        The index holds live briefs only (retractions leave it), so a page never scans the
+        stream's corrections and retractions, and the JSON is passed on without re-encoding.
+        """
+        low = start_ms if after is None else max(start_ms, after.ms)
+        high = end_ms if before is None else min(end_ms, before.ms)
+        chunk = limit + 33  # room for briefs sharing the cursor's millisecond
+        ids: list[tuple[StreamId, bytes]] = []  # parsed to order and filter, raw to ask for
+        offset = 0
+        while len(ids) <= limit:
+            if newest_first:
+                rows = await self._cmd("ZREVRANGEBYSCORE", self.keys.time_index(slug), high, low,
+                                       "LIMIT", offset, chunk)  # fmt: skip
+            else:
+                rows = await self._cmd("ZRANGEBYSCORE", self.keys.time_index(slug), low, high,
+                                       "LIMIT", offset, chunk)  # fmt: skip
+            offset += len(rows)
+            for row in rows:
+                brief_id = StreamId.parse(_text(row))
+                if (after is None or brief_id > after) and (before is None or brief_id < before):
+                    ids.append((brief_id, row))
+            if len(rows) < chunk:
+                break
+        ids.sort(key=lambda pair: pair[0], reverse=newest_first)  # exact order within one ms
+        page = ids[: limit + 1]
+        raws: list[bytes] = []
+        if page:
+            fields = [row for _, row in page]
+            raws = [r for r in await self._cmd("HMGET", self.keys.states(slug), *fields) if r]
+        if len(page) > limit:
+            return raws[:limit], page[limit - 1][0]
+        return raws, None
+
+    async def reindex(self, slug: str) -> int:
+        """Rebuild the time index from the brief states (data written before it existed)."""
+        if await self._cmd("EXISTS", self.keys.time_index(slug)):
+            return 0
+        ids = [StreamId.parse(_text(k)) for k in await self._cmd("HKEYS", self.keys.states(slug))]
+        if ids:
+            args = [x for i in ids for x in (i.ms, str(i))]
+            await self._cmd("ZADD", self.keys.time_index(slug), *args)
+        return len(ids)
+
+    async def history(self, slug: str, brief_id: StreamId) -> list[Entry]:
+        """The events that created, changed and retracted a brief, oldest first."""
+        raw = await self._cmd("HGET", self.keys.histories(slug), str(brief_id))
+        if not raw:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in _text(raw).split(","):
+            pipe.xrange(self.keys.stream(slug), entry_id, entry_id)
+        rows = await pipe.execute()
+        return [_entry(raw_id, fields) for found in rows for raw_id, fields in found]
+
+    async def key_event_ids(self, slug: str) -> list[StreamId]:
+        members = await self._cmd("SMEMBERS", self.keys.key_events(slug))
+        return [StreamId.parse(_text(m)) for m in members or []]
+
+    async def days(self, slug: str) -> list[tuple[str, int]]:
+        """Local dates that have briefs, newest first, with how many."""
+        rows = await self._cmd("HGETALL", self.keys.days(slug))
+        items = rows.items() if isinstance(rows, dict) else zip(rows[::2], rows[1::2], strict=True)
+        counts = [(_text(day), int(count)) for day, count in items]
+        return sorted(((d, c) for d, c in counts if c > 0), reverse=True)
+
+    async def tail(
+        self, slug: str, after: StreamId, block_ms: int, count: int = 1000
+    ) -> list[Entry]:
+        """Block up to ``block_ms`` for entries after ``after``; [] on timeout."""
+        stream = self.keys.stream(slug)
+        rows = await self._cmd(
+            "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", stream, str(after)
+        )
+        if not rows:
+            return []
+        # RESP2 gives [[key, entries]]; redis-py may also give {key: [entries]}.
+        pairs = rows.items() if isinstance(rows, dict) else rows
+        entries: list[Entry] = []
+        for _key, items in pairs:
+            items = items[0] if items and isinstance(items[0], list) and len(items) == 1 else items
+            entries.extend(_entry(raw_id, fields) for raw_id, fields in items)
+        return entries
+
+    async def hold_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        """Take or renew a lease that only one process holds at a time (the demo poster)."""
+        key = self.keys.lease(name)
+        if await self._cmd("SET", key, holder, "NX", "PX", ttl_ms):
+            return True
+        if _text(await self._cmd("GET", key) or b"") == holder:
+            await self._cmd("PEXPIRE", key, ttl_ms)
+            return True
+        return False
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
