@@ -32,7 +32,7 @@ from livefeed.errors import (
 def _livefeed_exceptions() -> list[type[BaseException]]:
     """Every exception class defined in a livefeed module."""
     found: list[type[BaseException]] = []
-    for info in pkgutil.iter_modules(livefeed.__path__, "livefeed."):
+    for info in pkgutil.walk_packages(livefeed.__path__, "livefeed."):
         if info.name == "livefeed.__main__":
             continue
         module = importlib.import_module(info.name)

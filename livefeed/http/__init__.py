@@ -1,0 +1,1 @@
+"""The JSON HTTP API: endpoints, the OpenAPI document, and the HTTP edge."""

@@ -1,0 +1,1 @@
+"""Operating livefeed: the command line, serving, checks and the demo feed."""

@@ -1,0 +1,1 @@
+"""Server-rendered pages: reader, archive, editor and embed pages, syndication, the API page."""

@@ -1,0 +1,1 @@
+"""Storage: everything livefeed keeps in Redis, and nothing else (no HTTP, no sockets)."""
