@@ -214,3 +214,12 @@ async def test_a_refused_action_writes_nothing_and_names_its_error(store: Store)
         k: v for k, v in before.items() if k not in ("events", "meta", "last_id")
     }
     assert len(reopened["events"]) == len(before["events"]) + 1, "only the reopening"
+
+
+async def test_an_action_the_script_does_not_know_is_an_error_and_writes_nothing(
+    store: Store,
+) -> None:
+    """Only a bug builds one (the constructors name known actions): RuntimeError, no key."""
+    with pytest.raises(RuntimeError, match="LIVEFEED_UNKNOWN"):
+        await store.append("f", Append("note", "brief", {}, "D", {}))
+    assert await store.redis.keys(f"{store.prefix}:*") == []
