@@ -21,7 +21,7 @@ LivefeedException                          root of every exception livefeed defi
 │   ├── HttpError             any          another status Starlette itself answered with
 │   └── Unavailable           503 / 1013   Redis unreachable; the client should retry
 └── internal signals, never sent as such:
-    ├── append.Refused, append.Retry, append.Replayed   what the append script decided
+    ├── append.Retry, append.Replayed   what the append script decided
     ├── bulk.BulkRefused      Redis refused an import batch
     ├── transfer.ImportStopped   an import was asked to stop
     ├── hub.TooSlow, hub.Closing   a subscriber dropped (close code 4408, or the one it carries)
