@@ -14,6 +14,16 @@ from livefeed.errors import BadRequest
 from livefeed.http.days import DAY_PAGE, read_day
 from livefeed.model.days import local_clock, local_time_label, zone_label
 from livefeed.model.ids import StreamId
+from livefeed.model.schema import (
+    AUTHOR_MAX,
+    BODY_MAX,
+    HEADLINE_MAX,
+    LANGUAGE_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TITLE_MAX,
+    URL_MAX,
+)
 from livefeed.newsroom import actions
 from livefeed.pages import structured
 from livefeed.storage.store import Store
@@ -196,9 +206,23 @@ def _not_found(
     return _render(request, "not_found.html", context, status=404)
 
 
+# What the editor's fields and counters allow, from the model's own limits: rendered into the
+# page (maxlength attributes, and <meta name="livefeed-limits"> for web/js/limits.js).
+EDITOR_LIMITS = {
+    "headline": HEADLINE_MAX,
+    "body": BODY_MAX,
+    "author": AUTHOR_MAX,
+    "url": URL_MAX,
+    "tags": TAGS_MAX,
+    "tag": TAG_MAX,
+    "title": TITLE_MAX,
+    "language": LANGUAGE_MAX,
+}
+
+
 async def editor_page(request: Request) -> Response:
     """The newsroom's page; it signs in with a token and works through the JSON API."""
-    return _render(request, "editor.html", {})
+    return _render(request, "editor.html", {"limits": EDITOR_LIMITS})
 
 
 EMBED_BRIEFS = 10
