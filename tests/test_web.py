@@ -91,6 +91,29 @@ def test_a_frame_of_an_unknown_type_is_counted_warned_once_and_the_page_goes_on(
     assert len(warnings) == 2, warnings
 
 
+def test_a_replay_reports_a_frame_of_an_unknown_type_and_plays_on(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """The day page's replay socket goes through the same router: an unknown frame is counted
+    and the day's brief is still replayed."""
+    slug = make_feed(http, timezone="UTC")
+    publish(http, slug, "Replayed brief")
+
+    def relay_with_unknown_frame(ws: WebSocketRoute) -> None:
+        ws.connect_to_server()
+        ws.send(json.dumps({"type": "replay_rewound"}))
+
+    page.route_web_socket(SOCKETS, relay_with_unknown_frame)
+    page.goto(f"{server.base}/feeds/{slug}/days")
+    page.locator("#replay-play").click()
+    expect(page.locator("#replay-briefs .brief-headline")).to_have_text(
+        ["Replayed brief"], timeout=10000
+    )
+    root = page.locator("html")
+    expect(root).to_have_attribute("data-unknown-frames", "1")
+    expect(root).to_have_attribute("data-unknown-frame-types", "replay_rewound")
+
+
 def test_a_known_frame_is_not_counted_as_unknown(
     page: Page, server: LivefeedServer, http: httpx.Client
 ) -> None:
