@@ -13,30 +13,17 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Page, Route, WebSocketRoute, expect
 
 from helpers import TOKEN, LivefeedServer, auth, make_feed, publish
-from livefeed.model.schema import (
-    AUTHOR_MAX,
-    BODY_MAX,
-    HEADLINE_MAX,
-    LANGUAGE_MAX,
-    TAG_MAX,
-    TAGS_MAX,
-    TITLE_MAX,
-    URL_MAX,
-)
+from livefeed.model import schema
 
 pytestmark = pytest.mark.browser
 
 SOCKETS = re.compile(r"/ws/feeds/")
+# Each limit the editor page names is the model's <NAME>_MAX.
 MODEL_LIMITS = {
-    "headline": HEADLINE_MAX,
-    "body": BODY_MAX,
-    "author": AUTHOR_MAX,
-    "url": URL_MAX,
-    "tags": TAGS_MAX,
-    "tag": TAG_MAX,
-    "title": TITLE_MAX,
-    "language": LANGUAGE_MAX,
+    name: getattr(schema, f"{name.upper()}_MAX")
+    for name in ("headline", "body", "author", "url", "tags", "tag", "title", "language")
 }
+HEADLINE_MAX: int = schema.HEADLINE_MAX
 
 
 def relay_sockets(page: Page) -> list[WebSocketRoute]:
@@ -161,8 +148,10 @@ def test_the_editor_page_carries_the_model_limits(http: httpx.Client) -> None:
     meta = re.search(r"<meta name=\"livefeed-limits\" content='([^']*)'>", page)
     assert meta is not None, "the editor page names its limits"
     assert json.loads(html.unescape(meta.group(1))) == MODEL_LIMITS
-    for field, limit in [("headline", HEADLINE_MAX), ("author", AUTHOR_MAX), ("url", URL_MAX),
-                         ("new-title", TITLE_MAX), ("new-language", LANGUAGE_MAX)]:  # fmt: skip
+    fields = {"headline": "headline", "author": "author", "url": "url", "new-title": "title",
+              "new-language": "language"}  # fmt: skip
+    for field, name in fields.items():
+        limit = MODEL_LIMITS[name]
         tag = re.search(rf'<input id="{field}"[^>]*>', page)
         assert tag is not None and f'maxlength="{limit}"' in tag.group(0), field
     assert f"0 / {HEADLINE_MAX}" in page

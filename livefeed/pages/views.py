@@ -12,18 +12,9 @@ from starlette.templating import Jinja2Templates
 
 from livefeed.errors import BadRequest
 from livefeed.http.days import DAY_PAGE, read_day
+from livefeed.model import schema
 from livefeed.model.days import local_clock, local_time_label, zone_label
 from livefeed.model.ids import StreamId
-from livefeed.model.schema import (
-    AUTHOR_MAX,
-    BODY_MAX,
-    HEADLINE_MAX,
-    LANGUAGE_MAX,
-    TAG_MAX,
-    TAGS_MAX,
-    TITLE_MAX,
-    URL_MAX,
-)
 from livefeed.newsroom import actions
 from livefeed.pages import structured
 from livefeed.storage.store import Store
@@ -209,14 +200,14 @@ def _not_found(
 # What the editor's fields and counters allow, from the model's own limits: rendered into the
 # page (maxlength attributes, and <meta name="livefeed-limits"> for web/js/limits.js).
 EDITOR_LIMITS = {
-    "headline": HEADLINE_MAX,
-    "body": BODY_MAX,
-    "author": AUTHOR_MAX,
-    "url": URL_MAX,
-    "tags": TAGS_MAX,
-    "tag": TAG_MAX,
-    "title": TITLE_MAX,
-    "language": LANGUAGE_MAX,
+    "headline": schema.HEADLINE_MAX,
+    "body": schema.BODY_MAX,
+    "author": schema.AUTHOR_MAX,
+    "url": schema.URL_MAX,
+    "tags": schema.TAGS_MAX,
+    "tag": schema.TAG_MAX,
+    "title": schema.TITLE_MAX,
+    "language": schema.LANGUAGE_MAX,
 }
 
 
