@@ -4,7 +4,6 @@ all or nothing when Redis refuses or the connection fails part way."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import orjson
 import pytest
 from redis.asyncio import Redis
@@ -97,7 +97,7 @@ def one_by_one(feed: Feed, item: ImportedBrief) -> Append:
     validating a line sanitised its body)."""
     draft = item.draft
     if item.raw_body:
-        draft = dataclasses.replace(draft, body=sanitize_body(draft.body))
+        draft = msgspec.structs.replace(draft, body=sanitize_body(draft.body))
     return Append(
         "brief",
         brief_dict(draft, ID, AT, version=item.version, updated_at=item.updated_at),

@@ -4,11 +4,11 @@ writes, answering in JSON."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,13 +46,18 @@ async def sanitized(body: str) -> str:
 async def parse_brief(payload: Any, default_author: str) -> BriefDraft:
     """``parse_new_brief`` with the body sanitised by ``sanitized``."""
     draft = parse_new_brief(payload, default_author=default_author, sanitize=False)
-    return dataclasses.replace(draft, body=await sanitized(draft.body))
+    draft.body = await sanitized(draft.body)
+    return draft
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``data`` (JSON types, or models such as Brief and Feed within them) as a JSON answer."""
     return Response(
-        orjson.dumps(data), status_code=status, media_type="application/json", headers=headers
+        _JSON.encode(data), status_code=status, media_type="application/json", headers=headers
     )
+
+
+_JSON = msgspec.json.Encoder()
 
 
 def state(request: Request) -> tuple[Store, Settings]:

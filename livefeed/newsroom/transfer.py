@@ -16,27 +16,22 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 
 from livefeed.errors import LivefeedError, LivefeedException, ValidationFailed
 from livefeed.model.days import Day, day_containing
 from livefeed.model.ids import StreamId, iso_ms
-from livefeed.model.schema import BriefDraft, Feed, brief_dict, parse_new_brief
+from livefeed.model.schema import Brief, BriefDraft, Feed, brief_dict, parse_new_brief
 from livefeed.model.text import sanitize_body
 from livefeed.storage.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
 from livefeed.storage.store import Store
 
-EXPORT_FIELDS = (
-    "published_at",
-    "updated_at",
-    "version",
-    "headline",
-    "body",
-    "author",
-    "url",
-    "tags",
-    "key_event",
-)
+EXPORT_FIELDS = tuple(name for name in Brief.__struct_fields__ if name != "id")
+"""A brief's fields but its id, which an import derives again from ``published_at``."""
+_DEFAULTS = {
+    f.name: f.default for f in msgspec.structs.fields(Brief) if f.default is not msgspec.NODEFAULT
+}
 BATCH = 1000
 IN_FLIGHT = 2000
 """Briefs sent ahead of the replies: Redis always has the next batch while we encode."""
@@ -74,8 +69,7 @@ class ImportedBrief:
 
 def export_line(brief: dict[str, Any]) -> bytes:
     """A brief as one JSON line, fields in a fixed order."""
-    defaults = {"updated_at": None, "version": 1, "key_event": False}
-    line = {k: brief.get(k, defaults.get(k)) for k in EXPORT_FIELDS}
+    line = {k: brief.get(k, _DEFAULTS.get(k)) for k in EXPORT_FIELDS}
     return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
 
 
