@@ -24,15 +24,8 @@ import msgspec
 import pydantic  # not a livefeed dependency: `.venv/bin/pip install pydantic` to run this
 
 from livefeed.errors import ValidationFailed
-from livefeed.model.schema import (
-    AUTHOR_MAX,
-    BODY_MAX,
-    HEADLINE_MAX,
-    TAG_MAX,
-    TAGS_MAX,
-    URL_MAX,
-    parse_new_brief,
-)
+from livefeed.model.brief import parse_new_brief
+from livefeed.model.schema import AUTHOR_MAX, BODY_MAX, HEADLINE_MAX, TAG_MAX, TAGS_MAX, URL_MAX
 from livefeed.model.text import check_text
 
 _TEXT = (

@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from helpers import RedisProcess
+from livefeed.model.brief import brief_dict, parse_new_brief
 from livefeed.model.days import day_containing
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms
-from livefeed.model.schema import Feed, brief_dict, parse_new_brief
 from livefeed.model.text import sanitize_body
 from livefeed.newsroom import transfer
 from livefeed.newsroom.transfer import (

@@ -9,8 +9,9 @@ import pytest
 from redis.asyncio import Redis
 
 from helpers import RedisProcess
+from livefeed.model.brief import parse_new_brief
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
-from livefeed.model.schema import Feed, parse_new_brief
 from livefeed.newsroom import actions
 from livefeed.storage import idempotency
 from livefeed.storage.keys import Keys

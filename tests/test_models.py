@@ -8,19 +8,12 @@ import pytest
 from websockets.frames import Frame, Opcode
 
 from livefeed.errors import BadRequest, ValidationFailed
+from livefeed.model.brief import BriefPatch, NewBrief, parse_new_brief
 from livefeed.model.days import day_containing, local_time_label
+from livefeed.model.feed import FeedPatch, NewFeed, parse_new_feed
 from livefeed.model.frames import event_frame, websocket_text_frame
 from livefeed.model.ids import StreamId, iso_ms
-from livefeed.model.schema import (
-    BriefPatch,
-    FeedPatch,
-    NewBrief,
-    NewFeed,
-    Pin,
-    decode,
-    parse_new_brief,
-    parse_new_feed,
-)
+from livefeed.model.schema import Pin, decode
 from livefeed.model.text import sanitize_body
 from livefeed.stream.replay import parse_control
 

@@ -11,8 +11,9 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from helpers import RedisProcess
+from livefeed.model.brief import parse_new_brief
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
-from livefeed.model.schema import Feed, parse_new_brief
 from livefeed.newsroom import actions
 from livefeed.storage.append import AT, ID, Append, Refused
 from livefeed.storage.store import Store

@@ -21,7 +21,7 @@ from livefeed.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from livefeed.model.schema import BriefDraft, parse_new_brief
+from livefeed.model.brief import BriefDraft, parse_new_brief
 from livefeed.model.text import sanitize_body
 from livefeed.storage import idempotency
 from livefeed.storage.append import Replayed

@@ -11,8 +11,8 @@ from starlette.responses import Response
 
 from livefeed.http._helpers import feed_slug, json_response, parse_limit, state
 from livefeed.model.days import Day, parse_day
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId
-from livefeed.model.schema import Feed
 from livefeed.storage.store import Store
 
 DAY_PAGE = 1000

@@ -18,8 +18,10 @@ from livefeed.http._helpers import (
     sanitized,
     state,
 )
+from livefeed.model.brief import brief_dict, parse_patch
+from livefeed.model.feed import FeedPatch
 from livefeed.model.ids import StreamId
-from livefeed.model.schema import FeedPatch, Pin, brief_dict, decode, parse_patch
+from livefeed.model.schema import Pin, decode
 from livefeed.newsroom import actions
 from livefeed.storage import idempotency
 

@@ -18,8 +18,8 @@ from livefeed.http._helpers import (
     read_json,
     state,
 )
+from livefeed.model.feed import parse_new_feed
 from livefeed.model.ids import StreamId
-from livefeed.model.schema import parse_new_feed
 from livefeed.newsroom import actions
 from livefeed.storage.idempotency import Intent
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
+from livefeed.model.brief import BriefDraft, brief_dict
 from livefeed.model.days import day_containing, days_around
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
-from livefeed.model.schema import BriefDraft, Feed, brief_dict
 from livefeed.storage.append import AT, ID, Append, Retry
 from livefeed.storage.idempotency import Intent
 from livefeed.storage.store import Store

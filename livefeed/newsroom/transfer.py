@@ -20,9 +20,10 @@ import msgspec
 import orjson
 
 from livefeed.errors import LivefeedError, LivefeedException, ValidationFailed
+from livefeed.model.brief import Brief, BriefDraft, brief_dict, parse_new_brief
 from livefeed.model.days import Day, day_containing
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms
-from livefeed.model.schema import Brief, BriefDraft, Feed, brief_dict, parse_new_brief
 from livefeed.model.text import sanitize_body
 from livefeed.storage.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
 from livefeed.storage.store import Store

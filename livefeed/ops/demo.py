@@ -16,9 +16,10 @@ from redis.exceptions import RedisError
 
 from livefeed.config import Settings
 from livefeed.errors import Conflict
+from livefeed.model.brief import BriefDraft, parse_new_brief
 from livefeed.model.days import day_containing, day_of
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
-from livefeed.model.schema import BriefDraft, Feed, parse_new_brief
 from livefeed.newsroom import actions
 from livefeed.newsroom.transfer import ImportedBrief, import_briefs
 from livefeed.storage.store import Store

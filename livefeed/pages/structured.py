@@ -20,8 +20,8 @@ import orjson
 from markupsafe import Markup
 from starlette.requests import Request
 
+from livefeed.model.feed import Feed
 from livefeed.model.ids import iso_ms
-from livefeed.model.schema import Feed
 
 # Where a block element of a sanitised body ends, the plain text gets a line break.
 _BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|li|blockquote|ul|ol)>", re.IGNORECASE)

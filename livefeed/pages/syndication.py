@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from livefeed.http.days import DAY_PAGE, read_day
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId
-from livefeed.model.schema import Feed
 from livefeed.pages.structured import (
     PageMeta,
     base_url,

@@ -27,8 +27,9 @@ from redis.exceptions import ResponseError
 
 from livefeed.errors import Conflict, NotFound
 from livefeed.metrics import EVENTS_PUBLISHED
+from livefeed.model.feed import Feed, clean_feed
 from livefeed.model.ids import ZERO_ID, StreamId, now_ms
-from livefeed.model.schema import DEFAULT_LANGUAGE, Feed, clean_feed
+from livefeed.model.schema import DEFAULT_LANGUAGE
 from livefeed.model.text import clean_brief
 from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused

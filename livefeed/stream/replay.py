@@ -29,9 +29,10 @@ from livefeed.errors import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER, BadRequest, Liv
 from livefeed.limits import MessageBudget
 from livefeed.metrics import REPLAYS, REPLAYS_ACTIVE
 from livefeed.model.days import Day, parse_clock, parse_day
+from livefeed.model.feed import Feed
 from livefeed.model.frames import control_frame
 from livefeed.model.ids import iso_ms
-from livefeed.model.schema import Feed, ReplayControl
+from livefeed.model.schema import ReplayControl
 from livefeed.storage.store import Store
 from livefeed.stream.source import to_event
 
