@@ -80,7 +80,7 @@ async def preview_brief(request: Request) -> Response:
     idempotency.parse_key(request.headers.get("idempotency-key"))  # nothing to repeat: checked only
     await store.require_feed(feed_slug(request))
     draft = await parse_brief(await read_json(request, settings.max_body_bytes), editor)
-    return json_response({**_UNPLACED, **brief_dict(draft, "", "")})
+    return json_response({**brief_dict(draft, "", ""), **_UNPLACED})
 
 
 _UNPLACED = {"id": None, "published_at": None, "updated_at": None, "version": 0}
