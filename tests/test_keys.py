@@ -87,7 +87,7 @@ async def test_every_key_a_feed_writes_is_listed_by_keys(store: Store) -> None:
     first = await actions.publish(store, feed, parse_new_brief({"headline": "a"}, "Desk"), "Desk")
     draft = parse_new_brief({"headline": "b", "key_event": True}, "Desk")
     await actions.publish(store, feed, draft, "Desk")
-    brief_id = StreamId.parse(first["id"])
+    brief_id = StreamId.parse(first.id)
     await actions.correct(store, feed, brief_id, {"headline": "a2"}, None, "Desk")
     await actions.pin(store, feed, brief_id, "Desk")
     await store.tokens.create("Desk")

@@ -72,6 +72,6 @@ async def test_latest_briefs_skips_other_event_types_and_pages(store: Store) -> 
         await actions.publish(store, feed, parse_new_brief({"headline": f"b{n}"}, "Desk"), "Desk")
         await store.append("f", Append("note", {"n": n}, now_ms()))
     briefs, cursor = await store.latest_briefs("f", 3)
-    assert [b["headline"] for b in briefs] == ["b4", "b3", "b2"]
+    assert [b.headline for b in briefs] == ["b4", "b3", "b2"]
     older, end = await store.latest_briefs("f", 3, cursor)
-    assert [b["headline"] for b in older] == ["b1", "b0"] and end is None
+    assert [b.headline for b in older] == ["b1", "b0"] and end is None

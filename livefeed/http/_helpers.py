@@ -126,6 +126,7 @@ async def idempotent(
     body: Any,
     action: Callable[[Intent | None], Awaitable[Any]],
     render: Callable[[Any], Response],
+    model: type[Any] | None = None,
 ) -> Response:
     """Run a write at most once per ``Idempotency-Key`` and answer ``render(result)``.
 
@@ -133,6 +134,7 @@ async def idempotent(
     ``Idempotent-Replayed: true``, and writes nothing. The script decides (atomically with the
     write); the lookups here answer a retry whose action would refuse before reaching it (a
     correction whose If-Match is no longer current, a retraction of a brief now gone).
+    A first result kept as JSON is given to ``render`` as ``model`` (Brief, Feed) when named.
     """
     key = idempotency.parse_key(request.headers.get("idempotency-key"))
     if key is None:
@@ -152,6 +154,8 @@ async def idempotent(
             done, result = await store.intent_result(intent)  # a twin request just did it
             if not done:
                 raise
+    if model is not None and result is not None:
+        result = msgspec.convert(result, model)
     response = render(result)
     response.headers["Idempotent-Replayed"] = "true"
     return response

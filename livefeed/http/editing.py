@@ -18,7 +18,7 @@ from livefeed.http._helpers import (
     sanitized,
     state,
 )
-from livefeed.model.brief import brief_dict, parse_patch
+from livefeed.model.brief import Brief, brief_dict, parse_patch
 from livefeed.model.feed import FeedPatch
 from livefeed.model.ids import StreamId
 from livefeed.model.schema import Pin, decode
@@ -70,7 +70,7 @@ async def get_brief(request: Request) -> Response:
     store, _ = state(request)
     feed = await store.require_feed(feed_slug(request))
     brief = await actions.require_brief(store, feed, brief_id(request))
-    return json_response(brief, headers={"ETag": f'"{brief.get("version", 1)}"'})
+    return json_response(brief, headers={"ETag": f'"{brief.version}"'})
 
 
 async def preview_brief(request: Request) -> Response:
@@ -102,7 +102,8 @@ async def patch_brief(request: Request) -> Response:
         editor,
         payload,
         lambda intent: actions.correct(store, feed, target, changes, version, editor, intent),
-        lambda brief: json_response(brief, headers={"ETag": f'"{brief["version"]}"'}),
+        lambda brief: json_response(brief, headers={"ETag": f'"{brief.version}"'}),
+        Brief,
     )
 
 

@@ -18,6 +18,7 @@ from livefeed.http._helpers import (
     read_json,
     state,
 )
+from livefeed.model.brief import Brief
 from livefeed.model.feed import parse_new_feed
 from livefeed.model.ids import StreamId
 from livefeed.newsroom import actions
@@ -81,7 +82,8 @@ async def publish_brief(request: Request) -> Response:
         editor,
         payload,
         lambda intent: actions.publish(store, feed, draft, editor, intent),
-        lambda brief: json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief['id']}"}),
+        lambda brief: json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief.id}"}),
+        Brief,
     )
 
 

@@ -82,11 +82,9 @@ class BriefPatch(Struct, forbid_unknown_fields=True):
             self.tags = _tags(self.tags)
 
     def changes(self) -> dict[str, Any]:
-        """The fields it sets, normalised (tags as a list, as a brief's JSON has them)."""
+        """The fields it sets, normalised: what ``msgspec.structs.replace`` takes for a Brief."""
         out = {k: v for k, v in msgspec.structs.asdict(self).items() if v is not UNSET}
         out.pop("version")
-        if "tags" in out:
-            out["tags"] = list(out["tags"])
         return out
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
-from livefeed.model.brief import BriefDraft, brief_dict
+from livefeed.model.brief import Brief, BriefDraft, brief_dict, new_brief
 from livefeed.model.days import day_containing, days_around
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
@@ -25,7 +27,7 @@ _ATTEMPTS = 5
 
 async def publish(
     store: Store, feed: Feed, draft: BriefDraft, editor: str, intent: Intent | None = None
-) -> dict[str, Any]:
+) -> Brief:
     """Append a new brief; Conflict ``feed_ended`` once coverage has ended.
 
     Redis stamps it; the script counts it on whichever of the local days around our own "now"
@@ -53,7 +55,7 @@ async def publish(
         except Retry as retry:
             around = retry.at_ms if retry.at_ms is not None else now_ms()
             continue
-        return brief_dict(draft, str(entry_id), iso_ms(entry_id.ms))
+        return new_brief(draft, str(entry_id), iso_ms(entry_id.ms))
     raise Conflict("could not place the brief in time; try again", code="busy")
 
 
@@ -65,7 +67,7 @@ async def correct(
     expected_version: int | None,
     editor: str,
     intent: Intent | None = None,
-) -> dict[str, Any]:
+) -> Brief:
     """Apply a correction; the brief keeps its id and place and gains a version.
 
     With ``expected_version`` a concurrent change makes this fail with PreconditionFailed;
@@ -74,15 +76,16 @@ async def correct(
     """
     for _ in range(_ATTEMPTS):
         current = await require_brief(store, feed, brief_id)
-        version = int(current.get("version", 1))
+        version = current.version
         if expected_version is not None and version != expected_version:
             raise PreconditionFailed(
                 f"the brief has changed: it is at version {version} now", current_version=version
             )
-        updated = {**current, **changes, "version": version + 1, "updated_at": AT}
+        updated = msgspec.structs.replace(current, **changes, version=version + 1, updated_at=AT)
+        payload = msgspec.to_builtins(updated)
         change = Append(
             "brief_updated",
-            updated,
+            payload,
             None,
             extra={"editor": editor},
             state="set",
@@ -90,9 +93,9 @@ async def correct(
             expect=str(brief_id),
             version=version,
             history=True,
-            key_event=bool(updated.get("key_event")),
+            key_event=updated.key_event,
             intent=intent,
-            result=updated,
+            result=payload,
         )
         try:
             entry_id = await store.append(feed.slug, change)
@@ -100,7 +103,7 @@ async def correct(
             if expected_version is not None:
                 raise
             continue
-        return {**updated, "updated_at": iso_ms(entry_id.ms)}
+        return msgspec.structs.replace(updated, updated_at=iso_ms(entry_id.ms))
     raise Conflict("the brief keeps changing; try again", code="busy")
 
 
@@ -140,7 +143,7 @@ async def retract(
 
 async def pin(
     store: Store, feed: Feed, brief_id: StreamId, editor: str, intent: Intent | None = None
-) -> dict[str, Any]:
+) -> Brief:
     """Pin a brief above the feed, replacing any other pin."""
     brief = await require_brief(store, feed, brief_id)
     change = Append(
@@ -153,7 +156,7 @@ async def pin(
         expect=str(brief_id),
         meta_set={"pinned": str(brief_id)},
         intent=intent,
-        result=brief,
+        result=msgspec.to_builtins(brief),
     )
     await store.append(feed.slug, change)
     return brief
@@ -183,7 +186,7 @@ async def update_feed(
     editor: str,
     intent: Intent | None = None,
     language: str | None = None,
-) -> dict[str, Any]:
+) -> Feed:
     """End or reopen coverage, retitle the feed or change its language; readers get a
     ``feed_updated`` event, and the caller the feed as that event shows it."""
     meta: dict[str, str] = {}
@@ -201,7 +204,7 @@ async def update_feed(
         body["ended_at"] = None
         drop.append("ended_at")
     if not meta and not drop:
-        return body
+        return feed
     change = Append(
         "feed_updated",
         body,
@@ -216,10 +219,10 @@ async def update_feed(
     entry_id = await store.append(feed.slug, change)
     if body["ended_at"] == AT:
         body["ended_at"] = iso_ms(entry_id.ms)
-    return body
+    return msgspec.convert(body, Feed)
 
 
-async def require_brief(store: Store, feed: Feed, brief_id: StreamId) -> dict[str, Any]:
+async def require_brief(store: Store, feed: Feed, brief_id: StreamId) -> Brief:
     (brief,) = await store.states(feed.slug, [brief_id])
     if brief is None:
         raise NotFound(f"no brief {brief_id} in {feed.slug} (it may have been retracted)",
@@ -254,7 +257,7 @@ async def history(store: Store, feed: Feed, brief_id: StreamId) -> list[dict[str
 _ACTIONS = {"brief": "created", "brief_updated": "updated", "brief_deleted": "deleted"}
 
 
-async def key_events(store: Store, feed: Feed) -> list[dict[str, Any]]:
+async def key_events(store: Store, feed: Feed) -> list[Brief]:
     """Key-event briefs as they stand, newest first."""
     ids = sorted(await store.key_event_ids(feed.slug), reverse=True)
     return [b for b in await store.states(feed.slug, ids) if b is not None]

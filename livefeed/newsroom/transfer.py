@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import msgspec
 import orjson
 
 from livefeed.errors import LivefeedError, LivefeedException, ValidationFailed
@@ -30,9 +29,6 @@ from livefeed.storage.store import Store
 
 EXPORT_FIELDS = tuple(name for name in Brief.__struct_fields__ if name != "id")
 """A brief's fields but its id, which an import derives again from ``published_at``."""
-_DEFAULTS = {
-    f.name: f.default for f in msgspec.structs.fields(Brief) if f.default is not msgspec.NODEFAULT
-}
 BATCH = 1000
 IN_FLIGHT = 2000
 """Briefs sent ahead of the replies: Redis always has the next batch while we encode."""
@@ -68,9 +64,9 @@ class ImportedBrief:
     raw_body: bool = False
 
 
-def export_line(brief: dict[str, Any]) -> bytes:
-    """A brief as one JSON line, fields in a fixed order."""
-    line = {k: brief.get(k, _DEFAULTS.get(k)) for k in EXPORT_FIELDS}
+def export_line(brief: Brief) -> bytes:
+    """A brief as one JSON line: its encoding without the id, fields in the model's order."""
+    line = {k: getattr(brief, k) for k in EXPORT_FIELDS}
     return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
 
 

@@ -201,12 +201,12 @@ async def _post(store: Store, feed: Feed, payload: dict[str, object]) -> None:
 async def _correct(store: Store, feed: Feed, brief_id: StreamId) -> None:
     """A visible correction: the brief gains a line and a version."""
     brief = await actions.require_brief(store, feed, brief_id)
-    body = f"{brief['body']}<p><em>Correction: an earlier version gave the wrong time.</em></p>"
+    body = f"{brief.body}<p><em>Correction: an earlier version gave the wrong time.</em></p>"
     await actions.correct(store, feed, brief_id, {"body": body}, None, editor=DEMO_EDITOR)
 
 
 async def _correct_latest(store: Store, feed: Feed, rng: random.Random) -> None:
     briefs, _ = await store.latest_briefs(feed.slug, 5)
-    fresh = [b for b in briefs if b.get("version", 1) == 1]
+    fresh = [b for b in briefs if b.version == 1]
     if fresh:
-        await _correct(store, feed, StreamId.parse(rng.choice(fresh)["id"]))
+        await _correct(store, feed, StreamId.parse(rng.choice(fresh).id))
