@@ -8,7 +8,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 
 from livefeed.errors import BadRequest, ValidationFailed
-from livefeed.model.brief import BriefPatch, NewBrief, parse_new_brief
+from livefeed.model.brief import BriefPatch, NewBrief, parse_new_brief, parse_patch
 from livefeed.model.days import day_containing, local_time_label
 from livefeed.model.feed import FeedPatch, NewFeed, parse_new_feed
 from livefeed.model.frames import event_frame, websocket_text_frame
@@ -174,3 +174,13 @@ def test_replay_control_is_parsed_by_its_model() -> None:
     for raw in (b'{"action": "stop"}', b'{"action": "seek", "to": 5}', b"[1]", b"{"):
         with pytest.raises(BadRequest):
             parse_control(raw, day)
+
+
+def test_fields_are_judged_in_the_documented_order() -> None:
+    """Unknown fields are named before a bad version, and a bad tag before a later non-string."""
+    with pytest.raises(ValidationFailed) as unknown:
+        parse_patch({"version": False, "id": None})
+    assert (unknown.value.code, unknown.value.field) == ("unknown_field", "id")
+    with pytest.raises(ValidationFailed) as tag:
+        parse_new_brief({"headline": "h", "tags": ["", None]}, default_author="Desk")
+    assert tag.value.code == "invalid_tag"

@@ -6,7 +6,7 @@ one JSON form, ``encode_brief``'s: stored in Redis, sent to readers and exported
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -113,7 +113,7 @@ def parse_new_brief(payload: Any, default_author: str, *, sanitize: bool = True)
     caller then owes it a ``sanitize_body`` before the draft goes anywhere (imports sanitise as
     they write, while Redis works, once every line has been validated).
     """
-    draft = decode(payload, NewBrief)
+    draft = _decode(payload, NewBrief)
     if not draft.author:
         draft.author = default_author
     if sanitize:
@@ -127,12 +127,13 @@ def parse_patch(payload: Any, *, sanitize: bool = True) -> tuple[dict[str, Any],
     BadRequest ``empty_patch`` when it changes nothing. ``sanitize=False``: as for
     ``parse_new_brief``, a ``body`` among the changes is checked but left to sanitise.
     """
-    if isinstance(payload, dict) and "version" in payload:  # a bad version says so first
+    known = isinstance(payload, dict) and _PATCH_FIELDS.issuperset(payload)
+    if known and "version" in payload:  # a bad version says so first, after unknown fields
         try:
             msgspec.convert(payload["version"], Version | None)
         except msgspec.ValidationError:
             raise refusal("type", "version", "version must be a positive whole number") from None
-    patch = decode(payload, BriefPatch)
+    patch = _decode(payload, BriefPatch)
     changes = patch.changes()
     if not changes:
         raise BadRequest(
@@ -181,6 +182,8 @@ def brief_dict(
     return value
 
 
+_M = TypeVar("_M", bound=Struct)
+_PATCH_FIELDS = frozenset(BriefPatch.__struct_fields__)
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(Brief)
 
@@ -208,6 +211,19 @@ def clean_brief(brief: Brief) -> Brief:
         body=clean_text(brief.body),
         tags=tuple(c for t in brief.tags if (c := _clean_line(t, ""))),
     )
+
+
+def _decode(payload: Any, model: type[_M]) -> _M:
+    """``decode``, but tags are judged in order: a bad tag before a non-string one is named
+    (msgspec checks every item's type before ``_tags`` sees the first)."""
+    try:
+        return decode(payload, model)
+    except ValidationFailed as exc:
+        tags = payload.get("tags") if exc.field == "tags" else None
+        if exc.code == "invalid_type" and isinstance(tags, list):
+            first = next((i for i, tag in enumerate(tags) if not isinstance(tag, str)), 0)
+            _tags(tuple(tags[:first]))
+        raise
 
 
 def _url(value: str | None) -> str | None:
