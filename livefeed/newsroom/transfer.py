@@ -1,7 +1,7 @@
 """Moving history in and out: JSON Lines of briefs as they stand, oldest first.
 
-One brief per line, ``{"published_at", "updated_at", "version", "headline", "body", "author",
-"url", "tags", "key_event"}``; only ``published_at`` and ``headline`` are required on import.
+One brief per line, its fields but the id (``EXPORT_FIELDS``, from ``model.brief.Brief``); only
+``published_at`` and ``headline`` are required on import, the rest is validated as NewBrief.
 An import appends each brief at its original time (the stream id is derived from
 ``published_at``), so days and replays come out right; exporting an import of an export gives
 the same bytes.
@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 
 from livefeed.errors import LivefeedError, LivefeedException, ValidationFailed
-from livefeed.model.brief import Brief, BriefDraft, brief_dict, parse_new_brief
+from livefeed.model.brief import Brief, BriefDraft, encode_brief, new_brief, parse_new_brief
 from livefeed.model.days import Day, day_containing
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms
@@ -223,7 +224,7 @@ class _Encoder:
         if not self._day.start_ms <= entry_id.ms <= self._day.end_ms:
             self._day = day_containing(entry_id.ms, self.feed.timezone)
             self._day_iso = self._day.iso
-        state = brief_dict(
+        brief = new_brief(
             item.draft,
             str(entry_id),
             self._iso(entry_id.ms),
@@ -231,8 +232,8 @@ class _Encoder:
             updated_at=item.updated_at,
         )
         if item.raw_body:
-            state["body"] = sanitize_body(item.draft.body)
-        return BulkBrief(entry_id, orjson.dumps(state), self._day_iso, item.draft.key_event)
+            brief = msgspec.structs.replace(brief, body=sanitize_body(item.draft.body))
+        return BulkBrief(entry_id, encode_brief(brief), self._day_iso, item.draft.key_event)
 
     def _iso(self, ms: int) -> str:
         """UTC ISO 8601 with ms, as append.lua writes it (integer arithmetic, no float)."""
