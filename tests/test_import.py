@@ -4,7 +4,6 @@ all or nothing when Redis refuses or the connection fails part way."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -12,15 +11,17 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import orjson
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from helpers import RedisProcess
+from livefeed.model.brief import brief_dict, parse_new_brief
 from livefeed.model.days import day_containing
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms
-from livefeed.model.schema import Feed, brief_dict, parse_new_brief
 from livefeed.model.text import sanitize_body
 from livefeed.newsroom import transfer
 from livefeed.newsroom.transfer import (
@@ -97,7 +98,7 @@ def one_by_one(feed: Feed, item: ImportedBrief) -> Append:
     time (and validating a line sanitised its body)."""
     draft = item.draft
     if item.raw_body:
-        draft = dataclasses.replace(draft, body=sanitize_body(draft.body))
+        draft = msgspec.structs.replace(draft, body=sanitize_body(draft.body))
     brief = brief_dict(draft, ID, AT, version=item.version, updated_at=item.updated_at)
     day = day_containing(item.at_ms, feed.timezone)
     return Append.publish(brief, "import", [day], key_event=draft.key_event, at_ms=item.at_ms)

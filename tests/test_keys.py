@@ -9,8 +9,9 @@ import pytest
 from redis.asyncio import Redis
 
 from helpers import RedisProcess
+from livefeed.model.brief import parse_new_brief
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
-from livefeed.model.schema import Feed, parse_new_brief
 from livefeed.newsroom import actions
 from livefeed.storage import idempotency
 from livefeed.storage.keys import Keys
@@ -86,7 +87,7 @@ async def test_every_key_a_feed_writes_is_listed_by_keys(store: Store) -> None:
     first = await actions.publish(store, feed, parse_new_brief({"headline": "a"}, "Desk"), "Desk")
     draft = parse_new_brief({"headline": "b", "key_event": True}, "Desk")
     await actions.publish(store, feed, draft, "Desk")
-    brief_id = StreamId.parse(first["id"])
+    brief_id = StreamId.parse(first.id)
     await actions.correct(store, feed, brief_id, {"headline": "a2"}, None, "Desk")
     await actions.pin(store, feed, brief_id, "Desk")
     await store.tokens.create("Desk")

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
 import orjson
 import pytest
 from websockets.frames import Frame, Opcode
 
 from livefeed.errors import BadRequest, ValidationFailed
-from livefeed.model.days import local_time_label
+from livefeed.model.brief import BriefPatch, NewBrief, parse_new_brief, parse_patch
+from livefeed.model.days import day_containing, local_time_label
+from livefeed.model.feed import FeedPatch, NewFeed, parse_new_feed
 from livefeed.model.frames import event_frame, websocket_text_frame
 from livefeed.model.ids import StreamId, iso_ms
-from livefeed.model.schema import parse_new_brief, parse_new_feed
+from livefeed.model.schema import Pin, decode
 from livefeed.model.text import sanitize_body
+from livefeed.stream.replay import parse_control
 
 
 def test_stream_id_parses_full_and_ms_only_forms_and_orders_like_redis() -> None:
@@ -139,3 +143,55 @@ def test_a_broadcast_frame_is_what_websockets_would_send_for_the_text(size: int)
     payload = ("é" * size).encode()[:size]
     expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
     assert websocket_text_frame(payload) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "payload", "code", "field"),
+    [
+        (NewBrief, {"headline": None}, "missing_field", "headline"),
+        (NewBrief, {"headline": "h", "body": None}, "invalid_type", "body"),
+        (NewBrief, {"headline": "h", "tags": [1] * 11}, "too_many_tags", "tags"),
+        (NewBrief, {"headline": "h", "body": "b" * 20_001}, "too_long", "body"),
+        (NewBrief, {"headline": 5, "zz": 1, "aa": 2}, "unknown_field", "aa"),
+        (NewFeed, {"title": "t", "timezone": "UTC"}, "invalid_slug", "slug"),
+        (NewFeed, {"slug": "a", "title": "t", "timezone": 5}, "invalid_timezone", "timezone"),
+        (FeedPatch, {"status": "over"}, "invalid_field", "status"),
+        (FeedPatch, {"language": "not a tag"}, "invalid_language", "language"),
+        (Pin, {"brief_id": 5}, "invalid_field", "brief_id"),
+        (BriefPatch, {"version": 0}, "invalid_field", "version"),
+    ],
+)
+def test_a_model_refusal_names_livefeeds_code_and_field(
+    model: type[msgspec.Struct], payload: dict[str, object], code: str, field: str
+) -> None:
+    """What msgspec refuses comes out with livefeed's documented code and the field at fault."""
+    with pytest.raises(ValidationFailed) as caught:
+        decode(payload, model)
+    assert (caught.value.code, caught.value.field) == (code, field)
+
+
+def test_a_model_refuses_what_is_not_an_object_as_invalid_json() -> None:
+    """A JSON array or string where an object belongs is 400 invalid_json, not a type error."""
+    with pytest.raises(BadRequest) as caught:
+        decode(["headline"], NewBrief)
+    assert caught.value.code == "invalid_json"
+
+
+def test_replay_control_is_parsed_by_its_model() -> None:
+    """A replay socket takes pause/resume/seek/speed controls and refuses anything else."""
+    day = day_containing(1_700_000_000_000, "UTC")
+    assert parse_control(b'{"action": "speed", "speed": 4}', day).speed == 4.0
+    assert parse_control(b'{"action": "seek", "to": "10:30"}', day).to_ms == day.at_clock(10, 30)
+    for raw in (b'{"action": "stop"}', b'{"action": "seek", "to": 5}', b"[1]", b"{"):
+        with pytest.raises(BadRequest):
+            parse_control(raw, day)
+
+
+def test_fields_are_judged_in_the_documented_order() -> None:
+    """Unknown fields are named before a bad version, and a bad tag before a later non-string."""
+    with pytest.raises(ValidationFailed) as unknown:
+        parse_patch({"version": False, "id": None})
+    assert (unknown.value.code, unknown.value.field) == ("unknown_field", "id")
+    with pytest.raises(ValidationFailed) as tag:
+        parse_new_brief({"headline": "h", "tags": ["", None]}, default_author="Desk")
+    assert tag.value.code == "invalid_tag"

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from helpers import RedisProcess
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
+from livefeed.model.brief import parse_new_brief
 from livefeed.model.days import day_containing, days_around
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
-from livefeed.model.schema import Feed, parse_new_brief
 from livefeed.newsroom import actions
 from livefeed.storage.append import AT, ID, Append, Retry
 from livefeed.storage.store import Store
@@ -83,9 +84,9 @@ async def test_latest_briefs_skips_other_event_types_and_pages(store: Store) -> 
         await actions.publish(store, feed, parse_new_brief({"headline": f"b{n}"}, "Desk"), "Desk")
         await actions.update_feed(store, feed, None, f"F{n}", "Desk")
     briefs, cursor = await store.latest_briefs("f", 3)
-    assert [b["headline"] for b in briefs] == ["b4", "b3", "b2"]
+    assert [b.headline for b in briefs] == ["b4", "b3", "b2"]
     older, end = await store.latest_briefs("f", 3, cursor)
-    assert [b["headline"] for b in older] == ["b1", "b0"] and end is None
+    assert [b.headline for b in older] == ["b1", "b0"] and end is None
 
 
 # The editor actions' writes: each changes its own keys, a refused one changes nothing.
@@ -129,10 +130,8 @@ async def test_each_editor_action_writes_its_own_changes_and_no_others(store: St
     key events, time index and last id after each, as the actions' contracts say."""
     feed = Feed("f", "F", "UTC", iso_ms(0))
     new = parse_new_brief
-    a = (await actions.publish(store, feed, new({"headline": "a", "key_event": True}, "D"), "D"))[
-        "id"
-    ]
-    b = (await actions.publish(store, feed, new({"headline": "b"}, "D"), "D"))["id"]
+    a = (await actions.publish(store, feed, new({"headline": "a", "key_event": True}, "D"), "D")).id
+    b = (await actions.publish(store, feed, new({"headline": "b"}, "D"), "D")).id
     state = await held(store, "f")
     assert state["events"] == [(a, "brief", "0-0"), (b, "brief", a)]
     assert state["states"][a]["headline"] == "a" and state["states"][b]["version"] == 1
@@ -164,14 +163,14 @@ async def test_each_editor_action_writes_its_own_changes_and_no_others(store: St
     assert {d: int(n) for d, n in state["days"].items() if int(n)} == {day_of(a): 1}
 
     await actions.pin(store, feed, StreamId.parse(a), "E")
-    await actions.unpin(store, dataclasses.replace(feed, pinned=a), "E")
+    await actions.unpin(store, msgspec.structs.replace(feed, pinned=a), "E")
     assert (await held(store, "f"))["meta"] == {}
     ended = await actions.update_feed(store, feed, "ended", "G", "E")
     state = await held(store, "f")
     last_id, last_type, _ = state["events"][-1]
     assert [t for _, t, _ in state["events"][6:]] == ["pinned", "unpinned", "feed_updated"]
-    assert ended["ended_at"] == iso_ms(StreamId.parse(last_id).ms) and last_type == "feed_updated"
-    assert state["meta"] == {"status": "ended", "ended_at": ended["ended_at"], "title": "G"}
+    assert ended.ended_at == iso_ms(StreamId.parse(last_id).ms) and last_type == "feed_updated"
+    assert state["meta"] == {"status": "ended", "ended_at": ended.ended_at, "title": "G"}
     assert [p for _, _, p in state["events"][1:]] == [i for i, _, _ in state["events"][:-1]]
     assert state["last_id"] == last_id and state["states"].keys() == {a}
 
@@ -181,7 +180,7 @@ async def test_a_refused_action_writes_nothing_and_names_its_error(store: Store)
     feed_ended, a time on none of the days Retry with that time: no key changes."""
     feed = Feed("f", "F", "UTC", iso_ms(0))
     brief = await actions.publish(store, feed, parse_new_brief({"headline": "a"}, "D"), "D")
-    brief_id = StreamId.parse(brief["id"])
+    brief_id = StreamId.parse(brief.id)
     await actions.update_feed(store, feed, "ended", None, "E")
     before = await held(store, "f")
     missing = StreamId(brief_id.ms, brief_id.seq + 7)
@@ -203,7 +202,9 @@ async def test_a_refused_action_writes_nothing_and_names_its_error(store: Store)
     with pytest.raises(Conflict) as ended:
         await actions.publish(store, feed, parse_new_brief({"headline": "b"}, "D"), "D")
     assert ended.value.code == "feed_ended"
-    await actions.update_feed(store, dataclasses.replace(feed, status="ended"), "live", None, "E")
+    await actions.update_feed(
+        store, msgspec.structs.replace(feed, status="ended"), "live", None, "E"
+    )
     reopened = await held(store, "f")
     long_ago = [day_containing(0, "UTC")]
     with pytest.raises(Retry) as retry:

@@ -33,8 +33,9 @@ from helpers import (
     stream_length,
 )
 from livefeed.errors import ValidationFailed
+from livefeed.model.feed import parse_new_feed
 from livefeed.model.ids import ZERO_ID, now_ms
-from livefeed.model.schema import BODY_MAX, TAG_MAX, TAGS_MAX, parse_new_feed
+from livefeed.model.schema import BODY_MAX, TAG_MAX, TAGS_MAX
 from livefeed.newsroom.transfer import ImportRejected, parse_import
 
 # One of each kind the rule forbids: C0 controls (the U+0001 and U+001B), DEL, a C1

@@ -4,11 +4,11 @@ writes, answering in JSON."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +21,7 @@ from livefeed.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from livefeed.model.schema import BriefDraft, parse_new_brief
+from livefeed.model.brief import BriefDraft, parse_new_brief
 from livefeed.model.text import sanitize_body
 from livefeed.storage import idempotency
 from livefeed.storage.append import Replayed
@@ -46,13 +46,18 @@ async def sanitized(body: str) -> str:
 async def parse_brief(payload: Any, default_author: str) -> BriefDraft:
     """``parse_new_brief`` with the body sanitised by ``sanitized``."""
     draft = parse_new_brief(payload, default_author=default_author, sanitize=False)
-    return dataclasses.replace(draft, body=await sanitized(draft.body))
+    draft.body = await sanitized(draft.body)
+    return draft
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``data`` (JSON types, or models such as Brief and Feed within them) as a JSON answer."""
     return Response(
-        orjson.dumps(data), status_code=status, media_type="application/json", headers=headers
+        _JSON.encode(data), status_code=status, media_type="application/json", headers=headers
     )
+
+
+_JSON = msgspec.json.Encoder()
 
 
 def state(request: Request) -> tuple[Store, Settings]:
@@ -121,6 +126,7 @@ async def idempotent(
     body: Any,
     action: Callable[[Intent | None], Awaitable[Any]],
     render: Callable[[Any], Response],
+    model: type[Any] | None = None,
 ) -> Response:
     """Run a write at most once per ``Idempotency-Key`` and answer ``render(result)``.
 
@@ -128,6 +134,7 @@ async def idempotent(
     ``Idempotent-Replayed: true``, and writes nothing. The script decides (atomically with the
     write); the lookups here answer a retry whose action would refuse before reaching it (a
     correction whose If-Match is no longer current, a retraction of a brief now gone).
+    A first result kept as JSON is given to ``render`` as ``model`` (Brief, Feed) when named.
     """
     key = idempotency.parse_key(request.headers.get("idempotency-key"))
     if key is None:
@@ -147,6 +154,8 @@ async def idempotent(
             done, result = await store.intent_result(intent)  # a twin request just did it
             if not done:
                 raise
+    if model is not None and result is not None:
+        result = msgspec.convert(result, model)
     response = render(result)
     response.headers["Idempotent-Replayed"] = "true"
     return response

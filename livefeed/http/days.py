@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from livefeed.http._helpers import feed_slug, json_response, parse_limit, state
+from livefeed.model.brief import Brief
 from livefeed.model.days import Day, parse_day
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId
-from livefeed.model.schema import Feed
 from livefeed.storage.store import Store
 
 DAY_PAGE = 1000
@@ -29,7 +29,7 @@ async def list_days(request: Request) -> Response:
 
 async def read_day(
     store: Store, feed: Feed, raw_date: str, raw_cursor: str | None, limit: int
-) -> tuple[Day, list[dict[str, Any]], StreamId | None]:
+) -> tuple[Day, list[Brief], StreamId | None]:
     """A day's briefs as they stand, oldest first, from ``raw_cursor`` on (validated here)."""
     day = parse_day(raw_date, feed.timezone)
     cursor = StreamId.parse(raw_cursor, name="cursor") if raw_cursor else None

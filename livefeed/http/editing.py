@@ -18,8 +18,10 @@ from livefeed.http._helpers import (
     sanitized,
     state,
 )
+from livefeed.model.brief import Brief, brief_dict, parse_patch
+from livefeed.model.feed import FeedPatch
 from livefeed.model.ids import StreamId
-from livefeed.model.schema import parse_patch, validate_language, validate_title
+from livefeed.model.schema import Pin, decode
 from livefeed.newsroom import actions
 from livefeed.storage import idempotency
 
@@ -68,7 +70,7 @@ async def get_brief(request: Request) -> Response:
     store, _ = state(request)
     feed = await store.require_feed(feed_slug(request))
     brief = await actions.require_brief(store, feed, brief_id(request))
-    return json_response(brief, headers={"ETag": f'"{brief.get("version", 1)}"'})
+    return json_response(brief, headers={"ETag": f'"{brief.version}"'})
 
 
 async def preview_brief(request: Request) -> Response:
@@ -78,20 +80,11 @@ async def preview_brief(request: Request) -> Response:
     idempotency.parse_key(request.headers.get("idempotency-key"))  # nothing to repeat: checked only
     await store.require_feed(feed_slug(request))
     draft = await parse_brief(await read_json(request, settings.max_body_bytes), editor)
-    return json_response(
-        {
-            "id": None,
-            "published_at": None,
-            "updated_at": None,
-            "version": 0,
-            "headline": draft.headline,
-            "body": draft.body,
-            "author": draft.author,
-            "url": draft.url,
-            "tags": list(draft.tags),
-            "key_event": draft.key_event,
-        }
-    )
+    return json_response({**brief_dict(draft, "", ""), **_UNPLACED})
+
+
+_UNPLACED = {"id": None, "published_at": None, "updated_at": None, "version": 0}
+"""What a previewed brief does not have yet."""
 
 
 async def patch_brief(request: Request) -> Response:
@@ -109,7 +102,8 @@ async def patch_brief(request: Request) -> Response:
         editor,
         payload,
         lambda intent: actions.correct(store, feed, target, changes, version, editor, intent),
-        lambda brief: json_response(brief, headers={"ETag": f'"{brief["version"]}"'}),
+        lambda brief: json_response(brief, headers={"ETag": f'"{brief.version}"'}),
+        Brief,
     )
 
 
@@ -141,9 +135,9 @@ async def put_pin(request: Request) -> Response:
     editor = await authenticate(request)
     feed = await store.require_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
-    raw = payload.get("brief_id") if isinstance(payload, dict) else None
-    if not isinstance(raw, str):
+    if not isinstance(payload, dict):
         raise ValidationFailed('send {"brief_id": "<id>"}', field="brief_id")
+    raw = decode(payload, Pin).brief_id
     try:
         target = StreamId.parse(raw, name="brief_id")
     except BadRequest:
@@ -181,26 +175,13 @@ async def patch_feed(request: Request) -> Response:
         raise BadRequest(
             'send {"status": "ended"|"live"}, {"title"} and/or {"language"}', code="empty_patch"
         )
-    unknown = sorted(set(payload) - {"status", "title", "language"})
-    if unknown:
-        raise ValidationFailed(
-            f"unknown field {unknown[0]!r}", code="unknown_field", field=unknown[0]
-        )
-    status = payload.get("status")
-    if status is not None and status not in ("ended", "live"):
-        raise ValidationFailed('status must be "ended" or "live"', field="status")
-    title = payload.get("title")
-    if title is not None:
-        title = validate_title(title)
-    language = payload.get("language")
-    if language is not None:
-        language = validate_language(language)
+    patch = decode(payload, FeedPatch)
     return await idempotent(
         request,
         editor,
         payload,
         lambda intent: actions.update_feed(
-            store, feed, status, title, editor, intent, language=language
+            store, feed, patch.status, patch.title, editor, intent, language=patch.language
         ),
         json_response,
     )

@@ -18,8 +18,9 @@ from livefeed.http._helpers import (
     read_json,
     state,
 )
+from livefeed.model.brief import Brief
+from livefeed.model.feed import parse_new_feed
 from livefeed.model.ids import StreamId
-from livefeed.model.schema import parse_new_feed
 from livefeed.newsroom import actions
 from livefeed.storage.idempotency import Intent
 
@@ -81,7 +82,8 @@ async def publish_brief(request: Request) -> Response:
         editor,
         payload,
         lambda intent: actions.publish(store, feed, draft, editor, intent),
-        lambda brief: json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief['id']}"}),
+        lambda brief: json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief.id}"}),
+        Brief,
     )
 
 

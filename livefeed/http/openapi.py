@@ -1,8 +1,8 @@
 """The HTTP API described as an OpenAPI 3.1 document, served as JSON (/api: pages/reference.py).
 
-The document is written by hand from what the handlers do (``http/feeds.py``, ``editing.py``,
-``http/days.py``, ``pages/views.py``, ``syndication.py``) and the validation rules in
-``model/schema.py``;
+The schemas of feeds and briefs, and of what editors send, are generated from the models
+(``MODELS``, livefeed/model/); the rest is written by hand from what the handlers do
+(``http/feeds.py``, ``editing.py``, ``http/days.py``, ``pages/views.py``, ``syndication.py``).
 ``tests/test_openapi.py`` checks that it names every route and runs schemathesis against a live
 server, so a handler that drifts from it fails there. Every error answer a route can give is
 listed with its codes; the one WebSocket route is described under ``x-websockets``.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,40 +29,19 @@ from livefeed.errors import (
 )
 from livefeed.http._helpers import json_response
 from livefeed.http.days import DAY_PAGE, DAY_PAGE_MAX
-from livefeed.model.schema import (
-    AUTHOR_MAX,
-    BODY_MAX,
-    HEADLINE_MAX,
-    LANGUAGE_MAX,
-    TAG_MAX,
-    TAGS_MAX,
-    TITLE_MAX,
-    URL_MAX,
-)
+from livefeed.model.brief import Brief, BriefPatch, NewBrief
+from livefeed.model.feed import Feed, FeedPatch, NewFeed
+from livefeed.model.ids import FULL_ID_PATTERN, STREAM_ID_PATTERN
+from livefeed.model.schema import Pin
 from livefeed.storage.idempotency import KEY_PATTERN, TTL_SECONDS
 from livefeed.stream.replay import MAX_SPEED, MIN_SPEED
 
-STREAM_ID = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
+STREAM_ID = STREAM_ID_PATTERN
 """A stream position as clients may send it: ``<ms>-<seq>`` or ``<ms>``."""
-_FULL_ID = r"^[0-9]+-[0-9]+$"
-_SLUG = r"^[a-z0-9-]{1,64}$"
+_FULL_ID = FULL_ID_PATTERN
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _CLOCK = r"^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
 _IF_MATCH = r'^\s*(\*|(W/)?"[0-9]{1,9}")\s*$'  # weak tags are well-formed but never match
-_LANGUAGE = (  # livefeed.model.schema.LANGUAGE_RE
-    r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?"
-    r"(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$"
-)
-# The text rule (livefeed.model.schema.FORBIDDEN_TEXT) as ECMA-262 can say it; it cannot name the
-# non-characters beyond the BMP, which the descriptions mention instead.
-_RULE = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
-TEXT_PATTERN = rf"^[^{_RULE}]*$"
-# Whitespace is collapsed, so a value must have something else, and obey the rule throughout.
-NOT_BLANK_PATTERN = rf"^[^{_RULE}]*[^\s{_RULE}][^{_RULE}]*$"
-_TEXT_RULE = (
-    "no control characters but tab, LF and CR, no surrogates, no non-characters "
-    "(422 `invalid_text`)"
-)
 
 _ERROR_MEANING = {
     400: "Bad request",
@@ -217,51 +197,38 @@ def _op(
 # --- the schemas ----------------------------------------------------------------------------
 
 
+MODELS: tuple[type[msgspec.Struct], ...] = (
+    Feed, NewFeed, FeedPatch, Brief, NewBrief, BriefPatch, Pin,
+)  # fmt: skip
+"""The models whose JSON Schemas are the components of the same name, generated."""
+_ALWAYS_SENT = (Feed, Brief)
+"""Answers carry every field of these, defaults too (a default is for data stored before)."""
+
+
+def model_schemas() -> dict[str, Any]:
+    """``components.schemas`` for ``MODELS``, from msgspec, with what a model says beyond
+    its fields (``json_schema_extra``) and every field of an answer required."""
+    _, components = msgspec.json.schema_components(
+        MODELS, ref_template="#/components/schemas/{name}"
+    )
+    schemas: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(components))  # () is []
+    for model in MODELS:
+        schema = schemas[model.__name__]
+        schema.update(getattr(model, "json_schema_extra", {}))
+        if model in _ALWAYS_SENT:
+            schema["required"] = list(schema["properties"])
+        elif not schema.get("required", True):
+            del schema["required"]
+    return schemas
+
+
 def _schemas() -> dict[str, Any]:
-    tag = _string(_TEXT_RULE, minLength=1, maxLength=TAG_MAX, pattern=NOT_BLANK_PATTERN)
-    brief_fields = {
-        "headline": _string(
-            f"plain text; whitespace is collapsed; {_TEXT_RULE}", minLength=1,
-            maxLength=HEADLINE_MAX, pattern=NOT_BLANK_PATTERN,
-        ),
-        "body": _string(
-            "plain text (blank lines make paragraphs) or HTML, reduced to p, br, a[href], "
-            f"strong, em, ul, ol, li, blockquote; {_TEXT_RULE}",
-            maxLength=BODY_MAX, pattern=TEXT_PATTERN,
-        ),
-        "author": {**_nullable(_string(maxLength=AUTHOR_MAX, pattern=TEXT_PATTERN)),
-                   "description": f"byline; empty or null: the token's editor name; {_TEXT_RULE}"},
-        "url": {"anyOf": [_string(maxLength=URL_MAX, pattern=r"^\s*[Hh][Tt][Tt][Pp][Ss]?://\S"),
-                          {"const": ""}, {"type": "null"}],
-                "description": f"an http(s) link; empty or null for none; {_TEXT_RULE}"},
-        "tags": {**_nullable({"type": "array", "items": tag, "maxItems": TAGS_MAX}),
-                 "description": f"at most {TAGS_MAX} items, repeats too; a repeat counts once"},
-        "key_event": {"type": "boolean", "default": False},
-    }  # fmt: skip
-    stored = {
-        "id": _string("the stream entry id", pattern=_FULL_ID),
-        "published_at": _string("UTC with milliseconds, from the id", format="date-time"),
-        "updated_at": _nullable(_string(format="date-time")),
-        "version": {"type": "integer", "minimum": 1},
-        "headline": _string(minLength=1, maxLength=HEADLINE_MAX),
-        "body": _string("sanitised HTML"),
-        "author": _string(),
-        "url": _nullable(_string()),
-        "tags": {"type": "array", "items": _string()},
-        "key_event": {"type": "boolean"},
-    }
-    brief_keys = tuple(stored)
-    feed = {
-        "slug": _string(pattern=_SLUG),
-        "title": _string(minLength=1, maxLength=TITLE_MAX),
-        "timezone": _string("IANA time zone name"),
-        "language": _string("BCP 47 language tag of what the feed publishes, e.g. uk or en-GB"),
-        "created_at": _string(format="date-time"),
-        "status": {"enum": ["live", "ended"]},
-        "ended_at": _nullable(_string(format="date-time")),
-        "pinned": _nullable(_string("id of the pinned brief", pattern=_FULL_ID)),
-    }
+    schemas = model_schemas()
+    feed, brief = schemas["Feed"], schemas["Brief"]
+    unplaced = {"id": {"type": "null"}, "published_at": {"type": "null"},
+                "updated_at": {"type": "null"}, "version": {"const": 0}}  # fmt: skip
     return {
+        **schemas,
         "Error": _obj(
             {
                 "error": _obj(
@@ -278,70 +245,17 @@ def _schemas() -> dict[str, Any]:
             ("error",),
             closed=True,
         ),
-        "Feed": _obj(feed, tuple(feed)),
         "FeedWithPosition": _obj(
-            {**feed, "last_event_id": _string("resume a stream from here", pattern=_FULL_ID)},
-            (*feed, "last_event_id"),
+            {
+                **feed["properties"],
+                "last_event_id": _string("resume a stream from here", pattern=FULL_ID_PATTERN),
+            },
+            (*feed["required"], "last_event_id"),
         ),
         "FeedList": _obj({"feeds": {"type": "array", "items": _ref("Feed")}}, ("feeds",)),
-        "NewFeed": _obj(
-            {
-                "slug": _string("a-z, 0-9 and '-'", pattern=_SLUG),
-                "title": _string(
-                    _TEXT_RULE, minLength=1, maxLength=TITLE_MAX, pattern=NOT_BLANK_PATTERN
-                ),
-                "timezone": _string("IANA time zone name, e.g. Europe/Kyiv", minLength=1),
-                "language": _string(
-                    "BCP 47 language tag, e.g. uk, ar or en-GB (default en): pages' lang",
-                    pattern=_LANGUAGE,
-                    maxLength=LANGUAGE_MAX,
-                ),
-            },
-            ("slug", "title", "timezone"),
-            closed=True,
-        ),
-        "FeedPatch": {
-            **_obj(
-                {
-                    "status": _nullable({"enum": ["live", "ended"]}),
-                    "title": _nullable(
-                        _string(
-                            _TEXT_RULE, minLength=1, maxLength=TITLE_MAX, pattern=NOT_BLANK_PATTERN
-                        )
-                    ),
-                    "language": _nullable(
-                        _string("BCP 47 language tag", pattern=_LANGUAGE, maxLength=LANGUAGE_MAX)
-                    ),
-                },
-                closed=True,
-            ),
-            "minProperties": 1,
-        },
-        "NewBrief": _obj(brief_fields, ("headline",), closed=True),
-        "BriefPatch": {
-            **_obj(
-                {
-                    **brief_fields,
-                    "version": {
-                        **_nullable({"type": "integer", "minimum": 1}),
-                        "description": "the version edited; the same as If-Match",
-                    },
-                },
-                closed=True,
-            ),
-            "minProperties": 1,
-            "description": "any of the brief's fields; it must change at least one of them",
-        },
-        "Brief": _obj(stored, brief_keys),
         "BriefPreview": _obj(
-            {
-                **stored,
-                "id": {"type": "null"},
-                "published_at": {"type": "null"},
-                "updated_at": {"type": "null"},
-                "version": {"const": 0},
-            },
-            brief_keys,
+            {**brief["properties"], **unplaced},
+            tuple(brief["required"]),
         ),
         "BriefPage": _obj(
             {
@@ -371,7 +285,6 @@ def _schemas() -> dict[str, Any]:
             },
             ("id", "versions"),
         ),
-        "Pin": _obj({"brief_id": _string("the brief to pin", pattern=STREAM_ID)}, ("brief_id",)),
         "Pinned": _obj({"pinned": _nullable(_ref("Brief"))}, ("pinned",)),
         "DayList": _obj(
             {

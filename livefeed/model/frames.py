@@ -9,6 +9,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from livefeed.model.ids import StreamId
@@ -60,5 +61,6 @@ def event_frame(event_type: str, event_id: str, data: bytes) -> str:
 
 
 def control_frame(event_type: str, **fields: Any) -> str:
-    """Frame text for a message that is not a stream entry (live, heartbeat, reload)."""
-    return orjson.dumps({"type": event_type, **fields}).decode()
+    """Frame text for a message that is not a stream entry (live, heartbeat, reload); a model
+    among ``fields`` (a Brief in a snapshot) goes as its JSON form."""
+    return orjson.dumps({"type": event_type, **fields}, default=msgspec.to_builtins).decode()

@@ -11,6 +11,10 @@ from livefeed.errors import BadRequest
 
 _STREAM_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _U64 = 2**64 - 1
+STREAM_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
+"""A stream position as clients may send it, ``<ms>-<seq>`` or ``<ms>``, as JSON Schema says it."""
+FULL_ID_PATTERN = r"^[0-9]+-[0-9]+$"
+"""A stream position as livefeed writes it, as JSON Schema says it."""
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -1,22 +1,30 @@
-"""Feeds and briefs: their fields, limits and validation. Pure: no I/O.
+"""Feeds and briefs as typed models: each field once, with its limit and JSON Schema. Pure: no I/O.
 
-A brief is validated and sanitised here once, on write; everything downstream (store, hub, pages)
-trusts what this module produced. Text fields obey the text rule (``livefeed.model.text``).
+The input models (NewFeed, FeedPatch, NewBrief, BriefPatch, Pin, ReplayControl) validate what a
+client sends: msgspec checks types, unknown fields and raw lengths; each ``__post_init__`` applies
+livefeed's own rules (the text rule of ``livefeed.model.text``, whitespace collapse, tag
+de-duplication, the url check) and sanitising is left to the caller. ``decode`` turns what
+msgspec refuses into livefeed's error codes through one table (``_CODES``), so the
+``{"error": {"code", "message", "field"}}`` answers stay as documented. The models live in
+``model/feed.py`` and ``model/brief.py``; ``http/openapi.py`` generates the API's schemas from them.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfoNotFoundError, available_timezones
+from functools import cache
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct
 
 from livefeed.errors import BadRequest, ValidationFailed
-from livefeed.model.days import zone
-from livefeed.model.ids import iso_ms
-from livefeed.model.text import _clean_line, check_text, obeys_text_rule, sanitize_body
+from livefeed.model.ids import FULL_ID_PATTERN, STREAM_ID_PATTERN
+from livefeed.model.text import (
+    NOT_BLANK_PATTERN,
+    TEXT_PATTERN,
+    check_text,
+)
 
 HEADLINE_MAX = 300
 BODY_MAX = 20_000
@@ -37,243 +45,147 @@ LANGUAGE_RE = re.compile(
 LANGUAGE_MAX = 35
 DEFAULT_LANGUAGE = "en"
 
-
-# --- feeds ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Feed:
-    """A feed; ``status``, ``ended_at`` and ``pinned`` change as editors work (feed meta)."""
-
-    slug: str
-    title: str
-    timezone: str
-    created_at: str
-    status: str = "live"
-    ended_at: str | None = None
-    pinned: str | None = None
-    language: str = DEFAULT_LANGUAGE
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "slug": self.slug,
-            "title": self.title,
-            "timezone": self.timezone,
-            "language": self.language,
-            "created_at": self.created_at,
-            "status": self.status,
-            "ended_at": self.ended_at,
-            "pinned": self.pinned,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Feed:
-        language = data.get("language", DEFAULT_LANGUAGE)
-        return cls(
-            data["slug"], data["title"], data["timezone"], data["created_at"], language=language
-        )
-
-    def identity(self) -> dict[str, Any]:
-        """What never changes after creation: the stored feed record."""
-        return {k: v for k, v in self.to_dict().items() if k in _FEED_IDENTITY}
+_TEXT_RULE = (
+    "no control characters but tab, LF and CR, no surrogates, no non-characters "
+    "(422 `invalid_text`)"
+)
+# Patterns below are JSON Schema (ECMA-262) for the API document; the checks in
+# ``__post_init__`` are the ones that decide (Python's ``$`` would let a trailing newline by).
+_SLUG_PATTERN = r"^[a-z0-9-]{1,64}$"
+_LANGUAGE_PATTERN = (
+    r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?"
+    r"(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$"
+)
+_URL_PATTERN = r"^(\s*[Hh][Tt][Tt][Pp][Ss]?://\S|$)"  # or empty: no link
 
 
-_FEED_IDENTITY = {"slug", "title", "timezone", "language", "created_at"}
+def _meta(description: str, **schema: Any) -> Meta:
+    """A field's description, and JSON Schema keywords msgspec does not check (the model does)."""
+    return Meta(description=description, extra_json_schema=schema or None)
 
 
-def validate_slug(value: Any) -> str:
-    if not isinstance(value, str) or SLUG_RE.fullmatch(value) is None:
-        raise ValidationFailed(
-            "slug must be 1-64 characters of a-z, 0-9 and '-'", code="invalid_slug", field="slug"
-        )
-    return value
+def _line(limit: int, description: str, *, blank: bool = False) -> Meta:
+    """A one-line text field: whitespace collapsed, then at most ``limit`` characters."""
+    schema: dict[str, Any] = {"maxLength": limit, "pattern": TEXT_PATTERN}
+    if not blank:
+        schema.update(minLength=1, pattern=NOT_BLANK_PATTERN)
+    return Meta(description=f"{description}; {_TEXT_RULE}", extra_json_schema=schema)
 
 
-@lru_cache(maxsize=1)
-def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+Slug = Annotated[str, _meta("a-z, 0-9 and '-'", pattern=_SLUG_PATTERN)]
+Title = Annotated[str, _line(TITLE_MAX, "the feed's name; whitespace is collapsed")]
+Timezone = Annotated[str, _meta("IANA time zone name, e.g. Europe/Kyiv", minLength=1)]
+Language = Annotated[str, Meta(
+    description="BCP 47 language tag, e.g. uk, ar or en-GB (default en): pages' lang",
+    extra_json_schema={"pattern": _LANGUAGE_PATTERN, "maxLength": LANGUAGE_MAX},
+)]  # fmt: skip
+Headline = Annotated[str, _line(HEADLINE_MAX, "plain text; whitespace is collapsed")]
+Body = Annotated[str, Meta(
+    max_length=BODY_MAX, extra_json_schema={"pattern": TEXT_PATTERN},
+    description="plain text (blank lines make paragraphs) or HTML, reduced to p, br, a[href], "
+    f"strong, em, ul, ol, li, blockquote; {_TEXT_RULE}",
+)]  # fmt: skip
+Author = Annotated[
+    str, _line(AUTHOR_MAX, "byline; empty or null: the token's editor name", blank=True)
+]
+Url = Annotated[str, Meta(
+    description=f"an http(s) link; empty or null for none; {_TEXT_RULE}",
+    extra_json_schema={"maxLength": URL_MAX, "pattern": _URL_PATTERN},
+)]  # fmt: skip
+Tag = Annotated[str, _line(TAG_MAX, "a topic")]
+Tags = Annotated[tuple[Tag, ...], Meta(
+    max_length=TAGS_MAX, description=f"at most {TAGS_MAX} items, repeats too; a repeat counts once"
+)]  # fmt: skip
+Version = Annotated[int, Meta(ge=1)]
+FullId = Annotated[str, _meta("a stream entry id", pattern=FULL_ID_PATTERN)]
+Instant = Annotated[str, _meta("UTC with milliseconds", format="date-time")]
+Status = Literal["live", "ended"]
 
 
-def validate_timezone(value: Any) -> str:
-    if not isinstance(value, str) or value not in _known_zones():
-        raise ValidationFailed(
-            "timezone must be an IANA time zone name such as Europe/Kyiv",
-            code="invalid_timezone",
-            field="timezone",
-        )
-    try:
-        zone(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(
-            f"unknown time zone {value!r}", code="invalid_timezone", field="timezone"
-        ) from None
-    return value
+# --- errors -----------------------------------------------------------------------------------
+
+# What msgspec refused (its kind, and the field if the code depends on it) -> livefeed's code.
+# Kinds: missing, unknown, null (a null where the type has none), type, length, range, object.
+# A ``*`` kind is any kind for that field.
+_CODES: dict[tuple[str, str | None], str] = {
+    ("object", None): "invalid_json",
+    ("missing", None): "missing_field",
+    ("unknown", None): "unknown_field",
+    ("null", None): "invalid_type",
+    ("null", "headline"): "missing_field",
+    ("null", "title"): "missing_field",
+    ("type", None): "invalid_type",
+    ("length", None): "too_long",
+    ("length", "tags"): "too_many_tags",
+    ("range", None): "invalid_field",
+    ("*", "slug"): "invalid_slug",
+    ("*", "timezone"): "invalid_timezone",
+    ("*", "language"): "invalid_language",
+    ("*", "version"): "invalid_field",
+    ("*", "status"): "invalid_field",
+    ("*", "brief_id"): "invalid_field",
+}
+_AT = re.compile(r" - at `\$\.?([A-Za-z_]*)[^`]*`$")
+_NAMED = re.compile(r"field `([^`]+)`")
+
+M = TypeVar("M", bound=Struct)
 
 
-def validate_language(value: Any) -> str:
-    """A BCP 47 tag in its usual case (``en-gb`` becomes ``en-GB``): pages say it in ``lang``."""
-    match = LANGUAGE_RE.fullmatch(value) if isinstance(value, str) else None
-    if match is None or len(value) > LANGUAGE_MAX:
-        raise ValidationFailed(
-            "language must be a BCP 47 language tag such as uk, ar or en-GB",
-            code="invalid_language",
-            field="language",
-        )
-    language, script, region, variants = match.groups()
-    parts = [language.lower(), script and script.title(), region and region.upper()]
-    return "-".join(p for p in parts if p) + variants.lower()
+def decode(payload: Any, model: type[M]) -> M:
+    """``payload`` (parsed JSON) as ``model``; a LivefeedError with livefeed's code otherwise.
 
-
-def parse_new_feed(payload: Any, created_ms: int) -> Feed:
-    """Validate a ``{"slug", "title", "timezone"[, "language"]}`` object into a Feed."""
-    data = _object(payload, {"slug", "title", "timezone", "language"})
-    slug = validate_slug(data.get("slug"))
-    title = validate_title(data.get("title"))
-    timezone = validate_timezone(data.get("timezone"))
-    language = validate_language(data.get("language", DEFAULT_LANGUAGE))
-    return Feed(slug, title, timezone, iso_ms(created_ms), language=language)
-
-
-def validate_title(value: Any) -> str:
-    """A feed's title, on creation or retitling: 1-TITLE_MAX characters, whitespace collapsed."""
-    return _text({"title": value}, "title", TITLE_MAX, required=True)
-
-
-def clean_feed(feed: Feed) -> Feed:
-    """``feed`` with a title that obeys the text rule (a title stored before it may not)."""
-    if obeys_text_rule(feed.title):
-        return feed
-    return replace(feed, title=_clean_line(feed.title, "\ufffd"))
-
-
-# --- briefs -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BriefDraft:
-    """A validated, sanitised brief that has no stream position yet."""
-
-    headline: str
-    body: str
-    author: str
-    url: str | None
-    tags: tuple[str, ...]
-    key_event: bool = False
-
-
-BRIEF_FIELDS = {"headline", "body", "author", "url", "tags", "key_event"}
-
-
-def parse_new_brief(payload: Any, default_author: str, *, sanitize: bool = True) -> BriefDraft:
-    """Validate a publish payload; raise ValidationFailed naming the field at fault.
-
-    ``sanitize=False`` checks the body (a string, not too long) but leaves it as given; the
-    caller then owes it a ``sanitize_body`` before the draft goes anywhere (imports sanitise as
-    they write, while Redis works, once every line has been validated).
+    Unknown fields are looked for first, and the first in sorted order named, whatever else
+    is wrong: a misspelt field says so rather than that a required one is missing.
     """
-    data = _object(payload, BRIEF_FIELDS)
-    return BriefDraft(
-        headline=_text(data, "headline", HEADLINE_MAX, required=True),
-        body=_body(data.get("body", ""), sanitize=sanitize),
-        author=_text(data, "author", AUTHOR_MAX, required=False) or default_author,
-        url=_url(data.get("url")),
-        tags=_tags(data.get("tags")),
-        key_event=_flag(data.get("key_event", False), "key_event"),
-    )
-
-
-def parse_patch(payload: Any, *, sanitize: bool = True) -> tuple[dict[str, Any], int | None]:
-    """Validate a correction: the changed fields (normalised) and the ``version`` it expects.
-
-    BadRequest ``empty_patch`` when it changes nothing. ``sanitize=False``: as for
-    ``parse_new_brief``, a ``body`` among the changes is checked but left to sanitise.
-    """
-    data = _object(payload, BRIEF_FIELDS | {"version"})
-    version = data.get("version")
-    if version is not None and (type(version) is not int or version < 1):
-        raise ValidationFailed("version must be a positive whole number", field="version")
-    changes: dict[str, Any] = {}
-    if "headline" in data:
-        changes["headline"] = _text(data, "headline", HEADLINE_MAX, required=True)
-    if "body" in data:
-        changes["body"] = _body(data["body"], sanitize=sanitize)
-    if "author" in data:
-        changes["author"] = _text(data, "author", AUTHOR_MAX, required=False)
-    if "url" in data:
-        changes["url"] = _url(data["url"])
-    if "tags" in data:
-        changes["tags"] = list(_tags(data["tags"]))
-    if "key_event" in data:
-        changes["key_event"] = _flag(data["key_event"], "key_event")
-    if not changes:
-        raise BadRequest(
-            "a correction must change at least one of: " + ", ".join(sorted(BRIEF_FIELDS)),
-            code="empty_patch",
-        )
-    return changes, version
-
-
-def brief_dict(
-    draft: BriefDraft,
-    brief_id: str,
-    published_at: str,
-    *,
-    version: int = 1,
-    updated_at: str | None = None,
-) -> dict[str, Any]:
-    """The stored and wire form of a brief."""
-    return {
-        "id": brief_id,
-        "published_at": published_at,
-        "updated_at": updated_at,
-        "version": version,
-        "headline": draft.headline,
-        "body": draft.body,
-        "author": draft.author,
-        "url": draft.url,
-        "tags": list(draft.tags),
-        "key_event": draft.key_event,
-    }
-
-
-def _body(raw: Any, *, sanitize: bool = True) -> str:
-    if not isinstance(raw, str):
-        raise ValidationFailed("body must be a string", code="invalid_type", field="body")
-    if len(raw) > BODY_MAX:
-        raise ValidationFailed(
-            f"body must be at most {BODY_MAX} characters", code="too_long", field="body"
-        )
-    check_text(raw, "body")
-    return sanitize_body(raw) if sanitize else raw
-
-
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationFailed(f"{name} must be true or false", code="invalid_type", field=name)
-    return value
-
-
-def _object(payload: Any, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(payload, dict):
-        raise BadRequest("the request body must be a JSON object", code="invalid_json")
-    if not allowed.issuperset(payload):
-        unknown = sorted(set(payload) - allowed)
-        raise ValidationFailed(
-            f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
-            code="unknown_field",
-            field=unknown[0],
-        )
-    return payload
+        raise refusal("object", None, "the request body must be a JSON object")
+    if model.__struct_config__.forbid_unknown_fields and not _fields(model).issuperset(payload):
+        unknown = sorted(set(payload) - _fields(model), key=str)[0]
+        allowed = ", ".join(sorted(_fields(model)))
+        raise refusal("unknown", unknown, f"unknown field {unknown!r}; allowed: {allowed}")
+    try:
+        return msgspec.convert(payload, model)
+    except msgspec.ValidationError as exc:
+        raise _translate(str(exc)) from None
 
 
-def _text(data: dict[str, Any], name: str, limit: int, *, required: bool) -> str:
-    value = data.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        code = "missing_field" if value is None else "invalid_type"
-        message = f"{name} is required" if value is None else f"{name} must be a string"
-        raise ValidationFailed(message, code=code, field=name)
+@cache
+def _fields(model: type[Struct]) -> frozenset[str]:
+    return frozenset(model.__struct_fields__)
+
+
+def _translate(message: str) -> Exception:
+    at = _AT.search(message)
+    field = at.group(1) if at else None
+    named = _NAMED.search(message)
+    if message.startswith("Object missing required field") and named:
+        return refusal("missing", named.group(1), f"{named.group(1)} is required")
+    text = message[: at.start()] if at else message
+    if ", got `null`" in text:
+        kind = "null"
+    elif " of length " in text:
+        kind = "length"
+    elif re.search(r"` [<>]=? ", text):
+        kind = "range"
+    elif field is None:
+        kind = "object"
+    else:
+        kind = "type"
+    if kind == "null" and _CODES.get((kind, field)) == "missing_field":
+        return refusal(kind, field, f"{field} is required")
+    return refusal(kind, field, f"{field}: {text}" if field else text)
+
+
+def refusal(kind: str, field: str | None, message: str) -> Exception:
+    code = _CODES.get(("*", field)) if kind != "unknown" else None
+    code = code or _CODES.get((kind, field)) or _CODES[(kind, None)]
+    if code in ("invalid_json", "empty_patch"):
+        return BadRequest(message, code=code)
+    return ValidationFailed(message, code=code, field=field)
+
+
+def collapsed_line(value: str, name: str, limit: int, *, required: bool) -> str:
+    """``value`` obeying the text rule, whitespace collapsed, 1 (if required) to ``limit`` long."""
     value = " ".join(check_text(value, name).split())
     if required and not value:
         raise ValidationFailed(f"{name} must not be empty", code="empty_field", field=name)
@@ -284,49 +196,18 @@ def _text(data: dict[str, Any], name: str, limit: int, *, required: bool) -> str
     return value
 
 
-def _url(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ValidationFailed("url must be a string", code="invalid_type", field="url")
-    url = check_text(value, "url").strip()
-    if len(url) > URL_MAX:
-        raise ValidationFailed(
-            f"url must be an http(s) URL of at most {URL_MAX} characters",
-            code="invalid_url",
-            field="url",
-        )
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        parts = urlsplit("")
-    if len(url) > URL_MAX or parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValidationFailed(
-            f"url must be an http(s) URL of at most {URL_MAX} characters",
-            code="invalid_url",
-            field="url",
-        )
-    return url
+# --- small request models ---------------------------------------------------------------------
 
 
-def _tags(value: Any) -> tuple[str, ...]:
-    """Tags in the order given, repeats dropped; linear in the list, which is capped first."""
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise ValidationFailed("tags must be a list of strings", code="invalid_type", field="tags")
-    if len(value) > TAGS_MAX:
-        raise ValidationFailed(f"at most {TAGS_MAX} tags", code="too_many_tags", field="tags")
-    tags: dict[str, None] = {}  # insertion-ordered, so repeats are dropped in constant time
-    for raw in value:
-        if not isinstance(raw, str):
-            raise ValidationFailed(
-                "tags must be a list of strings", code="invalid_type", field="tags"
-            )
-        tag = " ".join(check_text(raw, "tags").split())
-        if not tag or len(tag) > TAG_MAX:
-            raise ValidationFailed(
-                f"each tag must be 1-{TAG_MAX} characters", code="invalid_tag", field="tags"
-            )
-        tags[tag] = None
-    return tuple(tags)
+class Pin(Struct):
+    """The brief to pin above the feed."""
+
+    brief_id: Annotated[str, _meta("the brief to pin", pattern=STREAM_ID_PATTERN)]
+
+
+class ReplayControl(Struct):
+    """What a replay socket accepts: pause, resume, seek to a local ``to`` time, or ``speed``."""
+
+    action: Literal["pause", "resume", "seek", "speed"]
+    to: Annotated[str, _meta("HH:MM or HH:MM:SS, the feed's local time")] | None = None
+    speed: float | str | None = None

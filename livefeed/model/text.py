@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
 
 import nh3
 
@@ -27,6 +26,12 @@ FORBIDDEN_TEXT = re.compile(
     + "]"
 )
 """One character the text rule (module docstring) forbids in any text field."""
+# The text rule as ECMA-262 can say it, for JSON Schema; it cannot name the non-characters
+# beyond the BMP, which the schemas' descriptions mention instead.
+_RULE = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+TEXT_PATTERN = rf"^[^{_RULE}]*$"
+# Whitespace is collapsed, so a value must have something else, and obey the rule throughout.
+NOT_BLANK_PATTERN = rf"^[^{_RULE}]*[^\s{_RULE}][^{_RULE}]*$"
 # FORBIDDEN_TEXT scans 20 times slower than a class of BMP characters only: for text without
 # astral characters (almost all of it) these find the same characters sooner.
 _FORBIDDEN_ASCII_RE = re.compile(f"[{_FORBIDDEN_ASCII}]")
@@ -98,24 +103,6 @@ def clean_text(value: str) -> str:
 def _clean_line(value: str, fallback: str) -> str:
     """A one-line field cleaned, whitespace collapsed again; ``fallback`` if nothing is left."""
     return " ".join(clean_text(value).split()) or fallback
-
-
-def clean_brief(brief: dict[str, Any]) -> dict[str, Any]:
-    """A stored brief with its text made to obey the text rule (changed in place, returned).
-
-    Briefs written under the rule are unchanged; the check costs one regex scan per field.
-    """
-    for name in ("headline", "author", "url", "body"):
-        value = brief.get(name)
-        if isinstance(value, str) and not obeys_text_rule(value):
-            if name == "body":
-                brief[name] = clean_text(value)
-            else:  # a headline of nothing but control characters still needs a title
-                brief[name] = _clean_line(value, "\ufffd" if name == "headline" else "")
-    tags = brief.get("tags")
-    if tags and not all(obeys_text_rule(t) for t in tags if isinstance(t, str)):
-        brief["tags"] = [c for t in tags if isinstance(t, str) and (c := _clean_line(t, ""))]
-    return brief
 
 
 def sanitize_body(raw: str) -> str:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
+from livefeed.model.brief import Brief, BriefDraft, brief_dict, new_brief
 from livefeed.model.days import day_containing, days_around
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
-from livefeed.model.schema import BriefDraft, Feed, brief_dict
 from livefeed.storage.append import AT, ID, Append, Retry
 from livefeed.storage.idempotency import Intent
 from livefeed.storage.store import Store
@@ -24,7 +27,7 @@ _ATTEMPTS = 5
 
 async def publish(
     store: Store, feed: Feed, draft: BriefDraft, editor: str, intent: Intent | None = None
-) -> dict[str, Any]:
+) -> Brief:
     """Append a new brief; Conflict ``feed_ended`` once coverage has ended.
 
     Redis stamps it; the script counts it on whichever of the local days around our own "now"
@@ -40,7 +43,7 @@ async def publish(
         except Retry as retry:
             around = retry.at_ms
             continue
-        return brief_dict(draft, str(entry_id), iso_ms(entry_id.ms))
+        return new_brief(draft, str(entry_id), iso_ms(entry_id.ms))
     raise Conflict("could not place the brief in time; try again", code="busy")
 
 
@@ -52,7 +55,7 @@ async def correct(
     expected_version: int | None,
     editor: str,
     intent: Intent | None = None,
-) -> dict[str, Any]:
+) -> Brief:
     """Apply a correction; the brief keeps its id and place and gains a version.
 
     With ``expected_version`` a concurrent change makes this fail with PreconditionFailed;
@@ -61,15 +64,15 @@ async def correct(
     """
     for _ in range(_ATTEMPTS):
         current = await require_brief(store, feed, brief_id)
-        version = int(current.get("version", 1))
+        version = current.version
         if expected_version is not None and version != expected_version:
             raise PreconditionFailed(
                 f"the brief has changed: it is at version {version} now", current_version=version
             )
-        updated = {**current, **changes, "version": version + 1, "updated_at": AT}
-        key_event = bool(updated.get("key_event"))
+        updated = msgspec.structs.replace(current, **changes, version=version + 1, updated_at=AT)
+        payload = msgspec.to_builtins(updated)
         change = Append.correct(
-            brief_id, updated, version, editor, key_event=key_event, intent=intent
+            brief_id, payload, version, editor, key_event=updated.key_event, intent=intent
         )
         try:
             entry_id = await store.append(feed.slug, change)
@@ -77,7 +80,7 @@ async def correct(
             if expected_version is not None:
                 raise
             continue
-        return {**updated, "updated_at": iso_ms(entry_id.ms)}
+        return msgspec.structs.replace(updated, updated_at=iso_ms(entry_id.ms))
     raise Conflict("the brief keeps changing; try again", code="busy")
 
 
@@ -100,10 +103,10 @@ async def retract(
 
 async def pin(
     store: Store, feed: Feed, brief_id: StreamId, editor: str, intent: Intent | None = None
-) -> dict[str, Any]:
+) -> Brief:
     """Pin a brief above the feed, replacing any other pin."""
     brief = await require_brief(store, feed, brief_id)
-    change = Append.pin(brief_id, brief, editor, intent)
+    change = Append.pin(brief_id, msgspec.to_builtins(brief), editor, intent)
     await store.append(feed.slug, change)
     return brief
 
@@ -124,7 +127,7 @@ async def update_feed(
     editor: str,
     intent: Intent | None = None,
     language: str | None = None,
-) -> dict[str, Any]:
+) -> Feed:
     """End or reopen coverage, retitle the feed or change its language; readers get a
     ``feed_updated`` event, and the caller the feed as that event shows it."""
     meta: dict[str, str] = {}
@@ -142,15 +145,15 @@ async def update_feed(
         body["ended_at"] = None
         drop.append("ended_at")
     if not meta and not drop:
-        return body
+        return feed
     change = Append.update_feed(body, editor, meta_set=meta, meta_del=drop, intent=intent)
     entry_id = await store.append(feed.slug, change)
     if body["ended_at"] == AT:
         body["ended_at"] = iso_ms(entry_id.ms)
-    return body
+    return msgspec.convert(body, Feed)
 
 
-async def require_brief(store: Store, feed: Feed, brief_id: StreamId) -> dict[str, Any]:
+async def require_brief(store: Store, feed: Feed, brief_id: StreamId) -> Brief:
     (brief,) = await store.states(feed.slug, [brief_id])
     if brief is None:
         raise NotFound(f"no brief {brief_id} in {feed.slug} (it may have been retracted)",
@@ -185,7 +188,7 @@ async def history(store: Store, feed: Feed, brief_id: StreamId) -> list[dict[str
 _ACTIONS = {"brief": "created", "brief_updated": "updated", "brief_deleted": "deleted"}
 
 
-async def key_events(store: Store, feed: Feed) -> list[dict[str, Any]]:
+async def key_events(store: Store, feed: Feed) -> list[Brief]:
     """Key-event briefs as they stand, newest first."""
     ids = sorted(await store.key_event_ids(feed.slug), reverse=True)
     return [b for b in await store.states(feed.slug, ids) if b is not None]

@@ -1,7 +1,7 @@
 """Moving history in and out: JSON Lines of briefs as they stand, oldest first.
 
-One brief per line, ``{"published_at", "updated_at", "version", "headline", "body", "author",
-"url", "tags", "key_event"}``; only ``published_at`` and ``headline`` are required on import.
+One brief per line, its fields but the id (``EXPORT_FIELDS``, from ``model.brief.Brief``); only
+``published_at`` and ``headline`` are required on import, the rest is validated as NewBrief.
 An import appends each brief at its original time (the stream id is derived from
 ``published_at``), so days and replays come out right; exporting an import of an export gives
 the same bytes.
@@ -16,27 +16,20 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 from livefeed.errors import LivefeedError, LivefeedException, ValidationFailed
+from livefeed.model.brief import Brief, BriefDraft, encode_brief, new_brief, parse_new_brief
 from livefeed.model.days import Day, day_containing
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms
-from livefeed.model.schema import BriefDraft, Feed, brief_dict, parse_new_brief
 from livefeed.model.text import sanitize_body
 from livefeed.storage.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
 from livefeed.storage.store import Store
 
-EXPORT_FIELDS = (
-    "published_at",
-    "updated_at",
-    "version",
-    "headline",
-    "body",
-    "author",
-    "url",
-    "tags",
-    "key_event",
-)
+EXPORT_FIELDS = tuple(name for name in Brief.__struct_fields__ if name != "id")
+"""A brief's fields but its id, which an import derives again from ``published_at``."""
 BATCH = 1000
 IN_FLIGHT = 2000
 """Briefs sent ahead of the replies: Redis always has the next batch while we encode."""
@@ -72,10 +65,9 @@ class ImportedBrief:
     raw_body: bool = False
 
 
-def export_line(brief: dict[str, Any]) -> bytes:
-    """A brief as one JSON line, fields in a fixed order."""
-    defaults = {"updated_at": None, "version": 1, "key_event": False}
-    line = {k: brief.get(k, defaults.get(k)) for k in EXPORT_FIELDS}
+def export_line(brief: Brief) -> bytes:
+    """A brief as one JSON line: its encoding without the id, fields in the model's order."""
+    line = {k: getattr(brief, k) for k in EXPORT_FIELDS}
     return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
 
 
@@ -230,7 +222,7 @@ class _Encoder:
         if not self._day.start_ms <= entry_id.ms <= self._day.end_ms:
             self._day = day_containing(entry_id.ms, self.feed.timezone)
             self._day_iso = self._day.iso
-        state = brief_dict(
+        brief = new_brief(
             item.draft,
             str(entry_id),
             iso_ms(entry_id.ms),
@@ -238,5 +230,5 @@ class _Encoder:
             updated_at=item.updated_at,
         )
         if item.raw_body:
-            state["body"] = sanitize_body(item.draft.body)
-        return BulkBrief(entry_id, orjson.dumps(state), self._day_iso, item.draft.key_event)
+            brief = msgspec.structs.replace(brief, body=sanitize_body(item.draft.body))
+        return BulkBrief(entry_id, encode_brief(brief), self._day_iso, item.draft.key_event)

@@ -26,8 +26,8 @@ from redis.exceptions import RedisError
 from livefeed.config import Settings
 from livefeed.errors import LivefeedError, NotFound
 from livefeed.model.days import Day, day_containing, day_of, local_clock, parse_clock, parse_day
+from livefeed.model.feed import Feed, parse_new_feed
 from livefeed.model.ids import StreamId, now_ms
-from livefeed.model.schema import Feed, parse_new_feed
 from livefeed.newsroom.transfer import (
     ImportStopped,
     export_briefs,

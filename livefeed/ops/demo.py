@@ -16,9 +16,10 @@ from redis.exceptions import RedisError
 
 from livefeed.config import Settings
 from livefeed.errors import Conflict
+from livefeed.model.brief import BriefDraft, parse_new_brief
 from livefeed.model.days import day_containing, day_of
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
-from livefeed.model.schema import BriefDraft, Feed, parse_new_brief
 from livefeed.newsroom import actions
 from livefeed.newsroom.transfer import ImportedBrief, import_briefs
 from livefeed.storage.store import Store
@@ -200,12 +201,12 @@ async def _post(store: Store, feed: Feed, payload: dict[str, object]) -> None:
 async def _correct(store: Store, feed: Feed, brief_id: StreamId) -> None:
     """A visible correction: the brief gains a line and a version."""
     brief = await actions.require_brief(store, feed, brief_id)
-    body = f"{brief['body']}<p><em>Correction: an earlier version gave the wrong time.</em></p>"
+    body = f"{brief.body}<p><em>Correction: an earlier version gave the wrong time.</em></p>"
     await actions.correct(store, feed, brief_id, {"body": body}, None, editor=DEMO_EDITOR)
 
 
 async def _correct_latest(store: Store, feed: Feed, rng: random.Random) -> None:
     briefs, _ = await store.latest_briefs(feed.slug, 5)
-    fresh = [b for b in briefs if b.get("version", 1) == 1]
+    fresh = [b for b in briefs if b.version == 1]
     if fresh:
-        await _correct(store, feed, StreamId.parse(rng.choice(fresh)["id"]))
+        await _correct(store, feed, StreamId.parse(rng.choice(fresh).id))

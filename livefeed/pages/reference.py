@@ -8,7 +8,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from livefeed.http.openapi import NOT_BLANK_PATTERN, TEXT_PATTERN, openapi_document
+from livefeed.http.openapi import openapi_document
+from livefeed.model.text import NOT_BLANK_PATTERN, TEXT_PATTERN
 from livefeed.pages import views
 
 

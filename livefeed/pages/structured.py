@@ -20,8 +20,9 @@ import orjson
 from markupsafe import Markup
 from starlette.requests import Request
 
+from livefeed.model.brief import Brief
+from livefeed.model.feed import Feed
 from livefeed.model.ids import iso_ms
-from livefeed.model.schema import Feed
 
 # Where a block element of a sanitised body ends, the plain text gets a line break.
 _BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|li|blockquote|ul|ol)>", re.IGNORECASE)
@@ -87,11 +88,9 @@ def plain_text(body_html: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def brief_modified(brief: dict[str, Any]) -> str:
+def brief_modified(brief: Brief) -> str:
     """When a brief last changed: its correction time, else its publication time."""
-    updated: str | None = brief.get("updated_at")
-    published: str = brief["published_at"]
-    return updated or published
+    return brief.updated_at or brief.published_at
 
 
 def latest(*times: str | None) -> str:
@@ -103,14 +102,12 @@ def _ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-def reader_meta(
-    base: str, feed: Feed, briefs: list[dict[str, Any]], before: str | None
-) -> PageMeta:
+def reader_meta(base: str, feed: Feed, briefs: list[Brief], before: str | None) -> PageMeta:
     """The live page (or one of its older pages, ``?before=``)."""
     url = base + feed_path(feed.slug) + (f"?before={quote(before)}" if before else "")
     ended = feed.ended_at if feed.status == "ended" else None
     # Imported history can be older than the feed itself.
-    started = min((feed.created_at, *(b["published_at"] for b in briefs)), key=_ms)
+    started = min((feed.created_at, *(b.published_at for b in briefs)), key=_ms)
     return PageMeta(
         url=url,
         title=feed.title,
@@ -128,7 +125,7 @@ def day_meta(
     day_iso: str,
     day_title: str,
     bounds: tuple[int, int],
-    briefs: list[dict[str, Any]],
+    briefs: list[Brief],
     now: int,
     cursor: str | None = None,
 ) -> PageMeta:
@@ -140,7 +137,7 @@ def day_meta(
     if ended_ms is not None and start_ms <= ended_ms < end_ms:
         end_ms = ended_ms
     start, end = iso_ms(start_ms), iso_ms(end_ms)
-    published = min((b["published_at"] for b in briefs), key=_ms, default=start)
+    published = min((b.published_at for b in briefs), key=_ms, default=start)
     return PageMeta(
         url=f"{base}{feed_path(feed.slug)}/days/{day_iso}"
         + (f"?cursor={quote(cursor)}" if cursor else ""),
@@ -153,9 +150,7 @@ def day_meta(
     )
 
 
-def live_blog_posting(
-    meta: PageMeta, base: str, slug: str, briefs: list[dict[str, Any]]
-) -> dict[str, Any]:
+def live_blog_posting(meta: PageMeta, base: str, slug: str, briefs: list[Brief]) -> dict[str, Any]:
     """The schema.org ``LiveBlogPosting`` for a page, each brief a ``BlogPosting`` update, in the
     page's order (newest first on the live page, oldest first on a day page)."""
     posting: dict[str, Any] = {
@@ -176,22 +171,22 @@ def live_blog_posting(
     return posting
 
 
-def blog_posting(base: str, slug: str, brief: dict[str, Any]) -> dict[str, Any]:
+def blog_posting(base: str, slug: str, brief: Brief) -> dict[str, Any]:
     """One brief as a schema.org ``BlogPosting`` whose ``url`` is its permalink."""
-    link = permalink(base, slug, str(brief["id"]))
+    link = permalink(base, slug, brief.id)
     posting: dict[str, Any] = {
         "@type": "BlogPosting",
         "@id": link,
         "url": link,
-        "headline": brief["headline"],
-        "articleBody": plain_text(brief.get("body") or ""),
-        "datePublished": brief["published_at"],
+        "headline": brief.headline,
+        "articleBody": plain_text(brief.body),
+        "datePublished": brief.published_at,
         "dateModified": brief_modified(brief),
     }
-    if brief.get("author"):
-        posting["author"] = {"@type": "Person", "name": brief["author"]}
-    if brief.get("tags"):
-        posting["keywords"] = list(brief["tags"])
+    if brief.author:
+        posting["author"] = {"@type": "Person", "name": brief.author}
+    if brief.tags:
+        posting["keywords"] = list(brief.tags)
     return posting
 
 
@@ -243,7 +238,7 @@ def _feed_links(prefix: str, title: str) -> list[dict[str, str]]:
 
 
 def page_head(
-    meta: PageMeta, base: str, slug: str, briefs: list[dict[str, Any]], feeds: list[dict[str, str]]
+    meta: PageMeta, base: str, slug: str, briefs: list[Brief], feeds: list[dict[str, str]]
 ) -> dict[str, Any]:
     """Template context for web/templates/_head_meta.html."""
     return {

@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from livefeed.http.days import DAY_PAGE, read_day
+from livefeed.model.brief import Brief
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId
-from livefeed.model.schema import Feed
 from livefeed.pages.structured import (
     PageMeta,
     base_url,
@@ -48,7 +49,7 @@ class Syndicated:
     feed: Feed
     meta: PageMeta
     self_url: str
-    briefs: list[dict[str, Any]]  # newest first
+    briefs: list[Brief]  # newest first
     finished: bool  # a day that is over: it changes only when a brief of it is corrected
 
 
@@ -70,7 +71,7 @@ async def _day(request: Request) -> Syndicated:
     title = day.date.strftime("%A %-d %B %Y")
     meta = day_meta(base, feed, day.iso, title, (day.start_ms, day.end_ms), briefs, now)
     self_url = base + request.url.path
-    newest_first = sorted(briefs, key=lambda b: StreamId.parse(str(b["id"])), reverse=True)
+    newest_first = sorted(briefs, key=lambda b: StreamId.parse(b.id), reverse=True)
     return Syndicated(base, feed, meta, self_url, newest_first, day.end_ms < now)
 
 
@@ -87,20 +88,20 @@ def atom_document(source: Syndicated) -> bytes:
     fg.updated(_datetime(meta.modified))
     fg.generator("livefeed")
     for brief in source.briefs:
-        link = permalink(source.base, slug, str(brief["id"]))
+        link = permalink(source.base, slug, brief.id)
         entry = fg.add_entry(order="append")
         entry.id(link)
-        entry.title(brief["headline"])
+        entry.title(brief.headline)
         # One link only: feedgen 1.0 writes an entry link's href but drops its rel and type
         # (python-feedgen issue 135), so a second (related) link would read as a second alternate.
         entry.link(href=link, rel="alternate", type="text/html")
-        if brief.get("body"):
-            entry.content(brief["body"], type="html")
-        entry.published(_datetime(brief["published_at"]))
+        if brief.body:
+            entry.content(brief.body, type="html")
+        entry.published(_datetime(brief.published_at))
         entry.updated(_datetime(brief_modified(brief)))
-        if brief.get("author"):
-            entry.author({"name": brief["author"]})
-        for tag in brief.get("tags") or []:
+        if brief.author:
+            entry.author({"name": brief.author})
+        for tag in brief.tags:
             entry.category(term=tag)
     document: bytes = fg.atom_str(pretty=True)
     return document
@@ -120,21 +121,21 @@ def json_feed_document(source: Syndicated) -> dict[str, Any]:
     }
 
 
-def _json_item(base: str, slug: str, brief: dict[str, Any]) -> dict[str, Any]:
-    link = permalink(base, slug, str(brief["id"]))
-    item: dict[str, Any] = {"id": link, "url": link, "title": brief["headline"]}
-    if brief.get("url"):
-        item["external_url"] = brief["url"]
-    if brief.get("body"):
-        item["content_html"] = brief["body"]
+def _json_item(base: str, slug: str, brief: Brief) -> dict[str, Any]:
+    link = permalink(base, slug, brief.id)
+    item: dict[str, Any] = {"id": link, "url": link, "title": brief.headline}
+    if brief.url:
+        item["external_url"] = brief.url
+    if brief.body:
+        item["content_html"] = brief.body
     else:
-        item["content_text"] = brief["headline"]  # an item must have content_html or content_text
-    item["date_published"] = brief["published_at"]
+        item["content_text"] = brief.headline  # an item must have content_html or content_text
+    item["date_published"] = brief.published_at
     item["date_modified"] = brief_modified(brief)
-    if brief.get("author"):
-        item["authors"] = [{"name": brief["author"]}]
-    if brief.get("tags"):
-        item["tags"] = list(brief["tags"])
+    if brief.author:
+        item["authors"] = [{"name": brief.author}]
+    if brief.tags:
+        item["tags"] = list(brief.tags)
     return item
 
 

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -13,6 +14,7 @@ from starlette.templating import Jinja2Templates
 from livefeed.errors import BadRequest
 from livefeed.http.days import DAY_PAGE, read_day
 from livefeed.model import schema
+from livefeed.model.brief import Brief
 from livefeed.model.days import local_clock, local_time_label, zone_label
 from livefeed.model.ids import StreamId
 from livefeed.newsroom import actions
@@ -74,8 +76,6 @@ async def feed_page(request: Request) -> Response:
     if feed.pinned is not None:
         (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
     now = await store.now_ms()
-    for brief in [*briefs, *keys, *([pinned] if pinned else [])]:
-        _localise(brief, feed.timezone, now)
     ended_ms = _ms(feed.ended_at)
     base = structured.base_url(request)
     meta = structured.reader_meta(base, feed, briefs, raw_before)
@@ -86,13 +86,13 @@ async def feed_page(request: Request) -> Response:
         {
             "feed": feed,
             "lang": feed.language,
-            "briefs": briefs,
+            "briefs": [_view(b, feed.timezone, now) for b in briefs],
             "before": raw_before,
             "older_before": None if older is None else str(older),
             "last_event_id": str(bounds.last_generated),
             "tz_label": zone_label(feed.timezone, now),
-            "pinned": pinned,
-            "key_events": keys,
+            "pinned": pinned and _view(pinned, feed.timezone, now),
+            "key_events": [_view(b, feed.timezone, now) for b in keys],
             "ended_local": local_time_label(ended_ms, feed.timezone, now) if ended_ms else None,
             **structured.page_head(meta, base, slug, briefs, feeds),
         },
@@ -103,11 +103,14 @@ def _ms(iso: str | None) -> int | None:
     return None if iso is None else int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-def _localise(brief: dict[str, Any], timezone: str, now: int) -> None:
-    """Add the times a page shows: published and (if corrected) updated, in the feed's zone."""
-    brief["local_time"] = local_time_label(StreamId.parse(brief["id"]).ms, timezone, now)
-    updated = _ms(brief.get("updated_at"))
-    brief["updated_local"] = local_time_label(updated, timezone, now) if updated else None
+def _view(brief: Brief, timezone: str, now: int) -> dict[str, Any]:
+    """What a template shows of a brief: its fields, and when it was published and (if
+    corrected) updated on the feed's local clock."""
+    view: dict[str, Any] = msgspec.structs.asdict(brief)
+    view["local_time"] = local_time_label(StreamId.parse(brief.id).ms, timezone, now)
+    updated = _ms(brief.updated_at)
+    view["updated_local"] = local_time_label(updated, timezone, now) if updated else None
+    return view
 
 
 async def days_page(request: Request) -> Response:
@@ -151,12 +154,14 @@ async def day_page(request: Request) -> Response:
     cursor = request.query_params.get("cursor")
     meta = structured.day_meta(base, feed, day.iso, day_title, bounds, briefs, now, cursor)
     feeds = structured.alternates(base, feed.slug, feed.title, day.iso)
+    views = []
     for brief in briefs:
-        _localise(brief, feed.timezone, now)
-        ms = StreamId.parse(str(brief["id"])).ms
-        brief["local_time"] = local_clock(ms, feed.timezone)[:5]
+        view = _view(brief, feed.timezone, now)
+        ms = StreamId.parse(brief.id).ms
+        view["local_time"] = local_clock(ms, feed.timezone)[:5]
         if show_zone:
-            brief["local_time"] += " " + zone_label(feed.timezone, ms)
+            view["local_time"] += " " + zone_label(feed.timezone, ms)
+        views.append(view)
     return _render(
         request,
         "day.html",
@@ -165,7 +170,7 @@ async def day_page(request: Request) -> Response:
             "lang": feed.language,
             "day": day,
             "day_title": day_title,
-            "briefs": briefs,
+            "briefs": views,
             "next_cursor": None if after is None else str(after),
             "cursor": cursor,
             "days": [(d, day_label(d)) for d in days],
@@ -245,13 +250,11 @@ async def embed_page(request: Request) -> Response:
     if feed.pinned is not None:
         (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
     now = await store.now_ms()
-    for brief in [*briefs, *([pinned] if pinned else [])]:
-        _localise(brief, feed.timezone, now)
     context: dict[str, Any] = {
         "feed": feed,
         "lang": feed.language,
-        "briefs": briefs,
-        "pinned": pinned,
+        "briefs": [_view(b, feed.timezone, now) for b in briefs],
+        "pinned": pinned and _view(pinned, feed.timezone, now),
         "limit": max(limit, 1),
         "last_event_id": str(bounds.last_generated),
         "tz_label": zone_label(feed.timezone, now),

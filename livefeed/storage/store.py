@@ -4,7 +4,7 @@ The keys, and the layout they draw, are named in ``livefeed.storage.keys`` (``st
 under the configured prefix. Editor tokens are kept by ``livefeed.storage.tokens``
 (``store.tokens``), and idempotency records by the append script (``storage.idempotency``).
 
-Feeds and briefs read back as objects obey the text rule (``model.text.clean_brief``): text stored
+Feeds and briefs read back as objects obey the text rule (``model.brief.decode_brief``): text stored
 before the rule is cleaned as it is read, so no page, Atom or JSON Feed, JSON-LD or export can
 meet a character it cannot carry. Pages of stored JSON (``brief_page``) pass on as stored.
 
@@ -27,9 +27,10 @@ from redis.exceptions import ResponseError
 
 from livefeed.errors import Conflict, NotFound
 from livefeed.metrics import EVENTS_PUBLISHED
+from livefeed.model.brief import Brief, decode_brief
+from livefeed.model.feed import Feed, clean_feed
 from livefeed.model.ids import ZERO_ID, StreamId, now_ms
-from livefeed.model.schema import DEFAULT_LANGUAGE, Feed, clean_feed
-from livefeed.model.text import clean_brief
+from livefeed.model.schema import DEFAULT_LANGUAGE
 from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.storage.keys import Keys
@@ -343,27 +344,27 @@ class Store:
         rows = await self._cmd("XRANGE", self.keys.stream(slug), low, high, "COUNT", count)
         return [_entry(raw_id, fields) for raw_id, fields in rows or []]
 
-    async def states(self, slug: str, ids: list[StreamId]) -> list[dict[str, Any] | None]:
+    async def states(self, slug: str, ids: list[StreamId]) -> list[Brief | None]:
         """The current state of each brief, None for one retracted (or never created)."""
         if not ids:
             return []
         raws = await self._cmd("HMGET", self.keys.states(slug), *[str(i) for i in ids])
-        return [None if raw is None else clean_brief(orjson.loads(raw)) for raw in raws]
+        return [None if raw is None else decode_brief(raw) for raw in raws]
 
     async def latest_briefs(
         self, slug: str, limit: int, before: StreamId | None = None
-    ) -> tuple[list[dict[str, Any]], StreamId | None]:
+    ) -> tuple[list[Brief], StreamId | None]:
         """Briefs as they stand, newest first, and the cursor for the next older page."""
         raws, cursor = await self.brief_page(slug, limit, before=before, newest_first=True)
-        return [clean_brief(orjson.loads(raw)) for raw in raws], cursor
+        return [decode_brief(raw) for raw in raws], cursor
 
     async def briefs_between(
         self, slug: str, start_ms: int, end_ms: int, after: StreamId | None, limit: int
-    ) -> tuple[list[dict[str, Any]], StreamId | None]:
+    ) -> tuple[list[Brief], StreamId | None]:
         """Briefs published from ``start_ms`` to ``end_ms`` as they stand, oldest first, in pages
         of ``limit`` after the cursor ``after``; returns them and the next cursor (or None)."""
         raws, cursor = await self.brief_page(slug, limit, start_ms, end_ms, after=after)
-        return [clean_brief(orjson.loads(raw)) for raw in raws], cursor
+        return [decode_brief(raw) for raw in raws], cursor
 
     async def brief_page(
         self,

@@ -33,9 +33,9 @@ from livefeed.errors import (
     LivefeedException,
 )
 from livefeed.limits import MessageBudget
+from livefeed.model.feed import Feed
 from livefeed.model.frames import Event, control_frame, websocket_text_frame
 from livefeed.model.ids import StreamId
-from livefeed.model.schema import Feed
 from livefeed.storage.store import Store
 from livefeed.stream.hub import Closing, Hub, Subscriber, TooSlow
 from livefeed.stream.socket import ReaderSocket, reader_socket

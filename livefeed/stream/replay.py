@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import orjson
+import msgspec
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -29,9 +29,10 @@ from livefeed.errors import CLOSE_POLICY, CLOSE_TRY_AGAIN_LATER, BadRequest, Liv
 from livefeed.limits import MessageBudget
 from livefeed.metrics import REPLAYS, REPLAYS_ACTIVE
 from livefeed.model.days import Day, parse_clock, parse_day
+from livefeed.model.feed import Feed
 from livefeed.model.frames import control_frame
 from livefeed.model.ids import iso_ms
-from livefeed.model.schema import Feed
+from livefeed.model.schema import ReplayControl
 from livefeed.storage.store import Store
 from livefeed.stream.source import to_event
 
@@ -65,23 +66,24 @@ class Control:
 
 
 def parse_control(raw: str | bytes, day: Day) -> Control:
-    """A control message ``{"action": ...}``; BadRequest for anything else."""
+    """A control message (``ReplayControl``); BadRequest for anything else."""
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        control = msgspec.json.decode(raw, type=ReplayControl)
+    except msgspec.ValidationError as exc:
+        if str(exc).endswith("`$.to`"):
+            raise BadRequest("seek needs to: HH:MM or HH:MM:SS") from None
+        if str(exc).endswith("`$.speed`"):
+            parse_speed("nan")  # raises, saying what a speed is
+        raise BadRequest("action must be pause, resume, seek or speed") from None
+    except msgspec.DecodeError:
         raise BadRequest("controls are JSON objects with an action") from None
-    action = data.get("action") if isinstance(data, dict) else None
-    if not isinstance(action, str) or action not in {"pause", "resume", "seek", "speed"}:
-        raise BadRequest("action must be pause, resume, seek or speed")
-    action = data["action"]
-    if action == "seek":
-        to = data.get("to")
-        if not isinstance(to, str):
+    if control.action == "seek":
+        if control.to is None:
             raise BadRequest("seek needs to: HH:MM or HH:MM:SS")
-        return Control("seek", to_ms=day.at_clock(*parse_clock(to)))
-    if action == "speed":
-        return Control("speed", speed=parse_speed(str(data.get("speed"))))
-    return Control(action)
+        return Control("seek", to_ms=day.at_clock(*parse_clock(control.to)))
+    if control.action == "speed":
+        return Control("speed", speed=parse_speed(str(control.speed)))
+    return Control(control.action)
 
 
 class Player:
