@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
@@ -36,6 +35,7 @@ from livefeed.metrics import HttpMetrics, MetricsEndpoint
 from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
 from livefeed.pages import reference, syndication, views
+from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
 from livefeed.storage.store import Store
 from livefeed.stream.hub import Hub
 from livefeed.stream.reader import SnapshotCache, serve_reader
@@ -55,15 +55,24 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     Each of ``jobs`` runs as a task from startup to shutdown, given the app's store.
     """
     _check_public_url(settings.public_url)
+    check_url(settings.redis_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = _redis(settings.redis_url, settings.redis_timeout, settings.redis_pool_size)
+        redis = connect(
+            settings.redis_url, timeout=settings.redis_timeout, pool_size=settings.redis_pool_size
+        )
         # Blocking XREADs (one per followed feed) get a pool of their own, so they never starve
         # publishing and reading.
         tail_timeout = settings.heartbeat_interval + settings.redis_timeout
-        tail_redis = _redis(settings.redis_url, tail_timeout, 10_000)
+        tail_redis = connect(settings.redis_url, timeout=tail_timeout, pool_size=10_000)
         store = Store(redis, settings.key_prefix)
+        store.replicas = await replicas_to_wait_for(
+            redis, settings.redis_url, settings.min_replicas
+        )
+        store.replica_timeout_ms = int(settings.replica_timeout * 1000)
+        if store.replicas:
+            log.info("writes answer once %d replica(s) have them", store.replicas)
         tail_store = Store(tail_redis, settings.key_prefix)
         block_ms = int(settings.heartbeat_interval * 1000)
 
@@ -223,19 +232,6 @@ def _tune_collector() -> None:
     """
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
-
-
-def _redis(url: str, timeout: float, pool_size: int) -> Redis:
-    """A client whose pool makes callers wait (up to ``timeout``) rather than fail when busy."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=pool_size,
-        timeout=timeout,
-        socket_timeout=timeout,
-        socket_connect_timeout=min(timeout, 3.0),
-        health_check_interval=30,
-    )
-    return Redis.from_pool(pool)
 
 
 async def _livefeed_error(request: Request, exc: Exception) -> Response:

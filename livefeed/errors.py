@@ -178,6 +178,6 @@ class Unavailable(LivefeedError):
     close_code = CLOSE_TRY_AGAIN_LATER
     default_code = "unavailable"
 
-    def __init__(self, message: str, *, retry_after: int = 2) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int = 2) -> None:
+        super().__init__(message, code=code)
         self.retry_after = retry_after

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from livefeed.config import Settings
+from livefeed.storage.connect import connect, hide_password
 from livefeed.storage.keys import Keys
 from livefeed.storage.redis_server import EmbeddedRedisError, find_redis_server, owner_url
 
@@ -115,9 +115,7 @@ def check_data_dir(data_dir: Path) -> Finding:
 
 async def check_redis(url: str, settings: Settings) -> list[Finding]:
     """Reachability, version, role, persistence, memory policy and editor tokens."""
-    redis = Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=3.0, socket_timeout=5.0
-    )
+    redis = connect(url, timeout=5.0, pool_size=4, connect_timeout=3.0, decode_responses=True)
     try:
         return await _check_redis(redis, url, settings)
     finally:
@@ -125,7 +123,7 @@ async def check_redis(url: str, settings: Settings) -> list[Finding]:
 
 
 async def _check_redis(redis: Redis, url: str, settings: Settings) -> list[Finding]:
-    shown = _hide_password(url)
+    shown = hide_password(url)
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:
@@ -326,14 +324,3 @@ def _version(text: str) -> tuple[int, ...]:
         digits = "".join(ch for ch in part if ch.isdigit())
         parts.append(int(digits or 0))
     return tuple(parts)
-
-
-def _hide_password(url: str) -> str:
-    """The URL without its password, fit to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))

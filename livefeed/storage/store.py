@@ -23,10 +23,11 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from livefeed.errors import Conflict, NotFound
-from livefeed.metrics import EVENTS_PUBLISHED
+from livefeed.errors import Conflict, NotFound, Unavailable
+from livefeed.metrics import EVENTS_PUBLISHED, REPLICA_WAIT_SHORT
 from livefeed.model.ids import ZERO_ID, StreamId, now_ms
 from livefeed.model.schema import DEFAULT_LANGUAGE, Feed, clean_feed
 from livefeed.model.text import clean_brief
@@ -57,6 +58,11 @@ end
 return 'OK'
 """
 _CLOCK_CHECK_SECONDS = 10.0
+# Rewrites a hash field with its own value: a write that changes nothing but is replicated.
+_TOUCH_LUA = (
+    "local fp = redis.call('HGET', KEYS[1], 'fp') "
+    "if fp then redis.call('HSET', KEYS[1], 'fp', fp) end return 1"
+)
 REMOVE_LUA = LAST_ID_LUA + (Path(__file__).parent / "remove.lua").read_text()
 
 
@@ -130,10 +136,55 @@ class Store:
         self.tokens = Tokens(redis, self.keys)
         self.clock_offset_ms = 0
         self._clock_checked = -_CLOCK_CHECK_SECONDS
+        self.replicas = 0
+        """Replicas a write must reach before it counts as done (``WAIT``); 0: the primary's
+        own persistence is enough."""
+        self.replica_timeout_ms = 1000
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
         return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    async def _write(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run a write script; with ``replicas``, return only once that many replicas have it.
+
+        The script and ``WAIT`` go down one connection in one round trip (WAIT counts the
+        replicas that have every write of its connection). Too few in time: Unavailable (503):
+        the write is on the primary and may or may not survive a failover, so the client retries
+        with its Idempotency-Key and gets the one result.
+        """
+        if not self.replicas:
+            return await script(keys=keys, args=args)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await script(keys=keys, args=args, client=pipe)
+            pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms)
+            result, confirmed = await pipe.execute()
+        self._confirmed(int(confirmed))
+        return result
+
+    async def confirm_replicated(self, key: str) -> None:
+        """Return once ``replicas`` replicas hold everything the primary held when this was
+        called; for a result read back (an idempotent replay) rather than written now.
+
+        A no-op write of ``key`` (which must be a hash with a field ``fp``) is replicated in
+        order after every earlier write, so once replicas confirm it they have those too.
+        """
+        if not self.replicas:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.eval(_TOUCH_LUA, 1, key)
+            pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms)
+            _, confirmed = await pipe.execute()
+        self._confirmed(int(confirmed))
+
+    def _confirmed(self, confirmed: int) -> None:
+        if confirmed < self.replicas:
+            REPLICA_WAIT_SHORT.inc()
+            raise Unavailable(
+                f"the write reached {confirmed} of {self.replicas} replicas in time; retry it "
+                "with the same Idempotency-Key",
+                code="not_replicated",
+            )
 
     async def ping(self) -> bool:
         return bool(await self._cmd("PING"))
@@ -163,10 +214,12 @@ class Store:
         if intent is not None:
             keys.append(intent.key)
             args += [intent.fingerprint, orjson.dumps(feed.to_dict()), TTL_SECONDS]
-        outcome = _text(await self._create_feed_script(keys=keys, args=args))
+        outcome = _text(await self._write(self._create_feed_script, keys, args))
         if outcome == "LIVEFEED_EXISTS":
             raise Conflict(f"feed {feed.slug!r} already exists", code="feed_exists", field="slug")
         if outcome != "OK":
+            if outcome.startswith("LIVEFEED_REPLAY") and intent is not None:
+                await self.confirm_replicated(intent.key)
             raise refusal(outcome)
         return feed
 
@@ -247,9 +300,11 @@ class Store:
         keys = self.keys.script(slug)
         if change.intent is not None:
             keys.append(change.intent.key)
-        (result,) = await self._append_script(keys=keys, args=change.script_args())
+        (result,) = await self._write(self._append_script, keys, change.script_args())
         text = _text(result)
         if text.startswith("LIVEFEED_"):
+            if text.startswith("LIVEFEED_REPLAY") and change.intent is not None:
+                await self.confirm_replicated(change.intent.key)
             raise refusal(text)
         EVENTS_PUBLISHED.labels(change.type).inc()
         return StreamId.parse(text)
@@ -262,6 +317,7 @@ class Store:
             return False, None
         if _text(fingerprint) != intent.fingerprint:
             raise reused()
+        await self.confirm_replicated(intent.key)  # a 2xx again: only once replicas have it
         return True, orjson.loads(result)
 
     async def mark(self, slug: str) -> FeedMark:
