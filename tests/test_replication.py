@@ -6,6 +6,7 @@ lagging or cut-off replica (or an old primary that came back with none), then re
 
 from __future__ import annotations
 
+import re
 import signal
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,15 @@ import httpx
 import pytest
 import redis
 
-from helpers import LivefeedServer, RedisProcess, auth, make_feed, stored_ids, wait_until
+from helpers import (
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    livefeed,
+    make_feed,
+    stored_ids,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -134,3 +143,23 @@ def test_without_min_replicas_a_standalone_redis_answers_at_once(
     finally:
         replica.proc.send_signal(signal.SIGCONT)
         server.stop()
+
+
+def test_check_says_what_a_failover_can_lose_with_and_without_waiting(
+    pair: tuple[RedisProcess, RedisProcess],
+) -> None:
+    """``livefeed check`` on a primary with a replica: a warning while writes do not wait for
+    it, an ok line saying no acknowledged brief is lost once LIVEFEED_MIN_REPLICAS=1."""
+    primary, _ = pair
+    env = {"LIVEFEED_EDITOR_TOKEN": "check-token-0123456789abcdef"}
+    plain = livefeed("check", "--redis-url", primary.url, **env)
+    assert re.search(
+        r"^warn +replication +1 replica\(s\), but writes do not wait", plain.stdout, re.M
+    )
+    waiting = livefeed("check", "--redis-url", primary.url, LIVEFEED_MIN_REPLICAS="1", **env)
+    assert re.search(
+        r"^ok +replication +1 replica\(s\); every 2xx waits until 1 of them", waiting.stdout, re.M
+    ), waiting.stdout
+    too_many = livefeed("check", "--redis-url", primary.url, LIVEFEED_MIN_REPLICAS="2", **env)
+    assert too_many.returncode == 1
+    assert re.search(r"^error +replication +writes wait for 2 replica", too_many.stdout, re.M)

@@ -53,7 +53,8 @@ def node(sentinels: SentinelSet, tmp_path: Path) -> Iterator[LivefeedServer]:
 def test_a_node_reaches_the_primary_the_sentinels_name(
     sentinels: SentinelSet, node: LivefeedServer
 ) -> None:
-    """Through a redis+sentinel:// URL a node publishes to the primary, and the replica has it."""
+    """Through a redis+sentinel:// URL a node publishes to the primary, the replica has it,
+    and ``livefeed check`` says writes wait for the replica by default."""
     with httpx.Client(base_url=node.base, timeout=10) as client:
         slug = make_feed(client)
         response = client.post(
@@ -63,6 +64,9 @@ def test_a_node_reaches_the_primary_the_sentinels_name(
         assert client.get("/healthz").json()["redis"] == "ok"
     assert stored_ids(node.base, slug) == [response.json()["id"]]
     wait_until(sentinels.replica_in_sync, 10, "the replica fell out of sync")
+    check = livefeed("check", "--redis-url", sentinels.url, LIVEFEED_EDITOR_TOKEN="t" * 24)
+    assert "reachable at redis+sentinel://" in check.stdout, check.stdout + check.stderr
+    assert "every 2xx waits until 1 of them" in check.stdout, check.stdout
 
 
 async def test_a_node_follows_a_failover_without_a_restart_answering_503_never_500(
