@@ -37,10 +37,11 @@ from livefeed.model.ids import StreamId
 from livefeed.pages import reference, syndication, views
 from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
 from livefeed.storage.store import Store
+from livefeed.storage.tail import BlockingReader
 from livefeed.stream.hub import Hub
 from livefeed.stream.reader import SnapshotCache, serve_reader
 from livefeed.stream.replay import open_replay
-from livefeed.stream.source import follow
+from livefeed.stream.source import Followers
 
 log = logging.getLogger("livefeed")
 
@@ -62,10 +63,10 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         redis = connect(
             settings.redis_url, timeout=settings.redis_timeout, pool_size=settings.redis_pool_size
         )
-        # Blocking XREADs (one per followed feed) get a pool of their own, so they never starve
-        # publishing and reading.
+        # The one blocking XREAD of every followed feed has a connection of its own (and one
+        # to wake it when the set of feeds changes), so it never starves publishing and reading.
         tail_timeout = settings.heartbeat_interval + settings.redis_timeout
-        tail_redis = connect(settings.redis_url, timeout=tail_timeout, pool_size=10_000)
+        tail_redis = connect(settings.redis_url, timeout=tail_timeout, pool_size=4)
         store = Store(redis, settings.key_prefix)
         store.replicas = await replicas_to_wait_for(
             redis, settings.redis_url, settings.min_replicas
@@ -73,12 +74,12 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         store.replica_timeout_ms = int(settings.replica_timeout * 1000)
         if store.replicas:
             log.info("writes answer once %d replica(s) have them", store.replicas)
-        tail_store = Store(tail_redis, settings.key_prefix)
         block_ms = int(settings.heartbeat_interval * 1000)
+        followers = Followers(BlockingReader(tail_redis, store.keys), block_ms)
 
         async def source(feed: str) -> tuple[StreamId, AsyncIterator[list[Event]]]:
             start = (await store.bounds(feed)).last_generated
-            return start, follow(tail_store, feed, start, block_ms)
+            return start, followers.follow(feed, start)
 
         hub = Hub(source, queue_limit=settings.reader_queue)
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
@@ -98,6 +99,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await followers.close()
             await redis.aclose()
             await tail_redis.aclose()
 

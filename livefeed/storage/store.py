@@ -111,7 +111,7 @@ class FeedMark:
         return self.last_id_key if self.last_id_key is not None else self.last_generated
 
 
-def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
+def entry_of(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
     prev = fields.get(b"p")
     return Entry(
         StreamId.parse(raw_id.decode()),
@@ -392,12 +392,12 @@ class Store:
     async def read_after(self, slug: str, after: StreamId, count: int) -> list[Entry]:
         """Up to ``count`` entries after ``after``, oldest first."""
         rows = await self._cmd("XRANGE", self.keys.stream(slug), f"({after}", "+", "COUNT", count)
-        return [_entry(raw_id, fields) for raw_id, fields in rows or []]
+        return [entry_of(raw_id, fields) for raw_id, fields in rows or []]
 
     async def read_range(self, slug: str, low: str, high: str, count: int) -> list[Entry]:
         """XRANGE with Redis's own bound syntax (``(`` for exclusive), oldest first."""
         rows = await self._cmd("XRANGE", self.keys.stream(slug), low, high, "COUNT", count)
-        return [_entry(raw_id, fields) for raw_id, fields in rows or []]
+        return [entry_of(raw_id, fields) for raw_id, fields in rows or []]
 
     async def states(self, slug: str, ids: list[StreamId]) -> list[dict[str, Any] | None]:
         """The current state of each brief, None for one retracted (or never created)."""
@@ -486,7 +486,7 @@ class Store:
         for entry_id in _text(raw).split(","):
             pipe.xrange(self.keys.stream(slug), entry_id, entry_id)
         rows = await pipe.execute()
-        return [_entry(raw_id, fields) for found in rows for raw_id, fields in found]
+        return [entry_of(raw_id, fields) for found in rows for raw_id, fields in found]
 
     async def key_event_ids(self, slug: str) -> list[StreamId]:
         members = await self._cmd("SMEMBERS", self.keys.key_events(slug))
@@ -514,7 +514,7 @@ class Store:
         entries: list[Entry] = []
         for _key, items in pairs:
             items = items[0] if items and isinstance(items[0], list) and len(items) == 1 else items
-            entries.extend(_entry(raw_id, fields) for raw_id, fields in items)
+            entries.extend(entry_of(raw_id, fields) for raw_id, fields in items)
         return entries
 
     async def hold_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
