@@ -22,7 +22,7 @@ LivefeedException                          root of every exception livefeed defi
 │   └── Unavailable           503 / 1013   Redis unreachable, or a write not on enough replicas
 │                                          in time; the client should retry
 └── internal signals, never sent as such:
-    ├── append.Refused, append.Retry, append.Replayed   what the append script decided
+    ├── append.Retry, append.Replayed   what the append script decided
     ├── bulk.BulkRefused      Redis refused an import batch
     ├── transfer.ImportStopped   an import was asked to stop
     ├── hub.TooSlow, hub.Closing   a subscriber dropped (close code 4408, or the one it carries)

@@ -93,30 +93,21 @@ def archive() -> list[ImportedBrief]:
 
 
 def one_by_one(feed: Feed, item: ImportedBrief) -> Append:
-    """What imports appended before the bulk path: one append.lua append per brief (and
-    validating a line sanitised its body)."""
+    """What imports appended before the bulk path: one append.lua publish per brief, at its
+    time (and validating a line sanitised its body)."""
     draft = item.draft
     if item.raw_body:
         draft = dataclasses.replace(draft, body=sanitize_body(draft.body))
-    return Append(
-        "brief",
-        brief_dict(draft, ID, AT, version=item.version, updated_at=item.updated_at),
-        item.at_ms,
-        extra={"editor": "import"},
-        strict=True,
-        day=day_containing(item.at_ms, feed.timezone),
-        day_delta=1,
-        state="set",
-        history=True,
-        key_event=item.draft.key_event or None,
-    )
+    brief = brief_dict(draft, ID, AT, version=item.version, updated_at=item.updated_at)
+    day = day_containing(item.at_ms, feed.timezone)
+    return Append.publish(brief, "import", [day], key_event=draft.key_event, at_ms=item.at_ms)
 
 
 def live(feed: Feed, at_ms: int, headline: str) -> Append:
+    """A key-event brief published at ``at_ms``."""
     draft = parse_new_brief({"headline": headline, "key_event": True}, default_author="Desk")
-    return Append("brief", brief_dict(draft, ID, AT), at_ms, extra={"editor": "Desk"},
-                  day=day_containing(at_ms, feed.timezone), day_delta=1, state="set",
-                  open=True, history=True, key_event=True)  # fmt: skip
+    day = day_containing(at_ms, feed.timezone)
+    return Append.publish(brief_dict(draft, ID, AT), "Desk", [day], key_event=True, at_ms=at_ms)
 
 
 async def everything(store: Store, slug: str) -> dict[str, Any]:

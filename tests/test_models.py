@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 from websockets.frames import Frame, Opcode
@@ -29,6 +31,15 @@ def test_stream_id_rejects_malformed_input(raw: str) -> None:
 
 def test_iso_ms_is_utc_with_milliseconds() -> None:
     assert iso_ms(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
+
+
+@pytest.mark.parametrize(
+    "ms", [0, 1, 999, 86_399_999, 86_400_000, 951_782_400_000, 1_711_846_799_999, 4_102_444_799_999]
+)
+def test_iso_ms_matches_datetime_at_day_and_year_edges(ms: int) -> None:
+    """The integer formatter writes what datetime's own ISO form says, to the millisecond."""
+    expected = datetime.fromtimestamp(ms // 1000, tz=UTC).replace(microsecond=ms % 1000 * 1000)
+    assert iso_ms(ms) == expected.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def test_local_time_label_uses_feed_zone_and_adds_date_for_other_days() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from livefeed.errors import BadRequest
 
@@ -42,9 +43,24 @@ ZERO_ID = StreamId(0, 0)
 
 
 def iso_ms(ms: int) -> str:
-    """UTC ISO 8601 with milliseconds, e.g. ``2026-11-24T20:40:00.123Z``."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """UTC ISO 8601 with milliseconds, e.g. ``2026-11-24T20:40:00.123Z``: livefeed's one time
+    stamp format (append.lua writes the same for the times Redis chooses). Integer arithmetic
+    and a cached date, as an import formats one per brief."""
+    day, rest = divmod(ms, 86_400_000)
+    seconds, milli = divmod(rest, 1000)
+    minutes, ss = divmod(seconds, 60)
+    hh, mm = divmod(minutes, 60)
+    return f"{_utc_date(day)}{_DIGITS[hh]}:{_DIGITS[mm]}:{_DIGITS[ss]}.{_MILLIS[milli]}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _utc_date(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).isoformat() + "T"
+
+
+_DIGITS = [f"{n:02d}" for n in range(60)]
+_MILLIS = [f"{n:03d}" for n in range(1000)]
+_EPOCH = date(1970, 1, 1)
 
 
 def now_ms() -> int:

@@ -33,24 +33,12 @@ async def publish(
     around = now_ms()
     brief = brief_dict(draft, ID, AT)
     for _ in range(_ATTEMPTS):
-        change = Append(
-            "brief",
-            brief,
-            None,
-            extra={"editor": editor},
-            days=days_around(around, feed.timezone),
-            day_delta=1,
-            state="set",
-            open=True,
-            history=True,
-            key_event=draft.key_event or None,
-            intent=intent,
-            result=brief,
-        )
+        days = days_around(around, feed.timezone)
+        change = Append.publish(brief, editor, days, key_event=draft.key_event, intent=intent)
         try:
             entry_id = await store.append(feed.slug, change)
         except Retry as retry:
-            around = retry.at_ms if retry.at_ms is not None else now_ms()
+            around = retry.at_ms
             continue
         return brief_dict(draft, str(entry_id), iso_ms(entry_id.ms))
     raise Conflict("could not place the brief in time; try again", code="busy")
@@ -79,19 +67,9 @@ async def correct(
                 f"the brief has changed: it is at version {version} now", current_version=version
             )
         updated = {**current, **changes, "version": version + 1, "updated_at": AT}
-        change = Append(
-            "brief_updated",
-            updated,
-            None,
-            extra={"editor": editor},
-            state="set",
-            field=str(brief_id),
-            expect=str(brief_id),
-            version=version,
-            history=True,
-            key_event=bool(updated.get("key_event")),
-            intent=intent,
-            result=updated,
+        key_event = bool(updated.get("key_event"))
+        change = Append.correct(
+            brief_id, updated, version, editor, key_event=key_event, intent=intent
         )
         try:
             entry_id = await store.append(feed.slug, change)
@@ -116,24 +94,7 @@ async def retract(
         day = day_containing(brief_id.ms, feed.timezone)
     except (ValueError, OverflowError):  # past the calendar: no brief has such an id
         raise NotFound(f"no brief {brief_id} in {feed.slug}", code="brief_not_found") from None
-    change = Append(
-        "brief_deleted",
-        str(brief_id),
-        None,
-        key="brief_id",
-        extra={"editor": editor},
-        state="del",
-        field=str(brief_id),
-        expect=str(brief_id),
-        version=expected_version,
-        day=day,
-        day_delta=-1,
-        day_check=False,
-        history=True,
-        key_event=False,
-        unpin=str(brief_id),
-        intent=intent,
-    )
+    change = Append.retract(brief_id, day, editor, version=expected_version, intent=intent)
     await store.append(feed.slug, change)
 
 
@@ -142,18 +103,7 @@ async def pin(
 ) -> dict[str, Any]:
     """Pin a brief above the feed, replacing any other pin."""
     brief = await require_brief(store, feed, brief_id)
-    change = Append(
-        "pinned",
-        str(brief_id),
-        None,
-        key="brief_id",
-        extra={"editor": editor},
-        field=str(brief_id),
-        expect=str(brief_id),
-        meta_set={"pinned": str(brief_id)},
-        intent=intent,
-        result=brief,
-    )
+    change = Append.pin(brief_id, brief, editor, intent)
     await store.append(feed.slug, change)
     return brief
 
@@ -162,15 +112,7 @@ async def unpin(store: Store, feed: Feed, editor: str, intent: Intent | None = N
     """Drop the pin, if there is one."""
     if feed.pinned is None:
         return
-    change = Append(
-        "unpinned",
-        feed.pinned,
-        None,
-        key="brief_id",
-        extra={"editor": editor},
-        meta_del=["pinned"],
-        intent=intent,
-    )
+    change = Append.unpin(feed.pinned, editor, intent)
     await store.append(feed.slug, change)
 
 
@@ -201,17 +143,7 @@ async def update_feed(
         drop.append("ended_at")
     if not meta and not drop:
         return body
-    change = Append(
-        "feed_updated",
-        body,
-        None,
-        key="feed",
-        extra={"editor": editor},
-        meta_set=meta or None,
-        meta_del=drop or None,
-        intent=intent,
-        result=body,
-    )
+    change = Append.update_feed(body, editor, meta_set=meta, meta_del=drop, intent=intent)
     entry_id = await store.append(feed.slug, change)
     if body["ended_at"] == AT:
         body["ended_at"] = iso_ms(entry_id.ms)

@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -221,10 +221,8 @@ class _Encoder:
     def __init__(self, feed: Feed, last: StreamId) -> None:
         self.feed = feed
         self.last = last
-        self._day = Day(_EPOCH, feed.timezone, 1, 0)  # contains nothing
+        self._day = Day(date(1970, 1, 1), feed.timezone, 1, 0)  # contains nothing
         self._day_iso = ""
-        self._utc_day = -1
-        self._utc_date = ""
 
     def encode(self, item: ImportedBrief) -> BulkBrief:
         entry_id = next_id(self.last, item.at_ms)
@@ -235,26 +233,10 @@ class _Encoder:
         state = brief_dict(
             item.draft,
             str(entry_id),
-            self._iso(entry_id.ms),
+            iso_ms(entry_id.ms),
             version=item.version,
             updated_at=item.updated_at,
         )
         if item.raw_body:
             state["body"] = sanitize_body(item.draft.body)
         return BulkBrief(entry_id, orjson.dumps(state), self._day_iso, item.draft.key_event)
-
-    def _iso(self, ms: int) -> str:
-        """UTC ISO 8601 with ms, as append.lua writes it (integer arithmetic, no float)."""
-        utc_day, rest = divmod(ms, 86_400_000)
-        if utc_day != self._utc_day:
-            self._utc_day = utc_day
-            self._utc_date = (_EPOCH + timedelta(days=utc_day)).isoformat() + "T"
-        secs, milli = divmod(rest, 1000)
-        mins, ss = divmod(secs, 60)
-        hh, mm = divmod(mins, 60)
-        return f"{self._utc_date}{_DIGITS[hh]}:{_DIGITS[mm]}:{_DIGITS[ss]}.{_MILLIS[milli]}Z"
-
-
-_DIGITS = [f"{n:02d}" for n in range(60)]
-_MILLIS = [f"{n:03d}" for n in range(1000)]
-_EPOCH = date(1970, 1, 1)

@@ -1,4 +1,4 @@
--- Append one event to a feed, atomically with the state it changes.
+-- Append editor actions to a feed, each atomically with the state it changes.
 -- KEYS[1] the stream   KEYS[2] brief states (hash: id -> JSON)   KEYS[3] day counts (hash)
 -- KEYS[4] brief histories (hash: id -> comma-separated event ids)   KEYS[5] feed meta (hash)
 -- KEYS[6] key events (set of brief ids)   KEYS[7] live briefs by time (sorted set: ms -> id)
@@ -6,36 +6,22 @@
 -- KEYS[9] (with `idem`) the idempotency record (hash: fp, result; expires after idem.ttl s)
 -- ARGV: one or more appends, each given as
 --   a JSON header, the markers, the event head, the event tail, the number of body chunks,
---   then the chunks. The header:
---   type      event type
---   at        time in ms for the id; null: Redis's own clock (TIME), for live actions
---   strict    true: refuse an `at` older than the stream's last id (imports);
---             false: take max(at, last id) so ids never go backwards (live publishing)
---   day_end   with `day`: last ms of the local day `at` falls on; a live id bumped past it
---             is refused with LIVEFEED_RETRY, so the day count stays exact
---   day, day_delta   add day_delta to the count of `day` (a brief created or retracted)
---   days      instead of `day`: [[iso, first ms, last ms], ...], the local days around the
---             publisher's "now"; the count is that of the one the entry's time falls on, and a
---             time on none is refused with LIVEFEED_CLOCK <ms> (retry with days around <ms>)
+--   then the chunks. The header's `type` (the event type) names the action: one function
+--   below each, which reads the rest of the header (its parameters, described with it).
 --   idem      {fp, ttl, markers, chunks}: an Idempotency-Key (KEYS[9]). If KEYS[9] holds the
 --             same fp, nothing is written and LIVEFEED_REPLAY <stored result> is returned; a
 --             different fp is LIVEFEED_REUSED. Otherwise, after the append, the result template
 --             (chunks and markers, as for the body) is filled and kept with fp for ttl seconds
---   state     "set": store the event body as the brief's state under `field` (or the new
---             entry's id when field is null); "del": remove `field`
---   expect    brief id that must have a state (else LIVEFEED_NOTFOUND) ...
---   version   ... whose version must be this (else LIVEFEED_STALE <current version>)
---   open      refuse with LIVEFEED_ENDED when the feed's coverage has ended
---   history   record the new entry id in the history of `field` (or of the new id)
---   key       true/false: add `field` (or the new id) to / remove it from the key events
---   meta_set  {name: value} for the feed meta hash ("$AT" is the entry's time);
---   meta_del  [names];  unpin  brief id: drop the pin if it is this brief
+-- Every entry is stamped with Redis's clock (TIME) and its id never goes backwards: at or
+-- before the last id it takes the last id's ms and the next sequence number.
 -- Markers: one letter per gap between chunks, I = entry id, A = entry time (ISO); the event is
 -- head .. body .. tail, and body is the chunks joined with the markers' values.
 -- Returns the new entry ids, in order; if an append is refused, the ids of those before it and
 -- then the refusal ("LIVEFEED_..." text) as the last element. Several appends in one call share
--- one fsync. (Imports use bulk.lua, which makes the same writes for a batch of new briefs.)
+-- one fsync. (Imports use bulk.lua, which makes publish's writes for a batch of new briefs.)
 
+-- The entry's time as UTC ISO 8601 with ms, as livefeed.model.ids.iso_ms writes it: it is
+-- formatted here because Redis chooses the time and the stored JSON (the wire form) holds it.
 local function iso(ms)
   local secs = math.floor(ms / 1000)
   local days = math.floor(secs / 86400)
@@ -85,7 +71,147 @@ if last then
   last_ms, last_seq = tonumber(a), tonumber(b)
 end
 
-local function append_one(h, markers, head, tail, chunks)
+-- The next entry's ms and sequence number: at `ms` (Redis's time when nil), never backwards.
+local function next_position(ms)
+  ms = ms or redis_ms()
+  if ms <= last_ms then
+    return last_ms, last_seq + 1
+  end
+  return ms, 0
+end
+
+-- Add the entry to the stream at (ms, seq); returns its id, its time (ISO) and the filled body.
+local function write(entry, ms, seq)
+  local id = string.format('%d-%d', ms, seq)
+  local at = iso(ms)
+  local body = fill(entry.markers, entry.chunks, id, at)
+  redis.call('XADD', KEYS[1], id, 't', entry.type, 'd', entry.head .. body .. entry.tail, 'p', prev)
+  prev = id
+  last_ms, last_seq = ms, seq
+  return id, at, body
+end
+
+-- The refusal when brief `brief` has no state, or (with `version`) is at another version.
+local function check_brief(brief, version)
+  local current = redis.call('HGET', KEYS[2], brief)
+  if not current then
+    return 'LIVEFEED_NOTFOUND ' .. brief
+  end
+  if present(version) then
+    local v = cjson.decode(current).version
+    if v ~= version then
+      return string.format('LIVEFEED_STALE %d', v)
+    end
+  end
+end
+
+local function add_history(brief, id)
+  local past = redis.call('HGET', KEYS[4], brief)
+  redis.call('HSET', KEYS[4], brief, past and (past .. ',' .. id) or id)
+end
+
+-- Each action checks its conditions first (a refusal writes nothing), then writes the entry and
+-- what it changes; it returns the entry's id and time, or nil and the refusal.
+
+-- publish (type brief): a new brief; its state is the body, under its own id.
+--   days       [[iso, first ms, last ms], ...]: the local days around the publisher's "now";
+--              the count is that of the one the entry's time falls on, and a time on none is
+--              refused with LIVEFEED_CLOCK <ms> (retry with days around <ms>)
+--   key_event  true: the brief is a key event
+--   at         (tests only) this ms instead of Redis's time
+-- Refused with LIVEFEED_ENDED once the feed's coverage has ended.
+local function publish(h, entry)
+  if redis.call('HGET', KEYS[5], 'status') == 'ended' then
+    return nil, 'LIVEFEED_ENDED coverage has ended'
+  end
+  local ms, seq = next_position(present(h.at) and h.at or nil)
+  local day
+  for _, d in ipairs(h.days) do
+    if d[2] <= ms and ms <= d[3] then day = d[1] end
+  end
+  if not day then
+    return nil, string.format('LIVEFEED_CLOCK %d', ms)
+  end
+  local id, at, body = write(entry, ms, seq)
+  redis.call('HSET', KEYS[2], id, body)
+  redis.call('ZADD', KEYS[7], ms, id)
+  add_history(id, id)
+  if h.key_event then
+    redis.call('SADD', KEYS[6], id)
+  end
+  redis.call('HINCRBY', KEYS[3], day, 1)
+  return id, at
+end
+
+-- correct (type brief_updated): the body becomes the state of brief `brief`, which must be at
+--   `version`; key_event true/false: it joins / leaves the key events.
+local function correct(h, entry)
+  local refused = check_brief(h.brief, h.version)
+  if refused then return nil, refused end
+  local id, at, body = write(entry, next_position())
+  redis.call('HSET', KEYS[2], h.brief, body)
+  add_history(h.brief, id)
+  redis.call(h.key_event and 'SADD' or 'SREM', KEYS[6], h.brief)
+  return id, at
+end
+
+-- retract (type brief_deleted): brief `brief` (at `version`, when not null) leaves the states,
+--   the time index, the key events, the pin and the count of its local `day`; its history
+--   records the retraction.
+local function retract(h, entry)
+  local refused = check_brief(h.brief, h.version)
+  if refused then return nil, refused end
+  local id, at = write(entry, next_position())
+  redis.call('HDEL', KEYS[2], h.brief)
+  redis.call('ZREM', KEYS[7], h.brief)
+  add_history(h.brief, id)
+  redis.call('SREM', KEYS[6], h.brief)
+  if redis.call('HGET', KEYS[5], 'pinned') == h.brief then
+    redis.call('HDEL', KEYS[5], 'pinned')
+  end
+  redis.call('HINCRBY', KEYS[3], h.day, -1)
+  return id, at
+end
+
+-- pin (type pinned): brief `brief`, which must exist, is the feed's pin.
+local function pin(h, entry)
+  local refused = check_brief(h.brief)
+  if refused then return nil, refused end
+  local id, at = write(entry, next_position())
+  redis.call('HSET', KEYS[5], 'pinned', h.brief)
+  return id, at
+end
+
+-- unpin (type unpinned): the feed has no pin.
+local function unpin(_, entry)
+  local id, at = write(entry, next_position())
+  redis.call('HDEL', KEYS[5], 'pinned')
+  return id, at
+end
+
+-- update_feed (type feed_updated): meta_set {name: value} into the feed meta hash ("$AT" is the
+--   entry's time), meta_del [names] out of it.
+local function update_feed(h, entry)
+  local id, at = write(entry, next_position())
+  for name, value in pairs(h.meta_set) do
+    redis.call('HSET', KEYS[5], name, value == '$AT' and at or value)
+  end
+  for _, name in ipairs(h.meta_del) do
+    redis.call('HDEL', KEYS[5], name)
+  end
+  return id, at
+end
+
+local actions = {
+  brief = publish, brief_updated = correct, brief_deleted = retract,
+  pinned = pin, unpinned = unpin, feed_updated = update_feed,
+}
+
+local function append_one(h, entry)
+  local action = actions[h.type]
+  if not action then
+    return nil, 'LIVEFEED_UNKNOWN action ' .. tostring(h.type)
+  end
   local idem = present(h.idem) and h.idem or nil
   if idem then
     local seen = redis.call('HMGET', KEYS[9], 'fp', 'result')
@@ -96,84 +222,9 @@ local function append_one(h, markers, head, tail, chunks)
       return nil, 'LIVEFEED_REUSED'
     end
   end
-  if present(h.expect) then
-    local current = redis.call('HGET', KEYS[2], h.expect)
-    if not current then
-      return nil, 'LIVEFEED_NOTFOUND ' .. h.expect
-    end
-    if present(h.version) then
-      local v = cjson.decode(current).version
-      if v ~= h.version then
-        return nil, string.format('LIVEFEED_STALE %d', v)
-      end
-    end
-  end
-  if h.open and redis.call('HGET', KEYS[5], 'status') == 'ended' then
-    return nil, 'LIVEFEED_ENDED coverage has ended'
-  end
-
-  local ms, seq = present(h.at) and h.at or redis_ms(), 0
-  if ms < last_ms and h.strict then
-    return nil, string.format('LIVEFEED_OLDER %d-%d', last_ms, last_seq)
-  end
-  if ms <= last_ms then
-    ms, seq = last_ms, last_seq + 1
-  end
-  local day = h.day
-  if present(h.days) then
-    day = nil
-    for _, d in ipairs(h.days) do
-      if d[2] <= ms and ms <= d[3] then day = d[1] end
-    end
-    if not day then
-      return nil, string.format('LIVEFEED_CLOCK %d', ms)
-    end
-  elseif type(day) == 'string' and ms > h.day_end then
-    return nil, 'LIVEFEED_RETRY the id moved past the end of the day'
-  end
-
-  local id = string.format('%d-%d', ms, seq)
-  local at = iso(ms)
-  local body = fill(markers, chunks, id, at)
-
-  redis.call('XADD', KEYS[1], id, 't', h.type, 'd', head .. body .. tail, 'p', prev)
-  prev = id
-  last_ms, last_seq = ms, seq
-  local field = h.field
-  if type(field) ~= 'string' then field = id end
-  if h.state == 'set' then
-    redis.call('HSET', KEYS[2], field, body)
-    if field == id then
-      redis.call('ZADD', KEYS[7], ms, id)
-    end
-  elseif h.state == 'del' then
-    redis.call('HDEL', KEYS[2], field)
-    redis.call('ZREM', KEYS[7], field)
-  end
-  if h.history then
-    local past = redis.call('HGET', KEYS[4], field)
-    redis.call('HSET', KEYS[4], field, past and (past .. ',' .. id) or id)
-  end
-  if h.key == true then
-    redis.call('SADD', KEYS[6], field)
-  elseif h.key == false then
-    redis.call('SREM', KEYS[6], field)
-  end
-  if present(h.unpin) and redis.call('HGET', KEYS[5], 'pinned') == h.unpin then
-    redis.call('HDEL', KEYS[5], 'pinned')
-  end
-  if present(h.meta_set) then
-    for name, value in pairs(h.meta_set) do
-      redis.call('HSET', KEYS[5], name, value == '$AT' and at or value)
-    end
-  end
-  if present(h.meta_del) then
-    for _, name in ipairs(h.meta_del) do
-      redis.call('HDEL', KEYS[5], name)
-    end
-  end
-  if type(day) == 'string' and h.day_delta ~= 0 then
-    redis.call('HINCRBY', KEYS[3], day, h.day_delta)
+  local id, at = action(h, entry)
+  if not id then
+    return nil, at
   end
   if idem then
     redis.call('HSET', KEYS[9], 'fp', idem.fp, 'result', fill(idem.markers, idem.chunks, id, at))
@@ -185,13 +236,14 @@ end
 local ids = {}
 local pos = 1
 while pos <= #ARGV do
+  local h = cjson.decode(ARGV[pos])
+  local entry = { type = h.type, markers = ARGV[pos + 1], head = ARGV[pos + 2],
+    tail = ARGV[pos + 3], chunks = {} }
   local count = tonumber(ARGV[pos + 4])
-  local chunks = {}
   for i = 1, count do
-    chunks[i] = ARGV[pos + 4 + i]
+    entry.chunks[i] = ARGV[pos + 4 + i]
   end
-  local id, refusal = append_one(cjson.decode(ARGV[pos]), ARGV[pos + 1], ARGV[pos + 2],
-    ARGV[pos + 3], chunks)
+  local id, refusal = append_one(h, entry)
   if refusal then
     ids[#ids + 1] = refusal
     break

@@ -1,22 +1,24 @@
 """The atomic append: one event and everything it changes, done by ``append.lua`` in Redis.
 
-An ``Append`` describes the event and its effects as plain data; the script applies it in one
-step (so the stream, the briefs' current state, day counts, histories, pin and key-event index
-never disagree) and refuses it when a condition fails. ``refusal`` turns those refusals into
-livefeed's errors.
+An ``Append`` is one editor action (publish, correct, retract, pin, unpin, update the feed),
+built by the constructor named for it; the script applies it in one step (so the stream, the
+briefs' current state, day counts, histories, pin and key-event index never disagree) and
+refuses it when a condition fails. ``refusal`` turns those refusals into livefeed's errors.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from livefeed.errors import Conflict, LivefeedException, NotFound, PreconditionFailed
 from livefeed.model.days import Day
+from livefeed.model.ids import StreamId
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 
 _HERE = Path(__file__).parent
@@ -34,65 +36,110 @@ _MARK_RE = re.compile(b"|".join(re.escape(m) for m in _MARKS))
 
 @dataclass(frozen=True, slots=True)
 class Append:
-    """One event to append, and the state it changes, all in one atomic step (append.lua).
+    """One editor action: its event, and the state it changes in the same atomic step.
 
-    The event is ``{key: body, **extra}``; ``ID`` and ``AT`` anywhere in ``body`` become the
-    entry's id and time inside Redis, so the stored JSON carries its own position and is the wire
-    form. ``field`` names the brief concerned (None: the new entry itself). With ``state="set"``
-    the filled body becomes that brief's current state, ``"del"`` removes it. ``expect`` (and
-    ``version``) must match the brief's current state, ``open`` refuses an ended feed; a ``day``
-    count changes by ``day_delta`` (checked against the day's end when ``day_check``).
-
-    ``at_ms`` None takes the time from Redis (live actions: every node then agrees on it); the
-    count of ``days`` then changes on the one that time falls on (``Retry.at_ms`` when none).
-    With ``intent`` the append happens once per intent, and ``result`` (placeholders filled) is
-    kept for a retry of it (livefeed.storage.idempotency).
+    Build one with the constructor named for the action (``Append.publish`` ...); append.lua
+    has one function per action, chosen by the event ``type``. The event is ``{body_name: body,
+    "editor": editor}``; ``ID`` and ``AT`` anywhere in ``body`` (and in ``result``) become the
+    entry's id and time inside Redis, so the stored JSON carries its own position and is the
+    wire form. Every action is stamped by Redis's clock (every node then agrees on it). With
+    ``intent`` the append happens once per intent, and ``result`` (placeholders filled) is kept
+    for a retry of it (livefeed.storage.idempotency).
     """
 
     type: str
+    """The event type, which also names the action to append.lua."""
+    body_name: str
+    """The name the body goes under in the event's JSON: ``brief``, ``brief_id`` or ``feed``."""
     body: Any
-    at_ms: int | None
-    key: str = "brief"
-    extra: dict[str, Any] | None = None
-    strict: bool = False
-    day: Day | None = None
-    day_delta: int = 0
-    day_check: bool = True
-    state: Literal["set", "del"] | None = None
-    field: str | None = None
-    expect: str | None = None
-    version: int | None = None
-    open: bool = False
-    history: bool = False
-    key_event: bool | None = None
-    meta_set: dict[str, str] | None = None
-    meta_del: list[str] | None = None
-    unpin: str | None = None
-    days: tuple[Day, ...] | None = None
+    editor: str
+    params: dict[str, Any]
+    """The action's own parameters, as its function in append.lua reads them."""
     intent: Intent | None = None
     result: Any = None
 
+    @classmethod
+    def publish(
+        cls,
+        brief: dict[str, Any],
+        editor: str,
+        days: Sequence[Day],
+        *,
+        key_event: bool,
+        intent: Intent | None = None,
+        at_ms: int | None = None,
+    ) -> Append:
+        """A new brief, counted on whichever of ``days`` its time falls on (``Retry`` naming
+        that time when none); refused once coverage has ended. ``at_ms`` replaces Redis's
+        clock: no live caller passes it, tests pin time with it."""
+        params: dict[str, Any] = {"days": [[d.iso, d.start_ms, d.end_ms] for d in days],
+                                  "key_event": key_event}  # fmt: skip
+        if at_ms is not None:
+            params["at"] = at_ms
+        return cls("brief", "brief", brief, editor, params, intent, brief)
+
+    @classmethod
+    def correct(
+        cls,
+        brief_id: StreamId,
+        updated: dict[str, Any],
+        version: int,
+        editor: str,
+        *,
+        key_event: bool,
+        intent: Intent | None = None,
+    ) -> Append:
+        """The brief's new state, if it is still at ``version``; it joins or leaves the key
+        events as ``key_event`` says."""
+        params = {"brief": str(brief_id), "version": version, "key_event": key_event}
+        return cls("brief_updated", "brief", updated, editor, params, intent, updated)
+
+    @classmethod
+    def retract(
+        cls,
+        brief_id: StreamId,
+        day: Day,
+        editor: str,
+        *,
+        version: int | None,
+        intent: Intent | None = None,
+    ) -> Append:
+        """Remove the brief (at ``version``, if given) from its ``day``, the key events and the
+        pin; its history stays."""
+        params = {"brief": str(brief_id), "version": version, "day": day.iso}
+        return cls("brief_deleted", "brief_id", str(brief_id), editor, params, intent)
+
+    @classmethod
+    def pin(
+        cls, brief_id: StreamId, brief: dict[str, Any], editor: str, intent: Intent | None = None
+    ) -> Append:
+        """Pin the brief, if it still exists; ``brief`` (its state) is the result kept."""
+        return cls("pinned", "brief_id", str(brief_id), editor, {"brief": str(brief_id)},
+                   intent, brief)  # fmt: skip
+
+    @classmethod
+    def unpin(cls, pinned: str, editor: str, intent: Intent | None = None) -> Append:
+        """Drop the pin, which names the brief ``pinned``."""
+        return cls("unpinned", "brief_id", pinned, editor, {}, intent)
+
+    @classmethod
+    def update_feed(
+        cls,
+        feed: dict[str, Any],
+        editor: str,
+        *,
+        meta_set: dict[str, str],
+        meta_del: list[str],
+        intent: Intent | None = None,
+    ) -> Append:
+        """The feed as it will be; its meta hash gets ``meta_set`` (``"$AT"``: the entry's time)
+        and loses ``meta_del``."""
+        params = {"meta_set": meta_set, "meta_del": meta_del}
+        return cls("feed_updated", "feed", feed, editor, params, intent, feed)
+
     def script_args(self) -> list[bytes | str]:
-        header: dict[str, Any] = {
-            "type": self.type,
-            "at": self.at_ms,
-            "strict": self.strict,
-            "day": None if self.day is None else self.day.iso,
-            "day_end": self.day.end_ms if self.day is not None and self.day_check else 2**53,
-            "day_delta": self.day_delta,
-            "state": self.state,
-            "field": self.field,
-            "expect": self.expect,
-            "version": self.version,
-            "open": self.open,
-            "history": self.history,
-            "key": self.key_event,
-            "meta_set": self.meta_set,
-            "meta_del": self.meta_del,
-            "unpin": self.unpin,
-        }
-        if self.days is not None:
-            header["days"] = [[d.iso, d.start_ms, d.end_ms] for d in self.days]
+        """The append as append.lua reads it: header, markers, event head and tail, chunks."""
+        header: dict[str, Any] = {"type": self.type, **self.params}
         if self.intent is not None:
             result, result_markers = template(self.result)
             header["idem"] = {
@@ -102,20 +149,16 @@ class Append:
                 "chunks": [chunk.decode() for chunk in result],
             }
         chunks, markers = template(self.body)
-        head = b'{"' + self.key.encode() + b'":'
-        tail = b"," + orjson.dumps(self.extra)[1:] if self.extra else b"}"
+        head = b'{"' + self.body_name.encode() + b'":'
+        tail = b',"editor":' + orjson.dumps(self.editor) + b"}"
         return [orjson.dumps(header), markers, head, tail, str(len(chunks)), *chunks]
 
 
-class Refused(LivefeedException):
-    """The script refused an append for a reason callers handle themselves (LIVEFEED_OLDER)."""
-
-
 class Retry(LivefeedException):
-    """The append should be tried again with a fresh clock, or with days around ``at_ms``."""
+    """A publish whose time fell on none of its days: try again with days around ``at_ms``."""
 
-    def __init__(self, message: str, at_ms: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, at_ms: int) -> None:
+        super().__init__(f"the entry's time {at_ms} is on none of the days given")
         self.at_ms = at_ms
 
 
@@ -127,8 +170,9 @@ class Replayed(LivefeedException):
         self.result = result
 
 
-def refusal(message: str) -> LivefeedException:
-    """The livefeed error for a refusal the script returned (``LIVEFEED_<WHY> ...``)."""
+def refusal(message: str) -> Exception:
+    """The livefeed error for a refusal the script returned (``LIVEFEED_<WHY> ...``); any other
+    answer is a bug, a RuntimeError."""
     if message.startswith("LIVEFEED_NOTFOUND"):
         return NotFound("no such brief (it may have been retracted)", code="brief_not_found")
     if message.startswith("LIVEFEED_STALE"):
@@ -138,15 +182,13 @@ def refusal(message: str) -> LivefeedException:
         )
     if message.startswith("LIVEFEED_ENDED"):
         return Conflict("coverage of this feed has ended; reopen it first", code="feed_ended")
-    if message.startswith("LIVEFEED_RETRY"):
-        return Retry(message)
     if message.startswith("LIVEFEED_CLOCK"):
-        return Retry(message, at_ms=int(message.split()[1]))
+        return Retry(int(message.split()[1]))
     if message.startswith("LIVEFEED_REPLAY "):
         return Replayed(orjson.loads(message.removeprefix("LIVEFEED_REPLAY ")))
     if message == "LIVEFEED_REUSED":
         return reused()
-    return Refused(message)
+    return RuntimeError(f"the append script answered {message!r}, which no caller expects")
 
 
 def template(payload: Any) -> tuple[list[bytes], str]:

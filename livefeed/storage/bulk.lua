@@ -1,5 +1,5 @@
--- Append a batch of imported briefs in one step: the same writes append.lua makes for each
--- (strict, state "set", history, day count, key event), a few commands for the whole batch.
+-- Append a batch of imported briefs in one step: the same writes append.lua's publish makes for
+-- each (state, time index, history, day count, key event), a few commands for the whole batch.
 -- KEYS as append.lua: [1] stream [2] brief states [3] day counts [4] histories [5] feed meta
 --   (unused) [6] key events [7] time index [8] the stream's last id
 -- ARGV[1]  the stream's last id this batch must follow; if the stream has moved on (someone

@@ -65,7 +65,7 @@ class BulkRefused(LivefeedException):
 
 
 def next_id(last: StreamId, at_ms: int) -> StreamId:
-    """The id append.lua gives an entry at ``at_ms`` after ``last`` (strict: never older)."""
+    """The id append.lua gives an entry at ``at_ms`` after ``last``: never before it."""
     return StreamId(last.ms, last.seq + 1) if at_ms <= last.ms else StreamId(at_ms, 0)
 
 
