@@ -36,6 +36,7 @@ from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
 from livefeed.pages import reference, syndication, views
 from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
+from livefeed.storage.ratelimit import SharedRateLimiter
 from livefeed.storage.store import Store
 from livefeed.storage.tail import BlockingReader
 from livefeed.stream.hub import Hub
@@ -86,6 +87,15 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             for feed in await store.list_feeds():  # data from before the time index existed
                 await store.reindex(feed.slug)
         app.state.store = store
+        app.state.limits = (
+            SharedRateLimiter(
+                redis, store.keys, "address", settings.address_write_rate,
+                settings.address_write_burst,
+            ),
+            SharedRateLimiter(
+                redis, store.keys, "editor", settings.editor_rate, settings.editor_burst
+            ),
+        )  # fmt: skip
         app.state.hub = hub
         app.state.snapshots = SnapshotCache()
         _tune_collector()
@@ -182,10 +192,6 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     )
     app.state.settings = settings
     app.state.connections = ConnectionCounter(settings.connections_per_address)
-    app.state.limits = (
-        RateLimiter(settings.address_write_rate, settings.address_write_burst),
-        RateLimiter(settings.editor_rate, settings.editor_burst),
-    )
     app.state.failed_tokens = RateLimiter(settings.failed_token_rate, settings.failed_token_burst)
     app.state.valid_tokens = RecentlyValid()
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
