@@ -142,24 +142,29 @@ def app_from_env() -> Starlette:
 
 
 async def demo_token(settings: Settings) -> str:
-    """The demo editor's token: kept in the data directory (so a restart keeps it working) and
-    registered in Redis like any named editor's, so every node and ``livefeed check`` know it."""
+    """The demo editor's token, one for every ``--demo`` node on the same Redis: the first node
+    keeps it in Redis (``Keys.demo_token``), the others take it from there. It is also kept in
+    the data directory (so a restart with a fresh embedded Redis keeps it working) and
+    registered like any named editor's, so ``livefeed check`` knows it."""
     path = settings.data_dir / "demo-token"
     try:
-        token = path.read_text().strip()
+        mine = path.read_text().strip()
     except OSError:
-        token = ""
-    if not token:
-        token = "lf_demo_" + secrets.token_urlsafe(24)
+        mine = ""
+    keys = Keys(settings.key_prefix)
+    redis = connect(settings.redis_url, timeout=settings.redis_timeout, pool_size=2)
+    try:
+        await redis.set(keys.demo_token, mine or "lf_demo_" + secrets.token_urlsafe(24), nx=True)
+        shared = await redis.get(keys.demo_token)
+        token = shared.decode() if isinstance(shared, bytes) else str(shared)
+        await Tokens(redis, keys).register(DEMO_EDITOR, token)
+    finally:
+        await redis.aclose()
+    if token != mine:
         with contextlib.suppress(OSError):  # e.g. --redis-url with no data directory: one run
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
             path.write_text(token + "\n")
-    redis = connect(settings.redis_url, timeout=settings.redis_timeout, pool_size=2)
-    try:
-        await Tokens(redis, Keys(settings.key_prefix)).register(DEMO_EDITOR, token)
-    finally:
-        await redis.aclose()
     return token
 
 
