@@ -79,6 +79,9 @@ class Settings:
     # Keepalive pings to every WebSocket; one unanswered this long closes it as too slow (4408).
     ws_ping_interval: float = 20.0
     ws_ping_timeout: float = 20.0
+    # livefeed's own WebSocket protocol (livefeed.stream.uvicorn_ws): direct writes and parked
+    # readers. Off: uvicorn's stock websockets-sansio, every reader served through ASGI.
+    ws_direct: bool = True
     redis_pool_size: int = 64
     # A write answers 2xx only once this many replicas have it (Redis WAIT, up to
     # replica_timeout seconds; else 503 and the client retries with its Idempotency-Key).

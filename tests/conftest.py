@@ -21,7 +21,7 @@ import redis
 from hypothesis import HealthCheck, settings
 from playwright.sync_api import Browser, Page, expect
 
-from helpers import LivefeedServer, RedisProcess, launch_chromium, make_feed
+from helpers import TRANSPORTS, LivefeedServer, RedisProcess, launch_chromium, make_feed
 
 # Property tests (test_properties.py, test_openapi.py) talk to real servers: a bounded number of
 # examples and no per-example deadline, since a round trip through uvicorn and Redis varies.
@@ -86,6 +86,25 @@ def server(
     srv.start(log_dir=tmp_path_factory.mktemp("logs"))
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def asgi_server(
+    redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LivefeedServer]:
+    """Like ``server``, on uvicorn's stock WebSocket protocol: readers served through ASGI."""
+    srv = LivefeedServer(redis_server.url, "ta-" + uuid.uuid4().hex[:8], **TRANSPORTS["asgi"])
+    srv.start(log_dir=tmp_path_factory.mktemp("asgi-logs"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def transport(request: pytest.FixtureRequest) -> str:
+    """Each way of writing to readers in turn (``helpers.TRANSPORTS``), for tests that must
+    hold on both (tests/test_stream.py runs every test on each)."""
+    name: str = request.param
+    return name
 
 
 @pytest.fixture

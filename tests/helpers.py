@@ -174,6 +174,12 @@ class SentinelSet:
         self.primary.stop()
 
 
+TRANSPORTS: dict[str, dict[str, str]] = {"direct": {}, "asgi": {"LIVEFEED_WS_DIRECT": "0"}}
+"""The two ways a server writes to readers, as the environment that selects each: livefeed's own
+uvicorn protocol (direct writes, parked readers) and uvicorn's stock one (every event through
+ASGI, as under any other ASGI server)."""
+
+
 class LivefeedServer:
     """``python -m livefeed serve`` on a free port, started and stopped by PID."""
 

@@ -1,6 +1,8 @@
 """A feed's follower (the hub's one stream reader per feed) never dies silently: it rides out
 any Redis error, logging and counting it, and a follower that ends anyway closes its readers
-with 1013 so they come back at once. Against a Redis of its own, whose ACLs the tests change.
+with 1013 so they come back at once. Against a Redis of its own, whose ACLs the tests change;
+on both transports (``helpers.TRANSPORTS``), since the 1013 reaches a parked reader and one served
+through ASGI by different paths.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection
 
-from helpers import LivefeedServer, RedisProcess, make_feed, publish, wait_until
+from helpers import TRANSPORTS, LivefeedServer, RedisProcess, make_feed, publish, wait_until
 
 USER, PASSWORD = "livefeed", "follower-test-password"
 
@@ -36,16 +38,19 @@ class Stack:
         self.admin.execute_command("ACL", "SETUSER", USER, *rules)  # type: ignore[no-untyped-call]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A Redis where livefeed logs in as a user of its own, and a livefeed server on it."""
+@pytest.fixture(scope="module", params=sorted(TRANSPORTS))
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    """A Redis where livefeed logs in as a user of its own, and a livefeed server on it, for
+    each transport in turn."""
     store = RedisProcess(tmp_path_factory.mktemp("redis-acl"))
     store.start()
     try:
         with redis.Redis(port=store.port) as admin:
             admin.execute_command("ACL", "SETUSER", USER, "on", f">{PASSWORD}", "~*", "&*", "+@all")
             url = f"redis://{USER}:{PASSWORD}@127.0.0.1:{store.port}/0"
-            server = LivefeedServer(url, "acl-" + uuid.uuid4().hex[:6])
+            server = LivefeedServer(url, "acl-" + uuid.uuid4().hex[:6], **TRANSPORTS[request.param])
             server.start(log_dir=tmp_path_factory.mktemp("logs-acl"))
             try:
                 yield Stack(store, server, admin)

@@ -10,6 +10,7 @@ import pytest
 from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
 from livefeed.stream.hub import Closing, Hub, TooSlow
+from livefeed.stream.socket import Parked, ReaderSocket
 
 
 def ev(n: int) -> Event:
@@ -171,14 +172,16 @@ def split_frames(data: bytes) -> list[bytes]:
 
 
 class FakeSocket:
-    """Stands in for a transport: takes frames until it is 'full'."""
+    """Stands in for a transport (a ``ReaderSocket``): takes frames until it is 'full'."""
 
     def __init__(self, room: int = 1000) -> None:
         self.frames: list[bytes] = []
         self.room = room
         self.closed: tuple[int, str] | None = None
+        self.limits: set[int] = set()
 
-    def send(self, data: bytes) -> bool:
+    def send_frames(self, data: bytes, limit: int) -> bool:
+        self.limits.add(limit)
         frames = split_frames(data)
         if len(self.frames) + len(frames) > self.room:
             return False
@@ -188,17 +191,25 @@ class FakeSocket:
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
 
+    def adopt(self, owner: Parked) -> None:
+        pass  # the hub never adopts: the reader does
+
+    def park(self, owner: Parked) -> bool:
+        return False  # the hub never parks: the reader does
+
 
 async def test_a_caught_up_reader_is_written_to_directly_without_duplicates() -> None:
     source = MemorySource()
     hub = Hub(source)
     sub = await hub.subscribe("a")
     socket = FakeSocket()
-    assert sub.go_direct(StreamId(2, 0), socket.send, socket.close)
+    assert isinstance(socket, ReaderSocket)
+    assert sub.go_direct(StreamId(2, 0), socket, 4096)
     source.emit("a", ev(1), ev(2), ev(3))  # 1 and 2 were already sent during catch-up
     source.emit("a", ev(4))
     await source.settled("a")
     assert socket.frames == [ev(3).wire, ev(4).wire]
+    assert socket.limits == {4096}, "every write carries the reader's buffer limit"
     assert len(sub) == 0, "nothing queued in direct mode"
     await hub.close()
     assert socket.closed == (1001, "server restarting")
@@ -211,9 +222,9 @@ async def test_going_direct_waits_until_the_queue_is_drained() -> None:
     source.emit("a", ev(1))
     await source.settled("a")
     socket = FakeSocket()
-    assert not sub.go_direct(StreamId(0, 0), socket.send, socket.close), "queued events first"
+    assert not sub.go_direct(StreamId(0, 0), socket, 1 << 20), "queued events first"
     assert [e.id for e in sub.take()] == [StreamId(1, 0)]
-    assert sub.go_direct(StreamId(1, 0), socket.send, socket.close)
+    assert sub.go_direct(StreamId(1, 0), socket, 1 << 20)
     await hub.close()
 
 
@@ -222,8 +233,8 @@ async def test_a_direct_reader_that_cannot_keep_up_is_closed_as_too_slow() -> No
     hub = Hub(source)
     slow_sub, fast_sub = await hub.subscribe("a"), await hub.subscribe("a")
     slow, fast = FakeSocket(room=2), FakeSocket()
-    slow_sub.go_direct(StreamId(0, 0), slow.send, slow.close)
-    fast_sub.go_direct(StreamId(0, 0), fast.send, fast.close)
+    slow_sub.go_direct(StreamId(0, 0), slow, 1 << 20)
+    fast_sub.go_direct(StreamId(0, 0), fast, 1 << 20)
     source.emit("a", *(ev(n) for n in range(1, 6)))
     await source.settled("a")
     assert slow.closed is not None and slow.closed[0] == 4408

@@ -288,6 +288,7 @@ def test_the_editor_page_resends_a_lost_publish_with_its_key_and_makes_one_brief
     page.fill("#token", TOKEN)
     page.click("#sign-in")
     expect(page.locator("#editor-name")).to_have_text("Newsroom")
+    expect(page.locator("#feed-status")).to_have_text("Live")  # the feed loaded: Publish can go
     page.fill("#headline", "Published from the train")
     page.click("#publish")
     expect(page.locator("#compose-message")).to_contain_text("safe", timeout=15_000)

@@ -1,4 +1,9 @@
-"""The WebSocket stream through real websockets clients: live delivery, resume, bad requests."""
+"""The WebSocket stream through real websockets clients: live delivery, resume, bad requests.
+
+Every test runs on both transports (``helpers.TRANSPORTS``): livefeed's own uvicorn protocol,
+with direct writes and parked readers, and uvicorn's stock one, where readers are served through
+plain ASGI as under any other server. The promises are the same on both.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,29 @@ import pytest
 import websockets
 from redis.asyncio import Redis
 
-from helpers import LivefeedServer, RedisProcess, auth, frames_until, has_live, make_feed, publish
+from helpers import (
+    TRANSPORTS,
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    frames_until,
+    has_live,
+    make_feed,
+    publish,
+)
 from livefeed.newsroom.transfer import import_briefs, parse_import
 from livefeed.storage.store import Store
+
+
+@pytest.fixture
+def server(
+    server: LivefeedServer, transport: str, request: pytest.FixtureRequest
+) -> LivefeedServer:
+    """The session's server for this test's transport (conftest's ``server`` or ``asgi_server``)."""
+    if transport == "direct":
+        return server
+    asgi: LivefeedServer = request.getfixturevalue("asgi_server")
+    return asgi
 
 
 async def apublish(client: httpx.AsyncClient, slug: str, headline: str) -> dict[str, Any]:
@@ -168,9 +193,10 @@ async def test_many_readers_each_get_every_brief_once(
 
 
 async def test_caught_up_readers_hold_no_task_each_and_leave_the_hub_when_they_go(
-    server: LivefeedServer, http: httpx.Client, feed: str
+    server: LivefeedServer, http: httpx.Client, feed: str, transport: str
 ) -> None:
-    """Readers that caught up are parked: the hub writes to their sockets, no task per reader."""
+    """Readers that caught up are parked: the hub writes to their sockets, no task per reader
+    (on the ASGI path, a task each, which ends with its reader)."""
 
     def load() -> dict[str, int]:
         body: dict[str, int] = http.get("/healthz").json()
@@ -183,7 +209,10 @@ async def test_caught_up_readers_hold_no_task_each_and_leave_the_hub_when_they_g
             await frames_until(ws, has_live)
         joined = load()
         assert joined["readers"] == idle["readers"] + 40
-        assert joined["tasks"] <= idle["tasks"] + 2, "a task per reader"  # + this feed's hub
+        if transport == "direct":
+            assert joined["tasks"] <= idle["tasks"] + 2, "a task per reader"  # + this feed's hub
+        else:
+            assert joined["tasks"] >= idle["tasks"] + 40, "readers served through ASGI"
         brief = publish(http, feed, "to every parked reader")
         for ws in readers:
             (frame,) = await frames_until(ws, lambda fs: len(fs) == 1)
@@ -193,6 +222,10 @@ async def test_caught_up_readers_hold_no_task_each_and_leave_the_hub_when_they_g
         async with asyncio.timeout(10):
             while load()["readers"] != idle["readers"] + 15:
                 await asyncio.sleep(0.05)
+        if transport == "asgi":
+            async with asyncio.timeout(10):
+                while load()["tasks"] > joined["tasks"] - 25:
+                    await asyncio.sleep(0.05)
         for ws in readers[25:]:  # the protocol answers pings by itself
             await asyncio.wait_for(await ws.ping(), 10)
     finally:
@@ -201,11 +234,14 @@ async def test_caught_up_readers_hold_no_task_each_and_leave_the_hub_when_they_g
 
 
 async def test_a_reader_that_stops_reading_is_closed_as_too_slow_and_resumes_with_since(
-    redis_server: RedisProcess, tmp_path: Path
+    redis_server: RedisProcess, tmp_path: Path, transport: str
 ) -> None:
     """One stalled reader neither holds up the others nor loses anything once it resumes."""
     server = LivefeedServer(
-        redis_server.url, "slow-" + uuid.uuid4().hex[:6], LIVEFEED_READER_QUEUE="32"
+        redis_server.url,
+        "slow-" + uuid.uuid4().hex[:6],
+        LIVEFEED_READER_QUEUE="32",
+        **TRANSPORTS[transport],
     )
     server.start(log_dir=tmp_path)
     try:
@@ -260,9 +296,12 @@ async def test_a_reader_that_stops_reading_is_closed_as_too_slow_and_resumes_wit
 
 
 async def test_with_two_workers_every_reader_gets_every_brief(
-    redis_server: RedisProcess, tmp_path: Path
+    redis_server: RedisProcess, tmp_path: Path, transport: str
 ) -> None:
-    server = LivefeedServer(redis_server.url, "workers-" + uuid.uuid4().hex[:6])
+    """Readers spread over two worker processes each get every brief, in order."""
+    server = LivefeedServer(
+        redis_server.url, "workers-" + uuid.uuid4().hex[:6], **TRANSPORTS[transport]
+    )
     server.start("--workers", "2", log_dir=tmp_path)
     try:
         with httpx.Client(base_url=server.base, timeout=10) as client:

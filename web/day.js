@@ -2,11 +2,11 @@
 // the day's briefs arriving again at their original pace times a speed, newest on top as on the
 // live page. The archive list is only hidden during a replay, so "Back to the full day" is instant.
 
+import { highlight, insertInOrder, itemIn } from "./js/list.js";
 import { el, renderBrief } from "./js/render.js";
 import { createClock, localClock, openReplay } from "./js/replay.js";
 
 const TICK_MS = 250;
-const HIGHLIGHT_MS = 5000;
 const MINUTE_MS = 60_000;
 const FATAL_CLOSES = new Map([[4400, "The replay could not start."], [4404, "This feed no longer exists."]]);
 const LABELS = {
@@ -21,7 +21,7 @@ const view = {
   sinceStart: 0, // brief frames since the latest replay_start (each seek sends one)
   startAt: 0, // the last replay_start's `at`: briefs up to it rebuild the page, later ones are new
   from: null, // "HH:MM:SS" where the next Play starts, or null for the start of the day
-  dragging: false, seeking: false, ticker: 0, items: new Map(), // brief id → its <li> in the replay
+  dragging: false, seeking: false, ticker: 0,
 };
 let replay = null;
 let clock = null;
@@ -103,7 +103,11 @@ function showSpeed(speed) {
 
 function clearReplayList() {
   page.replayList.replaceChildren();
-  view.items.clear();
+}
+
+/** The brief's <li> in the replayed list, or null. */
+function replayed(id) {
+  return itemIn(page.replayList, id);
 }
 
 /** UTC ms of an ISO time, else of a stream id's "ms-seq"; NaN when neither reads. */
@@ -130,11 +134,6 @@ function onTime(ms) {
   return true;
 }
 
-function flash(item, className) {
-  item.classList.add(className);
-  setTimeout(() => item.classList.remove(className), HIGHLIGHT_MS);
-}
-
 // --- playing -----------------------------------------------------------------------------------
 
 function play() {
@@ -151,7 +150,8 @@ function play() {
     date: page.date,
     speed: page.speed.value,
     from: view.from,
-    onFrame: handleFrame,
+    handlers,
+    afterFrame: tick,
     onClose: handleClose,
   });
   clearInterval(view.ticker);
@@ -182,87 +182,71 @@ function stop() {
   setStatus("Showing the full day.");
 }
 
-function handleFrame(frame) {
-  switch (frame.type) {
-    case "replay_start": {
-      const at = Date.parse(frame.at);
-      setBounds(Date.parse(frame.day_start), Date.parse(frame.day_end));
-      view.startAt = at;
-      view.sinceStart = 0;
-      clearReplayList();
-      showPaused(false);
-      showSpeed(frame.speed);
-      clock.sync(at, { speed: frame.speed, paused: false });
-      setStatus(view.seeking ? `Jumped to ${clockText(at)}.`
-        : `Replaying from ${clockText(at)} at ${Number(frame.speed)}×.`);
-      view.seeking = false;
-      break;
-    }
-    case "brief":
-      handleBrief(frame.brief);
-      break;
-    case "brief_updated":
-      handleBriefUpdated(frame);
-      break;
-    case "brief_deleted":
-      handleBriefDeleted(frame);
-      break;
-    case "pinned":
-    case "unpinned":
-    case "feed_updated":
-      break; // the replay shows the briefs as they came and went, not the page around them
-    case "replay_skip":
-      clock.sync(Date.parse(frame.to));
-      showSkip(Date.parse(frame.from), Date.parse(frame.to));
-      break;
-    case "replay_state":
-      showPaused(Boolean(frame.paused));
-      showSpeed(frame.speed);
-      clock.sync(Date.parse(frame.at), { speed: frame.speed, paused: view.paused });
-      setStatus(view.paused ? `Paused at ${clockText(clock.now())}.` : `Playing at ${Number(frame.speed)}×.`);
-      break;
-    case "replay_end":
-      finish("End of the day.", LABELS.again);
-      view.from = null;
-      break;
-    case "error":
-      setStatus(frame.message || "The server did not understand that.");
-      break;
-    default:
-      console.warn("livefeed: unknown frame type", frame.type);
-  }
-  tick();
+function replayStart(frame) {
+  const at = Date.parse(frame.at);
+  setBounds(Date.parse(frame.day_start), Date.parse(frame.day_end));
+  view.startAt = at;
+  view.sinceStart = 0;
+  clearReplayList();
+  showPaused(false);
+  showSpeed(frame.speed);
+  clock.sync(at, { speed: frame.speed, paused: false });
+  setStatus(view.seeking ? `Jumped to ${clockText(at)}.`
+    : `Replaying from ${clockText(at)} at ${Number(frame.speed)}×.`);
+  view.seeking = false;
 }
+
+function replayState(frame) {
+  showPaused(Boolean(frame.paused));
+  showSpeed(frame.speed);
+  clock.sync(Date.parse(frame.at), { speed: frame.speed, paused: view.paused });
+  setStatus(view.paused ? `Paused at ${clockText(clock.now())}.` : `Playing at ${Number(frame.speed)}×.`);
+}
+
+/** The replay shows the briefs as they came and went, not the pins or the feed around them. */
+const handlers = {
+  replay_start: replayStart,
+  brief: (frame) => handleBrief(frame.brief),
+  brief_updated: handleBriefUpdated,
+  brief_deleted: handleBriefDeleted,
+  replay_skip: (frame) => {
+    clock.sync(Date.parse(frame.to));
+    showSkip(Date.parse(frame.from), Date.parse(frame.to));
+  },
+  replay_state: replayState,
+  replay_end: () => {
+    finish("End of the day.", LABELS.again);
+    view.from = null;
+  },
+  error: (frame) => setStatus(frame.message || "The server did not understand that."),
+};
 
 function handleBrief(brief) {
   if (!brief?.id) return;
   view.received += 1;
   view.sinceStart += 1;
   const item = renderReplayBrief(brief);
-  if (onTime(msOf(brief.published_at, brief.id))) flash(item, "brief--new");
-  const old = view.items.get(brief.id);
+  if (onTime(msOf(brief.published_at, brief.id))) highlight(item, "brief--new");
+  const old = replayed(brief.id);
   if (old) old.replaceWith(item);
-  else page.replayList.prepend(item);
-  view.items.set(brief.id, item);
+  else insertInOrder(page.replayList, item);
 }
 
 /** A correction replaces the brief in place; one to a brief not in this replay has no place. */
 function handleBriefUpdated({ brief, event_id: eventId }) {
-  const old = brief?.id ? view.items.get(brief.id) : undefined;
+  const old = replayed(brief?.id);
   if (!old) return;
   const item = renderReplayBrief(brief);
-  if (onTime(msOf(brief.updated_at, eventId))) flash(item, "brief--updated");
+  if (onTime(msOf(brief.updated_at, eventId))) highlight(item, "brief--updated");
   old.replaceWith(item);
-  view.items.set(brief.id, item);
 }
 
 /** A retraction takes the brief away, as it happened. */
 function handleBriefDeleted({ brief_id: id, event_id: eventId }) {
-  const old = view.items.get(id);
+  const old = replayed(id);
   if (!old) return;
   onTime(msOf(null, eventId));
   old.remove();
-  view.items.delete(id);
 }
 
 /** "Skipped a quiet spell: 03:12 → 05:40", with seconds when the minutes alone would match. */
@@ -278,7 +262,7 @@ function handleClose(code, reason) {
   if (fatal) {
     view.from = null;
     finish(reason || fatal, LABELS.play);
-    if (view.items.size === 0) showArchive(true);
+    if (page.replayList.children.length === 0) showArchive(true);
     return;
   }
   const at = clock.now();
@@ -370,7 +354,7 @@ function start() {
 
   window.livefeedReplay = {
     state: () => ({ playing: view.playing, paused: view.paused, clock: clockText(clock.now()),
-      received: view.received, sinceStart: view.sinceStart, shown: view.items.size }),
+      received: view.received, sinceStart: view.sinceStart, shown: page.replayList.children.length }),
   };
   tick();
   section.hidden = false;

@@ -1,14 +1,15 @@
 // The editor page: sign in with a token, choose or create a feed, compose with a preview,
 // publish, and keep "Recent briefs" current from the feed's WebSocket.
 
+import { api, apiUrl, newIntentKey, token, whenUnauthorized } from "./js/api.js";
 import { createConnection } from "./js/connection.js";
+import { limits } from "./js/limits.js";
 import { el, formatBriefTime, renderBrief } from "./js/render.js";
-import { api, feedPath, newIntentKey, token, whenUnauthorized } from "./js/editor-api.js";
 import { briefPayload, clearErrors, setMessage, showError } from "./js/editor-form.js";
 import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
 
 const FEED_KEY = "livefeed.editor.feed";
-const HEADLINE_MAX = 300;
+const NEAR_LIMIT = 20; // the headline counter warns this many characters before the limit
 const COMMON_ZONES = ["Europe/London", "Europe/Paris", "Europe/Kyiv", "America/New_York",
   "America/Los_Angeles", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney"]; // without Intl.supportedValuesOf
 const INVALID_TOKEN = "That token is not valid or was revoked";
@@ -110,15 +111,14 @@ async function selectFeed(slug) {
   setMessage(page.feedMessage, "Loading…");
   clearPreview();
   try {
-    const feed = await api("GET", feedPath(slug));
-    const { briefs } = await api("GET", feedPath(slug, "/briefs?limit=50"));
+    const feed = await api("GET", apiUrl(slug));
+    const { briefs } = await api("GET", `${apiUrl(slug, "briefs")}?limit=50`);
     if (generation !== view.generation) return;
     showFeed(feed);
     showRecent(feed, briefs);
     setMessage(page.feedMessage, "");
     view.connection = createConnection({
-      slug, lastEventId: feed.last_event_id || "0-0", onFrame: handleFrame,
-      onBrief: (brief) => addBrief(brief), // connection.js without onFrame: new briefs only
+      slug, lastEventId: feed.last_event_id || "0-0", handlers,
       onReload: () => selectFeed(slug), onStatus: setConnectionStatus,
     });
     view.connection.connect();
@@ -162,7 +162,7 @@ async function toggleCoverage() {
   const status = feed.status === "ended" ? "live" : "ended";
   page.coverage.setAttribute("aria-busy", "true");
   try {
-    const updated = await api("PATCH", feedPath(feed.slug), { body: { status } });
+    const updated = await api("PATCH", apiUrl(feed.slug), { body: { status } });
     if (view.feed?.slug === feed.slug) showFeed({ ...view.feed, ...updated });
     setMessage(page.feedMessage, status === "ended" ? "Coverage ended: readers now see the closing note."
       : "Coverage reopened.", "ok");
@@ -213,39 +213,25 @@ function fillZones() {
 
 // --- frames ------------------------------------------------------------------------------------
 
-function handleFrame(frame) {
-  switch (frame.type) {
-    case "brief":
-      addBrief(frame.brief);
-      break;
-    case "brief_updated":
-      updateBrief(frame.brief);
-      break;
-    case "brief_deleted":
-      removeBrief(frame.brief_id);
-      break;
-    case "pinned":
-      setPinned(frame.brief_id);
-      break;
-    case "unpinned":
-      setPinned(null);
-      break;
-    case "feed_updated":
-      if (frame.feed?.slug === view.feed?.slug) showFeed({ ...view.feed, ...frame.feed });
-      break;
-    case "snapshot":
-      break; // only sent to sockets opened without `since`; ours always resume from an id
-    default:
-      console.warn("livefeed editor: unknown frame type", frame.type);
-  }
-}
+/** "Recent briefs" and the feed's state follow the feed's frames; a snapshot never comes (we
+ * always resume from an id). */
+const handlers = {
+  brief: (frame) => addBrief(frame.brief),
+  brief_updated: (frame) => updateBrief(frame.brief),
+  brief_deleted: (frame) => removeBrief(frame.brief_id),
+  pinned: (frame) => setPinned(frame.brief_id),
+  unpinned: () => setPinned(null),
+  feed_updated: ({ feed }) => {
+    if (feed?.slug === view.feed?.slug) showFeed({ ...view.feed, ...feed });
+  },
+};
 
 // --- compose -----------------------------------------------------------------------------------
 
 function updateCount() {
   const length = page.headline.value.length;
-  page.headlineCount.textContent = `${length} / ${HEADLINE_MAX}`;
-  page.headlineCount.dataset.near = String(length > HEADLINE_MAX - 20);
+  page.headlineCount.textContent = `${length} / ${limits.headline}`;
+  page.headlineCount.dataset.near = String(length > limits.headline - NEAR_LIMIT);
 }
 
 function setBusy(busy) {
@@ -273,7 +259,7 @@ async function send(kind) {
   const draft = JSON.stringify([feed.slug, body]);
   if (publishing && view.publishKey?.draft !== draft) view.publishKey = { draft, key: newIntentKey() };
   try {
-    const brief = await api("POST", feedPath(feed.slug, publishing ? "/briefs" : "/briefs/preview"),
+    const brief = await api("POST", apiUrl(feed.slug, ...(publishing ? ["briefs"] : ["briefs", "preview"])),
       { body, key: publishing ? view.publishKey.key : undefined });
     if (publishing) view.publishKey = null;
     if (publishing) published(brief, feed);

@@ -4,14 +4,15 @@
 // changes, so web/embed-loader.js can size the iframe to fit without a scrollbar. The pinned
 // brief, if any, stands above the list as on the reader page.
 
-import { apiUrl, getJson } from "./js/api.js";
 import { createConnection } from "./js/connection.js";
-import { replaceBrief } from "./js/newsroom.js";
+import {
+  createPinnedBox, highlight, insertInOrder, isNewer, itemIn, replaceBrief, showEmptyIfNothing,
+} from "./js/list.js";
 import { refreshTimes, renderBrief } from "./js/render.js";
 
-const HIGHLIGHT_MS = 5000;
 const page = {}; // elements and feed settings, filled in by start()
-const view = { connection: "connecting", status: "live", height: 0, pinned: null };
+const view = { connection: "connecting", status: "live", height: 0 };
+let pinned = null; // the pinned box (js/list.js)
 
 // --- height ------------------------------------------------------------------------------------
 
@@ -25,108 +26,41 @@ function postHeight() {
 
 // --- frames ------------------------------------------------------------------------------------
 
-function listItem(id) {
-  const node = document.getElementById(id);
-  return node !== null && page.list.contains(node) ? node : null;
-}
-
-function handleFrame(frame) {
-  switch (frame.type) {
-    case "brief":
-      addBrief(frame.brief);
-      break;
-    case "brief_updated":
-      updateBrief(frame.brief);
-      break;
-    case "brief_deleted":
-      listItem(frame.brief_id)?.remove();
-      unpin(frame.brief_id);
-      showEmptyIfNothing();
-      break;
-    case "pinned":
-      pin(frame.brief_id, listItem(frame.brief_id));
-      break;
-    case "unpinned":
-      unpin(frame.brief_id);
-      break;
-    case "feed_updated":
-      applyFeed(frame.feed);
-      break;
-    case "snapshot":
-      applySnapshot(frame.briefs);
-      unpin();
-      if (frame.pinned?.id) pin(frame.pinned.id, frame.pinned);
-      break;
-    default:
-      console.warn("livefeed: unknown frame type", frame.type);
-  }
-}
+const handlers = {
+  brief: (frame) => addBrief(frame.brief),
+  brief_updated: (frame) => updateBrief(frame.brief),
+  brief_deleted: ({ brief_id: id }) => {
+    itemIn(page.list, id)?.remove();
+    pinned.unpin(id);
+    showEmpty();
+  },
+  pinned: ({ brief_id: id }) => pinned.pin(id, itemIn(page.list, id)),
+  unpinned: (frame) => pinned.unpin(frame.brief_id),
+  feed_updated: (frame) => applyFeed(frame.feed),
+  snapshot: (frame) => {
+    applySnapshot(frame.briefs);
+    pinned.reset(frame.pinned);
+  },
+};
 
 function addBrief(brief) {
-  if (!brief?.id || listItem(brief.id)) return;
-  const item = renderBrief(brief, page);
-  item.classList.add("brief--new");
-  setTimeout(() => item.classList.remove("brief--new"), HIGHLIGHT_MS);
-  page.list.prepend(item);
+  if (!brief?.id || itemIn(page.list, brief.id)) return;
+  insertInOrder(page.list, highlight(renderBrief(brief, page), "brief--new"));
   while (page.list.children.length > page.limit) page.list.lastElementChild.remove();
-  showEmptyIfNothing();
+  showEmpty();
 }
 
 function updateBrief(brief) {
   if (!brief?.id) return;
-  const item = listItem(brief.id);
-  if (item && Number(brief.version) > Number(item.dataset.version)) replaceBrief(item, renderBrief(brief, page));
-  const copy = pinnedCopy(brief.id);
-  if (copy && Number(brief.version) > Number(copy.dataset.version)) {
-    replaceBrief(copy, renderBrief(brief, { ...page, withId: false }));
-  }
-}
-
-// --- the pinned brief --------------------------------------------------------------------------
-
-function pinnedCopy(id) {
-  const item = page.pinnedList.firstElementChild;
-  return item && item.dataset.id === id ? item : null;
-}
-
-function showPinned(item) {
-  item.removeAttribute("id"); // ids stay unique: the list may hold the same brief
-  item.classList.remove("brief--new", "brief--updated");
-  page.pinnedList.replaceChildren(item);
-  page.pinned.hidden = false;
-}
-
-/** Pin `id`: `local` is its <li> in the list or its brief object, else it is fetched. */
-async function pin(id, local) {
-  if (!id) return;
-  view.pinned = id;
-  if (pinnedCopy(id)) return;
-  if (local instanceof Element) return showPinned(local.cloneNode(true));
-  let brief = local ?? null;
-  if (!brief) {
-    try {
-      brief = await getJson(apiUrl(page.slug, "briefs", id), "the pinned update");
-    } catch (error) {
-      console.warn("livefeed: could not load the pinned brief", id, error.message);
-    }
-  }
-  if (view.pinned !== id) return; // unpinned or replaced meanwhile
-  if (brief?.id === id) showPinned(renderBrief(brief, { ...page, withId: false }));
-  else unpin(id);
-}
-
-/** Empty the pinned box if it holds `id` (whatever it holds when `id` is undefined). */
-function unpin(id) {
-  if (id !== undefined && id !== view.pinned) return;
-  view.pinned = null;
-  page.pinnedList.replaceChildren();
-  page.pinned.hidden = true;
+  const item = itemIn(page.list, brief.id);
+  if (item && isNewer(brief.version, item.dataset.version)) replaceBrief(item, renderBrief(brief, page));
+  pinned.update(brief);
 }
 
 function applySnapshot(briefs) {
   const latest = Array.isArray(briefs) ? briefs.filter((brief) => brief?.id).slice(0, page.limit) : [];
   page.list.replaceChildren(...latest.map((brief) => renderBrief(brief, page)));
-  showEmptyIfNothing();
+  showEmpty();
 }
 
 function applyFeed(feed) {
@@ -141,8 +75,8 @@ function applyFeed(feed) {
   }
 }
 
-function showEmptyIfNothing() {
-  page.empty.hidden = page.list.querySelector(".brief") !== null;
+function showEmpty() {
+  showEmptyIfNothing(page.list, page.empty);
 }
 
 // --- status ------------------------------------------------------------------------------------
@@ -169,15 +103,13 @@ function start() {
     status: document.getElementById("conn-status"),
     title: document.getElementById("feed-title"),
     banner: document.getElementById("coverage-ended"),
-    pinned: document.getElementById("pinned"),
   });
-  page.pinnedList = page.pinned.querySelector(".pinned-briefs");
-  view.pinned = page.pinned.hidden ? null : page.pinnedList.firstElementChild?.dataset.id ?? null;
+  pinned = createPinnedBox({ box: document.getElementById("pinned"), slug: page.slug, timeZone: page.timeZone });
   view.status = root.dataset.status === "ended" ? "ended" : "live";
   const connection = createConnection({
     slug: page.slug,
     lastEventId: root.dataset.lastEventId || "0-0",
-    onFrame: handleFrame,
+    handlers,
     onReload: () => setStatus("error", "Updates stopped: reload the page"),
     onStatus: setStatus,
   });
@@ -194,7 +126,7 @@ function start() {
       status: view.status,
       height: view.height,
       briefs: page.list.querySelectorAll(".brief").length,
-      pinned: view.pinned,
+      pinned: pinned.pinnedId(),
       lastEventId: connection.lastEventId(),
     }),
   };

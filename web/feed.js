@@ -4,13 +4,13 @@
 
 import { apiUrl, getJson } from "./js/api.js";
 import { createConnection } from "./js/connection.js";
-import { createNewsroom, replaceBrief } from "./js/newsroom.js";
+import { highlight, insertInOrder, isNewer, itemIn, replaceBrief, showEmptyIfNothing } from "./js/list.js";
+import { createNewsroom } from "./js/newsroom.js";
 import { showLinkedBrief } from "./js/permalink.js";
 import { dayKey, el, refreshTimes, renderBrief } from "./js/render.js";
 
 const NEAR_TOP_PX = 80;
 const ANNOUNCE_DELAY_MS = 1000;
-const HIGHLIGHT_MS = 5000;
 const OLDER_PAGE_SIZE = 20;
 
 const page = {}; // elements and feed settings, filled in by start()
@@ -66,8 +66,7 @@ function showReloadNotice(reason) {
 
 /** The brief's <li> in the rolling list, or null. */
 function listItem(id) {
-  const node = document.getElementById(id); // a brief's element id is its stream id
-  return node !== null && page.list.contains(node) ? node : null;
+  return itemIn(page.list, id);
 }
 
 function isRendered(id) {
@@ -98,16 +97,12 @@ function handleBrief(brief) {
   }
 }
 
-/** Insert briefs (oldest first) at the top; returns the newest <li>. */
+/** Insert briefs (oldest first) in stream order, highlighted; returns the last one's <li>. */
 function insertNew(briefs) {
   let newest = null;
   for (const brief of briefs) {
     if (isRendered(brief.id)) continue;
-    newest = renderBrief(brief, page);
-    newest.classList.add("brief--new");
-    const item = newest;
-    setTimeout(() => item.classList.remove("brief--new"), HIGHLIGHT_MS);
-    page.list.prepend(item);
+    newest = insertInOrder(page.list, highlight(renderBrief(brief, page), "brief--new"));
   }
   if (newest) page.empty.hidden = true;
   return newest;
@@ -168,48 +163,25 @@ function refreshTimesIfNewDay() {
 
 // --- corrections, retractions, pins, coverage end ----------------------------------------------
 
-function handleFrame(frame) {
-  switch (frame.type) {
-    case "brief":
-      handleBrief(frame.brief);
-      break;
-    case "brief_updated":
-      handleBriefUpdated(frame.brief);
-      break;
-    case "brief_deleted":
-      handleBriefDeleted(frame.brief_id);
-      break;
-    case "pinned": {
-      const id = frame.brief_id;
-      newsroom.pin(id, listItem(id) ?? view.pending[pendingIndex(id)]);
-      break;
-    }
-    case "unpinned":
-      newsroom.unpin(frame.brief_id);
-      break;
-    case "feed_updated":
-      newsroom.applyFeed(frame.feed);
-      break;
-    case "snapshot":
-      applySnapshot(frame);
-      break;
-    default:
-      console.warn("livefeed: unknown frame type", frame.type);
-  }
-}
+const handlers = {
+  brief: (frame) => handleBrief(frame.brief),
+  brief_updated: (frame) => handleBriefUpdated(frame.brief),
+  brief_deleted: (frame) => handleBriefDeleted(frame.brief_id),
+  pinned: ({ brief_id: id }) => newsroom.pinned.pin(id, listItem(id) ?? view.pending[pendingIndex(id)]),
+  unpinned: (frame) => newsroom.pinned.unpin(frame.brief_id),
+  feed_updated: (frame) => newsroom.applyFeed(frame.feed),
+  snapshot: (frame) => applySnapshot(frame),
+};
 
 /** A correction: replace the brief wherever it is, unless the page already has this version. */
 function handleBriefUpdated(brief) {
   if (!brief?.id) return;
   const item = listItem(brief.id);
-  const copy = newsroom.pinnedCopy(brief.id);
+  const copy = newsroom.pinned.copy(brief.id);
   const waiting = pendingIndex(brief.id);
-  const held = [item?.dataset.version, copy?.dataset.version, view.pending[waiting]?.version]
-    .filter((version) => version !== undefined).map(Number).filter(Number.isFinite);
-  const version = Number(brief.version);
-  if (held.length && Number.isFinite(version) && version <= Math.max(...held)) return;
+  if (!isNewer(brief.version, item?.dataset.version, copy?.dataset.version, view.pending[waiting]?.version)) return;
   if (item) replaceBrief(item, renderBrief(brief, page));
-  if (copy) replaceBrief(copy, renderBrief(brief, { ...page, withId: false }));
+  newsroom.pinned.update(brief);
   if (waiting >= 0) view.pending[waiting] = brief;
   newsroom.syncKeyEvent(brief);
 }
@@ -224,11 +196,11 @@ function handleBriefDeleted(id) {
     showPending();
   }
   newsroom.remove(id);
-  showEmptyIfNothing();
+  showEmpty();
 }
 
-function showEmptyIfNothing() {
-  page.empty.hidden = view.pending.length > 0 || page.list.querySelector(".brief") !== null;
+function showEmpty() {
+  showEmptyIfNothing(page.list, page.empty, view.pending.length);
 }
 
 /** Only for a socket opened without `since`: the page as the server has it now. */
@@ -239,15 +211,10 @@ function applySnapshot({ briefs, pinned, feed }) {
   for (const brief of latest) newsroom.syncKeyEvent(brief);
   const older = document.getElementById("load-older");
   if (older && latest.length) older.dataset.before = latest.at(-1).id;
-  if (pinned?.id) {
-    newsroom.unpin();
-    newsroom.pin(pinned.id, pinned);
-  } else {
-    newsroom.unpin();
-  }
+  newsroom.pinned.reset(pinned);
   newsroom.applyFeed(feed);
   showPending();
-  showEmptyIfNothing();
+  showEmpty();
 }
 
 function handleFeedChange({ statusChanged }) {
@@ -266,14 +233,14 @@ function announce(text) {
 
 async function fetchOlder(before) {
   const url = `${apiUrl(page.slug, "briefs")}?before=${encodeURIComponent(before)}&limit=${OLDER_PAGE_SIZE}`;
-  const data = await getJson(url, "older updates");
+  const data = await getJson(url);
   if (!Array.isArray(data.briefs)) throw new Error("Couldn't load older updates.");
   return data;
 }
 
 function appendOlder(briefs) {
-  const added = briefs.filter((brief) => !isKnown(brief.id)).map((brief) => renderBrief(brief, page));
-  page.list.append(...added);
+  const added = briefs.filter((brief) => !isKnown(brief.id))
+    .map((brief) => insertInOrder(page.list, renderBrief(brief, page)));
   if (added.length) page.empty.hidden = true;
   return added;
 }
@@ -345,7 +312,7 @@ function start() {
   connection = createConnection({
     slug: page.slug,
     lastEventId: feed.dataset.lastEventId || "0-0",
-    onFrame: handleFrame,
+    handlers,
     onReload: showReloadNotice,
     onStatus: setStatus,
   });
@@ -367,7 +334,7 @@ function start() {
       status: newsroom.status(), // the coverage: live or ended
       lastEventId: connection.lastEventId(),
       pending: view.pending.length,
-      pinned: newsroom.pinnedId(),
+      pinned: newsroom.pinned.pinnedId(),
       keyEvents: newsroom.keyEventCount(),
     }),
   };

@@ -12,6 +12,7 @@ from starlette.templating import Jinja2Templates
 
 from livefeed.errors import BadRequest
 from livefeed.http.days import DAY_PAGE, read_day
+from livefeed.model import schema
 from livefeed.model.days import local_clock, local_time_label, zone_label
 from livefeed.model.ids import StreamId
 from livefeed.newsroom import actions
@@ -196,9 +197,23 @@ def _not_found(
     return _render(request, "not_found.html", context, status=404)
 
 
+# What the editor's fields and counters allow, from the model's own limits: rendered into the
+# page (maxlength attributes, and <meta name="livefeed-limits"> for web/js/limits.js).
+EDITOR_LIMITS = {
+    "headline": schema.HEADLINE_MAX,
+    "body": schema.BODY_MAX,
+    "author": schema.AUTHOR_MAX,
+    "url": schema.URL_MAX,
+    "tags": schema.TAGS_MAX,
+    "tag": schema.TAG_MAX,
+    "title": schema.TITLE_MAX,
+    "language": schema.LANGUAGE_MAX,
+}
+
+
 async def editor_page(request: Request) -> Response:
     """The newsroom's page; it signs in with a token and works through the JSON API."""
-    return _render(request, "editor.html", {})
+    return _render(request, "editor.html", {"limits": EDITOR_LIMITS})
 
 
 EMBED_BRIEFS = 10

@@ -28,6 +28,7 @@ from livefeed.errors import (
 )
 from livefeed.model.frames import Event, control_frame
 from livefeed.model.ids import StreamId, iso_ms, now_ms
+from livefeed.stream.socket import ReaderSocket
 
 log = logging.getLogger("livefeed.stream.hub")
 
@@ -58,22 +59,18 @@ class Closing(LivefeedException):
 _NO_QUEUE: deque[Event] = deque(maxlen=0)
 """The queue of every subscriber that went direct: it drops anything put in it."""
 
-DirectSend = Callable[[bytes], bool]
-"""Write whole WebSocket frames (``Event.wire``, joined) to the reader now; False when it cannot
-take more (too slow, or gone)."""
-
 
 class Subscriber:
     """One reader: a bounded queue the connection drains, or, once it has caught up, a direct
     writer the hub calls for each event (no task switch per reader per event)."""
 
     __slots__ = (
-        "_close_direct",
+        "_buffer_limit",
         "_closing",
-        "_direct",
         "_limit",
         "_position",
         "_queue",
+        "_socket",
         "_wakeup",
         "feed",
         "overflowed",
@@ -87,8 +84,8 @@ class Subscriber:
         self._queue: deque[Event] = deque()
         self._wakeup: asyncio.Event | None = None  # made when someone waits
         self._closing: Closing | None = None
-        self._direct: DirectSend | None = None
-        self._close_direct: Callable[[int, str], None] | None = None
+        self._socket: ReaderSocket | None = None
+        self._buffer_limit = 0
         self._position = -1
         self.start = StreamId(0, 0)
 
@@ -99,17 +96,16 @@ class Subscriber:
         """
         if self.overflowed or self._closing is not None or not events:
             return
-        direct = self._direct
-        if direct is not None:
+        sock = self._socket
+        if sock is not None:
             position = self._position
             if wire is None or 0 <= events[0].order <= position:  # joined mid-batch: rare
                 wire = b"".join(e.wire for e in events if e.order < 0 or e.order > position)
             self._position = max(position, events[-1].order)
-            if wire and not direct(wire):
-                self._direct = None
+            if wire and not sock.send_frames(wire, self._buffer_limit):
+                self._socket = None
                 self.overflowed = True
-                if self._close_direct is not None:
-                    self._close_direct(CLOSE_TOO_SLOW, "too slow: reconnect with since")
+                sock.close(CLOSE_TOO_SLOW, "too slow: reconnect with since")
             return
         if len(self._queue) + len(events) > self._limit:
             self.overflowed = True
@@ -119,16 +115,15 @@ class Subscriber:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def go_direct(
-        self, position: StreamId, send: DirectSend, close: Callable[[int, str], None]
-    ) -> bool:
-        """Switch to direct writes if nothing is queued (the caller sends that first); atomic
-        with respect to the hub, since there is no ``await`` between the check and the switch."""
+    def go_direct(self, position: StreamId, sock: ReaderSocket, buffer_limit: int) -> bool:
+        """Switch to direct writes to ``sock`` if nothing is queued (the caller sends that
+        first); atomic with respect to the hub, since there is no ``await`` between the check
+        and the switch. A socket holding more than ``buffer_limit`` unsent bytes is closed 4408."""
         if self._queue or self.overflowed or self._closing is not None:
             return False
         self._position = position.ms << 64 | position.seq
-        self._direct = send
-        self._close_direct = close
+        self._socket = sock
+        self._buffer_limit = buffer_limit
         self._queue = _NO_QUEUE  # never used again: free this reader's own
         self._wakeup = None
         return True
@@ -146,9 +141,9 @@ class Subscriber:
 
     def close(self, code: int, reason: str) -> None:
         self._closing = Closing(code, reason)
-        if self._close_direct is not None:
-            self._close_direct(code, reason)
-        self._direct = None
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            sock.close(code, reason)
         if self._wakeup is not None:
             self._wakeup.set()
 

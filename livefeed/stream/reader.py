@@ -6,17 +6,18 @@ after the last one sent. Any event the hub delivered before we subscribed is alr
 the range reads see it; anything later is in our queue.
 
 Once caught up, the reader switches to the hub's direct path and its connection is parked (see
-``transport``): this task ends, and the hub writes each event to the socket itself.
+``socket.ReaderSocket``): this task ends, and the hub writes each event to the socket itself.
+Where the server offers no ``ReaderSocket`` (``LIVEFEED_WS_DIRECT=0``, another ASGI server) the
+task stays, sending every event through ASGI: the same frames, in the same order, with the same
+close codes, at the cost of a task, its queue and a few awaits per event per reader.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
@@ -37,8 +38,8 @@ from livefeed.model.ids import StreamId
 from livefeed.model.schema import Feed
 from livefeed.storage.store import Store
 from livefeed.stream.hub import Closing, Hub, Subscriber, TooSlow
+from livefeed.stream.socket import ReaderSocket, reader_socket
 from livefeed.stream.source import to_event
-from livefeed.stream.uvicorn_ws import DIRECT_SEND
 
 log = logging.getLogger("livefeed.stream.reader")
 
@@ -83,7 +84,7 @@ class SnapshotCache:
 
 
 class _ParkedReader:
-    """A caught-up reader whose connection the protocol holds on its own (``transport.park``):
+    """A caught-up reader whose connection the protocol holds on its own (``ReaderSocket.park``):
     it keeps the reader to its message budget and takes it out of the hub when it goes."""
 
     __slots__ = ("_budget", "_done", "_hub", "_per_minute", "sub")
@@ -116,7 +117,7 @@ async def serve_reader(
 ) -> None:
     """Serve one reader connection until it disconnects, falls behind, or the server stops.
 
-    Under livefeed's protocol (``DIRECT_SEND``) the reader catches up in this task and is then
+    Where the server offers a ``ReaderSocket`` the reader catches up in this task and is then
     parked: the task ends and the hub writes to the connection directly. ``on_done`` is called
     once, when the connection is over, whichever way it went.
     """
@@ -124,14 +125,14 @@ async def serve_reader(
     raw_since = websocket.query_params.get("since")
     handed_over = False
     sub: Subscriber | None = None
-    direct = websocket.scope.get("extensions", {}).get(DIRECT_SEND)
+    direct = reader_socket(websocket.scope)
     parked = _ParkedReader(hub, settings.reader_messages_per_minute, on_done)
     try:
         await websocket.accept()
         if direct is not None:
             # From here the protocol handles what the reader sends, in every state: pings,
             # close, the message budget (1008), invalid UTF-8 (1007), protocol errors (1002).
-            direct["adopt"](parked)
+            direct.adopt(parked)
         try:
             since = None if raw_since in (None, "") else StreamId.parse(raw_since, name="since")
             feed = await store.cached_feed(slug)
@@ -155,8 +156,9 @@ async def serve_reader(
                 )
             return
 
-        # Elsewhere (the test client), a second task sends while this one reads from the
-        # socket until it closes, which it also does after any close the sender sends.
+        # Elsewhere (another server, LIVEFEED_WS_DIRECT=0), a second task sends while this one
+        # reads from the socket until it closes, which it also does after any close the sender
+        # sends.
         sender = asyncio.create_task(
             _send_events(websocket, store, feed, sub, since, settings, snapshots, None)
         )
@@ -181,7 +183,7 @@ async def _send_events(
     since: StreamId | None,
     settings: Settings,
     snapshots: SnapshotCache,
-    direct: tuple[dict[str, Any], _ParkedReader] | None,
+    direct: tuple[ReaderSocket, _ParkedReader] | None,
 ) -> bool:
     """Catch the reader up, then follow the hub; True once the connection is parked.
 
@@ -214,10 +216,10 @@ async def _send_events(
                             continue
                         position = event.id
                     first.append(event.wire)
-                ext, parked = direct
-                send = functools.partial(ext["send"], limit=settings.reader_buffer_bytes)
-                if sub.go_direct(position, send, ext["close"]):
-                    return bool(send(b"".join(first)) and ext["park"](parked))
+                sock, parked = direct
+                limit = settings.reader_buffer_bytes
+                if sub.go_direct(position, sock, limit):
+                    return sock.send_frames(b"".join(first), limit) and sock.park(parked)
                 batch = []  # overflowed or closing: next_batch raises TooSlow or Closing
             for event in batch or await sub.next_batch():
                 if event.id is not None:

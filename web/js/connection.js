@@ -1,39 +1,24 @@
 // The WebSocket to one feed: resume from the last event id seen, catch up, then live.
 // Reconnects with capped exponential backoff and full jitter; a silent socket counts as dead.
-// Knows nothing of the page: content frames (brief, brief_updated, brief_deleted, pinned,
-// unpinned, feed_updated, snapshot) go to onFrame; it also reports through onReload and onStatus.
+// Knows nothing of the page: `handlers` (frame type → function, see js/frames.js) take the
+// frames the page wants; live, heartbeat and reload are handled here and reported through
+// onReload and onStatus.
+
+import { compareIds, createRouter, parseFrame } from "./frames.js";
 
 const FATAL_CLOSES = new Map([[4400, "Bad request"], [4404, "Feed not found"]]);
 const TOO_SLOW = 4408; // the server dropped us for falling behind: come straight back
 const SILENCE_LIMIT_MS = 45_000; // heartbeats come every ~20 s
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 30_000;
-const CONTENT_FRAMES = new Set([
-  "brief", "brief_updated", "brief_deleted", "pinned", "unpinned", "feed_updated", "snapshot",
-]);
-
-/** Order two stream ids ("ms-seq") by number, not as strings: <0, 0 or >0. Unreadable ones are 0-0. */
-export function compareIds(a, b) {
-  const parse = (id) => {
-    const match = /^(\d+)-(\d+)$/.exec(String(id ?? ""));
-    return match ? [BigInt(match[1]), BigInt(match[2])] : [0n, 0n];
-  };
-  const [[msA, seqA], [msB, seqB]] = [parse(a), parse(b)];
-  if (msA !== msB) return msA < msB ? -1 : 1;
-  return seqA === seqB ? 0 : (seqA < seqB ? -1 : 1);
-}
 
 export function socketUrl(slug, since) {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   return `${scheme}${location.host}/ws/feeds/${encodeURIComponent(slug)}?since=${encodeURIComponent(since)}`;
 }
 
-/**
- * `onFrame(frame)` gets every content frame; without it, `onBrief(brief)` gets new briefs only
- * (the original interface).
- */
-export function createConnection({ slug, lastEventId, onFrame, onBrief, onReload, onStatus }) {
-  const deliver = onFrame ?? ((frame) => { if (frame.type === "brief") onBrief?.(frame.brief); });
+/** `handlers` routes the page's frames (brief, brief_updated, ..., snapshot) by type. */
+export function createConnection({ slug, lastEventId, handlers, onReload, onStatus }) {
   const state = {
     socket: null, lastEventId, attempt: 0, live: false, stopped: false,
     retryAt: 0, retryTimer: 0, countdownTimer: 0, watchdog: 0,
@@ -66,40 +51,29 @@ export function createConnection({ slug, lastEventId, onFrame, onBrief, onReload
   }
 
   function handleMessage(data) {
-    let frame;
-    try {
-      frame = JSON.parse(data);
-    } catch {
-      console.warn("livefeed: unreadable frame", data);
-      return;
-    }
+    const frame = parseFrame(data);
+    if (frame === null) return;
     if (typeof frame.event_id === "string") state.lastEventId = frame.event_id;
-    dispatch(frame);
+    route(frame);
   }
 
-  function dispatch(frame) {
-    if (CONTENT_FRAMES.has(frame.type)) {
-      deliver(frame);
-      return;
-    }
-    switch (frame.type) {
-      case "live":
-        // after a snapshot (no event ids) or a catch-up, this is where to resume from
-        if (compareIds(frame.last_event_id, state.lastEventId) > 0) state.lastEventId = frame.last_event_id;
-        state.attempt = 0;
-        state.live = true;
-        onStatus("live", "Live");
-        break;
-      case "heartbeat":
-        break; // its arrival already re-armed the watchdog
-      case "reload":
-        stop();
-        onReload(frame.reason);
-        break;
-      default:
-        console.warn("livefeed: unknown frame type", frame.type);
-    }
+  function live(frame) {
+    // after a snapshot (no event ids) or a catch-up, this is where to resume from
+    if (compareIds(frame.last_event_id, state.lastEventId) > 0) state.lastEventId = frame.last_event_id;
+    state.attempt = 0;
+    state.live = true;
+    onStatus("live", "Live");
   }
+
+  const route = createRouter({
+    ...handlers,
+    live,
+    heartbeat: () => {}, // its arrival already re-armed the watchdog
+    reload: (frame) => {
+      stop();
+      onReload(frame.reason);
+    },
+  });
 
   function handleClose(socket, event) {
     if (socket !== state.socket) return; // one we already gave up on

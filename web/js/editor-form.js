@@ -35,7 +35,7 @@ export function showError(fields, message, error) {
 }
 
 /** Tags from a comma-separated field, whitespace collapsed and repeats dropped: the server
- * refuses a list of more than 10 even if some of them repeat. */
+ * refuses a list longer than its limit (limits.tags) even if some of them repeat. */
 function tagList(text) {
   const tags = text.split(",").map((tag) => tag.split(/\s+/).filter(Boolean).join(" "));
   return [...new Set(tags.filter(Boolean))];

@@ -2,8 +2,10 @@
 // by the answers to our own requests and by the feed's frames (addBrief, updateBrief, removeBrief,
 // setPinned), which may arrive in either order: a brief never goes back to an older version.
 
+import { api, apiUrl } from "./api.js";
+import { limits } from "./limits.js";
+import { insertInOrder, isNewer, itemIn } from "./list.js";
 import { el, formatBriefTime, userText } from "./render.js";
-import { api, feedPath } from "./editor-api.js";
 import { briefPayload, clearErrors, fillBriefFields, setMessage, showError } from "./editor-form.js";
 
 const EDIT_FIELDS = [["headline", "Headline"], ["body", "Body"], ["author", "Author"],
@@ -11,8 +13,8 @@ const EDIT_FIELDS = [["headline", "Headline"], ["body", "Body"], ["author", "Aut
 const view = { slug: "", timeZone: "UTC", pinned: null, briefs: new Map(), list: null, empty: null, message: null };
 const editBase = new WeakMap(); // edit form → the brief it was filled from
 
-const briefPath = (id, rest = "") => feedPath(view.slug, `/briefs/${encodeURIComponent(id)}${rest}`);
-const itemFor = (id) => view.list.querySelector(`li[data-id="${CSS.escape(id ?? "")}"]`);
+const briefPath = (id, ...rest) => apiUrl(view.slug, "briefs", id, ...rest);
+const itemFor = (id) => itemIn(view.list, id);
 const say = (text, kind = "info") => setMessage(view.message, text, kind);
 
 export function initRecent({ list, empty, message }) {
@@ -46,14 +48,14 @@ export function addBrief(brief) {
   view.briefs.set(brief.id, brief);
   const item = renderItem(brief);
   item.classList.add("recent-item--new");
-  view.list.prepend(item);
+  insertInOrder(view.list, item);
   view.empty.hidden = true;
 }
 
 /** Replace a listed brief in place, unless we already hold a newer version. */
 export function updateBrief(brief) {
   const known = view.briefs.get(brief?.id);
-  if (!known || known.version > brief.version) return;
+  if (!known || isNewer(known.version, brief.version)) return;
   view.briefs.set(brief.id, brief);
   refreshItem(brief.id);
 }
@@ -155,8 +157,8 @@ function handleClick(event) {
     say(brief.key_event ? "Marked as a key event." : "No longer a key event.", "ok");
   });
   else if (action === "pin") act(item, () => (view.pinned === id
-    ? api("DELETE", feedPath(view.slug, "/pin"))
-    : api("PUT", feedPath(view.slug, "/pin"), { body: { brief_id: id } })), (data) => {
+    ? api("DELETE", apiUrl(view.slug, "pin"))
+    : api("PUT", apiUrl(view.slug, "pin"), { body: { brief_id: id } })), (data) => {
     setPinned(data?.pinned?.id ?? null);
     say(data?.pinned ? "Pinned to the top of the feed." : "Unpinned.", "ok");
   });
@@ -243,7 +245,8 @@ function openEditor(item, brief) {
     form.append(row);
   }
   const fields = editFields(form);
-  Object.assign(fields.headline, { required: true, maxLength: 300 });
+  Object.assign(fields.headline, { required: true, maxLength: limits.headline });
+  fields.author.maxLength = limits.author;
   Object.assign(fields.url, { type: "url", inputMode: "url" });
   fields.body.rows = 6;
   const message = el("p", "form-message");
@@ -323,7 +326,7 @@ async function showHistory(item, id) {
   const close = el("button", "close button", "Close history");
   close.type = "button";
   try {
-    const { versions } = await api("GET", briefPath(id, "/history"));
+    const { versions } = await api("GET", briefPath(id, "history"));
     const table = el("table", "history-table");
     const head = el("tr");
     head.append(...["Version", "Action", "When", "Editor"].map((text) => el("th", null, text)));

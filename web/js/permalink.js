@@ -3,7 +3,7 @@
 // older page, so the browser goes there: `?before=` the id just after it makes it that page's
 // first brief. Nothing else moves the reader (an unknown or retracted id, or any other #fragment).
 
-import { compareIds } from "./connection.js";
+import { compareIds } from "./frames.js";
 
 const STREAM_ID = /^(\d+)-(\d+)$/;
 const U64_MAX = 2n ** 64n - 1n;

@@ -1,6 +1,8 @@
 // Replaying a day: clock labels in the feed's zone, a clock that runs on between the server's
 // frames, and the replay socket. Knows nothing of the page: day.js wires these to the controls.
 
+import { createRouter, parseFrame } from "./frames.js";
+
 const formatters = new Map();
 
 function formatterFor(timeZone, seconds, zone) {
@@ -66,10 +68,12 @@ export function replayUrl({ slug, date, speed, from }) {
 }
 
 /**
- * Open a replay socket. Frames go to onFrame (parsed); the first close to onClose(code, reason),
- * unless we closed it ourselves. Controls sent while the socket is still opening are queued.
+ * Open a replay socket. Frames go to `handlers` by type (js/frames.js), then to `afterFrame`;
+ * the first close to onClose(code, reason), unless we closed it ourselves. Controls sent while
+ * the socket is still opening are queued.
  */
-export function openReplay({ slug, date, speed, from, onFrame, onClose }) {
+export function openReplay({ slug, date, speed, from, handlers, afterFrame, onClose }) {
+  const route = createRouter(handlers);
   const socket = new WebSocket(replayUrl({ slug, date, speed, from }));
   const queued = [];
   let done = false;
@@ -79,14 +83,10 @@ export function openReplay({ slug, date, speed, from, onFrame, onClose }) {
   });
   socket.addEventListener("message", (event) => {
     if (done) return;
-    let frame;
-    try {
-      frame = JSON.parse(event.data);
-    } catch {
-      console.warn("livefeed: unreadable frame", event.data);
-      return;
-    }
-    onFrame(frame);
+    const frame = parseFrame(event.data);
+    if (frame === null) return;
+    route(frame);
+    afterFrame?.(frame);
   });
   socket.addEventListener("close", (event) => {
     if (done) return;

@@ -1,0 +1,195 @@
+"""What the parser swap at park time saves per parked reader (livefeed.stream.uvicorn_ws).
+
+    .venv/bin/python bench/parked.py                 # 2,000 readers, each mode twice
+    .venv/bin/python bench/parked.py --readers 500 --rounds 1
+    .venv/bin/python bench/parked.py --rss-only      # no tracemalloc: RSS without its overhead
+
+For each mode ("swap": as shipped; "no-swap": ``_swap_parser`` made a no-op, so websockets' server
+parser, and the handshake request its frame holds, stay alive) a fresh ``livefeed serve`` runs in
+a child process on its own redis-server, loopback only. The child traces its allocations
+(tracemalloc); after one warm-up reader, N readers connect and park (each reads up to its
+"live" frame), and the server's traced memory (after a gc) and RSS are read before and after.
+Printed: bytes per parked reader, both ways, per round. Every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-parked-token-0123456789"
+
+
+def child(port: int, redis_url: str, swap: bool, report: Path, trace: bool = True) -> None:
+    """Run the server in this process; on SIGUSR1 write traced bytes (after a gc) to ``report``."""
+    sys.path.insert(0, str(ROOT))
+    from livefeed.config import Settings
+    from livefeed.ops.serve import serve
+    from livefeed.stream.uvicorn_ws import DirectSendProtocol
+
+    if not swap:
+        DirectSendProtocol._swap_parser = lambda self: True  # type: ignore[method-assign]
+    if trace:
+        tracemalloc.start()
+
+    def dump(signum: int, frame: object) -> None:
+        gc.collect()
+        report.write_text(str(tracemalloc.get_traced_memory()[0] if trace else 0))
+
+    signal.signal(signal.SIGUSR1, dump)
+    settings = Settings.from_env(
+        port=port, redis_url=redis_url, editor_token=TOKEN, log_level="warning"
+    )
+    sys.exit(serve(settings))
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def traced(pid: int, report: Path) -> int:
+    report.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR1)
+    wait_until(lambda: report.exists() and report.read_text(), 30, "no tracemalloc report")
+    return int(report.read_text())
+
+
+async def park(base: str, slug: str, count: int) -> list[websockets.ClientConnection]:
+    """``count`` readers, each read up to its "live" frame (then parked by the server)."""
+    sockets: list[websockets.ClientConnection] = []
+    limit = asyncio.Semaphore(100)
+
+    async def one() -> None:
+        async with limit:
+            ws = await websockets.connect(f"{base}/ws/feeds/{slug}", max_queue=4)
+            sockets.append(ws)
+            async with asyncio.timeout(60):
+                while json.loads(await ws.recv())["type"] != "live":
+                    pass
+
+    async with asyncio.timeout(300):
+        await asyncio.gather(*(one() for _ in range(count)))
+    return sockets
+
+
+def measure(swap: bool, readers: int, tmp: Path, trace: bool) -> dict[str, float]:
+    redis_port, port = free_port(), free_port()
+    data = tmp / uuid.uuid4().hex[:6]
+    data.mkdir()
+    redis = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--dir", str(data),
+         "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    report = data / "traced"
+    code = f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import parked; " + (
+        f"parked.child({port}, 'redis://127.0.0.1:{redis_port}/0', {swap}, "
+        f"__import__('pathlib').Path({str(report)!r}), {trace})"
+    )
+    with open(data / "server.log", "wb") as log:  # the child has its own copy of the fd
+        server = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool:
+            if server.poll() is not None:
+                raise RuntimeError((data / "server.log").read_text())
+            try:
+                return httpx.get(base + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, 60, "server did not start")
+        slug = "parked-" + uuid.uuid4().hex[:6]
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=base, timeout=10, headers=headers) as client:
+            client.post("/api/feeds", json={"slug": slug, "title": "P", "timezone": "UTC"})
+            for n in range(20):
+                client.post(f"/api/feeds/{slug}/briefs", json={"headline": f"b{n}", "body": "x"})
+
+        async def run() -> dict[str, float]:
+            ws_base = f"ws://127.0.0.1:{port}"
+            warm = await park(ws_base, slug, 20)  # the hub's channel, caches, first imports
+            await asyncio.sleep(1)
+            before = (await asyncio.to_thread(traced, server.pid, report), rss(server.pid))
+            sockets = await park(ws_base, slug, readers)
+            await asyncio.sleep(1)
+            after = (await asyncio.to_thread(traced, server.pid, report), rss(server.pid))
+            for ws in [*warm, *sockets]:
+                await ws.close()
+            return {
+                "traced_per_reader": (after[0] - before[0]) / readers,
+                "rss_per_reader": (after[1] - before[1]) / readers,
+            }
+
+        return asyncio.run(run())
+    finally:
+        for proc in (server, redis):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readers", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rss-only", action="store_true", help="serve without tracemalloc")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="livefeed-parked-"))
+    try:
+        for round_ in range(1, args.rounds + 1):
+            for swap in (True, False):
+                got = measure(swap, args.readers, tmp, trace=not args.rss_only)
+                print(
+                    f"round {round_} {'swap' if swap else 'no-swap':8} {args.readers} readers: "
+                    f"traced {got['traced_per_reader']:7.0f} B/reader, "
+                    f"RSS {got['rss_per_reader']:7.0f} B/reader",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The seam between livefeed's streaming code and the server that holds its connections.
+
+The hub and the reader know a reader's connection only as a ``ReaderSocket``: write frames
+now, close with a code, take over what the peer sends (``adopt``) and keep the connection open
+after the ASGI task ends (``park``), reporting to a ``Parked``. ``livefeed.stream.uvicorn_ws``
+implements it; a server that does not (another ASGI server, uvicorn's stock protocols, or
+``LIVEFEED_WS_DIRECT=0``) offers no ``ReaderSocket`` and readers are served through plain ASGI
+sends, a task each (``livefeed.stream.reader``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+READER_SOCKET = "livefeed.reader_socket"
+"""The key under ``scope["extensions"]`` whose value is the connection's ``ReaderSocket``."""
+
+
+class Parked(Protocol):
+    """What an adopted connection reports to: its reader (and, once parked, its hub entry)."""
+
+    def message(self) -> bool:
+        """The peer sent a message; False closes the connection with 1008 (policy)."""
+
+    def lost(self) -> None:
+        """The parked connection is over (called once, and only after ``park``)."""
+
+
+@runtime_checkable
+class ReaderSocket(Protocol):
+    """A reader's WebSocket connection as the hub and reader may use it, without awaiting.
+
+    Every method is synchronous and safe to call in any state: on a connection that is closing
+    or gone, writes return False and closes do nothing.
+    """
+
+    def send_frames(self, frames: bytes, limit: int) -> bool:
+        """Write whole WebSocket text frames (``Event.wire``, joined) now; False if the
+        connection is closing or gone, or already holds more than ``limit`` bytes unsent (a
+        reader too slow to follow: the caller closes it with 4408)."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Send a close frame behind what is queued; abort the connection if the peer has not
+        taken it a few seconds later. A second close is a no-op."""
+
+    def adopt(self, owner: Parked) -> None:
+        """Handle the peer's frames on the connection itself from now on (pings, close,
+        protocol errors), counting each message it sends with ``owner.message()``."""
+
+    def park(self, owner: Parked) -> bool:
+        """Keep the connection open once the ASGI task ends, and tell ``owner`` when it goes;
+        False (the caller still owns the connection) if it is already closing."""
+
+
+def reader_socket(scope: Mapping[str, object]) -> ReaderSocket | None:
+    """The ``ReaderSocket`` the server offers for this ASGI connection, if any."""
+    extensions = scope.get("extensions")
+    if not isinstance(extensions, Mapping):
+        return None
+    sock = extensions.get(READER_SOCKET)
+    return sock if isinstance(sock, ReaderSocket) else None
