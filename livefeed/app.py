@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
@@ -36,11 +35,14 @@ from livefeed.metrics import HttpMetrics, MetricsEndpoint
 from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
 from livefeed.pages import reference, syndication, views
+from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
+from livefeed.storage.ratelimit import SharedRateLimiter
 from livefeed.storage.store import Store
+from livefeed.storage.tail import BlockingReader
 from livefeed.stream.hub import Hub
 from livefeed.stream.reader import SnapshotCache, serve_reader
 from livefeed.stream.replay import open_replay
-from livefeed.stream.source import follow
+from livefeed.stream.source import Followers
 
 log = logging.getLogger("livefeed")
 
@@ -55,27 +57,45 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     Each of ``jobs`` runs as a task from startup to shutdown, given the app's store.
     """
     _check_public_url(settings.public_url)
+    check_url(settings.redis_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = _redis(settings.redis_url, settings.redis_timeout, settings.redis_pool_size)
-        # Blocking XREADs (one per followed feed) get a pool of their own, so they never starve
-        # publishing and reading.
+        redis = connect(
+            settings.redis_url, timeout=settings.redis_timeout, pool_size=settings.redis_pool_size
+        )
+        # The one blocking XREAD of every followed feed has a connection of its own (and one
+        # to wake it when the set of feeds changes), so it never starves publishing and reading.
         tail_timeout = settings.heartbeat_interval + settings.redis_timeout
-        tail_redis = _redis(settings.redis_url, tail_timeout, 10_000)
+        tail_redis = connect(settings.redis_url, timeout=tail_timeout, pool_size=4)
         store = Store(redis, settings.key_prefix)
-        tail_store = Store(tail_redis, settings.key_prefix)
+        store.replicas = await replicas_to_wait_for(
+            redis, settings.redis_url, settings.min_replicas
+        )
+        store.replica_timeout_ms = int(settings.replica_timeout * 1000)
+        if store.replicas:
+            log.info("writes answer once %d replica(s) have them", store.replicas)
         block_ms = int(settings.heartbeat_interval * 1000)
+        followers = Followers(BlockingReader(tail_redis, store.keys), block_ms)
 
         async def source(feed: str) -> tuple[StreamId, AsyncIterator[list[Event]]]:
             start = (await store.bounds(feed)).last_generated
-            return start, follow(tail_store, feed, start, block_ms)
+            return start, followers.follow(feed, start)
 
         hub = Hub(source, queue_limit=settings.reader_queue)
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
             for feed in await store.list_feeds():  # data from before the time index existed
                 await store.reindex(feed.slug)
         app.state.store = store
+        app.state.limits = (
+            SharedRateLimiter(
+                redis, store.keys, "address", settings.address_write_rate,
+                settings.address_write_burst,
+            ),
+            SharedRateLimiter(
+                redis, store.keys, "editor", settings.editor_rate, settings.editor_burst
+            ),
+        )  # fmt: skip
         app.state.hub = hub
         app.state.snapshots = SnapshotCache()
         _tune_collector()
@@ -89,6 +109,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await followers.close()
             await redis.aclose()
             await tail_redis.aclose()
 
@@ -171,10 +192,6 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     )
     app.state.settings = settings
     app.state.connections = ConnectionCounter(settings.connections_per_address)
-    app.state.limits = (
-        RateLimiter(settings.address_write_rate, settings.address_write_burst),
-        RateLimiter(settings.editor_rate, settings.editor_burst),
-    )
     app.state.failed_tokens = RateLimiter(settings.failed_token_rate, settings.failed_token_burst)
     app.state.valid_tokens = RecentlyValid()
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
@@ -223,19 +240,6 @@ def _tune_collector() -> None:
     """
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
-
-
-def _redis(url: str, timeout: float, pool_size: int) -> Redis:
-    """A client whose pool makes callers wait (up to ``timeout``) rather than fail when busy."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=pool_size,
-        timeout=timeout,
-        socket_timeout=timeout,
-        socket_connect_timeout=min(timeout, 3.0),
-        health_check_interval=30,
-    )
-    return Redis.from_pool(pool)
 
 
 async def _livefeed_error(request: Request, exc: Exception) -> Response:

@@ -83,6 +83,11 @@ class Settings:
     # readers. Off: uvicorn's stock websockets-sansio, every reader served through ASGI.
     ws_direct: bool = True
     redis_pool_size: int = 64
+    # A write answers 2xx only once this many replicas have it (Redis WAIT, up to
+    # replica_timeout seconds; else 503 and the client retries with its Idempotency-Key).
+    # -1: 0 on a standalone Redis; behind Sentinel, 1 if the primary has a replica at start.
+    min_replicas: int = -1
+    replica_timeout: float = 1.0
     # The HTTP edge (livefeed.http.edge): seconds for a request's head, for its body, and of idle
     # keep-alive; open HTTP connections per client address (0: no cap); HSTS max-age over https.
     header_timeout: float = 10.0

@@ -19,14 +19,16 @@ LivefeedException                          root of every exception livefeed defi
 │   ├── TooManyRequests       429          over a rate limit, or too many connections
 │   ├── HeadersTooLarge       431          request headers over the limit
 │   ├── HttpError             any          another status Starlette itself answered with
-│   └── Unavailable           503 / 1013   Redis unreachable; the client should retry
+│   └── Unavailable           503 / 1013   Redis unreachable, or a write not on enough replicas
+│                                          in time; the client should retry
 └── internal signals, never sent as such:
     ├── append.Retry, append.Replayed   what the append script decided
     ├── bulk.BulkRefused      Redis refused an import batch
     ├── transfer.ImportStopped   an import was asked to stop
     ├── hub.TooSlow, hub.Closing   a subscriber dropped (close code 4408, or the one it carries)
     ├── reader._Reload        a reader's ``since`` is not resumable
-    └── embedded.EmbeddedRedisError (also a RuntimeError)   the embedded Redis did not start
+    ├── embedded.EmbeddedRedisError (also a RuntimeError)   the embedded Redis did not start
+    └── connect.BadRedisUrl (also a ValueError)   a Redis URL livefeed cannot use
 """
 
 from __future__ import annotations
@@ -178,6 +180,6 @@ class Unavailable(LivefeedError):
     close_code = CLOSE_TRY_AGAIN_LATER
     default_code = "unavailable"
 
-    def __init__(self, message: str, *, retry_after: int = 2) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int = 2) -> None:
+        super().__init__(message, code=code)
         self.retry_after = retry_after

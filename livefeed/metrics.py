@@ -91,6 +91,10 @@ REDIS_RECONNECTS = Counter(
     "livefeed_redis_reconnects",
     "Stream reads that failed on a Redis connection error and reconnected after a backoff",
 )
+REPLICA_WAIT_SHORT = Counter(
+    "livefeed_replica_wait_short",
+    "Writes answered 503 because fewer replicas than LIVEFEED_MIN_REPLICAS confirmed them in time",
+)
 STREAM_READ_ERRORS = Counter(
     "livefeed_stream_read_errors",
     "Stream reads of a feed follower that failed on a Redis error (connection lost, NOPERM, "

@@ -5,6 +5,7 @@ these from here, never from conftest or from one another."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
+import websockets
 from playwright.sync_api import Browser, sync_playwright
 from websockets.asyncio.client import ClientConnection
 
@@ -46,13 +49,15 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    def start(self, *extra: str) -> None:
+        """Start it (again, on the same port and data); ``extra`` are more redis-server options."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [
                 self.binary or find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.port),
                 "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always",
                 "--save", "", "--daemonize", "no", "--logfile", str(self.data_dir / "redis.log"),
+                *extra,
             ],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -64,11 +69,109 @@ class RedisProcess:
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
             return False
 
+    def in_sync(self) -> bool:
+        """For a replica: its link to the primary is up (the first sync is done)."""
+        try:
+            info = redis.Redis(port=self.port, socket_timeout=0.5).info("replication")
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+        return bool(info.get("master_link_status") == "up")
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(10)
         self.proc = None
+
+
+class SentinelSet:
+    """A primary, a replica and three Sentinels watching them (quorum 2), all on loopback.
+
+    Sentinels call a primary down after ``down_after_ms`` without an answer, so a SIGKILLed
+    primary is replaced within a few seconds. ``url`` is livefeed's ``redis+sentinel://`` URL.
+    """
+
+    MASTER = "livefeed"
+
+    def __init__(self, base: Path, down_after_ms: int = 1000) -> None:
+        self.base = base
+        self.down_after_ms = down_after_ms
+        self.primary = RedisProcess(base / "primary")
+        self.replica = RedisProcess(base / "replica")
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.MASTER}/0"
+
+    def start(self) -> None:
+        self.primary.start()
+        self.replica.start("--replicaof", "127.0.0.1", str(self.primary.port))
+        wait_until(lambda: self.replica_in_sync(), 20, "the replica did not sync")
+        for index, port in enumerate(self.sentinel_ports):
+            directory = self.base / f"sentinel{index}"
+            directory.mkdir(parents=True, exist_ok=True)
+            conf = directory / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+                f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.MASTER} 4000\n"
+                f"sentinel parallel-syncs {self.MASTER} 1\n"
+            )
+            self.sentinels.append(
+                subprocess.Popen(
+                    [
+                        find_redis_server(),
+                        str(conf),
+                        "--sentinel",
+                        "--logfile",
+                        str(directory / "sentinel.log"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        wait_until(lambda: self._sentinels_agree(), 30, "the Sentinels did not find each other")
+
+    def replica_in_sync(self) -> bool:
+        return self.replica.in_sync()
+
+    def _sentinels_agree(self) -> bool:
+        for port in self.sentinel_ports:
+            try:
+                state = redis.Redis(port=port, socket_timeout=0.5).sentinel_master(self.MASTER)
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                return False
+            if not isinstance(state, dict):
+                return False
+            if int(state.get("num-other-sentinels", 0)) < 2 or int(state.get("num-slaves", 0)) < 1:
+                return False
+        return True
+
+    def primary_port(self) -> int | None:
+        """The port the Sentinels currently name as the primary's (None if they cannot say)."""
+        for port in self.sentinel_ports:
+            try:
+                address = redis.Redis(
+                    port=port, socket_timeout=0.5
+                ).sentinel_get_master_addr_by_name(self.MASTER)
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                continue
+            if isinstance(address, (tuple, list)) and address:
+                return int(address[1])
+        return None
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        self.sentinels = []
+        self.replica.stop()
+        self.primary.stop()
 
 
 TRANSPORTS: dict[str, dict[str, str]] = {"direct": {}, "asgi": {"LIVEFEED_WS_DIRECT": "0"}}
@@ -247,3 +350,108 @@ def read_until_closed(sock: socket.socket, timeout: float) -> bytes | None:
             return data
         data += chunk
     return data or None
+
+
+# --- readers that resume, and what they got ------------------------------------------------
+
+
+def stream_order(event_id: str) -> tuple[int, int]:
+    ms, seq = event_id.split("-")
+    return int(ms), int(seq)
+
+
+def stored_ids(base: str, slug: str) -> list[str]:
+    """Every brief the feed holds, oldest first, read page by page through the API."""
+    ids: list[str] = []
+    params: dict[str, str | int] = {"limit": 100}
+    while True:
+        page = httpx.get(f"{base}/api/feeds/{slug}/briefs", params=params, timeout=10).json()
+        ids += [b["id"] for b in page["briefs"]]
+        if page["next_before"] is None:
+            return sorted(ids, key=stream_order)
+        params["before"] = page["next_before"]
+
+
+class Follower:
+    """A reader that keeps every brief id it is sent and, when cut off, resumes with ``since``.
+
+    ``drop_after()`` gives the seconds after which each new connection is aborted (no close
+    frame), or None to keep it.
+    """
+
+    def __init__(
+        self, ws_base: str, slug: str, since: str, drop_after: Callable[[], float | None]
+    ) -> None:
+        self.url = f"{ws_base}/ws/feeds/{slug}"
+        self.since = since
+        self.drop_after = drop_after
+        self.ids: list[str] = []
+        self.connects = 0
+        self.close_codes: list[int | None] = []  # codes the server closed with (not our drops)
+        self.live = asyncio.Event()
+        self.ws: ClientConnection | None = None
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                ws = await websockets.connect(f"{self.url}?since={self.since}", open_timeout=30)
+            except (OSError, TimeoutError, websockets.InvalidHandshake):
+                await asyncio.sleep(0.1)
+                continue
+            self.ws = ws
+            self.connects += 1
+            delay = self.drop_after()
+            dropped = False
+
+            def drop(ws: ClientConnection = ws) -> None:
+                nonlocal dropped
+                dropped = True
+                ws.transport.abort()
+
+            timer = loop.call_later(delay, drop) if delay is not None else None
+            try:
+                async for message in ws:
+                    frame = orjson.loads(message)
+                    if frame["type"] == "brief":
+                        self.ids.append(frame["event_id"])
+                        self.since = frame["event_id"]
+                    elif frame["type"] == "live":
+                        self.live.set()
+            except websockets.ConnectionClosed:
+                pass
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            if not dropped:
+                self.close_codes.append(ws.close_code)
+                if ws.close_code in (4400, 4404):
+                    return  # refused for good: the test reports it
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        if self.ws is not None:
+            self.ws.transport.abort()
+
+
+async def wait_for(
+    predicate: Callable[[], bool], timeout: float, message: str | Callable[[], str]
+) -> None:
+    """Poll ``predicate`` until it holds; fail with ``message`` after ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(message if isinstance(message, str) else message()) from None
+
+
+def differences(got: list[str], expected: list[str]) -> str:
+    """What is wrong with a reader's ids, briefly: missing, repeated, out of order."""
+    missing = len(set(expected) - set(got))
+    repeated = len(got) - len(set(got))
+    index = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), None)
+    return f"{missing} missing, {repeated} repeated, first difference at index {index}"

@@ -28,34 +28,29 @@ import pytest
 import redis
 import websockets
 from playwright.sync_api import Page, expect
-from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
-from helpers import TOKEN, LivefeedServer, RedisProcess, auth, make_feed, publish, wait_until
+from helpers import (
+    TOKEN,
+    Follower,
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    differences,
+    make_feed,
+    publish,
+    stored_ids,
+    stream_order,
+    wait_for,
+    wait_until,
+)
 
 MiB = 1024 * 1024
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def stream_order(event_id: str) -> tuple[int, int]:
-    ms, seq = event_id.split("-")
-    return int(ms), int(seq)
-
-
-def stored_ids(base: str, slug: str) -> list[str]:
-    """Every brief the feed holds, oldest first, read page by page through the API."""
-    ids: list[str] = []
-    params: dict[str, str | int] = {"limit": 100}
-    while True:
-        page = httpx.get(f"{base}/api/feeds/{slug}/briefs", params=params, timeout=10).json()
-        ids += [b["id"] for b in page["briefs"]]
-        if page["next_before"] is None:
-            return sorted(ids, key=stream_order)
-        params["before"] = page["next_before"]
 
 
 def health(base: str) -> tuple[int, dict[str, Any]]:
@@ -164,94 +159,9 @@ async def publish_concurrently(
     return sorted((i for batch in batches for i in batch), key=stream_order)
 
 
-class Follower:
-    """A reader that keeps every brief id it is sent and, when cut off, resumes with ``since``.
-
-    ``drop_after()`` gives the seconds after which each new connection is aborted (no close
-    frame), or None to keep it.
-    """
-
-    def __init__(
-        self, ws_base: str, slug: str, since: str, drop_after: Callable[[], float | None]
-    ) -> None:
-        self.url = f"{ws_base}/ws/feeds/{slug}"
-        self.since = since
-        self.drop_after = drop_after
-        self.ids: list[str] = []
-        self.connects = 0
-        self.close_codes: list[int | None] = []  # codes the server closed with (not our drops)
-        self.live = asyncio.Event()
-        self.ws: ClientConnection | None = None
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                ws = await websockets.connect(f"{self.url}?since={self.since}", open_timeout=30)
-            except (OSError, TimeoutError, websockets.InvalidHandshake):
-                await asyncio.sleep(0.1)
-                continue
-            self.ws = ws
-            self.connects += 1
-            delay = self.drop_after()
-            dropped = False
-
-            def drop(ws: ClientConnection = ws) -> None:
-                nonlocal dropped
-                dropped = True
-                ws.transport.abort()
-
-            timer = loop.call_later(delay, drop) if delay is not None else None
-            try:
-                async for message in ws:
-                    frame = orjson.loads(message)
-                    if frame["type"] == "brief":
-                        self.ids.append(frame["event_id"])
-                        self.since = frame["event_id"]
-                    elif frame["type"] == "live":
-                        self.live.set()
-            except websockets.ConnectionClosed:
-                pass
-            finally:
-                if timer is not None:
-                    timer.cancel()
-            if not dropped:
-                self.close_codes.append(ws.close_code)
-                if ws.close_code in (4400, 4404):
-                    return  # refused for good: the test reports it
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        if self.ws is not None:
-            self.ws.transport.abort()
-
-
 def codes(readers: list[Follower]) -> set[int | None]:
     """Every close code the server sent to these readers."""
     return {code for reader in readers for code in reader.close_codes}
-
-
-async def wait_for(
-    predicate: Callable[[], bool], timeout: float, message: str | Callable[[], str]
-) -> None:
-    """Poll ``predicate`` until it holds; fail with ``message`` after ``timeout`` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(message if isinstance(message, str) else message()) from None
-
-
-def differences(got: list[str], expected: list[str]) -> str:
-    """What is wrong with a reader's ids, briefly: missing, repeated, out of order."""
-    missing = len(set(expected) - set(got))
-    repeated = len(got) - len(set(got))
-    index = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), None)
-    return f"{missing} missing, {repeated} repeated, first difference at index {index}"
 
 
 class StalledReader:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +232,39 @@ def test_recently_valid_tokens_are_remembered_for_their_time_and_within_their_nu
     assert "b" not in known and "a" in known and "c" in known
     now[0] = 11.0
     assert "a" not in known
+
+
+def test_an_editors_rate_holds_across_nodes_on_one_redis(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """Two nodes on one Redis share the editor's bucket: 20 rapid publishes spread over both
+    get the burst of 5 and what the rate (1/s) refilled meanwhile, not 5 per node."""
+    prefix = "shared-" + uuid.uuid4().hex[:6]
+    nodes = [
+        LivefeedServer(
+            redis_server.url, prefix, LIVEFEED_EDITOR_RATE="1", LIVEFEED_EDITOR_BURST="5"
+        )
+        for _ in range(2)
+    ]
+    slug = "shared-" + uuid.uuid4().hex[:8]
+    done = livefeed("feed", "create", slug, "--title", "Shared", "--timezone", "UTC",
+                    "--redis-url", redis_server.url, "--key-prefix", prefix)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    try:
+        for node in nodes:
+            node.start(log_dir=tmp_path)
+        began = time.monotonic()
+        codes = []
+        for n in range(20):
+            node = nodes[n % 2]
+            response = httpx.post(
+                f"{node.base}/api/feeds/{slug}/briefs", json={"headline": f"n{n}"},
+                headers=auth(), timeout=30,
+            )  # fmt: skip
+            codes.append(response.status_code)
+        elapsed = time.monotonic() - began
+    finally:
+        for node in nodes:
+            node.stop()
+    assert set(codes) <= {201, 429}, codes
+    assert 5 <= codes.count(201) <= 5 + int(elapsed) + 1, (codes, elapsed)

@@ -94,7 +94,7 @@ async def authenticate(request: Request) -> str:
     """
     store, settings = state(request)
     by_address, by_editor = request.app.state.limits
-    by_address.check(client_address(request), "write requests from this address")
+    await by_address.check(client_address(request), "write requests from this address")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -116,7 +116,7 @@ async def authenticate(request: Request) -> str:
         failures.spend(FAILED_TOKENS)
         raise Unauthorized("the editor token is not valid or was revoked", code="invalid_token")
     request.app.state.valid_tokens.add(digest)
-    by_editor.check(name, f"changes by {name}")
+    await by_editor.check(name, f"changes by {name}")
     return name
 
 

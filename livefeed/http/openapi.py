@@ -142,7 +142,7 @@ _COMMON: dict[int, tuple[str, ...]] = {
     415: ("unsupported_media_type",),
     429: ("rate_limited",),
     431: ("headers_too_large",),
-    503: ("unavailable",),
+    503: ("unavailable", "not_replicated"),
 }
 _FEED_404 = (404, ("feed_not_found",))
 _BRIEF_404 = (404, ("feed_not_found", "brief_not_found"))

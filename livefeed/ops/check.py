@@ -19,12 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from livefeed.config import Settings
+from livefeed.storage.connect import (
+    SENTINEL_SCHEMES,
+    connect,
+    hide_password,
+    replicas_to_wait_for,
+)
 from livefeed.storage.keys import Keys
 from livefeed.storage.redis_server import EmbeddedRedisError, find_redis_server, owner_url
 
@@ -115,9 +121,7 @@ def check_data_dir(data_dir: Path) -> Finding:
 
 async def check_redis(url: str, settings: Settings) -> list[Finding]:
     """Reachability, version, role, persistence, memory policy and editor tokens."""
-    redis = Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=3.0, socket_timeout=5.0
-    )
+    redis = connect(url, timeout=5.0, pool_size=4, connect_timeout=3.0, decode_responses=True)
     try:
         return await _check_redis(redis, url, settings)
     finally:
@@ -125,7 +129,7 @@ async def check_redis(url: str, settings: Settings) -> list[Finding]:
 
 
 async def _check_redis(redis: Redis, url: str, settings: Settings) -> list[Finding]:
-    shown = _hide_password(url)
+    shown = hide_password(url)
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:
@@ -172,6 +176,15 @@ async def _check_redis(redis: Redis, url: str, settings: Settings) -> list[Findi
                 "policy below are read from INFO, which does not show appendfsync",
             )
         )
+    waits_for = await replicas_to_wait_for(redis, url, settings.min_replicas)
+    findings.append(
+        replication(
+            int(info.get("connected_slaves", 0) or 0),
+            waits_for,
+            config.get("min-replicas-to-write"),
+            behind_sentinel=urlsplit(url).scheme in SENTINEL_SCHEMES,
+        )
+    )
     aof = config.get("appendonly")
     if aof is None and "aof_enabled" in info:
         aof = "yes" if str(info["aof_enabled"]) == "1" else "no"
@@ -183,6 +196,51 @@ async def _check_redis(redis: Redis, url: str, settings: Settings) -> list[Findi
     feeds = int(await redis.zcard(keys.feeds))
     findings.append(tokens(settings, stored, feeds))
     return findings
+
+
+def replication(
+    replicas: int, waits_for: int, min_replicas_to_write: str | None, *, behind_sentinel: bool
+) -> Finding:
+    """What a failover can lose: how many replicas there are and whether writes wait for them."""
+    if replicas == 0 and waits_for == 0:
+        if behind_sentinel:
+            return Finding(
+                "warn",
+                "replication",
+                "no replica is connected to the primary: a failover has nothing to promote",
+            )
+        return Finding(
+            "ok",
+            "replication",
+            "no replicas: what survives a crash is what this Redis persists (below)",
+        )
+    if replicas < waits_for:
+        return Finding(
+            "error",
+            "replication",
+            f"writes wait for {waits_for} replica(s) (LIVEFEED_MIN_REPLICAS) but {replicas} "
+            "are connected: every write answers 503 until enough replicas are back",
+        )
+    if waits_for == 0:
+        return Finding(
+            "warn",
+            "replication",
+            f"{replicas} replica(s), but writes do not wait for them (LIVEFEED_MIN_REPLICAS=0): "
+            "a failover can lose briefs that already got their 201 (what the replica had not "
+            "received yet); set LIVEFEED_MIN_REPLICAS=1",
+        )
+    fence = (
+        ""
+        if min_replicas_to_write not in (None, "0")
+        else "; set min-replicas-to-write 1 on the primary too, so an old primary cut off "
+        "from its replicas refuses other clients' writes as livefeed does"
+    )
+    return Finding(
+        "ok",
+        "replication",
+        f"{replicas} replica(s); every 2xx waits until {waits_for} of them have the write "
+        f"(WAIT), so a failover to a replica loses no acknowledged brief{fence}",
+    )
 
 
 def persistence(appendonly: str | None, appendfsync: str | None, save: str | None) -> Finding:
@@ -311,7 +369,10 @@ async def _config(redis: Redis) -> tuple[dict[str, str], str | None]:
     """The settings that matter, by CONFIG GET (one name a call: Redis 6.2 takes only one);
     and, when CONFIG is refused, why."""
     values: dict[str, str] = {}
-    for name in ("appendonly", "appendfsync", "save", "maxmemory-policy", "maxmemory"):
+    for name in (
+        "appendonly", "appendfsync", "save", "maxmemory-policy", "maxmemory",
+        "min-replicas-to-write",
+    ):  # fmt: skip
         try:
             found = await redis.config_get(name)
             values.update({str(k): str(v) for k, v in found.items()})
@@ -326,14 +387,3 @@ def _version(text: str) -> tuple[int, ...]:
         digits = "".join(ch for ch in part if ch.isdigit())
         parts.append(int(digits or 0))
     return tuple(parts)
-
-
-def _hide_password(url: str) -> str:
-    """The URL without its password, fit to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livefeed.config import Settings
@@ -34,6 +33,7 @@ from livefeed.newsroom.transfer import (
     import_briefs,
     parse_import,
 )
+from livefeed.storage.connect import connect
 from livefeed.storage.redis_server import EmbeddedRedis, EmbeddedRedisError, owner_url
 from livefeed.storage.store import Store
 from livefeed.stream.replay import Player, parse_speed
@@ -214,7 +214,7 @@ def _with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[in
     settings = settings_from(args)
 
     async def run(url: str) -> int:
-        redis = Redis.from_url(url, socket_timeout=settings.redis_timeout)
+        redis = connect(url, timeout=settings.redis_timeout, pool_size=8)
         try:
             return await action(Store(redis, settings.key_prefix))
         finally:

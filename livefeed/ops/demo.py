@@ -131,34 +131,45 @@ async def ensure_demo_feed(store: Store) -> Feed:
         return await store.require_feed(DEMO_SLUG)
 
 
+_LEASE_MS = 3000
+"""How long the demo poster's lease lasts unrenewed: the longest silence when its process dies."""
+
+
 async def run_demo(store: Store, settings: Settings) -> None:
     """Create the demo feed if needed and seed it with everything a reader can see, then post
-    one brief every interval (now and then a key event or a correction)."""
+    one brief every interval (now and then a key event or a correction).
+
+    Across workers and nodes only the holder of a short lease, renewed every second, seeds and
+    posts: when its process dies another takes over within ``_LEASE_MS``.
+    """
     rng = random.Random()
     writer = Writer(rng)
-    # With several workers, only the holder of the lease seeds and posts.
     holder = f"{os.getpid()}-{rng.random()}"
-    lease_ms = int(max(settings.demo_interval, 10) * 3000)
     while True:
         try:
             feed = await ensure_demo_feed(store)
-            leader = await store.hold_lease("demo", holder, lease_ms)
+            leader = await store.hold_lease("demo", holder, _LEASE_MS)
             if leader and (await store.bounds(DEMO_SLUG)).first is None:
                 await seed(store, feed, writer)
             break
         except RedisError as exc:
             log.warning("demo feed setup failed (%s); retrying", exc)
             await asyncio.sleep(2)
+    loop = asyncio.get_running_loop()
+    step = min(1.0, settings.demo_interval)
+    next_post = loop.time() + settings.demo_interval * rng.uniform(0.7, 1.3)
     posted = 0
     while True:
-        await asyncio.sleep(settings.demo_interval * rng.uniform(0.7, 1.3))
+        await asyncio.sleep(step)
         try:
-            if await store.hold_lease("demo", holder, lease_ms):  # one poster among workers
-                posted += 1
-                if posted % 7 == 0:
-                    await _correct_latest(store, feed, rng)
-                else:
-                    await _post(store, feed, writer.brief(key_event=posted % 5 == 0))
+            if not await store.hold_lease("demo", holder, _LEASE_MS) or loop.time() < next_post:
+                continue
+            next_post = loop.time() + settings.demo_interval * rng.uniform(0.7, 1.3)
+            posted += 1
+            if posted % 7 == 0:
+                await _correct_latest(store, feed, rng)
+            else:
+                await _post(store, feed, writer.brief(key_event=posted % 5 == 0))
         except RedisError as exc:
             log.warning("demo brief not posted (%s)", exc)
 

@@ -16,7 +16,6 @@ import sys
 from typing import Any
 
 import uvicorn
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 
@@ -27,6 +26,7 @@ from livefeed.http import edge
 from livefeed.metrics import share_between_workers
 from livefeed.ops.check import check_data_dir
 from livefeed.ops.demo import DEMO_EDITOR, run_demo
+from livefeed.storage.connect import BadRedisUrl, check_url, connect
 from livefeed.storage.keys import Keys
 from livefeed.storage.redis_server import EmbeddedRedis, EmbeddedRedisError
 from livefeed.storage.tokens import Tokens
@@ -38,6 +38,8 @@ EXIT_DATA_DIR = os.EX_CANTCREAT
 """``serve`` exit status when the embedded Redis's data directory cannot be used."""
 EXIT_REDIS = os.EX_SOFTWARE
 """``serve`` exit status when the embedded Redis does not start."""
+EXIT_USAGE = os.EX_USAGE
+"""``serve`` exit status when a setting cannot be used as given (a Redis URL it cannot parse)."""
 
 
 def serve(settings: Settings) -> int:
@@ -55,7 +57,13 @@ def serve(settings: Settings) -> int:
     if problem is not None:
         print(f"livefeed: {problem}", file=sys.stderr)
         return EXIT_PORT_UNUSABLE
-    if not settings.redis_url:
+    if settings.redis_url:
+        try:
+            check_url(settings.redis_url)
+        except BadRedisUrl as exc:
+            print(f"livefeed: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
         finding = check_data_dir(settings.data_dir)
         if finding.level == "error":
             print(f"livefeed: data directory: {finding.message}", file=sys.stderr)
@@ -134,24 +142,29 @@ def app_from_env() -> Starlette:
 
 
 async def demo_token(settings: Settings) -> str:
-    """The demo editor's token: kept in the data directory (so a restart keeps it working) and
-    registered in Redis like any named editor's, so every node and ``livefeed check`` know it."""
+    """The demo editor's token, one for every ``--demo`` node on the same Redis: the first node
+    keeps it in Redis (``Keys.demo_token``), the others take it from there. It is also kept in
+    the data directory (so a restart with a fresh embedded Redis keeps it working) and
+    registered like any named editor's, so ``livefeed check`` knows it."""
     path = settings.data_dir / "demo-token"
     try:
-        token = path.read_text().strip()
+        mine = path.read_text().strip()
     except OSError:
-        token = ""
-    if not token:
-        token = "lf_demo_" + secrets.token_urlsafe(24)
+        mine = ""
+    keys = Keys(settings.key_prefix)
+    redis = connect(settings.redis_url, timeout=settings.redis_timeout, pool_size=2)
+    try:
+        await redis.set(keys.demo_token, mine or "lf_demo_" + secrets.token_urlsafe(24), nx=True)
+        shared = await redis.get(keys.demo_token)
+        token = shared.decode() if isinstance(shared, bytes) else str(shared)
+        await Tokens(redis, keys).register(DEMO_EDITOR, token)
+    finally:
+        await redis.aclose()
+    if token != mine:
         with contextlib.suppress(OSError):  # e.g. --redis-url with no data directory: one run
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
             path.write_text(token + "\n")
-    redis = Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout)
-    try:
-        await Tokens(redis, Keys(settings.key_prefix)).register(DEMO_EDITOR, token)
-    finally:
-        await redis.aclose()
     return token
 
 

@@ -19,6 +19,8 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:token-hashes                hash: sha256 of a token -> editor name
     P:idempotency:<scope>:<key>   hash: fp, result of an Idempotency-Key; expires (TTL)
     P:lease:<name>                string: the holder of a lease (the demo poster); expires
+    P:rate:<limit>:<hash of key>  hash: tokens, at of a write rate limit's bucket; expires
+    P:demo-token                  string: the demo editor's token, shared by every --demo node
 
 The feed's keys from ``events`` to ``last-id`` are the scripts' KEYS, in ``script`` order
 (append.lua, bulk.lua, remove.lua). The names are stored data: changing one strands a
@@ -27,6 +29,7 @@ deployment's feeds, so they only ever gain new ones. Pure: no I/O.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 
@@ -80,6 +83,15 @@ class Keys:
 
     def lease(self, name: str) -> str:
         return f"{self.prefix}:lease:{name}"
+
+    def rate(self, limit: str, key: str) -> str:
+        """A rate limit's bucket; the key (an address, an editor's name) is hashed to a fixed
+        length and so it never needs escaping."""
+        return f"{self.prefix}:rate:{limit}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+    @property
+    def demo_token(self) -> str:
+        return f"{self.prefix}:demo-token"
 
     def script(self, slug: str) -> list[str]:
         """The keys append.lua, bulk.lua and remove.lua are given, in their order."""

@@ -23,10 +23,11 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from livefeed.errors import Conflict, NotFound
-from livefeed.metrics import EVENTS_PUBLISHED
+from livefeed.errors import Conflict, NotFound, Unavailable
+from livefeed.metrics import EVENTS_PUBLISHED, REPLICA_WAIT_SHORT
 from livefeed.model.brief import Brief, decode_brief
 from livefeed.model.feed import Feed, clean_feed
 from livefeed.model.ids import ZERO_ID, StreamId, now_ms
@@ -58,6 +59,11 @@ end
 return 'OK'
 """
 _CLOCK_CHECK_SECONDS = 10.0
+# Rewrites a hash field with its own value: a write that changes nothing but is replicated.
+_TOUCH_LUA = (
+    "local fp = redis.call('HGET', KEYS[1], 'fp') "
+    "if fp then redis.call('HSET', KEYS[1], 'fp', fp) end return 1"
+)
 REMOVE_LUA = LAST_ID_LUA + (Path(__file__).parent / "remove.lua").read_text()
 
 
@@ -106,7 +112,7 @@ class FeedMark:
         return self.last_id_key if self.last_id_key is not None else self.last_generated
 
 
-def _entry(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
+def entry_of(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
     prev = fields.get(b"p")
     return Entry(
         StreamId.parse(raw_id.decode()),
@@ -131,10 +137,55 @@ class Store:
         self.tokens = Tokens(redis, self.keys)
         self.clock_offset_ms = 0
         self._clock_checked = -_CLOCK_CHECK_SECONDS
+        self.replicas = 0
+        """Replicas a write must reach before it counts as done (``WAIT``); 0: the primary's
+        own persistence is enough."""
+        self.replica_timeout_ms = 1000
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
         return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    async def _write(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run a write script; with ``replicas``, return only once that many replicas have it.
+
+        The script and ``WAIT`` go down one connection in one round trip (WAIT counts the
+        replicas that have every write of its connection). Too few in time: Unavailable (503):
+        the write is on the primary and may or may not survive a failover, so the client retries
+        with its Idempotency-Key and gets the one result.
+        """
+        if not self.replicas:
+            return await script(keys=keys, args=args)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await script(keys=keys, args=args, client=pipe)
+            pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms)
+            result, confirmed = await pipe.execute()
+        self._confirmed(int(confirmed))
+        return result
+
+    async def confirm_replicated(self, key: str) -> None:
+        """Return once ``replicas`` replicas hold everything the primary held when this was
+        called; for a result read back (an idempotent replay) rather than written now.
+
+        A no-op write of ``key`` (which must be a hash with a field ``fp``) is replicated in
+        order after every earlier write, so once replicas confirm it they have those too.
+        """
+        if not self.replicas:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.eval(_TOUCH_LUA, 1, key)
+            pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms)
+            _, confirmed = await pipe.execute()
+        self._confirmed(int(confirmed))
+
+    def _confirmed(self, confirmed: int) -> None:
+        if confirmed < self.replicas:
+            REPLICA_WAIT_SHORT.inc()
+            raise Unavailable(
+                f"the write reached {confirmed} of {self.replicas} replicas in time; retry it "
+                "with the same Idempotency-Key",
+                code="not_replicated",
+            )
 
     async def ping(self) -> bool:
         return bool(await self._cmd("PING"))
@@ -164,10 +215,12 @@ class Store:
         if intent is not None:
             keys.append(intent.key)
             args += [intent.fingerprint, orjson.dumps(feed.to_dict()), TTL_SECONDS]
-        outcome = _text(await self._create_feed_script(keys=keys, args=args))
+        outcome = _text(await self._write(self._create_feed_script, keys, args))
         if outcome == "LIVEFEED_EXISTS":
             raise Conflict(f"feed {feed.slug!r} already exists", code="feed_exists", field="slug")
         if outcome != "OK":
+            if outcome.startswith("LIVEFEED_REPLAY") and intent is not None:
+                await self.confirm_replicated(intent.key)
             raise refusal(outcome)
         return feed
 
@@ -248,9 +301,11 @@ class Store:
         keys = self.keys.script(slug)
         if change.intent is not None:
             keys.append(change.intent.key)
-        (result,) = await self._append_script(keys=keys, args=change.script_args())
+        (result,) = await self._write(self._append_script, keys, change.script_args())
         text = _text(result)
         if text.startswith("LIVEFEED_"):
+            if text.startswith("LIVEFEED_REPLAY") and change.intent is not None:
+                await self.confirm_replicated(change.intent.key)
             raise refusal(text)
         EVENTS_PUBLISHED.labels(change.type).inc()
         return StreamId.parse(text)
@@ -263,6 +318,7 @@ class Store:
             return False, None
         if _text(fingerprint) != intent.fingerprint:
             raise reused()
+        await self.confirm_replicated(intent.key)  # a 2xx again: only once replicas have it
         return True, orjson.loads(result)
 
     async def mark(self, slug: str) -> FeedMark:
@@ -337,12 +393,12 @@ class Store:
     async def read_after(self, slug: str, after: StreamId, count: int) -> list[Entry]:
         """Up to ``count`` entries after ``after``, oldest first."""
         rows = await self._cmd("XRANGE", self.keys.stream(slug), f"({after}", "+", "COUNT", count)
-        return [_entry(raw_id, fields) for raw_id, fields in rows or []]
+        return [entry_of(raw_id, fields) for raw_id, fields in rows or []]
 
     async def read_range(self, slug: str, low: str, high: str, count: int) -> list[Entry]:
         """XRANGE with Redis's own bound syntax (``(`` for exclusive), oldest first."""
         rows = await self._cmd("XRANGE", self.keys.stream(slug), low, high, "COUNT", count)
-        return [_entry(raw_id, fields) for raw_id, fields in rows or []]
+        return [entry_of(raw_id, fields) for raw_id, fields in rows or []]
 
     async def states(self, slug: str, ids: list[StreamId]) -> list[Brief | None]:
         """The current state of each brief, None for one retracted (or never created)."""
@@ -431,7 +487,7 @@ class Store:
         for entry_id in _text(raw).split(","):
             pipe.xrange(self.keys.stream(slug), entry_id, entry_id)
         rows = await pipe.execute()
-        return [_entry(raw_id, fields) for found in rows for raw_id, fields in found]
+        return [entry_of(raw_id, fields) for found in rows for raw_id, fields in found]
 
     async def key_event_ids(self, slug: str) -> list[StreamId]:
         members = await self._cmd("SMEMBERS", self.keys.key_events(slug))
@@ -459,7 +515,7 @@ class Store:
         entries: list[Entry] = []
         for _key, items in pairs:
             items = items[0] if items and isinstance(items[0], list) and len(items) == 1 else items
-            entries.extend(_entry(raw_id, fields) for raw_id, fields in items)
+            entries.extend(entry_of(raw_id, fields) for raw_id, fields in items)
         return entries
 
     async def hold_lease(self, name: str, holder: str, ttl_ms: int) -> bool:

@@ -1,12 +1,15 @@
 """The stream as the hub and readers see it: a feed's stream entries as events, and the tail
-that a hub follower reads forever, surviving every Redis error."""
+the hub follows forever, surviving every Redis error: per feed (``follow``), or every feed of
+the process in one blocking read (``Followers``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -16,6 +19,7 @@ from livefeed.metrics import REDIS_RECONNECTS, STREAM_READ_ERRORS
 from livefeed.model.frames import Event, event_frame
 from livefeed.model.ids import StreamId
 from livefeed.storage.store import Entry, Store
+from livefeed.storage.tail import BlockingReader
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +67,137 @@ async def follow(
         if entries:
             after = entries[-1].id
         yield [to_event(entry) for entry in entries]
+
+
+class Followers:
+    """Follow every feed this process's readers watch with one blocking read (BlockingReader).
+
+    ``follow(slug, after)`` gives the same batches ``follow`` does for one feed (events after
+    ``after``, [] after each idle ``block_ms``), for as long as the iterator is kept; a feed
+    joining or leaving re-issues the read at once. Redis errors are retried for every feed
+    together, with the same backoff, counting and logging as ``follow``.
+    """
+
+    def __init__(self, reader: BlockingReader, block_ms: int) -> None:
+        self._reader = reader
+        self._block_ms = block_ms
+        self._feeds: dict[str, _Followed] = {}
+        self._changed = asyncio.Event()
+        self._dirty = False
+        self._task: asyncio.Task[None] | None = None
+
+    def follow(self, slug: str, after: StreamId) -> AsyncIterator[list[Event]]:
+        """Batches of ``slug``'s events after ``after``; one follower per feed at a time."""
+        followed = _Followed(after, asyncio.Queue(), time.monotonic())
+        self._feeds[slug] = followed
+        self._changed_set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="hub:followers")
+        return self._batches(slug, followed)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._reader.close()
+
+    async def _batches(self, slug: str, followed: _Followed) -> AsyncIterator[list[Event]]:
+        try:
+            while True:
+                batch = await followed.queue.get()
+                if isinstance(batch, Exception):
+                    raise batch  # the hub logs it and closes the feed's readers (1013)
+                yield batch
+        finally:
+            if self._feeds.get(slug) is followed:
+                del self._feeds[slug]
+                self._changed_set()
+
+    def _changed_set(self) -> None:
+        self._dirty = True
+        self._changed.set()
+        if self._task is not None and not self._task.done():
+            asyncio.get_running_loop().create_task(self._wake())
+
+    async def _wake(self) -> None:
+        """Unblock the read until it has taken the new set (an unblock sent just before the
+        read blocks does nothing, so it is retried while the set is still unread)."""
+        for _ in range(200):
+            if not self._dirty:
+                return
+            with contextlib.suppress(RedisError, OSError):
+                if await self._reader.wake():
+                    return
+            await asyncio.sleep(0.005)
+
+    async def _run(self) -> None:
+        """Read until cancelled; anything unexpected ends every followed feed with it (their
+        readers get 1013 and resume; the next follower starts a new read)."""
+        try:
+            await self._read_forever()
+        except Exception as exc:
+            for followed in self._feeds.values():
+                followed.queue.put_nowait(exc)
+            self._feeds.clear()
+
+    async def _read_forever(self) -> None:
+        delay = 0.1
+        failures = 0
+        failing_since = 0.0
+        while True:
+            if not self._feeds:
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            self._dirty = False
+            positions = {slug: f.after for slug, f in self._feeds.items()}
+            try:
+                found = await self._reader.read(positions, self._block_ms)
+            except (RedisError, OSError) as exc:
+                STREAM_READ_ERRORS.labels(type(exc).__name__).inc()
+                if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
+                    REDIS_RECONNECTS.inc()
+                if failures == 0:
+                    failing_since = time.monotonic()
+                    log.warning("reading %s from Redis failed (%s: %s); retrying with backoff",
+                                _named(positions), type(exc).__name__, exc)  # fmt: skip
+                failures += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if failures:
+                log.warning("reading %s from Redis works again, after %d failed reads in "
+                            "%.1f s", _named(positions), failures,
+                            time.monotonic() - failing_since)  # fmt: skip
+                failures = 0
+            delay = 0.1
+            now = time.monotonic()
+            for slug, followed in list(self._feeds.items()):
+                entries = found.get(slug)
+                if isinstance(entries, Exception):
+                    del self._feeds[slug]  # a new follower starts after what could not be read
+                    followed.queue.put_nowait(entries)
+                elif entries and positions[slug] == followed.after:
+                    followed.after = entries[-1].id
+                    followed.queue.put_nowait([to_event(entry) for entry in entries])
+                    followed.pushed = now
+                elif now - followed.pushed >= self._block_ms / 1000:
+                    followed.queue.put_nowait([])
+                    followed.pushed = now
+
+
+def _named(feeds: dict[str, StreamId]) -> str:
+    """``feed a`` or ``feeds a, b, c (+2 more)``: which feeds a log line is about."""
+    names = sorted(feeds)
+    if len(names) == 1:
+        return f"feed {names[0]}"
+    more = f" (+{len(names) - 3} more)" if len(names) > 3 else ""
+    return "feeds " + ", ".join(names[:3]) + more
+
+
+@dataclass(slots=True)
+class _Followed:
+    after: StreamId
+    queue: asyncio.Queue[list[Event] | Exception]
+    pushed: float
