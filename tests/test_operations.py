@@ -30,7 +30,8 @@ from helpers import ROOT, TOKEN, LivefeedServer, RedisProcess, auth, make_feed, 
 from livefeed.config import Settings
 from livefeed.logs import JsonFormatter, RequestId, RequestIdFilter
 from livefeed.ops import check
-from livefeed.ops.cli import _redis_url, build_parser, main
+from livefeed.ops.cli import build_parser, main
+from livefeed.ops.runner import redis_url
 from livefeed.storage.redis_server import find_redis_server, free_port
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -310,7 +311,7 @@ def test_check_wants_a_writable_data_dir_in_embedded_mode(tmp_path: Path) -> Non
     blocker.write_text("not a directory")
     out = io.StringIO()
     settings = Settings(data_dir=blocker / "var", editor_token=TOKEN)
-    assert check.run(settings, _redis_url, out) == 1
+    assert check.run(settings, redis_url, out) == 1
     assert re.search(
         r"^error +data-dir +.*a-file is a file, so .* cannot be made", out.getvalue(), re.M
     )

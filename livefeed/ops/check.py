@@ -60,7 +60,7 @@ def run(
     """Run every check, print one line per finding and a verdict; return the exit status.
 
     ``redis_url`` yields the URL of the Redis to check: the configured one, the embedded one a
-    running ``serve`` owns, or a temporary embedded one (``cli._redis_url``).
+    running ``serve`` owns, or a temporary embedded one (``ops.runner.redis_url``).
     """
     findings: list[Finding] = []
     fresh = not settings.redis_url and not settings.data_dir.exists()
