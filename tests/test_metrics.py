@@ -23,9 +23,11 @@ from websockets.asyncio.client import ClientConnection
 from helpers import LivefeedServer, RedisProcess, make_feed, publish, wait_until
 from livefeed.model.frames import Event
 from livefeed.model.ids import ZERO_ID, StreamId
-from livefeed.storage.store import Entry, Store
+from livefeed.storage.entries import Entry
+from livefeed.storage.keys import Keys
+from livefeed.storage.tail import BlockingReader
 from livefeed.stream.hub import Hub, TooSlow
-from livefeed.stream.source import follow
+from livefeed.stream.source import Followers
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -187,31 +189,34 @@ async def test_hub_counts_readers_deliveries_and_slow_readers_in_process() -> No
     await hub.close()
 
 
-async def test_follow_counts_each_redis_reconnect() -> None:
+async def test_followers_count_each_redis_reconnect() -> None:
     """A stream read that loses Redis counts one reconnect, then carries on."""
 
-    class FlakyStore(Store):
-        """A Store whose first stream read loses Redis; its client never connects."""
+    class FlakyReader(BlockingReader):
+        """A reader whose first read loses Redis; its client never connects."""
 
         calls = 0
 
-        async def tail(
-            self, slug: str, after: StreamId, block_ms: int, count: int = 1000
-        ) -> list[Entry]:
+        async def read(
+            self, positions: dict[str, StreamId], block_ms: int, count: int = 1000
+        ) -> dict[str, list[Entry] | Exception]:
             self.calls += 1
             if self.calls == 1:
                 raise RedisConnectionError("Redis went away")
-            return []
+            await asyncio.sleep(block_ms / 1000)
+            return {}
 
     client = Redis()
+    followers = Followers(FlakyReader(client, Keys()), 10)
     try:
         before = local("livefeed_redis_reconnects_total")
-        batches = follow(FlakyStore(client), "feed", ZERO_ID, 10)
+        batches = followers.follow("feed", ZERO_ID)
         assert await anext(batches) == []
         assert isinstance(batches, AsyncGenerator)  # so that it can be closed
         await batches.aclose()
         assert local("livefeed_redis_reconnects_total") - before == 1
     finally:
+        await followers.close()
         await client.aclose()
 
 

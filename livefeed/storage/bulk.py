@@ -28,7 +28,8 @@ from livefeed.errors import LivefeedException
 from livefeed.metrics import EVENTS_PUBLISHED
 from livefeed.model.ids import StreamId
 from livefeed.storage.append import LAST_ID_LUA
-from livefeed.storage.store import FeedMark, Store
+from livefeed.storage.entries import FeedMark
+from livefeed.storage.store import Store
 
 BULK_LUA = LAST_ID_LUA + (Path(__file__).parent / "bulk.lua").read_text()
 PER_CALL = 500

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from livefeed.model.feed import Feed, clean_feed
 from livefeed.model.ids import ZERO_ID, StreamId, now_ms
 from livefeed.model.schema import DEFAULT_LANGUAGE
 from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
+from livefeed.storage.entries import Entry, FeedMark, StreamBounds, entry_of
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.storage.keys import Keys
 from livefeed.storage.tokens import Tokens
@@ -65,61 +65,6 @@ _TOUCH_LUA = (
     "if fp then redis.call('HSET', KEYS[1], 'fp', fp) end return 1"
 )
 REMOVE_LUA = LAST_ID_LUA + (Path(__file__).parent / "remove.lua").read_text()
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A raw stream entry: position, event type, the stored JSON object, and ``prev``, the id
-    generated just before it as text (None for entries written before livefeed recorded it)."""
-
-    id: StreamId
-    type: str
-    data: bytes
-    prev: str | None = None
-
-    def payload(self) -> dict[str, Any]:
-        value: dict[str, Any] = orjson.loads(self.data)
-        return value
-
-
-@dataclass(frozen=True, slots=True)
-class StreamBounds:
-    """What a feed's stream still holds, to tell a resumable ``since`` from a lost one."""
-
-    last_generated: StreamId
-    first: StreamId | None
-    max_deleted: StreamId | None
-    length: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class FeedMark:
-    """What a feed's writes had reached before an import, so that undoing it can put it back:
-    which of its keys existed, the stream's last id (and, on Redis 7, its entries-added and
-    max-deleted-entry-id), the ``last-id`` key, and the days that had a count."""
-
-    existed: tuple[bool, ...]
-    """For each of ``Keys.script``, in their order."""
-    last_generated: StreamId
-    entries_added: int | None
-    max_deleted: StreamId | None
-    last_id_key: StreamId | None
-    days: frozenset[str]
-
-    @property
-    def last(self) -> StreamId:
-        """The stream's last id as the scripts see it (``stream_last_id()`` in last_id.lua)."""
-        return self.last_id_key if self.last_id_key is not None else self.last_generated
-
-
-def entry_of(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
-    prev = fields.get(b"p")
-    return Entry(
-        StreamId.parse(raw_id.decode()),
-        fields[b"t"].decode(),
-        fields[b"d"],
-        None if prev is None else prev.decode(),
-    )
 
 
 class Store:
@@ -499,24 +444,6 @@ class Store:
         items = rows.items() if isinstance(rows, dict) else zip(rows[::2], rows[1::2], strict=True)
         counts = [(_text(day), int(count)) for day, count in items]
         return sorted(((d, c) for d, c in counts if c > 0), reverse=True)
-
-    async def tail(
-        self, slug: str, after: StreamId, block_ms: int, count: int = 1000
-    ) -> list[Entry]:
-        """Block up to ``block_ms`` for entries after ``after``; [] on timeout."""
-        stream = self.keys.stream(slug)
-        rows = await self._cmd(
-            "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", stream, str(after)
-        )
-        if not rows:
-            return []
-        # RESP2 gives [[key, entries]]; redis-py may also give {key: [entries]}.
-        pairs = rows.items() if isinstance(rows, dict) else rows
-        entries: list[Entry] = []
-        for _key, items in pairs:
-            items = items[0] if items and isinstance(items[0], list) and len(items) == 1 else items
-            entries.extend(entry_of(raw_id, fields) for raw_id, fields in items)
-        return entries
 
     async def hold_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
         """Take or renew a lease that only one process holds at a time (the demo poster)."""

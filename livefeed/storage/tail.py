@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from livefeed.model.ids import StreamId
+from livefeed.storage.entries import Entry, entry_of
 from livefeed.storage.keys import Keys
-from livefeed.storage.store import Entry, entry_of
 
 
 class BlockingReader:

@@ -1,6 +1,6 @@
 """The stream as the hub and readers see it: a feed's stream entries as events, and the tail
-the hub follows forever, surviving every Redis error: per feed (``follow``), or every feed of
-the process in one blocking read (``Followers``)."""
+the hub follows forever, surviving every Redis error: every feed of the process in one blocking
+read (``Followers``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from livefeed.metrics import REDIS_RECONNECTS, STREAM_READ_ERRORS
 from livefeed.model.frames import Event, event_frame
 from livefeed.model.ids import StreamId
-from livefeed.storage.store import Entry, Store
+from livefeed.storage.entries import Entry
 from livefeed.storage.tail import BlockingReader
 
 log = logging.getLogger(__name__)
@@ -29,53 +29,17 @@ def to_event(entry: Entry) -> Event:
     return Event.of(entry.id, entry.type, event_frame(entry.type, str(entry.id), entry.data))
 
 
-async def follow(
-    store: Store, slug: str, after: StreamId, block_ms: int
-) -> AsyncIterator[list[Event]]:
-    """Yield batches of events after ``after`` forever; [] after each idle ``block_ms``.
-
-    Survives any Redis error, not only a lost connection (``LOADING``, ``READONLY`` after a
-    failover, ``NOPERM`` after an ACL change, ``BUSY``, a reply it cannot parse): it waits with
-    backoff (capped at 2 s) and resumes from the last id it yielded, so no event is skipped or
-    repeated. Every failed read is counted in ``stream_read_errors_total`` (connection errors in
-    ``redis_reconnects_total`` too); the log gets one line when reads start failing and one when
-    they work again, never one per retry.
-    """
-    delay = 0.1
-    failures = 0
-    failing_since = 0.0
-    while True:
-        try:
-            entries = await store.tail(slug, after, block_ms)
-        except (RedisError, OSError) as exc:
-            STREAM_READ_ERRORS.labels(type(exc).__name__).inc()
-            if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
-                REDIS_RECONNECTS.inc()
-            if failures == 0:
-                failing_since = time.monotonic()
-                log.warning("reading feed %s from Redis failed (%s: %s); retrying with backoff",
-                            slug, type(exc).__name__, exc)  # fmt: skip
-            failures += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-            continue
-        if failures:
-            log.warning("reading feed %s from Redis works again, after %d failed reads in %.1f s",
-                        slug, failures, time.monotonic() - failing_since)  # fmt: skip
-            failures = 0
-        delay = 0.1
-        if entries:
-            after = entries[-1].id
-        yield [to_event(entry) for entry in entries]
-
-
 class Followers:
     """Follow every feed this process's readers watch with one blocking read (BlockingReader).
 
-    ``follow(slug, after)`` gives the same batches ``follow`` does for one feed (events after
-    ``after``, [] after each idle ``block_ms``), for as long as the iterator is kept; a feed
-    joining or leaving re-issues the read at once. Redis errors are retried for every feed
-    together, with the same backoff, counting and logging as ``follow``.
+    ``follow(slug, after)`` gives batches of the feed's events after ``after`` ([] after each
+    idle ``block_ms``) for as long as the iterator is kept; a feed joining or leaving re-issues
+    the read at once. Any Redis error, not only a lost connection (``LOADING``, ``READONLY``
+    after a failover, ``NOPERM`` after an ACL change, ``BUSY``, a reply it cannot parse), is
+    retried for every feed together with backoff (capped at 2 s), resuming from the last id
+    each feed was given, so no event is skipped or repeated; every failed read is counted in
+    ``stream_read_errors_total`` (connection errors in ``redis_reconnects_total`` too), and the
+    log gets one line when reads start failing and one when they work again.
     """
 
     def __init__(self, reader: BlockingReader, block_ms: int) -> None:
