@@ -158,27 +158,30 @@ def _respond(request: Request, body: bytes, media_type: str, finished: bool) -> 
     return Response(body, media_type=media_type, headers=headers)
 
 
+def _as_atom(request: Request, source: Syndicated) -> Response:
+    return _respond(request, atom_document(source), ATOM_TYPE, source.finished)
+
+
+def _as_json_feed(request: Request, source: Syndicated) -> Response:
+    body = orjson.dumps(json_feed_document(source))
+    return _respond(request, body, JSON_FEED_TYPE, source.finished)
+
+
 async def feed_atom(request: Request) -> Response:
     """``GET /feeds/{feed}/atom.xml``: the latest briefs."""
-    source = await _live(request)
-    return _respond(request, atom_document(source), ATOM_TYPE, source.finished)
+    return _as_atom(request, await _live(request))
 
 
 async def feed_json(request: Request) -> Response:
     """``GET /feeds/{feed}/feed.json``: the latest briefs."""
-    source = await _live(request)
-    body = orjson.dumps(json_feed_document(source))
-    return _respond(request, body, JSON_FEED_TYPE, source.finished)
+    return _as_json_feed(request, await _live(request))
 
 
 async def day_atom(request: Request) -> Response:
     """``GET /feeds/{feed}/days/{date}/atom.xml``: a day's briefs; 400 ``bad_date``."""
-    source = await _day(request)
-    return _respond(request, atom_document(source), ATOM_TYPE, source.finished)
+    return _as_atom(request, await _day(request))
 
 
 async def day_json(request: Request) -> Response:
     """``GET /feeds/{feed}/days/{date}/feed.json``: a day's briefs; 400 ``bad_date``."""
-    source = await _day(request)
-    body = orjson.dumps(json_feed_document(source))
-    return _respond(request, body, JSON_FEED_TYPE, source.finished)
+    return _as_json_feed(request, await _day(request))
