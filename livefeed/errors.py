@@ -26,6 +26,7 @@ LivefeedException                          root of every exception livefeed defi
     ├── bulk.BulkRefused      Redis refused an import batch
     ├── transfer.ImportStopped   an import was asked to stop
     ├── hub.TooSlow, hub.Closing   a subscriber dropped (close code 4408, or the one it carries)
+    ├── hub.StreamGap         a follower found entries missing; the feed's readers resume
     ├── reader._Reload        a reader's ``since`` is not resumable
     ├── embedded.EmbeddedRedisError (also a RuntimeError)   the embedded Redis did not start
     └── connect.BadRedisUrl (also a ValueError)   a Redis URL livefeed cannot use

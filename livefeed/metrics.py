@@ -101,6 +101,11 @@ STREAM_READ_ERRORS = Counter(
     "LOADING, READONLY, BUSY, a bad reply) and were retried after a backoff, by error class",
     ["error"],
 )
+STREAM_GAPS = Counter(
+    "livefeed_stream_gaps",
+    "Times a feed follower found entries missing between two it read (lost in a failover, or "
+    "deleted); the feed's readers were closed with 1013 to resume, and reload if they must",
+)
 FOLLOWERS_FAILED = Counter(
     "livefeed_followers_failed",
     "Feed followers (one per feed per process) that ended on an unexpected error; their readers "

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import redis
 import websockets
@@ -79,3 +80,37 @@ async def test_forty_feeds_are_followed_with_one_blocked_connection_and_each_get
         for ws in readers.values():
             with contextlib.suppress(Exception):
                 await ws.close()
+
+
+async def test_an_entry_that_does_not_name_the_one_before_it_sends_live_readers_to_resume(
+    quiet: tuple[RedisProcess, LivefeedServer],
+) -> None:
+    """Live readers are closed with 1013 (not handed the entry) when the next entry names
+    another predecessor than the last one they got, as after a failover that lost entries;
+    resuming with ``since`` they are told to reload, and the log says why once."""
+    own, server = quiet
+    with httpx.Client(base_url=server.base, timeout=30) as client:
+        slug = make_feed(client)
+        seen = publish(client, slug, "seen")["id"]
+    readers = [
+        await websockets.connect(f"{server.ws_base}/ws/feeds/{slug}?since={seen}") for _ in range(3)
+    ]
+    admin = redis.Redis(port=own.port, socket_timeout=5)
+    try:
+        for ws in readers:
+            await frames_until(ws, has_live, 30)
+        brief = orjson.dumps({"id": "x", "headline": "from another history"})
+        admin.xadd(f"{server.prefix}:feed:{slug}:events", {"t": "brief", "d": brief, "p": "1-1"})
+        for ws in readers:
+            with pytest.raises(websockets.ConnectionClosed):
+                await frames_until(ws, lambda f: False, 30)
+            assert ws.close_code == 1013, ws.close_code
+        url = f"{server.ws_base}/ws/feeds/{slug}?since={seen}"
+        async with websockets.connect(url) as again:
+            frames = await frames_until(again, lambda f: any(x["type"] == "reload" for x in f), 30)
+        assert not any(f["type"] == "brief" for f in frames)
+    finally:
+        for ws in readers:
+            await ws.close()
+        admin.close()
+    assert server.log().count("follows 1-1, not") == 1

@@ -47,6 +47,13 @@ class TooSlow(LivefeedException):
     """The subscriber's queue overflowed: it fell too far behind the stream."""
 
 
+class StreamGap(LivefeedException):
+    """A source found entries missing between two it read (a failover lost some, or they were
+    deleted): every subscriber of the feed may have seen or missed events it should not have,
+    so each is closed with 1013 and resumes with ``since``, where the catch-up's chain check
+    tells it to reload."""
+
+
 class Closing(LivefeedException):
     """The hub is shutting down or dropped the subscriber; ``code`` is the close code to send."""
 
@@ -264,6 +271,11 @@ class Hub:
         try:
             if await self._fan_out(channel, batches):
                 return
+        except StreamGap as gap:
+            metrics.STREAM_GAPS.inc()
+            log.warning("feed %s: %s; its readers resume with since (1013)", channel.feed, gap)
+            self._drop(channel, failed=False)
+            return
         except Exception:
             log.exception("following feed %s failed; closing its readers (1013)", channel.feed)
         finally:
@@ -272,11 +284,12 @@ class Hub:
                     await batches.aclose()
         self._drop(channel)
 
-    def _drop(self, channel: _Channel) -> None:
-        """A follower that ended (on an error, or its source ran dry) closes its readers with
-        1013 rather than leave them waiting on a feed that no longer moves: they resume with
-        ``since`` at once, and the next subscriber starts a new follower."""
-        metrics.FOLLOWERS_FAILED.inc()
+    def _drop(self, channel: _Channel, *, failed: bool = True) -> None:
+        """A follower that ended (on an error, a gap, or its source ran dry) closes its readers
+        with 1013 rather than leave them waiting on a feed that no longer moves: they resume
+        with ``since`` at once, and the next subscriber starts a new follower."""
+        if failed:
+            metrics.FOLLOWERS_FAILED.inc()
         if self._channels.get(channel.feed) is channel:
             del self._channels[channel.feed]
         for sub in list(channel.subscribers):  # closing one may unsubscribe it

@@ -20,6 +20,7 @@ from livefeed.model.frames import Event, event_frame
 from livefeed.model.ids import StreamId
 from livefeed.storage.entries import Entry
 from livefeed.storage.tail import BlockingReader
+from livefeed.stream.hub import StreamGap
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +144,28 @@ class Followers:
                     del self._feeds[slug]  # a new follower starts after what could not be read
                     followed.queue.put_nowait(entries)
                 elif entries and positions[slug] == followed.after:
+                    gap = _first_gap(followed.after, entries)
+                    if gap is not None:
+                        del self._feeds[slug]  # a new follower starts from the stream as it is
+                        followed.queue.put_nowait(gap)
+                        continue
                     followed.after = entries[-1].id
                     followed.queue.put_nowait([to_event(entry) for entry in entries])
                     followed.pushed = now
                 elif now - followed.pushed >= self._block_ms / 1000:
                     followed.queue.put_nowait([])
                     followed.pushed = now
+
+
+def _first_gap(after: StreamId, entries: list[Entry]) -> StreamGap | None:
+    """A StreamGap if an entry does not name the one before it (``Entry.prev``, as the catch-up
+    checks it; entries from before ``prev`` are taken on trust)."""
+    expected = str(after)
+    for entry in entries:
+        if entry.prev is not None and entry.prev != expected:
+            return StreamGap(f"entry {entry.id} follows {entry.prev}, not {expected}")
+        expected = str(entry.id)
+    return None
 
 
 def _named(feeds: dict[str, StreamId]) -> str:
