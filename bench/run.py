@@ -202,7 +202,14 @@ def start_redis(tmp: Path) -> Server:
 class Livefeed:
     """``python -m livefeed serve`` against our Redis, with an editor token and a key prefix."""
 
-    def __init__(self, tmp: Path, redis_url: str, log_level: str | None, extra: list[str]) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        redis_url: str,
+        log_level: str | None,
+        extra: list[str],
+        more_env: dict[str, str] | None = None,
+    ) -> None:
         self.token = "bench-" + secrets.token_urlsafe(16)
         self.prefix = "bench-" + secrets.token_hex(4)
         self.redis_url = redis_url
@@ -217,6 +224,7 @@ class Livefeed:
             "LIVEFEED_EDITOR_TOKEN": self.token,
             "LIVEFEED_EDITOR_RATE": "0",
             "LIVEFEED_ADDRESS_WRITE_RATE": "0",
+            **(more_env or {}),
         }
         self.server = spawn("livefeed", args, tmp / f"livefeed-{port}.log", port, env)
         self.base = f"http://{HOST}:{port}"
