@@ -13,18 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from helpers import LivefeedServer, RedisProcess, auth, make_feed, wait_until
-
-
-def all_brief_ids(base: str, slug: str) -> list[str]:
-    ids: list[str] = []
-    params: dict[str, str | int] = {"limit": 100}
-    while True:
-        page = httpx.get(f"{base}/api/feeds/{slug}/briefs", params=params, timeout=10).json()
-        ids += [b["id"] for b in page["briefs"]]
-        if page["next_before"] is None:
-            return ids
-        params["before"] = page["next_before"]
+from helpers import LivefeedServer, RedisProcess, auth, make_feed, stored_ids, wait_until
 
 
 def publish_until_stopped(
@@ -64,7 +53,7 @@ def test_briefs_acknowledged_before_a_server_sigkill_survive_it(
         stop.set()
         worker.join(10)
         server.start(log_dir=tmp_path)
-        stored = all_brief_ids(server.base, slug)
+        stored = stored_ids(server.base, slug)
         assert set(acknowledged) <= set(stored)
         assert len(stored) == len(set(stored))
     finally:
@@ -93,7 +82,7 @@ def test_embedded_redis_keeps_every_acknowledged_brief_through_sigkills(tmp_path
         server.kill()
         wait_until(lambda: not _alive(redis_pid), 15, "embedded Redis outlived its livefeed")
         server.start("--data-dir", str(data_dir), log_dir=tmp_path)
-        assert set(all_brief_ids(server.base, slug)) == {r.json()["id"] for r in first}
+        assert set(stored_ids(server.base, slug)) == {r.json()["id"] for r in first}
 
         with httpx.Client(base_url=server.base) as client:
             burst = [
@@ -105,7 +94,7 @@ def test_embedded_redis_keeps_every_acknowledged_brief_through_sigkills(tmp_path
         os.kill(redis_pid, signal.SIGKILL)
         wait_until(lambda: _restarted(data_dir, redis_pid), 30, "embedded Redis was not restarted")
         wait_until(lambda: _healthy(server.base), 30, "livefeed did not recover")
-        stored = set(all_brief_ids(server.base, slug))
+        stored = set(stored_ids(server.base, slug))
         assert {r.json()["id"] for r in first + burst} <= stored
     finally:
         server.stop()
@@ -279,6 +268,6 @@ async def test_a_graceful_stop_tells_readers_to_reconnect_and_finishes_publishes
         assert answer and answer[0].status_code == 201, "the publish in flight was finished"
         assert server.proc.wait(15) in (0, 128 + signal.SIGTERM)
         server.start(log_dir=tmp_path)
-        assert answer[0].json()["id"] in all_brief_ids(server.base, slug)
+        assert answer[0].json()["id"] in stored_ids(server.base, slug)
     finally:
         server.stop()
