@@ -25,6 +25,7 @@ LivefeedException                          root of every exception livefeed defi
     ├── append.Retry, append.Replayed   what the append script decided
     ├── bulk.BulkRefused      Redis refused an import batch
     ├── transfer.ImportStopped   an import was asked to stop
+    ├── transfer.NotReplicated   an import written whole, not yet on enough replicas
     ├── hub.TooSlow, hub.Closing   a subscriber dropped (close code 4408, or the one it carries)
     ├── hub.StreamGap         a follower found entries missing; the feed's readers resume
     ├── reader._Reload        a reader's ``since`` is not resumable

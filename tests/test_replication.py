@@ -163,3 +163,39 @@ def test_check_says_what_a_failover_can_lose_with_and_without_waiting(
     too_many = livefeed("check", "--redis-url", primary.url, LIVEFEED_MIN_REPLICAS="2", **env)
     assert too_many.returncode == 1
     assert re.search(r"^error +replication +writes wait for 2 replica", too_many.stdout, re.M)
+
+
+def test_an_import_waits_for_the_replica_and_says_so_when_it_cannot(
+    pair: tuple[RedisProcess, RedisProcess], waiting: LivefeedServer, tmp_path: Path
+) -> None:
+    """``livefeed import`` with LIVEFEED_MIN_REPLICAS=1: exit 0 once the replica has every
+    brief; with the replica paused, the import is written but exits 75 saying that a failover
+    could lose it."""
+    primary, replica = pair
+    assert replica.proc is not None
+    where = ("--redis-url", primary.url, "--key-prefix", waiting.prefix)
+    env = {"LIVEFEED_MIN_REPLICAS": "1", "LIVEFEED_REPLICA_TIMEOUT": "0.5"}
+    with httpx.Client(base_url=waiting.base, timeout=30) as client:
+        source = make_feed(client)
+        for n in range(3):
+            made = client.post(
+                f"/api/feeds/{source}/briefs", json={"headline": f"n{n}"}, headers=auth()
+            )
+            assert made.status_code == 201, made.text
+    exported = livefeed("export", source, *where, **env)
+    assert exported.returncode == 0, exported.stderr
+    archive = tmp_path / "briefs.jsonl"
+    archive.write_text(exported.stdout)
+    for slug in ("copy", "held"):
+        created = livefeed("feed", "create", slug, "--title", slug, "--timezone", "UTC", *where)
+        assert created.returncode == 0, created.stderr
+    copied = livefeed("import", "copy", str(archive), *where, **env)
+    assert copied.returncode == 0, copied.stderr
+    assert len(on_replica(replica, waiting, "copy")) == 3
+    replica.proc.send_signal(signal.SIGSTOP)
+    try:
+        held = livefeed("import", "held", str(archive), *where, **env)
+    finally:
+        replica.proc.send_signal(signal.SIGCONT)
+    assert held.returncode == 75, held.stderr
+    assert "imported 3 briefs into held, but 0 of 1 replicas confirmed them" in held.stderr

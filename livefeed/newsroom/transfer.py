@@ -37,6 +37,17 @@ IN_FLIGHT = 2000
 Progress = Callable[[int, int], None]
 
 
+class NotReplicated(LivefeedException):
+    """An import was written whole but fewer replicas than ``LIVEFEED_MIN_REPLICAS`` confirmed
+    it in time: it stays (a failover before they catch up could lose it)."""
+
+    def __init__(self, written: int, confirmed: int, wanted: int) -> None:
+        super().__init__(f"{written} briefs written, confirmed by {confirmed} of {wanted} replicas")
+        self.written = written
+        self.confirmed = confirmed
+        self.wanted = wanted
+
+
 class ImportStopped(LivefeedException):
     """The import was asked to stop (``stop`` was set); nothing of it is left in the feed."""
 
@@ -159,7 +170,8 @@ async def import_briefs(
     fails, is cancelled or is stopped part way, what it had appended is removed again and the
     feed's last id put back; a refusal becomes ImportRejected naming the first line of the
     batch refused. ``stop`` (a flag a signal handler can set) is looked at before each batch
-    and each reply: once set, the import is undone and ImportStopped raised.
+    and each reply: once set, the import is undone and ImportStopped raised. With
+    ``store.replicas``, NotReplicated if too few replicas confirm the whole import in time.
     """
     async with BulkWriter(store, feed.slug) as writer:
         mark = await writer.mark()
@@ -195,6 +207,10 @@ async def import_briefs(
                 reason = f"the feed is at {reason.split()[1]} now (published to meanwhile?)"
             line = briefs[exc.index].line
             raise ImportRejected(line, f"refused by Redis: {reason}") from None
+        if store.replicas and written:
+            confirmed = await writer.replicated(store.replicas, store.replica_timeout_ms)
+            if confirmed < store.replicas:
+                raise NotReplicated(len(written), confirmed, store.replicas)
     return written
 
 

@@ -19,6 +19,7 @@ from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, now_ms
 from livefeed.newsroom.transfer import (
     ImportStopped,
+    NotReplicated,
     export_briefs,
     import_briefs,
     parse_import,
@@ -26,6 +27,9 @@ from livefeed.newsroom.transfer import (
 from livefeed.ops.runner import with_store
 from livefeed.storage.store import Store
 from livefeed.stream.replay import Player, parse_speed
+
+EXIT_NOT_REPLICATED = os.EX_TEMPFAIL
+"""``import`` exit status when the import was written but too few replicas confirmed it."""
 
 
 def _progress(label: str) -> Callable[[int, int], None] | None:
@@ -129,6 +133,13 @@ def cmd_import(args: argparse.Namespace) -> int:
                 # Line by line: the file itself is never held whole, only what was parsed.
                 briefs = parse_import(lines, bounds.last_generated, stop)
                 ids = await import_briefs(store, feed, briefs, progress, stop)
+            except NotReplicated as short:
+                print("\n" if progress else "", end="", file=sys.stderr)
+                print(f"livefeed: imported {short.written} briefs into {args.feed}, but "
+                      f"{short.confirmed} of {short.wanted} replicas confirmed them in time: a "
+                      "failover now could lose them; see `livefeed check`",
+                      file=sys.stderr)  # fmt: skip
+                return EXIT_NOT_REPLICATED
             except ImportStopped:
                 name = signal.Signals(stop.signum).name
                 print("\n" if progress else "", end="", file=sys.stderr)  # end the bar's line

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from livefeed.config import Settings
 from livefeed.errors import LivefeedError, NotFound
-from livefeed.storage.connect import connect
+from livefeed.storage.connect import connect, replicas_to_wait_for
 from livefeed.storage.redis_server import EmbeddedRedis, EmbeddedRedisError, owner_url
 from livefeed.storage.store import Store
 
@@ -57,7 +57,10 @@ def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int
     async def run(url: str) -> int:
         redis = connect(url, timeout=settings.redis_timeout, pool_size=8)
         try:
-            return await action(Store(redis, settings.key_prefix))
+            store = Store(redis, settings.key_prefix)
+            store.replicas = await replicas_to_wait_for(redis, url, settings.min_replicas)
+            store.replica_timeout_ms = int(settings.replica_timeout * 1000)
+            return await action(store)
         finally:
             await redis.aclose()
 

@@ -148,6 +148,13 @@ class BulkWriter:
         EVENTS_PUBLISHED.labels("brief").inc(len(call.ids))
         return call.ids
 
+    async def replicated(self, replicas: int, timeout_ms: int) -> int:
+        """How many replicas (up to ``replicas``) have everything sent, waiting at most
+        ``timeout_ms`` (``WAIT`` on this writer's connection); call with nothing in flight."""
+        conn = self._connection()
+        await conn.send_command("WAIT", replicas, timeout_ms)
+        return int(await conn.read_response())
+
     async def settle(self) -> list[StreamId]:
         """After a failure: what the calls still in flight wrote, from their replies while the
         connection gives them, else from what the time index holds of them.
