@@ -21,7 +21,7 @@ SOCKETS = re.compile(r"/ws/feeds/")
 # Each limit the editor page names is the model's <NAME>_MAX.
 MODEL_LIMITS = {
     name: getattr(schema, f"{name.upper()}_MAX")
-    for name in ("headline", "body", "author", "url", "tags", "tag", "title", "language")
+    for name in ("headline", "body", "author", "url", "tags", "tag", "title", "language", "slug")
 }
 HEADLINE_MAX: int = schema.HEADLINE_MAX
 
@@ -149,7 +149,7 @@ def test_the_editor_page_carries_the_model_limits(http: httpx.Client) -> None:
     assert meta is not None, "the editor page names its limits"
     assert json.loads(html.unescape(meta.group(1))) == MODEL_LIMITS
     fields = {"headline": "headline", "author": "author", "url": "url", "new-title": "title",
-              "new-language": "language"}  # fmt: skip
+              "new-language": "language", "new-slug": "slug"}  # fmt: skip
     for field, name in fields.items():
         limit = MODEL_LIMITS[name]
         tag = re.search(rf'<input id="{field}"[^>]*>', page)

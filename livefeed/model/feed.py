@@ -18,6 +18,7 @@ from livefeed.model.schema import (
     DEFAULT_LANGUAGE,
     LANGUAGE_MAX,
     LANGUAGE_RE,
+    SLUG_MAX,
     SLUG_RE,
     TITLE_MAX,
     Instant,
@@ -93,7 +94,7 @@ class FeedPatch(Struct, forbid_unknown_fields=True):
 
 def validate_slug(value: str) -> str:
     if SLUG_RE.fullmatch(value) is None:
-        raise refusal("type", "slug", "slug must be 1-64 characters of a-z, 0-9 and '-'")
+        raise refusal("type", "slug", f"slug must be 1-{SLUG_MAX} characters of a-z, 0-9 and '-'")
     return value
 
 

@@ -35,7 +35,8 @@ TAGS_MAX = 10
 TAG_MAX = 40
 TITLE_MAX = 200
 
-SLUG_RE = re.compile(r"[a-z0-9-]{1,64}")
+SLUG_MAX = 64
+SLUG_RE = re.compile(rf"[a-z0-9-]{{1,{SLUG_MAX}}}")
 # A BCP 47 language tag as pages need it: language, then optional script, region and variants
 # (``uk``, ``sr-Latn``, ``en-GB``, ``es-419``); private-use and extension subtags are not taken.
 LANGUAGE_RE = re.compile(
@@ -51,7 +52,7 @@ _TEXT_RULE = (
 )
 # Patterns below are JSON Schema (ECMA-262) for the API document; the checks in
 # ``__post_init__`` are the ones that decide (Python's ``$`` would let a trailing newline by).
-_SLUG_PATTERN = r"^[a-z0-9-]{1,64}$"
+_SLUG_PATTERN = rf"^[a-z0-9-]{{1,{SLUG_MAX}}}$"
 _LANGUAGE_PATTERN = (
     r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?"
     r"(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$"

@@ -213,6 +213,7 @@ EDITOR_LIMITS = {
     "tag": schema.TAG_MAX,
     "title": schema.TITLE_MAX,
     "language": schema.LANGUAGE_MAX,
+    "slug": schema.SLUG_MAX,
 }
 
 
