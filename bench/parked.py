@@ -21,18 +21,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import websockets
+from run import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-parked-token-0123456789"
@@ -59,21 +57,6 @@ def child(port: int, redis_url: str, swap: bool, report: Path, trace: bool = Tru
         port=port, redis_url=redis_url, editor_token=TOKEN, log_level="warning"
     )
     sys.exit(serve(settings))
-
-
-def wait_until(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(what)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss(pid: int) -> int:
