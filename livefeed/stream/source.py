@@ -50,6 +50,7 @@ class Followers:
         self._changed = asyncio.Event()
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
+        self._waker: asyncio.Task[None] | None = None
 
     def follow(self, slug: str, after: StreamId) -> AsyncIterator[list[Event]]:
         """Batches of ``slug``'s events after ``after``; one follower per feed at a time."""
@@ -61,10 +62,11 @@ class Followers:
         return self._batches(slug, followed)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._waker, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._reader.close()
 
     async def _batches(self, slug: str, followed: _Followed) -> AsyncIterator[list[Event]]:
@@ -82,18 +84,19 @@ class Followers:
     def _changed_set(self) -> None:
         self._dirty = True
         self._changed.set()
-        if self._task is not None and not self._task.done():
-            asyncio.get_running_loop().create_task(self._wake())
+        reading = self._task is not None and not self._task.done()
+        if reading and (self._waker is None or self._waker.done()):  # one waker at a time
+            self._waker = asyncio.create_task(self._wake(), name="hub:followers-wake")
 
     async def _wake(self) -> None:
-        """Unblock the read until it has taken the new set (an unblock sent just before the
-        read blocks does nothing, so it is retried while the set is still unread)."""
+        """Unblock the read until it has taken the new set: the read clears ``_dirty`` when
+        it takes the set, and an unblock that arrives before the read blocks does nothing, so
+        one is sent every few milliseconds (for a second at most) while the set is unread."""
         for _ in range(200):
             if not self._dirty:
                 return
             with contextlib.suppress(RedisError, OSError):
-                if await self._reader.wake():
-                    return
+                await self._reader.wake()
             await asyncio.sleep(0.005)
 
     async def _run(self) -> None:
