@@ -64,3 +64,17 @@ def entry_of(raw_id: bytes, fields: dict[bytes, bytes]) -> Entry:
         fields[b"d"],
         None if prev is None else prev.decode(),
     )
+
+
+def first_unchained(
+    after: StreamId, entries: list[Entry], *, trust_unmarked: bool = True
+) -> int | None:
+    """Where the chain breaks: the index of the first entry that does not name the one before
+    it (the first must name ``after``), or None when every one does. Entries written before
+    livefeed recorded ``prev`` pass when ``trust_unmarked``."""
+    expected = str(after)
+    for index, entry in enumerate(entries):
+        if not trust_unmarked if entry.prev is None else entry.prev != expected:
+            return index
+        expected = str(entry.id)
+    return None

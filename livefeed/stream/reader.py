@@ -36,6 +36,7 @@ from livefeed.limits import MessageBudget
 from livefeed.model.feed import Feed
 from livefeed.model.frames import Event, control_frame, websocket_text_frame
 from livefeed.model.ids import StreamId
+from livefeed.storage.entries import first_unchained
 from livefeed.storage.store import Store
 from livefeed.stream.hub import Closing, Hub, Subscriber, TooSlow
 from livefeed.stream.socket import ReaderSocket, reader_socket
@@ -293,16 +294,15 @@ async def _catch_up(
     if since > sub.start:  # the hub has not read that far yet; it will deliver the rest
         return since
     position = since
-    expected = str(since)
     while True:
         sub.reset()
         entries = await store.read_after(slug, position, settings.catchup_page)
-        for entry in entries:
-            if unchained_gap if entry.prev is None else entry.prev != expected:
-                raise _Reload("events after since have been removed from the feed")
+        broken = first_unchained(position, entries, trust_unmarked=not unchained_gap)
+        for entry in entries[:broken]:
             await websocket.send_text(to_event(entry).frame)
             position = entry.id
-            expected = str(position)
+        if broken is not None:
+            raise _Reload("events after since have been removed from the feed")
         if len(entries) < settings.catchup_page and not sub.overflowed:
             if position < bounds.last_generated:  # the newest events are gone
                 raise _Reload("events after since have been removed from the feed")

@@ -18,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from livefeed.metrics import REDIS_RECONNECTS, STREAM_READ_ERRORS
 from livefeed.model.frames import Event, event_frame
 from livefeed.model.ids import StreamId
-from livefeed.storage.entries import Entry
+from livefeed.storage.entries import Entry, first_unchained
 from livefeed.storage.tail import BlockingReader
 from livefeed.stream.hub import StreamGap
 
@@ -161,14 +161,14 @@ class Followers:
 
 
 def _first_gap(after: StreamId, entries: list[Entry]) -> StreamGap | None:
-    """A StreamGap if an entry does not name the one before it (``Entry.prev``, as the catch-up
-    checks it; entries from before ``prev`` are taken on trust)."""
-    expected = str(after)
-    for entry in entries:
-        if entry.prev is not None and entry.prev != expected:
-            return StreamGap(f"entry {entry.id} follows {entry.prev}, not {expected}")
-        expected = str(entry.id)
-    return None
+    """A StreamGap if an entry does not name the one before it (the catch-up's rule,
+    ``first_unchained``; entries from before ``prev`` are taken on trust)."""
+    broken = first_unchained(after, entries)
+    if broken is None:
+        return None
+    before = after if broken == 0 else entries[broken - 1].id
+    entry = entries[broken]
+    return StreamGap(f"entry {entry.id} follows {entry.prev}, not {before}")
 
 
 def _named(feeds: dict[str, StreamId]) -> str:
