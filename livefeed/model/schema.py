@@ -34,6 +34,17 @@ TAGS_MAX = 10
 """Tags a brief may carry; a longer list is refused even if it repeats some (they count once)."""
 TAG_MAX = 40
 TITLE_MAX = 200
+DESCRIPTION_MAX = 300
+"""A feed's description: the pages' meta description and og:description."""
+STANDFIRST_MAX = 600
+SUMMARY_TITLE_MAX = 100
+SUMMARY_ITEMS_MAX = 20
+SUMMARY_ITEM_MAX = 1000
+LEAD_MEDIA_MAX = 10
+MEDIA_ID_MAX = 100
+ALT_MAX = 1000
+CAPTION_MAX = 1000
+CREDIT_MAX = 200
 
 SLUG_MAX = 64
 SLUG_RE = re.compile(rf"[a-z0-9-]{{1,{SLUG_MAX}}}")
@@ -118,6 +129,7 @@ _CODES: dict[tuple[str, str | None], str] = {
     ("type", None): "invalid_type",
     ("length", None): "too_long",
     ("length", "tags"): "too_many_tags",
+    ("length", "items"): "too_many_items",
     ("range", None): "invalid_field",
     ("*", "slug"): "invalid_slug",
     ("*", "timezone"): "invalid_timezone",
