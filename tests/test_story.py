@@ -1,0 +1,146 @@
+"""The story so far through the API and the stream: the lead, the summary box, feed settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from helpers import LivefeedServer, auth, frames_until, has_live, publish, stream_length
+from helpers import RedisProcess
+
+LEAD = {
+    "headline": "Storm reaches the coast",
+    "standfirst": "Thousands without power as winds hit 120 km/h",
+    "body": "Roads are closed.\n\nSchools stay shut.",
+    "media": [{"id": "m1", "alt": "A flooded street", "caption": "Odesa", "credit": "Ana / AP"}],
+}
+SUMMARY = {"items": ["Winds of <strong>120 km/h</strong>", "Schools closed"]}
+
+
+def lead_url(feed: str) -> str:
+    return f"/api/feeds/{feed}/lead"
+
+
+def summary_url(feed: str) -> str:
+    return f"/api/feeds/{feed}/summary"
+
+
+def test_a_lead_is_stored_sanitised_with_a_version_and_read_back(
+    http: httpx.Client, feed: str
+) -> None:
+    """PUT lead stores it sanitised at version 1 (author: the editor); GET gives it with its ETag."""
+    assert http.get(lead_url(feed)).json() == {"lead": None, "version": 0}
+    response = http.put(lead_url(feed), json=LEAD, headers=auth())
+    assert response.status_code == 200, response.text
+    lead = response.json()
+    assert lead["version"] == 1 and response.headers["etag"] == '"1"'
+    assert lead["body"] == "<p>Roads are closed.</p><p>Schools stay shut.</p>"
+    assert lead["author"] and lead["updated_at"].endswith("Z")
+    assert lead["media"] == [{**LEAD["media"][0], "decorative": False}]
+    got = http.get(lead_url(feed))
+    assert got.json() == {"lead": lead, "version": 1} and got.headers["etag"] == '"1"'
+
+
+def test_a_summary_is_stored_with_items_sanitised_and_a_default_title(
+    http: httpx.Client, feed: str
+) -> None:
+    """PUT summary keeps the items' allowed HTML, drops the rest, and titles it "What we know"."""
+    items = [*SUMMARY["items"], '<img src=x onerror="alert(1)">Power cut']
+    response = http.put(summary_url(feed), json={"items": items}, headers=auth())
+    assert response.status_code == 200, response.text
+    summary = response.json()
+    assert summary["title"] == "What we know" and summary["version"] == 1
+    assert summary["items"] == [
+        "<p>Winds of <strong>120 km/h</strong></p>", "<p>Schools closed</p>", "<p>Power cut</p>"
+    ]
+    assert http.get(summary_url(feed)).json()["summary"] == summary
+
+
+def test_a_stale_if_match_is_412_and_changes_nothing(http: httpx.Client, feed: str) -> None:
+    """A change based on an older version of the lead or summary gets 412 with the current one."""
+    for url, body in ((lead_url(feed), LEAD), (summary_url(feed), SUMMARY)):
+        assert http.put(url, json=body, headers=auth()).status_code == 200
+        second = http.put(url, json=body, headers={**auth(), "If-Match": '"1"'})
+        assert second.status_code == 200 and second.json()["version"] == 2
+        stale = http.put(url, json=body, headers={**auth(), "If-Match": '"1"'})
+        assert stale.status_code == 412, stale.text
+        assert stale.json()["error"]["code"] == "stale_version"
+        assert stale.json()["error"]["current_version"] == 2
+        by_body = http.put(url, json={**body, "version": 1}, headers=auth())
+        assert by_body.status_code == 412
+        gone = http.delete(url, headers={**auth(), "If-Match": '"1"'})
+        assert gone.status_code == 412
+        assert http.get(url).json()["version"] == 2
+
+
+def test_delete_clears_and_versions_count_on(http: httpx.Client, feed: str) -> None:
+    """DELETE clears (204, again a no-op); the clear takes a version, so an older If-Match fails."""
+    for url, body, name in ((lead_url(feed), LEAD, "lead"), (summary_url(feed), SUMMARY, "summary")):
+        assert http.put(url, json=body, headers=auth()).status_code == 200
+        assert http.delete(url, headers={**auth(), "If-Match": '"1"'}).status_code == 204
+        assert http.get(url).json() == {name: None, "version": 2}
+        assert http.delete(url, headers=auth()).status_code == 204
+        assert http.get(url).json()["version"] == 2, "clearing nothing changes nothing"
+        assert http.put(url, json=body, headers={**auth(), "If-Match": '"1"'}).status_code == 412
+        again = http.put(url, json=body, headers={**auth(), "If-Match": '"2"'})
+        assert again.status_code == 200 and again.json()["version"] == 3
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "status", "code", "field"),
+    [
+        ("lead", {}, 422, "missing_field", "headline"),
+        ("lead", {"headline": 5}, 422, "invalid_type", "headline"),
+        ("lead", {"headline": "h" * 301}, 422, "too_long", "headline"),
+        ("lead", {"headline": "h", "standfirst": "s" * 601}, 422, "too_long", "standfirst"),
+        ("lead", {"headline": "h", "body": "b" * 20_001}, 422, "too_long", "body"),
+        ("lead", {"headline": "h", "media": [{"id": "m1"}]}, 422, "missing_alt", "media"),
+        ("lead", {"headline": "h", "media": [{"id": "../x", "alt": "a"}]}, 422, "invalid_field", "media"),
+        ("lead", {"headline": "h", "media": [{"id": "m", "alt": "a"}] * 11}, 422, "too_long", "media"),
+        ("lead", {"headline": "h", "media": "m1"}, 422, "invalid_type", "media"),
+        ("lead", {"headline": "h", "colour": "red"}, 422, "unknown_field", "colour"),
+        ("lead", {"headline": "h\x01"}, 422, "invalid_text", "headline"),
+        ("lead", [], 400, "invalid_json", None),
+        ("summary", {}, 422, "missing_field", "items"),
+        ("summary", {"items": []}, 422, "empty_field", "items"),
+        ("summary", {"items": ["a"] * 21}, 422, "too_many_items", "items"),
+        ("summary", {"items": ["a" * 1001]}, 422, "too_long", "items"),
+        ("summary", {"items": [" "]}, 422, "empty_field", "items"),
+        ("summary", {"items": [1]}, 422, "invalid_type", "items"),
+        ("summary", {"items": "a"}, 422, "invalid_type", "items"),
+        ("summary", {"items": ["a"], "title": "t" * 101}, 422, "too_long", "title"),
+        ("summary", {"items": ["a"], "title": ""}, 422, "empty_field", "title"),
+    ],
+)
+def test_bad_lead_or_summary_gets_a_json_error_and_changes_nothing(
+    http: httpx.Client,
+    feed: str,
+    redis_server: RedisProcess,
+    server: LivefeedServer,
+    path: str,
+    payload: Any,
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    """Each bad lead or summary is a 4xx naming the field, and appends nothing."""
+    before = stream_length(redis_server, server, feed)
+    response = http.put(f"/api/feeds/{feed}/{path}", json=payload, headers=auth())
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error.get("field") == field
+    assert stream_length(redis_server, server, feed) == before
+    assert http.get(f"/api/feeds/{feed}/{path}").json()["version"] == 0
+
+
+def test_lead_and_summary_writes_need_a_token(http: httpx.Client, feed: str) -> None:
+    """PUT and DELETE of the lead and the summary are 401 without a valid token."""
+    for url, body in ((lead_url(feed), LEAD), (summary_url(feed), SUMMARY)):
+        assert http.put(url, json=body).status_code == 401
+        assert http.delete(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert http.put("/api/feeds/no-such-feed/lead", json=LEAD, headers=auth()).status_code == 404
