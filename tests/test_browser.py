@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from helpers import TOKEN, LivefeedServer, RedisProcess, livefeed, make_feed, publish
+from helpers import TOKEN, LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
 
 pytestmark = pytest.mark.browser
 
@@ -291,6 +291,13 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
         for n, body in enumerate(XSS_BODIES):
             publish(http, slug, f'<script>alert("h{round_}{n}")</script>"><img src=x onerror=alert(0)>',
                     body=body, author='<img src=x onerror="alert(12)">', tags=["<script>alert(13)</script>"])  # fmt: skip
+        hostile = '<img src=x onerror="alert(14)"><script>alert(15)</script>'
+        lead = {"headline": hostile, "standfirst": hostile, "body": "".join(XSS_BODIES),
+                "author": hostile, "media": [{"id": "m1", "alt": hostile, "caption": hostile,
+                                              "credit": hostile}]}  # fmt: skip
+        assert http.put(f"/api/feeds/{slug}/lead", json=lead, headers=auth()).is_success
+        summary = {"title": hostile, "items": XSS_BODIES}
+        assert http.put(f"/api/feeds/{slug}/summary", json=summary, headers=auth()).is_success
 
     publish_hostile(1)  # rendered by the server
     context = browser.new_context()
@@ -307,6 +314,9 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
         expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
         publish_hostile(2)  # rendered by feed.js as they arrive
         expect(page.locator("#briefs > li.brief")).to_have_count(2 * len(XSS_BODIES), timeout=5000)
+        expect(page.locator("#lead")).to_have_attribute("data-version", "2", timeout=5000)
+        expect(page.locator("#summary")).to_have_attribute("data-version", "2", timeout=5000)
+        expect(page.locator("#summary .summary-items li")).to_have_count(len(XSS_BODIES))
         pages = [page]
         day = http.get(f"/api/feeds/{slug}/days").json()["days"][0]["date"]
         archive = context.new_page()

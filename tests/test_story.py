@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from helpers import LivefeedServer, auth, frames_until, has_live, publish, stream_length
-from helpers import RedisProcess
+from helpers import (
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    frames_until,
+    has_live,
+    publish,
+    stream_length,
+)
+from livefeed.model.days import day_containing, local_clock
+from livefeed.model.ids import StreamId
 
-LEAD = {
+LEAD: dict[str, Any] = {
     "headline": "Storm reaches the coast",
     "standfirst": "Thousands without power as winds hit 120 km/h",
     "body": "Roads are closed.\n\nSchools stay shut.",
     "media": [{"id": "m1", "alt": "A flooded street", "caption": "Odesa", "credit": "Ana / AP"}],
 }
-SUMMARY = {"items": ["Winds of <strong>120 km/h</strong>", "Schools closed"]}
+SUMMARY: dict[str, Any] = {"items": ["Winds of <strong>120 km/h</strong>", "Schools closed"]}
 
 
 def lead_url(feed: str) -> str:
@@ -56,7 +63,9 @@ def test_a_summary_is_stored_with_items_sanitised_and_a_default_title(
     summary = response.json()
     assert summary["title"] == "What we know" and summary["version"] == 1
     assert summary["items"] == [
-        "<p>Winds of <strong>120 km/h</strong></p>", "<p>Schools closed</p>", "<p>Power cut</p>"
+        "<p>Winds of <strong>120 km/h</strong></p>",
+        "<p>Schools closed</p>",
+        "<p>Power cut</p>",
     ]
     assert http.get(summary_url(feed)).json()["summary"] == summary
 
@@ -80,7 +89,10 @@ def test_a_stale_if_match_is_412_and_changes_nothing(http: httpx.Client, feed: s
 
 def test_delete_clears_and_versions_count_on(http: httpx.Client, feed: str) -> None:
     """DELETE clears (204, again a no-op); the clear takes a version, so an older If-Match fails."""
-    for url, body, name in ((lead_url(feed), LEAD, "lead"), (summary_url(feed), SUMMARY, "summary")):
+    for url, body, name in (
+        (lead_url(feed), LEAD, "lead"),
+        (summary_url(feed), SUMMARY, "summary"),
+    ):
         assert http.put(url, json=body, headers=auth()).status_code == 200
         assert http.delete(url, headers={**auth(), "If-Match": '"1"'}).status_code == 204
         assert http.get(url).json() == {name: None, "version": 2}
@@ -100,8 +112,20 @@ def test_delete_clears_and_versions_count_on(http: httpx.Client, feed: str) -> N
         ("lead", {"headline": "h", "standfirst": "s" * 601}, 422, "too_long", "standfirst"),
         ("lead", {"headline": "h", "body": "b" * 20_001}, 422, "too_long", "body"),
         ("lead", {"headline": "h", "media": [{"id": "m1"}]}, 422, "missing_alt", "media"),
-        ("lead", {"headline": "h", "media": [{"id": "../x", "alt": "a"}]}, 422, "invalid_field", "media"),
-        ("lead", {"headline": "h", "media": [{"id": "m", "alt": "a"}] * 11}, 422, "too_long", "media"),
+        (
+            "lead",
+            {"headline": "h", "media": [{"id": "../x", "alt": "a"}]},
+            422,
+            "invalid_field",
+            "media",
+        ),
+        (
+            "lead",
+            {"headline": "h", "media": [{"id": "m", "alt": "a"}] * 11},
+            422,
+            "too_long",
+            "media",
+        ),
         ("lead", {"headline": "h", "media": "m1"}, 422, "invalid_type", "media"),
         ("lead", {"headline": "h", "colour": "red"}, 422, "unknown_field", "colour"),
         ("lead", {"headline": "h\x01"}, 422, "invalid_text", "headline"),
@@ -144,3 +168,69 @@ def test_lead_and_summary_writes_need_a_token(http: httpx.Client, feed: str) -> 
         assert http.put(url, json=body).status_code == 401
         assert http.delete(url, headers={"Authorization": "Bearer nope"}).status_code == 401
     assert http.put("/api/feeds/no-such-feed/lead", json=LEAD, headers=auth()).status_code == 404
+
+
+async def test_a_joining_reader_gets_lead_and_summary_in_its_snapshot_then_their_events(
+    http: httpx.Client, feed: str, server: LivefeedServer
+) -> None:
+    """The snapshot carries the lead and the summary as they stand; later changes come as
+    lead_updated / summary_updated / *_cleared events, in order and resumable by id."""
+    lead = http.put(lead_url(feed), json=LEAD, headers=auth()).json()
+    summary = http.put(summary_url(feed), json=SUMMARY, headers=auth()).json()
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}") as ws:
+        frames = await frames_until(ws, has_live)
+        snapshot = frames[0]
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["lead"] == lead and snapshot["summary"] == summary
+        changed = http.put(summary_url(feed), json={"items": ["New"]}, headers=auth()).json()
+        assert http.delete(lead_url(feed), headers=auth()).status_code == 204
+        events = await frames_until(ws, lambda fs: len(fs) >= 2)
+    assert [e["type"] for e in events] == ["summary_updated", "lead_cleared"]
+    assert events[0]["summary"] == changed and events[0]["editor"]
+    assert events[1]["version"] == 2
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}?since=0") as ws:
+        frames = await frames_until(ws, has_live)
+    kinds = [f["type"] for f in frames if f["type"] != "live"]
+    assert kinds == ["lead_updated", "summary_updated", "summary_updated", "lead_cleared"]
+    async with websockets.connect(f"{server.ws_base}/ws/feeds/{feed}") as ws:
+        snapshot = (await frames_until(ws, has_live))[0]
+    assert snapshot["lead"] is None and snapshot["summary"] == changed
+
+
+async def test_a_replay_of_the_day_shows_how_the_summary_changed(
+    http: httpx.Client, feed: str, server: LivefeedServer
+) -> None:
+    """Replaying today sends each summary version at its time, between the briefs around it."""
+    first = publish(http, feed, "Before the summary")
+    http.put(summary_url(feed), json={"items": ["One"]}, headers=auth())
+    publish(http, feed, "Between")
+    http.put(summary_url(feed), json={"items": ["One", "Two"]}, headers=auth())
+    ms = StreamId.parse(first["id"]).ms
+    day = day_containing(ms, "Europe/Kyiv").iso
+    start = local_clock(ms, "Europe/Kyiv")[:5]
+    url = f"{server.ws_base}/ws/feeds/{feed}?replay={day}&speed=10000&from={start}"
+    async with websockets.connect(url) as ws:
+        frames = await frames_until(
+            ws, lambda fs: sum(f["type"] == "summary_updated" for f in fs) >= 2, timeout=30
+        )
+    shown = [
+        f["brief"]["headline"] if f["type"] == "brief" else f["summary"]["items"]
+        for f in frames
+        if f["type"] in ("brief", "summary_updated")
+    ]
+    assert shown == ["Before the summary", ["<p>One</p>"], "Between", ["<p>One</p>", "<p>Two</p>"]]
+
+
+def test_a_feed_has_a_description_that_editors_set_and_bad_ones_are_refused(
+    http: httpx.Client, feed: str
+) -> None:
+    """PATCH {"description"} sets it (readers get feed_updated); too long or not text is 422."""
+    response = http.patch(
+        f"/api/feeds/{feed}", json={"description": " Floods,  live "}, headers=auth()
+    )
+    assert response.status_code == 200 and response.json()["description"] == "Floods, live"
+    assert http.get(f"/api/feeds/{feed}").json()["description"] == "Floods, live"
+    for bad, code in (("d" * 301, "too_long"), (5, "invalid_type"), ("\x01", "invalid_text")):
+        refused = http.patch(f"/api/feeds/{feed}", json={"description": bad}, headers=auth())
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == code
+    assert http.get(f"/api/feeds/{feed}").json()["description"] == "Floods, live"

@@ -181,7 +181,8 @@ async def patch_feed(request: Request) -> Response:
         editor,
         payload,
         lambda intent: actions.update_feed(
-            store, feed, patch.status, patch.title, editor, intent, language=patch.language
+            store, feed, patch.status, patch.title, editor, intent, language=patch.language,
+            description=patch.description,
         ),
         json_response,
     )

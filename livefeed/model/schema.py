@@ -86,6 +86,9 @@ def _line(limit: int, description: str, *, blank: bool = False) -> Meta:
 
 Slug = Annotated[str, _meta("a-z, 0-9 and '-'", pattern=_SLUG_PATTERN)]
 Title = Annotated[str, _line(TITLE_MAX, "the feed's name; whitespace is collapsed")]
+Description = Annotated[str, _line(
+    DESCRIPTION_MAX, "what the feed covers: the pages' meta and og:description", blank=True
+)]  # fmt: skip
 Timezone = Annotated[str, _meta("IANA time zone name, e.g. Europe/Kyiv", minLength=1)]
 Language = Annotated[str, Meta(
     description="BCP 47 language tag, e.g. uk, ar or en-GB (default en): pages' lang",

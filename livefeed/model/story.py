@@ -56,7 +56,9 @@ class MediaRef(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """
 
     id: Annotated[str, _meta("the media id an upload returned", pattern=_MEDIA_ID_PATTERN)]
-    alt: Annotated[str, _line(ALT_MAX, "what the picture shows, for who cannot see it", blank=True)] = ""
+    alt: Annotated[
+        str, _line(ALT_MAX, "what the picture shows, for who cannot see it", blank=True)
+    ] = ""
     caption: Annotated[str, _line(CAPTION_MAX, "shown under the picture", blank=True)] = ""
     credit: Annotated[str, _line(CREDIT_MAX, "who took or owns it", blank=True)] = ""
     decorative: bool = False

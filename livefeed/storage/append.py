@@ -1,10 +1,10 @@
 """The atomic append: one event and everything it changes, done by ``append.lua`` in Redis.
 
-An ``Append`` is one editor action (publish, correct, retract, pin, unpin, update the feed, set or clear its lead or
-summary),
-built by the constructor named for it; the script applies it in one step (so the stream, the
-briefs' current state, day counts, histories, pin and key-event index never disagree) and
-refuses it when a condition fails. ``refusal`` turns those refusals into livefeed's errors.
+An ``Append`` is one editor action (publish, correct, retract, pin, unpin, update the feed,
+set or clear its lead or summary), built by the constructor named for it; the script applies
+it in one step (so the stream, the briefs' current state, day counts, histories, pin, key-event
+index, lead and summary never disagree) and refuses it when a condition fails. ``refusal``
+turns those refusals into livefeed's errors.
 """
 
 from __future__ import annotations

@@ -231,6 +231,7 @@ class Store:
                 ended_at=record.get("ended_at"),
                 pinned=record.get("pinned"),
                 language=record.get("language", DEFAULT_LANGUAGE),
+                description=record.get("description", ""),
             )
             feeds.append(clean_feed(feed))
         return feeds
