@@ -114,3 +114,23 @@ def test_lead_and_summary_update_live_on_an_open_page_with_a_polite_announcement
     served = page.locator("#summary").evaluate("(el) => el.innerHTML.replace(/\\s+</g, '<').trim()")
     assert served == rendered
     expect(page.locator("#lead")).to_be_hidden()
+
+
+def test_the_embed_shows_the_summary_and_follows_it(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """The embed renders the summary above the pinned brief and keeps it live; it has no lead."""
+    slug = make_feed(http)
+    first = {"items": ["Winds of 120 km/h"]}
+    assert http.put(f"/api/feeds/{slug}/summary", json=first, headers=auth()).is_success
+    assert http.put(f"/api/feeds/{slug}/lead", json=LEAD, headers=auth()).is_success
+    page.goto(f"{server.base}/embed/{slug}")
+    box = page.locator("#summary")
+    expect(box.locator(".summary-items li")).to_have_text(["Winds of 120 km/h"])
+    expect(page.locator("#lead")).to_have_count(0)
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=10000)
+    second = {"items": ["Winds of 120 km/h", "Schools closed"]}
+    assert http.put(f"/api/feeds/{slug}/summary", json=second, headers=auth()).is_success
+    expect(box.locator(".summary-items li")).to_have_count(2, timeout=5000)
+    assert http.delete(f"/api/feeds/{slug}/summary", headers=auth()).status_code == 204
+    expect(box).to_be_hidden(timeout=5000)

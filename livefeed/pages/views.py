@@ -265,12 +265,14 @@ async def embed_page(request: Request) -> Response:
     pinned = None
     if feed.pinned is not None:
         (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
+    _, summary, _, _ = await store.story(slug)
     now = await store.now_ms()
     context: dict[str, Any] = {
         "feed": feed,
         "lang": feed.language,
         "briefs": [_view(b, feed.timezone, now) for b in briefs],
         "pinned": pinned and _view(pinned, feed.timezone, now),
+        "summary": _story_view(summary, feed.timezone, now),
         "limit": max(limit, 1),
         "last_event_id": str(bounds.last_generated),
         "tz_label": zone_label(feed.timezone, now),
