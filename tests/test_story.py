@@ -234,3 +234,10 @@ def test_a_feed_has_a_description_that_editors_set_and_bad_ones_are_refused(
         refused = http.patch(f"/api/feeds/{feed}", json={"description": bad}, headers=auth())
         assert refused.status_code == 422 and refused.json()["error"]["code"] == code
     assert http.get(f"/api/feeds/{feed}").json()["description"] == "Floods, live"
+
+
+def test_a_weak_if_match_never_matches_even_a_lead_never_set(http: httpx.Client, feed: str) -> None:
+    """W/"0" is refused with 412 (weak tags never match), though the lead is at version 0."""
+    response = http.put(lead_url(feed), json=LEAD, headers={**auth(), "If-Match": 'W/"0"'})
+    assert response.status_code == 412 and response.json()["error"]["current_version"] == 0
+    assert http.put(lead_url(feed), json=LEAD, headers={**auth(), "If-Match": '"0"'}).is_success

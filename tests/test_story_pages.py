@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
-from helpers import LivefeedServer, auth, make_feed, publish
+from helpers import TOKEN, LivefeedServer, auth, make_feed, publish
 
 LEAD: dict[str, Any] = {
     "headline": "Storm reaches the coast",
@@ -134,3 +134,54 @@ def test_the_embed_shows_the_summary_and_follows_it(
     expect(box.locator(".summary-items li")).to_have_count(2, timeout=5000)
     assert http.delete(f"/api/feeds/{slug}/summary", headers=auth()).status_code == 204
     expect(box).to_be_hidden(timeout=5000)
+
+
+def test_the_editor_writes_reorders_and_clears_the_summary_and_handles_412(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """From the editor page: a lead and a summary (a point added, moved up) are saved; a save
+    based on a version someone else replaced gets 412, shown with their version and ours."""
+    slug = make_feed(http)
+    page.goto(f"{server.base}/editor?feed={slug}")
+    page.fill("#token", TOKEN)
+    page.click("#sign-in")
+    expect(page.locator("#summary-state")).to_have_text("(none)", timeout=10000)
+    page.locator("#lead-editor summary").click()
+    page.fill("#lead-headline", "")
+    page.click("#lead-save")
+    expect(page.locator("#lead-headline-error")).not_to_be_empty(timeout=5000)
+    page.fill("#lead-headline", "Storm reaches the coast")
+    page.click("#lead-media")
+    page.locator("#lead-media-list .media-id").fill("m1")
+    page.locator("#lead-media-list .media-caption-input").fill("Odesa")
+    page.click("#lead-save")
+    expect(page.locator("#lead-media-error")).to_contain_text("alt text", timeout=5000)
+    page.locator("#lead-media-list .media-alt").fill("A flooded street")
+    page.click("#lead-save")
+    expect(page.locator("#lead-message")).to_contain_text("version 1", timeout=5000)
+    lead = http.get(f"/api/feeds/{slug}/lead").json()["lead"]
+    assert lead["headline"] == "Storm reaches the coast" and lead["media"][0]["caption"] == "Odesa"
+
+    page.locator("#summary-editor summary").click()
+    page.locator("#summary-items-list .summary-point").first.fill("Schools closed")
+    page.click("#summary-items")
+    page.locator("#summary-items-list .summary-point").nth(1).fill("Winds of 120 km/h")
+    page.locator("#summary-items-list li").nth(1).get_by_role(
+        "button", name="Move point up"
+    ).click()
+    page.click("#summary-save")
+    expect(page.locator("#summary-message")).to_contain_text("version 1", timeout=5000)
+    items = http.get(f"/api/feeds/{slug}/summary").json()["summary"]["items"]
+    assert items == ["<p>Winds of 120 km/h</p>", "<p>Schools closed</p>"]
+
+    page.locator("#summary-items-list .summary-point").first.fill("Ours")
+    theirs = {"items": ["Theirs"], "version": 1}
+    assert http.put(f"/api/feeds/{slug}/summary", json=theirs, headers=auth()).is_success
+    expect(page.locator("#summary-state")).to_contain_text("now version 2", timeout=5000)
+    page.click("#summary-save")
+    expect(page.locator("#summary-message")).to_contain_text("Someone else changed", timeout=5000)
+    expect(page.locator("#summary-items-list .summary-point")).to_have_value("Theirs")
+    expect(page.locator("#summary-form .your-draft")).to_contain_text("Ours")
+    page.click("#summary-clear")
+    expect(page.locator("#summary-message")).to_contain_text("Cleared", timeout=5000)
+    assert http.get(f"/api/feeds/{slug}/summary").json() == {"summary": None, "version": 3}

@@ -7,6 +7,7 @@ import { limits } from "./js/limits.js";
 import { el, formatBriefTime, renderBrief } from "./js/render.js";
 import { briefPayload, clearErrors, setMessage, showError } from "./js/editor-form.js";
 import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
+import { initStory, loadStory, storyHandlers } from "./js/editor-story.js";
 
 const FEED_KEY = "livefeed.editor.feed";
 const NEAR_LIMIT = 20; // the headline counter warns this many characters before the limit
@@ -116,6 +117,7 @@ async function selectFeed(slug) {
     if (generation !== view.generation) return;
     showFeed(feed);
     showRecent(feed, briefs);
+    await loadStory(slug, feed.timezone);
     setMessage(page.feedMessage, "");
     view.connection = createConnection({
       slug, lastEventId: feed.last_event_id || "0-0", handlers,
@@ -224,6 +226,7 @@ const handlers = {
   feed_updated: ({ feed }) => {
     if (feed?.slug === view.feed?.slug) showFeed({ ...view.feed, ...feed });
   },
+  ...storyHandlers,
 };
 
 // --- compose -----------------------------------------------------------------------------------
@@ -325,6 +328,7 @@ function start() {
   });
   if (!page.composeForm) return;
   initRecent({ list: byId("recent"), empty: byId("recent-empty"), message: byId("recent-message") });
+  initStory();
   fillZones();
   updateCount();
   const mac = /Mac|iPhone|iPad/.test(navigator.userAgentData?.platform ?? navigator.platform);

@@ -19,7 +19,8 @@ from livefeed.http._helpers import (
     sanitized,
     state,
 )
-from livefeed.http.editing import expected_version
+from livefeed.http.editing import NO_VERSION
+from livefeed.http.editing import expected_version as _expected
 from livefeed.model.story import Lead, Summary, parse_lead, parse_summary
 from livefeed.newsroom import story
 
@@ -94,6 +95,17 @@ async def _clear(request: Request, kind: str) -> Response:
         lambda intent: story.clear(store, feed, kind, expected, editor, intent),
         lambda _: Response(status_code=204),
     )
+
+
+def expected_version(request: Request, body_version: int | None = None) -> int | None:
+    """As for corrections; but 0 is a real version here (never set), so a weak tag, which
+    never matches, is made a version nothing is at."""
+    version = _expected(request, body_version)
+    return -1 if version == NO_VERSION and _weak(request) else version
+
+
+def _weak(request: Request) -> bool:
+    return request.headers.get("if-match", "").strip().startswith("W/")
 
 
 def _etag(version: int) -> dict[str, str]:

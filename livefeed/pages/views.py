@@ -229,6 +229,11 @@ EDITOR_LIMITS = {
     "title": schema.TITLE_MAX,
     "language": schema.LANGUAGE_MAX,
     "slug": schema.SLUG_MAX,
+    "standfirst": schema.STANDFIRST_MAX,
+    "summary_title": schema.SUMMARY_TITLE_MAX,
+    "summary_items": schema.SUMMARY_ITEMS_MAX,
+    "summary_item": schema.SUMMARY_ITEM_MAX,
+    "lead_media": schema.LEAD_MEDIA_MAX,
 }
 
 
