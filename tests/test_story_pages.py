@@ -185,3 +185,27 @@ def test_the_editor_writes_reorders_and_clears_the_summary_and_handles_412(
     page.click("#summary-clear")
     expect(page.locator("#summary-message")).to_contain_text("Cleared", timeout=5000)
     assert http.get(f"/api/feeds/{slug}/summary").json() == {"summary": None, "version": 3}
+
+
+def test_replaying_the_day_rebuilds_the_summary_box_and_back_hides_it(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """The day page's replay shows the summary box as its events change it (the last version
+    at the end), and "Back to the full day" leaves the day's briefs alone again."""
+    slug = make_feed(http)
+    publish(http, slug, "Before")
+    assert http.put(
+        f"/api/feeds/{slug}/summary", json={"items": ["One"]}, headers=auth()
+    ).is_success
+    publish(http, slug, "After")
+    two = {"items": ["One", "Two"]}
+    assert http.put(f"/api/feeds/{slug}/summary", json=two, headers=auth()).is_success
+    day = http.get(f"/api/feeds/{slug}/days").json()["days"][0]["date"]
+    page.goto(f"{server.base}/feeds/{slug}/days/{day}")
+    expect(page.locator("#summary")).to_be_hidden()
+    page.locator("#replay-speed").select_option("600")
+    page.locator("#replay-play").click()
+    expect(page.locator("#replay-status")).to_contain_text("End of the day", timeout=15000)
+    expect(page.locator("#summary .summary-items li")).to_have_text(["One", "Two"])
+    page.locator(".replay-stop").click()
+    expect(page.locator("#summary")).to_be_hidden()

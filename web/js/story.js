@@ -116,6 +116,8 @@ export function createStory({ timeZone, announce }) {
       summary_cleared: (frame) => clear("summary", frame.version),
     },
     reset,
+    set,
+    clear,
     versions: () => ({
       lead: parts.lead.box && !parts.lead.box.hidden ? shownVersion(parts.lead.box) : null,
       summary: parts.summary.box && !parts.summary.box.hidden ? shownVersion(parts.summary.box) : null,
