@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,8 @@ from helpers import (
     auth,
     frames_until,
     has_live,
+    livefeed,
+    make_feed,
     publish,
     stream_length,
 )
@@ -241,3 +245,38 @@ def test_a_weak_if_match_never_matches_even_a_lead_never_set(http: httpx.Client,
     response = http.put(lead_url(feed), json=LEAD, headers={**auth(), "If-Match": 'W/"0"'})
     assert response.status_code == 412 and response.json()["error"]["current_version"] == 0
     assert http.put(lead_url(feed), json=LEAD, headers={**auth(), "If-Match": '"0"'}).is_success
+
+
+def test_a_whole_feed_export_carries_lead_and_summary_and_its_import_restores_them(
+    http: httpx.Client,
+    feed: str,
+    redis_server: RedisProcess,
+    server: LivefeedServer,
+    tmp_path: Path,
+) -> None:
+    """A whole-feed export ends with a lead line and a summary line; importing it restores them
+    (text, version, time) and exporting that gives the same bytes; a day's export has neither."""
+    opts = ["--redis-url", redis_server.url, "--key-prefix", server.prefix]
+    publish(http, feed, "A brief")
+    http.put(lead_url(feed), json=LEAD, headers=auth())
+    http.put(lead_url(feed), json={**LEAD, "headline": "Storm weakens"}, headers=auth())
+    summary = http.put(summary_url(feed), json=SUMMARY, headers=auth()).json()
+    first = livefeed("export", feed, *opts)
+    assert first.returncode == 0, first.stderr
+    lines = [json.loads(line) for line in first.stdout.splitlines()]
+    assert [next(iter(line)) for line in lines[1:]] == ["lead", "summary"]
+    assert lines[1]["lead"]["version"] == 2 and lines[2]["summary"] == summary
+    copy = make_feed(http)
+    exported = tmp_path / "feed.jsonl"
+    exported.write_text(first.stdout)
+    imported = livefeed("import", copy, str(exported), *opts)
+    assert imported.returncode == 0, imported.stderr
+    assert "and the story so far (2 lines)" in imported.stderr
+    assert livefeed("export", copy, *opts).stdout == first.stdout
+    assert http.get(lead_url(copy)).json()["version"] == 2
+    assert livefeed("export", copy, "--day", "today", *opts).stdout.count("\n") == 1
+    exported.write_text(first.stdout.replace('"headline":"Storm weakens"', '"headline":""'))
+    empty = make_feed(http)
+    refused = livefeed("import", empty, str(exported), *opts)
+    assert refused.returncode != 0 and "line 2" in refused.stderr, refused.stderr
+    assert livefeed("export", empty, *opts).stdout == "", "nothing was imported"

@@ -3,19 +3,32 @@
 Each is one atomic append (``Append.set_story``/``clear_story``) whose event readers get live
 and whose state the meta hash keeps for pages and snapshots. A change based on a version
 (``If-Match``) that is no longer current fails with 412; without one it is applied on top of
-the newer version, a few times, then fails with Conflict ``busy``, as corrections do.
+the newer version, a few times, then fails with Conflict ``busy``, as corrections do. A
+whole-feed export ends with them as lines of their own, which an import restores as they were.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
+import orjson
 
-from livefeed.errors import Conflict, PreconditionFailed
+from livefeed.errors import Conflict, PreconditionFailed, ValidationFailed
 from livefeed.model.feed import Feed
 from livefeed.model.ids import iso_ms
-from livefeed.model.story import Lead, NewLead, NewSummary, Summary, lead_of, summary_of
+from livefeed.model.story import (
+    Lead,
+    NewLead,
+    NewSummary,
+    Summary,
+    lead_of,
+    parse_lead,
+    parse_summary,
+    summary_of,
+)
+from livefeed.model.text import sanitize_body
 from livefeed.storage.append import AT, Append
 from livefeed.storage.idempotency import Intent
 from livefeed.storage.store import Store
@@ -117,3 +130,70 @@ async def _append(
         _check(kind, exc.current_version, expected)
         return None
     return iso_ms(entry_id.ms)
+
+
+# --- export and import --------------------------------------------------------------------------
+
+
+async def export_lines(store: Store, feed: Feed) -> list[bytes]:
+    """The lead and the summary as they stand, one JSON line each (``{"lead": {...}}``,
+    ``{"summary": {...}}``), for a whole-feed export; none when neither is set."""
+    lead, summary, _, _ = await store.story(feed.slug)
+    values = (("lead", lead), ("summary", summary))
+    return [orjson.dumps({k: v}, default=msgspec.to_builtins, option=_NEWLINE)
+            for k, v in values if v is not None]  # fmt: skip
+
+
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
+
+
+def parse_line(data: dict[str, Any]) -> Lead | Summary:
+    """An exported lead or summary line (its one key names which), validated as editors' input
+    is, with the ``version`` and ``updated_at`` it had; ValidationFailed otherwise."""
+    ((kind, value),) = data.items()
+    if not isinstance(value, dict):
+        raise ValidationFailed(f"{kind} must be an object", code="invalid_type", field=kind)
+    fields = dict(value)
+    version, updated_at = fields.pop("version", None), fields.pop("updated_at", None)
+    if type(version) is not int or version < 1:
+        raise ValidationFailed("version must be a positive whole number", field="version")
+    when = _instant(updated_at)
+    if kind == "lead":
+        lead = parse_lead(fields, "")
+        lead.body = sanitize_body(lead.body)
+        return lead_of(lead, version, when)
+    summary = parse_summary(fields)
+    summary.items = tuple(sanitize_body(item) for item in summary.items)
+    return summary_of(summary, version, when)
+
+
+STORY_LINES = frozenset({"lead", "summary"})
+"""The one key of an export line that is the lead or the summary rather than a brief."""
+
+
+def _instant(value: Any) -> str:
+    try:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ValidationFailed("updated_at must be ISO 8601 with a time zone", field="updated_at")
+    return iso_ms(round(when.timestamp() * 1000))
+
+
+async def restore(store: Store, feed: Feed, value: Lead | Summary, editor: str) -> None:
+    """Put an imported lead or summary in place as it was exported: its text, version and time
+    (a version at or below the feed's own is moved past it, so versions never go back)."""
+    kind = "lead" if isinstance(value, Lead) else "summary"
+    for _ in range(_ATTEMPTS):
+        _, _, lead_version, summary_version = await store.story(feed.slug)
+        current = lead_version if kind == "lead" else summary_version
+        stored = msgspec.structs.replace(value, version=max(value.version, current + 1))
+        body: dict[str, Any] = msgspec.to_builtins(stored)
+        change = Append.set_story(kind, body, current, editor, next_version=stored.version)
+        try:
+            await store.append(feed.slug, change)
+        except PreconditionFailed:
+            continue
+        return
+    raise Conflict(f"the {kind} keeps changing; try again", code="busy")

@@ -17,6 +17,8 @@ import orjson
 from livefeed.model.days import Day, day_containing, day_of, local_clock, parse_clock, parse_day
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, now_ms
+from livefeed.model.story import Lead, Summary
+from livefeed.newsroom import story
 from livefeed.newsroom.transfer import (
     ImportStopped,
     NotReplicated,
@@ -96,10 +98,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             done += len(lines)
             if progress is not None:
                 progress(done, max(total, done))
-        if done == 0:
+        story_lines = [] if what else await story.export_lines(store, feed)
+        out.writelines(story_lines)  # a whole-feed export ends with the lead and the summary
+        if done == 0 and not story_lines:
             await say_empty(store, feed, what)
         else:
-            print(f"exported {done} briefs", file=sys.stderr)
+            print(f"exported {done} briefs" + _story_said(len(story_lines)), file=sys.stderr)
         return 0
 
     try:
@@ -131,8 +135,11 @@ def cmd_import(args: argparse.Namespace) -> int:
                 bounds = await store.bounds(feed.slug)
                 progress = _progress(f"importing into {feed.slug}")
                 # Line by line: the file itself is never held whole, only what was parsed.
-                briefs = parse_import(lines, bounds.last_generated, stop)
+                told: list[Lead | Summary] = []
+                briefs = parse_import(lines, bounds.last_generated, stop, told)
                 ids = await import_briefs(store, feed, briefs, progress, stop)
+                for value in told:  # the briefs are in: the lead and summary go on top
+                    await story.restore(store, feed, value, IMPORT_EDITOR)
             except NotReplicated as short:
                 print("\n" if progress else "", end="", file=sys.stderr)
                 print(f"livefeed: imported {short.written} briefs into {args.feed}, but "
@@ -146,11 +153,21 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print(f"livefeed: import stopped by {name}; nothing was imported, the feed is as "
                       "it was", file=sys.stderr)  # fmt: skip
                 return 128 + stop.signum
-        print(f"imported {len(ids)} briefs into {feed.slug}", file=sys.stderr)
+        print(f"imported {len(ids)} briefs{_story_said(len(told))} into {feed.slug}",
+              file=sys.stderr)  # fmt: skip
         return 0
 
     with source as lines:
         return with_store(args, action)
+
+
+IMPORT_EDITOR = "import"
+"""Who the events restoring an imported lead or summary name as their editor."""
+
+
+def _story_said(count: int) -> str:
+    """What an export or import adds when it carried the lead and summary (``count`` lines)."""
+    return "" if not count else f" and the story so far ({count} line{'s' * (count > 1)})"
 
 
 class _Stop(threading.Event):

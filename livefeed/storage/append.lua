@@ -218,12 +218,13 @@ local function check_story(h)
 end
 
 -- set_story (types lead_updated, summary_updated): `field` (lead or summary), at `version`,
---   becomes the body, which carries version + 1.
+--   becomes the body, which carries version + 1 (or `next`, when an import restores one).
 local function set_story(h, entry)
   local refused = check_story(h)
   if refused then return nil, refused end
   local id, at, body = write(entry, next_position())
-  redis.call('HSET', KEYS[5], h.field, body, h.field .. '_version', h.version + 1)
+  local version = present(h.next) and h.next or h.version + 1
+  redis.call('HSET', KEYS[5], h.field, body, h.field .. '_version', version)
   return id, at
 end
 

@@ -147,10 +147,15 @@ class Append:
         version: int,
         editor: str,
         intent: Intent | None = None,
+        *,
+        next_version: int | None = None,
     ) -> Append:
         """The feed's ``kind`` (``lead`` or ``summary``) becomes ``body``, if it is still at
-        ``version`` (0: never set); ``body`` carries ``version + 1``."""
-        params = {"field": kind, "version": version}
+        ``version`` (0: never set); ``body`` carries ``version + 1``, or ``next_version`` (an
+        import restoring one as it was exported: it must be greater than ``version``)."""
+        params: dict[str, Any] = {"field": kind, "version": version}
+        if next_version is not None:
+            params["next"] = next_version
         return cls(f"{kind}_updated", kind, body, editor, params, intent, body)
 
     @classmethod
