@@ -280,3 +280,24 @@ def test_a_whole_feed_export_carries_lead_and_summary_and_its_import_restores_th
     refused = livefeed("import", empty, str(exported), *opts)
     assert refused.returncode != 0 and "line 2" in refused.stderr, refused.stderr
     assert livefeed("export", empty, *opts).stdout == "", "nothing was imported"
+
+
+def test_a_retried_put_with_its_idempotency_key_appends_once(
+    http: httpx.Client, feed: str, redis_server: RedisProcess, server: LivefeedServer
+) -> None:
+    """The same PUT with the same Idempotency-Key answers the first result again, marked as
+    replayed, and writes one event; a feed created with a description keeps it."""
+    headers = {**auth(), "Idempotency-Key": "story-retry-1"}
+    first = http.put(summary_url(feed), json=SUMMARY, headers=headers)
+    before = stream_length(redis_server, server, feed)
+    again = http.put(summary_url(feed), json=SUMMARY, headers=headers)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert stream_length(redis_server, server, feed) == before
+    created = http.post(
+        "/api/feeds",
+        json={"slug": feed + "-d", "title": "T", "timezone": "UTC", "description": "About it"},
+        headers=auth(),
+    )
+    assert created.status_code == 201 and created.json()["description"] == "About it"
+    assert http.get(f"/api/feeds/{feed}-d").json()["description"] == "About it"
