@@ -301,3 +301,19 @@ def test_a_retried_put_with_its_idempotency_key_appends_once(
     )
     assert created.status_code == 201 and created.json()["description"] == "About it"
     assert http.get(f"/api/feeds/{feed}-d").json()["description"] == "About it"
+
+
+def test_the_replay_command_prints_lead_and_summary_changes(
+    http: httpx.Client, feed: str, redis_server: RedisProcess, server: LivefeedServer
+) -> None:
+    """``livefeed replay`` shows a lead or summary change as a line at its local time."""
+    first = publish(http, feed, "Before")
+    http.put(lead_url(feed), json=LEAD, headers=auth())
+    http.put(summary_url(feed), json=SUMMARY, headers=auth())
+    ms = StreamId.parse(first["id"]).ms
+    done = livefeed("replay", feed, day_containing(ms, "Europe/Kyiv").iso, "--speed", "10000",
+                    "--from", local_clock(ms, "Europe/Kyiv")[:5], "--redis-url", redis_server.url,
+                    "--key-prefix", server.prefix)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = [line.split("  ", 1)[1] for line in done.stdout.splitlines() if line[:2].isdigit()]
+    assert shown == ["Before", f"[lead] {LEAD['headline']}", "[summary] What we know: 2 points"]

@@ -230,4 +230,10 @@ def _replay_line(frame: dict[str, Any], timezone: str) -> str:
         return f"   … quiet until {local_clock(int(to), timezone)[:5]} …"
     if kind == "replay_end":
         return "-- end of the day --"
+    if kind in ("summary_updated", "lead_updated"):
+        clock = local_clock(StreamId.parse(frame["event_id"]).ms, timezone)[:5]
+        if kind == "lead_updated":
+            return f"{clock}  [lead] {frame['lead']['headline']}"
+        summary = frame["summary"]
+        return f"{clock}  [summary] {summary['title']}: {len(summary['items'])} points"
     return f"-- {kind} --"
