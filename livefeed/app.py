@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket
 
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
-from livefeed.http import days, edge, editing, feeds, openapi
+from livefeed.http import days, edge, editing, embeds, feeds, openapi
 from livefeed.http._helpers import json_response
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
@@ -166,6 +166,8 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds/{feed}/pin", editing.delete_pin, methods=["DELETE"]),
         Route("/api/feeds/{feed}/key-events", editing.key_events, methods=["GET"]),
         Route("/api/feeds/{feed}/days", days.list_days, methods=["GET"]),
+        Route("/api/embeds/preview", embeds.preview_embed, methods=["POST"]),
+        Route("/embed-thumbs/{name}", embeds.thumbnail, methods=["GET"]),
         Route("/api/feeds/{feed}/days/{date}", days.get_day, methods=["GET"]),
         WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
         Mount("/static", PublicFiles(directory=settings.web_dir), name="static"),
@@ -195,6 +197,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     app.state.failed_tokens = RateLimiter(settings.failed_token_rate, settings.failed_token_burst)
     app.state.valid_tokens = RecentlyValid()
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
+    app.state.resolver, app.state.thumbs = embeds.make_resolver(settings)
     return app
 
 

@@ -34,6 +34,12 @@ TAGS_MAX = 10
 """Tags a brief may carry; a longer list is refused even if it repeats some (they count once)."""
 TAG_MAX = 40
 TITLE_MAX = 200
+EMBEDS_MAX = 4
+"""Posts and articles one brief may quote (``embeds``); each is fetched when it is published."""
+EMBED_TEXT_MAX = 2000
+"""A snapshot's text (a post, an article's summary) is cut to this many characters."""
+EMBED_LINE_MAX = 300
+"""A snapshot's one-line fields (title, author, handle, outlet) are cut to this many."""
 
 SLUG_MAX = 64
 SLUG_RE = re.compile(rf"[a-z0-9-]{{1,{SLUG_MAX}}}")
@@ -118,6 +124,7 @@ _CODES: dict[tuple[str, str | None], str] = {
     ("type", None): "invalid_type",
     ("length", None): "too_long",
     ("length", "tags"): "too_many_tags",
+    ("length", "embeds"): "too_many_embeds",
     ("range", None): "invalid_field",
     ("*", "slug"): "invalid_slug",
     ("*", "timezone"): "invalid_timezone",

@@ -1,0 +1,145 @@
+"""Embeds: the posts and articles a brief quotes, as the URL an editor sends and the snapshot kept.
+
+Pure: no I/O (``livefeed.outbound.embeds`` fetches and builds snapshots). A snapshot is what was
+posted, by whom and when, taken once when the brief is published or corrected, so the card
+still shows it after the original is deleted (``deleted`` says so once a re-resolve finds it
+gone). Every text field of a snapshot is plain text obeying the text rule; pages escape it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from html.parser import HTMLParser
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from msgspec import Meta, Struct
+
+from livefeed.errors import ValidationFailed
+from livefeed.model.days import local_time_label
+from livefeed.model.schema import (
+    EMBED_LINE_MAX,
+    EMBED_TEXT_MAX,
+    URL_MAX,
+    Instant,
+    Url,
+)
+from livefeed.model.text import check_text, clean_text
+
+Provider = Literal["youtube", "x", "telegram", "link"]
+PROVIDERS: tuple[Provider, ...] = ("youtube", "x", "telegram", "link")
+PROVIDER_NAMES: dict[str, str] = {
+    "youtube": "YouTube",
+    "x": "X",
+    "telegram": "Telegram",
+    "link": "Related article",
+}
+"""How a provider is named to readers: "Show the post from Telegram"."""
+
+
+class EmbedRef(Struct, forbid_unknown_fields=True):
+    """An embed as editors send it: the URL of a post or article."""
+
+    url: Url
+
+    def __post_init__(self) -> None:
+        self.url = embed_url(self.url)
+
+
+class Embed(Struct, frozen=True, kw_only=True):
+    """A resolved embed, as stored in its brief and sent to readers."""
+
+    url: Annotated[str, Meta(description="the URL the editor gave")]
+    provider: Provider
+    canonical_url: Annotated[str, Meta(description="the post's or article's own address")]
+    title: Annotated[str, Meta(description="video or article title; plain text")] = ""
+    text: Annotated[str, Meta(description="the post's text or the article's summary; plain")] = ""
+    author: Annotated[str, Meta(description="who posted or wrote it; plain text")] = ""
+    handle: Annotated[str, Meta(description="the account: @name, a channel")] = ""
+    outlet: Annotated[str, Meta(description="the site or outlet; plain text")] = ""
+    published_at: Annotated[str | None, Meta(description="when it was posted, if known")] = None
+    thumbnail: Annotated[str | None, Meta(description="a copy of its image, served by us")] = None
+    frame_url: Annotated[
+        str | None, Meta(description="the provider's player or post page, loaded on a click")
+    ] = None
+    resolved_at: Instant
+    deleted: Annotated[
+        bool, Meta(description="a re-resolve found the original gone: a quotation of it")
+    ] = False
+
+
+def time_label(published_at: str | None, timezone: str, now: int) -> str:
+    """When a post was published as a card shows it: a brief's time label (the feed's zone),
+    or ``1 Mar 2026`` for a provider that gives only the date."""
+    if not published_at:
+        return ""
+    if len(published_at) == len("2026-03-01"):
+        day = date.fromisoformat(published_at)
+        return f"{day.day} {day.strftime('%b')} {day.year}"
+    when = datetime.fromisoformat(published_at.replace("Z", "+00:00"))
+    return local_time_label(int(when.timestamp() * 1000), timezone, now)
+
+
+def embed_url(value: str) -> str:
+    """``value`` checked as an http(s) URL for an embed; ValidationFailed ``invalid_url``."""
+    url = check_text(value, "embeds").strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = urlsplit("")
+    if len(url) > URL_MAX or parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValidationFailed(
+            f"each embed url must be an http(s) URL of at most {URL_MAX} characters",
+            code="invalid_url",
+            field="embeds",
+        )
+    return url
+
+
+def plain_line(value: object, limit: int = EMBED_LINE_MAX) -> str:
+    """Text from a provider as one plain line: markup dropped, the text rule applied, capped."""
+    return _cap(" ".join(plain_text(value).split()), limit)
+
+
+def plain_text(value: object, limit: int = EMBED_TEXT_MAX) -> str:
+    """Text from a provider as plain text: tags dropped (their text kept), character references
+    decoded, forbidden characters removed, blank runs collapsed, at most ``limit`` characters."""
+    if not isinstance(value, str):
+        return ""
+    parser = _TextOnly()
+    parser.feed(value)
+    parser.close()
+    lines = [" ".join(line.split()) for line in clean_text("".join(parser.parts)).splitlines()]
+    return _cap("\n".join(line for line in lines if line), limit)
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class _TextOnly(HTMLParser):
+    """The text of an HTML fragment; ``<br>`` and block ends become line breaks."""
+
+    _BREAKS = frozenset({"br", "p", "div", "li", "blockquote"})
+    _SKIP = frozenset({"script", "style", "template", "noscript"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag == "br":
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in self._BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
