@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 import json
 import os
+import http.server
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -204,6 +206,9 @@ class LivefeedServer:
         # Tests publish far faster than an editor would: rate limits are off unless a test
         # turns them on (tests/test_limits.py).
         env.update(LIVEFEED_EDITOR_RATE="0", LIVEFEED_ADDRESS_WRITE_RATE="0")
+        # Tests reach no site but their own: embeds are off unless a test turns them on and
+        # points them at a Site (tests/test_embeds.py).
+        env.update(LIVEFEED_EMBED_PROVIDERS="")
         env.update(self.env)
         args = [sys.executable, "-m", "livefeed", "serve", "--port", str(self.port)]
         if self.redis_url:
@@ -239,6 +244,55 @@ class LivefeedServer:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+class Site:
+    """A small web server on a free loopback port answering what a test ``put`` at each path
+    (the query is ignored), for livefeed's outbound fetches; ``hits`` lists each path+query."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, tuple[int, str, bytes, dict[str, str]]] = {}
+        self.hits: list[str] = []
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                site.hits.append(self.path)
+                status, kind, body, headers = site.pages.get(
+                    self.path.split("?")[0], (404, "text/plain", b"not here", {})
+                )
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def put(self, path: str, body: bytes | str, kind: str = "text/html; charset=utf-8",
+            status: int = 200, headers: dict[str, str] | None = None) -> str:  # fmt: skip
+        """Answer ``body`` at ``path``; the URL of it."""
+        data = body.encode() if isinstance(body, str) else body
+        self.pages[path] = (status, kind, data, headers or {})
+        return self.base + path
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, message: str) -> None:

@@ -9,7 +9,6 @@ gone). Every text field of a snapshot is plain text obeying the text rule; pages
 from __future__ import annotations
 
 from datetime import date, datetime
-from html.parser import HTMLParser
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -97,49 +96,19 @@ def embed_url(value: str) -> str:
 
 
 def plain_line(value: object, limit: int = EMBED_LINE_MAX) -> str:
-    """Text from a provider as one plain line: markup dropped, the text rule applied, capped."""
+    """Text from a provider as one line: the text rule applied, whitespace collapsed, capped."""
     return _cap(" ".join(plain_text(value).split()), limit)
 
 
 def plain_text(value: object, limit: int = EMBED_TEXT_MAX) -> str:
-    """Text from a provider as plain text: tags dropped (their text kept), character references
-    decoded, forbidden characters removed, blank runs collapsed, at most ``limit`` characters."""
+    """Text from a provider (already text: parsers give it with tags gone and references
+    decoded) with forbidden characters removed, blank runs collapsed, at most ``limit`` long.
+    Any ``<`` left is a character of the text, escaped wherever it is shown."""
     if not isinstance(value, str):
         return ""
-    parser = _TextOnly()
-    parser.feed(value)
-    parser.close()
-    lines = [" ".join(line.split()) for line in clean_text("".join(parser.parts)).splitlines()]
+    lines = [" ".join(line.split()) for line in clean_text(value).splitlines()]
     return _cap("\n".join(line for line in lines if line), limit)
 
 
 def _cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-class _TextOnly(HTMLParser):
-    """The text of an HTML fragment; ``<br>`` and block ends become line breaks."""
-
-    _BREAKS = frozenset({"br", "p", "div", "li", "blockquote"})
-    _SKIP = frozenset({"script", "style", "template", "noscript"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag == "br":
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BREAKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)

@@ -169,7 +169,9 @@ def _translate(message: str) -> Exception:
     if message.startswith("Object missing required field") and named:
         return refusal("missing", named.group(1), f"{named.group(1)} is required")
     text = message[: at.start()] if at else message
-    if ", got `null`" in text:
+    if text.startswith("Object contains unknown field"):  # in a nested object (embeds)
+        kind = "unknown"
+    elif ", got `null`" in text:
         kind = "null"
     elif " of length " in text:
         kind = "length"

@@ -213,20 +213,26 @@ class _Telegram(HTMLParser):
         if tag == "time" and self.time is None:
             self.time = values.get("datetime")
         inside = self._open[-1][1] if self._open else None
+        if tag in ("script", "style", "template", "noscript"):
+            inside = "skip"
         named = next((self._FIELDS[c] for c in classes if c in self._FIELDS), None)
-        if tag == "br" and inside:
+        named = "skip" if inside == "skip" else named
+        if tag == "br" and inside in self.found:
             self.found[inside].append("\n")
         if tag not in _VOID:
             self._open.append((tag, named or inside))
 
     def handle_endtag(self, tag: str) -> None:
-        while self._open:
-            if self._open.pop()[0] == tag:
+        # Close up to the nearest open ``tag`` (among the last few: a stray end tag in hostile
+        # markup must not cost a walk down a deep stack); an end tag never opened closes nothing.
+        for depth, (name, _) in enumerate(reversed(self._open[-64:])):
+            if name == tag:
+                del self._open[len(self._open) - depth - 1 :]
                 break
 
     def handle_data(self, data: str) -> None:
         inside = self._open[-1][1] if self._open else None
-        if inside:
+        if inside in self.found:
             self.found[inside].append(data)
 
 
