@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import LivefeedServer, RedisProcess, Site, auth, make_feed, publish
+from helpers import LivefeedServer, RedisProcess, Site, auth, livefeed, make_feed, publish
 from livefeed.storage.redis_server import free_port
 
 TELEGRAM_POST = "https://t.me/halvard_news/42"
@@ -367,3 +367,26 @@ def test_a_snapshot_with_hostile_html_is_plain_text_on_every_page(
         page = client.get(path).text
         assert "&lt;b&gt;bold&lt;/b&gt;" in page and "&lt;script&gt;alert(4)" in page, path
         assert "alert(1)" not in page and "onerror" not in page and "<script>alert" not in page
+
+
+def test_snapshots_survive_export_and_import_byte_for_byte(
+    redis_server: RedisProcess, embeds_server: LivefeedServer, client: httpx.Client, tmp_path: Path
+) -> None:
+    """``livefeed export`` carries each snapshot whole; ``import`` keeps it without fetching
+    anything, so the export of the import is the same bytes; a line with a snapshot whose link
+    is not http(s) is refused."""
+    slug = make_feed(client)
+    publish(client, slug, "Quoting", embeds=[{"url": TELEGRAM_POST}, {"url": YOUTUBE_VIDEO}])
+    opts = ["--redis-url", redis_server.url, "--key-prefix", embeds_server.prefix]
+    first = tmp_path / "first.jsonl"
+    assert livefeed("export", slug, "-o", str(first), *opts).returncode == 0
+    copy = make_feed(client)
+    imported = livefeed("import", copy, str(first), *opts)
+    assert imported.returncode == 0, imported.stderr
+    assert livefeed("export", copy, *opts).stdout.encode() == first.read_bytes()
+    line = json.loads(first.read_bytes())
+    line["embeds"][0]["canonical_url"] = "javascript:alert(1)"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(line) + "\n")
+    refused_import = livefeed("import", make_feed(client), str(bad), *opts)
+    assert refused_import.returncode != 0 and "embed" in refused_import.stderr

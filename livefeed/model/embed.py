@@ -8,10 +8,12 @@ gone). Every text field of a snapshot is plain text obeying the text rule; pages
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+import msgspec
 from msgspec import Meta, Struct
 
 from livefeed.errors import ValidationFailed
@@ -19,6 +21,7 @@ from livefeed.model.days import local_time_label
 from livefeed.model.schema import (
     EMBED_LINE_MAX,
     EMBED_TEXT_MAX,
+    EMBEDS_MAX,
     URL_MAX,
     Instant,
     Url,
@@ -65,6 +68,35 @@ class Embed(Struct, frozen=True, kw_only=True):
     deleted: Annotated[
         bool, Meta(description="a re-resolve found the original gone: a quotation of it")
     ] = False
+
+
+def stored_embeds(value: object) -> tuple[Embed, ...]:
+    """Snapshots as an export line carries them, checked as ``resolve`` would have made them:
+    http(s) links, thumbnails only from our store, text under the text rule; ValidationFailed
+    otherwise. An import keeps them as they are (the post may be long gone)."""
+    try:
+        embeds = msgspec.convert(value, tuple[Embed, ...])
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(f"embeds: {exc}", code="invalid_type", field="embeds") from None
+    if len(embeds) > EMBEDS_MAX:
+        raise ValidationFailed(
+            f"at most {EMBEDS_MAX} embeds", code="too_many_embeds", field="embeds"
+        )
+    out = []
+    for embed in embeds:
+        for link in (embed.url, embed.canonical_url, embed.frame_url or "https://x"):
+            embed_url(link)
+        if embed.thumbnail is not None and not _THUMBNAIL.fullmatch(embed.thumbnail):
+            raise ValidationFailed("an embed's thumbnail must be one of ours", field="embeds")
+        out.append(msgspec.structs.replace(
+            embed, title=plain_line(embed.title), text=plain_text(embed.text),
+            author=plain_line(embed.author), handle=plain_line(embed.handle),
+            outlet=plain_line(embed.outlet),
+        ))  # fmt: skip
+    return tuple(out)
+
+
+_THUMBNAIL = re.compile(r"/embed-thumbs/[0-9a-f]{32}\.(jpg|png|webp|gif)")
 
 
 def time_label(published_at: str | None, timezone: str, now: int) -> str:
