@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import json
 import os
-import http.server
 import signal
 import socket
 import subprocess

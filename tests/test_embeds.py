@@ -6,6 +6,7 @@ that outlive their post, and the cards readers see."""
 from __future__ import annotations
 
 import json
+import re
 import struct
 import uuid
 import zlib
@@ -15,8 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Dialog, expect
 
-from helpers import LivefeedServer, RedisProcess, Site, auth, livefeed, make_feed, publish
+from helpers import TOKEN, LivefeedServer, RedisProcess, Site, auth, livefeed, make_feed, publish
 from livefeed.storage.redis_server import free_port
 
 TELEGRAM_POST = "https://t.me/halvard_news/42"
@@ -33,11 +35,20 @@ def png(width: int = 4, height: int = 3) -> bytes:
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def telegram_page(text: str, author: str = "Halvard News", photo: str = "") -> str:
-    wrap = f'<a class="tgme_widget_message_photo_wrap" style="width:100px;background-image:url(\'{photo}\')"></a>' if photo else ""
+    wrap = (
+        f'<a class="tgme_widget_message_photo_wrap" style="width:100px;background-image:url(\'{photo}\')"></a>'
+        if photo
+        else ""
+    )
     return f"""<!DOCTYPE html><html><body><div class="tgme_widget_message js-widget_message" data-post="halvard_news/42">
 <div class="tgme_widget_message_author"><a class="tgme_widget_message_owner_name" href="https://t.me/halvard_news"><span dir="auto">{author}</span></a></div>
 {wrap}<div class="tgme_widget_message_text js-message_text" dir="auto">{text}</div>
@@ -45,7 +56,9 @@ def telegram_page(text: str, author: str = "Halvard News", photo: str = "") -> s
 </div></body></html>"""
 
 
-TELEGRAM_GONE = '<html><body><div class="tgme_widget_message_error">Post not found</div></body></html>'
+TELEGRAM_GONE = (
+    '<html><body><div class="tgme_widget_message_error">Post not found</div></body></html>'
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +66,9 @@ def site() -> Iterator[Site]:
     site = Site()
     site.start()
     image = site.put("/img/photo.png", png(), "image/png")
-    site.put("/tg/halvard_news/42", telegram_page("Sirens in Northmere.<br>Stay indoors.", photo=image))
+    site.put(
+        "/tg/halvard_news/42", telegram_page("Sirens in Northmere.<br>Stay indoors.", photo=image)
+    )
     site.put("/yt/oembed", json.dumps({
         "type": "video", "title": "Storm surge at the harbour wall", "author_name": "Coast Cam",
         "author_url": "https://www.youtube.com/@coastcam", "provider_name": "YouTube",
@@ -145,13 +160,24 @@ def test_youtube_and_x_are_resolved_by_oembed(client: httpx.Client, site: Site) 
     brief = publish(client, slug, "Video", embeds=[{"url": YOUTUBE_VIDEO}, {"url": X_POST}])
     video, post = brief["embeds"]
     assert (video["provider"], video["title"], video["author"], video["handle"]) == (
-        "youtube", "Storm surge at the harbour wall", "Coast Cam", "@coastcam")
+        "youtube",
+        "Storm surge at the harbour wall",
+        "Coast Cam",
+        "@coastcam",
+    )
     assert video["frame_url"] == "https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ"
     assert video["thumbnail"].startswith("/embed-thumbs/")
     assert (post["provider"], post["author"], post["handle"], post["published_at"]) == (
-        "x", "Coastguard", "@coastguard_hq", "2026-03-01")
+        "x",
+        "Coastguard",
+        "@coastguard_hq",
+        "2026-03-01",
+    )
     assert post["text"] == "Two people rescued near Oxley Marsh.\nStay away from the water."
-    assert "/yt/oembed?format=json&url=https%3A%2F%2Fwww.youtube.com%2Fwatch%3Fv%3DdQw4w9WgXcQ" in site.hits
+    assert (
+        "/yt/oembed?format=json&url=https%3A%2F%2Fwww.youtube.com%2Fwatch%3Fv%3DdQw4w9WgXcQ"
+        in site.hits
+    )
 
 
 def test_any_other_url_is_a_related_article_card_from_open_graph_and_json_ld(
@@ -162,13 +188,16 @@ def test_any_other_url_is_a_related_article_card_from_open_graph_and_json_ld(
     ld = {"@context": "https://schema.org", "@graph": [{"@type": "NewsArticle",
           "author": [{"@type": "Person", "name": "Ines Varga"}],
           "datePublished": "2026-03-01T08:00:00+01:00"}]}  # fmt: skip
-    url = site.put("/news/storm", f"""<html><head><title>fallback</title>
+    url = site.put(
+        "/news/storm",
+        f"""<html><head><title>fallback</title>
         <meta property="og:title" content="Storm Halvard: the night the sea came in">
         <meta property="og:site_name" content="The Castell Courier">
         <meta property="og:description" content="How the harbour wall held.">
         <meta property="og:image" content="/img/photo.png">
         <link rel="canonical" href="https://courier.example/storm">
-        <script type="application/ld+json">{json.dumps(ld)}</script></head><body>x</body></html>""")
+        <script type="application/ld+json">{json.dumps(ld)}</script></head><body>x</body></html>""",
+    )
     embed = preview(client, url).json()
     assert {k: embed[k] for k in ("provider", "title", "outlet", "author", "text", "published_at",
                                   "canonical_url", "frame_url")} == {
@@ -358,7 +387,9 @@ def test_a_snapshot_with_hostile_html_is_plain_text_on_every_page(
                        '<meta property="og:site_name" content="Evil\u202e Times">'
                        '<meta property="og:image" content="javascript:alert(5)">')  # fmt: skip
     slug = make_feed(client)
-    brief = publish(client, slug, "Hostile", embeds=[{"url": "https://t.me/evil_chan/1"}, {"url": article}])
+    brief = publish(
+        client, slug, "Hostile", embeds=[{"url": "https://t.me/evil_chan/1"}, {"url": article}]
+    )
     post, card = brief["embeds"]
     assert (post["text"], post["author"]) == ("Hi <b>bold</b>", "Mallory")
     assert card["title"] == "<script>alert(4)</script>" and card["thumbnail"] is None
@@ -390,3 +421,91 @@ def test_snapshots_survive_export_and_import_byte_for_byte(
     bad.write_text(json.dumps(line) + "\n")
     refused_import = livefeed("import", make_feed(client), str(bad), *opts)
     assert refused_import.returncode != 0 and "embed" in refused_import.stderr
+
+
+# --- what readers see ---------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_a_card_is_static_until_the_reader_asks_for_the_post(
+    browser: Browser, embeds_server: LivefeedServer, client: httpx.Client, site: Site
+) -> None:
+    """Server-rendered and live cards are the same markup and fetch nothing from the provider;
+    "Show the post from Telegram" loads its frame, and "Always" does so on the next visit."""
+    slug = make_feed(client)
+    publish(client, slug, "Server-rendered", embeds=[{"url": TELEGRAM_POST}])
+    context = browser.new_context()
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        asked = len(site.hits)
+        page.goto(f"{embeds_server.base}/feeds/{slug}")
+        expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
+        publish(client, slug, "Live", embeds=[{"url": TELEGRAM_POST}])
+        cards = page.locator("#briefs figure.embed")
+        expect(cards).to_have_count(2, timeout=5000)
+        live, served = (
+            re.sub(r">\s+<", "><", cards.nth(i).evaluate("e => e.outerHTML")) for i in (0, 1)
+        )
+        assert live == served
+        expect(cards.nth(1).locator(".embed-text")).to_contain_text("Stay indoors.")
+        expect(cards.nth(1).locator(".embed-author")).to_have_text("Halvard News")
+        assert page.locator("iframe").count() == 0
+        assert len(site.hits) == asked + 2, site.hits[asked:]  # the live publish: page and photo
+        cards.nth(1).locator(".embed-remember input").check()
+        cards.nth(1).get_by_role("button", name="Show the post from Telegram").click()
+        frame = cards.nth(1).frame_locator("iframe")
+        expect(frame.locator(".tgme_widget_message_text")).to_contain_text("Sirens", timeout=5000)
+        expect(cards.first.locator("iframe")).to_have_count(0)
+        page.reload()
+        expect(page.locator("#briefs figure.embed iframe")).to_have_count(2, timeout=5000)
+    finally:
+        context.close()
+    assert not errors, errors
+
+
+@pytest.mark.browser
+def test_an_editor_previews_a_card_attaches_it_and_readers_see_it(
+    browser: Browser, embeds_server: LivefeedServer, client: httpx.Client, site: Site
+) -> None:
+    """On the editor page: paste a URL, see the card, attach it, publish; a hostile snapshot
+    runs no script there or on the reader page."""
+    slug = make_feed(client)
+    hostile = site.put("/hostile", '<meta property="og:title" content="&lt;img src=x onerror=alert(1)&gt;">'
+                       '<meta property="og:site_name" content="&lt;script&gt;alert(2)&lt;/script&gt;">')  # fmt: skip
+    context = browser.new_context()
+    dialogs: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    try:
+        reader = context.new_page()
+        reader.on("dialog", dismiss)
+        reader.goto(f"{embeds_server.base}/feeds/{slug}")
+        expect(reader.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
+        editor = context.new_page()
+        editor.on("dialog", dismiss)
+        editor.goto(f"{embeds_server.base}/editor?feed={slug}")
+        editor.fill("#token", TOKEN)
+        editor.click("#sign-in")
+        expect(editor.locator("#editor-name")).to_have_text("Newsroom")
+        editor.fill("#headline", "Quoting the coastguard")
+        for url in (TELEGRAM_POST, hostile):
+            editor.fill("#embed-url", url)
+            editor.click("#embed-preview")
+            expect(editor.locator("#embed-card figure.embed")).to_be_visible(timeout=5000)
+            editor.click("#embed-attach")
+        expect(editor.locator("#embed-list figure.embed")).to_have_count(2)
+        editor.click("#publish")
+        card = reader.locator("#briefs figure.embed")
+        expect(card).to_have_count(2, timeout=5000)
+        expect(card.first.locator(".embed-author")).to_have_text("Halvard News")
+        expect(card.nth(1).locator(".embed-title")).to_have_text("<img src=x onerror=alert(1)>")
+        for page in (reader, editor):
+            assert page.locator("figure.embed img[onerror], figure.embed script").count() == 0
+    finally:
+        context.close()
+    assert dialogs == []

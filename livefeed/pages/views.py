@@ -228,6 +228,7 @@ EDITOR_LIMITS = {
     "title": schema.TITLE_MAX,
     "language": schema.LANGUAGE_MAX,
     "slug": schema.SLUG_MAX,
+    "embeds": schema.EMBEDS_MAX,
 }
 
 
