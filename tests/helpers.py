@@ -295,6 +295,25 @@ class Site:
         self.thread.join(10)
 
 
+UNSAFE_MARKUP = """(selector) => {
+    const bad = [];
+    for (const el of document.querySelectorAll(selector)) {
+        for (const attr of el.attributes) {
+            if (attr.name.startsWith('on')) bad.push(el.tagName + ' ' + attr.name);
+        }
+        if (['SCRIPT', 'IFRAME', 'OBJECT', 'EMBED', 'SVG', 'MATH', 'STYLE'].includes(el.tagName.toUpperCase()))
+            bad.push(el.tagName);
+        for (const name of ['href', 'src', 'cite']) {
+            const value = el.getAttribute(name);
+            if (value !== null && !/^(https?:|mailto:|\\/|#)/i.test(value)) bad.push(name + ' ' + value);
+        }
+    }
+    return bad;
+}"""
+"""Evaluated in a page with a CSS selector: what in it could run script (an ``on*`` attribute,
+a script-capable element, a link or source that is not http(s), mailto, a path or a fragment)."""
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, message: str) -> None:
     """Poll ``predicate`` every 50 ms until it is true; ``TimeoutError(message)`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
