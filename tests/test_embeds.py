@@ -5,6 +5,7 @@ that outlive their post, and the cards readers see."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import struct
@@ -18,7 +19,18 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, expect
 
-from helpers import TOKEN, UNSAFE_MARKUP, LivefeedServer, RedisProcess, Site, auth, livefeed, make_feed, publish
+from helpers import (
+    TOKEN,
+    UNSAFE_MARKUP,
+    LivefeedServer,
+    RedisProcess,
+    Site,
+    auth,
+    livefeed,
+    make_feed,
+    publish,
+)
+from livefeed.outbound.fetch import Policy, allowed_address, ascii_host
 from livefeed.storage.redis_server import free_port
 
 TELEGRAM_POST = "https://t.me/halvard_news/42"
@@ -254,6 +266,34 @@ def test_a_url_on_a_private_address_is_refused(client: httpx.Client, url: str) -
     """Private, link-local (cloud metadata), multicast, shared and unspecified addresses are not
     fetched, even with the test-only loopback allowance on."""
     refused(preview(client, url), "embed_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed", "with_loopback"),
+    [
+        ("93.184.215.14", True, True), ("2606:4700::1111", True, True),
+        ("127.0.0.1", False, True), ("::1", False, True), ("::ffff:127.0.0.1", False, True),
+        ("10.1.2.3", False, False), ("172.31.0.1", False, False), ("192.168.0.1", False, False),
+        ("169.254.169.254", False, False), ("fe80::1", False, False), ("fd00:ec2::254", False, False),
+        ("100.64.0.1", False, False), ("224.0.0.251", False, False), ("ff02::1", False, False),
+        ("0.0.0.0", False, False), ("::", False, False), ("240.0.0.1", False, False),
+        ("::ffff:10.0.0.1", False, False), ("192.0.2.1", False, False),
+    ],
+)  # fmt: skip
+def test_only_public_addresses_are_fetched(
+    address: str, allowed: bool, with_loopback: bool
+) -> None:
+    """The address rule on its own: public ones only; the test-only allowance adds loopback
+    (IPv4-mapped too) and nothing else."""
+    ip = ipaddress.ip_address(address)
+    assert allowed_address(ip, Policy()) is allowed
+    assert allowed_address(ip, Policy(allow_loopback=True)) is (allowed or with_loopback)
+
+
+def test_an_internationalised_host_is_asked_for_in_its_idna_form() -> None:
+    """DNS and the Host header get the xn-- form of a non-ASCII host name."""
+    assert ascii_host("пример.испытание") == "xn--e1afmkfd.xn--80akhbyknj4f"
+    assert ascii_host("example.org") == "example.org"
 
 
 def test_a_redirect_to_a_private_address_is_refused(client: httpx.Client, site: Site) -> None:

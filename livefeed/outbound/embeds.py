@@ -45,7 +45,8 @@ _HOSTS: dict[str, Provider] = {
 _YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{6,20}")
 _X_PATH = re.compile(r"/([A-Za-z0-9_]{1,50})/status(?:es)?/([0-9]{1,25})(?:/.*)?")
 _TELEGRAM_PATH = re.compile(r"(?:/s)?/([A-Za-z][A-Za-z0-9_]{3,40})/([0-9]{1,12})/?")
-_GONE = frozenset({401, 403, 404, 410})
+_GONE = frozenset({404, 410})
+"""Answers that mean the post or page is gone (a private or protected one is unavailable)."""
 YOUTUBE_FRAME = "https://www.youtube-nocookie.com"
 X_FRAME = "https://platform.twitter.com"
 

@@ -82,14 +82,15 @@ async def _fetch(url: str, policy: Policy, accept: str) -> Fetched:
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             parts = _check_url(url, policy)
-            host = parts.hostname or ""
+            host = ascii_host(parts.hostname or "")
             port = parts.port or (443 if parts.scheme == "https" else 80)
             address = await _public_address(host, port, policy)
             netloc = f"[{address}]" if address.version == 6 else str(address)
             target = urlunsplit(
                 (parts.scheme, f"{netloc}:{port}", parts.path or "/", parts.query, "")
             )
-            host_header = host if parts.port is None else f"{host}:{parts.port}"
+            named = f"[{host}]" if ":" in host else host
+            host_header = named if parts.port is None else f"{named}:{parts.port}"
             headers = {"Host": host_header, "User-Agent": USER_AGENT, "Accept": accept}
             extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
             client.cookies.clear()
@@ -136,16 +137,22 @@ def _check_url(url: str, policy: Policy) -> SplitResult:
     return parts
 
 
+def ascii_host(host: str) -> str:
+    """``host`` as DNS and the ``Host`` header take it: an internationalised name in its IDNA
+    (``xn--``) form; refused if it has none."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise refused(f"{host!r} is not a host name that can be fetched") from None
+
+
 def _host(url: str) -> str:
     try:
         return urlsplit(url).hostname or url
     except ValueError:
         return url
-
-
-def check_scheme(url: str, policy: Policy) -> None:
-    """Refuse a URL ``fetch`` would not take for its scheme, before any lookup."""
-    _check_url(url, policy)
 
 
 async def _public_address(host: str, port: int, policy: Policy) -> _Address:
