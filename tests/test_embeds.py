@@ -30,6 +30,7 @@ from helpers import (
     make_feed,
     publish,
 )
+from livefeed.outbound.embeds import provider_of
 from livefeed.outbound.fetch import Policy, allowed_address, ascii_host
 from livefeed.storage.redis_server import free_port
 
@@ -348,22 +349,41 @@ def strict_server(
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "why"),
     [
-        pytest.param("http://example.org/article", id="http"),
-        pytest.param("https://127.0.0.1:9/article", id="loopback"),
-        pytest.param("https://localhost:9/article", id="localhost"),
-        pytest.param(TELEGRAM_POST, id="provider on loopback over http"),
-        pytest.param(X_POST, id="provider not allowed"),
+        pytest.param("http://example.org/article", "only https", id="http"),
+        pytest.param("https://127.0.0.1:9/article", "not a public address", id="loopback"),
+        pytest.param("https://localhost:9/article", "not a public address", id="localhost"),
+        pytest.param(TELEGRAM_POST, "only https", id="provider on loopback over http"),
+        pytest.param(X_POST, "not allowed here", id="provider not allowed"),
     ],
 )
 def test_by_default_only_https_public_allowed_providers_are_fetched(
-    strict_server: LivefeedServer, url: str
+    strict_server: LivefeedServer, url: str, why: str
 ) -> None:
     """Without the test settings, http and loopback are refused before any request, and so is
     a provider not on LIVEFEED_EMBED_PROVIDERS."""
     with httpx.Client(base_url=strict_server.base, timeout=20) as http:
-        refused(preview(http, url), "embed_not_allowed")
+        answer = preview(http, url)
+    refused(answer, "embed_not_allowed")
+    assert why in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("url", "provider"),
+    [
+        (YOUTUBE_VIDEO, "youtube"), ("https://youtu.be/dQw4w9WgXcQ", "youtube"),
+        ("https://www.youtube.com/shorts/dQw4w9WgXcQ", "youtube"),
+        ("https://www.youtube.com/@coastcam", "link"), (X_POST, "x"),
+        ("https://twitter.com/coastguard_hq/status/19", "x"), ("https://x.com/coastguard_hq", "link"),
+        (TELEGRAM_POST, "telegram"), ("https://t.me/s/halvard_news/42", "telegram"),
+        ("https://t.me/halvard_news", "link"), ("https://t.me.example.org/halvard_news/42", "link"),
+    ],
+)  # fmt: skip
+def test_only_a_posts_own_address_is_its_providers(url: str, provider: str) -> None:
+    """A video, post or message address belongs to its provider; a channel or profile page, or
+    a look-alike host, is any other page (a link card, under the link allow-list entry)."""
+    assert provider_of(url) == provider
 
 
 def test_frames_are_allowed_only_from_the_configured_providers(

@@ -79,8 +79,17 @@ class Providers:
 
 
 def provider_of(url: str) -> Provider:
-    host = (urlsplit(url).hostname or "").lower().rstrip(".")
-    return _HOSTS.get(host, "link")
+    """Whose post ``url`` is: by its host, and only for a post's own address (a YouTube
+    channel or a Telegram channel's front page is any other page: a link card)."""
+    parts = urlsplit(url)
+    provider = _HOSTS.get((parts.hostname or "").lower().rstrip("."), "link")
+    if provider == "youtube" and _youtube_id(url) is None:
+        return "link"
+    if provider == "x" and _X_PATH.fullmatch(parts.path) is None:
+        return "link"
+    if provider == "telegram" and _TELEGRAM_PATH.fullmatch(parts.path) is None:
+        return "link"
+    return provider
 
 
 class Resolver:
@@ -138,9 +147,7 @@ class Resolver:
             raise
 
     async def _youtube(self, url: str, now: str) -> Embed:
-        video = _youtube_id(url)
-        if video is None:
-            return await self._link(url, now)
+        video = _youtube_id(url) or ""
         canonical = f"https://www.youtube.com/watch?v={video}"
         data = await self._oembed(self.providers.youtube_oembed, canonical, url)
         return Embed(
@@ -157,10 +164,7 @@ class Resolver:
         )
 
     async def _x(self, url: str, now: str) -> Embed:
-        match = _X_PATH.fullmatch(urlsplit(url).path)
-        if match is None:
-            return await self._link(url, now)
-        user, post = match.groups()
+        user, post = _matched(_X_PATH, url)
         canonical = f"https://x.com/{user}/status/{post}"
         data = await self._oembed(
             self.providers.x_oembed, canonical, url, "&omit_script=1&dnt=true"
@@ -181,10 +185,7 @@ class Resolver:
         )
 
     async def _telegram(self, url: str, now: str) -> Embed:
-        match = _TELEGRAM_PATH.fullmatch(urlsplit(url).path)
-        if match is None:
-            return await self._link(url, now)
-        channel, post = match.groups()
+        channel, post = _matched(_TELEGRAM_PATH, url)
         page_url = f"{self.providers.telegram.rstrip('/')}/{channel}/{post}?embed=1"
         page = await fetch(page_url, self.policy, "text/html")
         _check_status(page, url)
@@ -275,6 +276,12 @@ def _check_status(answer: Fetched, url: str) -> None:
 
 def _fail(code: str, url: str, why: str) -> ValidationFailed:
     return ValidationFailed(f"embed {url}: {why}", code=code, field="embeds")
+
+
+def _matched(pattern: re.Pattern[str], url: str) -> tuple[str, ...]:
+    """The groups of a post's path, which ``provider_of`` has already matched."""
+    match = pattern.fullmatch(urlsplit(url).path)
+    return match.groups() if match else ("", "")
 
 
 def _youtube_id(url: str) -> str | None:
