@@ -21,8 +21,9 @@ SOCKETS = re.compile(r"/ws/feeds/")
 # Each limit the editor page names is the model's <NAME>_MAX.
 MODEL_LIMITS = {
     name: getattr(schema, f"{name.upper()}_MAX")
-    for name in ("headline", "body", "author", "url", "tags", "tag", "title", "language", "slug", "embeds")
-}
+    for name in ("headline", "body", "author", "url", "tags", "tag", "title", "language", "slug",
+                 "embeds")
+}  # fmt: skip
 HEADLINE_MAX: int = schema.HEADLINE_MAX
 
 

@@ -27,7 +27,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from livefeed.errors import ValidationFailed
+from livefeed.errors import LivefeedException, ValidationFailed
 
 MAX_REDIRECTS = 4
 USER_AGENT = "livefeed-embeds/1 (+link preview)"
@@ -58,7 +58,7 @@ class Fetched:
         return self.body.decode("utf-8", errors="replace")
 
 
-class FetchFailed(Exception):
+class FetchFailed(LivefeedException):
     """No usable answer: the site is down, too slow, too big or not speaking HTTP."""
 
 

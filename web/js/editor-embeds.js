@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { limits } from "./limits.js";
 import { formatBriefTime } from "./render.js";
-import { renderEmbed } from "./embeds.js";
+import { initEmbeds, renderEmbed } from "./embeds.js";
 
 const state = { attached: [], previewed: null, timeZone: () => "UTC", page: {} };
 
@@ -97,6 +97,7 @@ export function initEmbedPicker(timeZone) {
   state.timeZone = timeZone;
   state.page = { input: byId("embed-url"), preview: byId("embed-preview"), attach: byId("embed-attach"),
     cardBox: byId("embed-card"), list: byId("embed-list"), message: byId("embed-url-error") };
+  initEmbeds(document.querySelector("main") ?? document); // "Show the post" in previews, recent briefs
   state.page.preview.addEventListener("click", previewCard);
   state.page.attach.addEventListener("click", attachCard);
   state.page.input.addEventListener("keydown", (event) => {
