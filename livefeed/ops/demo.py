@@ -12,6 +12,7 @@ import os
 import random
 from datetime import timedelta
 
+from msgspec.structs import replace
 from redis.exceptions import RedisError
 
 from livefeed.config import Settings
@@ -199,7 +200,13 @@ async def seed(
     for n in range(len(embeds)):  # today's latest briefs quote them
         recent[-1 - n] = (recent[-1 - n][0], dict(QUOTING[n]))
     ordered = sorted(planned + recent, key=lambda item: item[0])
-    quoting = {times[-1 - n]: (embed,) for n, embed in enumerate(embeds)}
+    # Posted a few minutes before the brief quoting it (the article that morning).
+    quoting = {
+        times[-1 - n]: (
+            replace(embed, published_at=iso_ms(times[-1 - n] - (4 + 180 * n) * 60_000)),
+        )
+        for n, embed in enumerate(embeds)
+    }
     briefs = [
         ImportedBrief(n, at_ms, _draft(p), embeds=quoting.get(at_ms, ()))
         for n, (at_ms, p) in enumerate(ordered, 1)

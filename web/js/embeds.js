@@ -130,7 +130,9 @@ function loadFrame(figure) {
   frame.title = `Post from ${name}`;
   frame.loading = "lazy";
   frame.referrerPolicy = "strict-origin-when-cross-origin";
-  frame.setAttribute("sandbox", "allow-scripts allow-same-origin allow-popups allow-presentation");
+  // A provider's own origin is kept (its player needs it); a frame from this site gets none.
+  const own = new URL(src).origin === location.origin;
+  frame.setAttribute("sandbox", `allow-scripts allow-popups allow-presentation${own ? "" : " allow-same-origin"}`);
   frame.allow = "encrypted-media; picture-in-picture; fullscreen";
   figure.querySelector(".embed-offer")?.remove();
   figure.classList.add("embed--framed");
