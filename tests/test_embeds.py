@@ -30,6 +30,7 @@ from helpers import (
     make_feed,
     publish,
 )
+from livefeed.model.embed import instant, time_label
 from livefeed.outbound.embeds import provider_of
 from livefeed.outbound.fetch import Policy, allowed_address, ascii_host
 from livefeed.storage.redis_server import free_port
@@ -295,6 +296,17 @@ def test_an_internationalised_host_is_asked_for_in_its_idna_form() -> None:
     """DNS and the Host header get the xn-- form of a non-ASCII host name."""
     assert ascii_host("пример.испытание") == "xn--e1afmkfd.xn--80akhbyknj4f"
     assert ascii_host("example.org") == "example.org"
+
+
+def test_a_snapshot_time_is_normalised_or_dropped() -> None:
+    """A provider's time becomes livefeed's UTC stamp (a bare date stays a date); anything
+    else is no time, so an odd value in an import never breaks a page."""
+    assert instant("2026-03-01T10:15:00+02:00") == "2026-03-01T08:15:00.000Z"
+    assert instant("2026-03-01T10:15:00") == "2026-03-01T10:15:00.000Z"
+    assert instant("2026-03-01") == "2026-03-01"
+    assert [instant(v) for v in ("yesterday", "2026-02-30", "", None, 5)] == [None] * 5
+    assert time_label("2026-03-01", "Europe/Kyiv", 0) == "1 Mar 2026"
+    assert time_label("not a time", "Europe/Kyiv", 0) == ""
 
 
 def test_a_redirect_to_a_private_address_is_refused(client: httpx.Client, site: Site) -> None:

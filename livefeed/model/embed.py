@@ -9,7 +9,7 @@ gone). Every text field of a snapshot is plain text obeying the text rule; pages
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -18,6 +18,7 @@ from msgspec import Meta, Struct
 
 from livefeed.errors import ValidationFailed
 from livefeed.model.days import local_time_label
+from livefeed.model.ids import iso_ms
 from livefeed.model.schema import (
     EMBED_LINE_MAX,
     EMBED_TEXT_MAX,
@@ -89,9 +90,9 @@ def stored_embeds(value: object) -> tuple[Embed, ...]:
         if embed.thumbnail is not None and not _THUMBNAIL.fullmatch(embed.thumbnail):
             raise ValidationFailed("an embed's thumbnail must be one of ours", field="embeds")
         out.append(msgspec.structs.replace(
-            embed, title=plain_line(embed.title), text=plain_text(embed.text),
-            author=plain_line(embed.author), handle=plain_line(embed.handle),
-            outlet=plain_line(embed.outlet),
+            embed, published_at=instant(embed.published_at), title=plain_line(embed.title),
+            text=plain_text(embed.text), author=plain_line(embed.author),
+            handle=plain_line(embed.handle), outlet=plain_line(embed.outlet),
         ))  # fmt: skip
     return tuple(out)
 
@@ -99,10 +100,28 @@ def stored_embeds(value: object) -> tuple[Embed, ...]:
 _THUMBNAIL = re.compile(r"/embed-thumbs/[0-9a-f]{32}\.(jpg|png|webp|gif)")
 
 
+def instant(value: object) -> str | None:
+    """A provider's time as a snapshot keeps it: an ISO 8601 time as livefeed's UTC stamp, a
+    bare date as ``YYYY-MM-DD``; None for anything else."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text).isoformat()
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return iso_ms(int(when.timestamp() * 1000))
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def time_label(published_at: str | None, timezone: str, now: int) -> str:
     """When a post was published as a card shows it: a brief's time label (the feed's zone),
     or ``1 Mar 2026`` for a provider that gives only the date."""
-    if not published_at:
+    published_at = instant(published_at)
+    if published_at is None:
         return ""
     if len(published_at) == len("2026-03-01"):
         day = date.fromisoformat(published_at)

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from livefeed.model.embed import plain_line, plain_text
-from livefeed.model.ids import iso_ms
+from livefeed.model.embed import instant, plain_line, plain_text
 
 
 @dataclass
@@ -42,25 +41,6 @@ def absolute(base: str, value: object) -> str | None:
     except ValueError:
         return None
     return url if parts.scheme in ("http", "https") and parts.hostname else None
-
-
-def instant(value: object) -> str | None:
-    """An ISO 8601 time as livefeed's UTC stamp, a bare date as ``YYYY-MM-DD``; else None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return text
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    try:
-        return iso_ms(int(when.timestamp() * 1000))
-    except (OverflowError, ValueError, OSError):
-        return None
 
 
 # --- article pages ----------------------------------------------------------------------------
