@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from livefeed.outbound.fetch import Fetched, FetchFailed, Policy, fetch
 from livefeed.outbound.parse import Card, OEmbed, article_card, oembed, telegram_card, x_post
 from livefeed.outbound.thumbs import ThumbnailStore
 
+log = logging.getLogger("livefeed.outbound")
 _HOSTS: dict[str, Provider] = {
     **dict.fromkeys(
         ("youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com"),
@@ -142,8 +144,10 @@ class Resolver:
         except FetchFailed as exc:
             raise _fail("embed_unavailable", url, str(exc)) from None
         except ValidationFailed as exc:
-            if exc.code == "embed_not_allowed" and url not in exc.message:
-                raise _fail(exc.code, url, exc.message) from None
+            if exc.code == "embed_not_allowed":  # the boundary held: worth an operator's look
+                log.info("embed refused: %s", exc.message)
+                if url not in exc.message:
+                    raise _fail(exc.code, url, exc.message) from None
             raise
 
     async def _youtube(self, url: str, now: str) -> Embed:
