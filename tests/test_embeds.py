@@ -223,6 +223,15 @@ def test_any_other_url_is_a_related_article_card_from_open_graph_and_json_ld(
     assert client.get(embed["thumbnail"]).content == png()
 
 
+def test_a_page_in_another_charset_is_read_in_it(client: httpx.Client, site: Site) -> None:
+    """The charset of the answer's Content-Type is honoured (Ukrainian sites still send
+    windows-1251)."""
+    title = "Шторм Гальвард: що відомо"
+    page = f'<meta property="og:title" content="{title}">'.encode("cp1251")
+    url = site.put("/uk/storm", page, "text/html; charset=windows-1251")
+    assert preview(client, url).json()["title"] == title
+
+
 def test_the_preview_needs_a_token_and_stores_no_brief(client: httpx.Client) -> None:
     """POST /api/embeds/preview answers the card to an editor only, and publishes nothing."""
     slug = make_feed(client)

@@ -193,7 +193,7 @@ class Resolver:
         page_url = f"{self.providers.telegram.rstrip('/')}/{channel}/{post}?embed=1"
         page = await fetch(page_url, self.policy, "text/html")
         _check_status(page, url)
-        card = telegram_card(page.url, page.text(), channel)
+        card = await asyncio.to_thread(telegram_card, page.url, page.text(), channel)
         if card.gone:
             raise _fail("embed_not_found", url, "Telegram says the post is not there")
         return self._snapshot(
@@ -211,7 +211,7 @@ class Resolver:
         _check_status(page, url)
         if page.media_type not in ("text/html", "application/xhtml+xml"):
             raise _fail("embed_unavailable", url, f"not a web page but {page.media_type!r}")
-        card = article_card(page.url, page.text())
+        card = await asyncio.to_thread(article_card, page.url, page.text())
         outlet = card.outlet or (urlsplit(page.url).hostname or "")
         card.outlet = plain_line(outlet.removeprefix("www."))
         card.title = card.title or card.outlet

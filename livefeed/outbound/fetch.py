@@ -23,6 +23,7 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
+from email.message import Message
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -53,9 +54,14 @@ class Fetched:
     status: int
     media_type: str
     body: bytes
+    charset: str = "utf-8"
 
     def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
+        """The body as text, in the charset the answer named (UTF-8 if none or unknown)."""
+        try:
+            return self.body.decode(self.charset, errors="replace")
+        except LookupError:
+            return self.body.decode("utf-8", errors="replace")
 
 
 class FetchFailed(LivefeedException):
@@ -106,8 +112,10 @@ async def _fetch(url: str, policy: Policy, accept: str) -> Fetched:
                     await response.aclose()
             except httpx.HTTPError as exc:
                 raise FetchFailed(f"{host} could not be fetched: {type(exc).__name__}") from None
-            media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            return Fetched(url, response.status_code, media_type, body)
+            kind = Message()
+            kind["content-type"] = response.headers.get("content-type", "")
+            charset = kind.get_content_charset() or "utf-8"
+            return Fetched(url, response.status_code, kind.get_content_type(), body, charset)
     raise FetchFailed(f"more than {MAX_REDIRECTS} redirects from {_host(url)}")
 
 
