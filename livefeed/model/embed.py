@@ -60,7 +60,10 @@ class Embed(Struct, frozen=True, kw_only=True):
     author: Annotated[str, Meta(description="who posted or wrote it; plain text")] = ""
     handle: Annotated[str, Meta(description="the account: @name, a channel")] = ""
     outlet: Annotated[str, Meta(description="the site or outlet; plain text")] = ""
-    published_at: Annotated[str | None, Meta(description="when it was posted, if known")] = None
+    published_at: Annotated[str | None, Meta(
+        description="when it was posted, if known: UTC with milliseconds, or YYYY-MM-DD when "
+        "the provider gives only the date (X)"
+    )] = None  # fmt: skip
     thumbnail: Annotated[str | None, Meta(description="a copy of its image, served by us")] = None
     frame_url: Annotated[
         str | None, Meta(description="the provider's player or post page, loaded on a click")
