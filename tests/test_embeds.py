@@ -550,9 +550,12 @@ def test_a_card_is_static_until_the_reader_asks_for_the_post(
 def test_an_editor_previews_a_card_attaches_it_and_readers_see_it(
     browser: Browser, embeds_server: LivefeedServer, client: httpx.Client, site: Site
 ) -> None:
-    """On the editor page: paste a URL, see the card, attach it, publish; a hostile snapshot
-    runs no script there or on the reader page."""
+    """On the editor page: paste a URL, see the card, attach it, publish; "Re-check quoted
+    posts" finds one deleted and every reader's card says so; a hostile snapshot runs no script
+    there or on the reader page."""
     slug = make_feed(client)
+    post = "https://t.me/halvard_news/43"
+    site.put("/tg/halvard_news/43", telegram_page("Ferry cancelled."))
     hostile = site.put("/hostile", '<meta property="og:title" content="&lt;img src=x onerror=alert(1)&gt;">'
                        '<meta property="og:site_name" content="&lt;script&gt;alert(2)&lt;/script&gt;">'
                        '<meta property="og:url" content="javascript:alert(3)">'
@@ -576,7 +579,7 @@ def test_an_editor_previews_a_card_attaches_it_and_readers_see_it(
         editor.click("#sign-in")
         expect(editor.locator("#editor-name")).to_have_text("Newsroom")
         editor.fill("#headline", "Quoting the coastguard")
-        for url in (TELEGRAM_POST, hostile):
+        for url in (post, hostile):
             editor.fill("#embed-url", url)
             editor.click("#embed-preview")
             expect(editor.locator("#embed-card figure.embed")).to_be_visible(timeout=5000)
@@ -587,6 +590,12 @@ def test_an_editor_previews_a_card_attaches_it_and_readers_see_it(
         expect(card).to_have_count(2, timeout=5000)
         expect(card.first.locator(".embed-author")).to_have_text("Halvard News")
         expect(card.nth(1).locator(".embed-title")).to_have_text("<img src=x onerror=alert(1)>")
+        site.put("/tg/halvard_news/43", TELEGRAM_GONE)
+        editor.get_by_role("button", name="Re-check quoted posts").click()
+        expect(card.first.locator(".embed-deleted")).to_have_text(
+            "A quotation of a deleted post", timeout=5000
+        )
+        expect(card.first.locator(".embed-text")).to_have_text("Ferry cancelled.")
         for page in (reader, editor):
             assert page.evaluate(UNSAFE_MARKUP, "main *") == [], page.url
     finally:
