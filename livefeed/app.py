@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket
 
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
-from livefeed.http import days, edge, editing, feeds, openapi, story
+from livefeed.http import days, edge, editing, embeds, feeds, openapi, story
 from livefeed.http._helpers import json_response
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
@@ -172,6 +172,8 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds/{feed}/summary", story.put_summary, methods=["PUT"]),
         Route("/api/feeds/{feed}/summary", story.delete_summary, methods=["DELETE"]),
         Route("/api/feeds/{feed}/days", days.list_days, methods=["GET"]),
+        Route("/api/embeds/preview", embeds.preview_embed, methods=["POST"]),
+        Route("/embed-thumbs/{name}", embeds.thumbnail, methods=["GET"]),
         Route("/api/feeds/{feed}/days/{date}", days.get_day, methods=["GET"]),
         WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
         Mount("/static", PublicFiles(directory=settings.web_dir), name="static"),
@@ -201,6 +203,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     app.state.failed_tokens = RateLimiter(settings.failed_token_rate, settings.failed_token_burst)
     app.state.valid_tokens = RecentlyValid()
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
+    app.state.resolver, app.state.thumbs = embeds.make_resolver(settings)
     return app
 
 

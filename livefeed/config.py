@@ -103,6 +103,18 @@ class Settings:
     # limit; over it every token check gets 429 until the budget refills. 0 turns it off.
     failed_token_rate: float = 20.0
     failed_token_burst: int = 60
+    # Embeds (livefeed.outbound): the providers briefs may quote (youtube, x, telegram and link,
+    # any other page as a related-article card; empty: none), where each is asked, and the
+    # limits of every outbound fetch: http only if allowed, seconds, bytes.
+    embed_providers: str = "youtube,x,telegram,link"
+    embed_youtube_oembed: str = "https://www.youtube.com/oembed"
+    embed_x_oembed: str = "https://publish.twitter.com/oembed"
+    embed_telegram_url: str = "https://t.me"
+    embed_allow_http: bool = False
+    embed_timeout: float = 5.0
+    embed_max_bytes: int = 2 * 1024 * 1024
+    # Test-only: outbound fetches may reach loopback addresses (the test suite's own servers).
+    embed_test_loopback: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -24,6 +24,7 @@ LivefeedException                          root of every exception livefeed defi
 └── internal signals, never sent as such:
     ├── append.Retry, append.Replayed   what the append script decided
     ├── bulk.BulkRefused      Redis refused an import batch
+    ├── fetch.FetchFailed     an outbound fetch got no usable answer (422 embed_unavailable)
     ├── transfer.ImportStopped   an import was asked to stop
     ├── transfer.NotReplicated   an import written whole, not yet on enough replicas
     ├── hub.TooSlow, hub.Closing   a subscriber dropped (close code 4408, or the one it carries)

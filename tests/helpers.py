@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -204,6 +206,9 @@ class LivefeedServer:
         # Tests publish far faster than an editor would: rate limits are off unless a test
         # turns them on (tests/test_limits.py).
         env.update(LIVEFEED_EDITOR_RATE="0", LIVEFEED_ADDRESS_WRITE_RATE="0")
+        # Tests reach no site but their own: embeds are off unless a test turns them on and
+        # points them at a Site (tests/test_embeds.py).
+        env.update(LIVEFEED_EMBED_PROVIDERS="")
         env.update(self.env)
         args = [sys.executable, "-m", "livefeed", "serve", "--port", str(self.port)]
         if self.redis_url:
@@ -239,6 +244,74 @@ class LivefeedServer:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+class Site:
+    """A small web server on a free loopback port answering what a test ``put`` at each path
+    (the query is ignored), for livefeed's outbound fetches; ``hits`` lists each path+query."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, tuple[int, str, bytes, dict[str, str]]] = {}
+        self.hits: list[str] = []
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                site.hits.append(self.path)
+                status, kind, body, headers = site.pages.get(
+                    self.path.split("?")[0], (404, "text/plain", b"not here", {})
+                )
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def put(self, path: str, body: bytes | str, kind: str = "text/html; charset=utf-8",
+            status: int = 200, headers: dict[str, str] | None = None) -> str:  # fmt: skip
+        """Answer ``body`` at ``path``; the URL of it."""
+        data = body.encode() if isinstance(body, str) else body
+        self.pages[path] = (status, kind, data, headers or {})
+        return self.base + path
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+UNSAFE_MARKUP = """(selector) => {
+    const bad = [];
+    for (const el of document.querySelectorAll(selector)) {
+        for (const attr of el.attributes) {
+            if (attr.name.startsWith('on')) bad.push(el.tagName + ' ' + attr.name);
+        }
+        if (['SCRIPT', 'IFRAME', 'OBJECT', 'EMBED', 'SVG', 'MATH', 'STYLE'].includes(el.tagName.toUpperCase()))
+            bad.push(el.tagName);
+        for (const name of ['href', 'src', 'cite']) {
+            const value = el.getAttribute(name);
+            if (value !== null && !/^(https?:|mailto:|\\/|#)/i.test(value)) bad.push(name + ' ' + value);
+        }
+    }
+    return bad;
+}"""
+"""Evaluated in a page with a CSS selector: what in it could run script (an ``on*`` attribute,
+a script-capable element, a link or source that is not http(s), mailto, a path or a fragment)."""
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, message: str) -> None:

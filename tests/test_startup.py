@@ -179,3 +179,18 @@ def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, 
     finally:
         client.close()
     assert {b"brief_deleted", b"brief_updated", b"pinned", b"lead_updated"} <= types
+
+
+def test_the_demo_quotes_a_telegram_like_post_and_an_article_it_serves_itself(
+    demo: tuple[LivefeedServer, Path],
+) -> None:
+    """Offline: the demo's latest briefs carry a Telegram-like post and a related-article card
+    read from its own pages, with a drawn thumbnail, all served by the demo."""
+    server, _ = demo
+    briefs = httpx.get(f"{server.base}/api/feeds/demo/briefs", timeout=10).json()["briefs"]
+    embeds = {e["provider"]: e for b in briefs for e in b["embeds"]}
+    post, card = embeds["telegram"], embeds["link"]
+    assert post["author"] == "Halvard Coastguard (demo)" and "Oxley Marsh" in post["text"]
+    assert card["outlet"] == "The Castell Courier (demo)" and card["author"] == "Tobias Lenn"
+    for url in (post["frame_url"], card["canonical_url"], server.base + card["thumbnail"]):
+        assert url.startswith(server.base) and httpx.get(url, timeout=10).status_code == 200

@@ -22,7 +22,8 @@ SOCKETS = re.compile(r"/ws/feeds/")
 MODEL_LIMITS = {
     name: getattr(schema, f"{name.upper()}_MAX")
     for name in ("headline", "body", "author", "url", "tags", "tag", "title", "language", "slug",
-                 "standfirst", "summary_title", "summary_items", "summary_item", "lead_media")
+                 "standfirst", "summary_title", "summary_items", "summary_item", "lead_media",
+                 "embeds")
 }  # fmt: skip
 HEADLINE_MAX: int = schema.HEADLINE_MAX
 

@@ -3,6 +3,7 @@
 // live page. The archive list is only hidden during a replay, so "Back to the full day" is instant.
 
 import { highlight, insertInOrder, itemIn } from "./js/list.js";
+import { initEmbeds } from "./js/embeds.js";
 import { el, renderBrief } from "./js/render.js";
 import { createClock, localClock, openReplay } from "./js/replay.js";
 import { createStory } from "./js/story.js";
@@ -319,6 +320,7 @@ function scrubbed() {
 // --- wiring ------------------------------------------------------------------------------------
 
 function start() {
+  initEmbeds(document.querySelector("main") ?? document);
   const section = document.getElementById("replay");
   const list = document.getElementById("briefs");
   if (!section || !list || !("WebSocket" in window)) return;

@@ -6,6 +6,7 @@ import { createConnection } from "./js/connection.js";
 import { limits } from "./js/limits.js";
 import { el, formatBriefTime, renderBrief } from "./js/render.js";
 import { briefPayload, clearErrors, setMessage, showError } from "./js/editor-form.js";
+import { clearEmbeds, embedRefs, initEmbedPicker } from "./js/editor-embeds.js";
 import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
 import { initStory, loadStory, storyHandlers } from "./js/editor-story.js";
 
@@ -21,7 +22,7 @@ const page = {}; // elements, filled in by start()
 const view = { editor: "", feed: null, connection: null, generation: 0, busy: false, publishKey: null };
 
 const composeFields = () => ({ headline: page.headline, body: page.body, author: page.author,
-  url: page.url, tags: page.tags, key_event: page.keyEvent });
+  url: page.url, tags: page.tags, key_event: page.keyEvent, embeds: page.embedUrl });
 
 // --- session -----------------------------------------------------------------------------------
 
@@ -62,6 +63,7 @@ function signOut(reason) {
   view.generation += 1; // answers still on their way belong to the old session
   clearRecent();
   page.composeForm.reset();
+  clearEmbeds();
   clearPreview();
   page.workspace.hidden = true;
   page.session.hidden = true;
@@ -258,7 +260,7 @@ async function send(kind) {
   const hadFocus = document.activeElement;
   setBusy(true);
   setMessage(page.composeMessage, publishing ? "Publishing…" : "Preparing the preview…");
-  const body = briefPayload(fields);
+  const body = { ...briefPayload(fields), embeds: embedRefs() };
   const draft = JSON.stringify([feed.slug, body]);
   if (publishing && view.publishKey?.draft !== draft) view.publishKey = { draft, key: newIntentKey() };
   try {
@@ -283,6 +285,7 @@ async function send(kind) {
 function published(brief, feed) {
   const author = page.author.value;
   page.composeForm.reset();
+  clearEmbeds();
   page.author.value = author;
   updateCount();
   clearPreview();
@@ -334,6 +337,8 @@ function start() {
   const mac = /Mac|iPhone|iPad/.test(navigator.userAgentData?.platform ?? navigator.platform);
   byId("shortcut-hint").textContent = mac ? "⌘ Enter publishes" : "Ctrl + Enter publishes";
 
+  page.embedUrl = byId("embed-url");
+  initEmbedPicker(() => view.feed?.timezone ?? "UTC");
   whenUnauthorized(() => signOut(INVALID_TOKEN));
   byId("sign-in-form").addEventListener("submit", signIn);
   byId("sign-out").addEventListener("click", () => signOut());

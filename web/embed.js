@@ -8,6 +8,7 @@ import { createConnection } from "./js/connection.js";
 import {
   createPinnedBox, highlight, insertInOrder, isNewer, itemIn, replaceBrief, showEmptyIfNothing,
 } from "./js/list.js";
+import { initEmbeds } from "./js/embeds.js";
 import { refreshTimes, renderBrief } from "./js/render.js";
 import { createStory } from "./js/story.js";
 
@@ -99,6 +100,7 @@ function setStatus(state, text, spoken = text) {
 function start() {
   const root = document.getElementById("embed");
   if (!root) return;
+  initEmbeds(root);
   Object.assign(page, {
     slug: root.dataset.feed,
     timeZone: root.dataset.timezone,

@@ -7,6 +7,7 @@ import { createConnection } from "./js/connection.js";
 import { highlight, insertInOrder, isNewer, itemIn, replaceBrief, showEmptyIfNothing } from "./js/list.js";
 import { createNewsroom } from "./js/newsroom.js";
 import { showLinkedBrief } from "./js/permalink.js";
+import { initEmbeds } from "./js/embeds.js";
 import { dayKey, el, refreshTimes, renderBrief } from "./js/render.js";
 import { createStory } from "./js/story.js";
 
@@ -297,6 +298,7 @@ async function loadOlder(event) {
 function start() {
   const feed = document.getElementById("feed");
   if (!feed) return;
+  initEmbeds(feed);
   Object.assign(page, {
     feed,
     slug: feed.dataset.feed,

@@ -18,6 +18,7 @@ from livefeed.http._helpers import (
     sanitized,
     state,
 )
+from livefeed.http.embeds import resolve, resolve_changes
 from livefeed.model.brief import Brief, brief_dict, parse_patch
 from livefeed.model.feed import FeedPatch
 from livefeed.model.ids import StreamId
@@ -80,7 +81,8 @@ async def preview_brief(request: Request) -> Response:
     idempotency.parse_key(request.headers.get("idempotency-key"))  # nothing to repeat: checked only
     await store.require_feed(feed_slug(request))
     draft = await parse_brief(await read_json(request, settings.max_body_bytes), editor)
-    return json_response({**brief_dict(draft, "", ""), **_UNPLACED})
+    embeds = await resolve(request, draft.embeds)
+    return json_response({**brief_dict(draft, "", "", embeds=embeds), **_UNPLACED})
 
 
 _UNPLACED = {"id": None, "published_at": None, "updated_at": None, "version": 0}
@@ -97,11 +99,18 @@ async def patch_brief(request: Request) -> Response:
     if "body" in changes:
         changes["body"] = await sanitized(changes["body"])
     version = expected_version(request, body_version)
+
+    async def correct(intent: idempotency.Intent | None) -> Brief:
+        if "embeds" in changes:  # re-resolved: a deleted post is kept, marked deleted
+            current = await actions.require_brief(store, feed, target)
+            await resolve_changes(request, changes, current)
+        return await actions.correct(store, feed, target, changes, version, editor, intent)
+
     return await idempotent(
         request,
         editor,
         payload,
-        lambda intent: actions.correct(store, feed, target, changes, version, editor, intent),
+        correct,
         lambda brief: json_response(brief, headers={"ETag": f'"{brief.version}"'}),
         Brief,
     )

@@ -18,6 +18,7 @@ from livefeed.http._helpers import (
     read_json,
     state,
 )
+from livefeed.http.embeds import resolve
 from livefeed.model.brief import Brief
 from livefeed.model.feed import parse_new_feed
 from livefeed.model.ids import StreamId
@@ -77,11 +78,16 @@ async def publish_brief(request: Request) -> Response:
     feed = await store.cached_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     draft = await parse_brief(payload, default_author=editor)
+
+    async def publish(intent: Intent | None) -> Brief:
+        embeds = await resolve(request, draft.embeds)  # here: a replayed retry fetches nothing
+        return await actions.publish(store, feed, draft, editor, intent, embeds=embeds)
+
     return await idempotent(
         request,
         editor,
         payload,
-        lambda intent: actions.publish(store, feed, draft, editor, intent),
+        publish,
         lambda brief: json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief.id}"}),
         Brief,
     )

@@ -30,6 +30,7 @@ from livefeed.errors import (
 from livefeed.http._helpers import json_response
 from livefeed.http.days import DAY_PAGE, DAY_PAGE_MAX
 from livefeed.model.brief import Brief, BriefPatch, NewBrief
+from livefeed.model.embed import EmbedRef
 from livefeed.model.feed import Feed, FeedPatch, NewFeed
 from livefeed.model.ids import FULL_ID_PATTERN, STREAM_ID_PATTERN
 from livefeed.model.schema import Pin
@@ -42,6 +43,7 @@ STREAM_ID = STREAM_ID_PATTERN
 _FULL_ID = FULL_ID_PATTERN
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _CLOCK = r"^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
+_THUMBNAIL = r"^[0-9a-f]{32}\.(jpg|png|webp|gif)$"
 _IF_MATCH = r'^\s*(\*|(W/)?"[0-9]{1,9}")\s*$'  # weak tags are well-formed but never match
 
 _ERROR_MEANING = {
@@ -61,7 +63,11 @@ _ERROR_MEANING = {
 _VALIDATION_CODES = (
     "unknown_field", "missing_field", "empty_field", "invalid_type", "too_long", "invalid_text",
 )  # fmt: skip
-_BRIEF_CODES = (*_VALIDATION_CODES, "invalid_url", "invalid_tag", "too_many_tags")
+_EMBED_CODES = ("embed_not_allowed", "embed_not_found", "embed_unavailable")
+_BRIEF_CODES = (
+    *_VALIDATION_CODES, "invalid_url", "invalid_tag", "too_many_tags", "too_many_embeds",
+    *_EMBED_CODES,
+)  # fmt: skip
 _STORY_CODES = (*_VALIDATION_CODES, "invalid_field", "missing_alt", "too_many_items")
 
 
@@ -200,7 +206,8 @@ def _op(
 
 
 MODELS: tuple[type[msgspec.Struct], ...] = (
-    Feed, NewFeed, FeedPatch, Brief, NewBrief, BriefPatch, Pin, NewLead, Lead, NewSummary, Summary,
+    Feed, NewFeed, FeedPatch, Brief, NewBrief, BriefPatch, Pin, EmbedRef, NewLead, Lead,
+    NewSummary, Summary,
 )  # fmt: skip
 """The models whose JSON Schemas are the components of the same name, generated."""
 _ALWAYS_SENT = (Feed, Brief, Lead, Summary)
@@ -560,6 +567,24 @@ def _paths(settings: Settings) -> dict[str, Any]:
             {"200": _json(_ref("BriefPreview"), "the sanitised brief"),
              **_errors(bad_body, _FEED_404, (422, _BRIEF_CODES), 503)},
             parameters=(feed,), body=_ref("NewBrief"), editor=True,
+        )},
+        "/api/embeds/preview": {"post": _op(
+            "previewEmbed", "editor", "The card a brief quoting this URL would show",
+            {"200": _json(_ref("Embed"), "the snapshot, resolved now; nothing is stored but "
+                          "its thumbnail"),
+             **_errors(bad_body, (422, (*_VALIDATION_CODES, "invalid_url", *_EMBED_CODES)))},
+            body=_ref("EmbedRef"), editor=True,
+            description="`embed_not_allowed`: the provider is not allowed here, or the URL is "
+            "not https or not a public address; `embed_not_found`: the post or page is gone; "
+            "`embed_unavailable`: the provider is down or did not answer as it should.",
+        )},
+        "/embed-thumbs/{name}": {"get": _op(
+            "embedThumbnail", "pages", "A copy of an embed's image, as a card shows it",
+            {"200": {"description": "the image, immutable", "content": {
+                t: {} for t in ("image/jpeg", "image/png", "image/webp", "image/gif")}},
+             **_errors((404, ("not_found",)))},
+            parameters=(_param("name", "path", _string(pattern=_THUMBNAIL),
+                               "the name in a snapshot's `thumbnail`"),),
         )},
         "/api/feeds/{feed}/briefs/{brief}": {
             "get": _op(

@@ -13,8 +13,10 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from livefeed.errors import BadRequest, ValidationFailed
+from livefeed.model.embed import Embed, EmbedRef
 from livefeed.model.schema import (
     AUTHOR_MAX,
+    EMBEDS_MAX,
     HEADLINE_MAX,
     TAG_MAX,
     URL_MAX,
@@ -33,6 +35,12 @@ from livefeed.model.schema import (
 )
 from livefeed.model.text import _clean_line, check_text, clean_text, obeys_text_rule, sanitize_body
 
+EmbedRefs = Annotated[tuple[EmbedRef, ...], Meta(
+    max_length=EMBEDS_MAX,
+    description=f"at most {EMBEDS_MAX} posts or articles to quote, each resolved once into a "
+    "snapshot (provider, author, time, text, thumbnail) when the brief is published or corrected",
+)]  # fmt: skip
+
 
 class NewBrief(Struct, forbid_unknown_fields=True):
     """A brief to publish. Validated, it is a draft: the body still wants sanitising."""
@@ -43,6 +51,7 @@ class NewBrief(Struct, forbid_unknown_fields=True):
     url: Url | None = None
     tags: Tags | None = None
     key_event: bool = False
+    embeds: EmbedRefs | None = None
 
     def __post_init__(self) -> None:
         self.headline = collapsed_line(self.headline, "headline", HEADLINE_MAX, required=True)
@@ -67,6 +76,7 @@ class BriefPatch(Struct, forbid_unknown_fields=True):
     url: Url | UnsetType | None = UNSET
     tags: Tags | UnsetType | None = UNSET
     key_event: bool | UnsetType = UNSET
+    embeds: EmbedRefs | UnsetType | None = UNSET
     version: Annotated[Version | None, _meta("the version edited; the same as If-Match")] = None
 
     def __post_init__(self) -> None:
@@ -104,6 +114,7 @@ class Brief(Struct, frozen=True, kw_only=True):
     url: str | None = None
     tags: tuple[str, ...] = ()
     key_event: bool = False
+    embeds: tuple[Embed, ...] = ()
 
 
 def parse_new_brief(payload: Any, default_author: str, *, sanitize: bool = True) -> NewBrief:
@@ -152,8 +163,9 @@ def new_brief(
     *,
     version: int = 1,
     updated_at: str | None = None,
+    embeds: tuple[Embed, ...] = (),
 ) -> Brief:
-    """``draft`` as a brief at ``brief_id``."""
+    """``draft`` as a brief at ``brief_id``, quoting ``embeds`` (its ``embeds`` resolved)."""
     return Brief(
         id=brief_id,
         published_at=published_at,
@@ -165,6 +177,7 @@ def new_brief(
         url=draft.url,
         tags=tuple(draft.tags or ()),
         key_event=draft.key_event,
+        embeds=embeds,
     )
 
 
@@ -175,9 +188,12 @@ def brief_dict(
     *,
     version: int = 1,
     updated_at: str | None = None,
+    embeds: tuple[Embed, ...] = (),
 ) -> dict[str, Any]:
     """The stored and wire form of a brief, as a dict: ``new_brief``'s encoding."""
-    brief = new_brief(draft, brief_id, published_at, version=version, updated_at=updated_at)
+    brief = new_brief(
+        draft, brief_id, published_at, version=version, updated_at=updated_at, embeds=embeds
+    )
     value: dict[str, Any] = msgspec.to_builtins(brief)
     return value
 

@@ -45,6 +45,12 @@ MEDIA_ID_MAX = 100
 ALT_MAX = 1000
 CAPTION_MAX = 1000
 CREDIT_MAX = 200
+EMBEDS_MAX = 4
+"""Posts and articles one brief may quote (``embeds``); each is fetched when it is published."""
+EMBED_TEXT_MAX = 2000
+"""A snapshot's text (a post, an article's summary) is cut to this many characters."""
+EMBED_LINE_MAX = 300
+"""A snapshot's one-line fields (title, author, handle, outlet) are cut to this many."""
 
 SLUG_MAX = 64
 SLUG_RE = re.compile(rf"[a-z0-9-]{{1,{SLUG_MAX}}}")
@@ -133,6 +139,7 @@ _CODES: dict[tuple[str, str | None], str] = {
     ("length", None): "too_long",
     ("length", "tags"): "too_many_tags",
     ("length", "items"): "too_many_items",
+    ("length", "embeds"): "too_many_embeds",
     ("range", None): "invalid_field",
     ("*", "slug"): "invalid_slug",
     ("*", "timezone"): "invalid_timezone",
@@ -177,7 +184,9 @@ def _translate(message: str) -> Exception:
     if message.startswith("Object missing required field") and named:
         return refusal("missing", named.group(1), f"{named.group(1)} is required")
     text = message[: at.start()] if at else message
-    if ", got `null`" in text:
+    if text.startswith("Object contains unknown field"):  # in a nested object (embeds)
+        kind = "unknown"
+    elif ", got `null`" in text:
         kind = "null"
     elif " of length " in text:
         kind = "length"

@@ -16,6 +16,7 @@ import msgspec
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
 from livefeed.model.brief import Brief, BriefDraft, brief_dict, new_brief
 from livefeed.model.days import day_containing, days_around
+from livefeed.model.embed import Embed
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
 from livefeed.storage.append import AT, ID, Append, Retry
@@ -26,15 +27,21 @@ _ATTEMPTS = 5
 
 
 async def publish(
-    store: Store, feed: Feed, draft: BriefDraft, editor: str, intent: Intent | None = None
+    store: Store,
+    feed: Feed,
+    draft: BriefDraft,
+    editor: str,
+    intent: Intent | None = None,
+    embeds: tuple[Embed, ...] = (),
 ) -> Brief:
-    """Append a new brief; Conflict ``feed_ended`` once coverage has ended.
+    """Append a new brief quoting ``embeds`` (its resolved snapshots); Conflict ``feed_ended``
+    once coverage has ended.
 
     Redis stamps it; the script counts it on whichever of the local days around our own "now"
     that time falls on, and names the time when it is on none (our clock is a day off).
     """
     around = now_ms()
-    brief = brief_dict(draft, ID, AT)
+    brief = brief_dict(draft, ID, AT, embeds=embeds)
     for _ in range(_ATTEMPTS):
         days = days_around(around, feed.timezone)
         change = Append.publish(brief, editor, days, key_event=draft.key_event, intent=intent)
@@ -43,7 +50,7 @@ async def publish(
         except Retry as retry:
             around = retry.at_ms
             continue
-        return new_brief(draft, str(entry_id), iso_ms(entry_id.ms))
+        return new_brief(draft, str(entry_id), iso_ms(entry_id.ms), embeds=embeds)
     raise Conflict("could not place the brief in time; try again", code="busy")
 
 

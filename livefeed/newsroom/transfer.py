@@ -23,6 +23,7 @@ import orjson
 from livefeed.errors import LivefeedError, LivefeedException, ValidationFailed
 from livefeed.model.brief import Brief, BriefDraft, encode_brief, new_brief, parse_new_brief
 from livefeed.model.days import Day, day_containing
+from livefeed.model.embed import Embed, stored_embeds
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms
 from livefeed.model.story import Lead, Summary
@@ -77,12 +78,13 @@ class ImportedBrief:
     version: int = 1
     updated_at: str | None = None
     raw_body: bool = False
+    embeds: tuple[Embed, ...] = ()
 
 
 def export_line(brief: Brief) -> bytes:
     """A brief as one JSON line: its encoding without the id, fields in the model's order."""
     line = {k: getattr(brief, k) for k in EXPORT_FIELDS}
-    return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+    return orjson.dumps(line, default=msgspec.to_builtins, option=orjson.OPT_APPEND_NEWLINE)
 
 
 async def export_briefs(
@@ -148,6 +150,7 @@ def parse_import(
                 raise ImportRejected(number, "updated_at is before published_at")
             updated_at = iso_ms(updated_ms)
         try:
+            embeds = stored_embeds(data.pop("embeds", None) or ())  # snapshots, kept as they are
             draft = parse_new_brief(data, default_author="", sanitize=False)
         except (ValidationFailed, LivefeedError) as exc:
             raise ImportRejected(number, exc.message) from None
@@ -156,7 +159,9 @@ def parse_import(
                 raise ImportRejected(number, "published_at is earlier than the line before")
             raise ImportRejected(number, "published_at is earlier than what the feed already holds")
         last_ms = at_ms
-        out.append(ImportedBrief(number, at_ms, draft, version, updated_at, raw_body=True))
+        out.append(
+            ImportedBrief(number, at_ms, draft, version, updated_at, raw_body=True, embeds=embeds)
+        )
     return out
 
 
@@ -262,6 +267,7 @@ class _Encoder:
             iso_ms(entry_id.ms),
             version=item.version,
             updated_at=item.updated_at,
+            embeds=item.embeds,
         )
         if item.raw_body:
             brief = msgspec.structs.replace(brief, body=sanitize_body(item.draft.body))

@@ -12,18 +12,21 @@ import os
 import random
 from datetime import timedelta
 
+from msgspec.structs import replace
 from redis.exceptions import RedisError
 
 from livefeed.config import Settings
 from livefeed.errors import Conflict
 from livefeed.model.brief import BriefDraft, parse_new_brief
 from livefeed.model.days import day_containing, day_of
+from livefeed.model.embed import Embed
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
 from livefeed.model.story import parse_lead, parse_summary
 from livefeed.model.text import sanitize_body
 from livefeed.newsroom import actions, story
 from livefeed.newsroom.transfer import ImportedBrief, import_briefs
+from livefeed.ops.demo_embeds import QUOTING, demo_embeds
 from livefeed.storage.store import Store
 
 log = logging.getLogger("livefeed.ops.demo")
@@ -181,7 +184,7 @@ async def run_demo(store: Store, settings: Settings) -> None:
             feed = await ensure_demo_feed(store)
             leader = await store.hold_lease("demo", holder, _LEASE_MS)
             if leader and (await store.bounds(DEMO_SLUG)).first is None:
-                await seed(store, feed, writer)
+                await seed(store, feed, writer, embeds=demo_embeds(settings))
             break
         except RedisError as exc:
             log.warning("demo feed setup failed (%s); retrying", exc)
@@ -207,10 +210,13 @@ async def run_demo(store: Store, settings: Settings) -> None:
             log.warning("demo brief not posted (%s)", exc)
 
 
-async def seed(store: Store, feed: Feed, writer: Writer, days: int = 2) -> None:
+async def seed(
+    store: Store, feed: Feed, writer: Writer, days: int = 2, embeds: tuple[Embed, ...] = ()
+) -> None:
     """Earlier days to read and replay (25-40 briefs a day, 06:00-23:30), and today's last two
-    hours with a pinned brief, key events, a correction and a retraction; the lead story, the
-    summary box (which ``run_demo`` updates now and then) and the feed's description."""
+    hours with a pinned brief, key events, a correction, a retraction and, from ``embeds``, a
+    brief quoting each (livefeed.ops.demo_embeds); the lead story, the summary box (which
+    ``run_demo`` updates now and then) and the feed's description."""
     rng = writer.rng
     now = now_ms()
     today = day_containing(now, feed.timezone).date
@@ -225,8 +231,20 @@ async def seed(store: Store, feed: Feed, writer: Writer, days: int = 2) -> None:
     times = sorted(rng.sample(range(now - 2 * 3_600_000, now - 60_000), 9))
     payloads = [_LEAD] + [writer.brief(key_event=n == 4) for n in range(len(times) - 1)]
     recent = list(zip(times, payloads, strict=True))
+    for n in range(len(embeds)):  # today's latest briefs quote them
+        recent[-1 - n] = (recent[-1 - n][0], dict(QUOTING[n]))
     ordered = sorted(planned + recent, key=lambda item: item[0])
-    briefs = [ImportedBrief(n, at_ms, _draft(p)) for n, (at_ms, p) in enumerate(ordered, 1)]
+    # Posted a few minutes before the brief quoting it (the article that morning).
+    quoting = {
+        times[-1 - n]: (
+            replace(embed, published_at=iso_ms(times[-1 - n] - (4 + 180 * n) * 60_000)),
+        )
+        for n, embed in enumerate(embeds)
+    }
+    briefs = [
+        ImportedBrief(n, at_ms, _draft(p), embeds=quoting.get(at_ms, ()))
+        for n, (at_ms, p) in enumerate(ordered, 1)
+    ]
     ids = await import_briefs(store, feed, briefs)
     by_time = {at_ms: brief_id for (at_ms, _), brief_id in zip(ordered, ids, strict=True)}
     lead, *rest = [by_time[at_ms] for at_ms in times]

@@ -16,6 +16,7 @@ from livefeed.http.days import DAY_PAGE, read_day
 from livefeed.model import schema
 from livefeed.model.brief import Brief
 from livefeed.model.days import local_clock, local_time_label, zone_label
+from livefeed.model.embed import PROVIDER_NAMES, Embed, time_label
 from livefeed.model.ids import StreamId
 from livefeed.model.story import Lead, Summary
 from livefeed.newsroom import actions
@@ -49,6 +50,9 @@ def _render(
     response = _templates(request).TemplateResponse(request, name, context, status_code=status)
     response.headers.update(SECURITY_HEADERS)
     ancestors = ancestors or request.app.state.settings.frame_ancestors
+    # Embeds' "Show the post" frames: only the allowed providers' (privacy-enhanced) origins.
+    frames = " ".join(request.app.state.resolver.providers.frame_origins())
+    response.headers["Content-Security-Policy"] += f"; frame-src 'self' {frames}".rstrip()
     response.headers["Content-Security-Policy"] += f"; frame-ancestors {ancestors}"
     return response
 
@@ -116,6 +120,16 @@ def _view(brief: Brief, timezone: str, now: int) -> dict[str, Any]:
     view["local_time"] = local_time_label(StreamId.parse(brief.id).ms, timezone, now)
     updated = _ms(brief.updated_at)
     view["updated_local"] = local_time_label(updated, timezone, now) if updated else None
+    view["embeds"] = [_embed_view(e, timezone, now) for e in brief.embeds]
+    return view
+
+
+def _embed_view(embed: Embed, timezone: str, now: int) -> dict[str, Any]:
+    """What _embeds.html shows of a snapshot: its fields, the provider's name and its time."""
+    view: dict[str, Any] = msgspec.structs.asdict(embed)
+    view["provider_name"] = PROVIDER_NAMES[embed.provider]
+    view["time_label"] = time_label(embed.published_at, timezone, now)
+    view["date_only"] = len(embed.published_at or "") == len("2026-03-01")
     return view
 
 
@@ -234,6 +248,7 @@ EDITOR_LIMITS = {
     "summary_items": schema.SUMMARY_ITEMS_MAX,
     "summary_item": schema.SUMMARY_ITEM_MAX,
     "lead_media": schema.LEAD_MEDIA_MAX,
+    "embeds": schema.EMBEDS_MAX,
 }
 
 

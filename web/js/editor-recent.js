@@ -114,6 +114,8 @@ function renderSummary(brief, mode) {
   const actions = el("div", "recent-actions");
   actions.append(edit, key, actionButton("pin", pinned ? "Unpin" : "Pin", headline.id), history,
     actionButton("delete", "Delete", headline.id));
+  // Resolving a brief's embeds again is how a deleted post is found (the card then says so).
+  if (brief.embeds?.length) actions.append(actionButton("recheck", "Re-check quoted posts", headline.id));
 
   const summary = el("div", "recent-summary");
   summary.append(meta, headline, actions);
@@ -163,6 +165,13 @@ function handleClick(event) {
     say(data?.pinned ? "Pinned to the top of the feed." : "Unpinned.", "ok");
   });
   else if (action === "delete") deleteBrief(item, id);
+  else if (action === "recheck") act(item, (brief) => api("PATCH", briefPath(id),
+    { body: { embeds: brief.embeds.map((embed) => ({ url: embed.url })) }, version: brief.version }), (brief) => {
+    updateBrief(brief);
+    say(brief.embeds.some((embed) => embed.deleted)
+      ? "Checked: a quoted post is gone, and its card now says it is a quotation of a deleted post."
+      : "Checked: the quoted posts are still there.", "ok");
+  });
 }
 
 function closePanel(item, focusClass = null) {

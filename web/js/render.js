@@ -2,6 +2,8 @@
 // Mirrors web/templates/feed.html and models.local_time_label, so a brief rendered here looks
 // exactly like one the server rendered.
 
+import { renderEmbeds } from "./embeds.js";
+
 // Python's %b, not Intl's en-GB "short" month (which says "Sept").
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const formatters = new Map();
@@ -54,7 +56,7 @@ export function formatBriefTime(iso, timeZone, now = new Date()) {
 /** Rewrite only the time labels whose text changed (e.g. yesterday's briefs after midnight). */
 export function refreshTimes(root, timeZone) {
   const now = new Date();
-  for (const time of root.querySelectorAll("time[datetime]")) {
+  for (const time of root.querySelectorAll("time[datetime]:not(.embed-day)")) {
     const text = formatBriefTime(time.dateTime, timeZone, now);
     if (text && time.textContent !== text) time.textContent = text;
   }
@@ -128,7 +130,10 @@ export function renderBrief(brief, { slug, timeZone, withId = true }) {
   body.innerHTML = brief.body ?? ""; // sanitised by the server: p, br, a[href], strong, em, ul, ol, li, blockquote
 
   const article = el("article");
-  article.append(meta, userText("h2", "brief-headline", brief.headline), body, renderFoot(brief));
+  article.append(meta, userText("h2", "brief-headline", brief.headline), body);
+  const embeds = renderEmbeds(brief, timeZone, formatBriefTime);
+  if (embeds) article.append(embeds);
+  article.append(renderFoot(brief));
   item.append(article);
   return item;
 }
