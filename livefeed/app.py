@@ -27,10 +27,11 @@ from starlette.websockets import WebSocket
 
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
-from livefeed.http import days, edge, editing, feeds, openapi
+from livefeed.http import days, edge, editing, feeds, media, openapi
 from livefeed.http._helpers import json_response
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
+from livefeed.media.files import MediaFiles
 from livefeed.metrics import HttpMetrics, MetricsEndpoint
 from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
@@ -166,6 +167,8 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds/{feed}/pin", editing.delete_pin, methods=["DELETE"]),
         Route("/api/feeds/{feed}/key-events", editing.key_events, methods=["GET"]),
         Route("/api/feeds/{feed}/days", days.list_days, methods=["GET"]),
+        Route("/api/media", media.upload_media, methods=["POST"]),
+        Route("/media/{media}/{name}", media.media_file, methods=["GET", "HEAD"]),
         Route("/api/feeds/{feed}/days/{date}", days.get_day, methods=["GET"]),
         WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
         Mount("/static", PublicFiles(directory=settings.web_dir), name="static"),
@@ -194,6 +197,8 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     app.state.connections = ConnectionCounter(settings.connections_per_address)
     app.state.failed_tokens = RateLimiter(settings.failed_token_rate, settings.failed_token_burst)
     app.state.valid_tokens = RecentlyValid()
+    app.state.media_files = MediaFiles(settings.media_root())
+    app.state.media_slots = asyncio.Semaphore(max(1, settings.media_workers))
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
     return app
 

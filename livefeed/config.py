@@ -99,6 +99,17 @@ class Settings:
     # limit; over it every token check gets 429 until the budget refills. 0 turns it off.
     failed_token_rate: float = 20.0
     failed_token_burst: int = 60
+    # Uploaded images and audio (livefeed.media): where their files go (empty: <data_dir>/media;
+    # several nodes share one volume here), the largest upload in bytes, the most pixels an
+    # image may have (decompression bombs), and uploads processed at once per worker.
+    media_dir: str = ""
+    max_media_bytes: int = 20 * 1024 * 1024
+    max_media_pixels: int = 50_000_000
+    media_workers: int = 2
+
+    def media_root(self) -> Path:
+        """The directory of uploaded media: ``media_dir``, else ``media`` under ``data_dir``."""
+        return Path(self.media_dir) if self.media_dir else self.data_dir / "media"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -34,6 +34,12 @@ TAGS_MAX = 10
 """Tags a brief may carry; a longer list is refused even if it repeats some (they count once)."""
 TAG_MAX = 40
 TITLE_MAX = 200
+MEDIA_MAX = 10
+"""Images and audio items a brief may carry (livefeed.model.media)."""
+ALT_MAX = 1000
+CAPTION_MAX = 1000
+CREDIT_MAX = 200
+TRANSCRIPT_MAX = 20_000
 
 SLUG_MAX = 64
 SLUG_RE = re.compile(rf"[a-z0-9-]{{1,{SLUG_MAX}}}")
@@ -118,6 +124,7 @@ _CODES: dict[tuple[str, str | None], str] = {
     ("type", None): "invalid_type",
     ("length", None): "too_long",
     ("length", "tags"): "too_many_tags",
+    ("length", "media"): "too_many_media",
     ("range", None): "invalid_field",
     ("*", "slug"): "invalid_slug",
     ("*", "timezone"): "invalid_timezone",
@@ -161,6 +168,8 @@ def _translate(message: str) -> Exception:
     named = _NAMED.search(message)
     if message.startswith("Object missing required field") and named:
         return refusal("missing", named.group(1), f"{named.group(1)} is required")
+    if message.startswith("Object contains unknown field") and named:  # in a nested object
+        return refusal("unknown", field, f"{field}: unknown field {named.group(1)!r}")
     text = message[: at.start()] if at else message
     if ", got `null`" in text:
         kind = "null"
