@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import signal
@@ -457,3 +458,22 @@ def differences(got: list[str], expected: list[str]) -> str:
     repeated = len(got) - len(set(got))
     index = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), None)
     return f"{missing} missing, {repeated} repeated, first difference at index {index}"
+
+
+def image_bytes(width: int = 800, height: int = 600, fmt: str = "JPEG", **save: Any) -> bytes:
+    """A small picture drawn with Pillow (a gradient and a box, so it compresses like one)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    ImageDraw.Draw(image).rectangle((width // 4, height // 4, width // 2, height // 2), "red")
+    out = io.BytesIO()
+    image.save(out, fmt, **save)
+    return out.getvalue()
+
+
+def upload(client: httpx.Client, data: bytes, status: int = 201) -> dict[str, Any]:
+    """POST ``data`` to /api/media as the raw body; the answer, checked to have ``status``."""
+    response = client.post("/api/media", content=data, headers=auth())
+    assert response.status_code == status, response.text
+    info: dict[str, Any] = response.json()
+    return info

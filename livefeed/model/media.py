@@ -147,7 +147,7 @@ def parse_rendition(name: str) -> str | None:
 def image_widths(width: int) -> tuple[int, ...]:
     """The widths an image of ``width`` pixels is stored at: the standard ones below it, and
     its own when it is narrower than the largest."""
-    below = tuple(w for w in WIDTHS if w < width)
+    below = tuple(w for w in WIDTHS[:-1] if w < width)
     return (*below, min(width, WIDTHS[-1]))
 
 

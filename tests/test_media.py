@@ -1,0 +1,201 @@
+"""Uploading images and audio: type from the bytes, limits, metadata stripped, renditions served."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import ExifTags, Image
+
+from helpers import LivefeedServer, RedisProcess, auth, image_bytes, upload
+
+# A minimal MPEG-1 Layer III frame (128 kbit/s, 44.1 kHz): header, then silence.
+MP3_FRAME = b"\xff\xfb\x90\x64" + bytes(413)
+ID3_TAG = b"ID3\x03\x00\x00\x00\x00\x00\x0a" + b"TIT2secret"  # a 10-byte ID3v2 body
+
+
+@pytest.fixture(scope="module")
+def tight(
+    redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
+    """A server taking uploads of at most 200 kB and 4 million pixels."""
+    srv = LivefeedServer(
+        redis_server.url,
+        "tm-" + uuid.uuid4().hex[:8],
+        LIVEFEED_MAX_MEDIA_BYTES="200000",
+        LIVEFEED_MAX_MEDIA_PIXELS="4000000",
+    )
+    srv.start(log_dir=tmp_path_factory.mktemp("media-logs"))
+    try:
+        with httpx.Client(base_url=srv.base, timeout=30) as client:
+            yield client
+    finally:
+        srv.stop()
+
+
+def test_upload_makes_renditions_at_standard_widths(http: httpx.Client) -> None:
+    """A JPEG becomes WebP and JPEG renditions at each standard width below its own, and crops."""
+    info = upload(http, image_bytes(1800, 1200))
+    assert info["kind"] == "image" and (info["width"], info["height"]) == (1800, 1200)
+    assert info["widths"] == [320, 640, 1024, 1600]
+    names = {r["url"].rsplit("/", 1)[1] for r in info["renditions"]}
+    assert {"320.webp", "1600.jpg", "16x9.jpg", "4x3.jpg", "1x1.jpg"} <= names
+    for rendition in info["renditions"]:
+        response = http.get(rendition["url"])
+        assert response.status_code == 200
+        assert response.headers["content-type"] == rendition["type"]
+        got = Image.open(io.BytesIO(response.content))
+        assert got.size == (rendition["width"], rendition["height"])
+    crop = next(r for r in info["renditions"] if r["url"].endswith("/16x9.jpg"))
+    assert (crop["width"], crop["height"]) == (1200, 675)
+
+
+def test_rendition_is_immutable_with_etag_and_304(http: httpx.Client) -> None:
+    """A rendition is cacheable for a year, immutable, with an ETag that revalidates to 304."""
+    info = upload(http, image_bytes(500, 300, "PNG"))
+    assert info["widths"] == [320, 500]
+    url = info["renditions"][0]["url"]
+    first = http.get(url)
+    assert first.headers["cache-control"] == "public, max-age=31536000, immutable"
+    again = http.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+
+
+def test_same_bytes_uploaded_again_are_the_same_upload(http: httpx.Client) -> None:
+    """The id is the content's: the same file again answers 200 with the same record."""
+    data = image_bytes(400, 400, "WEBP")
+    first = upload(http, data)
+    assert upload(http, data, status=200) == first
+
+
+def test_multipart_upload_takes_the_file_part(http: httpx.Client) -> None:
+    """A form upload (as a browser's FormData sends it) is read from its ``file`` part."""
+    data = image_bytes(640, 480)
+    response = http.post(
+        "/api/media",
+        files={"file": ("photo.bin", data, "application/octet-stream")},
+        data={"note": "ignored"},
+        headers=auth(),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["widths"] == [320, 640]
+
+
+def test_gps_and_device_metadata_never_reach_a_rendition(http: httpx.Client) -> None:
+    """A phone photo's GPS, device and XMP data are in no rendition; its orientation is applied."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "PhoneMaker"
+    exif[ExifTags.Base.Orientation] = 6  # rotate 90° clockwise to show
+    exif[ExifTags.Base.GPSInfo] = {
+        ExifTags.GPS.GPSLatitudeRef: "N",
+        ExifTags.GPS.GPSLatitude: (50.0, 27.0, 1.0),
+        ExifTags.GPS.GPSLongitudeRef: "E",
+        ExifTags.GPS.GPSLongitude: (30.0, 31.0, 2.0),
+    }
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">secret-place</x:xmpmeta>'
+    data = image_bytes(800, 400, exif=exif, xmp=xmp)
+    assert Image.open(io.BytesIO(data)).getexif().get_ifd(ExifTags.IFD.GPSInfo)  # it has them
+    info = upload(http, data)
+    assert (info["width"], info["height"]) == (400, 800)
+    for rendition in info["renditions"]:
+        content = http.get(rendition["url"]).content
+        got = Image.open(io.BytesIO(content))
+        assert not got.getexif(), rendition["url"]
+        assert "exif" not in got.info and "xmp" not in got.info and "icc_profile" not in got.info
+        for needle in (b"PhoneMaker", b"secret-place", b"Exif\x00", b"GPS"):
+            assert needle not in content, (rendition["url"], needle)
+
+
+def test_type_comes_from_the_bytes_not_the_name(http: httpx.Client) -> None:
+    """Text or a GIF sent as image/jpeg is 415; a PNG sent as text/plain is taken."""
+    for data in (b"not an image at all", image_bytes(50, 50, "GIF")):
+        response = http.post(
+            "/api/media", content=data, headers={**auth(), "Content-Type": "image/jpeg"}
+        )
+        assert response.status_code == 415, response.text
+        assert response.json()["error"]["code"] == "unsupported_media_type"
+    response = http.post(
+        "/api/media",
+        content=image_bytes(60, 60, "PNG"),
+        headers={**auth(), "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 201
+
+
+def test_corrupt_or_truncated_image_is_422(http: httpx.Client) -> None:
+    """A JPEG cut short or a PNG with garbage after its header is 422 ``corrupt_media``."""
+    whole = image_bytes(900, 700)
+    png = image_bytes(300, 300, "PNG")
+    for data in (whole[: len(whole) // 2], png[:40] + bytes(range(256)) * 4, whole[:3] + b"x"):
+        response = http.post("/api/media", content=data, headers=auth())
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "corrupt_media"
+
+
+def test_upload_needs_an_editor_token(http: httpx.Client) -> None:
+    """Without a valid editor token an upload is 401 and nothing is stored."""
+    response = http.post("/api/media", content=image_bytes(100, 100))
+    assert response.status_code == 401
+    response = http.post("/api/media", content=b"", headers=auth())
+    assert response.status_code == 400 and response.json()["error"]["code"] == "no_file"
+
+
+def test_upload_over_the_byte_limit_is_413(tight: httpx.Client) -> None:
+    """A file over LIVEFEED_MAX_MEDIA_BYTES is 413, raw or in a form."""
+    big = image_bytes(1200, 1200, "PNG", compress_level=0)
+    assert len(big) > 200_000
+    response = tight.post("/api/media", content=big, headers=auth())
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+    response = tight.post("/api/media", files={"file": ("a.png", big)}, headers=auth())
+    assert response.status_code == 413
+
+
+def test_pixel_bomb_is_refused_before_decoding(tight: httpx.Client) -> None:
+    """A small file that decodes to more than LIVEFEED_MAX_MEDIA_PIXELS is 422 too_many_pixels."""
+    out = io.BytesIO()
+    Image.new("1", (3000, 3000)).save(out, "PNG")  # 9 million pixels in a few kB
+    assert len(out.getvalue()) < 20_000
+    response = tight.post("/api/media", content=out.getvalue(), headers=auth())
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "too_many_pixels"
+
+
+def test_audio_is_sniffed_and_its_id3_tags_dropped(http: httpx.Client) -> None:
+    """MP3 (with an ID3 tag) and OGG uploads become audio items; the MP3's tag is cut off."""
+    info = upload(http, ID3_TAG + MP3_FRAME * 3)
+    assert info["kind"] == "audio" and info["format"] == "mp3"
+    (rendition,) = info["renditions"]
+    response = http.get(rendition["url"])
+    assert response.headers["content-type"] == "audio/mpeg"
+    assert response.content == MP3_FRAME * 3
+    ogg = upload(http, b"OggS\x00\x02" + bytes(100))
+    assert ogg["renditions"][0]["url"].endswith("/audio.ogg")
+
+
+def test_heic_photo_is_taken_when_pillow_heif_is_installed(http: httpx.Client) -> None:
+    """A HEIC photo (as phones take them) becomes WebP and JPEG renditions."""
+    pytest.importorskip("pillow_heif").register_heif_opener()
+    info = upload(http, image_bytes(400, 300, "HEIF"))
+    assert info["format"] == "heic" and info["widths"] == [320, 400]
+
+
+def test_unknown_media_file_is_404(http: httpx.Client) -> None:
+    """A name no upload has, or an id never uploaded, is a JSON 404."""
+    for path in ("/media/" + "0" * 32 + "/320.webp", "/media/abc/320.webp", "/media/x/../y"):
+        response = http.get(path)
+        assert response.status_code == 404, path
+    info = upload(http, image_bytes(100, 100))
+    assert http.get(f"/media/{info['id']}/9999.webp").status_code == 404
+    assert http.get(f"/media/{info['id']}/320.gif").status_code == 404
+
+
+def test_files_live_under_the_media_dir(server: LivefeedServer, http: httpx.Client) -> None:
+    """Uploads are files under LIVEFEED_MEDIA_DIR, named by their content."""
+    info = upload(http, image_bytes(200, 100))
+    root = Path(server.log_path.with_suffix(".media") if server.log_path else "")
+    assert (root / info["id"][:2] / info["id"] / "200.webp").is_file()
