@@ -11,7 +11,7 @@ import httpx
 import pytest
 from PIL import ExifTags, Image
 
-from helpers import LivefeedServer, RedisProcess, auth, image_bytes, upload
+from helpers import LivefeedServer, RedisProcess, auth, image_bytes, publish, upload
 
 # A minimal MPEG-1 Layer III frame (128 kbit/s, 44.1 kHz): header, then silence.
 MP3_FRAME = b"\xff\xfb\x90\x64" + bytes(413)
@@ -199,3 +199,103 @@ def test_files_live_under_the_media_dir(server: LivefeedServer, http: httpx.Clie
     info = upload(http, image_bytes(200, 100))
     root = Path(server.log_path.with_suffix(".media") if server.log_path else "")
     assert (root / info["id"][:2] / info["id"] / "200.webp").is_file()
+
+
+# --- media in briefs --------------------------------------------------------------------------
+
+
+def _error(response: httpx.Response, status: int = 422) -> str:
+    assert response.status_code == status, response.text
+    code: str = response.json()["error"]["code"]
+    return code
+
+
+def test_brief_carries_its_media_with_their_sizes(http: httpx.Client, feed: str) -> None:
+    """A published brief stores each item with the upload's kind, size and widths, in order."""
+    photo = upload(http, image_bytes(1000, 500))
+    sound = upload(http, MP3_FRAME * 2)
+    media = [
+        {"id": photo["id"], "alt": "A red box", "caption": "The box", "credit": "Photo: Us",
+         "role": "lead"},
+        {"id": sound["id"], "transcript": "  Hello.\nBye.  "},
+    ]  # fmt: skip
+    brief = publish(http, feed, "With media", media=media, gallery=True)
+    first, second = brief["media"]
+    assert first == {
+        "id": photo["id"], "alt": "A red box", "decorative": False, "caption": "The box",
+        "credit": "Photo: Us", "role": "lead", "transcript": "", "kind": "image",
+        "format": "jpeg", "width": 1000, "height": 500, "widths": [320, 640, 1000],
+    }  # fmt: skip
+    assert second["kind"] == "audio" and second["transcript"] == "Hello.\nBye."
+    assert brief["gallery"] is True
+    stored = http.get(f"/api/feeds/{feed}/briefs/{brief['id']}").json()
+    assert stored["media"] == brief["media"]
+
+
+def test_image_without_alt_is_422_unless_decorative(http: httpx.Client, feed: str) -> None:
+    """An image needs alt text (a caption is none); ``decorative: true`` says none is wanted."""
+    photo = upload(http, image_bytes(300, 200))
+    bare = {"id": photo["id"], "caption": "Only a caption"}
+    response = http.post(
+        f"/api/feeds/{feed}/briefs", json={"headline": "H", "media": [bare]}, headers=auth()
+    )
+    assert _error(response) == "missing_alt" and response.json()["error"]["field"] == "media"
+    blank = {"id": photo["id"], "alt": "   "}
+    response = http.post(
+        f"/api/feeds/{feed}/briefs", json={"headline": "H", "media": [blank]}, headers=auth()
+    )
+    assert _error(response) == "missing_alt"
+    brief = publish(http, feed, "Decorative", media=[{"id": photo["id"], "decorative": True}])
+    assert brief["media"][0]["alt"] == ""
+
+
+def test_bad_media_items_are_refused(http: httpx.Client, feed: str) -> None:
+    """Unknown or malformed ids, too many items, repeats, unknown fields and bad types are 422."""
+    photo = upload(http, image_bytes(200, 200))
+    ok = {"id": photo["id"], "alt": "x"}
+    cases = [
+        ([{"id": "0" * 32, "alt": "x"}], "unknown_media"),
+        ([{"id": "../../etc/passwd", "alt": "x"}], "unknown_media"),
+        ([ok] * 11, "too_many_media"),
+        ([ok, ok], "duplicate_media"),
+        ([{**ok, "kind": "audio"}], "unknown_field"),
+        ([{**ok, "role": "hero"}], "invalid_type"),
+        ([{**ok, "alt": 5}], "invalid_type"),
+        ([{**ok, "alt": "a\x00b"}], "invalid_text"),
+        ([{**ok, "alt": "a" * 1001}], "too_long"),
+        ("not a list", "invalid_type"),
+    ]
+    before = http.get(f"/api/feeds/{feed}/briefs").json()["briefs"]
+    for media, code in cases:
+        response = http.post(
+            f"/api/feeds/{feed}/briefs", json={"headline": "H", "media": media}, headers=auth()
+        )
+        assert _error(response) == code, (media, response.text)
+    assert http.get(f"/api/feeds/{feed}/briefs").json()["briefs"] == before
+
+
+def test_correction_changes_alt_caption_and_credit(http: httpx.Client, feed: str) -> None:
+    """A correction replaces the media list: new alt, caption and credit, a new version."""
+    photo = upload(http, image_bytes(400, 300))
+    brief = publish(http, feed, "Photo", media=[{"id": photo["id"], "alt": "Old alt"}])
+    change = {"media": [{"id": photo["id"], "alt": "New alt", "caption": "C", "credit": "Cr"}]}
+    response = http.patch(
+        f"/api/feeds/{feed}/briefs/{brief['id']}",
+        json=change,
+        headers={**auth(), "If-Match": '"1"'},
+    )
+    assert response.status_code == 200, response.text
+    corrected = response.json()
+    assert corrected["version"] == 2
+    assert (corrected["media"][0]["alt"], corrected["media"][0]["credit"]) == ("New alt", "Cr")
+    assert corrected["media"][0]["width"] == 400
+    response = http.patch(
+        f"/api/feeds/{feed}/briefs/{brief['id']}",
+        json={"media": [{"id": photo["id"]}]},
+        headers=auth(),
+    )
+    assert _error(response) == "missing_alt"
+    cleared = http.patch(
+        f"/api/feeds/{feed}/briefs/{brief['id']}", json={"media": []}, headers=auth()
+    ).json()
+    assert cleared["media"] == [] and cleared["version"] == 3

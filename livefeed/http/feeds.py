@@ -76,7 +76,7 @@ async def publish_brief(request: Request) -> Response:
     editor = await authenticate(request)
     feed = await store.cached_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
-    draft = await parse_brief(payload, default_author=editor)
+    draft = await parse_brief(payload, default_author=editor, store=store)
     return await idempotent(
         request,
         editor,

@@ -103,6 +103,10 @@ Tag = Annotated[str, _line(TAG_MAX, "a topic")]
 Tags = Annotated[tuple[Tag, ...], Meta(
     max_length=TAGS_MAX, description=f"at most {TAGS_MAX} items, repeats too; a repeat counts once"
 )]  # fmt: skip
+_Item = TypeVar("_Item")
+MediaItems = Annotated[tuple[_Item, ...], Meta(
+    max_length=MEDIA_MAX, description=f"images and audio, at most {MEDIA_MAX}, in order"
+)]  # fmt: skip
 Version = Annotated[int, Meta(ge=1)]
 FullId = Annotated[str, _meta("a stream entry id", pattern=FULL_ID_PATTERN)]
 Instant = Annotated[str, _meta("UTC with milliseconds", format="date-time")]

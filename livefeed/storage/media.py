@@ -11,7 +11,8 @@ from collections.abc import Iterable
 import msgspec
 from redis.asyncio import Redis
 
-from livefeed.model.media import MediaInfo
+from livefeed.errors import ValidationFailed
+from livefeed.model.media import Media, MediaInfo, MediaRef, resolve
 from livefeed.storage.keys import Keys
 
 _ENCODER = msgspec.json.Encoder()
@@ -36,3 +37,22 @@ class MediaIndex:
             return {}
         raws = await self.redis.mget([self.keys.media(i) for i in wanted])
         return {i: _DECODER.decode(raw) for i, raw in zip(wanted, raws, strict=True) if raw}
+
+    async def resolve(self, items: tuple[MediaRef, ...]) -> tuple[Media, ...]:
+        """``items`` joined to their uploads; 422 ``unknown_media`` naming one never uploaded
+        (or ``missing_alt``: ``model.media.resolve``)."""
+        found = await self.get_many(item.id for item in items if not isinstance(item, Media))
+        out: list[Media] = []
+        for item in items:
+            if isinstance(item, Media):
+                out.append(item)
+                continue
+            info = found.get(item.id)
+            if info is None:
+                raise ValidationFailed(
+                    f"media {item.id} was never uploaded (POST /api/media first)",
+                    code="unknown_media",
+                    field="media",
+                )
+            out.append(resolve(item, info))
+        return tuple(out)
