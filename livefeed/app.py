@@ -35,6 +35,7 @@ from livefeed.media.files import MediaFiles
 from livefeed.metrics import HttpMetrics, MetricsEndpoint
 from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
+from livefeed.model.media import MEDIA_SIZES, rendition_path, srcset
 from livefeed.pages import reference, syndication, views
 from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
 from livefeed.storage.ratelimit import SharedRateLimiter
@@ -200,6 +201,9 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     app.state.media_files = MediaFiles(settings.media_root())
     app.state.media_slots = asyncio.Semaphore(max(1, settings.media_workers))
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
+    app.state.templates.env.globals.update(
+        media_path=rendition_path, media_srcset=srcset, media_sizes=MEDIA_SIZES
+    )
     return app
 
 

@@ -9,7 +9,16 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from helpers import TOKEN, LivefeedServer, RedisProcess, livefeed, make_feed, publish
+from helpers import (
+    TOKEN,
+    LivefeedServer,
+    RedisProcess,
+    image_bytes,
+    livefeed,
+    make_feed,
+    publish,
+    upload,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -286,11 +295,15 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
     browser: Browser, server: LivefeedServer, http: httpx.Client
 ) -> None:
     slug = make_feed(http)
+    photo = upload(http, image_bytes(64, 48))["id"]
+    media = [{"id": photo, "alt": '"><img src=x onerror=alert(14)>', "credit": "<script>alert(15)</script>",
+              "caption": "</figcaption><svg onload=alert(16)>"}]  # fmt: skip
 
     def publish_hostile(round_: int) -> None:
         for n, body in enumerate(XSS_BODIES):
             publish(http, slug, f'<script>alert("h{round_}{n}")</script>"><img src=x onerror=alert(0)>',
-                    body=body, author='<img src=x onerror="alert(12)">', tags=["<script>alert(13)</script>"])  # fmt: skip
+                    body=body, author='<img src=x onerror="alert(12)">', tags=["<script>alert(13)</script>"],
+                    media=media)  # fmt: skip
 
     publish_hostile(1)  # rendered by the server
     context = browser.new_context()

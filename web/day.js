@@ -5,6 +5,7 @@
 import { highlight, insertInOrder, itemIn } from "./js/list.js";
 import { el, renderBrief } from "./js/render.js";
 import { createClock, localClock, openReplay } from "./js/replay.js";
+import { enableGalleries } from "./js/media.js";
 
 const TICK_MS = 250;
 const MINUTE_MS = 60_000;
@@ -308,6 +309,7 @@ function scrubbed() {
 // --- wiring ------------------------------------------------------------------------------------
 
 function start() {
+  enableGalleries();
   const section = document.getElementById("replay");
   const list = document.getElementById("briefs");
   if (!section || !list || !("WebSocket" in window)) return;

@@ -9,6 +9,7 @@ import {
   createPinnedBox, highlight, insertInOrder, isNewer, itemIn, replaceBrief, showEmptyIfNothing,
 } from "./js/list.js";
 import { refreshTimes, renderBrief } from "./js/render.js";
+import { enableGalleries } from "./js/media.js";
 
 const page = {}; // elements and feed settings, filled in by start()
 const view = { connection: "connecting", status: "live", height: 0 };
@@ -92,6 +93,7 @@ function setStatus(state, text, spoken = text) {
 // --- wiring ------------------------------------------------------------------------------------
 
 function start() {
+  enableGalleries();
   const root = document.getElementById("embed");
   if (!root) return;
   Object.assign(page, {

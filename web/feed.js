@@ -8,6 +8,7 @@ import { highlight, insertInOrder, isNewer, itemIn, replaceBrief, showEmptyIfNot
 import { createNewsroom } from "./js/newsroom.js";
 import { showLinkedBrief } from "./js/permalink.js";
 import { dayKey, el, refreshTimes, renderBrief } from "./js/render.js";
+import { enableGalleries } from "./js/media.js";
 
 const NEAR_TOP_PX = 80;
 const ANNOUNCE_DELAY_MS = 1000;
@@ -287,6 +288,7 @@ async function loadOlder(event) {
 // --- wiring ------------------------------------------------------------------------------------
 
 function start() {
+  enableGalleries();
   const feed = document.getElementById("feed");
   if (!feed) return;
   Object.assign(page, {

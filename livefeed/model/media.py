@@ -36,6 +36,8 @@ WIDTHS = (320, 640, 1024, 1600)
 CROPS = {"16x9": (16, 9), "4x3": (4, 3), "1x1": (1, 1)}
 """Crops of every image for search engines' rich results (Google asks for all three)."""
 CROP_WIDTH = 1200
+MEDIA_SIZES = "(min-width: 45rem) 43rem, 100vw"
+"""``sizes`` of a brief's images: the reading column (feed.css --column) less its padding."""
 IMAGE_FORMATS = ("jpeg", "png", "webp", "heic")
 AUDIO_FORMATS = ("mp3", "m4a", "ogg")
 AUDIO_TYPES = {"mp3": "audio/mpeg", "m4a": "audio/mp4", "ogg": "audio/ogg"}

@@ -2,6 +2,8 @@
 // Mirrors web/templates/feed.html and models.local_time_label, so a brief rendered here looks
 // exactly like one the server rendered.
 
+import { renderMedia } from "./media.js";
+
 // Python's %b, not Intl's en-GB "short" month (which says "Sept").
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const formatters = new Map();
@@ -128,7 +130,8 @@ export function renderBrief(brief, { slug, timeZone, withId = true }) {
   body.innerHTML = brief.body ?? ""; // sanitised by the server: p, br, a[href], strong, em, ul, ol, li, blockquote
 
   const article = el("article");
-  article.append(meta, userText("h2", "brief-headline", brief.headline), body, renderFoot(brief));
+  article.append(meta, userText("h2", "brief-headline", brief.headline), body,
+    ...renderMedia(brief), renderFoot(brief));
   item.append(article);
   return item;
 }

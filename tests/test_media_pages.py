@@ -1,0 +1,114 @@
+"""Images and audio as readers see them: server-rendered and JS-rendered alike, galleries, and
+a reader's place kept while briefs with pictures arrive above it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from helpers import LivefeedServer, auth, image_bytes, make_feed, publish, upload
+
+MP3 = b"\xff\xfb\x90\x64" + bytes(413)
+
+
+def _media(http: httpx.Client) -> list[dict[str, Any]]:
+    """A photo (caption, credit), a second photo and an audio clip with a transcript."""
+    first = upload(http, image_bytes(1200, 800))
+    second = upload(http, image_bytes(900, 900, "PNG"))
+    sound = upload(http, MP3 * 2)
+    return [
+        {"id": first["id"], "alt": "Smoke over the port", "caption": "The port at dawn",
+         "credit": "Photo: Reader"},
+        {"id": second["id"], "alt": "A red square"},
+        {"id": sound["id"], "caption": "The mayor speaking", "transcript": "We will rebuild."},
+    ]  # fmt: skip
+
+
+def _normalised(html: str) -> str:
+    return re.sub(r">\s+<", "><", html).strip()
+
+
+def test_page_shows_figures_with_srcset_sizes_and_credit(http: httpx.Client) -> None:
+    """The server-rendered page has <figure>, <img srcset sizes width height lazy alt>, a
+    figcaption with the credit, a link to the full size, and <audio controls> with its transcript."""
+    slug = make_feed(http)
+    media = _media(http)
+    publish(http, slug, "Pictures", media=media)
+    html = http.get(f"/feeds/{slug}").text
+    first = media[0]["id"]
+    assert f'srcset="/media/{first}/320.webp 320w, /media/{first}/640.webp 640w' in html
+    img = re.search(r"<img [^>]*alt=\"Smoke over the port\"[^>]*>", html)
+    assert img is not None
+    for attribute in ('width="1200"', 'height="800"', 'loading="lazy"', 'decoding="async"',
+                      "sizes=", f"/media/{first}/1024.jpg 1024w"):  # fmt: skip
+        assert attribute in img.group(), attribute
+    assert f'<a class="media-full" href="/media/{first}/1200.jpg"' in html
+    assert '<span class="media-credit" dir="auto">Photo: Reader</span>' in html
+    assert f'<audio controls preload="none" src="/media/{media[2]["id"]}/audio.mp3">' in html
+    assert "We will rebuild." in html and "brief-gallery" not in html
+
+
+def test_js_renders_media_as_the_server_does_and_gallery_slides(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """A gallery brief arriving live has the same markup as the server's, and its buttons move
+    from one picture to the next."""
+    slug = make_feed(http)
+    media = _media(http)
+    publish(http, slug, "Gallery, rendered", media=media, gallery=True)
+    page.goto(f"{server.base}/feeds/{slug}")
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
+    publish(http, slug, "Gallery, live", media=media, gallery=True)
+    expect(page.locator("#briefs > li.brief")).to_have_count(2, timeout=5000)
+    blocks = page.locator("#briefs > li.brief article")
+    live, served = (
+        _normalised(blocks.nth(i).evaluate(
+            "a => [...a.querySelectorAll('.brief-media, .gallery-controls')]"
+            ".map(e => e.outerHTML).join('')"
+        ))
+        for i in (0, 1)
+    )  # fmt: skip
+    assert "brief-gallery" in live
+    assert live == served
+    gallery = page.locator("#briefs > li.brief").first
+    count = gallery.locator(".gallery-count")
+    expect(count).to_have_text("1 / 3")
+    gallery.locator(".gallery-next").click()
+    expect(count).to_have_text("2 / 3")
+    gallery.locator(".gallery-prev").click()
+    expect(count).to_have_text("1 / 3")
+
+
+def test_pictures_arriving_above_do_not_move_the_reader(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """A reader scrolled down keeps what they read in place while an image brief is published
+    and a brief above gains a picture by correction (sizes are reserved before images load)."""
+    slug = make_feed(http)
+    photo = upload(http, image_bytes(1600, 1200))
+    long_body = "\n\n".join(["A paragraph of reporting that takes up some room."] * 4)
+    briefs = [publish(http, slug, f"Brief {n}", body=long_body) for n in range(8)]
+    page.goto(f"{server.base}/feeds/{slug}")
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
+    reading = page.locator(f'[id="{briefs[2]["id"]}"]')
+    reading.scroll_into_view_if_needed()
+    page.mouse.wheel(0, 200)
+    page.wait_for_function("() => window.scrollY > 800")
+    top = reading.evaluate("e => e.getBoundingClientRect().top")
+    item = {"id": photo["id"], "alt": "A big picture"}
+    publish(http, slug, "A picture on top", media=[item])
+    expect(page.locator("#new-updates")).to_be_visible(timeout=3000)
+    response = http.patch(
+        f"/api/feeds/{slug}/briefs/{briefs[6]['id']}", json={"media": [item]}, headers=auth()
+    )
+    assert response.status_code == 200
+    above = page.locator(f'[id="{briefs[6]["id"]}"] img')
+    expect(above).to_have_count(1, timeout=3000)
+    # Its box is sized from width and height before a byte of it loads.
+    assert above.evaluate("i => getComputedStyle(i).aspectRatio") == "auto 1600 / 1200"
+    page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=10000)
+    moved = reading.evaluate("e => e.getBoundingClientRect().top") - top
+    assert abs(moved) <= 1, f"the brief being read moved {moved} px"
