@@ -3,9 +3,11 @@ a reader's place kept while briefs with pictures arrive above it."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+import feedparser
 import httpx
 from playwright.sync_api import Page, expect
 
@@ -112,3 +114,62 @@ def test_pictures_arriving_above_do_not_move_the_reader(
     page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=10000)
     moved = reading.evaluate("e => e.getBoundingClientRect().top") - top
     assert abs(moved) <= 1, f"the brief being read moved {moved} px"
+
+
+def _json_ld(html: str) -> dict[str, Any]:
+    found = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S)
+    assert found is not None
+    data: dict[str, Any] = json.loads(found.group(1))
+    return data
+
+
+def test_json_ld_and_link_previews_carry_the_lead_image(http: httpx.Client) -> None:
+    """Live and day pages: each update has ImageObjects, the LiveBlogPosting the lead image's
+    16:9, 4:3 and 1:1 crops, and og:image with twitter:card summary_large_image."""
+    slug = make_feed(http)
+    media = _media(http)
+    plain = http.get(f"/feeds/{slug}").text
+    assert 'content="summary"' in plain and "og:image" not in plain
+    publish(http, slug, "Pictures", media=[{**media[1], "role": "lead"}, media[0], media[2]])
+    day = http.get(f"/api/feeds/{slug}/days").json()["days"][0]["date"]
+    assert http.get(f"/api/feeds/{slug}/days/{day}").json()["briefs"][0]["media"][0]["id"]
+    for path in (f"/feeds/{slug}", f"/feeds/{slug}/days/{day}"):
+        html = http.get(path).text
+        lead = media[1]["id"]
+        posting = _json_ld(html)
+        assert posting["image"] == [
+            f"{server_base(http)}/media/{lead}/{crop}.jpg" for crop in ("16x9", "4x3", "1x1")
+        ]
+        (update,) = posting["liveBlogUpdate"]
+        assert [i["@type"] for i in update["image"]] == ["ImageObject", "ImageObject"]
+        second = update["image"][1]
+        assert second["url"].endswith(f"/media/{media[0]['id']}/1200.jpg")
+        assert (second["width"], second["height"], second["creditText"]) == (
+            1200, 800, "Photo: Reader",
+        )  # fmt: skip
+        assert f'<meta property="og:image" content="{server_base(http)}/media/{lead}/16x9.jpg">' in html
+        assert '<meta property="og:image:width" content="900">' in html  # 900x506, 16:9
+        assert '<meta name="twitter:card" content="summary_large_image">' in html
+        assert '<img src="' in html and "<figure" in html, "the day page shows them too"
+
+
+def test_atom_and_json_feed_carry_enclosures_and_attachments(http: httpx.Client) -> None:
+    """Atom entries get an enclosure link per item; JSON Feed items an image and attachments."""
+    slug = make_feed(http)
+    media = _media(http)
+    publish(http, slug, "Pictures", media=media)
+    atom = feedparser.parse(http.get(f"/feeds/{slug}/atom.xml").content)
+    (entry,) = atom.entries
+    enclosures = [(e["href"].rsplit("/", 1)[1], e["type"]) for e in entry.enclosures]
+    assert enclosures == [("1200.jpg", "image/jpeg"), ("900.jpg", "image/jpeg"),
+                          ("audio.mp3", "audio/mpeg")]  # fmt: skip
+    assert [link["rel"] for link in entry.links].count("alternate") == 1
+    (item,) = http.get(f"/feeds/{slug}/feed.json").json()["items"]
+    assert item["image"] == f"{server_base(http)}/media/{media[0]['id']}/1200.jpg"
+    assert [a["mime_type"] for a in item["attachments"]] == ["image/jpeg", "image/jpeg",
+                                                             "audio/mpeg"]  # fmt: skip
+    assert item["attachments"][0]["title"] == "The port at dawn"
+
+
+def server_base(http: httpx.Client) -> str:
+    return str(http.base_url).rstrip("/")

@@ -25,12 +25,12 @@ from PIL import Image, ImageOps
 from livefeed.errors import UnsupportedMediaType, ValidationFailed
 from livefeed.model.media import (
     AUDIO_TYPES,
-    CROP_WIDTH,
     CROPS,
     MEDIA_ID_LENGTH,
     RENDITION_TYPES,
     MediaInfo,
     Rendition,
+    crop_size,
     image_widths,
     rendition_path,
 )
@@ -136,8 +136,8 @@ def _image(
             renditions.append(
                 Rendition(rendition_path(identity, name), RENDITION_TYPES[ext], *size, len(encoded))
             )
-    for label, (rw, rh) in CROPS.items():
-        crop = ImageOps.fit(pixels, _crop_size(width, height, rw, rh), Image.Resampling.LANCZOS)
+    for label in CROPS:
+        crop = ImageOps.fit(pixels, crop_size(width, height, label), Image.Resampling.LANCZOS)
         name = f"{label}.jpg"
         files[name] = _jpeg(crop)
         renditions.append(
@@ -158,12 +158,6 @@ def _pixels_only(image: Image.Image) -> Image.Image:
     clean = Image.new(converted.mode, converted.size)
     clean.paste(converted)
     return clean
-
-
-def _crop_size(width: int, height: int, rw: int, rh: int) -> tuple[int, int]:
-    """The largest ``rw:rh`` box inside the image, at most CROP_WIDTH wide."""
-    w = min(width, height * rw // rh, CROP_WIDTH)
-    return max(1, w), max(1, w * rh // rw)
 
 
 def _webp(image: Image.Image) -> bytes:

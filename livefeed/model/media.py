@@ -146,6 +146,19 @@ def parse_rendition(name: str) -> str | None:
     return RENDITION_TYPES[name.rsplit(".", 1)[1]]
 
 
+def crop_size(width: int, height: int, label: str) -> tuple[int, int]:
+    """The size of an image's ``label`` crop (CROPS): the largest box of that shape inside it,
+    at most CROP_WIDTH wide."""
+    rw, rh = CROPS[label]
+    w = max(1, min(width, height * rw // rh, CROP_WIDTH))
+    return w, max(1, w * rh // rw)
+
+
+def largest(item: Media, ext: str = "jpg") -> str:
+    """The path of an image's largest rendition: what "open full size" and feeds link to."""
+    return rendition_path(item.id, f"{item.widths[-1]}.{ext}")
+
+
 def image_widths(width: int) -> tuple[int, ...]:
     """The widths an image of ``width`` pixels is stored at: the standard ones below it, and
     its own when it is narrower than the largest."""
