@@ -3,6 +3,7 @@ a reader's place kept while briefs with pictures arrive above it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -11,7 +12,7 @@ import feedparser
 import httpx
 from playwright.sync_api import Page, expect
 
-from helpers import LivefeedServer, auth, image_bytes, make_feed, publish, upload
+from helpers import TOKEN, LivefeedServer, auth, image_bytes, make_feed, publish, upload
 
 MP3 = b"\xff\xfb\x90\x64" + bytes(413)
 
@@ -147,7 +148,10 @@ def test_json_ld_and_link_previews_carry_the_lead_image(http: httpx.Client) -> N
         assert (second["width"], second["height"], second["creditText"]) == (
             1200, 800, "Photo: Reader",
         )  # fmt: skip
-        assert f'<meta property="og:image" content="{server_base(http)}/media/{lead}/16x9.jpg">' in html
+        assert (
+            f'<meta property="og:image" content="{server_base(http)}/media/{lead}/16x9.jpg">'
+            in html
+        )
         assert '<meta property="og:image:width" content="900">' in html  # 900x506, 16:9
         assert '<meta name="twitter:card" content="summary_large_image">' in html
         assert '<img src="' in html and "<figure" in html, "the day page shows them too"
@@ -173,3 +177,63 @@ def test_atom_and_json_feed_carry_enclosures_and_attachments(http: httpx.Client)
 
 def server_base(http: httpx.Client) -> str:
     return str(http.base_url).rstrip("/")
+
+
+def test_editor_uploads_describes_orders_and_publishes_pictures(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """On the editor page an editor chooses a file and drops another, is asked for alt text,
+    sees the renditions in the preview, reorders and removes items, and publishes them."""
+    slug = make_feed(http)
+    page.set_viewport_size({"width": 1200, "height": 1000})
+    page.goto(f"{server.base}/editor?feed={slug}")
+    page.fill("#token", TOKEN)
+    page.click("#sign-in")
+    expect(page.locator("#editor-name")).to_have_text("Newsroom")
+    first, second = image_bytes(700, 500), image_bytes(640, 640, "PNG")
+    page.set_input_files("#media-file", files=[
+        {"name": "one.jpg", "mimeType": "image/jpeg", "buffer": first}
+    ])  # fmt: skip
+    items = page.locator("#media-list > li")
+    expect(items).to_have_count(1, timeout=10000)
+    expect(items.first.locator("img.media-thumb")).to_be_visible()
+    expect(items.first.locator("input[id$='-alt']")).to_be_focused()
+    dropped = page.evaluate_handle(
+        """(b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "two.png", { type: "image/png" }));
+            return transfer;
+        }""",
+        base64.b64encode(second).decode(),
+    )
+    page.dispatch_event("#compose-form", "drop", {"dataTransfer": dropped})
+    expect(items).to_have_count(2, timeout=10000)
+    page.fill("#headline", "Two pictures")
+    page.click("#publish")
+    expect(page.locator("#compose-message")).to_have_text("An image needs its alt text.")
+    expect(items.first.locator("input[id$='-alt']")).to_be_focused()
+    items.nth(0).locator("input[id$='-alt']").fill("A grey gradient")
+    items.nth(0).locator("input[id$='-caption']").fill("First caption")
+    items.nth(1).locator("input[id$='-alt']").fill("A red box")
+    items.nth(1).locator("input[id$='-credit']").fill("Photo: Desk")
+    items.nth(1).locator(".media-up").click()
+    page.click("#preview")
+    preview = page.locator("#preview-output figure img")
+    expect(preview).to_have_count(2)
+    expect(preview.first).to_have_attribute("alt", "A red box")
+    expect(page.locator("#preview-output .media-credit")).to_have_text("Photo: Desk")
+    page.set_input_files("#media-file", files=[
+        {"name": "three.jpg", "mimeType": "image/jpeg", "buffer": image_bytes(300, 200)}
+    ])  # fmt: skip
+    expect(items).to_have_count(3, timeout=10000)
+    items.nth(2).locator(".media-remove").click()
+    expect(items).to_have_count(2)
+    page.click("#publish")
+    expect(page.locator("#compose-message")).to_contain_text("Published", timeout=5000)
+    expect(items).to_have_count(0)
+    (brief,) = http.get(f"/api/feeds/{slug}/briefs").json()["briefs"]
+    assert [(m["alt"], m["caption"], m["credit"]) for m in brief["media"]] == [
+        ("A red box", "", "Photo: Desk"),
+        ("A grey gradient", "First caption", ""),
+    ]

@@ -6,6 +6,7 @@ import { createConnection } from "./js/connection.js";
 import { limits } from "./js/limits.js";
 import { el, formatBriefTime, renderBrief } from "./js/render.js";
 import { briefPayload, clearErrors, setMessage, showError } from "./js/editor-form.js";
+import { createMediaEditor } from "./js/editor-media.js";
 import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
 
 const FEED_KEY = "livefeed.editor.feed";
@@ -18,6 +19,7 @@ const page = {}; // elements, filled in by start()
 // publishKey: the Idempotency-Key of the draft being published, kept until it is published or
 // edited, so publishing it again after "Couldn't reach the server" cannot post it twice.
 const view = { editor: "", feed: null, connection: null, generation: 0, busy: false, publishKey: null };
+let media = null; // the compose form's images and audio (js/editor-media.js)
 
 const composeFields = () => ({ headline: page.headline, body: page.body, author: page.author,
   url: page.url, tags: page.tags, key_event: page.keyEvent });
@@ -251,11 +253,12 @@ async function send(kind) {
   if (!page.headline.value.trim()) {
     return showError(fields, page.composeMessage, { field: "headline", message: "Write a headline first." });
   }
+  if (media.missingAlt()) return setMessage(page.composeMessage, "An image needs its alt text.", "error");
   const publishing = kind === "publish";
   const hadFocus = document.activeElement;
   setBusy(true);
   setMessage(page.composeMessage, publishing ? "Publishing…" : "Preparing the preview…");
-  const body = briefPayload(fields);
+  const body = { ...briefPayload(fields), ...media.payload() };
   const draft = JSON.stringify([feed.slug, body]);
   if (publishing && view.publishKey?.draft !== draft) view.publishKey = { draft, key: newIntentKey() };
   try {
@@ -280,6 +283,7 @@ async function send(kind) {
 function published(brief, feed) {
   const author = page.author.value;
   page.composeForm.reset();
+  media.reset();
   page.author.value = author;
   updateCount();
   clearPreview();
@@ -324,6 +328,8 @@ function start() {
     previewPanel: byId("preview-panel"), previewOutput: byId("preview-output"), endedNote: byId("feed-ended-note"),
   });
   if (!page.composeForm) return;
+  media = createMediaEditor({ form: page.composeForm, fileInput: byId("media-file"), list: byId("media-list"),
+    gallery: byId("gallery"), message: byId("media-message") });
   initRecent({ list: byId("recent"), empty: byId("recent-empty"), message: byId("recent-message") });
   fillZones();
   updateCount();

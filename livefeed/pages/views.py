@@ -214,6 +214,11 @@ EDITOR_LIMITS = {
     "title": schema.TITLE_MAX,
     "language": schema.LANGUAGE_MAX,
     "slug": schema.SLUG_MAX,
+    "media": schema.MEDIA_MAX,
+    "alt": schema.ALT_MAX,
+    "caption": schema.CAPTION_MAX,
+    "credit": schema.CREDIT_MAX,
+    "transcript": schema.TRANSCRIPT_MAX,
 }
 
 
