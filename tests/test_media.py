@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,15 @@ import httpx
 import pytest
 from PIL import ExifTags, Image
 
-from helpers import LivefeedServer, RedisProcess, auth, image_bytes, publish, upload
+from helpers import (
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    image_bytes,
+    livefeed,
+    publish,
+    upload,
+)
 
 # A minimal MPEG-1 Layer III frame (128 kbit/s, 44.1 kHz): header, then silence.
 MP3_FRAME = b"\xff\xfb\x90\x64" + bytes(413)
@@ -299,3 +309,65 @@ def test_correction_changes_alt_caption_and_credit(http: httpx.Client, feed: str
         f"/api/feeds/{feed}/briefs/{brief['id']}", json={"media": []}, headers=auth()
     ).json()
     assert cleared["media"] == [] and cleared["version"] == 3
+
+
+# --- export and import ------------------------------------------------------------------------
+
+
+def test_export_with_media_restores_on_another_installation(
+    redis_server: RedisProcess, server: LivefeedServer, http: httpx.Client, feed: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """``export --with-media`` writes the JSON Lines (media metadata in each line) and the files;
+    another installation (prefix and media dir of its own) refuses the lines alone, imports the
+    archive, and exports the very same bytes again."""
+    photo = upload(http, image_bytes(900, 600))
+    sound = upload(http, MP3_FRAME * 4)
+    publish(http, feed, "Archived", media=[
+        {"id": photo["id"], "alt": "A box", "credit": "Photo: Us"}, {"id": sound["id"]},
+    ])  # fmt: skip
+    assert server.log_path is not None
+    here = ["--redis-url", redis_server.url, "--key-prefix", server.prefix,
+            "--media-dir", str(server.log_path.with_suffix(".media"))]  # fmt: skip
+    plain, archive = tmp_path / "feed.jsonl", tmp_path / "feed.tar"
+    assert livefeed("export", feed, "-o", str(plain), *here).returncode == 0
+    (line,) = plain.read_bytes().splitlines()
+    assert json.loads(line)["media"][0]["width"] == 900
+    done = livefeed("export", feed, "--with-media", "-o", str(archive), *here)
+    assert done.returncode == 0 and "and 2 media" in done.stderr, done.stderr
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        extracted = tar.extractfile("briefs.jsonl")
+        assert extracted is not None and extracted.read() == plain.read_bytes()
+    assert f"media/{photo['id']}/640.webp" in names and f"media/{sound['id']}/audio.mp3" in names
+
+    elsewhere_dir = tmp_path / "elsewhere-media"
+    there = ["--redis-url", redis_server.url, "--key-prefix", "tx-" + uuid.uuid4().hex[:8],
+             "--media-dir", str(elsewhere_dir)]  # fmt: skip
+    made = livefeed("feed", "create", "copy", "--title", "Copy", "--timezone", "UTC", *there)
+    assert made.returncode == 0, made.stderr
+    refused = livefeed("import", "copy", str(plain), *there)
+    assert refused.returncode == 1 and "is not uploaded here" in refused.stderr
+    imported = livefeed("import", "copy", str(archive), *there)
+    assert imported.returncode == 0, imported.stderr
+    assert (elsewhere_dir / photo["id"][:2] / photo["id"] / "1x1.jpg").is_file()
+    again = livefeed("export", "copy", *there)
+    assert again.returncode == 0 and again.stdout.encode() == plain.read_bytes()
+
+
+def test_import_refuses_a_tampered_archive(redis_server: RedisProcess, tmp_path: Path) -> None:
+    """An archive with a file outside media/<id>/ is refused whole, with a message, exit 1."""
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(archive, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in (("briefs.jsonl", b""), ("../../escape.txt", b"x")):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    there = ["--redis-url", redis_server.url, "--key-prefix", "tb-" + uuid.uuid4().hex[:8],
+             "--media-dir", str(tmp_path / "m")]  # fmt: skip
+    assert (
+        livefeed("feed", "create", "x", "--title", "X", "--timezone", "UTC", *there).returncode == 0
+    )
+    result = livefeed("import", "x", str(archive), *there)
+    assert result.returncode == 1 and "not a readable archive" in result.stderr
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "m").exists()

@@ -11,8 +11,9 @@ escape it). Rendition names are built here once: ``rendition_path``.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 from msgspec import Meta, Struct
 
 from livefeed.errors import ValidationFailed
@@ -20,6 +21,7 @@ from livefeed.model.schema import (
     ALT_MAX,
     CAPTION_MAX,
     CREDIT_MAX,
+    MEDIA_MAX,
     TRANSCRIPT_MAX,
     _line,
     _meta,
@@ -175,6 +177,26 @@ def lead_image(items: tuple[Media, ...]) -> Media | None:
     """The image a brief is shown by (the first with role lead, else the first image)."""
     images = [m for m in items if m.kind == "image"]
     return next((m for m in images if m.role == "lead"), images[0] if images else None)
+
+
+def exported_media(value: Any) -> tuple[Media, ...]:
+    """A brief's ``media`` as an export line has it (each item with its upload's size),
+    checked as a new brief's would be; ValidationFailed otherwise."""
+    if value is None or value == ():
+        return ()
+    try:
+        items = msgspec.convert(value, tuple[Media, ...])
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(f"media: {exc}", code="invalid_field", field="media") from None
+    if len(items) > MEDIA_MAX:
+        raise ValidationFailed(f"at most {MEDIA_MAX} media", code="too_many_media", field="media")
+    for item in items:
+        if item.kind == "image" and not item.alt and not item.decorative:
+            raise ValidationFailed(
+                f"media {item.id}: an image needs alt text", code="missing_alt", field="media"
+            )
+    check_items(items)
+    return items
 
 
 def check_items(items: tuple[MediaRef, ...]) -> tuple[MediaRef, ...]:

@@ -24,6 +24,7 @@ from livefeed.model.brief import Brief, BriefDraft, encode_brief, new_brief, par
 from livefeed.model.days import Day, day_containing
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms
+from livefeed.model.media import exported_media
 from livefeed.model.text import sanitize_body
 from livefeed.storage.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
 from livefeed.storage.store import Store
@@ -79,6 +80,7 @@ class ImportedBrief:
 def export_line(brief: Brief) -> bytes:
     """A brief as one JSON line: its encoding without the id, fields in the model's order."""
     line = {k: getattr(brief, k) for k in EXPORT_FIELDS}
+    line["media"] = msgspec.to_builtins(brief.media)  # structs orjson cannot encode itself
     return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
 
 
@@ -129,8 +131,10 @@ def parse_import(
             if updated_ms < at_ms:
                 raise ImportRejected(number, "updated_at is before published_at")
             updated_at = iso_ms(updated_ms)
+        media = data.pop("media", ())
         try:
             draft = parse_new_brief(data, default_author="", sanitize=False)
+            draft.media = exported_media(media)
         except (ValidationFailed, LivefeedError) as exc:
             raise ImportRejected(number, exc.message) from None
         if at_ms < last_ms:
@@ -155,6 +159,20 @@ def _published_ms(line: int, value: Any, name: str = "published_at") -> int:
     if ms <= 0:
         raise ImportRejected(line, f"{name} must be after 1970")
     return ms
+
+
+async def check_media(store: Store, briefs: list[ImportedBrief]) -> None:
+    """ImportRejected naming the first line whose media are not uploaded here (an archive
+    made with ``export --with-media`` brings them)."""
+    wanted = {item.id for brief in briefs for item in brief.draft.media}
+    found = await store.media.get_many(wanted)
+    for brief in briefs:
+        for item in brief.draft.media:
+            if item.id not in found:
+                raise ImportRejected(
+                    brief.line, f"media {item.id} is not uploaded here (import an archive "
+                    "written by export --with-media)",
+                )  # fmt: skip
 
 
 async def import_briefs(
