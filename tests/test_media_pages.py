@@ -10,7 +10,7 @@ from typing import Any
 
 import feedparser
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from helpers import TOKEN, LivefeedServer, auth, image_bytes, make_feed, publish, upload
 
@@ -28,6 +28,10 @@ def _media(http: httpx.Client) -> list[dict[str, Any]]:
         {"id": second["id"], "alt": "A red square"},
         {"id": sound["id"], "caption": "The mayor speaking", "transcript": "We will rebuild."},
     ]  # fmt: skip
+
+
+def _file(name: str, data: bytes) -> FilePayload:
+    return {"name": name, "mimeType": "image/jpeg", "buffer": data}
 
 
 def _normalised(html: str) -> str:
@@ -191,9 +195,7 @@ def test_editor_uploads_describes_orders_and_publishes_pictures(
     page.click("#sign-in")
     expect(page.locator("#editor-name")).to_have_text("Newsroom")
     first, second = image_bytes(700, 500), image_bytes(640, 640, "PNG")
-    page.set_input_files("#media-file", files=[
-        {"name": "one.jpg", "mimeType": "image/jpeg", "buffer": first}
-    ])  # fmt: skip
+    page.set_input_files("#media-file", files=[_file("one.jpg", first)])
     items = page.locator("#media-list > li")
     expect(items).to_have_count(1, timeout=10000)
     expect(items.first.locator("img.media-thumb")).to_be_visible()
@@ -223,9 +225,7 @@ def test_editor_uploads_describes_orders_and_publishes_pictures(
     expect(preview).to_have_count(2)
     expect(preview.first).to_have_attribute("alt", "A red box")
     expect(page.locator("#preview-output .media-credit")).to_have_text("Photo: Desk")
-    page.set_input_files("#media-file", files=[
-        {"name": "three.jpg", "mimeType": "image/jpeg", "buffer": image_bytes(300, 200)}
-    ])  # fmt: skip
+    page.set_input_files("#media-file", files=[_file("three.jpg", image_bytes(300, 200))])
     expect(items).to_have_count(3, timeout=10000)
     items.nth(2).locator(".media-remove").click()
     expect(items).to_have_count(2)
