@@ -460,6 +460,17 @@ def differences(got: list[str], expected: list[str]) -> str:
     return f"{missing} missing, {repeated} repeated, first difference at index {index}"
 
 
+def wait_for_demo(base: str) -> None:
+    """Wait until ``serve --demo`` has seeded its feed (pinned its lead, the last step): its
+    pictures take a few seconds of CPU after the server answers."""
+
+    def seeded() -> bool:
+        response = httpx.get(f"{base}/api/feeds/demo", timeout=10)
+        return response.status_code == 200 and response.json()["pinned"] is not None
+
+    wait_until(seeded, 60, "the demo feed was not seeded")
+
+
 def image_bytes(width: int = 800, height: int = 600, fmt: str = "JPEG", **save: Any) -> bytes:
     """A small picture drawn with Pillow (a gradient and a box, so it compresses like one)."""
     from PIL import Image, ImageDraw

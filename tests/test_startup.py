@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from helpers import LivefeedServer, RedisProcess
+from helpers import LivefeedServer, RedisProcess, wait_for_demo
 from livefeed.storage.redis_server import free_port
 
 
@@ -150,8 +150,9 @@ def _printed_token(server: LivefeedServer) -> str:
 
 def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, Path]) -> None:
     """The demo starts with a pinned lead, key events, a correction and a retraction, at
-    spread-out times, with no headline twice."""
+    spread-out times, with no headline twice, and pictures: a lead photo and a gallery."""
     server, _ = demo
+    wait_for_demo(server.base)
     feed = httpx.get(f"{server.base}/api/feeds/demo", timeout=10).json()
     assert feed["pinned"] is not None
     briefs = httpx.get(f"{server.base}/api/feeds/demo/briefs?limit=100", timeout=10).json()
@@ -161,6 +162,12 @@ def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, 
     assert len({b["published_at"][:16] for b in recent}) >= 5, "times are spread out"
     headlines = [b["headline"] for b in briefs["briefs"]]
     assert len(headlines) == len(set(headlines))
+    pictured = [b for b in recent if b["media"]]  # drawn by livefeed.ops.demo_media
+    assert any(m["role"] == "lead" for b in pictured for m in b["media"]), "a lead photo"
+    assert any(b["gallery"] and len(b["media"]) == 3 for b in pictured), "a gallery"
+    photo = pictured[0]["media"][0]
+    assert photo["alt"] and photo["credit"]
+    assert httpx.get(f"{server.base}/media/{photo['id']}/320.webp", timeout=10).status_code == 200
     url = next(
         line.split("embedded Redis at ")[1].split(",")[0]
         for line in server.log().splitlines()
