@@ -42,12 +42,15 @@ function renderImage(item) {
   img.dir = "auto";
   const picture = el("picture");
   picture.append(source, img);
-  const link = el("a", "media-full");
-  link.href = largest;
-  link.setAttribute("aria-label", "Open the image full size");
-  link.append(picture);
   const figure = el("figure", "media media--image");
-  figure.append(link);
+  if (item.decorative) {
+    figure.append(picture); // nothing to open: a link needs a name, and this image has none
+  } else {
+    const link = el("a", "media-full"); // named by the image's alt text
+    link.href = largest;
+    link.append(picture);
+    figure.append(link);
+  }
   const text = caption(item);
   if (text) figure.append(text);
   return figure;
