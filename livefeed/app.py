@@ -32,6 +32,7 @@ from livefeed.http._helpers import json_response
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
 from livefeed.media.files import MediaFiles
+from livefeed.media.images import worker_pool
 from livefeed.metrics import HttpMetrics, MetricsEndpoint
 from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
@@ -100,6 +101,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         )  # fmt: skip
         app.state.hub = hub
         app.state.snapshots = SnapshotCache()
+        app.state.media_pool = worker_pool(settings.media_workers)  # processes start on use
         _tune_collector()
         tasks = [asyncio.create_task(job(store, settings)) for job in jobs]
         try:
@@ -112,6 +114,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await followers.close()
+            app.state.media_pool.shutdown(wait=False, cancel_futures=True)
             await redis.aclose()
             await tail_redis.aclose()
 

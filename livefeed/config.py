@@ -101,7 +101,7 @@ class Settings:
     failed_token_burst: int = 60
     # Uploaded images and audio (livefeed.media): where their files go (empty: <data_dir>/media;
     # several nodes share one volume here), the largest upload in bytes, the most pixels an
-    # image may have (decompression bombs), and uploads processed at once per worker.
+    # image may have (decompression bombs), and the processes resizing uploads, per worker.
     media_dir: str = ""
     max_media_bytes: int = 20 * 1024 * 1024
     max_media_pixels: int = 50_000_000

@@ -1,27 +1,29 @@
 """Uploading images and audio (POST /api/media) and serving their files (GET /media/{id}/{name}).
 
 An upload is checked and resized off the event loop (``livefeed.media.images.process`` in a
-thread, a few at a time per worker), so readers' sockets are not kept waiting while Pillow
-works. Its files go to the media directory before its record goes to Redis, so a media id a
-brief can name is always one this node can serve (several nodes: one shared directory).
-Files are named by their content: answered as immutable, with an ETag, and 304 to a
-revalidation.
+pool of processes the app's lifespan owns, ``media_workers`` of them per worker), so readers'
+sockets are not kept waiting while Pillow works. Its files go to the media directory before
+its record goes to Redis, so a media id a brief can name is always one this node can serve
+(several nodes: one shared directory). Files are named by their content: answered as
+immutable, with an ETag, and 304 to a revalidation.
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from email import policy
 from email.parser import BytesParser
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from livefeed.errors import BadRequest, NotFound, PayloadTooLarge
+from livefeed.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
 from livefeed.http._helpers import authenticate, json_response, state
 from livefeed.media.files import MediaFiles
-from livefeed.media.images import media_id, process
-from livefeed.model.media import MEDIA_ID_RE, parse_rendition
+from livefeed.media.images import Refusal, media_id, process_or_refusal, worker_pool
+from livefeed.model.media import MEDIA_ID_RE, MediaInfo, parse_rendition
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 MULTIPART_OVERHEAD = 64 * 1024
@@ -39,10 +41,13 @@ async def upload_media(request: Request) -> Response:
     if known is not None and files.exists(identity):
         return json_response(known, 200)
     async with request.app.state.media_slots:
-        info, made = await asyncio.to_thread(process, data, settings.max_media_pixels)
+        outcome = await _in_pool(request, data, settings.max_media_pixels)
+        if isinstance(outcome, Refusal):
+            raise outcome.error()
+        info, made = outcome
         await asyncio.to_thread(files.write, info.id, made)
     await store.media.put(info)
-    return json_response(info, 201, {"Location": f"/media/{info.id}/"})
+    return json_response(info, 201, {"Location": info.renditions[0].url})
 
 
 async def media_file(request: Request) -> Response:
@@ -60,6 +65,22 @@ async def media_file(request: Request) -> Response:
     if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
         return Response(status_code=304, headers=headers)
     return FileResponse(path, media_type=content_type, headers=headers)
+
+
+async def _in_pool(
+    request: Request, data: bytes, max_pixels: int
+) -> tuple[MediaInfo, dict[str, bytes]] | Refusal:
+    """``process_or_refusal`` in the app's worker processes; a pool whose process died (out of
+    memory, say) is replaced, and the upload answered 503 to be sent again."""
+    pool: ProcessPoolExecutor = request.app.state.media_pool
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(pool, process_or_refusal, data, max_pixels)
+    except BrokenProcessPool:
+        if request.app.state.media_pool is pool:
+            request.app.state.media_pool = worker_pool(request.app.state.settings.media_workers)
+            pool.shutdown(wait=False)
+        raise Unavailable("the media worker stopped; send the file again") from None
 
 
 async def _file_bytes(request: Request, limit: int) -> bytes:

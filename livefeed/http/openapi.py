@@ -601,7 +601,7 @@ def _media() -> dict[str, Any]:
         "media",
         "Upload an image or an audio clip",
         {
-            "201": _json(_ref("MediaInfo"), "its renditions, stored", Location="the files' folder"),
+            "201": _json(_ref("MediaInfo"), "its renditions, stored", Location="its first file"),
             "200": _json(_ref("MediaInfo"), "these bytes were uploaded before: the same record"),
             **_errors(
                 413, 415, (400, ("no_file",)), (422, ("corrupt_media", "too_many_pixels")), 503
