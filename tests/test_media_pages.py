@@ -187,7 +187,8 @@ def test_editor_uploads_describes_orders_and_publishes_pictures(
     page: Page, server: LivefeedServer, http: httpx.Client
 ) -> None:
     """On the editor page an editor chooses a file and drops another, is asked for alt text,
-    sees the renditions in the preview, reorders and removes items, and publishes them."""
+    sees the renditions in the preview, reorders and removes items, publishes them, and then
+    corrects a caption and a credit from the brief's edit form."""
     slug = make_feed(http)
     page.set_viewport_size({"width": 1200, "height": 1000})
     page.goto(f"{server.base}/editor?feed={slug}")
@@ -236,4 +237,17 @@ def test_editor_uploads_describes_orders_and_publishes_pictures(
     assert [(m["alt"], m["caption"], m["credit"]) for m in brief["media"]] == [
         ("A red box", "", "Photo: Desk"),
         ("A grey gradient", "First caption", ""),
+    ]
+    # A correction of a caption and a credit from the recent briefs' edit form.
+    recent = page.locator(f'#recent li[data-id="{brief["id"]}"]')
+    recent.locator("button.edit").click()
+    form = recent.locator("form.edit-form")
+    form.locator("input[id$='-caption']").first.fill("A box, corrected")
+    form.locator("input[id$='-credit']").nth(1).fill("Photo: Archive")
+    form.locator("button.save").click()
+    expect(page.locator("#recent-message")).to_contain_text("now version 2", timeout=5000)
+    (corrected,) = http.get(f"/api/feeds/{slug}/briefs").json()["briefs"]
+    assert [(m["caption"], m["credit"]) for m in corrected["media"]] == [
+        ("A box, corrected", "Photo: Desk"),
+        ("First caption", "Photo: Archive"),
     ]

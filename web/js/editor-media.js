@@ -1,6 +1,7 @@
 // The compose form's images and audio: drop, paste or choose files; each is uploaded at once
 // (POST /api/media) and listed with its rendition, alt text (asked for), caption, credit,
 // and buttons to move it up or down or remove it. payload() gives the brief's media and gallery.
+// mediaCorrection() gives an edit form the same fields for a published brief's media.
 
 import { token } from "./api.js";
 import { limits } from "./limits.js";
@@ -194,6 +195,48 @@ export function createMediaEditor({ form, fileInput, list, gallery, message }) {
       gallery.checked = false;
       render();
       say("");
+    },
+  };
+}
+
+/** What a brief names of an item: the fields an editor sets, as a correction sends them back. */
+function reference(item) {
+  return { id: item.id ?? item.info.id, alt: item.alt ?? "", decorative: Boolean(item.decorative),
+    caption: item.caption ?? "", credit: item.credit ?? "", role: item.role ?? item.info?.role ?? "inline",
+    transcript: item.transcript ?? "" };
+}
+
+/**
+ * A published brief's media in its edit form: each item's alt text, caption and credit (and an
+ * audio clip's transcript). `{ node, changes() }`, or null for a brief without media; changes()
+ * is the whole `media` list when any of them changed (a correction replaces the list), else null.
+ */
+export function mediaCorrection(brief) {
+  const published = brief.media ?? [];
+  if (!published.length) return null;
+  const items = published.map((info) => ({ ...reference(info), key: `e${++counter}`, info }));
+  const box = el("fieldset", "media-field media-correction");
+  box.append(el("legend", null, "Images and audio"));
+  for (const item of items) {
+    const row = el("div", "media-item");
+    if (item.info.kind === "image") {
+      const img = el("img", "media-thumb");
+      img.src = mediaPath(item.id, `${item.info.widths[0]}.webp`);
+      img.alt = "";
+      row.append(img, textField(item, "alt", "Alt text", { max: limits.alt }));
+    }
+    row.append(textField(item, "caption", "Caption", { max: limits.caption }),
+      textField(item, "credit", "Credit", { max: limits.credit }));
+    if (item.info.kind === "audio") {
+      row.append(textField(item, "transcript", "Transcript", { max: limits.transcript, multiline: true }));
+    }
+    box.append(row);
+  }
+  return {
+    node: box,
+    changes() {
+      const now = items.map(reference);
+      return JSON.stringify(now) === JSON.stringify(published.map(reference)) ? null : now;
     },
   };
 }
