@@ -30,8 +30,8 @@ def livefeed(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[s
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[LivefeedServer, Path]]:
-    """``serve --demo`` with no --data-dir and no editor token, as the README runs it; the
-    user's data directory is ``tmp_path/xdg``."""
+    """``serve --demo`` with no --data-dir and no editor token, as the README runs it, once it
+    has seeded the demo feed; the user's data directory is ``tmp_path/xdg``."""
     xdg = tmp_path / "xdg"
     server = LivefeedServer(
         "",
@@ -42,6 +42,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[LivefeedServer, Path]]:
     )
     server.start("--demo", log_dir=tmp_path)
     try:
+        wait_for_demo(server.base)
         yield server, xdg
     finally:
         server.stop()
@@ -152,7 +153,6 @@ def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, 
     """The demo starts with a pinned lead, key events, a correction and a retraction, at
     spread-out times, with no headline twice, and pictures: a lead photo and a gallery."""
     server, _ = demo
-    wait_for_demo(server.base)
     feed = httpx.get(f"{server.base}/api/feeds/demo", timeout=10).json()
     assert feed["pinned"] is not None
     briefs = httpx.get(f"{server.base}/api/feeds/demo/briefs?limit=100", timeout=10).json()
