@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket
 
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
-from livefeed.http import days, edge, editing, feeds, media, openapi
+from livefeed.http import days, edge, editing, feeds, media, openapi, story
 from livefeed.http._helpers import json_response
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
@@ -170,6 +170,12 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds/{feed}/pin", editing.put_pin, methods=["PUT"]),
         Route("/api/feeds/{feed}/pin", editing.delete_pin, methods=["DELETE"]),
         Route("/api/feeds/{feed}/key-events", editing.key_events, methods=["GET"]),
+        Route("/api/feeds/{feed}/lead", story.get_lead, methods=["GET"]),
+        Route("/api/feeds/{feed}/lead", story.put_lead, methods=["PUT"]),
+        Route("/api/feeds/{feed}/lead", story.delete_lead, methods=["DELETE"]),
+        Route("/api/feeds/{feed}/summary", story.get_summary, methods=["GET"]),
+        Route("/api/feeds/{feed}/summary", story.put_summary, methods=["PUT"]),
+        Route("/api/feeds/{feed}/summary", story.delete_summary, methods=["DELETE"]),
         Route("/api/feeds/{feed}/days", days.list_days, methods=["GET"]),
         Route("/api/media", media.upload_media, methods=["POST"]),
         Route("/media/{media}/{name}", media.media_file, methods=["GET", "HEAD"]),

@@ -52,6 +52,10 @@ class Settings:
     # The public address (``https://live.example.org``) for canonical, Atom and JSON Feed URLs;
     # empty: the address the request came in on (its Host header).
     public_url: str = ""
+    # Who publishes the feeds, for the pages' JSON-LD ``publisher`` (an Organization): its name
+    # and the address of its logo (absolute, or a path on this service). Empty: none is said.
+    publisher_name: str = ""
+    publisher_logo: str = ""
     # Limits.
     max_body_bytes: int = 256 * 1024
     max_header_bytes: int = 16 * 1024

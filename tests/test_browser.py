@@ -13,6 +13,7 @@ from helpers import (
     TOKEN,
     LivefeedServer,
     RedisProcess,
+    auth,
     image_bytes,
     livefeed,
     make_feed,
@@ -296,14 +297,21 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
 ) -> None:
     slug = make_feed(http)
     photo = upload(http, image_bytes(64, 48))["id"]
-    media = [{"id": photo, "alt": '"><img src=x onerror=alert(14)>', "credit": "<script>alert(15)</script>",
-              "caption": "</figcaption><svg onload=alert(16)>"}]  # fmt: skip
+    media = [{"id": photo, "alt": '"><img src=x onerror=alert(17)>', "credit": "<script>alert(18)</script>",
+              "caption": "</figcaption><svg onload=alert(19)>"}]  # fmt: skip
 
     def publish_hostile(round_: int) -> None:
         for n, body in enumerate(XSS_BODIES):
             publish(http, slug, f'<script>alert("h{round_}{n}")</script>"><img src=x onerror=alert(0)>',
                     body=body, author='<img src=x onerror="alert(12)">', tags=["<script>alert(13)</script>"],
                     media=media)  # fmt: skip
+        hostile = '<img src=x onerror="alert(14)"><script>alert(15)</script>'
+        lead = {"headline": hostile, "standfirst": hostile, "body": "".join(XSS_BODIES),
+                "author": hostile, "media": [{"id": "m1", "alt": hostile, "caption": hostile,
+                                              "credit": hostile}]}  # fmt: skip
+        assert http.put(f"/api/feeds/{slug}/lead", json=lead, headers=auth()).is_success
+        summary = {"title": hostile, "items": XSS_BODIES}
+        assert http.put(f"/api/feeds/{slug}/summary", json=summary, headers=auth()).is_success
 
     publish_hostile(1)  # rendered by the server
     context = browser.new_context()
@@ -320,6 +328,9 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
         expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
         publish_hostile(2)  # rendered by feed.js as they arrive
         expect(page.locator("#briefs > li.brief")).to_have_count(2 * len(XSS_BODIES), timeout=5000)
+        expect(page.locator("#lead")).to_have_attribute("data-version", "2", timeout=5000)
+        expect(page.locator("#summary")).to_have_attribute("data-version", "2", timeout=5000)
+        expect(page.locator("#summary .summary-items li")).to_have_count(len(XSS_BODIES))
         pages = [page]
         day = http.get(f"/api/feeds/{slug}/days").json()["days"][0]["date"]
         archive = context.new_page()

@@ -151,10 +151,14 @@ def _printed_token(server: LivefeedServer) -> str:
 
 def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, Path]) -> None:
     """The demo starts with a pinned lead, key events, a correction and a retraction, at
-    spread-out times, with no headline twice, and pictures: a lead photo and a gallery."""
+    spread-out times, with no headline twice; a lead story, a summary and a description; and
+    pictures: a lead photo and a gallery."""
     server, _ = demo
     feed = httpx.get(f"{server.base}/api/feeds/demo", timeout=10).json()
-    assert feed["pinned"] is not None
+    assert feed["pinned"] is not None and feed["description"]
+    lead = httpx.get(f"{server.base}/api/feeds/demo/lead", timeout=10).json()["lead"]
+    summary = httpx.get(f"{server.base}/api/feeds/demo/summary", timeout=10).json()["summary"]
+    assert lead["headline"] and lead["standfirst"] and len(summary["items"]) >= 4
     briefs = httpx.get(f"{server.base}/api/feeds/demo/briefs?limit=100", timeout=10).json()
     recent = briefs["briefs"][:8]
     assert any(b["key_event"] for b in recent)
@@ -182,4 +186,4 @@ def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, 
         types = {fields[b"t"] for _, fields in rows}
     finally:
         client.close()
-    assert {b"brief_deleted", b"brief_updated", b"pinned"} <= types
+    assert {b"brief_deleted", b"brief_updated", b"pinned", b"lead_updated"} <= types

@@ -6,6 +6,7 @@ import { highlight, insertInOrder, itemIn } from "./js/list.js";
 import { el, renderBrief } from "./js/render.js";
 import { createClock, localClock, openReplay } from "./js/replay.js";
 import { enableGalleries } from "./js/media.js";
+import { createStory } from "./js/story.js";
 
 const TICK_MS = 250;
 const MINUTE_MS = 60_000;
@@ -26,6 +27,7 @@ const view = {
 };
 let replay = null;
 let clock = null;
+let story = null; // the summary box, as the replay changes it (js/story.js)
 
 // --- time of day ---------------------------------------------------------------------------------
 
@@ -76,6 +78,7 @@ function showArchive(visible) {
   if (page.older) page.older.hidden = !visible;
   page.replayList.hidden = visible;
   page.stop.hidden = visible;
+  if (visible) story.reset("summary", null); // the archive shows the day's briefs alone
 }
 
 function moveFocus(from, to) {
@@ -189,6 +192,7 @@ function replayStart(frame) {
   view.startAt = at;
   view.sinceStart = 0;
   clearReplayList();
+  story.reset("summary", null); // rebuilt from the summaries before `at`, sent at once
   showPaused(false);
   showSpeed(frame.speed);
   clock.sync(at, { speed: frame.speed, paused: false });
@@ -204,12 +208,19 @@ function replayState(frame) {
   setStatus(view.paused ? `Paused at ${clockText(clock.now())}.` : `Playing at ${Number(frame.speed)}×.`);
 }
 
-/** The replay shows the briefs as they came and went, not the pins or the feed around them. */
+/** The replay shows the briefs and the summary box as they came and went, not the pins or the
+ * feed around them. */
 const handlers = {
   replay_start: replayStart,
   brief: (frame) => handleBrief(frame.brief),
   brief_updated: handleBriefUpdated,
   brief_deleted: handleBriefDeleted,
+  summary_updated: ({ summary, event_id: eventId }) => {
+    story.set("summary", summary, { quiet: !onTime(msOf(null, eventId)) });
+  },
+  summary_cleared: ({ version, event_id: eventId }) => {
+    story.clear("summary", version, { quiet: !onTime(msOf(null, eventId)) });
+  },
   replay_skip: (frame) => {
     clock.sync(Date.parse(frame.to));
     showSkip(Date.parse(frame.from), Date.parse(frame.to));
@@ -334,6 +345,7 @@ function start() {
   setBounds(Number(section.dataset.dayStart), Number(section.dataset.dayEnd));
   page.showZone = bounds.end + 1 - bounds.start !== 24 * 60 * MINUTE_MS;
   clock = createClock(bounds);
+  story = createStory({ timeZone: page.timeZone, announce: setStatus });
 
   page.replayList.id = "replay-briefs";
   page.replayList.setAttribute("aria-label", "Replayed updates, newest first");

@@ -8,6 +8,7 @@ import { el, formatBriefTime, renderBrief } from "./js/render.js";
 import { briefPayload, clearErrors, setMessage, showError } from "./js/editor-form.js";
 import { createMediaEditor } from "./js/editor-media.js";
 import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
+import { initStory, loadStory, storyHandlers } from "./js/editor-story.js";
 
 const FEED_KEY = "livefeed.editor.feed";
 const NEAR_LIMIT = 20; // the headline counter warns this many characters before the limit
@@ -118,6 +119,7 @@ async function selectFeed(slug) {
     if (generation !== view.generation) return;
     showFeed(feed);
     showRecent(feed, briefs);
+    await loadStory(slug, feed.timezone);
     setMessage(page.feedMessage, "");
     view.connection = createConnection({
       slug, lastEventId: feed.last_event_id || "0-0", handlers,
@@ -226,6 +228,7 @@ const handlers = {
   feed_updated: ({ feed }) => {
     if (feed?.slug === view.feed?.slug) showFeed({ ...view.feed, ...feed });
   },
+  ...storyHandlers,
 };
 
 // --- compose -----------------------------------------------------------------------------------
@@ -331,6 +334,7 @@ function start() {
   media = createMediaEditor({ form: page.composeForm, fileInput: byId("media-file"), list: byId("media-list"),
     gallery: byId("gallery"), message: byId("media-message") });
   initRecent({ list: byId("recent"), empty: byId("recent-empty"), message: byId("recent-message") });
+  initStory();
   fillZones();
   updateCount();
   const mac = /Mac|iPhone|iPad/.test(navigator.userAgentData?.platform ?? navigator.platform);

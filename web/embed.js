@@ -10,10 +10,12 @@ import {
 } from "./js/list.js";
 import { refreshTimes, renderBrief } from "./js/render.js";
 import { enableGalleries } from "./js/media.js";
+import { createStory } from "./js/story.js";
 
 const page = {}; // elements and feed settings, filled in by start()
 const view = { connection: "connecting", status: "live", height: 0 };
 let pinned = null; // the pinned box (js/list.js)
+let story = null; // the summary box (js/story.js); the embed shows no lead
 
 // --- height ------------------------------------------------------------------------------------
 
@@ -41,7 +43,10 @@ const handlers = {
   snapshot: (frame) => {
     applySnapshot(frame.briefs);
     pinned.reset(frame.pinned);
+    story.reset("summary", frame.summary);
   },
+  summary_updated: (frame) => story.handlers.summary_updated(frame),
+  summary_cleared: (frame) => story.handlers.summary_cleared(frame),
 };
 
 function addBrief(brief) {
@@ -107,6 +112,7 @@ function start() {
     banner: document.getElementById("coverage-ended"),
   });
   pinned = createPinnedBox({ box: document.getElementById("pinned"), slug: page.slug, timeZone: page.timeZone });
+  story = createStory({ timeZone: page.timeZone, announce: () => {} }); // no live region in a frame
   view.status = root.dataset.status === "ended" ? "ended" : "live";
   const connection = createConnection({
     slug: page.slug,
@@ -129,6 +135,7 @@ function start() {
       height: view.height,
       briefs: page.list.querySelectorAll(".brief").length,
       pinned: pinned.pinnedId(),
+      summary: story.versions().summary,
       lastEventId: connection.lastEventId(),
     }),
   };

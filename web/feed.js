@@ -9,6 +9,7 @@ import { createNewsroom } from "./js/newsroom.js";
 import { showLinkedBrief } from "./js/permalink.js";
 import { dayKey, el, refreshTimes, renderBrief } from "./js/render.js";
 import { enableGalleries } from "./js/media.js";
+import { createStory } from "./js/story.js";
 
 const NEAR_TOP_PX = 80;
 const ANNOUNCE_DELAY_MS = 1000;
@@ -18,6 +19,7 @@ const page = {}; // elements and feed settings, filled in by start()
 const view = { status: "connecting", pending: [], unannounced: 0, announceTimer: 0, day: "" };
 let connection = null;
 let newsroom = null;
+let story = null;
 
 function plural(n) {
   return n === 1 ? "1 new update" : `${n} new updates`;
@@ -172,6 +174,10 @@ const handlers = {
   unpinned: (frame) => newsroom.pinned.unpin(frame.brief_id),
   feed_updated: (frame) => newsroom.applyFeed(frame.feed),
   snapshot: (frame) => applySnapshot(frame),
+  lead_updated: (frame) => story.handlers.lead_updated(frame),
+  lead_cleared: (frame) => story.handlers.lead_cleared(frame),
+  summary_updated: (frame) => story.handlers.summary_updated(frame),
+  summary_cleared: (frame) => story.handlers.summary_cleared(frame),
 };
 
 /** A correction: replace the brief wherever it is, unless the page already has this version. */
@@ -205,7 +211,7 @@ function showEmpty() {
 }
 
 /** Only for a socket opened without `since`: the page as the server has it now. */
-function applySnapshot({ briefs, pinned, feed }) {
+function applySnapshot({ briefs, pinned, feed, lead, summary }) {
   const latest = Array.isArray(briefs) ? briefs.filter((brief) => brief?.id) : [];
   view.pending = [];
   page.list.replaceChildren(...latest.map((brief) => renderBrief(brief, page)));
@@ -213,6 +219,8 @@ function applySnapshot({ briefs, pinned, feed }) {
   const older = document.getElementById("load-older");
   if (older && latest.length) older.dataset.before = latest.at(-1).id;
   newsroom.pinned.reset(pinned);
+  story.reset("lead", lead);
+  story.reset("summary", summary);
   newsroom.applyFeed(feed);
   showPending();
   showEmpty();
@@ -304,6 +312,7 @@ function start() {
   newsroom = createNewsroom({
     feed, slug: page.slug, timeZone: page.timeZone, onFeedChange: handleFeedChange,
   });
+  story = createStory({ timeZone: page.timeZone, announce });
   refreshTimesIfNewDay();
   // A permalink (`#<id>`), on arrival or clicked (key events): in view, or on its older page.
   const linked = { slug: page.slug, list: page.list, hasOlder: () => document.getElementById("load-older") !== null };
@@ -338,6 +347,7 @@ function start() {
       pending: view.pending.length,
       pinned: newsroom.pinned.pinnedId(),
       keyEvents: newsroom.keyEventCount(),
+      story: story.versions(),
     }),
   };
   connection.connect();

@@ -176,7 +176,8 @@ async def patch_feed(request: Request) -> Response:
     payload = await read_json(request, settings.max_body_bytes)
     if not isinstance(payload, dict) or not payload:
         raise BadRequest(
-            'send {"status": "ended"|"live"}, {"title"} and/or {"language"}', code="empty_patch"
+            'send {"status": "ended"|"live"}, {"title"}, {"language"} and/or {"description"}',
+            code="empty_patch",
         )
     patch = decode(payload, FeedPatch)
     return await idempotent(
@@ -184,7 +185,14 @@ async def patch_feed(request: Request) -> Response:
         editor,
         payload,
         lambda intent: actions.update_feed(
-            store, feed, patch.status, patch.title, editor, intent, language=patch.language
+            store,
+            feed,
+            patch.status,
+            patch.title,
+            editor,
+            intent,
+            language=patch.language,
+            description=patch.description,
         ),
         json_response,
     )

@@ -34,6 +34,7 @@ from livefeed.model.feed import Feed, FeedPatch, NewFeed
 from livefeed.model.ids import FULL_ID_PATTERN, STREAM_ID_PATTERN
 from livefeed.model.media import MEDIA_ID_PATTERN, RENDITION_TYPES, MediaInfo
 from livefeed.model.schema import Pin
+from livefeed.model.story import Lead, NewLead, NewSummary, Summary
 from livefeed.storage.idempotency import KEY_PATTERN, TTL_SECONDS
 from livefeed.stream.replay import MAX_SPEED, MIN_SPEED
 
@@ -64,6 +65,9 @@ _VALIDATION_CODES = (
 _BRIEF_CODES = (
     *_VALIDATION_CODES, "invalid_url", "invalid_tag", "too_many_tags", "invalid_field",
     "too_many_media", "duplicate_media", "unknown_media", "missing_alt",
+)  # fmt: skip
+_STORY_CODES = (
+    *_VALIDATION_CODES, "invalid_field", "missing_alt", "too_many_items", "too_many_media",
 )  # fmt: skip
 
 
@@ -202,10 +206,11 @@ def _op(
 
 
 MODELS: tuple[type[msgspec.Struct], ...] = (
-    Feed, NewFeed, FeedPatch, Brief, NewBrief, BriefPatch, Pin, MediaInfo,
+    Feed, NewFeed, FeedPatch, Brief, NewBrief, BriefPatch, Pin, NewLead, Lead, NewSummary, Summary,
+    MediaInfo,
 )  # fmt: skip
 """The models whose JSON Schemas are the components of the same name, generated."""
-_ALWAYS_SENT = (Feed, Brief)
+_ALWAYS_SENT = (Feed, Brief, Lead, Summary)
 """Answers carry every field of these, defaults too (a default is for data stored before)."""
 
 
@@ -290,6 +295,13 @@ def _schemas() -> dict[str, Any]:
             ("id", "versions"),
         ),
         "Pinned": _obj({"pinned": _nullable(_ref("Brief"))}, ("pinned",)),
+        **{
+            f"Current{name}": _obj(
+                {name.lower(): _nullable(_ref(name)), "version": {"type": "integer", "minimum": 0}},
+                (name.lower(), "version"),
+            )
+            for name in ("Lead", "Summary")
+        },
         "DayList": _obj(
             {
                 "days": {
@@ -359,6 +371,36 @@ def _schemas() -> dict[str, Any]:
             ("status", "redis"),
         ),
     }
+
+
+def _story_paths(
+    kind: str, feed: dict[str, Any], if_match: dict[str, Any], bad_body: tuple[int, tuple[str, ...]]
+) -> dict[str, Any]:
+    """GET, PUT and DELETE of the feed's lead or summary (``kind``)."""
+    name = kind.title()
+    return {
+        "get": _op(
+            f"get{name}", "story", f"The {kind} as it stands (null: none) and its version",
+            {"200": _json(_ref(f"Current{name}"), f"the {kind}", ETag="its version, quoted"),
+             **_errors(_FEED_404, 503)},
+            parameters=(feed,),
+        ),
+        "put": _replayable(_op(
+            f"set{name}", "editor", f"Set the {kind}, replacing any other",
+            {"200": _json(_ref(name), f"the stored {kind}", ETag="its new version"),
+             **_errors((400, ("invalid_json", "bad_if_match")), _FEED_404, (409, ("busy",)),
+                       (412, ("stale_version",)), (422, _STORY_CODES), 503)},
+            parameters=(feed, if_match), body=_ref(f"New{name}"), editor=True,
+            description="Readers get it live as a `" + kind + "_updated` event.",
+        )),
+        "delete": _replayable(_op(
+            f"clear{name}", "editor", f"Clear the {kind}",
+            {"204": {"description": "cleared (or there was none)"},
+             **_errors((400, ("bad_if_match",)), _FEED_404, (409, ("busy",)),
+                       (412, ("stale_version",)), 503)},
+            parameters=(feed, if_match), editor=True,
+        )),
+    }  # fmt: skip
 
 
 def _replayable(operation: dict[str, Any]) -> dict[str, Any]:
@@ -494,7 +536,8 @@ def _paths(settings: Settings) -> dict[str, Any]:
                         **_errors(_FEED_404, 503)},
                        parameters=(feed,)),
             "patch": _replayable(_op(
-                "updateFeed", "editor", "End or reopen coverage, retitle, or set the language",
+                "updateFeed", "editor",
+                "End or reopen coverage, retitle, or set the language or description",
                 {"200": _json(_ref("Feed"), "the feed as it now stands"),
                  **_errors((400, ("invalid_json", "empty_patch")), _FEED_404,
                            (422, (*_VALIDATION_CODES, "invalid_field", "invalid_language")), 503)},
@@ -568,6 +611,10 @@ def _paths(settings: Settings) -> dict[str, Any]:
                 {"200": _json(_ref("Pinned"), "nothing is pinned"), **_errors(_FEED_404, 503)},
                 parameters=(feed,), editor=True,
             )),
+        },
+        **{
+            f"/api/feeds/{{feed}}/{kind}": _story_paths(kind, feed, if_match, bad_body)
+            for kind in ("lead", "summary")
         },
         "/api/feeds/{feed}/key-events": {"get": _op(
             "keyEvents", "briefs", "Key-event briefs, newest first",
@@ -749,7 +796,16 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
         },
         "tags": [
             {"name": name}
-            for name in ("feeds", "briefs", "editor", "archive", "syndication", "pages", "service")
+            for name in (
+                "feeds",
+                "briefs",
+                "story",
+                "editor",
+                "archive",
+                "syndication",
+                "pages",
+                "service",
+            )
         ],
         "paths": _paths(settings),
         "components": {

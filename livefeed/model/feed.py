@@ -16,11 +16,13 @@ from livefeed.model.days import zone
 from livefeed.model.ids import FULL_ID_PATTERN, iso_ms
 from livefeed.model.schema import (
     DEFAULT_LANGUAGE,
+    DESCRIPTION_MAX,
     LANGUAGE_MAX,
     LANGUAGE_RE,
     SLUG_MAX,
     SLUG_RE,
     TITLE_MAX,
+    Description,
     Instant,
     Language,
     Slug,
@@ -48,6 +50,7 @@ class Feed(Struct, frozen=True):
     language: Annotated[
         str, _meta("BCP 47 language tag of what the feed publishes, e.g. uk or en-GB")
     ] = DEFAULT_LANGUAGE
+    description: Annotated[str, _meta("what the feed covers; empty: pages say 'Live updates'")] = ""
 
     def to_dict(self) -> dict[str, Any]:
         value: dict[str, Any] = msgspec.to_builtins(self)
@@ -58,7 +61,7 @@ class Feed(Struct, frozen=True):
         return {k: v for k, v in self.to_dict().items() if k in _FEED_IDENTITY}
 
 
-_FEED_IDENTITY = {"slug", "title", "timezone", "language", "created_at"}
+_FEED_IDENTITY = {"slug", "title", "timezone", "language", "description", "created_at"}
 
 
 class NewFeed(Struct, forbid_unknown_fields=True):
@@ -68,28 +71,34 @@ class NewFeed(Struct, forbid_unknown_fields=True):
     title: Title
     timezone: Timezone
     language: Language = DEFAULT_LANGUAGE
+    description: Description = ""
 
     def __post_init__(self) -> None:
         validate_slug(self.slug)
         self.title = validate_title(self.title)
         self.timezone = validate_timezone(self.timezone)
         self.language = validate_language(self.language)
+        self.description = validate_description(self.description)
 
 
 class FeedPatch(Struct, forbid_unknown_fields=True):
-    """``status`` ends or reopens coverage, ``title`` retitles, ``language`` is pages' lang."""
+    """``status`` ends or reopens coverage, ``title`` retitles, ``language`` is pages' lang,
+    ``description`` their meta description."""
 
     json_schema_extra: ClassVar[dict[str, Any]] = {"minProperties": 1}
 
     status: Status | None = None
     title: Title | None = None
     language: Language | None = None
+    description: Description | None = None
 
     def __post_init__(self) -> None:
         if self.title is not None:
             self.title = validate_title(self.title)
         if self.language is not None:
             self.language = validate_language(self.language)
+        if self.description is not None:
+            self.description = validate_description(self.description)
 
 
 def validate_slug(value: str) -> str:
@@ -130,14 +139,21 @@ def validate_title(value: str) -> str:
     return collapsed_line(value, "title", TITLE_MAX, required=True)
 
 
+def validate_description(value: str) -> str:
+    """A feed's description: up to DESCRIPTION_MAX characters, whitespace collapsed."""
+    return collapsed_line(value, "description", DESCRIPTION_MAX, required=False)
+
+
 def parse_new_feed(payload: Any, created_ms: int) -> Feed:
     """Validate a ``{"slug", "title", "timezone"[, "language"]}`` object into a Feed."""
     new = decode(payload, NewFeed)
-    return Feed(new.slug, new.title, new.timezone, iso_ms(created_ms), language=new.language)
+    return Feed(new.slug, new.title, new.timezone, iso_ms(created_ms), language=new.language,
+                description=new.description)  # fmt: skip
 
 
 def clean_feed(feed: Feed) -> Feed:
     """``feed`` with a title that obeys the text rule (a title stored before it may not)."""
-    if obeys_text_rule(feed.title):
+    if obeys_text_rule(feed.title) and obeys_text_rule(feed.description):
         return feed
-    return msgspec.structs.replace(feed, title=_clean_line(feed.title, "\ufffd"))
+    return msgspec.structs.replace(feed, title=_clean_line(feed.title, "\ufffd"),
+                                   description=_clean_line(feed.description, ""))  # fmt: skip

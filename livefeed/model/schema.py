@@ -34,6 +34,14 @@ TAGS_MAX = 10
 """Tags a brief may carry; a longer list is refused even if it repeats some (they count once)."""
 TAG_MAX = 40
 TITLE_MAX = 200
+DESCRIPTION_MAX = 300
+"""A feed's description: the pages' meta description and og:description."""
+STANDFIRST_MAX = 600
+SUMMARY_TITLE_MAX = 100
+SUMMARY_ITEMS_MAX = 20
+SUMMARY_ITEM_MAX = 1000
+LEAD_MEDIA_MAX = 10
+MEDIA_ID_MAX = 100
 MEDIA_MAX = 10
 """Images and audio items a brief may carry (livefeed.model.media)."""
 ALT_MAX = 1000
@@ -81,6 +89,9 @@ def _line(limit: int, description: str, *, blank: bool = False) -> Meta:
 
 Slug = Annotated[str, _meta("a-z, 0-9 and '-'", pattern=_SLUG_PATTERN)]
 Title = Annotated[str, _line(TITLE_MAX, "the feed's name; whitespace is collapsed")]
+Description = Annotated[str, _line(
+    DESCRIPTION_MAX, "what the feed covers: the pages' meta and og:description", blank=True
+)]  # fmt: skip
 Timezone = Annotated[str, _meta("IANA time zone name, e.g. Europe/Kyiv", minLength=1)]
 Language = Annotated[str, Meta(
     description="BCP 47 language tag, e.g. uk, ar or en-GB (default en): pages' lang",
@@ -129,6 +140,7 @@ _CODES: dict[tuple[str, str | None], str] = {
     ("length", None): "too_long",
     ("length", "tags"): "too_many_tags",
     ("length", "media"): "too_many_media",
+    ("length", "items"): "too_many_items",
     ("range", None): "invalid_field",
     ("*", "slug"): "invalid_slug",
     ("*", "timezone"): "invalid_timezone",

@@ -127,9 +127,10 @@ async def update_feed(
     editor: str,
     intent: Intent | None = None,
     language: str | None = None,
+    description: str | None = None,
 ) -> Feed:
-    """End or reopen coverage, retitle the feed or change its language; readers get a
-    ``feed_updated`` event, and the caller the feed as that event shows it."""
+    """End or reopen coverage, retitle the feed or change its language or description; readers
+    get a ``feed_updated`` event, and the caller the feed as that event shows it."""
     meta: dict[str, str] = {}
     drop: list[str] = []
     body = feed.to_dict()
@@ -137,6 +138,8 @@ async def update_feed(
         meta["title"] = body["title"] = title
     if language is not None and language != feed.language:
         meta["language"] = body["language"] = language
+    if description is not None and description != feed.description:
+        meta["description"] = body["description"] = description
     if status == "ended" and feed.status != "ended":
         meta.update(status="ended", ended_at="$AT")
         body.update(status="ended", ended_at=AT)

@@ -40,28 +40,28 @@ def media_ids(lines: Iterable[bytes]) -> list[str]:
     """The uploads export lines name, in first-named order."""
     ids: dict[str, None] = {}
     for line in lines:
-        for item in orjson.loads(line).get("media", ()):
-            ids[item["id"]] = None
+        for item in orjson.loads(line).get("media") or ():
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                ids[item["id"]] = None
     return list(ids)
 
 
 async def write_archive(out: BinaryIO, lines: list[bytes], store: Store, files: MediaFiles) -> int:
     """Write the archive of ``lines`` and their media to ``out``; how many uploads it holds.
-    An upload whose files are not in ``files`` (another node's volume?) is an OSError."""
-    ids = media_ids(lines)
-    infos = await store.media.get_many(ids)
+    Ids that name no upload here (a lead's picture given by another reference) are left out;
+    an upload whose files are not in ``files`` (another node's volume?) is an OSError."""
+    infos = await store.media.get_many(i for i in media_ids(lines) if MEDIA_ID_RE.fullmatch(i))
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
         _add(tar, BRIEFS, b"".join(lines))
-        for media_id in ids:
-            info = infos.get(media_id)
+        for media_id, info in infos.items():
             names = files.names(media_id)
-            if info is None or not names:
+            if not names:
                 raise OSError(f"media {media_id} is not in {files.root}")
             _add(tar, f"media/{media_id}/{_INFO}", _ENCODER.encode(info))
             for name in names:
                 data = await asyncio.to_thread(files.path(media_id, name).read_bytes)
                 _add(tar, f"media/{media_id}/{name}", data)
-    return len(ids)
+    return len(infos)
 
 
 async def read_archive(source: BinaryIO, store: Store, files: MediaFiles) -> tuple[bytes, int]:

@@ -1,4 +1,5 @@
-"""Moving history in and out: JSON Lines of briefs as they stand, oldest first.
+"""Moving history in and out: JSON Lines of briefs as they stand, oldest first (then, in a
+whole-feed export, the lead and the summary: ``newsroom.story``).
 
 One brief per line, its fields but the id (``EXPORT_FIELDS``, from ``model.brief.Brief``); only
 ``published_at`` and ``headline`` are required on import, the rest is validated as NewBrief.
@@ -25,7 +26,9 @@ from livefeed.model.days import Day, day_containing
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms
 from livefeed.model.media import exported_media
+from livefeed.model.story import Lead, Summary
 from livefeed.model.text import sanitize_body
+from livefeed.newsroom.story import STORY_LINES, parse_line
 from livefeed.storage.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
 from livefeed.storage.store import Store
 
@@ -98,9 +101,16 @@ async def export_briefs(
 
 
 def parse_import(
-    lines: Iterable[bytes | str], after: StreamId, stop: threading.Event | None = None
+    lines: Iterable[bytes | str],
+    after: StreamId,
+    stop: threading.Event | None = None,
+    story: list[Lead | Summary] | None = None,
 ) -> list[ImportedBrief]:
     """Validate every line before anything is written; raise ImportRejected naming the line.
+
+    A line ``{"lead": {...}}`` or ``{"summary": {...}}`` (a whole-feed export ends with them)
+    is validated and added to ``story``, for ``newsroom.story.restore`` once the briefs are in;
+    without ``story`` such a line is refused.
 
     Lines must be in time order and not older than ``after`` (the feed's last event). Bodies
     are left to sanitise (``raw_body``): that cannot fail, and costs as much as the rest of
@@ -120,6 +130,14 @@ def parse_import(
             raise ImportRejected(number, f"not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise ImportRejected(number, "each line must be a JSON object")
+        if len(data) == 1 and STORY_LINES.issuperset(data):
+            if story is None:
+                raise ImportRejected(number, f"a {next(iter(data))} line cannot be imported here")
+            try:
+                story.append(parse_line(data))
+            except LivefeedError as exc:
+                raise ImportRejected(number, exc.message) from None
+            continue
         at_ms = _published_ms(number, data.pop("published_at", None))
         version = data.pop("version", 1)
         if type(version) is not int or version < 1:

@@ -21,7 +21,9 @@ from livefeed.model.days import day_containing, day_of
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
 from livefeed.model.media import MediaInfo
-from livefeed.newsroom import actions
+from livefeed.model.story import parse_lead, parse_summary
+from livefeed.model.text import sanitize_body
+from livefeed.newsroom import actions, story
 from livefeed.newsroom.transfer import ImportedBrief, import_briefs
 from livefeed.ops import demo_media
 from livefeed.storage.store import Store
@@ -80,6 +82,35 @@ _LEAD = {
     "tags": ["weather"],
     "key_event": True,
 }
+
+
+_STORY = {
+    "headline": "Storm Halvard batters the coast",
+    "standfirst": "The strongest storm in a decade has closed roads and rail lines and left "
+    "thousands without power; shelters are open in every district.",
+    "body": "Storm Halvard made landfall before dawn at Halden Point, with gusts of more than "
+    "130 km/h along the coast.\n\nThe met office has kept its red warning in place until "
+    "tomorrow morning. The coastguard asks people to keep away from sea fronts and harbour walls.",
+    "author": "Ines Varga",
+}
+_FACTS = [
+    "Gusts of up to {speed} km/h recorded at Halden Point",
+    "About {count} homes without power across the region",
+    "Red weather warning in place until 09:00 tomorrow",
+    "Trains between Northmere and Port Wyle suspended",
+    "{shelters} shelters open; the list is read on local radio every 15 minutes",
+    "Schools in Castell Bay and Elsbridge closed tomorrow",
+    "No injuries reported so far, the regional fire service says",
+]
+_DESCRIPTION = "An invented storm, live: the demo feed of livefeed, with generated updates."
+
+
+def summary_points(rng: random.Random) -> dict[str, object]:
+    """A "What we know" box: a few of the facts, in order, with today's figures."""
+    words = {"speed": rng.randrange(110, 150, 5), "count": f"{rng.randrange(4000, 30000, 500):,}",
+             "shelters": rng.randint(6, 14)}  # fmt: skip
+    picked = sorted(rng.sample(range(len(_FACTS)), rng.randint(4, 6)))
+    return {"items": [_FACTS[i].format(**words) for i in picked]}
 
 
 class Writer:
@@ -141,7 +172,7 @@ _LEASE_MS = 3000
 
 async def run_demo(store: Store, settings: Settings) -> None:
     """Create the demo feed if needed and seed it with everything a reader can see, then post
-    one brief every interval (now and then a key event or a correction).
+    one brief every interval (now and then a key event, a correction or a new summary).
 
     Across workers and nodes only the holder of a short lease, renewed every second, seeds and
     posts: when its process dies another takes over within ``_LEASE_MS``.
@@ -171,7 +202,9 @@ async def run_demo(store: Store, settings: Settings) -> None:
                 continue
             next_post = loop.time() + settings.demo_interval * rng.uniform(0.7, 1.3)
             posted += 1
-            if posted % 7 == 0:
+            if posted % 11 == 0:
+                await _update_summary(store, feed, rng)
+            elif posted % 7 == 0:
                 await _correct_latest(store, feed, rng)
             else:
                 payload = writer.brief(key_event=posted % 5 == 0)
@@ -184,7 +217,8 @@ async def run_demo(store: Store, settings: Settings) -> None:
 
 async def seed(store: Store, feed: Feed, writer: Writer, days: int = 2) -> None:
     """Earlier days to read and replay (25-40 briefs a day, 06:00-23:30), and today's last two
-    hours with a pinned lead, key events, a correction and a retraction."""
+    hours with a pinned brief, key events, a correction and a retraction; the lead story, the
+    summary box (which ``run_demo`` updates now and then) and the feed's description."""
     rng = writer.rng
     now = now_ms()
     today = day_containing(now, feed.timezone).date
@@ -214,6 +248,11 @@ async def seed(store: Store, feed: Feed, writer: Writer, days: int = 2) -> None:
     await actions.pin(store, feed, lead, editor=DEMO_EDITOR)
     await actions.retract(store, feed, rest[1], None, editor=DEMO_EDITOR)
     await _correct(store, feed, rest[-2])
+    await actions.update_feed(store, feed, None, None, DEMO_EDITOR, description=_DESCRIPTION)
+    lead_draft = parse_lead(_STORY, DEMO_EDITOR)
+    lead_draft.body = sanitize_body(lead_draft.body)
+    await story.set_lead(store, feed, lead_draft, None, DEMO_EDITOR)
+    await _update_summary(store, feed, rng)
 
 
 async def _draft(store: Store, payload: dict[str, object]) -> BriefDraft:
@@ -241,6 +280,13 @@ async def _correct(store: Store, feed: Feed, brief_id: StreamId) -> None:
     brief = await actions.require_brief(store, feed, brief_id)
     body = f"{brief.body}<p><em>Correction: an earlier version gave the wrong time.</em></p>"
     await actions.correct(store, feed, brief_id, {"body": body}, None, editor=DEMO_EDITOR)
+
+
+async def _update_summary(store: Store, feed: Feed, rng: random.Random) -> None:
+    """The summary box with new figures: readers see it change now and then."""
+    summary = parse_summary(summary_points(rng))
+    summary.items = tuple(sanitize_body(item) for item in summary.items)
+    await story.set_summary(store, feed, summary, None, DEMO_EDITOR)
 
 
 async def _correct_latest(store: Store, feed: Feed, rng: random.Random) -> None:

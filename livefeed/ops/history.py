@@ -20,6 +20,8 @@ from livefeed.media.files import MediaFiles
 from livefeed.model.days import Day, day_containing, day_of, local_clock, parse_clock, parse_day
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, now_ms
+from livefeed.model.story import Lead, Summary
+from livefeed.newsroom import story
 from livefeed.newsroom.archive import BadArchive, is_archive, read_archive, write_archive
 from livefeed.newsroom.transfer import (
     ImportStopped,
@@ -105,14 +107,19 @@ def cmd_export(args: argparse.Namespace) -> int:
             done += len(lines)
             if progress is not None:
                 progress(done, max(total, done))
+        story_lines = [] if what else await story.export_lines(store, feed)
         uploads = ""
         if args.with_media:
             files = MediaFiles(settings_from(args).media_root())
-            uploads = f" and {await write_archive(out, kept, store, files)} media"
-        if done == 0:
+            archived = await write_archive(out, kept + story_lines, store, files)
+            uploads = f" and {archived} media"
+        else:
+            out.writelines(story_lines)  # a whole-feed export ends with the lead and the summary
+        if done == 0 and not story_lines:
             await say_empty(store, feed, what)
         else:
-            print(f"exported {done} briefs{uploads}", file=sys.stderr)
+            said = _story_said(len(story_lines))
+            print(f"exported {done} briefs{said}{uploads}", file=sys.stderr)
         return 0
 
     try:
@@ -151,9 +158,12 @@ def cmd_import(args: argparse.Namespace) -> int:
                     print(f"restored {count} media into {files.root}", file=sys.stderr)
                     source = briefs_jsonl.splitlines(keepends=True)
                 # Line by line: the file itself is never held whole, only what was parsed.
-                briefs = parse_import(source, bounds.last_generated, stop)
+                told: list[Lead | Summary] = []
+                briefs = parse_import(source, bounds.last_generated, stop, told)
                 await check_media(store, briefs)
                 ids = await import_briefs(store, feed, briefs, progress, stop)
+                for value in told:  # the briefs are in: the lead and summary go on top
+                    await story.restore(store, feed, value, IMPORT_EDITOR)
             except NotReplicated as short:
                 print("\n" if progress else "", end="", file=sys.stderr)
                 print(f"livefeed: imported {short.written} briefs into {args.feed}, but "
@@ -170,11 +180,21 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print(f"livefeed: import stopped by {name}; nothing was imported, the feed is as "
                       "it was", file=sys.stderr)  # fmt: skip
                 return 128 + stop.signum
-        print(f"imported {len(ids)} briefs into {feed.slug}", file=sys.stderr)
+        print(f"imported {len(ids)} briefs{_story_said(len(told))} into {feed.slug}",
+              file=sys.stderr)  # fmt: skip
         return 0
 
     with source as lines:
         return with_store(args, action)
+
+
+IMPORT_EDITOR = "import"
+"""Who the events restoring an imported lead or summary name as their editor."""
+
+
+def _story_said(count: int) -> str:
+    """What an export or import adds when it carried the lead and summary (``count`` lines)."""
+    return "" if not count else f" and the story so far ({count} line{'s' * (count > 1)})"
 
 
 class _Stop(threading.Event):
@@ -237,4 +257,10 @@ def _replay_line(frame: dict[str, Any], timezone: str) -> str:
         return f"   … quiet until {local_clock(int(to), timezone)[:5]} …"
     if kind == "replay_end":
         return "-- end of the day --"
+    if kind in ("summary_updated", "lead_updated"):
+        clock = local_clock(StreamId.parse(frame["event_id"]).ms, timezone)[:5]
+        if kind == "lead_updated":
+            return f"{clock}  [lead] {frame['lead']['headline']}"
+        summary = frame["summary"]
+        return f"{clock}  [summary] {summary['title']}: {len(summary['items'])} points"
     return f"-- {kind} --"

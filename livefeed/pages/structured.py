@@ -24,6 +24,7 @@ from livefeed.model.brief import Brief
 from livefeed.model.feed import Feed
 from livefeed.model.ids import iso_ms
 from livefeed.model.media import CROPS, Media, crop_size, largest, lead_image, rendition_path
+from livefeed.model.story import Lead, Summary
 
 # Where a block element of a sanitised body ends, the plain text gets a line break.
 _BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|li|blockquote|ul|ol)>", re.IGNORECASE)
@@ -145,7 +146,9 @@ def _ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-def reader_meta(base: str, feed: Feed, briefs: list[Brief], before: str | None) -> PageMeta:
+def reader_meta(
+    base: str, feed: Feed, briefs: list[Brief], before: str | None, lead: Lead | None = None
+) -> PageMeta:
     """The live page (or one of its older pages, ``?before=``)."""
     url = base + feed_path(feed.slug) + (f"?before={quote(before)}" if before else "")
     ended = feed.ended_at if feed.status == "ended" else None
@@ -154,13 +157,30 @@ def reader_meta(base: str, feed: Feed, briefs: list[Brief], before: str | None) 
     return PageMeta(
         url=url,
         title=feed.title,
-        description=f"Live updates: {feed.title}",
+        description=describe(feed, lead),
         published=started,
         modified=latest(started, ended, *map(brief_modified, briefs)),
         coverage_start=started,
         coverage_end=ended,
         image=page_image(base, briefs),
     )
+
+
+def describe(feed: Feed, lead: Lead | None = None) -> str:
+    """What a feed's pages say they are: its description, else the lead's standfirst, else
+    "Live updates: <title>"."""
+    return feed.description or (lead and lead.standfirst) or f"Live updates: {feed.title}"
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """What the LiveBlogPosting says besides its updates: the lead (``articleBody``), the summary
+    (``abstract``) and the publisher (name and logo address; empty: none)."""
+
+    lead: Lead | None = None
+    summary: Summary | None = None
+    publisher: str = ""
+    logo: str = ""
 
 
 def day_meta(
@@ -195,9 +215,13 @@ def day_meta(
     )
 
 
-def live_blog_posting(meta: PageMeta, base: str, slug: str, briefs: list[Brief]) -> dict[str, Any]:
+def live_blog_posting(
+    meta: PageMeta, base: str, slug: str, briefs: list[Brief], story: Story | None = None
+) -> dict[str, Any]:
     """The schema.org ``LiveBlogPosting`` for a page, each brief a ``BlogPosting`` update, in the
-    page's order (newest first on the live page, oldest first on a day page)."""
+    page's order (newest first on the live page, oldest first on a day page). With ``story``:
+    the lead is its ``articleBody`` (standfirst, then body, as plain text), the summary its
+    ``abstract`` (one line per item) and the publisher an ``Organization``."""
     posting: dict[str, Any] = {
         "@context": "https://schema.org",
         "@type": "LiveBlogPosting",
@@ -214,6 +238,8 @@ def live_blog_posting(meta: PageMeta, base: str, slug: str, briefs: list[Brief])
         posting["coverageEndTime"] = meta.coverage_end
     if meta.image is not None:
         posting["image"] = list(meta.image.crops)
+    if story is not None:
+        posting.update(_story(base, story))
     posting["liveBlogUpdate"] = [blog_posting(base, slug, b) for b in briefs]
     return posting
 
@@ -238,6 +264,25 @@ def blog_posting(base: str, slug: str, brief: Brief) -> dict[str, Any]:
     if images:
         posting["image"] = images
     return posting
+
+
+def _story(base: str, story: Story) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if story.lead is not None:
+        lead = story.lead
+        out["articleBody"] = "\n".join(t for t in (lead.standfirst, plain_text(lead.body)) if t)
+        if lead.author:
+            out["author"] = {"@type": "Person", "name": lead.author}
+    if story.summary is not None:
+        items = (" ".join(plain_text(item).split()) for item in story.summary.items)
+        out["abstract"] = "\n".join(item for item in items if item)
+    if story.publisher:
+        publisher: dict[str, Any] = {"@type": "Organization", "name": story.publisher}
+        if story.logo:
+            logo = story.logo if "://" in story.logo else base + story.logo
+            publisher["logo"] = {"@type": "ImageObject", "url": logo}
+        out["publisher"] = publisher
+    return out
 
 
 def json_ld(data: dict[str, Any]) -> Markup:
@@ -297,14 +342,19 @@ def _feed_links(prefix: str, title: str) -> list[dict[str, str]]:
 
 
 def page_head(
-    meta: PageMeta, base: str, slug: str, briefs: list[Brief], feeds: list[dict[str, str]]
+    meta: PageMeta,
+    base: str,
+    slug: str,
+    briefs: list[Brief],
+    feeds: list[dict[str, str]],
+    story: Story | None = None,
 ) -> dict[str, Any]:
     """Template context for web/templates/_head_meta.html."""
     return {
         "head_meta": {
             "canonical": meta.url,
             "social": social_tags(meta),
-            "json_ld": json_ld(live_blog_posting(meta, base, slug, briefs)),
+            "json_ld": json_ld(live_blog_posting(meta, base, slug, briefs, story)),
             "alternates": feeds,
         }
     }

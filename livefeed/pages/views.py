@@ -17,6 +17,7 @@ from livefeed.model import schema
 from livefeed.model.brief import Brief
 from livefeed.model.days import local_clock, local_time_label, zone_label
 from livefeed.model.ids import StreamId
+from livefeed.model.story import Lead, Summary
 from livefeed.newsroom import actions
 from livefeed.pages import structured
 from livefeed.storage.store import Store
@@ -75,11 +76,13 @@ async def feed_page(request: Request) -> Response:
     pinned = None
     if feed.pinned is not None:
         (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
+    lead, summary, _, _ = await store.story(slug)
     now = await store.now_ms()
     ended_ms = _ms(feed.ended_at)
     base = structured.base_url(request)
-    meta = structured.reader_meta(base, feed, briefs, raw_before)
+    meta = structured.reader_meta(base, feed, briefs, raw_before, lead)
     feeds = structured.alternates(base, slug, feed.title)
+    story = structured.Story(lead, summary, settings.publisher_name, settings.publisher_logo)
     return _render(
         request,
         "feed.html",
@@ -94,7 +97,10 @@ async def feed_page(request: Request) -> Response:
             "pinned": pinned and _view(pinned, feed.timezone, now),
             "key_events": [_view(b, feed.timezone, now) for b in keys],
             "ended_local": local_time_label(ended_ms, feed.timezone, now) if ended_ms else None,
-            **structured.page_head(meta, base, slug, briefs, feeds),
+            "description": meta.description,
+            "lead": _story_view(lead, feed.timezone, now),
+            "summary": _story_view(summary, feed.timezone, now),
+            **structured.page_head(meta, base, slug, briefs, feeds, story),
         },
     )
 
@@ -110,6 +116,15 @@ def _view(brief: Brief, timezone: str, now: int) -> dict[str, Any]:
     view["local_time"] = local_time_label(StreamId.parse(brief.id).ms, timezone, now)
     updated = _ms(brief.updated_at)
     view["updated_local"] = local_time_label(updated, timezone, now) if updated else None
+    return view
+
+
+def _story_view(part: Lead | Summary | None, timezone: str, now: int) -> dict[str, Any] | None:
+    """What a template shows of the lead or the summary: its fields and when it last changed."""
+    if part is None:
+        return None
+    view: dict[str, Any] = msgspec.structs.asdict(part)
+    view["updated_local"] = local_time_label(_ms(part.updated_at) or 0, timezone, now)
     return view
 
 
@@ -219,6 +234,11 @@ EDITOR_LIMITS = {
     "caption": schema.CAPTION_MAX,
     "credit": schema.CREDIT_MAX,
     "transcript": schema.TRANSCRIPT_MAX,
+    "standfirst": schema.STANDFIRST_MAX,
+    "summary_title": schema.SUMMARY_TITLE_MAX,
+    "summary_items": schema.SUMMARY_ITEMS_MAX,
+    "summary_item": schema.SUMMARY_ITEM_MAX,
+    "lead_media": schema.LEAD_MEDIA_MAX,
 }
 
 
@@ -255,12 +275,14 @@ async def embed_page(request: Request) -> Response:
     pinned = None
     if feed.pinned is not None:
         (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
+    _, summary, _, _ = await store.story(slug)
     now = await store.now_ms()
     context: dict[str, Any] = {
         "feed": feed,
         "lang": feed.language,
         "briefs": [_view(b, feed.timezone, now) for b in briefs],
         "pinned": pinned and _view(pinned, feed.timezone, now),
+        "summary": _story_view(summary, feed.timezone, now),
         "limit": max(limit, 1),
         "last_event_id": str(bounds.last_generated),
         "tz_label": zone_label(feed.timezone, now),

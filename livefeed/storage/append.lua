@@ -202,9 +202,48 @@ local function update_feed(h, entry)
   return id, at
 end
 
+-- The lead and the summary (model/story.py) live in the feed meta hash: `lead` / `summary` hold
+-- the JSON, `lead_version` / `summary_version` count every change, clears included.
+local STORY = { lead = true, summary = true }
+
+-- The refusal when story field `field` is not at `version` (0: never set).
+local function check_story(h)
+  if not STORY[h.field] then
+    return 'LIVEFEED_UNKNOWN story ' .. tostring(h.field)
+  end
+  local current = tonumber(redis.call('HGET', KEYS[5], h.field .. '_version') or '0')
+  if current ~= h.version then
+    return string.format('LIVEFEED_STALE %d', current)
+  end
+end
+
+-- set_story (types lead_updated, summary_updated): `field` (lead or summary), at `version`,
+--   becomes the body, which carries version + 1 (or `next`, when an import restores one).
+local function set_story(h, entry)
+  local refused = check_story(h)
+  if refused then return nil, refused end
+  local id, at, body = write(entry, next_position())
+  local version = present(h.next) and h.next or h.version + 1
+  redis.call('HSET', KEYS[5], h.field, body, h.field .. '_version', version)
+  return id, at
+end
+
+-- clear_story (types lead_cleared, summary_cleared): `field`, at `version`, is removed; its
+--   version counts on.
+local function clear_story(h, entry)
+  local refused = check_story(h)
+  if refused then return nil, refused end
+  local id, at = write(entry, next_position())
+  redis.call('HDEL', KEYS[5], h.field)
+  redis.call('HSET', KEYS[5], h.field .. '_version', h.version + 1)
+  return id, at
+end
+
 local actions = {
   brief = publish, brief_updated = correct, brief_deleted = retract,
   pinned = pin, unpinned = unpin, feed_updated = update_feed,
+  lead_updated = set_story, summary_updated = set_story,
+  lead_cleared = clear_story, summary_cleared = clear_story,
 }
 
 local function append_one(h, entry)

@@ -1,9 +1,10 @@
 """The atomic append: one event and everything it changes, done by ``append.lua`` in Redis.
 
-An ``Append`` is one editor action (publish, correct, retract, pin, unpin, update the feed),
-built by the constructor named for it; the script applies it in one step (so the stream, the
-briefs' current state, day counts, histories, pin and key-event index never disagree) and
-refuses it when a condition fails. ``refusal`` turns those refusals into livefeed's errors.
+An ``Append`` is one editor action (publish, correct, retract, pin, unpin, update the feed,
+set or clear its lead or summary), built by the constructor named for it; the script applies
+it in one step (so the stream, the briefs' current state, day counts, histories, pin, key-event
+index, lead and summary never disagree) and refuses it when a condition fails. ``refusal``
+turns those refusals into livefeed's errors.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class Append:
     type: str
     """The event type, which also names the action to append.lua."""
     body_name: str
-    """The name the body goes under in the event's JSON: ``brief``, ``brief_id`` or ``feed``."""
+    """The name the body goes under in the event's JSON: ``brief``, ``brief_id``, ``feed``,
+    ``lead``, ``summary`` or ``version``."""
     body: Any
     editor: str
     params: dict[str, Any]
@@ -136,6 +138,34 @@ class Append:
         and loses ``meta_del``."""
         params = {"meta_set": meta_set, "meta_del": meta_del}
         return cls("feed_updated", "feed", feed, editor, params, intent, feed)
+
+    @classmethod
+    def set_story(
+        cls,
+        kind: str,
+        body: dict[str, Any],
+        version: int,
+        editor: str,
+        intent: Intent | None = None,
+        *,
+        next_version: int | None = None,
+    ) -> Append:
+        """The feed's ``kind`` (``lead`` or ``summary``) becomes ``body``, if it is still at
+        ``version`` (0: never set); ``body`` carries ``version + 1``, or ``next_version`` (an
+        import restoring one as it was exported: it must be greater than ``version``)."""
+        params: dict[str, Any] = {"field": kind, "version": version}
+        if next_version is not None:
+            params["next"] = next_version
+        return cls(f"{kind}_updated", kind, body, editor, params, intent, body)
+
+    @classmethod
+    def clear_story(
+        cls, kind: str, version: int, editor: str, intent: Intent | None = None
+    ) -> Append:
+        """The feed has no ``kind`` any more, if it is still at ``version``; the event carries
+        the version the clear makes (``version + 1``), so versions count on across clears."""
+        params = {"field": kind, "version": version}
+        return cls(f"{kind}_cleared", "version", version + 1, editor, params, intent)
 
     def script_args(self) -> list[bytes | str]:
         """The append as append.lua reads it: header, markers, event head and tail, chunks."""

@@ -11,7 +11,9 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:feed:<slug>:briefs          hash: brief id -> the brief as it stands (JSON)
     P:feed:<slug>:days            hash: local date -> how many briefs it has
     P:feed:<slug>:history         hash: brief id -> comma-separated ids of its events
-    P:feed:<slug>:meta            hash: what editors changed since creation (status, pin...)
+    P:feed:<slug>:meta            hash: what editors changed since creation (status, pin...),
+                                  and the lead and summary: lead, summary (JSON) and
+                                  lead_version, summary_version (counting clears too)
     P:feed:<slug>:key-events      set: ids of the briefs marked as key events
     P:feed:<slug>:by-time         sorted set: live brief ids scored by their ms
     P:feed:<slug>:last-id         string: the stream's last id (cheaper than XINFO per append)

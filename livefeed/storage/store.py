@@ -31,6 +31,7 @@ from livefeed.model.brief import Brief, decode_brief
 from livefeed.model.feed import Feed, clean_feed
 from livefeed.model.ids import ZERO_ID, StreamId, now_ms
 from livefeed.model.schema import DEFAULT_LANGUAGE
+from livefeed.model.story import Lead, Summary, decode_lead, decode_summary
 from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
 from livefeed.storage.entries import Entry, FeedMark, StreamBounds, entry_of
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
@@ -232,9 +233,23 @@ class Store:
                 ended_at=record.get("ended_at"),
                 pinned=record.get("pinned"),
                 language=record.get("language", DEFAULT_LANGUAGE),
+                description=record.get("description", ""),
             )
             feeds.append(clean_feed(feed))
         return feeds
+
+    async def story(self, slug: str) -> tuple[Lead | None, Summary | None, int, int]:
+        """The feed's lead and summary as they stand (None: none), and the version of each
+        (0: never set; it counts on when one is cleared)."""
+        lead, summary, lead_v, summary_v = await self._cmd(
+            "HMGET", self.keys.meta(slug), "lead", "summary", "lead_version", "summary_version"
+        )
+        return (
+            None if lead is None else decode_lead(lead),
+            None if summary is None else decode_summary(summary),
+            int(lead_v or 0),
+            int(summary_v or 0),
+        )
 
     # events
     async def append(self, slug: str, change: Append) -> StreamId:

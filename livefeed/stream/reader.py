@@ -248,7 +248,8 @@ async def _send_events(
 async def _snapshot(
     store: Store, feed: Feed, sub: Subscriber, settings: Settings, snapshots: SnapshotCache
 ) -> Event:
-    """For a reader without ``since``: the feed as it stands at ``sub.start``.
+    """For a reader without ``since``: the feed as it stands at ``sub.start`` (its lead and
+    summary too).
 
     The position is the hub's when the reader joined, so anything that changes meanwhile is also
     sent as an event; applying an event to a state that already has it changes nothing.
@@ -260,7 +261,9 @@ async def _snapshot(
         pinned = None
         if current.pinned is not None:
             (pinned,) = await store.states(feed.slug, [StreamId.parse(current.pinned)])
-        frame = control_frame("snapshot", briefs=briefs, pinned=pinned, feed=current.to_dict())
+        lead, summary, _, _ = await store.story(feed.slug)
+        frame = control_frame("snapshot", briefs=briefs, pinned=pinned, feed=current.to_dict(),
+                              lead=lead, summary=summary)  # fmt: skip
         return Event.of(None, "snapshot", frame)
 
     return await snapshots.get(feed.slug, sub.start, build)

@@ -7,6 +7,7 @@
 export const FRAME_TYPES = new Set([
   // stream events, live and replayed
   "brief", "brief_updated", "brief_deleted", "pinned", "unpinned", "feed_updated",
+  "lead_updated", "lead_cleared", "summary_updated", "summary_cleared",
   // a live socket's control frames
   "snapshot", "live", "heartbeat", "reload",
   // a replay socket's control frames
