@@ -27,13 +27,16 @@ from starlette.websockets import WebSocket
 
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
-from livefeed.http import days, edge, editing, embeds, feeds, openapi, story
+from livefeed.http import days, edge, editing, embeds, feeds, media, openapi, story
 from livefeed.http._helpers import json_response
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
+from livefeed.media.files import MediaFiles
+from livefeed.media.images import worker_pool
 from livefeed.metrics import HttpMetrics, MetricsEndpoint
 from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
+from livefeed.model.media import MEDIA_SIZES, rendition_path, srcset
 from livefeed.pages import reference, syndication, views
 from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
 from livefeed.storage.ratelimit import SharedRateLimiter
@@ -98,6 +101,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         )  # fmt: skip
         app.state.hub = hub
         app.state.snapshots = SnapshotCache()
+        app.state.media_pool = worker_pool(settings.media_workers)  # processes start on use
         _tune_collector()
         tasks = [asyncio.create_task(job(store, settings)) for job in jobs]
         try:
@@ -110,6 +114,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await followers.close()
+            app.state.media_pool.shutdown(wait=False, cancel_futures=True)
             await redis.aclose()
             await tail_redis.aclose()
 
@@ -174,6 +179,8 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds/{feed}/days", days.list_days, methods=["GET"]),
         Route("/api/embeds/preview", embeds.preview_embed, methods=["POST"]),
         Route("/embed-thumbs/{name}", embeds.thumbnail, methods=["GET"]),
+        Route("/api/media", media.upload_media, methods=["POST"]),
+        Route("/media/{media}/{name}", media.media_file, methods=["GET", "HEAD"]),
         Route("/api/feeds/{feed}/days/{date}", days.get_day, methods=["GET"]),
         WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
         Mount("/static", PublicFiles(directory=settings.web_dir), name="static"),
@@ -202,8 +209,13 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     app.state.connections = ConnectionCounter(settings.connections_per_address)
     app.state.failed_tokens = RateLimiter(settings.failed_token_rate, settings.failed_token_burst)
     app.state.valid_tokens = RecentlyValid()
+    app.state.media_files = MediaFiles(settings.media_root())
+    app.state.media_slots = asyncio.Semaphore(max(1, settings.media_workers))
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
     app.state.resolver, app.state.thumbs = embeds.make_resolver(settings)
+    app.state.templates.env.globals.update(
+        media_path=rendition_path, media_srcset=srcset, media_sizes=MEDIA_SIZES
+    )
     return app
 
 

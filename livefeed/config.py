@@ -115,6 +115,17 @@ class Settings:
     embed_max_bytes: int = 2 * 1024 * 1024
     # Test-only: outbound fetches may reach loopback addresses (the test suite's own servers).
     embed_test_loopback: bool = False
+    # Uploaded images and audio (livefeed.media): where their files go (empty: <data_dir>/media;
+    # several nodes share one volume here), the largest upload in bytes, the most pixels an
+    # image may have (decompression bombs), and the processes resizing uploads, per worker.
+    media_dir: str = ""
+    max_media_bytes: int = 20 * 1024 * 1024
+    max_media_pixels: int = 50_000_000
+    media_workers: int = 2
+
+    def media_root(self) -> Path:
+        """The directory of uploaded media: ``media_dir``, else ``media`` under ``data_dir``."""
+        return Path(self.media_dir) if self.media_dir else self.data_dir / "media"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
+import io
 import json
 import os
 import signal
@@ -215,6 +216,8 @@ class LivefeedServer:
             args += ["--redis-url", self.redis_url]
         log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
         self.log_path = log_dir / f"livefeed-{self.port}-{uuid.uuid4().hex[:6]}.log"
+        # Uploads go beside the log, never into the user's own data directory.
+        env.setdefault("LIVEFEED_MEDIA_DIR", str(self.log_path.with_suffix(".media")))
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [*args, *extra], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
@@ -528,3 +531,34 @@ def differences(got: list[str], expected: list[str]) -> str:
     repeated = len(got) - len(set(got))
     index = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), None)
     return f"{missing} missing, {repeated} repeated, first difference at index {index}"
+
+
+def wait_for_demo(base: str) -> None:
+    """Wait until ``serve --demo`` has seeded its feed (pinned its lead, the last step): its
+    pictures take a few seconds of CPU after the server answers."""
+
+    def seeded() -> bool:
+        response = httpx.get(f"{base}/api/feeds/demo", timeout=10)
+        return response.status_code == 200 and response.json()["pinned"] is not None
+
+    wait_until(seeded, 60, "the demo feed was not seeded")
+
+
+def image_bytes(width: int = 800, height: int = 600, fmt: str = "JPEG", **save: Any) -> bytes:
+    """A small picture drawn with Pillow (a gradient and a box, so it compresses like one)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    ImageDraw.Draw(image).rectangle((width // 4, height // 4, width // 2, height // 2), "red")
+    out = io.BytesIO()
+    image.save(out, fmt, **save)
+    return out.getvalue()
+
+
+def upload(client: httpx.Client, data: bytes, status: int | None = None) -> dict[str, Any]:
+    """POST ``data`` to /api/media as the raw body; the answer, checked to have ``status``
+    (by default 201, or 200 for bytes some test uploaded before)."""
+    response = client.post("/api/media", content=data, headers=auth())
+    assert response.status_code in ((200, 201) if status is None else (status,)), response.text
+    info: dict[str, Any] = response.json()
+    return info

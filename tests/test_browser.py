@@ -9,7 +9,17 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from helpers import TOKEN, LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
+from helpers import (
+    TOKEN,
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    image_bytes,
+    livefeed,
+    make_feed,
+    publish,
+    upload,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -286,11 +296,15 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
     browser: Browser, server: LivefeedServer, http: httpx.Client
 ) -> None:
     slug = make_feed(http)
+    photo = upload(http, image_bytes(64, 48))["id"]
+    media = [{"id": photo, "alt": '"><img src=x onerror=alert(17)>', "credit": "<script>alert(18)</script>",
+              "caption": "</figcaption><svg onload=alert(19)>"}]  # fmt: skip
 
     def publish_hostile(round_: int) -> None:
         for n, body in enumerate(XSS_BODIES):
             publish(http, slug, f'<script>alert("h{round_}{n}")</script>"><img src=x onerror=alert(0)>',
-                    body=body, author='<img src=x onerror="alert(12)">', tags=["<script>alert(13)</script>"])  # fmt: skip
+                    body=body, author='<img src=x onerror="alert(12)">', tags=["<script>alert(13)</script>"],
+                    media=media)  # fmt: skip
         hostile = '<img src=x onerror="alert(14)"><script>alert(15)</script>'
         lead = {"headline": hostile, "standfirst": hostile, "body": "".join(XSS_BODIES),
                 "author": hostile, "media": [{"id": "m1", "alt": hostile, "caption": hostile,

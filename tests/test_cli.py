@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from helpers import LivefeedServer, RedisProcess, auth, livefeed
+from helpers import LivefeedServer, RedisProcess, auth, livefeed, wait_for_demo
 
 
 def test_token_create_prints_a_working_token_once_and_revoke_disables_it(
@@ -89,6 +89,7 @@ def test_serve_demo_has_today_and_two_earlier_days_to_read_and_replay(tmp_path: 
     server = LivefeedServer("", "livefeed", LIVEFEED_DEMO_INTERVAL="3600")
     server.start("--demo", "--data-dir", str(tmp_path / "var"), log_dir=tmp_path)
     try:
+        wait_for_demo(server.base)
         days = httpx.get(f"{server.base}/api/feeds/demo/days", timeout=10).json()["days"]
         assert len(days) >= 3 and all(d["count"] > 0 for d in days)
         earlier = days[1]["date"]

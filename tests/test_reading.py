@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
-from helpers import ROOT, TOKEN, LivefeedServer, auth, make_feed, publish
+from helpers import ROOT, TOKEN, LivefeedServer, auth, image_bytes, make_feed, publish, upload
 
 pytestmark = pytest.mark.browser
 
@@ -206,12 +206,18 @@ def test_axe_finds_nothing_serious_on_the_reader_day_editor_and_embed_pages(
     browser: Browser, server: LivefeedServer, http: httpx.Client
 ) -> None:
     """axe-core reports no serious or critical violation on the reader page (with "N new
-    updates" shown, a pinned brief and key events), the day page, the editor (signed out and
+    updates" shown, a pinned brief, key events, and a gallery of images and audio), the day page, the editor (signed out and
     signed in) and the embed, in light and dark mode, at 1280 and 390 px."""
     assert AXE.exists(), f"{AXE} is missing: run scripts/bootstrap dev"
     slug = make_feed(http)
     long_body = "\n\n".join(["A paragraph of reporting that takes up room."] * 6)
     key = publish(http, slug, "A key event", key_event=True, tags=["power"], body=long_body)
+    photo, plain = upload(http, image_bytes(640, 480)), upload(http, image_bytes(320, 240, "PNG"))
+    sound = upload(http, b"\xff\xfb\x90\x64" + bytes(413))  # one MP3 frame
+    publish(http, slug, "Pictures and sound", gallery=True, media=[
+        {"id": photo["id"], "alt": "A red box", "caption": "A box", "credit": "Photo: Desk"},
+        {"id": plain["id"], "decorative": True}, {"id": sound["id"], "transcript": "Words."},
+    ])  # fmt: skip
     for n in range(6):
         publish(http, slug, f"Brief {n}", body=long_body)
     assert http.put(

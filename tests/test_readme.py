@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from helpers import ROOT, wait_until
+from helpers import ROOT, wait_for_demo, wait_until
 from livefeed.storage.redis_server import free_port
 
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
@@ -77,6 +77,7 @@ def test_the_readme_walk_does_what_the_readme_says(tmp_path: Path) -> None:
         )  # fmt: skip
     try:
         wait_until(lambda: _healthy(port, demo), 120, f"the demo did not start:\n{_read(log_path)}")
+        wait_for_demo(f"http://127.0.0.1:{port}")  # a newcomer takes longer to type than this
         script = "set -euo pipefail\n" + "".join(
             f"echo '::block {b.line}::'\n{b.text.replace('127.0.0.1:8000', f'127.0.0.1:{port}')}\n"
             for b in walked

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from helpers import LivefeedServer, RedisProcess
+from helpers import LivefeedServer, RedisProcess, wait_for_demo
 from livefeed.storage.redis_server import free_port
 
 
@@ -30,8 +30,8 @@ def livefeed(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[s
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[LivefeedServer, Path]]:
-    """``serve --demo`` with no --data-dir and no editor token, as the README runs it; the
-    user's data directory is ``tmp_path/xdg``."""
+    """``serve --demo`` with no --data-dir and no editor token, as the README runs it, once it
+    has seeded the demo feed; the user's data directory is ``tmp_path/xdg``."""
     xdg = tmp_path / "xdg"
     server = LivefeedServer(
         "",
@@ -42,6 +42,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[LivefeedServer, Path]]:
     )
     server.start("--demo", log_dir=tmp_path)
     try:
+        wait_for_demo(server.base)
         yield server, xdg
     finally:
         server.stop()
@@ -150,7 +151,8 @@ def _printed_token(server: LivefeedServer) -> str:
 
 def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, Path]) -> None:
     """The demo starts with a pinned lead, key events, a correction and a retraction, at
-    spread-out times, with no headline twice; and a lead story, a summary and a description."""
+    spread-out times, with no headline twice; a lead story, a summary and a description; and
+    pictures: a lead photo and a gallery."""
     server, _ = demo
     feed = httpx.get(f"{server.base}/api/feeds/demo", timeout=10).json()
     assert feed["pinned"] is not None and feed["description"]
@@ -164,6 +166,12 @@ def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, 
     assert len({b["published_at"][:16] for b in recent}) >= 5, "times are spread out"
     headlines = [b["headline"] for b in briefs["briefs"]]
     assert len(headlines) == len(set(headlines))
+    pictured = [b for b in recent if b["media"]]  # drawn by livefeed.ops.demo_media
+    assert any(m["role"] == "lead" for b in pictured for m in b["media"]), "a lead photo"
+    assert any(b["gallery"] and len(b["media"]) == 3 for b in pictured), "a gallery"
+    photo = pictured[0]["media"][0]
+    assert photo["alt"] and photo["credit"]
+    assert httpx.get(f"{server.base}/media/{photo['id']}/320.webp", timeout=10).status_code == 200
     url = next(
         line.split("embedded Redis at ")[1].split(",")[0]
         for line in server.log().splitlines()

@@ -19,12 +19,11 @@ pytestmark = pytest.mark.browser
 
 SOCKETS = re.compile(r"/ws/feeds/")
 # Each limit the editor page names is the model's <NAME>_MAX.
-MODEL_LIMITS = {
-    name: getattr(schema, f"{name.upper()}_MAX")
-    for name in ("headline", "body", "author", "url", "tags", "tag", "title", "language", "slug",
-                 "standfirst", "summary_title", "summary_items", "summary_item", "lead_media",
-                 "embeds")
-}  # fmt: skip
+_LIMITED = (
+    "headline body author url tags tag title language slug media alt caption credit transcript "
+    "standfirst summary_title summary_items summary_item lead_media embeds"
+)
+MODEL_LIMITS = {name: getattr(schema, f"{name.upper()}_MAX") for name in _LIMITED.split()}
 HEADLINE_MAX: int = schema.HEADLINE_MAX
 
 

@@ -6,6 +6,7 @@ import { highlight, insertInOrder, itemIn } from "./js/list.js";
 import { initEmbeds } from "./js/embeds.js";
 import { el, renderBrief } from "./js/render.js";
 import { createClock, localClock, openReplay } from "./js/replay.js";
+import { enableGalleries } from "./js/media.js";
 import { createStory } from "./js/story.js";
 
 const TICK_MS = 250;
@@ -321,6 +322,7 @@ function scrubbed() {
 
 function start() {
   initEmbeds(document.querySelector("main") ?? document);
+  enableGalleries();
   const section = document.getElementById("replay");
   const list = document.getElementById("briefs");
   if (!section || !list || !("WebSocket" in window)) return;

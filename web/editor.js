@@ -7,6 +7,7 @@ import { limits } from "./js/limits.js";
 import { el, formatBriefTime, renderBrief } from "./js/render.js";
 import { briefPayload, clearErrors, setMessage, showError } from "./js/editor-form.js";
 import { clearEmbeds, embedRefs, initEmbedPicker } from "./js/editor-embeds.js";
+import { createMediaEditor } from "./js/editor-media.js";
 import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
 import { initStory, loadStory, storyHandlers } from "./js/editor-story.js";
 
@@ -20,6 +21,7 @@ const page = {}; // elements, filled in by start()
 // publishKey: the Idempotency-Key of the draft being published, kept until it is published or
 // edited, so publishing it again after "Couldn't reach the server" cannot post it twice.
 const view = { editor: "", feed: null, connection: null, generation: 0, busy: false, publishKey: null };
+let media = null; // the compose form's images and audio (js/editor-media.js)
 
 const composeFields = () => ({ headline: page.headline, body: page.body, author: page.author,
   url: page.url, tags: page.tags, key_event: page.keyEvent, embeds: page.embedUrl });
@@ -256,11 +258,12 @@ async function send(kind) {
   if (!page.headline.value.trim()) {
     return showError(fields, page.composeMessage, { field: "headline", message: "Write a headline first." });
   }
+  if (media.missingAlt()) return setMessage(page.composeMessage, "An image needs its alt text.", "error");
   const publishing = kind === "publish";
   const hadFocus = document.activeElement;
   setBusy(true);
   setMessage(page.composeMessage, publishing ? "Publishing…" : "Preparing the preview…");
-  const body = { ...briefPayload(fields), embeds: embedRefs() };
+  const body = { ...briefPayload(fields), ...media.payload(), embeds: embedRefs() };
   const draft = JSON.stringify([feed.slug, body]);
   if (publishing && view.publishKey?.draft !== draft) view.publishKey = { draft, key: newIntentKey() };
   try {
@@ -286,6 +289,7 @@ function published(brief, feed) {
   const author = page.author.value;
   page.composeForm.reset();
   clearEmbeds();
+  media.reset();
   page.author.value = author;
   updateCount();
   clearPreview();
@@ -330,6 +334,8 @@ function start() {
     previewPanel: byId("preview-panel"), previewOutput: byId("preview-output"), endedNote: byId("feed-ended-note"),
   });
   if (!page.composeForm) return;
+  media = createMediaEditor({ form: page.composeForm, fileInput: byId("media-file"), list: byId("media-list"),
+    gallery: byId("gallery"), message: byId("media-message") });
   initRecent({ list: byId("recent"), empty: byId("recent-empty"), message: byId("recent-message") });
   initStory();
   fillZones();

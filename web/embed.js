@@ -10,6 +10,7 @@ import {
 } from "./js/list.js";
 import { initEmbeds } from "./js/embeds.js";
 import { refreshTimes, renderBrief } from "./js/render.js";
+import { enableGalleries } from "./js/media.js";
 import { createStory } from "./js/story.js";
 
 const page = {}; // elements and feed settings, filled in by start()
@@ -98,6 +99,7 @@ function setStatus(state, text, spoken = text) {
 // --- wiring ------------------------------------------------------------------------------------
 
 function start() {
+  enableGalleries();
   const root = document.getElementById("embed");
   if (!root) return;
   initEmbeds(root);

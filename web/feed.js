@@ -9,6 +9,7 @@ import { createNewsroom } from "./js/newsroom.js";
 import { showLinkedBrief } from "./js/permalink.js";
 import { initEmbeds } from "./js/embeds.js";
 import { dayKey, el, refreshTimes, renderBrief } from "./js/render.js";
+import { enableGalleries } from "./js/media.js";
 import { createStory } from "./js/story.js";
 
 const NEAR_TOP_PX = 80;
@@ -296,6 +297,7 @@ async function loadOlder(event) {
 // --- wiring ------------------------------------------------------------------------------------
 
 function start() {
+  enableGalleries();
   const feed = document.getElementById("feed");
   if (!feed) return;
   initEmbeds(feed);

@@ -43,10 +43,11 @@ async def sanitized(body: str) -> str:
     return await asyncio.to_thread(sanitize_body, body)
 
 
-async def parse_brief(payload: Any, default_author: str) -> BriefDraft:
-    """``parse_new_brief`` with the body sanitised by ``sanitized``."""
+async def parse_brief(payload: Any, default_author: str, store: Store) -> BriefDraft:
+    """``parse_new_brief`` with the body sanitised by ``sanitized`` and media resolved."""
     draft = parse_new_brief(payload, default_author=default_author, sanitize=False)
     draft.body = await sanitized(draft.body)
+    draft.media = await store.media.resolve(draft.media)
     return draft
 
 

@@ -80,7 +80,8 @@ async def preview_brief(request: Request) -> Response:
     editor = await authenticate(request)
     idempotency.parse_key(request.headers.get("idempotency-key"))  # nothing to repeat: checked only
     await store.require_feed(feed_slug(request))
-    draft = await parse_brief(await read_json(request, settings.max_body_bytes), editor)
+    payload = await read_json(request, settings.max_body_bytes)
+    draft = await parse_brief(payload, editor, store)
     embeds = await resolve(request, draft.embeds)
     return json_response({**brief_dict(draft, "", "", embeds=embeds), **_UNPLACED})
 
@@ -98,6 +99,8 @@ async def patch_brief(request: Request) -> Response:
     changes, body_version = parse_patch(payload, sanitize=False)
     if "body" in changes:
         changes["body"] = await sanitized(changes["body"])
+    if "media" in changes:
+        changes["media"] = await store.media.resolve(changes["media"])
     version = expected_version(request, body_version)
 
     async def correct(intent: idempotency.Intent | None) -> Brief:

@@ -77,7 +77,7 @@ async def publish_brief(request: Request) -> Response:
     editor = await authenticate(request)
     feed = await store.cached_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
-    draft = await parse_brief(payload, default_author=editor)
+    draft = await parse_brief(payload, default_author=editor, store=store)
 
     async def publish(intent: Intent | None) -> Brief:
         embeds = await resolve(request, draft.embeds)  # here: a replayed retry fetches nothing

@@ -33,6 +33,7 @@ from livefeed.model.brief import Brief, BriefPatch, NewBrief
 from livefeed.model.embed import EmbedRef
 from livefeed.model.feed import Feed, FeedPatch, NewFeed
 from livefeed.model.ids import FULL_ID_PATTERN, STREAM_ID_PATTERN
+from livefeed.model.media import MEDIA_ID_PATTERN, RENDITION_TYPES, MediaInfo
 from livefeed.model.schema import Pin
 from livefeed.model.story import Lead, NewLead, NewSummary, Summary
 from livefeed.storage.idempotency import KEY_PATTERN, TTL_SECONDS
@@ -65,10 +66,13 @@ _VALIDATION_CODES = (
 )  # fmt: skip
 _EMBED_CODES = ("embed_not_allowed", "embed_not_found", "embed_unavailable")
 _BRIEF_CODES = (
-    *_VALIDATION_CODES, "invalid_url", "invalid_tag", "too_many_tags", "too_many_embeds",
+    *_VALIDATION_CODES, "invalid_url", "invalid_tag", "too_many_tags", "invalid_field",
+    "too_many_media", "duplicate_media", "unknown_media", "missing_alt", "too_many_embeds",
     *_EMBED_CODES,
 )  # fmt: skip
-_STORY_CODES = (*_VALIDATION_CODES, "invalid_field", "missing_alt", "too_many_items")
+_STORY_CODES = (
+    *_VALIDATION_CODES, "invalid_field", "missing_alt", "too_many_items", "too_many_media",
+)  # fmt: skip
 
 
 # --- small builders -------------------------------------------------------------------------
@@ -207,7 +211,7 @@ def _op(
 
 MODELS: tuple[type[msgspec.Struct], ...] = (
     Feed, NewFeed, FeedPatch, Brief, NewBrief, BriefPatch, Pin, EmbedRef, NewLead, Lead,
-    NewSummary, Summary,
+    NewSummary, Summary, MediaInfo,
 )  # fmt: skip
 """The models whose JSON Schemas are the components of the same name, generated."""
 _ALWAYS_SENT = (Feed, Brief, Lead, Summary)
@@ -655,7 +659,65 @@ def _paths(settings: Settings) -> dict[str, Any]:
                 _param("If-None-Match", "header", _string(), "ETags you have"),
             ),
         )},
+        **_media(),
     }  # fmt: skip
+
+
+def _media() -> dict[str, Any]:
+    """Uploading images and audio, and their files (http/media.py)."""
+    upload = _op(
+        "uploadMedia",
+        "media",
+        "Upload an image or an audio clip",
+        {
+            "201": _json(_ref("MediaInfo"), "its renditions, stored", Location="its first file"),
+            "200": _json(_ref("MediaInfo"), "these bytes were uploaded before: the same record"),
+            **_errors(
+                413, 415, (400, ("no_file",)), (422, ("corrupt_media", "too_many_pixels")), 503
+            ),
+        },
+        editor=True,
+        description="The raw file as the body (any Content-Type), or its `file` part of a "
+        "multipart/form-data form. The type is read from the bytes: JPEG, PNG, WebP, HEIC (with "
+        "pillow-heif), MP3, M4A, OGG. Location, device and other metadata are removed.",
+    )
+    upload["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": _obj({"file": {"type": "string", "format": "binary"}}, ("file",))
+            },
+        },
+    }
+    name = _param(
+        "name",
+        "path",
+        _string(pattern=r"^[0-9a-z]+\.[a-z0-9]+$"),
+        "`<width>.webp`, `<width>.jpg`, `16x9.jpg`, `4x3.jpg`, `1x1.jpg` or `audio.<format>`",
+    )
+    media = _param("media", "path", _string(pattern=MEDIA_ID_PATTERN), "the upload's id")
+    served = {
+        t: {"schema": {"type": "string", "format": "binary"}}
+        for t in sorted(set(RENDITION_TYPES.values()))
+    }
+    file = _op(
+        "mediaFile",
+        "media",
+        "One file of an upload; immutable",
+        {
+            "200": {
+                "description": "the file, `Cache-Control: public, max-age=31536000, "
+                "immutable`, with an ETag",
+                "content": served,
+            },
+            "206": {"description": "the range asked for (audio seeking)", "content": served},
+            "304": {"description": "unchanged: the ETag in If-None-Match"},
+            **_errors((404, ("media_not_found",))),
+        },
+        parameters=(media, name, _param("If-None-Match", "header", _string(), "ETags you have")),
+    )
+    return {"/api/media": {"post": upload}, "/media/{media}/{name}": {"get": file}}
 
 
 def _syndication(feed: dict[str, Any], date: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from livefeed.errors import BadRequest, ValidationFailed
 from livefeed.model.embed import Embed, EmbedRef
+from livefeed.model.media import Media, MediaRef, check_items
 from livefeed.model.schema import (
     AUTHOR_MAX,
     EMBEDS_MAX,
@@ -25,6 +26,7 @@ from livefeed.model.schema import (
     FullId,
     Headline,
     Instant,
+    MediaItems,
     Tags,
     Url,
     Version,
@@ -52,6 +54,8 @@ class NewBrief(Struct, forbid_unknown_fields=True):
     tags: Tags | None = None
     key_event: bool = False
     embeds: EmbedRefs | None = None
+    media: MediaItems[MediaRef] = ()
+    gallery: Annotated[bool, _meta("show its images as a slideshow")] = False
 
     def __post_init__(self) -> None:
         self.headline = collapsed_line(self.headline, "headline", HEADLINE_MAX, required=True)
@@ -59,6 +63,7 @@ class NewBrief(Struct, forbid_unknown_fields=True):
         self.author = collapsed_line(self.author or "", "author", AUTHOR_MAX, required=False)
         self.url = _url(self.url)
         self.tags = _tags(self.tags)
+        self.media = check_items(self.media)
 
 
 BriefDraft = NewBrief
@@ -77,6 +82,8 @@ class BriefPatch(Struct, forbid_unknown_fields=True):
     tags: Tags | UnsetType | None = UNSET
     key_event: bool | UnsetType = UNSET
     embeds: EmbedRefs | UnsetType | None = UNSET
+    media: MediaItems[MediaRef] | UnsetType = UNSET
+    gallery: bool | UnsetType = UNSET
     version: Annotated[Version | None, _meta("the version edited; the same as If-Match")] = None
 
     def __post_init__(self) -> None:
@@ -90,6 +97,8 @@ class BriefPatch(Struct, forbid_unknown_fields=True):
             self.url = _url(self.url)
         if not isinstance(self.tags, UnsetType):
             self.tags = _tags(self.tags)
+        if not isinstance(self.media, UnsetType):
+            self.media = check_items(self.media)
 
     def changes(self) -> dict[str, Any]:
         """The fields it sets, normalised: what ``msgspec.structs.replace`` takes for a Brief."""
@@ -115,6 +124,8 @@ class Brief(Struct, frozen=True, kw_only=True):
     tags: tuple[str, ...] = ()
     key_event: bool = False
     embeds: tuple[Embed, ...] = ()
+    media: tuple[Media, ...] = ()
+    gallery: bool = False
 
 
 def parse_new_brief(payload: Any, default_author: str, *, sanitize: bool = True) -> NewBrief:
@@ -178,6 +189,8 @@ def new_brief(
         tags=tuple(draft.tags or ()),
         key_event=draft.key_event,
         embeds=embeds,
+        media=resolved(draft.media),
+        gallery=draft.gallery,
     )
 
 
@@ -227,6 +240,13 @@ def clean_brief(brief: Brief) -> Brief:
         body=clean_text(brief.body),
         tags=tuple(c for t in brief.tags if (c := _clean_line(t, ""))),
     )
+
+
+def resolved(items: tuple[MediaRef, ...]) -> tuple[Media, ...]:
+    """A draft's media once the caller has joined each to its upload (``model.media.resolve``)."""
+    if not all(isinstance(item, Media) for item in items):
+        raise TypeError("a draft's media must be resolved against their uploads first")
+    return tuple(item for item in items if isinstance(item, Media))
 
 
 def _decode(payload: Any, model: type[_M]) -> _M:

@@ -42,6 +42,8 @@ SUMMARY_ITEMS_MAX = 20
 SUMMARY_ITEM_MAX = 1000
 LEAD_MEDIA_MAX = 10
 MEDIA_ID_MAX = 100
+MEDIA_MAX = 10
+"""Images and audio items a brief may carry (livefeed.model.media)."""
 ALT_MAX = 1000
 CAPTION_MAX = 1000
 CREDIT_MAX = 200
@@ -51,6 +53,7 @@ EMBED_TEXT_MAX = 2000
 """A snapshot's text (a post, an article's summary) is cut to this many characters."""
 EMBED_LINE_MAX = 300
 """A snapshot's one-line fields (title, author, handle, outlet) are cut to this many."""
+TRANSCRIPT_MAX = 20_000
 
 SLUG_MAX = 64
 SLUG_RE = re.compile(rf"[a-z0-9-]{{1,{SLUG_MAX}}}")
@@ -117,6 +120,10 @@ Tag = Annotated[str, _line(TAG_MAX, "a topic")]
 Tags = Annotated[tuple[Tag, ...], Meta(
     max_length=TAGS_MAX, description=f"at most {TAGS_MAX} items, repeats too; a repeat counts once"
 )]  # fmt: skip
+_Item = TypeVar("_Item")
+MediaItems = Annotated[tuple[_Item, ...], Meta(
+    max_length=MEDIA_MAX, description=f"images and audio, at most {MEDIA_MAX}, in order"
+)]  # fmt: skip
 Version = Annotated[int, Meta(ge=1)]
 FullId = Annotated[str, _meta("a stream entry id", pattern=FULL_ID_PATTERN)]
 Instant = Annotated[str, _meta("UTC with milliseconds", format="date-time")]
@@ -138,6 +145,7 @@ _CODES: dict[tuple[str, str | None], str] = {
     ("type", None): "invalid_type",
     ("length", None): "too_long",
     ("length", "tags"): "too_many_tags",
+    ("length", "media"): "too_many_media",
     ("length", "items"): "too_many_items",
     ("length", "embeds"): "too_many_embeds",
     ("range", None): "invalid_field",
@@ -183,6 +191,8 @@ def _translate(message: str) -> Exception:
     named = _NAMED.search(message)
     if message.startswith("Object missing required field") and named:
         return refusal("missing", named.group(1), f"{named.group(1)} is required")
+    if message.startswith("Object contains unknown field") and named:  # in a nested object
+        return refusal("unknown", field, f"{field}: unknown field {named.group(1)!r}")
     text = message[: at.start()] if at else message
     if text.startswith("Object contains unknown field"):  # in a nested object (embeds)
         kind = "unknown"

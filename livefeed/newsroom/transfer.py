@@ -26,6 +26,7 @@ from livefeed.model.days import Day, day_containing
 from livefeed.model.embed import Embed, stored_embeds
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms
+from livefeed.model.media import exported_media
 from livefeed.model.story import Lead, Summary
 from livefeed.model.text import sanitize_body
 from livefeed.newsroom.story import STORY_LINES, parse_line
@@ -149,9 +150,11 @@ def parse_import(
             if updated_ms < at_ms:
                 raise ImportRejected(number, "updated_at is before published_at")
             updated_at = iso_ms(updated_ms)
+        media = data.pop("media", ())
         try:
             embeds = stored_embeds(data.pop("embeds", None) or ())  # snapshots, kept as they are
             draft = parse_new_brief(data, default_author="", sanitize=False)
+            draft.media = exported_media(media)
         except (ValidationFailed, LivefeedError) as exc:
             raise ImportRejected(number, exc.message) from None
         if at_ms < last_ms:
@@ -178,6 +181,20 @@ def _published_ms(line: int, value: Any, name: str = "published_at") -> int:
     if ms <= 0:
         raise ImportRejected(line, f"{name} must be after 1970")
     return ms
+
+
+async def check_media(store: Store, briefs: list[ImportedBrief]) -> None:
+    """ImportRejected naming the first line whose media are not uploaded here (an archive
+    made with ``export --with-media`` brings them)."""
+    wanted = {item.id for brief in briefs for item in brief.draft.media}
+    found = await store.media.get_many(wanted)
+    for brief in briefs:
+        for item in brief.draft.media:
+            if item.id not in found:
+                raise ImportRejected(
+                    brief.line, f"media {item.id} is not uploaded here (import an archive "
+                    "written by export --with-media)",
+                )  # fmt: skip
 
 
 async def import_briefs(

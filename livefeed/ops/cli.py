@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedded Redis data (env LIVEFEED_DATA_DIR; default ~/.local/share/livefeed)",
     )
     redis_opts.add_argument("--key-prefix", help="Redis key prefix (env LIVEFEED_KEY_PREFIX)")
+    redis_opts.add_argument(
+        "--media-dir",
+        help="uploaded images and audio (env LIVEFEED_MEDIA_DIR; default <data-dir>/media)",
+    )
 
     serve = sub.add_parser("serve", parents=[redis_opts], help="run the web service")
     serve.add_argument("--host", help="bind address (env LIVEFEED_HOST; default 127.0.0.1)")
@@ -108,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="to_day", help="last local day, YYYY-MM-DD (or today, yesterday; with --from)"
     )
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.add_argument(
+        "--with-media",
+        action="store_true",
+        help="write a tar archive: the JSON Lines and the files of the media they name, "
+        "for import on another installation",
+    )
     export.set_defaults(func=cmd_export)
 
     imp = sub.add_parser(
@@ -116,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="append briefs from JSON Lines at their original times (all or nothing)",
     )
     imp.add_argument("feed", help="the feed's slug; it must exist")
-    imp.add_argument("file", help="a .jsonl file, or - for standard input")
+    imp.add_argument(
+        "file", help="a .jsonl file or an export --with-media archive, or - for standard input"
+    )
     imp.set_defaults(func=cmd_import)
 
     replay = sub.add_parser("replay", parents=[redis_opts], help="play a day in the terminal")

@@ -22,10 +22,12 @@ from livefeed.model.days import day_containing, day_of
 from livefeed.model.embed import Embed
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
+from livefeed.model.media import MediaInfo
 from livefeed.model.story import parse_lead, parse_summary
 from livefeed.model.text import sanitize_body
 from livefeed.newsroom import actions, story
 from livefeed.newsroom.transfer import ImportedBrief, import_briefs
+from livefeed.ops import demo_media
 from livefeed.ops.demo_embeds import QUOTING, demo_embeds
 from livefeed.storage.store import Store
 
@@ -120,6 +122,8 @@ class Writer:
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
+        self.scenes: list[MediaInfo] = []
+        """The demo's pictures, once drawn (``demo_media``); none if they could not be."""
         self._deck: list[tuple[str, str]] = []
         self._round = 0
 
@@ -184,6 +188,7 @@ async def run_demo(store: Store, settings: Settings) -> None:
             feed = await ensure_demo_feed(store)
             leader = await store.hold_lease("demo", holder, _LEASE_MS)
             if leader and (await store.bounds(DEMO_SLUG)).first is None:
+                writer.scenes = await _scenes(store, settings)
                 await seed(store, feed, writer, embeds=demo_embeds(settings))
             break
         except RedisError as exc:
@@ -205,7 +210,10 @@ async def run_demo(store: Store, settings: Settings) -> None:
             elif posted % 7 == 0:
                 await _correct_latest(store, feed, rng)
             else:
-                await _post(store, feed, writer.brief(key_event=posted % 5 == 0))
+                payload = writer.brief(key_event=posted % 5 == 0)
+                if posted % 3 == 0 and writer.scenes:
+                    payload["media"] = [demo_media.item(writer.scenes, posted)]
+                await _post(store, feed, payload)
         except RedisError as exc:
             log.warning("demo brief not posted (%s)", exc)
 
@@ -229,7 +237,12 @@ async def seed(
     # Today: a lead, then a brief every few minutes up to a minute ago (just after midnight
     # some fall on yesterday, which is fine: they are still the last two hours).
     times = sorted(rng.sample(range(now - 2 * 3_600_000, now - 60_000), 9))
-    payloads = [_LEAD] + [writer.brief(key_event=n == 4) for n in range(len(times) - 1)]
+    payloads = [dict(_LEAD)] + [writer.brief(key_event=n == 4) for n in range(len(times) - 1)]
+    if writer.scenes:  # a lead photo, a gallery and a picture further down
+        payloads[0]["media"] = [demo_media.item(writer.scenes, 0, role="lead")]
+        payloads[3]["media"] = [demo_media.item(writer.scenes, n) for n in (1, 2, 3)]
+        payloads[3]["gallery"] = True
+        payloads[6]["media"] = [demo_media.item(writer.scenes, 2)]
     recent = list(zip(times, payloads, strict=True))
     for n in range(len(embeds)):  # today's latest briefs quote them
         recent[-1 - n] = (recent[-1 - n][0], dict(QUOTING[n]))
@@ -242,7 +255,7 @@ async def seed(
         for n, embed in enumerate(embeds)
     }
     briefs = [
-        ImportedBrief(n, at_ms, _draft(p), embeds=quoting.get(at_ms, ()))
+        ImportedBrief(n, at_ms, await _draft(store, p), embeds=quoting.get(at_ms, ()))
         for n, (at_ms, p) in enumerate(ordered, 1)
     ]
     ids = await import_briefs(store, feed, briefs)
@@ -258,12 +271,24 @@ async def seed(
     await _update_summary(store, feed, rng)
 
 
-def _draft(payload: dict[str, object]) -> BriefDraft:
-    return parse_new_brief(payload, default_author=DEMO_EDITOR)
+async def _draft(store: Store, payload: dict[str, object]) -> BriefDraft:
+    draft = parse_new_brief(payload, default_author=DEMO_EDITOR)
+    draft.media = await store.media.resolve(draft.media)
+    return draft
+
+
+async def _scenes(store: Store, settings: Settings) -> list[MediaInfo]:
+    """The demo's pictures, drawn and uploaded; none (and a warning) if the media directory
+    cannot be written."""
+    try:
+        return await demo_media.upload_scenes(store, settings)
+    except OSError as exc:
+        log.warning("demo pictures not made (%s); the demo posts text only", exc)
+        return []
 
 
 async def _post(store: Store, feed: Feed, payload: dict[str, object]) -> None:
-    await actions.publish(store, feed, _draft(payload), editor=DEMO_EDITOR)
+    await actions.publish(store, feed, await _draft(store, payload), editor=DEMO_EDITOR)
 
 
 async def _correct(store: Store, feed: Feed, brief_id: StreamId) -> None:

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import signal
 import sys
+import tarfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 import orjson
 
+from livefeed.media.files import MediaFiles
 from livefeed.model.days import Day, day_containing, day_of, local_clock, parse_clock, parse_day
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, now_ms
 from livefeed.model.story import Lead, Summary
 from livefeed.newsroom import story
+from livefeed.newsroom.archive import BadArchive, is_archive, read_archive, write_archive
 from livefeed.newsroom.transfer import (
     ImportStopped,
     NotReplicated,
+    check_media,
     export_briefs,
     import_briefs,
     parse_import,
 )
-from livefeed.ops.runner import with_store
+from livefeed.ops.runner import settings_from, with_store
 from livefeed.storage.store import Store
 from livefeed.stream.replay import Player, parse_speed
 
@@ -93,17 +98,28 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
         progress = _progress(f"exporting {feed.slug}")
         done = 0
+        kept: list[bytes] = []  # --with-media: the archive is written once they are all read
         async for lines in export_briefs(store, feed, start_ms, end_ms):
-            out.writelines(lines)
+            if args.with_media:
+                kept += lines
+            else:
+                out.writelines(lines)
             done += len(lines)
             if progress is not None:
                 progress(done, max(total, done))
         story_lines = [] if what else await story.export_lines(store, feed)
-        out.writelines(story_lines)  # a whole-feed export ends with the lead and the summary
+        uploads = ""
+        if args.with_media:
+            files = MediaFiles(settings_from(args).media_root())
+            archived = await write_archive(out, kept + story_lines, store, files)
+            uploads = f" and {archived} media"
+        else:
+            out.writelines(story_lines)  # a whole-feed export ends with the lead and the summary
         if done == 0 and not story_lines:
             await say_empty(store, feed, what)
         else:
-            print(f"exported {done} briefs" + _story_said(len(story_lines)), file=sys.stderr)
+            said = _story_said(len(story_lines))
+            print(f"exported {done} briefs{said}{uploads}", file=sys.stderr)
         return 0
 
     try:
@@ -134,9 +150,17 @@ def cmd_import(args: argparse.Namespace) -> int:
                 feed = await store.require_feed(args.feed)
                 bounds = await store.bounds(feed.slug)
                 progress = _progress(f"importing into {feed.slug}")
+                source: Iterable[bytes] = lines
+                head = lines.peek(512)[:512] if isinstance(lines, io.BufferedReader) else b""
+                if is_archive(head):
+                    files = MediaFiles(settings_from(args).media_root())
+                    briefs_jsonl, count = await read_archive(lines, store, files)
+                    print(f"restored {count} media into {files.root}", file=sys.stderr)
+                    source = briefs_jsonl.splitlines(keepends=True)
                 # Line by line: the file itself is never held whole, only what was parsed.
                 told: list[Lead | Summary] = []
-                briefs = parse_import(lines, bounds.last_generated, stop, told)
+                briefs = parse_import(source, bounds.last_generated, stop, told)
+                await check_media(store, briefs)
                 ids = await import_briefs(store, feed, briefs, progress, stop)
                 for value in told:  # the briefs are in: the lead and summary go on top
                     await story.restore(store, feed, value, IMPORT_EDITOR)
@@ -147,6 +171,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                       "failover now could lose them; see `livefeed check`",
                       file=sys.stderr)  # fmt: skip
                 return EXIT_NOT_REPLICATED
+            except (BadArchive, tarfile.TarError) as exc:
+                print(f"livefeed: {args.file} is not a readable archive: {exc}", file=sys.stderr)
+                return 1
             except ImportStopped:
                 name = signal.Signals(stop.signum).name
                 print("\n" if progress else "", end="", file=sys.stderr)  # end the bar's line

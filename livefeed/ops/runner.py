@@ -20,7 +20,7 @@ from livefeed.storage.store import Store
 
 def settings_from(args: argparse.Namespace) -> Settings:
     keys = ["host", "port", "redis_url", "data_dir", "key_prefix", "demo", "log_level", "workers"]
-    keys += ["log_format", "forwarded_allow_ips"]
+    keys += ["log_format", "forwarded_allow_ips", "media_dir"]
     return Settings.from_env(**{k: getattr(args, k, None) for k in keys})
 
 

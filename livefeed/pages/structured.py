@@ -23,6 +23,7 @@ from starlette.requests import Request
 from livefeed.model.brief import Brief
 from livefeed.model.feed import Feed
 from livefeed.model.ids import iso_ms
+from livefeed.model.media import CROPS, Media, crop_size, largest, lead_image, rendition_path
 from livefeed.model.story import Lead, Summary
 
 # Where a block element of a sanitised body ends, the plain text gets a line break.
@@ -50,6 +51,48 @@ class PageMeta:
     modified: str
     coverage_start: str
     coverage_end: str | None
+    image: PageImage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageImage:
+    """A page's picture for search engines and link previews: absolute URLs of its crops
+    (16:9 first, then 4:3 and 1:1, as Google asks), the 16:9 one's size, and its alt text."""
+
+    crops: tuple[str, ...]
+    width: int
+    height: int
+    alt: str
+
+
+def page_image(base: str, briefs: list[Brief]) -> PageImage | None:
+    """The picture a page is shown by: the first brief's (in page order) lead image, else the
+    first image any of its briefs has."""
+    items = [item for b in briefs if (item := lead_image(b.media))]
+    chosen = next((m for m in items if m.role == "lead"), items[0] if items else None)
+    if chosen is None:
+        return None
+    width, height = crop_size(chosen.width, chosen.height, "16x9")
+    crops = tuple(base + rendition_path(chosen.id, f"{label}.jpg") for label in CROPS)
+    return PageImage(crops, width, height, chosen.alt)
+
+
+def image_object(base: str, item: Media) -> dict[str, Any]:
+    """An image of a brief as a schema.org ``ImageObject``."""
+    image: dict[str, Any] = {
+        "@type": "ImageObject",
+        "contentUrl": base + largest(item),
+        "url": base + largest(item),
+        "width": item.widths[-1],
+        "height": round(item.height * item.widths[-1] / max(1, item.width)),
+    }
+    if item.caption:
+        image["caption"] = item.caption
+    if item.alt:
+        image["description"] = item.alt
+    if item.credit:
+        image["creditText"] = item.credit
+    return image
 
 
 def base_url(request: Request) -> str:
@@ -119,6 +162,7 @@ def reader_meta(
         modified=latest(started, ended, *map(brief_modified, briefs)),
         coverage_start=started,
         coverage_end=ended,
+        image=page_image(base, briefs),
     )
 
 
@@ -167,6 +211,7 @@ def day_meta(
         modified=latest(published, *map(brief_modified, briefs)),
         coverage_start=start,
         coverage_end=end if end_ms < now else None,
+        image=page_image(base, briefs),
     )
 
 
@@ -191,6 +236,8 @@ def live_blog_posting(
     }
     if meta.coverage_end is not None:
         posting["coverageEndTime"] = meta.coverage_end
+    if meta.image is not None:
+        posting["image"] = list(meta.image.crops)
     if story is not None:
         posting.update(_story(base, story))
     posting["liveBlogUpdate"] = [blog_posting(base, slug, b) for b in briefs]
@@ -213,6 +260,9 @@ def blog_posting(base: str, slug: str, brief: Brief) -> dict[str, Any]:
         posting["author"] = {"@type": "Person", "name": brief.author}
     if brief.tags:
         posting["keywords"] = list(brief.tags)
+    images = [image_object(base, m) for m in brief.media if m.kind == "image"]
+    if images:
+        posting["image"] = images
     return posting
 
 
@@ -253,10 +303,19 @@ def social_tags(meta: PageMeta) -> list[tuple[str, str, str]]:
         ("property", "og:url", meta.url),
         ("property", "article:published_time", meta.published),
         ("property", "article:modified_time", meta.modified),
-        ("name", "twitter:card", "summary"),
+        ("name", "twitter:card", "summary_large_image" if meta.image else "summary"),
         ("name", "twitter:title", meta.title),
         ("name", "twitter:description", meta.description),
     ]
+    if meta.image is not None:
+        tags += [
+            ("property", "og:image", meta.image.crops[0]),
+            ("property", "og:image:width", str(meta.image.width)),
+            ("property", "og:image:height", str(meta.image.height)),
+            ("property", "og:image:alt", meta.image.alt),
+            ("name", "twitter:image", meta.image.crops[0]),
+            ("name", "twitter:image:alt", meta.image.alt),
+        ]
     return tags
 
 

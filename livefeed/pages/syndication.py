@@ -17,7 +17,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from feedgen.ext.base import BaseEntryExtension
 from feedgen.feed import FeedGenerator
+from feedgen.util import xml_elem
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,6 +27,7 @@ from livefeed.http.days import DAY_PAGE, read_day
 from livefeed.model.brief import Brief
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId
+from livefeed.model.media import AUDIO_TYPES, Media, largest, lead_image, rendition_path
 from livefeed.pages.structured import (
     PageMeta,
     base_url,
@@ -103,6 +106,9 @@ def atom_document(source: Syndicated) -> bytes:
             entry.author({"name": brief.author})
         for tag in brief.tags:
             entry.category(term=tag)
+        if brief.media:
+            entry.register_extension("enclosures", _Enclosures, atom=True, rss=False)
+            entry.enclosures.links = [_enclosure(source.base, m) for m in brief.media]
     document: bytes = fg.atom_str(pretty=True)
     return document
 
@@ -121,6 +127,34 @@ def json_feed_document(source: Syndicated) -> dict[str, Any]:
     }
 
 
+class _Enclosures(BaseEntryExtension):  # type: ignore[misc]
+    """An entry's ``<link rel="enclosure">`` elements, one per image or audio item.
+
+    Written by an extension (feedgen's public seam) because feedgen 1.0 drops an entry link's
+    rel and type (python-feedgen issue 135), which would make an enclosure read as an alternate.
+    """
+
+    def __init__(self) -> None:
+        self.links: list[dict[str, str]] = []
+
+    def extend_atom(self, entry: Any) -> Any:
+        for attributes in self.links:
+            xml_elem("link", entry, **attributes)
+        return entry
+
+
+def _enclosure(base: str, item: Media) -> dict[str, str]:
+    """An item's file for feed readers: an image's largest JPEG, or the audio itself."""
+    if item.kind == "image":
+        link = {"rel": "enclosure", "href": base + largest(item), "type": "image/jpeg"}
+    else:
+        href = base + rendition_path(item.id, f"audio.{item.format}")
+        link = {"rel": "enclosure", "href": href, "type": AUDIO_TYPES[item.format]}
+    if item.caption or item.alt:
+        link["title"] = item.caption or item.alt
+    return link
+
+
 def _json_item(base: str, slug: str, brief: Brief) -> dict[str, Any]:
     link = permalink(base, slug, brief.id)
     item: dict[str, Any] = {"id": link, "url": link, "title": brief.headline}
@@ -136,6 +170,15 @@ def _json_item(base: str, slug: str, brief: Brief) -> dict[str, Any]:
         item["authors"] = [{"name": brief.author}]
     if brief.tags:
         item["tags"] = list(brief.tags)
+    image = lead_image(brief.media)
+    if image is not None:
+        item["image"] = base + largest(image)
+    if brief.media:
+        item["attachments"] = [
+            {"url": link["href"], "mime_type": link["type"]}
+            | ({"title": link["title"]} if "title" in link else {})
+            for link in map(lambda m: _enclosure(base, m), brief.media)
+        ]
     return item
 
 

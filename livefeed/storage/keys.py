@@ -23,6 +23,7 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:lease:<name>                string: the holder of a lease (the demo poster); expires
     P:rate:<limit>:<hash of key>  hash: tokens, at of a write rate limit's bucket; expires
     P:demo-token                  string: the demo editor's token, shared by every --demo node
+    P:media:<id>                  string: an upload's MediaInfo as JSON (livefeed.storage.media)
 
 The feed's keys from ``events`` to ``last-id`` are the scripts' KEYS, in ``script`` order
 (append.lua, bulk.lua, remove.lua). The names are stored data: changing one strands a
@@ -52,6 +53,9 @@ class Keys:
     @property
     def token_hashes(self) -> str:
         return f"{self.prefix}:token-hashes"
+
+    def media(self, media_id: str) -> str:
+        return f"{self.prefix}:media:{media_id}"
 
     def feed(self, slug: str) -> str:
         return f"{self.prefix}:feed:{slug}"

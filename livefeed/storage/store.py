@@ -36,6 +36,7 @@ from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
 from livefeed.storage.entries import Entry, FeedMark, StreamBounds, entry_of
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.storage.keys import Keys
+from livefeed.storage.media import MediaIndex
 from livefeed.storage.tokens import Tokens
 
 log = logging.getLogger("livefeed.storage.store")
@@ -81,6 +82,7 @@ class Store:
         self._write_cache: dict[str, tuple[float, Feed]] = {}
         self._fetching: dict[str, asyncio.Future[Feed]] = {}
         self.tokens = Tokens(redis, self.keys)
+        self.media = MediaIndex(redis, self.keys)
         self.clock_offset_ms = 0
         self._clock_checked = -_CLOCK_CHECK_SECONDS
         self.replicas = 0

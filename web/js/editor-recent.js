@@ -7,11 +7,13 @@ import { limits } from "./limits.js";
 import { insertInOrder, isNewer, itemIn } from "./list.js";
 import { el, formatBriefTime, userText } from "./render.js";
 import { briefPayload, clearErrors, fillBriefFields, setMessage, showError } from "./editor-form.js";
+import { mediaCorrection } from "./editor-media.js";
 
 const EDIT_FIELDS = [["headline", "Headline"], ["body", "Body"], ["author", "Author"],
   ["url", "Link"], ["tags", "Tags (comma-separated)"]];
 const view = { slug: "", timeZone: "UTC", pinned: null, briefs: new Map(), list: null, empty: null, message: null };
 const editBase = new WeakMap(); // edit form → the brief it was filled from
+const editMedia = new WeakMap(); // edit form → its media fields (js/editor-media.js), if any
 
 const briefPath = (id, ...rest) => apiUrl(view.slug, "briefs", id, ...rest);
 const itemFor = (id) => itemIn(view.list, id);
@@ -265,6 +267,11 @@ function openEditor(item, brief) {
   cancel.type = "button";
   const buttons = el("div", "form-actions");
   buttons.append(save, cancel);
+  const media = mediaCorrection(brief);
+  if (media) {
+    form.append(media.node);
+    editMedia.set(form, media);
+  }
   form.append(buttons, message);
   fillBriefFields(fields, brief);
   editBase.set(form, brief);
@@ -288,6 +295,8 @@ async function saveEdit(form) {
   if (save.disabled) return;
   const base = editBase.get(form);
   const patch = changes(briefPayload(fields), base);
+  const media = editMedia.get(form)?.changes();
+  if (media) patch.media = media;
   clearErrors(fields, message);
   if (Object.keys(patch).length === 0) {
     closePanel(item);
@@ -316,6 +325,12 @@ async function reloadEdit(form, fields, message, error) {
   if (!current) return;
   fillBriefFields(fields, current);
   editBase.set(form, current);
+  const media = editMedia.get(form);
+  const theirs = mediaCorrection(current);
+  if (media && theirs) {
+    media.node.replaceWith(theirs.node);
+    editMedia.set(form, theirs);
+  }
   setMessage(message, `Someone else changed this brief (now version ${current.version ?? error.currentVersion}). `
     + "The form now shows their version: re-apply your changes and save again.", "error");
   const yours = el("details", "your-draft");

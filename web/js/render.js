@@ -3,6 +3,7 @@
 // exactly like one the server rendered.
 
 import { renderEmbeds } from "./embeds.js";
+import { renderMedia } from "./media.js";
 
 // Python's %b, not Intl's en-GB "short" month (which says "Sept").
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -130,7 +131,8 @@ export function renderBrief(brief, { slug, timeZone, withId = true }) {
   body.innerHTML = brief.body ?? ""; // sanitised by the server: p, br, a[href], strong, em, ul, ol, li, blockquote
 
   const article = el("article");
-  article.append(meta, userText("h2", "brief-headline", brief.headline), body);
+  article.append(meta, userText("h2", "brief-headline", brief.headline), body,
+    ...renderMedia(brief));
   const embeds = renderEmbeds(brief, timeZone, formatBriefTime);
   if (embeds) article.append(embeds);
   article.append(renderFoot(brief));
