@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -187,6 +188,9 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             HTTPException: _http_error,
             RedisConnectionError: _redis_error,
             RedisTimeoutError: _redis_error,
+            # A primary demoted under a node that names it by address (redis://) answers
+            # writes with READONLY; behind Sentinel redis-py makes that a connection error.
+            ReadOnlyError: _redis_error,
             Exception: _unexpected_error,
         },
     )
