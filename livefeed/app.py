@@ -74,7 +74,10 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             redis, settings.redis_url, settings.min_replicas
         )
         store.replica_timeout_ms = int(settings.replica_timeout * 1000)
-        if store.replicas:
+        store.wait_aof = settings.wait_aof
+        if store.wait_aof:
+            log.info("writes answer once fsynced here and on %d replica(s)", store.replicas)
+        elif store.replicas:
             log.info("writes answer once %d replica(s) have them", store.replicas)
         block_ms = int(settings.heartbeat_interval * 1000)
         followers = Followers(BlockingReader(tail_redis, store.keys), block_ms)

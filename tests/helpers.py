@@ -65,15 +65,17 @@ class RedisProcess:
         wait_until(self._ready, 20, "redis-server did not start")
 
     def _ready(self) -> bool:
-        try:
-            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+        try:  # closed here, not by the collector: a failed ping's traceback keeps it in a cycle
+            with redis.Redis(port=self.port, socket_timeout=0.5) as client:
+                return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
             return False
 
     def in_sync(self) -> bool:
         """For a replica: its link to the primary is up (the first sync is done)."""
         try:
-            info = redis.Redis(port=self.port, socket_timeout=0.5).info("replication")
+            with redis.Redis(port=self.port, socket_timeout=0.5) as client:
+                info = client.info("replication")
         except (redis.ConnectionError, redis.TimeoutError):
             return False
         return bool(info.get("master_link_status") == "up")
