@@ -152,7 +152,8 @@ def test_a_replica_without_an_append_only_file_never_confirms(
     pair: tuple[RedisProcess, RedisProcess], node: LivefeedServer
 ) -> None:
     """A replica in sync but with appendonly no counts for WAIT, not for WAITAOF: publishes
-    are 503 and ``livefeed check`` says so as an error; with its AOF back, 201 and ok."""
+    are 503 and ``livefeed check`` says so as an error; with its AOF back, 201 and ok (and ok
+    with no replica to wait for: the primary's own fsync)."""
     primary, replica = pair
     where = ("--redis-url", primary.url, "--key-prefix", "lf-aof")
     env = {
@@ -183,6 +184,8 @@ def test_a_replica_without_an_append_only_file_never_confirms(
         assert re.search(r"^ok +waitaof +every 2xx waits until the write is in", check.stdout, re.M)
         made = client.post(f"/api/feeds/{slug}/briefs", json={"headline": "AOF"}, headers=auth())
         assert made.status_code == 201, made.text
+    alone = livefeed("check", *where, **{**env, "LIVEFEED_MIN_REPLICAS": "0"})
+    assert re.search(r"^ok +waitaof +.*primary's disk \(WAITAOF\), whatever", alone.stdout, re.M)
 
 
 def _no_aof_valkey(base: Path) -> RedisProcess:
