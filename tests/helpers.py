@@ -100,6 +100,8 @@ class DelayProxy:
         self.port = free_port()
         self.target = target
         self.delay = delay
+        self.held = threading.Event()
+        """Set (``hold()``): nothing is forwarded, as on a link that stalls; chunks wait."""
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -147,6 +149,8 @@ class DelayProxy:
             while True:
                 due, chunk = await queue.get()
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
+                while self.held.is_set():
+                    await asyncio.sleep(0.005)
                 writer.write(chunk)
                 await writer.drain()
 
@@ -160,6 +164,10 @@ class DelayProxy:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await sender
+
+    def hold(self) -> None:
+        """Stop forwarding, in both directions, until the proxy stops (a link that stalls)."""
+        self.held.set()
 
     def stop(self) -> None:
         """Cut every connection and stop the thread."""
