@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -76,7 +77,10 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             redis, settings.redis_url, settings.min_replicas
         )
         store.replica_timeout_ms = int(settings.replica_timeout * 1000)
-        if store.replicas:
+        store.wait_aof = settings.wait_aof
+        if store.wait_aof:
+            log.info("writes answer once fsynced here and on %d replica(s)", store.replicas)
+        elif store.replicas:
             log.info("writes answer once %d replica(s) have them", store.replicas)
         block_ms = int(settings.heartbeat_interval * 1000)
         followers = Followers(BlockingReader(tail_redis, store.keys), block_ms)
@@ -202,6 +206,9 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             HTTPException: _http_error,
             RedisConnectionError: _redis_error,
             RedisTimeoutError: _redis_error,
+            # A primary demoted under a node that names it by address (redis://) answers
+            # writes with READONLY; behind Sentinel redis-py makes that a connection error.
+            ReadOnlyError: _redis_error,
             Exception: _unexpected_error,
         },
     )

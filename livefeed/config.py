@@ -92,6 +92,10 @@ class Settings:
     # -1: 0 on a standalone Redis; behind Sentinel, 1 if the primary has a replica at start.
     min_replicas: int = -1
     replica_timeout: float = 1.0
+    # Wait with WAITAOF (Redis >= 7.2) instead of WAIT: a 2xx once the write is fsynced to the
+    # append-only file on the primary and on min_replicas replicas; serve refuses to start
+    # on a Redis without it.
+    wait_aof: bool = False
     # The HTTP edge (livefeed.http.edge): seconds for a request's head, for its body, and of idle
     # keep-alive; open HTTP connections per client address (0: no cap); HSTS max-age over https.
     header_timeout: float = 10.0

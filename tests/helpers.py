@@ -67,15 +67,17 @@ class RedisProcess:
         wait_until(self._ready, 20, "redis-server did not start")
 
     def _ready(self) -> bool:
-        try:
-            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+        try:  # closed here, not by the collector: a failed ping's traceback keeps it in a cycle
+            with redis.Redis(port=self.port, socket_timeout=0.5) as client:
+                return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
             return False
 
     def in_sync(self) -> bool:
         """For a replica: its link to the primary is up (the first sync is done)."""
         try:
-            info = redis.Redis(port=self.port, socket_timeout=0.5).info("replication")
+            with redis.Redis(port=self.port, socket_timeout=0.5) as client:
+                info = client.info("replication")
         except (redis.ConnectionError, redis.TimeoutError):
             return False
         return bool(info.get("master_link_status") == "up")
@@ -87,6 +89,103 @@ class RedisProcess:
         self.proc = None
 
 
+class DelayProxy:
+    """A TCP proxy on a free loopback port that forwards to ``target``, holding every chunk
+    ``delay`` seconds in each direction: a lagging link, e.g. a replica's to its primary.
+
+    It stands for the far machine's network: when either side closes or fails, both are cut at
+    once and the bytes still held are dropped, as a crashed primary's unsent bytes are. It runs
+    in a thread with its own event loop, so the test's own load does not skew the delay.
+    """
+
+    def __init__(self, target: int, delay: float) -> None:
+        self.port = free_port()
+        self.target = target
+        self.delay = delay
+        self.held = threading.Event()
+        """Set (``hold()``): nothing is forwarded, as on a link that stalls; chunks wait."""
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise TimeoutError("the delay proxy did not start")
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(
+            asyncio.start_server(self._client, "127.0.0.1", self.port)
+        )
+        self._ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            server.close()
+            self.loop.run_until_complete(server.wait_closed())
+            self.loop.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        pipes = [
+            asyncio.create_task(self._pipe(reader, up_writer)),
+            asyncio.create_task(self._pipe(up_reader, writer)),
+        ]
+        try:
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pipe in pipes:
+                pipe.cancel()
+            await asyncio.gather(*pipes, return_exceptions=True)
+            writer.transport.abort()
+            up_writer.transport.abort()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Chunks leave in order, each ``delay`` after it arrived; returns when ``reader`` ends."""
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def send() -> None:
+            while True:
+                due, chunk = await queue.get()
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                while self.held.is_set():
+                    await asyncio.sleep(0.005)
+                writer.write(chunk)
+                await writer.drain()
+
+        sender = asyncio.create_task(send())
+        try:
+            while chunk := await reader.read(65536):
+                queue.put_nowait((time.monotonic() + self.delay, chunk))
+        except OSError:
+            pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await sender
+
+    def hold(self) -> None:
+        """Stop forwarding, in both directions, until the proxy stops (a link that stalls)."""
+        self.held.set()
+
+    def stop(self) -> None:
+        """Cut every connection and stop the thread."""
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.loop.stop()
+
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(cancel_all()))
+            self._thread.join(10)
+
+
 class SentinelSet:
     """A primary, a replica and three Sentinels watching them (quorum 2), all on loopback.
 
@@ -96,11 +195,24 @@ class SentinelSet:
 
     MASTER = "livefeed"
 
-    def __init__(self, base: Path, down_after_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        base: Path,
+        down_after_ms: int = 1000,
+        *,
+        lag: float | None = None,
+        failover_timeout_ms: int = 4000,
+    ) -> None:
         self.base = base
         self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
         self.primary = RedisProcess(base / "primary")
         self.replica = RedisProcess(base / "replica")
+        self.lag = lag
+        """Seconds each way the replica's link to the primary is held (a ``DelayProxy``); the
+        Sentinels put a replica whose primary address is not the one they know back on the real
+        one after ``failover_timeout_ms``, so a test with a lag sets that above its length."""
+        self.proxy: DelayProxy | None = None
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[subprocess.Popen[bytes]] = []
 
@@ -111,7 +223,11 @@ class SentinelSet:
 
     def start(self) -> None:
         self.primary.start()
-        self.replica.start("--replicaof", "127.0.0.1", str(self.primary.port))
+        upstream = self.primary.port
+        if self.lag is not None:
+            self.proxy = DelayProxy(self.primary.port, self.lag)
+            upstream = self.proxy.port
+        self.replica.start("--replicaof", "127.0.0.1", str(upstream))
         wait_until(lambda: self.replica_in_sync(), 20, "the replica did not sync")
         for index, port in enumerate(self.sentinel_ports):
             directory = self.base / f"sentinel{index}"
@@ -121,7 +237,7 @@ class SentinelSet:
                 f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
                 f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 2\n"
                 f"sentinel down-after-milliseconds {self.MASTER} {self.down_after_ms}\n"
-                f"sentinel failover-timeout {self.MASTER} 4000\n"
+                f"sentinel failover-timeout {self.MASTER} {self.failover_timeout_ms}\n"
                 f"sentinel parallel-syncs {self.MASTER} 1\n"
             )
             self.sentinels.append(
@@ -175,6 +291,9 @@ class SentinelSet:
         self.sentinels = []
         self.replica.stop()
         self.primary.stop()
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
 
 
 TRANSPORTS: dict[str, dict[str, str]] = {"direct": {}, "asgi": {"LIVEFEED_WS_DIRECT": "0"}}
@@ -452,15 +571,24 @@ class Follower:
     """A reader that keeps every brief id it is sent and, when cut off, resumes with ``since``.
 
     ``drop_after()`` gives the seconds after which each new connection is aborted (no close
-    frame), or None to keep it.
+    frame), or None to keep it. With ``reload_from``, a ``reload`` frame makes it forget what
+    it got and start over from that id, as a page that reloads does (``reloads`` counts them);
+    without, it stops there.
     """
 
     def __init__(
-        self, ws_base: str, slug: str, since: str, drop_after: Callable[[], float | None]
+        self,
+        ws_base: str,
+        slug: str,
+        since: str,
+        drop_after: Callable[[], float | None],
+        reload_from: str | None = None,
     ) -> None:
         self.url = f"{ws_base}/ws/feeds/{slug}"
         self.since = since
         self.drop_after = drop_after
+        self.reload_from = reload_from
+        self.reloads = 0
         self.ids: list[str] = []
         self.connects = 0
         self.close_codes: list[int | None] = []  # codes the server closed with (not our drops)
@@ -487,6 +615,7 @@ class Follower:
                 ws.transport.abort()
 
             timer = loop.call_later(delay, drop) if delay is not None else None
+            reloading = False
             try:
                 async for message in ws:
                     frame = orjson.loads(message)
@@ -495,15 +624,25 @@ class Follower:
                         self.since = frame["event_id"]
                     elif frame["type"] == "live":
                         self.live.set()
+                    elif frame["type"] == "reload" and self.reload_from is not None:
+                        self.reloads += 1
+                        self.ids, self.since = [], self.reload_from
+                        reloading = True
+                        break
             except websockets.ConnectionClosed:
                 pass
             finally:
                 if timer is not None:
                     timer.cancel()
+            if reloading:
+                await ws.close()
+                continue
             if not dropped:
                 self.close_codes.append(ws.close_code)
                 if ws.close_code in (4400, 4404):
                     return  # refused for good: the test reports it
+                if ws.close_code == 1013:  # Redis unavailable: back off a little, as pages do
+                    await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         self.task.cancel()

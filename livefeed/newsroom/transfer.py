@@ -248,7 +248,9 @@ async def import_briefs(
             line = briefs[exc.index].line
             raise ImportRejected(line, f"refused by Redis: {reason}") from None
         if store.replicas and written:
-            confirmed = await writer.replicated(store.replicas, store.replica_timeout_ms)
+            confirmed = await writer.replicated(
+                store.replicas, store.replica_timeout_ms, store.wait_aof
+            )
             if confirmed < store.replicas:
                 raise NotReplicated(len(written), confirmed, store.replicas)
     return written

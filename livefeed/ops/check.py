@@ -185,6 +185,9 @@ async def _check_redis(redis: Redis, url: str, settings: Settings) -> list[Findi
             behind_sentinel=urlsplit(url).scheme in SENTINEL_SCHEMES,
         )
     )
+    if settings.wait_aof:
+        keys = Keys(settings.key_prefix)
+        findings.append(await wait_aof(redis, keys, waits_for, settings.replica_timeout))
     aof = config.get("appendonly")
     if aof is None and "aof_enabled" in info:
         aof = "yes" if str(info["aof_enabled"]) == "1" else "no"
@@ -240,6 +243,59 @@ def replication(
         "replication",
         f"{replicas} replica(s); every 2xx waits until {waits_for} of them have the write "
         f"(WAIT), so a failover to a replica loses no acknowledged brief{fence}",
+    )
+
+
+async def wait_aof(redis: Redis, keys: Keys, replicas: int, replica_timeout: float) -> Finding:
+    """Whether ``LIVEFEED_WAIT_AOF`` works here: the primary has WAITAOF (Redis >= 7.2) and
+    its append-only file on, and enough replicas fsync theirs (one with AOF off never counts).
+
+    WAITAOF counts what replicas fsynced of this connection's writes, so the check writes one
+    key first (a lease named ``check``, gone after a few seconds). Replicas report their fsyncs
+    with the acknowledgement they send once a second, so a ``replica_timeout`` under 2 s is a
+    warning.
+    """
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.lease("check"), "1", px=5000)
+            pipe.execute_command("WAITAOF", 1, replicas, 2500)
+            _, reply = await pipe.execute()
+        fsyncing = int(reply[1])
+    except ResponseError as exc:
+        return Finding(
+            "error",
+            "waitaof",
+            f"LIVEFEED_WAIT_AOF=1, but Redis refuses WAITAOF ({exc}); it needs Redis >= 7.2 "
+            "(or Valkey) with appendonly yes, or unset LIVEFEED_WAIT_AOF",
+        )
+    if fsyncing < replicas:
+        return Finding(
+            "error",
+            "waitaof",
+            f"writes wait for {replicas} replica(s) to fsync them (LIVEFEED_WAIT_AOF=1) but "
+            f"{fsyncing} do: a replica with appendonly no never confirms, so every write "
+            "answers 503; turn appendonly on on the replicas",
+        )
+    if replicas and replica_timeout < 2:
+        return Finding(
+            "warn",
+            "waitaof",
+            "replicas report their fsyncs about once a second, so with LIVEFEED_REPLICA_TIMEOUT="
+            f"{replica_timeout:g} many writes will answer 503; set it to 2 or more",
+        )
+    if not replicas:
+        return Finding(
+            "ok",
+            "waitaof",
+            "every 2xx waits until the write is in the append-only file on the primary's disk "
+            "(WAITAOF), whatever appendfsync says",
+        )
+    return Finding(
+        "ok",
+        "waitaof",
+        f"every 2xx waits until the write is in the append-only file on the primary's disk and "
+        f"on {replicas} replica(s)' (WAITAOF): it survives even the replicas' machines losing "
+        "power after a failover",
     )
 
 

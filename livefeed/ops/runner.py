@@ -60,6 +60,7 @@ def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int
             store = Store(redis, settings.key_prefix)
             store.replicas = await replicas_to_wait_for(redis, url, settings.min_replicas)
             store.replica_timeout_ms = int(settings.replica_timeout * 1000)
+            store.wait_aof = settings.wait_aof
             return await action(store)
         finally:
             await redis.aclose()

@@ -26,9 +26,10 @@ from livefeed.http import edge
 from livefeed.metrics import share_between_workers
 from livefeed.ops.check import check_data_dir
 from livefeed.ops.demo import DEMO_EDITOR, run_demo
-from livefeed.storage.connect import BadRedisUrl, check_url, connect
+from livefeed.storage.connect import BadRedisUrl, check_url, connect, hide_password
 from livefeed.storage.keys import Keys
 from livefeed.storage.redis_server import EmbeddedRedis, EmbeddedRedisError
+from livefeed.storage.store import Store
 from livefeed.storage.tokens import Tokens
 from livefeed.stream.uvicorn_ws import DirectSendProtocol
 
@@ -79,6 +80,13 @@ def serve(settings: Settings) -> int:
             return EXIT_REDIS
         settings = dataclasses.replace(settings, redis_url=url)
         print(f"livefeed: embedded Redis at {url}, data in {embedded.data_dir}", file=sys.stderr)
+    if settings.wait_aof:
+        problem = asyncio.run(wait_aof_problem(settings))
+        if problem is not None:
+            print(f"livefeed: {problem}", file=sys.stderr)
+            if embedded is not None:
+                embedded.stop()
+            return EXIT_USAGE
     if settings.demo and not settings.editor_token:
         try:
             token = asyncio.run(demo_token(settings))
@@ -139,6 +147,25 @@ def app_from_env() -> Starlette:
     settings = Settings.from_env()
     edge.configure(edge.EdgeLimits.from_settings(settings, os.environ))
     return build_app(settings)
+
+
+async def wait_aof_problem(settings: Settings) -> str | None:
+    """Why ``LIVEFEED_WAIT_AOF=1`` cannot work on the Redis at ``settings.redis_url`` (no
+    WAITAOF before Redis 7.2, or the append-only file off), or None; None too when Redis does
+    not answer yet: writes answer 503 until it does, as for any Redis outage."""
+    redis = connect(settings.redis_url, timeout=settings.redis_timeout, pool_size=1)
+    try:
+        problem = await Store(redis, settings.key_prefix).wait_aof_problem()
+    except (RedisError, OSError):
+        return None
+    finally:
+        await redis.aclose()
+    if problem is None:
+        return None
+    return (
+        f"LIVEFEED_WAIT_AOF=1 needs WAITAOF (Redis >= 7.2, or Valkey) and appendonly yes on "
+        f"the primary; {hide_password(settings.redis_url)} answered: {problem}"
+    )
 
 
 async def demo_token(settings: Settings) -> str:

@@ -148,12 +148,17 @@ class BulkWriter:
         EVENTS_PUBLISHED.labels("brief").inc(len(call.ids))
         return call.ids
 
-    async def replicated(self, replicas: int, timeout_ms: int) -> int:
+    async def replicated(self, replicas: int, timeout_ms: int, aof: bool = False) -> int:
         """How many replicas (up to ``replicas``) have everything sent, waiting at most
-        ``timeout_ms`` (``WAIT`` on this writer's connection); call with nothing in flight."""
+        ``timeout_ms`` (``WAIT`` on this writer's connection; with ``aof``, ``WAITAOF``: how
+        many fsynced it, 0 if the primary did not); call with nothing in flight."""
         conn = self._connection()
-        await conn.send_command("WAIT", replicas, timeout_ms)
-        return int(await conn.read_response())
+        if not aof:
+            await conn.send_command("WAIT", replicas, timeout_ms)
+            return int(await conn.read_response())
+        await conn.send_command("WAITAOF", 1, replicas, timeout_ms)
+        local, confirmed = (int(n) for n in await conn.read_response())
+        return confirmed if local else 0
 
     async def settle(self) -> list[StreamId]:
         """After a failure: what the calls still in flight wrote, from their replies while the

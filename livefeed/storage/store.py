@@ -89,6 +89,10 @@ class Store:
         """Replicas a write must reach before it counts as done (``WAIT``); 0: the primary's
         own persistence is enough."""
         self.replica_timeout_ms = 1000
+        self.wait_aof = False
+        """Wait with ``WAITAOF 1 <replicas>`` (Redis >= 7.2) instead of ``WAIT``: a write counts
+        as done once it is fsynced to the append-only file on the primary and on ``replicas``
+        replicas, not merely received by them."""
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
@@ -102,13 +106,13 @@ class Store:
         the write is on the primary and may or may not survive a failover, so the client retries
         with its Idempotency-Key and gets the one result.
         """
-        if not self.replicas:
+        if not self.replicas and not self.wait_aof:
             return await script(keys=keys, args=args)
         async with self.redis.pipeline(transaction=False) as pipe:
             await script(keys=keys, args=args, client=pipe)
-            pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms)
+            pipe.execute_command(*self._wait_command())
             result, confirmed = await pipe.execute()
-        self._confirmed(int(confirmed))
+        self._confirmed(confirmed)
         return result
 
     async def confirm_replicated(self, key: str) -> None:
@@ -118,22 +122,45 @@ class Store:
         A no-op write of ``key`` (which must be a hash with a field ``fp``) is replicated in
         order after every earlier write, so once replicas confirm it they have those too.
         """
-        if not self.replicas:
+        if not self.replicas and not self.wait_aof:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.eval(_TOUCH_LUA, 1, key)
-            pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms)
+            pipe.execute_command(*self._wait_command())
             _, confirmed = await pipe.execute()
-        self._confirmed(int(confirmed))
+        self._confirmed(confirmed)
 
-    def _confirmed(self, confirmed: int) -> None:
-        if confirmed < self.replicas:
+    def _wait_command(self) -> tuple[str | int, ...]:
+        if self.wait_aof:
+            return ("WAITAOF", 1, self.replicas, self.replica_timeout_ms)
+        return ("WAIT", self.replicas, self.replica_timeout_ms)
+
+    def _confirmed(self, reply: Any) -> None:
+        """Raise Unavailable (503 ``not_replicated``) unless the WAIT or WAITAOF ``reply``
+        counts enough replicas (and, for WAITAOF, the primary's own fsync)."""
+        if self.wait_aof:
+            local, confirmed = (int(n) for n in reply)
+            what = f"was fsynced on {confirmed} of {self.replicas} replicas"
+            if local < 1:
+                what += " and not yet on the primary"
+        else:
+            local, confirmed = 1, int(reply)
+            what = f"reached {confirmed} of {self.replicas} replicas"
+        if local < 1 or confirmed < self.replicas:
             REPLICA_WAIT_SHORT.inc()
             raise Unavailable(
-                f"the write reached {confirmed} of {self.replicas} replicas in time; retry it "
-                "with the same Idempotency-Key",
+                f"the write {what} in time; retry it with the same Idempotency-Key",
                 code="not_replicated",
             )
+
+    async def wait_aof_problem(self) -> str | None:
+        """Why ``wait_aof`` cannot work on this Redis, in its own words (no WAITAOF before 7.2,
+        or append-only file off), or None when it can."""
+        try:
+            await self._cmd("WAITAOF", 1, 0, 1000)
+        except ResponseError as exc:
+            return str(exc)
+        return None
 
     async def ping(self) -> bool:
         return bool(await self._cmd("PING"))
