@@ -26,6 +26,7 @@ import websockets
 from playwright.sync_api import Browser, sync_playwright
 from websockets.asyncio.client import ClientConnection
 
+from livefeed.storage.keys import Keys
 from livefeed.storage.redis_server import find_redis_server, free_port
 
 TOKEN = "test-editor-token-0123456789"
@@ -281,7 +282,7 @@ def stream_length(redis_server: RedisProcess, server: LivefeedServer, slug: str)
     """How many events the feed's stream holds, read from Redis itself."""
     client = redis.Redis.from_url(redis_server.url)
     try:
-        return int(client.xlen(f"{server.prefix}:feed:{slug}:events"))
+        return int(client.xlen(Keys(server.prefix).stream(slug)))
     finally:
         client.close()
 

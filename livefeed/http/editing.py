@@ -104,6 +104,7 @@ async def patch_brief(request: Request) -> Response:
         lambda intent: actions.correct(store, feed, target, changes, version, editor, intent),
         lambda brief: json_response(brief, headers={"ETag": f'"{brief.version}"'}),
         Brief,
+        feed=feed.slug,
     )
 
 
@@ -118,6 +119,7 @@ async def delete_brief(request: Request) -> Response:
         None,
         lambda intent: actions.retract(store, feed, target, version, editor, intent),
         lambda _: Response(status_code=204),
+        feed=feed.slug,
     )
 
 
@@ -148,6 +150,7 @@ async def put_pin(request: Request) -> Response:
         payload,
         lambda intent: actions.pin(store, feed, target, editor, intent),
         lambda brief: json_response({"pinned": brief}),
+        feed=feed.slug,
     )
 
 
@@ -161,6 +164,7 @@ async def delete_pin(request: Request) -> Response:
         None,
         lambda intent: actions.unpin(store, feed, editor, intent),
         lambda _: json_response({"pinned": None}),
+        feed=feed.slug,
     )
 
 
@@ -184,6 +188,7 @@ async def patch_feed(request: Request) -> Response:
             store, feed, patch.status, patch.title, editor, intent, language=patch.language
         ),
         json_response,
+        feed=feed.slug,
     )
 
 

@@ -45,6 +45,7 @@ async def create_feed(request: Request) -> Response:
         payload,
         create,
         lambda made: json_response(made, 201, {"Location": f"/api/feeds/{made['slug']}"}),
+        feed=feed.slug,
     )
 
 
@@ -84,6 +85,7 @@ async def publish_brief(request: Request) -> Response:
         lambda intent: actions.publish(store, feed, draft, editor, intent),
         lambda brief: json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief.id}"}),
         Brief,
+        feed=feed.slug,
     )
 
 

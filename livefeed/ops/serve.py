@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 import uvicorn
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from starlette.applications import Starlette
 
 from livefeed import logs
@@ -28,7 +28,9 @@ from livefeed.ops.check import check_data_dir
 from livefeed.ops.demo import DEMO_EDITOR, run_demo
 from livefeed.storage.connect import BadRedisUrl, check_url, connect
 from livefeed.storage.keys import Keys
+from livefeed.storage.layout import legacy_feeds
 from livefeed.storage.redis_server import EmbeddedRedis, EmbeddedRedisError
+from livefeed.storage.store import Store
 from livefeed.storage.tokens import Tokens
 from livefeed.stream.uvicorn_ws import DirectSendProtocol
 
@@ -40,6 +42,9 @@ EXIT_REDIS = os.EX_SOFTWARE
 """``serve`` exit status when the embedded Redis does not start."""
 EXIT_USAGE = os.EX_USAGE
 """``serve`` exit status when a setting cannot be used as given (a Redis URL it cannot parse)."""
+EXIT_OLD_LAYOUT = os.EX_CONFIG
+"""``serve`` exit status when Redis holds feeds in the key layout before hash tags: run
+``livefeed migrate`` first."""
 
 
 def serve(settings: Settings) -> int:
@@ -79,6 +84,21 @@ def serve(settings: Settings) -> int:
             return EXIT_REDIS
         settings = dataclasses.replace(settings, redis_url=url)
         print(f"livefeed: embedded Redis at {url}, data in {embedded.data_dir}", file=sys.stderr)
+    try:
+        old = asyncio.run(old_layout(settings))
+    except (RedisError, RedisClusterException, OSError) as exc:
+        old = []
+        print(f"livefeed: cannot reach Redis at {settings.redis_url} yet: {exc}", file=sys.stderr)
+    if old:
+        if embedded is not None:
+            embedded.stop()
+        print(
+            f"livefeed: Redis holds {len(old)} feed(s) ({', '.join(old[:3])}...) in the key "
+            "layout before hash tags; stop every livefeed node and run `livefeed migrate` "
+            "with the same --redis-url/--data-dir and --key-prefix",
+            file=sys.stderr,
+        )
+        return EXIT_OLD_LAYOUT
     if settings.demo and not settings.editor_token:
         try:
             token = asyncio.run(demo_token(settings))
@@ -139,6 +159,15 @@ def app_from_env() -> Starlette:
     settings = Settings.from_env()
     edge.configure(edge.EdgeLimits.from_settings(settings, os.environ))
     return build_app(settings)
+
+
+async def old_layout(settings: Settings) -> list[str]:
+    """The feeds still under their names from before hash tags (``storage.layout``)."""
+    redis = connect(settings.redis_url, timeout=settings.redis_timeout, pool_size=2)
+    try:
+        return await legacy_feeds(Store(redis, settings.key_prefix))
+    finally:
+        await redis.aclose()
 
 
 async def demo_token(settings: Settings) -> str:

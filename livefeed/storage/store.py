@@ -32,6 +32,7 @@ from livefeed.model.feed import Feed, clean_feed
 from livefeed.model.ids import ZERO_ID, StreamId, now_ms
 from livefeed.model.schema import DEFAULT_LANGUAGE
 from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
+from livefeed.storage.cluster import cluster_of, evalsha, on_primary
 from livefeed.storage.entries import Entry, FeedMark, StreamBounds, entry_of
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.storage.keys import Keys
@@ -40,21 +41,21 @@ from livefeed.storage.tokens import Tokens
 log = logging.getLogger("livefeed.storage.store")
 
 _U64 = 2**64 - 1
-# KEYS: the feed, the feed list, and (with an Idempotency-Key) its record, as append.lua keeps it.
-# ARGV: the feed's JSON, its score, its slug, then the intent's fingerprint, result and TTL.
+# KEYS: the feed and (with an Idempotency-Key) its record, as append.lua keeps it; both in the
+# feed's slot. ARGV: the feed's JSON, then the intent's fingerprint, result and TTL. The feed
+# list is written apart (another slot on a cluster): see ``create_feed``.
 _CREATE_FEED_LUA = """
-if KEYS[3] then
-  local seen = redis.call('HMGET', KEYS[3], 'fp', 'result')
+if KEYS[2] then
+  local seen = redis.call('HMGET', KEYS[2], 'fp', 'result')
   if seen[1] then
-    if seen[1] == ARGV[4] then return 'LIVEFEED_REPLAY ' .. seen[2] end
+    if seen[1] == ARGV[2] then return 'LIVEFEED_REPLAY ' .. seen[2] end
     return 'LIVEFEED_REUSED'
   end
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 'LIVEFEED_EXISTS' end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-if KEYS[3] then
-  redis.call('HSET', KEYS[3], 'fp', ARGV[4], 'result', ARGV[5])
-  redis.call('EXPIRE', KEYS[3], ARGV[6])
+if KEYS[2] then
+  redis.call('HSET', KEYS[2], 'fp', ARGV[2], 'result', ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 return 'OK'
 """
@@ -101,6 +102,15 @@ class Store:
         """
         if not self.replicas:
             return await script(keys=keys, args=args)
+        cluster = cluster_of(self.redis)
+        if cluster is not None:  # the shard's primary, on one of its connections
+            raw = script.script
+            text = raw if isinstance(raw, str) else bytes(raw).decode()
+            call = evalsha(text, script.sha, keys, args)
+            wait = ("WAIT", self.replicas, self.replica_timeout_ms)
+            result, confirmed = await on_primary(cluster, keys[0], [call, wait])
+            self._confirmed(int(confirmed))
+            return result
         async with self.redis.pipeline(transaction=False) as pipe:
             await script(keys=keys, args=args, client=pipe)
             pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms)
@@ -116,6 +126,12 @@ class Store:
         order after every earlier write, so once replicas confirm it they have those too.
         """
         if not self.replicas:
+            return
+        cluster = cluster_of(self.redis)
+        if cluster is not None:
+            wait = ("WAIT", self.replicas, self.replica_timeout_ms)
+            _, confirmed = await on_primary(cluster, key, [("EVAL", _TOUCH_LUA, 1, key), wait])
+            self._confirmed(int(confirmed))
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.eval(_TOUCH_LUA, 1, key)
@@ -154,9 +170,15 @@ class Store:
     # feeds
     async def create_feed(self, feed: Feed, intent: Intent | None = None) -> Feed:
         """Create a feed; Conflict if the slug is taken. With an intent, once: a retry raises
-        ``Replayed`` with the feed as first created (ValidationFailed: key used for another)."""
-        keys = [self.keys.feed(feed.slug), self.keys.feeds]
-        args: list[bytes | str | int] = [orjson.dumps(feed.identity()), now_ms(), feed.slug]
+        ``Replayed`` with the feed as first created (ValidationFailed: key used for another).
+
+        The feed list is another slot's key, so it is written first, on its own (``NX``): a
+        listed slug without a record is skipped by ``list_feeds`` and can still be created,
+        and a record is never left unlisted by a crash in between.
+        """
+        await self._cmd("ZADD", self.keys.feeds, "NX", now_ms(), feed.slug)
+        keys = [self.keys.feed(feed.slug)]
+        args: list[bytes | str | int] = [orjson.dumps(feed.identity())]
         if intent is not None:
             keys.append(intent.key)
             args += [intent.fingerprint, orjson.dumps(feed.to_dict()), TTL_SECONDS]
