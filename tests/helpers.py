@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -217,7 +217,8 @@ class ClusterSet:
     def healthy(self) -> bool:
         """Every slot is served and every primary has a replica in sync."""
         try:
-            info = redis.Redis(port=self.live_port(), socket_timeout=0.5).cluster("info")
+            with redis.Redis(port=self.live_port(), socket_timeout=0.5) as client:
+                info = client.cluster("info")
             shards = self.shards()
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
             return False
@@ -230,7 +231,8 @@ class ClusterSet:
     def _replicated(self, port: int) -> bool:
         """The primary on ``port`` has a replica online (its first sync done)."""
         try:
-            info = redis.Redis(port=port, socket_timeout=0.5).info("replication")
+            with redis.Redis(port=port, socket_timeout=0.5) as client:
+                info = client.info("replication")
         except (redis.ConnectionError, redis.TimeoutError):
             return False
         replica = info.get("slave0")
@@ -238,9 +240,8 @@ class ClusterSet:
 
     def shards(self) -> dict[int, list[int]]:
         """Each primary's port with its connected replicas' ports, as CLUSTER NODES says."""
-        raw = redis.Redis(port=self.live_port(), socket_timeout=0.5).execute_command(
-            "CLUSTER", "NODES"
-        )
+        with redis.Redis(port=self.live_port(), socket_timeout=0.5) as client:
+            raw = client.execute_command("CLUSTER", "NODES")
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
         lines = [line.split() for line in text.splitlines() if line.strip()]
         port_of = {f[0]: int(f[1].split("@")[0].rsplit(":", 1)[1]) for f in lines}
@@ -259,7 +260,7 @@ class ClusterSet:
         """The node that serves ``key``'s slot now."""
         client = self.client()
         try:
-            node = client.get_node_from_key(key)
+            node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
             assert node is not None
             port = int(node.port)
         finally:
@@ -281,6 +282,19 @@ TRANSPORTS: dict[str, dict[str, str]] = {"direct": {}, "asgi": {"LIVEFEED_WS_DIR
 """The two ways a server writes to readers, as the environment that selects each: livefeed's own
 uvicorn protocol (direct writes, parked readers) and uvicorn's stock one (every event through
 ASGI, as under any other ASGI server)."""
+
+
+ON_BOTH = pytest.mark.parametrize("server", ["redis", "cluster"], indirect=True)
+"""Run a test on the session's node on one Redis and on the one on a Redis Cluster (a module
+using it overrides ``server`` with ``pick_server``)."""
+
+
+def pick_server(server: LivefeedServer, request: pytest.FixtureRequest) -> LivefeedServer:
+    """``server``, or the session's node on a Redis Cluster when the test asks for it (ON_BOTH)."""
+    if getattr(request, "param", "redis") == "cluster":
+        clustered: LivefeedServer = request.getfixturevalue("cluster_server")
+        return clustered
+    return server
 
 
 class LivefeedServer:
@@ -380,15 +394,19 @@ def publish(client: httpx.Client, slug: str, headline: str, **fields: Any) -> di
     return brief
 
 
-def stream_length(
-    redis_server: RedisProcess | ClusterSet, server: LivefeedServer, slug: str
-) -> int:
+def admin_client(url: str) -> redis.Redis:
+    """A plain (sync) client of the Redis a livefeed ``redis://`` or ``redis+cluster://`` URL
+    names, for the test's own looks at the data (a cluster client answers the same calls)."""
+    if url.startswith("redis+cluster://"):
+        host, _, port = url.removeprefix("redis+cluster://").split(",")[0].rpartition(":")
+        cluster: Any = redis.RedisCluster(host=host, port=int(port.rstrip("/")), socket_timeout=5)
+        return cast(redis.Redis, cluster)
+    return redis.Redis.from_url(url)
+
+
+def stream_length(redis_server: RedisProcess, server: LivefeedServer, slug: str) -> int:
     """How many events the feed's stream holds, read from Redis itself."""
-    client = (
-        redis_server.client()
-        if isinstance(redis_server, ClusterSet)
-        else redis.Redis.from_url(redis_server.url)
-    )
+    client = admin_client(server.redis_url or redis_server.url)
     try:
         return int(client.xlen(Keys(server.prefix).stream(slug)))
     finally:
