@@ -184,19 +184,26 @@ class ClusterSet:
         self.base = base
         self.node_timeout_ms = node_timeout_ms
         self.nodes = [RedisProcess(base / f"node{index}") for index in range(6)]
+        self._bus_ports: dict[int, int] = {}
+
+    def start_node(self, node: RedisProcess, bus_port: int | None = None) -> None:
+        """Start one node (again: same port, data and cluster state, after a SIGKILL say)."""
+        # The bus port is given: the default (port + 10000) may be past 65535.
+        bus = self._bus_ports.setdefault(node.port, bus_port or free_port())
+        node.start(
+            "--cluster-enabled", "yes", "--cluster-node-timeout", str(self.node_timeout_ms),
+            "--cluster-config-file", str(node.data_dir / "nodes.conf"),
+            "--cluster-port", str(bus),
+        )  # fmt: skip
 
     @property
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3]) + "/"
 
     def start(self) -> None:
-        options = ("--cluster-enabled", "yes", "--cluster-node-timeout", str(self.node_timeout_ms))
         for node in self.nodes:
-            config = node.data_dir / "nodes.conf"
-            config.unlink(missing_ok=True)
-            # The bus port is given: the default (port + 10000) may be past 65535.
-            node.start(*options, "--cluster-config-file", str(config), "--cluster-port",
-                       str(free_port()))  # fmt: skip
+            (node.data_dir / "nodes.conf").unlink(missing_ok=True)
+            self.start_node(node, free_port())
         subprocess.run(
             [
                 find_redis_cli(), "--cluster", "create",

@@ -30,7 +30,7 @@ from livefeed.errors import LivefeedException
 from livefeed.metrics import EVENTS_PUBLISHED
 from livefeed.model.ids import StreamId
 from livefeed.storage.append import LAST_ID_LUA
-from livefeed.storage.cluster import cluster_of, primary_for
+from livefeed.storage.cluster import cluster_of, command, primary_for
 from livefeed.storage.entries import FeedMark
 from livefeed.storage.store import Store
 
@@ -217,7 +217,7 @@ class BulkWriter:
 
     async def _cmd(self, *args: Any) -> Any:
         """A command on the shared client (never on the pipelined connection)."""
-        return await self.store.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+        return await command(self.store.redis, *args)
 
 
 def _script_args(after: StreamId, batch: list[BulkBrief]) -> list[bytes | str | int]:

@@ -7,8 +7,9 @@ after it (WAIT counts the replicas that have that connection's writes), the bulk
 pipelined import, the tail's blocked ``XREAD`` and the ``CLIENT UNBLOCK`` sent to its node.
 ``on_primary`` does that, following redirects the way the client does: ``MOVED`` updates the
 client's slot table and retries, ``ASK`` retries once on the named node after ``ASKING``,
-``TRYAGAIN`` and ``CLUSTERDOWN`` retry after a pause, a lost connection reloads the slot table;
-after ``ATTEMPTS`` the last error propagates (the web edge maps it to 503).
+``TRYAGAIN`` (a multi-key script while its slot is half moved) and ``CLUSTERDOWN`` retry after
+a pause, a lost connection reloads the slot table; after ``PATIENCE`` seconds the last error
+propagates (the web edge maps it to 503). A reshard moves a slot's keys in well under that.
 
 Everything here takes the ``Redis`` the rest of livefeed holds; ``cluster_of`` says whether it
 is a cluster client.
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import Connection
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -38,8 +40,9 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-ATTEMPTS = 8
-"""Tries of one ``on_primary`` call before its last error propagates (about 2 s of pauses)."""
+PATIENCE = 5.0
+"""Seconds one ``on_primary`` call keeps retrying redirects and refusals before its last error
+propagates."""
 
 Command = Sequence[Any]
 
@@ -74,14 +77,18 @@ async def on_primary(cluster: RedisCluster, key: str, commands: list[Command]) -
     """Send ``commands`` down one connection of ``key``'s primary in one round trip and return
     their replies. When an ``evalsha`` command is answered ``NOSCRIPT`` (nothing of it ran)
     its script is loaded and the whole batch sent again."""
+    await cluster.initialize()  # a no-op once the client has its slot table
     last: Exception | None = None
     asking: ClusterNode | None = None
-    for attempt in range(ATTEMPTS):
+    deadline = time.monotonic() + PATIENCE
+    attempt = 0
+    while attempt == 0 or time.monotonic() < deadline:
+        attempt += 1
         node = asking or primary_for(cluster, key)
         conn = node.acquire_connection()
         clean = False
         try:
-            replies = await _round_trip(conn, commands, asking=asking is not None)
+            replies = await _round_trip(node, conn, commands, asking=asking is not None)
             clean = True
             return replies
         except MovedError as exc:
@@ -98,10 +105,10 @@ async def on_primary(cluster: RedisCluster, key: str, commands: list[Command]) -
         except (TryAgainError, ClusterDownError) as exc:
             last, asking = exc, None
             clean = True
-            await asyncio.sleep(0.05 * (attempt + 1))
+            await asyncio.sleep(min(0.02 * attempt, 0.2))
         except (ConnectionError, TimeoutError, OSError) as exc:
             last, asking = exc, None
-            await asyncio.sleep(0.05 * (attempt + 1))
+            await asyncio.sleep(min(0.05 * attempt, 0.5))
             with contextlib.suppress(RedisError, RedisClusterException, OSError):
                 await cluster.nodes_manager.initialize()
         finally:
@@ -122,17 +129,24 @@ class _Script(str):
 
 
 async def _round_trip(
-    conn: AbstractConnection, commands: list[Command], asking: bool, load: bool = True
+    node: ClusterNode,
+    conn: Connection,
+    commands: list[Command],
+    asking: bool,
+    load: bool = True,
 ) -> list[Any]:
+    """Send ``commands`` (after ``ASKING``) and read every reply, with the client's reply
+    callbacks (as its own commands get them); the first error reply is raised once all are in.
+    """
     sent = [_without_text(command) for command in commands]
     packed = [("ASKING",), *sent] if asking else sent
     await conn.send_packed_command(conn.pack_commands(packed))
     replies: list[Any] = []
     errors: list[Exception | None] = []
-    for index in range(len(packed)):
+    for index, command in enumerate(packed):
         error: Exception | None = None
         try:
-            reply = await conn.read_response()
+            reply = await node.parse_response(conn, str(command[0]))
         except RedisError as exc:
             if isinstance(exc, (ConnectionError, TimeoutError)):
                 raise
@@ -150,7 +164,7 @@ async def _round_trip(
         for text in missing:
             await conn.send_command("SCRIPT", "LOAD", text)
             await conn.read_response()
-        return await _round_trip(conn, commands, asking, load=False)
+        return await _round_trip(node, conn, commands, asking, load=False)
     for error in errors:  # the first error is what the caller sees (MOVED, say)
         if error is not None:
             raise error
@@ -161,10 +175,21 @@ def _without_text(command: Command) -> Command:
     return tuple(command[:-1]) if command and isinstance(command[-1], _Script) else command
 
 
-async def node_command(redis: Redis, key: str, *args: Any) -> Any:
-    """``args`` as one command on the node owning ``key``'s slot (on a standalone Redis, just
-    the command): for node-local commands such as ``CLIENT KILL`` / ``CLIENT UNBLOCK``."""
+_KEYLESS = frozenset({"TIME", "PING", "INFO", "CONFIG", "CLIENT", "CLUSTER", "SCRIPT", "WAIT"})
+_KEY_SECOND = frozenset({"XINFO", "OBJECT", "MEMORY"})
+
+
+async def command(redis: Redis, *args: Any) -> Any:
+    """One raw command, as ``redis.execute_command`` runs it; on a cluster a keyed command
+    goes through ``on_primary``, since redis-py's asyncio cluster client may send the
+    ``ASKING`` of an ``ASK`` redirect on another connection than the command it is for
+    (so a key in a slot being moved bounces until its tries run out)."""
     cluster = cluster_of(redis)
-    if cluster is None:
+    name = str(args[0]).upper()
+    if cluster is None or name in _KEYLESS or len(args) < 2:
         return await redis.execute_command(*args)  # type: ignore[no-untyped-call]
-    return await primary_for(cluster, key).execute_command(*args)
+    key = args[2] if name in _KEY_SECOND else args[1]
+    (reply,) = await on_primary(
+        cluster, key.decode() if isinstance(key, bytes) else str(key), [args]
+    )
+    return reply

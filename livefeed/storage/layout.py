@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from livefeed.storage.cluster import cluster_of
+from livefeed.storage.cluster import cluster_of, command
 from livefeed.storage.keys import legacy_of_feed
 from livefeed.storage.store import Store
 
@@ -75,7 +75,7 @@ async def serving_nodes(store: Store) -> list[str]:
 
 
 async def _cmd(store: Store, *args: Any) -> Any:
-    return await store.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+    return await command(store.redis, *args)
 
 
 def _text(value: Any) -> str:

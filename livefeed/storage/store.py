@@ -32,7 +32,7 @@ from livefeed.model.feed import Feed, clean_feed
 from livefeed.model.ids import ZERO_ID, StreamId, now_ms
 from livefeed.model.schema import DEFAULT_LANGUAGE
 from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
-from livefeed.storage.cluster import cluster_of, evalsha, on_primary
+from livefeed.storage.cluster import cluster_of, command, evalsha, on_primary
 from livefeed.storage.entries import Entry, FeedMark, StreamBounds, entry_of
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.storage.keys import Keys
@@ -90,27 +90,31 @@ class Store:
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
-        return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+        return await command(self.redis, *args)
 
     async def _write(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         """Run a write script; with ``replicas``, return only once that many replicas have it.
 
         The script and ``WAIT`` go down one connection in one round trip (WAIT counts the
-        replicas that have every write of its connection). Too few in time: Unavailable (503):
-        the write is on the primary and may or may not survive a failover, so the client retries
-        with its Idempotency-Key and gets the one result.
+        replicas that have every write of its connection); on a cluster, a connection of the
+        primary of the feed's slot (``storage.cluster.on_primary``, which rides out a reshard).
+        Too few in time: Unavailable (503): the write is on the primary and may or may not
+        survive a failover, so the client retries with its Idempotency-Key and gets the one
+        result.
         """
-        if not self.replicas:
-            return await script(keys=keys, args=args)
         cluster = cluster_of(self.redis)
         if cluster is not None:  # the shard's primary, on one of its connections
             raw = script.script
             text = raw if isinstance(raw, str) else bytes(raw).decode()
-            call = evalsha(text, script.sha, keys, args)
-            wait = ("WAIT", self.replicas, self.replica_timeout_ms)
-            result, confirmed = await on_primary(cluster, keys[0], [call, wait])
-            self._confirmed(int(confirmed))
-            return result
+            commands = [evalsha(text, script.sha, keys, args)]
+            if self.replicas:
+                commands.append(("WAIT", self.replicas, self.replica_timeout_ms))
+            replies = await on_primary(cluster, keys[0], commands)
+            if self.replicas:
+                self._confirmed(int(replies[1]))
+            return replies[0]
+        if not self.replicas:
+            return await script(keys=keys, args=args)
         async with self.redis.pipeline(transaction=False) as pipe:
             await script(keys=keys, args=args, client=pipe)
             pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms)

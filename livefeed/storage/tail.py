@@ -144,8 +144,7 @@ class ClusterReader(BlockingReader):
             groups.setdefault(slot, {})[slug] = after
         for slot in set(self._slots) - set(groups):
             await self._slots.pop(slot).close()
-        if not self._cluster.nodes_manager.slots_cache:
-            await self._cluster.initialize()
+        await self._cluster.initialize()  # a no-op once the client has its slot table
         reads: dict[asyncio.Future[dict[str, list[Entry] | Exception]], int] = {}
         try:
             for slot, part in groups.items():
