@@ -56,11 +56,15 @@ def env(redis_server: RedisProcess, prefix: str) -> dict[str, str]:
 def test_serve_refuses_the_old_layout_naming_migrate(
     redis_server: RedisProcess, old_deployment: tuple[str, list[str]]
 ) -> None:
-    """serve on a Redis with old-layout feeds exits 78 with a line naming livefeed migrate."""
+    """serve on a Redis with old-layout feeds exits 78 with a line naming livefeed migrate, and
+    check reports the layout as the error to fix."""
     prefix, _ = old_deployment
     done = livefeed("serve", "--port", "1", **env(redis_server, prefix))
     assert done.returncode == EXIT_OLD_LAYOUT, done.stderr
     assert "livefeed migrate" in done.stderr and "2 feed(s)" in done.stderr
+    check = livefeed("check", **env(redis_server, prefix), LIVEFEED_EDITOR_TOKEN="t" * 24)
+    assert check.returncode == 1
+    assert "layout" in check.stdout and "'livefeed migrate'" in check.stdout, check.stdout
 
 
 def test_migrate_moves_every_key_and_the_feeds_read_as_before(
