@@ -116,8 +116,8 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            with contextlib.suppress(*UNAVAILABLE, OSError):
-                await withdraw(store, node)
+            with contextlib.suppress(*UNAVAILABLE, OSError, TimeoutError):
+                await asyncio.wait_for(withdraw(store, node), 2)  # else it lapses by itself
             await followers.close()
             await redis.aclose()
             await tail_redis.aclose()
