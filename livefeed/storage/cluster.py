@@ -8,8 +8,10 @@ pipelined import, the tail's blocked ``XREAD`` and the ``CLIENT UNBLOCK`` sent t
 ``on_primary`` does that, following redirects the way the client does: ``MOVED`` updates the
 client's slot table and retries, ``ASK`` retries once on the named node after ``ASKING``,
 ``TRYAGAIN`` (a multi-key script while its slot is half moved) and ``CLUSTERDOWN`` retry after
-a pause, a lost connection reloads the slot table; after ``PATIENCE`` seconds the last error
-propagates (the web edge maps it to 503). A reshard moves a slot's keys in well under that.
+a pause, a connection that cannot be made reloads the slot table and retries; after
+``PATIENCE`` seconds the last error propagates (the web edge maps it to 503). A reshard moves a
+slot's keys in well under that. Commands whose replies are lost once sent are not sent again
+(a write may have run): that error propagates at once.
 
 Everything here takes the ``Redis`` the rest of livefeed holds; ``cluster_of`` says whether it
 is a cluster client.
@@ -106,7 +108,10 @@ async def on_primary(cluster: RedisCluster, key: str, commands: list[Command]) -
             last, asking = exc, None
             clean = True
             await asyncio.sleep(min(0.02 * attempt, 0.2))
-        except (ConnectionError, TimeoutError, OSError) as exc:
+        except _ReplyLost as lost:  # not sent again: a write may have run (the caller's retry
+            assert lost.__cause__ is not None  # with its Idempotency-Key is safe)
+            raise lost.__cause__ from None
+        except (ConnectionError, TimeoutError, OSError) as exc:  # nothing reached Redis
             last, asking = exc, None
             await asyncio.sleep(min(0.05 * attempt, 0.5))
             with contextlib.suppress(RedisError, RedisClusterException, OSError):
@@ -122,6 +127,10 @@ async def on_primary(cluster: RedisCluster, key: str, commands: list[Command]) -
 def evalsha(script_text: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Command:
     """A script call for ``on_primary``: EVALSHA, with the text to send if Redis lacks it."""
     return ("EVALSHA", sha, len(keys), *keys, *args, _Script(script_text))
+
+
+class _ReplyLost(Exception):
+    """The commands were sent but their replies did not come: they may have run."""
 
 
 class _Script(str):
@@ -147,9 +156,9 @@ async def _round_trip(
         error: Exception | None = None
         try:
             reply = await node.parse_response(conn, str(command[0]))
+        except (ConnectionError, TimeoutError) as exc:
+            raise _ReplyLost from exc
         except RedisError as exc:
-            if isinstance(exc, (ConnectionError, TimeoutError)):
-                raise
             reply, error = None, exc
         if asking and index == 0:
             continue
@@ -193,3 +202,37 @@ async def command(redis: Redis, *args: Any) -> Any:
         cluster, key.decode() if isinstance(key, bytes) else str(key), [args]
     )
     return reply
+
+
+async def batch(redis: Redis, commands: list[Command], *, transaction: bool = False) -> list[Any]:
+    """Run raw commands together and return their replies in order: one pipeline on one Redis
+    (``MULTI``/``EXEC`` with ``transaction``; error replies returned, not raised, as a
+    transaction's are); on a cluster one ``on_primary`` call per slot, all at once (a
+    transaction must keep to one slot)."""
+    cluster = cluster_of(redis)
+    if cluster is None:
+        pipe = redis.pipeline(transaction=transaction)
+        for args in commands:
+            pipe.execute_command(*args)
+        return await pipe.execute(raise_on_error=not transaction)
+    if transaction:
+        replies = await on_primary(cluster, _key(commands[0]), [("MULTI",), *commands, ("EXEC",)])
+        return list(replies[-1])
+    await cluster.initialize()
+    groups: dict[int, list[int]] = {}
+    for index, args in enumerate(commands):
+        groups.setdefault(cluster.keyslot(_key(args)), []).append(index)
+    results = await asyncio.gather(
+        *(on_primary(cluster, _key(commands[group[0]]), [commands[i] for i in group])
+          for group in groups.values())
+    )  # fmt: skip
+    out: list[Any] = [None] * len(commands)
+    for group, replies in zip(groups.values(), results, strict=True):
+        for index, reply in zip(group, replies, strict=True):
+            out[index] = reply
+    return out
+
+
+def _key(args: Command) -> str:
+    key = args[2] if str(args[0]).upper() in _KEY_SECOND else args[1]
+    return key.decode() if isinstance(key, bytes) else str(key)

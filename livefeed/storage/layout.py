@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from livefeed.storage.cluster import cluster_of, command
+from livefeed.storage.cluster import batch, cluster_of, command
 from livefeed.storage.keys import legacy_of_feed
 from livefeed.storage.store import Store
 
@@ -30,10 +30,9 @@ async def legacy_feeds(store: Store) -> list[str]:
     slugs = [_text(s) for s in await _cmd(store, "ZRANGE", store.keys.feeds, 0, -1)]
     if not slugs:
         return []
-    pipe = store.redis.pipeline(transaction=False)
-    for slug in slugs:
-        pipe.exists(legacy_of_feed(store.prefix, slug)[0])
-    found = await pipe.execute()
+    found = await batch(
+        store.redis, [("EXISTS", legacy_of_feed(store.prefix, s)[0]) for s in slugs]
+    )
     return [slug for slug, exists in zip(slugs, found, strict=True) if exists]
 
 

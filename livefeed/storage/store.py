@@ -32,7 +32,7 @@ from livefeed.model.feed import Feed, clean_feed
 from livefeed.model.ids import ZERO_ID, StreamId, now_ms
 from livefeed.model.schema import DEFAULT_LANGUAGE
 from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
-from livefeed.storage.cluster import cluster_of, command, evalsha, on_primary
+from livefeed.storage.cluster import Command, batch, cluster_of, command, evalsha, on_primary
 from livefeed.storage.entries import Entry, FeedMark, StreamBounds, entry_of
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.storage.keys import Keys
@@ -236,11 +236,10 @@ class Store:
     async def _feeds(self, slugs: list[str]) -> list[Feed]:
         if not slugs:
             return []
-        pipe = self.redis.pipeline(transaction=False)
+        commands: list[Command] = []
         for slug in slugs:
-            pipe.get(self.keys.feed(slug))
-            pipe.hgetall(self.keys.meta(slug))
-        results = await pipe.execute()
+            commands += [("GET", self.keys.feed(slug)), ("HGETALL", self.keys.meta(slug))]
+        results = await batch(self.redis, commands)
         feeds = []
         for raw, meta in zip(results[::2], results[1::2], strict=True):
             if raw is None:
@@ -295,13 +294,13 @@ class Store:
     async def mark(self, slug: str) -> FeedMark:
         """Where the feed's writes are now, read in one transaction (see ``remove``)."""
         keys = self.keys.script(slug)
-        pipe = self.redis.pipeline(transaction=True)
-        for key in keys:
-            pipe.exists(key)
-        pipe.execute_command("XINFO", "STREAM", keys[0])
-        pipe.get(keys[-1])
-        pipe.hkeys(self.keys.days(slug))
-        *existed, info, last_key, days = await pipe.execute(raise_on_error=False)
+        commands: list[Command] = [("EXISTS", key) for key in keys]
+        commands += [
+            ("XINFO", "STREAM", keys[0]),
+            ("GET", keys[-1]),
+            ("HKEYS", self.keys.days(slug)),
+        ]
+        *existed, info, last_key, days = await batch(self.redis, commands, transaction=True)
         if isinstance(info, ResponseError):
             if "no such key" not in str(info).lower():
                 raise info
@@ -454,10 +453,8 @@ class Store:
         raw = await self._cmd("HGET", self.keys.histories(slug), str(brief_id))
         if not raw:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for entry_id in _text(raw).split(","):
-            pipe.xrange(self.keys.stream(slug), entry_id, entry_id)
-        rows = await pipe.execute()
+        stream = self.keys.stream(slug)
+        rows = await batch(self.redis, [("XRANGE", stream, i, i) for i in _text(raw).split(",")])
         return [entry_of(raw_id, fields) for found in rows for raw_id, fields in found]
 
     async def key_event_ids(self, slug: str) -> list[StreamId]:
