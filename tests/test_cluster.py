@@ -159,6 +159,53 @@ async def test_a_feed_primary_sigkilled_mid_run_loses_no_acknowledged_brief(
     assert "Traceback" not in own_node.log()
 
 
+async def test_a_cluster_that_is_down_answers_503_with_retry_after_never_500(
+    own_cluster: ClusterSet, own_node: LivefeedServer
+) -> None:
+    """With one shard's primary and replica both stopped the cluster is down (CLUSTERDOWN from
+    every node, the feed's too): a publish and a read answer 503 with Retry-After, no 500;
+    once the shard is back, publishing works again."""
+    with httpx.Client(base_url=own_node.base, timeout=30) as client:
+        slug = make_feed(client)
+        publish(client, slug, "before")
+        home = own_cluster.primary_of(Keys(own_node.prefix).stream(slug))
+        other, replicas = next((p, r) for p, r in own_cluster.shards().items() if p != home.port)
+        stopped = [n for n in own_cluster.nodes if n.port in (other, *replicas)]
+        try:
+            for node in stopped:
+                assert node.proc is not None
+                node.proc.send_signal(signal.SIGSTOP)
+            await wait_for(lambda: cluster_state(home.port) == "fail", 30, "the cluster stayed up")
+            for response in (
+                client.post(f"/api/feeds/{slug}/briefs", json={"headline": "down"}, headers=auth()),
+                client.get(f"/api/feeds/{slug}/briefs"),
+            ):
+                assert response.status_code == 503, response.text
+                assert response.json()["error"]["code"] == "unavailable"
+                assert int(response.headers["retry-after"]) > 0
+        finally:
+            for node in stopped:
+                assert node.proc is not None
+                node.proc.send_signal(signal.SIGCONT)
+        await wait_for(lambda: cluster_state(home.port) == "ok", 30, "the cluster did not recover")
+        await wait_for(
+            lambda: (
+                client.post(
+                    f"/api/feeds/{slug}/briefs", json={"headline": "back"}, headers=auth()
+                ).status_code
+                == 201
+            ),
+            30,
+            "publishing did not come back",
+        )
+    assert "Traceback" not in own_node.log()
+
+
+def cluster_state(port: int) -> str:
+    with redis.Redis(port=port, socket_timeout=2) as node:
+        return str(node.cluster("info").get("cluster_state"))
+
+
 def move_slot(slot: int, source: int, target: int) -> None:
     """Move ``slot`` from the primary on port ``source`` to the one on ``target`` as
     ``redis-cli --cluster reshard`` does (importing/migrating, MIGRATE ten keys at a time, then
