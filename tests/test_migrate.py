@@ -13,7 +13,16 @@ import httpx
 import pytest
 import redis
 
-from helpers import LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
+from helpers import (
+    ClusterSet,
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    livefeed,
+    make_feed,
+    publish,
+    stored_ids,
+)
 from livefeed.storage.keys import Keys, legacy_of_feed
 
 EXIT_OLD_LAYOUT = os.EX_CONFIG
@@ -133,3 +142,42 @@ def test_migrate_is_refused_while_a_node_serves(redis_server: RedisProcess, tmp_
         server.stop()
     done = livefeed("migrate", **env(redis_server, prefix))
     assert done.returncode == 0, done.stderr
+
+
+def test_migrate_on_a_cluster_moves_keys_across_slots(
+    redis_cluster: ClusterSet, tmp_path: Path
+) -> None:
+    """On a Redis Cluster, where old and new names are in different slots, migrate copies each
+    key (DUMP/RESTORE) and deletes the old one; the feed then serves its briefs."""
+    prefix = "migc-" + uuid.uuid4().hex[:8]
+    server = LivefeedServer(redis_cluster.url, prefix)
+    server.start(log_dir=tmp_path)
+    try:
+        with httpx.Client(base_url=server.base, timeout=10) as http:
+            slug = make_feed(http)
+            ids = [publish(http, slug, f"b{n}")["id"] for n in range(3)]
+    finally:
+        server.stop()
+    client = redis_cluster.client()
+    try:
+        pairs = zip(Keys(prefix).of_feed(slug), legacy_of_feed(prefix, slug), strict=True)
+        held = 0
+        for new, old in pairs:  # as a deployment of an earlier livefeed would have them
+            dumped = client.dump(new)
+            if isinstance(dumped, bytes):
+                client.restore(old, 0, dumped)
+                client.delete(new)
+                held += 1
+        client.delete(Keys(prefix).nodes)
+        cluster_env = {"LIVEFEED_REDIS_URL": redis_cluster.url, "LIVEFEED_KEY_PREFIX": prefix}
+        done = livefeed("migrate", **cluster_env)
+        assert done.returncode == 0, done.stderr
+        assert f"1 feed(s), {held} key(s) moved" in done.stdout and held >= 7
+        assert not any(client.exists(key) for key in legacy_of_feed(prefix, slug))
+    finally:
+        client.close()
+    server.start(log_dir=tmp_path)
+    try:
+        assert stored_ids(server.base, slug) == ids
+    finally:
+        server.stop()
