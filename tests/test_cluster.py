@@ -78,6 +78,13 @@ def test_check_reports_the_layout_and_the_cluster_state(
     assert "each feed's keys in one slot" in done.stdout, done.stdout
 
 
+def test_a_key_prefix_with_a_brace_stops_serve_with_a_clear_line() -> None:
+    """A brace in the prefix would make it every key's hash tag (one shard for all): exit 64."""
+    result = livefeed("serve", "--port", "0", "--key-prefix", "news{1}")
+    assert result.returncode == 64, result.stderr
+    assert "may not hold { or }" in result.stderr and "Traceback" not in result.stderr
+
+
 async def publish_all(
     base: str, slug: str, name: str, acknowledged: list[str], refused: list[httpx.Response]
 ) -> None:

@@ -62,6 +62,11 @@ def serve(settings: Settings) -> int:
     if problem is not None:
         print(f"livefeed: {problem}", file=sys.stderr)
         return EXIT_PORT_UNUSABLE
+    try:
+        Keys(settings.key_prefix)  # a brace would be every key's Redis Cluster hash tag
+    except ValueError as exc:
+        print(f"livefeed: {exc}; pass another --key-prefix", file=sys.stderr)
+        return EXIT_USAGE
     if settings.redis_url:
         try:
             check_url(settings.redis_url)
