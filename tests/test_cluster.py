@@ -213,6 +213,38 @@ def cluster_state(port: int) -> str:
         return str(node.cluster("info").get("cluster_state"))
 
 
+async def test_readers_of_many_feeds_on_one_node_each_get_their_own_briefs(
+    cluster_server: LivefeedServer,
+) -> None:
+    """Twelve feeds (in as many slots, on every shard) followed by one node: briefs published
+    to them in turn reach each feed's reader, exactly its own, in order; a reader that leaves
+    and one that joins meanwhile change nothing for the others."""
+    with httpx.Client(base_url=cluster_server.base, timeout=10) as client:
+        slugs = [make_feed(client) for _ in range(12)]
+        firsts = [publish(client, slug, "start")["id"] for slug in slugs]
+        readers = [
+            Follower(cluster_server.ws_base, slug, first, lambda: None)
+            for slug, first in zip(slugs, firsts, strict=True)
+        ]
+        try:
+            await wait_for(lambda: all(r.live.is_set() for r in readers), 30, "readers not live")
+            expected: dict[str, list[str]] = {slug: [] for slug in slugs}
+            for round_ in range(3):
+                for slug in slugs:
+                    brief = await asyncio.to_thread(publish, client, slug, f"{slug} {round_}")
+                    expected[slug].append(brief["id"])
+                if round_ == 1:  # one leaves, another joins its feed from the start
+                    await readers[0].stop()
+                    readers[0] = Follower(cluster_server.ws_base, slugs[0], firsts[0], lambda: None)
+            for reader, slug in zip(readers, slugs, strict=True):
+                await wait_for(lambda r=reader, s=slug: r.ids[-1:] == expected[s][-1:], 30,  # type: ignore[misc]
+                               f"the reader of {slug} fell behind")  # fmt: skip
+                assert reader.ids == expected[slug], differences(reader.ids, expected[slug])
+        finally:
+            for reader in readers:
+                await reader.stop()
+
+
 def move_slot(slot: int, source: int, target: int) -> None:
     """Move ``slot`` from the primary on port ``source`` to the one on ``target`` as
     ``redis-cli --cluster reshard`` does (importing/migrating, MIGRATE ten keys at a time, then

@@ -7,11 +7,11 @@ UNBLOCK`` for the blocked connection from another one, so the read returns at on
 
 On a Redis Cluster one ``XREAD`` may only name keys of one slot (else ``CROSSSLOT``), so
 ``ClusterReader`` groups the feeds by slot and blocks one connection per slot, on the node that
-owns it, all at once; the first to answer wakes the others, and their answers are merged into
-one. Feeds rarely share a slot, so that is about one connection per followed feed per process,
-spread over the primaries. A ``MOVED`` (a slot resharded, a failover) updates the client's slot
-table and a lost connection reloads it; the error propagates, so the caller retries every feed
-from where it was, now on the slot's new owner.
+owns it, all at once; a read returns what the slots that answered gave, and the others stay
+blocked for the next. Feeds rarely share a slot, so that is about one connection per followed
+feed per process, spread over the primaries. A ``MOVED`` (a slot resharded, a failover)
+updates the client's slot table and a lost connection reloads it; the error propagates, so the
+caller retries every feed from where it was, now on the slot's new owner.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection
-from redis.exceptions import AskError, ClusterError, MovedError, RedisClusterException, RedisError
+from redis.exceptions import AskError, MovedError, RedisClusterException, RedisError
 
 from livefeed.model.ids import StreamId
 from livefeed.storage.cluster import primary_for
@@ -126,14 +126,26 @@ class _SlotReader(BlockingReader):
         return await self.node.execute_command("CLIENT", "UNBLOCK", client_id)
 
 
+_Read = asyncio.Future[dict[str, list[Entry] | Exception]]
+
+
 class ClusterReader(BlockingReader):
-    """``read`` as BlockingReader's, on a Redis Cluster: one blocked XREAD per slot at once."""
+    """``read`` as BlockingReader's, on a Redis Cluster: one blocked XREAD per slot at once.
+
+    A slot's read stays blocked across calls for as long as its feeds and their positions are
+    unchanged: ``read`` returns what the slots that answered gave, and only those (and slots
+    whose feeds changed, woken with ``CLIENT UNBLOCK``) are read again, so an event costs one
+    new XREAD, not one per followed slot. ``wake`` makes a ``read`` in progress return ``{}``.
+    """
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         super().__init__(redis, keys)
         client: Any = redis
         self._cluster: RedisCluster = client
         self._slots: dict[int, _SlotReader] = {}
+        self._pending: dict[int, tuple[dict[str, StreamId], _Read]] = {}
+        self._woken = asyncio.Event()
+        self._reading = False
 
     async def read(
         self, positions: dict[str, StreamId], block_ms: int, count: int = 1000
@@ -142,43 +154,61 @@ class ClusterReader(BlockingReader):
         for slug, after in positions.items():
             slot = self._cluster.keyslot(self._keys.stream(slug))
             groups.setdefault(slot, {})[slug] = after
+        for slot, (part, _) in list(self._pending.items()):
+            if groups.get(slot) != part:
+                await self._stop(slot)  # its answer is for positions no longer asked about
         for slot in set(self._slots) - set(groups):
             await self._slots.pop(slot).close()
         await self._cluster.initialize()  # a no-op once the client has its slot table
-        reads: dict[asyncio.Future[dict[str, list[Entry] | Exception]], int] = {}
-        try:
-            for slot, part in groups.items():
+        for slot, part in groups.items():
+            if slot not in self._pending:
                 reader = self._slots.get(slot)
                 if reader is None:
                     node = primary_for(self._cluster, self._keys.stream(next(iter(part))))
                     reader = self._slots[slot] = _SlotReader(self._redis, self._keys, node)
-                reads[asyncio.ensure_future(reader.read(part, block_ms, count))] = slot
-            _, pending = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
-            for _ in range(200):  # an unblock sent before a read blocks does nothing: again
-                if not pending:
-                    break
-                for task in pending:
-                    with contextlib.suppress(RedisError, OSError):
-                        await self._slots[reads[task]].wake()
-                _, pending = await asyncio.wait(pending, timeout=0.01)
+                self._pending[slot] = (
+                    part,
+                    asyncio.ensure_future(reader.read(part, block_ms, count)),
+                )
+        self._woken.clear()
+        self._reading = True
+        woken: asyncio.Future[Any] = asyncio.ensure_future(self._woken.wait())
+        waiting: list[asyncio.Future[Any]] = [woken, *(r for _, r in self._pending.values())]
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in reads:
-                task.cancel()
-            await asyncio.gather(*reads, return_exceptions=True)
+            self._reading = False
+            woken.cancel()
         found: dict[str, list[Entry] | Exception] = {}
-        for task, slot in reads.items():
-            error = None if task.cancelled() else task.exception()
-            if error is None and not task.cancelled():
-                found.update(task.result())
+        for slot, (_, task) in list(self._pending.items()):
+            if not task.done():
                 continue
-            reader = self._slots.pop(slot, None)
-            if reader is not None:
-                await reader.close()
-            await self._relearn(error)
-            raise error or ClusterError(f"the read of slot {slot} did not end")
+            del self._pending[slot]
+            error = task.exception()
+            if error is not None:
+                reader = self._slots.pop(slot, None)
+                if reader is not None:
+                    await reader.close()
+                await self._relearn(error)
+                raise error  # every feed is read again from where it was: none is skipped
+            found.update(task.result())
         return found
 
-    async def _relearn(self, error: BaseException | None) -> None:
+    async def _stop(self, slot: int) -> None:
+        """End a slot's blocked read (an unblock sent before it blocks does nothing: again)."""
+        _, read = self._pending.pop(slot)
+        reader = self._slots.get(slot)
+        for _ in range(200):
+            if read.done() or reader is None:
+                break
+            with contextlib.suppress(RedisError, OSError):
+                await reader.wake()
+            await asyncio.wait([read], timeout=0.01)
+        read.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await read
+
+    async def _relearn(self, error: BaseException) -> None:
         """After a failed read, bring the client's slot table up to date for the next one."""
         with contextlib.suppress(RedisError, RedisClusterException, OSError):
             if isinstance(error, AskError) and not isinstance(error, MovedError):
@@ -189,12 +219,15 @@ class ClusterReader(BlockingReader):
                 await self._cluster.nodes_manager.initialize()
 
     async def wake(self) -> bool:
-        woken = False
-        for reader in list(self._slots.values()):
-            woken = await reader.wake() or woken
-        return woken
+        self._woken.set()
+        return self._reading
 
     async def close(self) -> None:
+        for slot in list(self._pending):
+            _, read = self._pending.pop(slot)
+            read.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await read
         for reader in list(self._slots.values()):
             await reader.close()
         self._slots.clear()
