@@ -67,7 +67,11 @@ def test_check_reports_the_layout_and_the_cluster_state(
     redis_cluster: ClusterSet, cluster_server: LivefeedServer
 ) -> None:
     """``livefeed check`` on a cluster names its state, its shards and their replicas, and the
-    key layout; writes wait for one replica there by default."""
+    key layout (of more feeds than it has connections per node); writes wait for one replica
+    there by default."""
+    with httpx.Client(base_url=cluster_server.base, timeout=10) as client:
+        for _ in range(24):
+            make_feed(client)
     done = livefeed(
         "check", "--redis-url", redis_cluster.url, "--key-prefix", cluster_server.prefix,
         LIVEFEED_EDITOR_TOKEN="t" * 24,

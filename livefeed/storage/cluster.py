@@ -8,7 +8,8 @@ pipelined import, the tail's blocked ``XREAD`` and the ``CLIENT UNBLOCK`` sent t
 ``on_primary`` does that, following redirects the way the client does: ``MOVED`` updates the
 client's slot table and retries, ``ASK`` retries once on the named node after ``ASKING``,
 ``TRYAGAIN`` (a multi-key script while its slot is half moved) and ``CLUSTERDOWN`` retry after
-a pause, a connection that cannot be made reloads the slot table and retries; after
+a pause, a connection that cannot be made reloads the slot table and retries, a node whose
+connections are all in use is waited for (as the standalone pool makes callers wait); after
 ``PATIENCE`` seconds the last error propagates (the web edge maps it to 503). A reshard moves a
 slot's keys in well under that. Commands whose replies are lost once sent are not sent again
 (a write may have run): that error propagates at once.
@@ -33,6 +34,7 @@ from redis.exceptions import (
     ClusterDownError,
     ClusterError,
     ConnectionError,
+    MaxConnectionsError,
     MovedError,
     NoScriptError,
     ReadOnlyError,
@@ -87,7 +89,12 @@ async def on_primary(cluster: RedisCluster, key: str, commands: list[Command]) -
     while attempt == 0 or time.monotonic() < deadline:
         attempt += 1
         node = asking or primary_for(cluster, key)
-        conn = node.acquire_connection()
+        try:
+            conn = node.acquire_connection()
+        except MaxConnectionsError as exc:  # every connection of the node is busy: wait
+            last = exc
+            await asyncio.sleep(0.01)
+            continue
         clean = False
         try:
             replies = await _round_trip(node, conn, commands, asking=asking is not None)
@@ -207,8 +214,8 @@ async def command(redis: Redis, *args: Any) -> Any:
 async def batch(redis: Redis, commands: list[Command], *, transaction: bool = False) -> list[Any]:
     """Run raw commands together and return their replies in order: one pipeline on one Redis
     (``MULTI``/``EXEC`` with ``transaction``; error replies returned, not raised, as a
-    transaction's are); on a cluster one ``on_primary`` call per slot, all at once (a
-    transaction must keep to one slot)."""
+    transaction's are); on a cluster one ``on_primary`` call per slot, the primaries at once and
+    each one's slots in turn (one connection each; a transaction must keep to one slot)."""
     cluster = cluster_of(redis)
     if cluster is None:
         pipe = redis.pipeline(transaction=transaction)
@@ -219,17 +226,23 @@ async def batch(redis: Redis, commands: list[Command], *, transaction: bool = Fa
         replies = await on_primary(cluster, _key(commands[0]), [("MULTI",), *commands, ("EXEC",)])
         return list(replies[-1])
     await cluster.initialize()
-    groups: dict[int, list[int]] = {}
+    slots: dict[int, list[int]] = {}  # command indexes by slot
     for index, args in enumerate(commands):
-        groups.setdefault(cluster.keyslot(_key(args)), []).append(index)
-    results = await asyncio.gather(
-        *(on_primary(cluster, _key(commands[group[0]]), [commands[i] for i in group])
-          for group in groups.values())
-    )  # fmt: skip
+        slots.setdefault(cluster.keyslot(_key(args)), []).append(index)
+    by_node: dict[str, list[list[int]]] = {}  # a node's slots one after another: one connection
+    for group in slots.values():
+        by_node.setdefault(primary_for(cluster, _key(commands[group[0]])).name, []).append(group)
     out: list[Any] = [None] * len(commands)
-    for group, replies in zip(groups.values(), results, strict=True):
-        for index, reply in zip(group, replies, strict=True):
-            out[index] = reply
+
+    async def run(groups: list[list[int]]) -> None:
+        for group in groups:
+            replies = await on_primary(
+                cluster, _key(commands[group[0]]), [commands[i] for i in group]
+            )
+            for index, reply in zip(group, replies, strict=True):
+                out[index] = reply
+
+    await asyncio.gather(*(run(groups) for groups in by_node.values()))
     return out
 
 
