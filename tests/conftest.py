@@ -107,15 +107,6 @@ def cluster_server(
     srv.stop()
 
 
-@pytest.fixture(params=["redis", "cluster"])
-def any_server(request: pytest.FixtureRequest) -> LivefeedServer:
-    """The session's node on one Redis, then the one on a Redis Cluster: for the tests that
-    must hold on both (a representative few of stream, newsroom, import and archive)."""
-    name = "server" if request.param == "redis" else "cluster_server"
-    srv: LivefeedServer = request.getfixturevalue(name)
-    return srv
-
-
 @pytest.fixture(scope="session")
 def server(
     redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
