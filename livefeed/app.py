@@ -8,12 +8,12 @@ import functools
 import gc
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -39,10 +39,12 @@ from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
 from livefeed.model.media import MEDIA_SIZES, rendition_path, srcset
 from livefeed.pages import reference, syndication, views
+from livefeed.storage.cluster import UNAVAILABLE, cluster_of
 from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
+from livefeed.storage.layout import HEARTBEAT_MS, announce, withdraw
 from livefeed.storage.ratelimit import SharedRateLimiter
 from livefeed.storage.store import Store
-from livefeed.storage.tail import BlockingReader
+from livefeed.storage.tail import BlockingReader, ClusterReader
 from livefeed.stream.hub import Hub
 from livefeed.stream.reader import SnapshotCache, serve_reader
 from livefeed.stream.replay import open_replay
@@ -70,8 +72,10 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         )
         # The one blocking XREAD of every followed feed has a connection of its own (and one
         # to wake it when the set of feeds changes), so it never starves publishing and reading.
+        # On a cluster it blocks one connection per followed slot (storage/tail.py).
         tail_timeout = settings.heartbeat_interval + settings.redis_timeout
-        tail_redis = connect(settings.redis_url, timeout=tail_timeout, pool_size=4)
+        tail_pool = 4 if cluster_of(redis) is None else 100_000  # made as needed
+        tail_redis = connect(settings.redis_url, timeout=tail_timeout, pool_size=tail_pool)
         store = Store(redis, settings.key_prefix)
         store.replicas = await replicas_to_wait_for(
             redis, settings.redis_url, settings.min_replicas
@@ -83,7 +87,8 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         elif store.replicas:
             log.info("writes answer once %d replica(s) have them", store.replicas)
         block_ms = int(settings.heartbeat_interval * 1000)
-        followers = Followers(BlockingReader(tail_redis, store.keys), block_ms)
+        reader = BlockingReader if cluster_of(tail_redis) is None else ClusterReader
+        followers = Followers(reader(tail_redis, store.keys), block_ms)
 
         async def source(feed: str) -> tuple[StreamId, AsyncIterator[list[Event]]]:
             start = (await store.bounds(feed)).last_generated
@@ -107,7 +112,8 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         app.state.snapshots = SnapshotCache()
         app.state.media_pool = worker_pool(settings.media_workers)  # processes start on use
         _tune_collector()
-        tasks = [asyncio.create_task(job(store, settings)) for job in jobs]
+        node = f"{socket.gethostname()}:{os.getpid()}"
+        tasks = [asyncio.create_task(job(store, settings)) for job in (*jobs, _heartbeat(node))]
         try:
             yield
         finally:
@@ -117,6 +123,8 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            with contextlib.suppress(*UNAVAILABLE, OSError, TimeoutError):
+                await asyncio.wait_for(withdraw(store, node), 2)  # else it lapses by itself
             await followers.close()
             app.state.media_pool.shutdown(wait=False, cancel_futures=True)
             await redis.aclose()
@@ -204,11 +212,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             ClientDisconnect: _client_gone,
             LivefeedError: _livefeed_error,
             HTTPException: _http_error,
-            RedisConnectionError: _redis_error,
-            RedisTimeoutError: _redis_error,
-            # A primary demoted under a node that names it by address (redis://) answers
-            # writes with READONLY; behind Sentinel redis-py makes that a connection error.
-            ReadOnlyError: _redis_error,
+            **dict.fromkeys(UNAVAILABLE, _redis_error),
             Exception: _unexpected_error,
         },
     )
@@ -224,6 +228,19 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         media_path=rendition_path, media_srcset=srcset, media_sizes=MEDIA_SIZES
     )
     return app
+
+
+def _heartbeat(node: str) -> Job:
+    """Announce this process as serving (``livefeed migrate`` refuses while one is) until
+    cancelled; a Redis error only skips a beat."""
+
+    async def beat(store: Store, settings: Settings) -> None:
+        while True:
+            with contextlib.suppress(*UNAVAILABLE, OSError):
+                await announce(store, node)
+            await asyncio.sleep(HEARTBEAT_MS / 3000)
+
+    return beat
 
 
 class HeaderLimit:

@@ -21,7 +21,14 @@ import redis
 from hypothesis import HealthCheck, settings
 from playwright.sync_api import Browser, Page, expect
 
-from helpers import TRANSPORTS, LivefeedServer, RedisProcess, launch_chromium, make_feed
+from helpers import (
+    TRANSPORTS,
+    ClusterSet,
+    LivefeedServer,
+    RedisProcess,
+    launch_chromium,
+    make_feed,
+)
 
 # Property tests (test_properties.py, test_openapi.py) talk to real servers: a bounded number of
 # examples and no per-example deadline, since a round trip through uvicorn and Redis varies.
@@ -76,6 +83,28 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSet]:
+    """Three primaries and three replicas as one Redis Cluster, for the whole session."""
+    cluster = ClusterSet(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_server(
+    redis_cluster: ClusterSet, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LivefeedServer]:
+    """A livefeed node on ``redis_cluster`` (writes wait for one replica, its default there)."""
+    srv = LivefeedServer(redis_cluster.url, "tc-" + uuid.uuid4().hex[:8])
+    srv.start(log_dir=tmp_path_factory.mktemp("cluster-logs"))
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture(scope="session")

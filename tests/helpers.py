@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -29,6 +29,7 @@ import websockets
 from playwright.sync_api import Browser, sync_playwright
 from websockets.asyncio.client import ClientConnection
 
+from livefeed.storage.keys import Keys
 from livefeed.storage.redis_server import find_redis_server, free_port
 
 TOKEN = "test-editor-token-0123456789"
@@ -296,10 +297,133 @@ class SentinelSet:
             self.proxy = None
 
 
+class ClusterSet:
+    """A Redis Cluster of three primaries with a replica each, on loopback (AOF, ``appendfsync
+    always``); ``url`` is livefeed's ``redis+cluster://`` URL. A primary SIGKILLed is replaced
+    by its replica after ``node_timeout_ms``."""
+
+    def __init__(self, base: Path, node_timeout_ms: int = 1000) -> None:
+        self.base = base
+        self.node_timeout_ms = node_timeout_ms
+        self.nodes = [RedisProcess(base / f"node{index}") for index in range(6)]
+        self._bus_ports: dict[int, int] = {}
+
+    def start_node(self, node: RedisProcess, bus_port: int | None = None) -> None:
+        """Start one node (again: same port, data and cluster state, after a SIGKILL say)."""
+        # The bus port is given: the default (port + 10000) may be past 65535.
+        bus = self._bus_ports.setdefault(node.port, bus_port or free_port())
+        node.start(
+            "--cluster-enabled", "yes", "--cluster-node-timeout", str(self.node_timeout_ms),
+            "--cluster-config-file", str(node.data_dir / "nodes.conf"),
+            "--cluster-port", str(bus),
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3]) + "/"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            (node.data_dir / "nodes.conf").unlink(missing_ok=True)
+            self.start_node(node, free_port())
+        subprocess.run(
+            [
+                find_redis_cli(), "--cluster", "create",
+                *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                "--cluster-replicas", "1", "--cluster-yes",
+            ],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        wait_until(self.healthy, 60, "the cluster did not come up")
+
+    def client(self) -> redis.RedisCluster:
+        """A plain (sync) cluster client for the test's own looks at the data."""
+        return redis.RedisCluster(host="127.0.0.1", port=self.live_port(), socket_timeout=2)
+
+    def live_port(self) -> int:
+        return next(n.port for n in self.nodes if n.proc is not None and n.proc.poll() is None)
+
+    def healthy(self) -> bool:
+        """Every slot is served and every primary has a replica in sync."""
+        try:
+            with redis.Redis(port=self.live_port(), socket_timeout=0.5) as client:
+                info = client.cluster("info")
+            shards = self.shards()
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            return False
+        if info.get("cluster_state") != "ok" or len(shards) != 3:
+            return False
+        return all(len(replicas) >= 1 for replicas in shards.values()) and all(
+            self._replicated(port) for port in shards
+        )
+
+    def _replicated(self, port: int) -> bool:
+        """The primary on ``port`` has a replica online (its first sync done)."""
+        try:
+            with redis.Redis(port=port, socket_timeout=0.5) as client:
+                info = client.info("replication")
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+        replica = info.get("slave0")
+        return isinstance(replica, dict) and replica.get("state") == "online"
+
+    def shards(self) -> dict[int, list[int]]:
+        """Each primary's port with its connected replicas' ports, as CLUSTER NODES says."""
+        with redis.Redis(port=self.live_port(), socket_timeout=0.5) as client:
+            raw = client.execute_command("CLUSTER", "NODES")
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        lines = [line.split() for line in text.splitlines() if line.strip()]
+        port_of = {f[0]: int(f[1].split("@")[0].rsplit(":", 1)[1]) for f in lines}
+        shards: dict[int, list[int]] = {}
+        for f in lines:
+            if "master" in f[2] and "fail" not in f[2]:
+                shards.setdefault(port_of[f[0]], [])
+        for f in lines:
+            if "slave" in f[2] and "fail" not in f[2] and f[7] == "connected":
+                primary = port_of.get(f[3])
+                if primary in shards:
+                    shards[primary].append(port_of[f[0]])
+        return shards
+
+    def primary_of(self, key: str) -> RedisProcess:
+        """The node that serves ``key``'s slot now."""
+        client = self.client()
+        try:
+            node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+            assert node is not None
+            port = int(node.port)
+        finally:
+            client.close()
+        return next(n for n in self.nodes if n.port == port)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def find_redis_cli() -> str:
+    """redis-cli beside the redis-server livefeed runs (or on PATH)."""
+    beside = Path(find_redis_server()).with_name("redis-cli")
+    return str(beside) if beside.exists() else "redis-cli"
+
+
 TRANSPORTS: dict[str, dict[str, str]] = {"direct": {}, "asgi": {"LIVEFEED_WS_DIRECT": "0"}}
 """The two ways a server writes to readers, as the environment that selects each: livefeed's own
 uvicorn protocol (direct writes, parked readers) and uvicorn's stock one (every event through
 ASGI, as under any other ASGI server)."""
+
+
+ON_BOTH = pytest.mark.parametrize("server", ["redis", "cluster"], indirect=True)
+"""Run a test on the session's node on one Redis and on the one on a Redis Cluster (a module
+using it overrides ``server`` with ``pick_server``)."""
+
+
+def pick_server(server: LivefeedServer, request: pytest.FixtureRequest) -> LivefeedServer:
+    """``server``, or the session's node on a Redis Cluster when the test asks for it (ON_BOTH)."""
+    if getattr(request, "param", "redis") == "cluster":
+        clustered: LivefeedServer = request.getfixturevalue("cluster_server")
+        return clustered
+    return server
 
 
 class LivefeedServer:
@@ -472,11 +596,21 @@ def publish(client: httpx.Client, slug: str, headline: str, **fields: Any) -> di
     return brief
 
 
+def admin_client(url: str) -> redis.Redis:
+    """A plain (sync) client of the Redis a livefeed ``redis://`` or ``redis+cluster://`` URL
+    names, for the test's own looks at the data (a cluster client answers the same calls)."""
+    if url.startswith("redis+cluster://"):
+        host, _, port = url.removeprefix("redis+cluster://").split(",")[0].rpartition(":")
+        cluster: Any = redis.RedisCluster(host=host, port=int(port.rstrip("/")), socket_timeout=5)
+        return cast(redis.Redis, cluster)
+    return redis.Redis.from_url(url)
+
+
 def stream_length(redis_server: RedisProcess, server: LivefeedServer, slug: str) -> int:
     """How many events the feed's stream holds, read from Redis itself."""
-    client = redis.Redis.from_url(redis_server.url)
+    client = admin_client(server.redis_url or redis_server.url)
     try:
-        return int(client.xlen(f"{server.prefix}:feed:{slug}:events"))
+        return int(client.xlen(Keys(server.prefix).stream(slug)))
     finally:
         client.close()
 

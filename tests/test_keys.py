@@ -1,4 +1,5 @@
-"""Redis key names: defined once in livefeed.storage.keys, and exactly the names stored data has."""
+"""Redis key names: defined once in livefeed.storage.keys, exactly the names stored data has, each
+feed's in one Redis Cluster slot; and ``livefeed migrate`` from the layout before hash tags."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from helpers import RedisProcess
 from livefeed.model.brief import parse_new_brief
@@ -14,26 +16,32 @@ from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
 from livefeed.newsroom import actions
 from livefeed.storage import idempotency
-from livefeed.storage.keys import Keys
+from livefeed.storage.keys import Keys, legacy_of_feed
 from livefeed.storage.store import Store
 
-# The names deployments already hold: changing one would strand their data.
+# The names deployments hold: changing one would strand their data (``livefeed migrate`` moves
+# the layout before hash tags, LEGACY, to this one).
 EXPECTED = {
     "feeds": "P:feeds",
     "tokens": "P:tokens",
     "token_hashes": "P:token-hashes",
-    "feed": "P:feed:s",
-    "stream": "P:feed:s:events",
-    "states": "P:feed:s:briefs",
-    "days": "P:feed:s:days",
-    "histories": "P:feed:s:history",
-    "meta": "P:feed:s:meta",
-    "key_events": "P:feed:s:key-events",
-    "time_index": "P:feed:s:by-time",
-    "last_id": "P:feed:s:last-id",
-    "idempotency": "P:idempotency:scope:k",
+    "feed": "P:feed:{s}",
+    "stream": "P:feed:{s}:events",
+    "states": "P:feed:{s}:briefs",
+    "days": "P:feed:{s}:days",
+    "histories": "P:feed:{s}:history",
+    "meta": "P:feed:{s}:meta",
+    "key_events": "P:feed:{s}:key-events",
+    "time_index": "P:feed:{s}:by-time",
+    "last_id": "P:feed:{s}:last-id",
+    "idempotency": "P:idempotency:{s}:scope:k",
     "lease": "P:lease:demo",
+    "nodes": "P:nodes",
 }
+LEGACY = [
+    "P:feed:s", "P:feed:s:events", "P:feed:s:briefs", "P:feed:s:days", "P:feed:s:history",
+    "P:feed:s:meta", "P:feed:s:key-events", "P:feed:s:by-time", "P:feed:s:last-id",
+]  # fmt: skip
 
 
 def _names(keys: Keys) -> dict[str, str]:
@@ -50,8 +58,9 @@ def _names(keys: Keys) -> dict[str, str]:
         "key_events": keys.key_events("s"),
         "time_index": keys.time_index("s"),
         "last_id": keys.last_id("s"),
-        "idempotency": keys.idempotency("scope", "k"),
+        "idempotency": keys.idempotency("s", "scope", "k"),
         "lease": keys.lease("demo"),
+        "nodes": keys.nodes,
     }
 
 
@@ -68,6 +77,34 @@ def test_script_keys_are_in_the_order_the_lua_scripts_read_them() -> None:
     assert Keys("P").of_feed("s") == [EXPECTED["feed"], *names]
 
 
+def test_legacy_names_pair_with_the_current_ones() -> None:
+    """legacy_of_feed lists the names before hash tags in of_feed's order, for migrate."""
+    assert legacy_of_feed("P", "s") == LEGACY
+    assert [name.replace("{s}", "s") for name in Keys("P").of_feed("s")] == LEGACY
+
+
+@pytest.mark.parametrize("slug", ["s", "0", "-", "a--b", "x" * 64, "2026-12-01-kyiv"])
+def test_every_key_of_a_feed_hashes_to_one_slot(slug: str) -> None:
+    """A feed's record, script keys and idempotency records share one Redis Cluster slot, for
+    awkward slugs too (one character, only dashes, the longest, and a key with braces)."""
+    keys = Keys("lf-1")
+    names = [*keys.of_feed(slug), keys.idempotency(slug, "scope", "k{1}")]
+    assert len({key_slot(name.encode()) for name in names}) == 1
+
+
+def test_feeds_do_not_all_share_a_slot() -> None:
+    """Different feeds land in different slots (the prefix is not the tag), so they spread."""
+    slots = {key_slot(Keys("P").stream(f"feed-{n}").encode()) for n in range(50)}
+    assert len(slots) > 40
+
+
+def test_a_prefix_with_braces_is_refused() -> None:
+    """A brace in the prefix would become every key's hash tag: Keys refuses it."""
+    for prefix in ("a{b}", "{", "}"):
+        with pytest.raises(ValueError, match="prefix"):
+            Keys(prefix)
+
+
 @pytest.fixture
 async def store(redis_server: RedisProcess) -> AsyncIterator[Store]:
     redis = Redis.from_url(redis_server.url)
@@ -82,7 +119,9 @@ async def test_every_key_a_feed_writes_is_listed_by_keys(store: Store) -> None:
     correction, a pin, a token, the demo lease) leaves only keys Keys names, under the names
     existing data has."""
     slug, p = "s", store.prefix
-    create = idempotency.intent(store.keys, "k", "Desk", "POST", "/api/feeds", None, {"slug": "s"})
+    create = idempotency.intent(
+        store.keys, "s", "k", "Desk", "POST", "/api/feeds", None, {"slug": "s"}
+    )
     feed = await store.create_feed(Feed(slug, "Feed", "UTC", iso_ms(now_ms())), create)
     first = await actions.publish(store, feed, parse_new_brief({"headline": "a"}, "Desk"), "Desk")
     draft = parse_new_brief({"headline": "b", "key_event": True}, "Desk")
@@ -96,6 +135,6 @@ async def test_every_key_a_feed_writes_is_listed_by_keys(store: Store) -> None:
     found = {key.decode() async for key in store.redis.scan_iter(match=f"{p}:*", count=1000)}
     feed_keys = {key for key in found if key.startswith(f"{p}:feed:")}
     assert feed_keys == set(store.keys.of_feed(slug))
-    named = {name for kind, name in _names(Keys(p)).items() if kind != "idempotency"}
+    named = {name for kind, name in _names(Keys(p)).items() if kind not in ("idempotency", "nodes")}
     assert found == named | {create.key}
-    assert create.key.startswith(f"{p}:idempotency:") and create.key.endswith(":k")
+    assert create.key.startswith(f"{p}:idempotency:{{s}}:") and create.key.endswith(":k")

@@ -12,15 +12,32 @@ import httpx
 import pytest
 import websockets
 
-from helpers import LivefeedServer, RedisProcess, auth, frames_until, has_live, livefeed, publish
+from helpers import (
+    ON_BOTH,
+    LivefeedServer,
+    RedisProcess,
+    auth,
+    frames_until,
+    has_live,
+    livefeed,
+    pick_server,
+    publish,
+)
 from livefeed.model.days import day_containing
 from livefeed.model.ids import StreamId
+
+
+@pytest.fixture
+def server(server: LivefeedServer, request: pytest.FixtureRequest) -> LivefeedServer:
+    """The session's node; on a Redis Cluster for the tests marked ON_BOTH."""
+    return pick_server(server, request)
 
 
 def brief_url(feed: str, brief_id: str) -> str:
     return f"/api/feeds/{feed}/briefs/{brief_id}"
 
 
+@ON_BOTH
 def test_a_correction_keeps_id_and_place_and_gains_a_version(http: httpx.Client, feed: str) -> None:
     first = publish(http, feed, "First")
     middle = publish(http, feed, "Middle", body="Teh body.")
@@ -111,6 +128,7 @@ def test_correcting_or_retracting_a_brief_that_does_not_exist_is_404(
     assert response.status_code == 404 and response.json()["error"]["code"] == "brief_not_found"
 
 
+@ON_BOTH
 def test_a_retraction_removes_the_brief_from_lists_days_and_export(
     http: httpx.Client, feed: str, redis_server: RedisProcess, server: LivefeedServer
 ) -> None:
@@ -132,7 +150,7 @@ def test_a_retraction_removes_the_brief_from_lists_days_and_export(
         b["id"] for b in http.get(f"/api/feeds/{feed}/days/{today['date']}").json()["briefs"]
     ] == [keep["id"]]
     exported = livefeed(
-        "export", feed, "--redis-url", redis_server.url, "--key-prefix", server.prefix
+        "export", feed, "--redis-url", server.redis_url, "--key-prefix", server.prefix
     ).stdout
     assert "Keep" in exported and "Gone" not in exported
     assert http.delete(brief_url(feed, gone["id"]), headers=auth()).status_code == 404, (
@@ -172,6 +190,7 @@ def test_history_lists_every_version_with_editor_and_time(
     assert http.get(f"/api/feeds/{feed}/briefs/1-0/history").status_code == 404
 
 
+@ON_BOTH
 def test_one_pin_per_feed(http: httpx.Client, feed: str) -> None:
     a, b = publish(http, feed, "A"), publish(http, feed, "B")
     response = http.put(f"/api/feeds/{feed}/pin", json={"brief_id": a["id"]}, headers=auth())
@@ -202,6 +221,7 @@ def test_key_events_are_flagged_and_listed(http: httpx.Client, feed: str) -> Non
     ]
 
 
+@ON_BOTH
 def test_an_ended_feed_refuses_new_briefs_until_reopened(http: httpx.Client, feed: str) -> None:
     brief = publish(http, feed, "Last word")
     ended = http.patch(f"/api/feeds/{feed}", json={"status": "ended"}, headers=auth())
@@ -303,6 +323,7 @@ class ReaderState:
             self.status = frame["feed"]["status"]
 
 
+@ON_BOTH
 async def test_readers_during_a_burst_of_changes_end_with_the_archive_state(
     server: LivefeedServer, http: httpx.Client, feed: str
 ) -> None:

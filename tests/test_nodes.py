@@ -28,6 +28,7 @@ from helpers import (
     wait_for,
     wait_until,
 )
+from livefeed.storage.keys import Keys
 
 READERS = 200
 BRIEFS = 500
@@ -197,7 +198,7 @@ async def test_three_nodes_through_a_node_sigkill_give_every_reader_the_stream_e
                         assert gone.status_code == 204, gone.text
 
         await asyncio.gather(*(editor(k) for k in range(3)))
-        entries = admin.xrange(f"{prefix}:feed:{slug}:events") or []
+        entries = admin.xrange(Keys(prefix).stream(slug)) or []
         stream = [raw.decode() for raw, _ in entries if isinstance(raw, bytes)]
         kinds = [fields[b"t"] for _, fields in entries if isinstance(fields, dict)]
         assert kinds.count(b"brief") == BRIEFS + 1, "a publish was lost or doubled"

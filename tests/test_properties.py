@@ -27,6 +27,7 @@ from websockets.sync.client import ClientConnection, connect
 from helpers import LivefeedServer, RedisProcess, auth, make_feed, publish
 from livefeed.config import Settings
 from livefeed.model.text import sanitize_body
+from livefeed.storage.keys import Keys
 
 U64 = 2**64 - 1
 EDITOR = "Newsroom"  # the conftest server's editor name
@@ -425,7 +426,7 @@ class Target:
         self._redis = redis.Redis.from_url(redis_server.url)
 
     def xlen(self) -> int:
-        return int(self._redis.xlen(f"{self.server.prefix}:feed:{self.slug}:events"))
+        return int(self._redis.xlen(Keys(self.server.prefix).stream(self.slug)))
 
     def last_id(self) -> str:
         return str(self.client.get(f"/api/feeds/{self.slug}").json()["last_event_id"])

@@ -25,6 +25,7 @@ from helpers import (
     stored_ids,
     wait_until,
 )
+from livefeed.storage.keys import Keys
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def on_replica(replica: RedisProcess, server: LivefeedServer, slug: str) -> list
     """The ids of the feed's stream as the replica holds them."""
     client = redis.Redis(port=replica.port, socket_timeout=5)
     try:
-        entries = client.xrange(f"{server.prefix}:feed:{slug}:events") or []
+        entries = client.xrange(Keys(server.prefix).stream(slug)) or []
         return [raw.decode() for raw, _ in entries if isinstance(raw, bytes)]
     finally:
         client.close()

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from helpers import LivefeedServer, RedisProcess, wait_for_demo
+from livefeed.storage.keys import Keys
 from livefeed.storage.redis_server import free_port
 
 
@@ -180,9 +181,7 @@ def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, 
     client = redis.Redis.from_url(url)
     try:
         # redis-py types replies as bytes | str; a client without decode_responses gets bytes.
-        rows = cast(
-            list[tuple[bytes, dict[bytes, bytes]]], client.xrange("livefeed:feed:demo:events")
-        )
+        rows = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(Keys().stream("demo")))
         types = {fields[b"t"] for _, fields in rows}
     finally:
         client.close()

@@ -18,7 +18,6 @@ import httpx
 import orjson
 import pytest
 import websockets
-from redis.asyncio import Redis
 
 from helpers import (
     TRANSPORTS,
@@ -28,9 +27,11 @@ from helpers import (
     frames_until,
     has_live,
     make_feed,
+    pick_server,
     publish,
 )
 from livefeed.newsroom.transfer import import_briefs, parse_import
+from livefeed.storage.connect import connect
 from livefeed.storage.store import Store
 
 
@@ -38,11 +39,23 @@ from livefeed.storage.store import Store
 def server(
     server: LivefeedServer, transport: str, request: pytest.FixtureRequest
 ) -> LivefeedServer:
-    """The session's server for this test's transport (conftest's ``server`` or ``asgi_server``)."""
+    """The session's server for this test's transport (conftest's ``server`` or ``asgi_server``);
+    for the tests marked CLUSTER_TOO, also the node on a Redis Cluster (direct transport)."""
+    if getattr(request, "param", "redis") == "cluster":
+        return pick_server(server, request)
     if transport == "direct":
         return server
     asgi: LivefeedServer = request.getfixturevalue("asgi_server")
     return asgi
+
+
+CLUSTER_TOO = pytest.mark.parametrize(
+    ("transport", "server"),
+    [("direct", "redis"), ("asgi", "redis"), ("direct", "cluster")],
+    indirect=["server"],
+    ids=["direct", "asgi", "cluster"],
+)
+"""Both transports on one Redis, and livefeed's own on a Redis Cluster."""
 
 
 async def apublish(client: httpx.AsyncClient, slug: str, headline: str) -> dict[str, Any]:
@@ -58,6 +71,7 @@ def briefs_in(frames: list[dict[str, Any]]) -> list[str]:
     return [f["brief"]["headline"] for f in frames if f["type"] == "brief"]
 
 
+@CLUSTER_TOO
 async def test_a_published_brief_reaches_a_connected_reader(
     server: LivefeedServer, http: httpx.Client, feed: str
 ) -> None:
@@ -84,6 +98,7 @@ async def test_connecting_without_since_sends_a_snapshot_of_the_latest_briefs(
     assert frame["event_id"] == later["id"]
 
 
+@CLUSTER_TOO
 async def test_reconnect_with_since_gets_missed_briefs_once_in_order(
     server: LivefeedServer, http: httpx.Client, feed: str
 ) -> None:
@@ -98,11 +113,9 @@ async def test_reconnect_with_since_gets_missed_briefs_once_in_order(
     ]
 
 
-async def import_after(
-    redis_server: RedisProcess, prefix: str, slug: str, at: str, count: int
-) -> list[str]:
+async def import_after(redis_url: str, prefix: str, slug: str, at: str, count: int) -> list[str]:
     """``count`` briefs appended at once through the import path, all published at ``at``."""
-    redis = Redis.from_url(redis_server.url)
+    redis = connect(redis_url, timeout=10)
     try:
         store = Store(redis, prefix)
         feed = await store.require_feed(slug)
@@ -113,6 +126,7 @@ async def import_after(
         await redis.aclose()
 
 
+@CLUSTER_TOO
 async def test_catch_up_while_publishing_has_no_gap_and_no_duplicate(
     server: LivefeedServer, redis_server: RedisProcess, http: httpx.Client, feed: str
 ) -> None:
@@ -120,7 +134,8 @@ async def test_catch_up_while_publishing_has_no_gap_and_no_duplicate(
     first = publish(http, feed, "start")
     # More than one catch-up page (500) before the reader connects; imported, since how they
     # were written does not matter here and 600 publishes take seconds on a busy machine.
-    pre = await import_after(redis_server, server.prefix, feed, first["published_at"], 600)
+    url = server.redis_url or redis_server.url
+    pre = await import_after(url, server.prefix, feed, first["published_at"], 600)
     async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
 
         async def publisher() -> list[str]:
@@ -176,6 +191,7 @@ async def test_since_newer_than_the_feed_gets_a_reload_frame_not_a_silent_gap(
     assert frame["type"] == "reload" and frame["reason"]
 
 
+@CLUSTER_TOO
 async def test_many_readers_each_get_every_brief_once(
     server: LivefeedServer, http: httpx.Client, feed: str
 ) -> None:

@@ -37,6 +37,7 @@ from livefeed.model.feed import parse_new_feed
 from livefeed.model.ids import ZERO_ID, now_ms
 from livefeed.model.schema import BODY_MAX, TAG_MAX, TAGS_MAX
 from livefeed.newsroom.transfer import ImportRejected, parse_import
+from livefeed.storage.keys import Keys
 
 # One of each kind the rule forbids: C0 controls (the issue's U+0001 and U+001B), DEL, a C1
 # control, non-characters in the BMP and beyond it.
@@ -253,8 +254,8 @@ def test_a_brief_stored_before_the_rule_breaks_no_output(
     }
     client = redis_client(redis_server)
     try:
-        client.hset(f"{server.prefix}:feed:{slug}:briefs", brief["id"], orjson.dumps(dirty))
-        record_key = f"{server.prefix}:feed:{slug}"
+        client.hset(Keys(server.prefix).states(slug), brief["id"], orjson.dumps(dirty))
+        record_key = Keys(server.prefix).feed(slug)
         record = orjson.loads(client.get(record_key) or b"{}")
         client.set(record_key, orjson.dumps({**record, "title": "Election\x01 night"}))
     finally:
@@ -308,7 +309,7 @@ def test_a_correction_of_an_old_brief_stores_it_clean(
     """Correcting any field of a brief stored before the rule writes the rest of it cleaned."""
     brief = publish(http, feed, "Placeholder")
     client = redis_client(redis_server)
-    key = f"{server.prefix}:feed:{feed}:briefs"
+    key = Keys(server.prefix).states(feed)
     try:
         client.hset(key, brief["id"], orjson.dumps({**brief, "headline": "Old\x01 headline"}))
         fixed = http.patch(

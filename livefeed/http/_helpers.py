@@ -128,8 +128,11 @@ async def idempotent(
     action: Callable[[Intent | None], Awaitable[Any]],
     render: Callable[[Any], Response],
     model: type[Any] | None = None,
+    *,
+    feed: str,
 ) -> Response:
-    """Run a write at most once per ``Idempotency-Key`` and answer ``render(result)``.
+    """Run a write at most once per ``Idempotency-Key`` and answer ``render(result)``; the
+    record is kept with ``feed``'s keys (its slot on a cluster).
 
     A retry of an intent carried out before gets its first result again, marked
     ``Idempotent-Replayed: true``, and writes nothing. The script decides (atomically with the
@@ -142,7 +145,7 @@ async def idempotent(
         return render(await action(None))
     store, _ = state(request)
     intent = idempotency.intent(
-        store.keys, key, editor, request.method, request.url.path,
+        store.keys, feed, key, editor, request.method, request.url.path,
         request.headers.get("if-match"), body,
     )  # fmt: skip
     done, result = await store.intent_result(intent)

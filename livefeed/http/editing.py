@@ -116,6 +116,7 @@ async def patch_brief(request: Request) -> Response:
         correct,
         lambda brief: json_response(brief, headers={"ETag": f'"{brief.version}"'}),
         Brief,
+        feed=feed.slug,
     )
 
 
@@ -130,6 +131,7 @@ async def delete_brief(request: Request) -> Response:
         None,
         lambda intent: actions.retract(store, feed, target, version, editor, intent),
         lambda _: Response(status_code=204),
+        feed=feed.slug,
     )
 
 
@@ -160,6 +162,7 @@ async def put_pin(request: Request) -> Response:
         payload,
         lambda intent: actions.pin(store, feed, target, editor, intent),
         lambda brief: json_response({"pinned": brief}),
+        feed=feed.slug,
     )
 
 
@@ -173,6 +176,7 @@ async def delete_pin(request: Request) -> Response:
         None,
         lambda intent: actions.unpin(store, feed, editor, intent),
         lambda _: json_response({"pinned": None}),
+        feed=feed.slug,
     )
 
 
@@ -204,6 +208,7 @@ async def patch_feed(request: Request) -> Response:
             description=patch.description,
         ),
         json_response,
+        feed=feed.slug,
     )
 
 

@@ -46,6 +46,7 @@ async def create_feed(request: Request) -> Response:
         payload,
         create,
         lambda made: json_response(made, 201, {"Location": f"/api/feeds/{made['slug']}"}),
+        feed=feed.slug,
     )
 
 
@@ -90,6 +91,7 @@ async def publish_brief(request: Request) -> Response:
         publish,
         lambda brief: json_response(brief, 201, {"Location": f"/feeds/{feed.slug}#{brief.id}"}),
         Brief,
+        feed=feed.slug,
     )
 
 

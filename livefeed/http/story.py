@@ -54,6 +54,7 @@ async def put_lead(request: Request) -> Response:
         lambda intent: story.set_lead(store, feed, new, expected, editor, intent),
         lambda lead: json_response(lead, headers=_etag(lead.version)),
         Lead,
+        feed=feed.slug,
     )
 
 
@@ -72,6 +73,7 @@ async def put_summary(request: Request) -> Response:
         lambda intent: story.set_summary(store, feed, new, expected, editor, intent),
         lambda summary: json_response(summary, headers=_etag(summary.version)),
         Summary,
+        feed=feed.slug,
     )
 
 
@@ -94,6 +96,7 @@ async def _clear(request: Request, kind: str) -> Response:
         None,
         lambda intent: story.clear(store, feed, kind, expected, editor, intent),
         lambda _: Response(status_code=204),
+        feed=feed.slug,
     )
 
 

@@ -22,17 +22,22 @@ from typing import Any, Literal, TextIO
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from livefeed.config import Settings
+from livefeed.storage.cluster import cluster_of
 from livefeed.storage.connect import (
     SENTINEL_SCHEMES,
     connect,
     hide_password,
+    is_cluster_url,
     replicas_to_wait_for,
 )
 from livefeed.storage.keys import Keys
+from livefeed.storage.layout import legacy_feeds
 from livefeed.storage.redis_server import EmbeddedRedisError, find_redis_server, owner_url
+from livefeed.storage.store import Store
 
 MIN_VERSION = (6, 2)
 MIN_TOKEN_CHARS = 16
@@ -120,15 +125,60 @@ def check_data_dir(data_dir: Path) -> Finding:
 
 
 async def check_redis(url: str, settings: Settings) -> list[Finding]:
-    """Reachability, version, role, persistence, memory policy and editor tokens."""
+    """Reachability, version, role, persistence, memory policy, key layout and editor tokens;
+    on a cluster its state first, and the server checks on one of its primaries."""
     redis = connect(url, timeout=5.0, pool_size=4, connect_timeout=3.0, decode_responses=True)
     try:
-        return await _check_redis(redis, url, settings)
+        cluster = cluster_of(redis)
+        if cluster is None:
+            return await _check_redis(redis, redis, url, settings)
+        findings, primary = await cluster_state(cluster)
+        if primary is None:
+            return findings
+        server = Redis(host=primary.host, port=int(primary.port), socket_timeout=5.0,
+                       decode_responses=True)  # fmt: skip
+        try:
+            return findings + await _check_redis(server, redis, url, settings)
+        finally:
+            await server.aclose()
     finally:
         await redis.aclose()
 
 
-async def _check_redis(redis: Redis, url: str, settings: Settings) -> list[Finding]:
+async def cluster_state(cluster: RedisCluster) -> tuple[list[Finding], ClusterNode | None]:
+    """How the cluster stands (CLUSTER INFO, each primary's replicas), and a primary to check
+    the server settings on (None when the cluster cannot be read)."""
+    try:
+        await cluster.initialize()
+        state = await cluster.cluster_info(target_nodes=RedisCluster.RANDOM)
+        primaries = cluster.get_primaries()
+        infos = await cluster.info("replication", target_nodes=RedisCluster.PRIMARIES)
+    except (RedisError, RedisClusterException, OSError) as exc:
+        return [Finding("error", "cluster", f"cannot read the Redis Cluster: {exc}")], None
+    counts = sorted(int(info.get("connected_slaves", 0)) for info in infos.values())
+    first = primaries[0]
+    if counts and counts[0] == counts[-1]:
+        replicas = f"each with {counts[0]} replica" + ("" if counts[0] == 1 else "s")
+    else:
+        replicas = f"with {counts[0] if counts else 0} to {counts[-1] if counts else 0} replicas"
+    where = f"; the server checks below are of the primary {first.host}:{first.port}"
+    message = f"cluster_state {state.get('cluster_state')}, {len(primaries)} primaries, {replicas}"
+    if state.get("cluster_state") != "ok":
+        level: Level = "error"
+        message += ": some slots are not served, so writes to their feeds fail (503)"
+    elif not counts or counts[0] == 0:
+        level = "warn"
+        message += (
+            ": a primary without a replica loses its feeds' acknowledged briefs if its disk does"
+        )
+    else:
+        level = "ok"
+    return [Finding(level, "cluster", message + where)], first
+
+
+async def _check_redis(redis: Redis, data: Redis, url: str, settings: Settings) -> list[Finding]:
+    """The checks of one server (``redis``), and of livefeed's data through ``data`` (the
+    same client, or on a cluster the cluster client)."""
     shown = hide_password(url)
     try:
         await redis.ping()
@@ -176,13 +226,13 @@ async def _check_redis(redis: Redis, url: str, settings: Settings) -> list[Findi
                 "policy below are read from INFO, which does not show appendfsync",
             )
         )
-    waits_for = await replicas_to_wait_for(redis, url, settings.min_replicas)
+    waits_for = await replicas_to_wait_for(data, url, settings.min_replicas)
     findings.append(
         replication(
             int(info.get("connected_slaves", 0) or 0),
             waits_for,
             config.get("min-replicas-to-write"),
-            behind_sentinel=urlsplit(url).scheme in SENTINEL_SCHEMES,
+            behind_sentinel=urlsplit(url).scheme in SENTINEL_SCHEMES or is_cluster_url(url),
         )
     )
     if settings.wait_aof:
@@ -195,10 +245,23 @@ async def _check_redis(redis: Redis, url: str, settings: Settings) -> list[Findi
     findings.append(persistence(aof, config.get("appendfsync"), config.get("save")))
     findings.append(memory_policy(None if policy is None else str(policy), config.get("maxmemory")))
     keys = Keys(settings.key_prefix)
-    stored = int(await redis.hlen(keys.tokens))
-    feeds = int(await redis.zcard(keys.feeds))
+    findings.append(layout(await legacy_feeds(Store(data, settings.key_prefix))))
+    stored = int(await data.hlen(keys.tokens))
+    feeds = int(await data.zcard(keys.feeds))
     findings.append(tokens(settings, stored, feeds))
     return findings
+
+
+def layout(old: list[str]) -> Finding:
+    """Whether feeds are stored under the names this livefeed reads (``storage.layout``)."""
+    if old:
+        return Finding(
+            "error",
+            "layout",
+            f"{len(old)} feed(s) are in the key layout before hash tags ({', '.join(old[:3])}); "
+            "serve refuses to start: stop every livefeed node and run 'livefeed migrate'",
+        )
+    return Finding("ok", "layout", "each feed's keys in one slot (hash-tagged key layout)")
 
 
 def replication(

@@ -148,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
         "is well, 1 when something must be fixed; warnings do not fail.",
     )
     check.set_defaults(func=cmd_check)
+    migrate = sub.add_parser(
+        "migrate",
+        parents=[redis_opts],
+        help="move feeds' keys to the layout with hash tags (needed once; stop every node first)",
+        description="Move every feed's Redis keys from the layout before hash tags "
+        "(prefix:feed:SLUG...) to the current one (prefix:feed:{SLUG}...), which Redis Cluster "
+        "needs and serve expects. Safe to run again, or after a crash midway. Refused (exit "
+        "status 1) while a livefeed node serves this Redis and key prefix.",
+    )
+    migrate.set_defaults(func=cmd_migrate)
     _describe(parser)
     return parser
 
@@ -227,6 +237,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     from livefeed.ops import check
 
     return check.run(settings_from(args), redis_url, sys.stdout)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from livefeed.storage import layout
+
+    async def action(store: Store) -> int:
+        serving = await layout.serving_nodes(store)
+        if serving:
+            print(
+                f"livefeed: refused: {len(serving)} livefeed process(es) serve this Redis now "
+                f"({', '.join(serving[:3])}); stop them all, then run migrate again",
+                file=sys.stderr,
+            )
+            return 1
+        old = await layout.legacy_feeds(store)
+        moved = 0
+        for slug in old:
+            moved += await layout.migrate_feed(store, slug)
+            print(f"moved feed {slug}")
+        print(f"migrate: {len(old)} feed(s), {moved} key(s) moved; the layout is current")
+        return 0
+
+    return with_store(args, action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 import uvicorn
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from starlette.applications import Starlette
 
 from livefeed import logs
@@ -28,6 +28,7 @@ from livefeed.ops.check import check_data_dir
 from livefeed.ops.demo import DEMO_EDITOR, run_demo
 from livefeed.storage.connect import BadRedisUrl, check_url, connect, hide_password
 from livefeed.storage.keys import Keys
+from livefeed.storage.layout import legacy_feeds
 from livefeed.storage.redis_server import EmbeddedRedis, EmbeddedRedisError
 from livefeed.storage.store import Store
 from livefeed.storage.tokens import Tokens
@@ -41,6 +42,9 @@ EXIT_REDIS = os.EX_SOFTWARE
 """``serve`` exit status when the embedded Redis does not start."""
 EXIT_USAGE = os.EX_USAGE
 """``serve`` exit status when a setting cannot be used as given (a Redis URL it cannot parse)."""
+EXIT_OLD_LAYOUT = os.EX_CONFIG
+"""``serve`` exit status when Redis holds feeds in the key layout before hash tags: run
+``livefeed migrate`` first."""
 
 
 def serve(settings: Settings) -> int:
@@ -58,6 +62,11 @@ def serve(settings: Settings) -> int:
     if problem is not None:
         print(f"livefeed: {problem}", file=sys.stderr)
         return EXIT_PORT_UNUSABLE
+    try:
+        Keys(settings.key_prefix)  # a brace would be every key's Redis Cluster hash tag
+    except ValueError as exc:
+        print(f"livefeed: {exc}; pass another --key-prefix", file=sys.stderr)
+        return EXIT_USAGE
     if settings.redis_url:
         try:
             check_url(settings.redis_url)
@@ -80,6 +89,21 @@ def serve(settings: Settings) -> int:
             return EXIT_REDIS
         settings = dataclasses.replace(settings, redis_url=url)
         print(f"livefeed: embedded Redis at {url}, data in {embedded.data_dir}", file=sys.stderr)
+    try:
+        old = asyncio.run(old_layout(settings))
+    except (RedisError, RedisClusterException, OSError) as exc:
+        old = []
+        print(f"livefeed: cannot reach Redis at {settings.redis_url} yet: {exc}", file=sys.stderr)
+    if old:
+        if embedded is not None:
+            embedded.stop()
+        print(
+            f"livefeed: Redis holds {len(old)} feed(s) ({', '.join(old[:3])}...) in the key "
+            "layout before hash tags; stop every livefeed node and run `livefeed migrate` "
+            "with the same --redis-url/--data-dir and --key-prefix",
+            file=sys.stderr,
+        )
+        return EXIT_OLD_LAYOUT
     if settings.wait_aof:
         problem = asyncio.run(wait_aof_problem(settings))
         if problem is not None:
@@ -166,6 +190,15 @@ async def wait_aof_problem(settings: Settings) -> str | None:
         f"LIVEFEED_WAIT_AOF=1 needs WAITAOF (Redis >= 7.2, or Valkey) and appendonly yes on "
         f"the primary; {hide_password(settings.redis_url)} answered: {problem}"
     )
+
+
+async def old_layout(settings: Settings) -> list[str]:
+    """The feeds still under their names from before hash tags (``storage.layout``)."""
+    redis = connect(settings.redis_url, timeout=settings.redis_timeout, pool_size=2)
+    try:
+        return await legacy_feeds(Store(redis, settings.key_prefix))
+    finally:
+        await redis.aclose()
 
 
 async def demo_token(settings: Settings) -> str:

@@ -9,7 +9,8 @@ of what was sent, and ``undo`` removes it.
 
 Calls go down one connection of their own without waiting for replies (``send``), so Redis
 always has the next batch while the caller prepares the one after; ``receive`` reads the
-replies in order.
+replies in order. On a Redis Cluster that connection is one of the feed's primary's (its keys
+share one slot); a slot moved during an import is refused like a publish meanwhile, and undone.
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.connection import AbstractConnection, Connection
 from redis.exceptions import ResponseError
 
 from livefeed.errors import LivefeedException
 from livefeed.metrics import EVENTS_PUBLISHED
 from livefeed.model.ids import StreamId
 from livefeed.storage.append import LAST_ID_LUA
+from livefeed.storage.cluster import cluster_of, command, primary_for
 from livefeed.storage.entries import FeedMark
 from livefeed.storage.store import Store
 
@@ -84,13 +87,20 @@ class BulkWriter:
         self.per_call = per_call or PER_CALL
         self._keys = store.keys.script(slug)
         self._conn: AbstractConnection | None = None
+        self._node: ClusterNode | None = None
         self._pending: deque[_Call] = deque()
         self._sent = 0
         self._client_id = 0
 
     async def __aenter__(self) -> BulkWriter:
-        pool = self.store.redis.connection_pool
-        self._conn = conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        cluster = cluster_of(self.store.redis)
+        if cluster is not None:
+            await cluster.initialize()
+            self._node = primary_for(cluster, self._keys[0])
+            self._conn = conn = self._node.acquire_connection()
+        else:
+            pool = self.store.redis.connection_pool
+            self._conn = conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         await conn.send_command("CLIENT", "ID")
         self._client_id = int(await conn.read_response())
         return self
@@ -106,7 +116,10 @@ class BulkWriter:
             return
         if self._pending or exc_type is not None:  # replies left unread: not fit to reuse
             await conn.disconnect()
-        await self.store.redis.connection_pool.release(conn)
+        if self._node is not None:
+            self._node.release(cast(Connection, conn))
+        else:
+            await self.store.redis.connection_pool.release(conn)
 
     @property
     def in_flight(self) -> int:
@@ -179,7 +192,10 @@ class BulkWriter:
             unknown = [entry_id for call in self._pending for entry_id in call.ids]
             self._pending.clear()
             with contextlib.suppress(ResponseError):  # not allowed to: look all the same
-                await self._cmd("CLIENT", "KILL", "ID", self._client_id)
+                if self._node is not None:
+                    await self._node.execute_command("CLIENT", "KILL", "ID", self._client_id)
+                else:
+                    await self._cmd("CLIENT", "KILL", "ID", self._client_id)
             written += await self.present(unknown)
         return written
 
@@ -206,7 +222,7 @@ class BulkWriter:
 
     async def _cmd(self, *args: Any) -> Any:
         """A command on the shared client (never on the pipelined connection)."""
-        return await self.store.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+        return await command(self.store.redis, *args)
 
 
 def _script_args(after: StreamId, batch: list[BulkBrief]) -> list[bytes | str | int]:

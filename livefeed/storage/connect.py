@@ -1,4 +1,4 @@
-"""Redis clients from a URL: a standalone Redis, or a primary found through Sentinel.
+"""Redis clients from a URL: a standalone Redis, a primary found through Sentinel, or a Cluster.
 
 ``redis://`` / ``rediss://`` / ``unix://`` are redis-py's own URLs. ``redis+sentinel://`` names
 the Sentinels and the monitored primary::
@@ -11,6 +11,14 @@ it connects, so after a failover the next command on a dropped connection reache
 primary without a restart; a connection to a primary that was demoted answers its next command
 with a connection error (redis-py turns ``READONLY`` into one), which the web edge maps to 503.
 
+``redis+cluster://`` names some of a Redis Cluster's nodes (the client learns the rest)::
+
+    redis+cluster://[user:password@]host1:7000,host2:7001/
+
+(``rediss+cluster://`` for TLS). The client is redis-py's ``RedisCluster``, typed as ``Redis``
+like the others (the commands livefeed sends exist on both); what must stay on one node's
+connection goes through ``storage.cluster``.
+
 Pools block callers (up to the timeout) rather than fail when all their connections are busy.
 """
 
@@ -21,12 +29,14 @@ from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import RedisError
 
 from livefeed.errors import LivefeedException
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _PLAIN_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -82,15 +92,65 @@ def parse_sentinel(url: str) -> SentinelTarget:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterTarget:
+    """Where a Redis Cluster is found: some of its nodes (it tells the client the others)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    ssl: bool = False
+
+
+def _hosts(hosts: str, url: str, example: str) -> list[tuple[str, int]]:
+    found = []
+    for host in hosts.split(","):
+        name, _, port = host.strip().rpartition(":")
+        if not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise BadRedisUrl(
+                f"address {host!r} is not host:port in {hide_password(url)}; expected {example}"
+            )
+        found.append((name.strip("[]"), int(port)))
+    return found
+
+
+def parse_cluster(url: str) -> ClusterTarget:
+    """Parse a ``redis+cluster://`` URL; BadRedisUrl names the part at fault."""
+    parts = urlsplit(url)
+    example = "redis+cluster://host1:7000,host2:7001/"
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise BadRedisUrl(f"not a Redis Cluster URL: {hide_password(url)}")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    if parts.path.strip("/") or parts.query:
+        raise BadRedisUrl(
+            f"{hide_password(url)}: a cluster has one database and takes no options; "
+            f"expected {example}"
+        )
+    return ClusterTarget(
+        nodes=tuple(_hosts(hosts, url, example)),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        ssl=parts.scheme == "rediss+cluster",
+    )
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
 def check_url(url: str) -> None:
     """Raise BadRedisUrl unless ``url`` is one livefeed can connect with."""
     scheme = urlsplit(url).scheme
     if scheme in SENTINEL_SCHEMES:
         parse_sentinel(url)
+    elif scheme in CLUSTER_SCHEMES:
+        parse_cluster(url)
     elif scheme not in _PLAIN_SCHEMES:
         raise BadRedisUrl(
             f"unsupported Redis URL scheme {scheme!r} in {hide_password(url)}: use redis://, "
-            "rediss://, unix:// or redis+sentinel://host1:26379,host2:26379/<master-name>/<db>"
+            "rediss://, unix://, redis+sentinel://host1:26379,host2:26379/<master-name>/<db> "
+            "or redis+cluster://host1:7000,host2:7001/"
         )
 
 
@@ -129,6 +189,8 @@ def connect(
         "health_check_interval": 30,
         "decode_responses": decode_responses,
     }
+    if is_cluster_url(url):
+        return _cluster(parse_cluster(url), pool_size, options)
     if urlsplit(url).scheme not in SENTINEL_SCHEMES:
         pool = BlockingConnectionPool.from_url(
             url, max_connections=pool_size, timeout=timeout, **options
@@ -159,12 +221,29 @@ def connect(
     return client
 
 
+def _cluster(target: ClusterTarget, pool_size: int, options: dict[str, Any]) -> Redis:
+    """A cluster client; each node's connections are capped at ``pool_size`` (one more is
+    MaxConnectionsError, a connection error: 503)."""
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        max_connections=pool_size,
+        username=target.username,
+        password=target.password,
+        ssl=target.ssl,
+        **options,
+    )
+    return cast(Redis, client)
+
+
 async def replicas_to_wait_for(redis: Redis, url: str, configured: int) -> int:
     """How many replicas a write must reach: ``configured`` if it is 0 or more; else 0 for a
-    standalone Redis and, behind Sentinel, 1 when the primary has a replica now (also when it
-    cannot be asked: a failover set-up is there to have one)."""
+    standalone Redis; behind Sentinel 1 when the primary has a replica now (also when it
+    cannot be asked: a failover set-up is there to have one); on a cluster 1 when every
+    primary has a replica at start (0 if one has none: writes to its slots would all fail)."""
     if configured >= 0:
         return configured
+    if is_cluster_url(url):
+        return await _cluster_replicas(redis)
     if urlsplit(url).scheme not in SENTINEL_SCHEMES:
         return 0
     try:
@@ -172,6 +251,17 @@ async def replicas_to_wait_for(redis: Redis, url: str, configured: int) -> int:
     except (RedisError, OSError):
         return 1
     return 1 if int(info.get("connected_slaves", 0)) > 0 else 0
+
+
+async def _cluster_replicas(redis: Redis) -> int:
+    cluster = cast(RedisCluster, redis)
+    try:
+        await cluster.initialize()
+        infos = await cluster.info("replication", target_nodes=RedisCluster.PRIMARIES)
+    except (RedisError, OSError):
+        return 1
+    counts = [int(info.get("connected_slaves", 0)) for info in infos.values()]
+    return 1 if counts and min(counts) > 0 else 0
 
 
 def hide_password(url: str) -> str:

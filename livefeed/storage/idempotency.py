@@ -52,15 +52,23 @@ def parse_key(header: str | None) -> str | None:
 
 
 def intent(
-    keys: Keys, key: str, editor: str, method: str, path: str, if_match: str | None, body: Any
+    keys: Keys,
+    feed: str,
+    key: str,
+    editor: str,
+    method: str,
+    path: str,
+    if_match: str | None,
+    body: Any,
 ) -> Intent:
-    """The intent of a request with ``key``; keys are the editor's own (scoped by editor)."""
+    """The intent of a request with ``key`` on ``feed``; keys are the editor's own (scoped
+    by editor), and their records are kept in the feed's slot."""
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS) if body is not None else b""
     request = b"\n".join(
         [method.encode(), path.encode(), (if_match or "").encode(), editor.encode(), canonical]
     )
     scope = hashlib.sha256(editor.encode()).hexdigest()[:16]
-    return Intent(keys.idempotency(scope, key), hashlib.sha256(request).hexdigest())
+    return Intent(keys.idempotency(feed, scope, key), hashlib.sha256(request).hexdigest())
 
 
 def reused() -> ValidationFailed:

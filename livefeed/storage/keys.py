@@ -3,31 +3,41 @@
 Keys (``P`` is the configured prefix, so several deployments or test runs can share one Redis)::
 
     P:feeds                       sorted set of feed slugs, scored by creation time
-    P:feed:<slug>                 string: the feed as JSON
-    P:feed:<slug>:events          stream: one entry per event, fields t (type), d (JSON object)
+    P:feed:{<slug>}               string: the feed as JSON
+    P:feed:{<slug>}:events        stream: one entry per event, fields t (type), d (JSON object)
                                   and p (the id generated before it, "0-0" for the first: a
                                   chain that shows any entry since removed; entries from before
                                   p have none)
-    P:feed:<slug>:briefs          hash: brief id -> the brief as it stands (JSON)
-    P:feed:<slug>:days            hash: local date -> how many briefs it has
-    P:feed:<slug>:history         hash: brief id -> comma-separated ids of its events
-    P:feed:<slug>:meta            hash: what editors changed since creation (status, pin...),
+    P:feed:{<slug>}:briefs        hash: brief id -> the brief as it stands (JSON)
+    P:feed:{<slug>}:days          hash: local date -> how many briefs it has
+    P:feed:{<slug>}:history       hash: brief id -> comma-separated ids of its events
+    P:feed:{<slug>}:meta          hash: what editors changed since creation (status, pin...),
                                   and the lead and summary: lead, summary (JSON) and
                                   lead_version, summary_version (counting clears too)
-    P:feed:<slug>:key-events      set: ids of the briefs marked as key events
-    P:feed:<slug>:by-time         sorted set: live brief ids scored by their ms
-    P:feed:<slug>:last-id         string: the stream's last id (cheaper than XINFO per append)
+    P:feed:{<slug>}:key-events    set: ids of the briefs marked as key events
+    P:feed:{<slug>}:by-time       sorted set: live brief ids scored by their ms
+    P:feed:{<slug>}:last-id       string: the stream's last id (cheaper than XINFO per append)
+    P:idempotency:{<slug>}:<scope>:<key>
+                                  hash: fp, result of an Idempotency-Key; expires (TTL)
     P:tokens                      hash: editor name -> JSON {"sha256", "created_at"}
     P:token-hashes                hash: sha256 of a token -> editor name
-    P:idempotency:<scope>:<key>   hash: fp, result of an Idempotency-Key; expires (TTL)
     P:lease:<name>                string: the holder of a lease (the demo poster); expires
     P:rate:<limit>:<hash of key>  hash: tokens, at of a write rate limit's bucket; expires
     P:demo-token                  string: the demo editor's token, shared by every --demo node
     P:media:<id>                  string: an upload's MediaInfo as JSON (livefeed.storage.media)
+    P:nodes                       sorted set: serving processes, scored by when their
+                                  heartbeat runs out (ms); ``livefeed migrate`` refuses while
+                                  one is current
+
+``{<slug>}`` is a Redis Cluster hash tag: every key of one feed, its idempotency records
+included, hashes to the feed's slot, so each feed's scripts (append.lua, bulk.lua, remove.lua,
+the feed's creation) run on one shard. The other keys are each used alone, never with another
+key in one command or script. The prefix may not hold ``{`` or ``}`` (it would be the tag).
 
 The feed's keys from ``events`` to ``last-id`` are the scripts' KEYS, in ``script`` order
 (append.lua, bulk.lua, remove.lua). The names are stored data: changing one strands a
-deployment's feeds, so they only ever gain new ones. Pure: no I/O.
+deployment's feeds. The layout before hash tags (``P:feed:<slug>...``, ``legacy_of_feed``) is
+moved to this one by ``livefeed migrate``. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -41,6 +51,10 @@ class Keys:
     """The key names of one deployment (one prefix): ``Keys(prefix).stream(slug)``."""
 
     prefix: str = "livefeed"
+
+    def __post_init__(self) -> None:
+        if "{" in self.prefix or "}" in self.prefix:
+            raise ValueError(f"the key prefix may not hold {{ or }}: {self.prefix!r}")
 
     @property
     def feeds(self) -> str:
@@ -58,7 +72,7 @@ class Keys:
         return f"{self.prefix}:media:{media_id}"
 
     def feed(self, slug: str) -> str:
-        return f"{self.prefix}:feed:{slug}"
+        return f"{self.prefix}:feed:{{{slug}}}"
 
     def stream(self, slug: str) -> str:
         return f"{self.feed(slug)}:events"
@@ -84,8 +98,10 @@ class Keys:
     def last_id(self, slug: str) -> str:
         return f"{self.feed(slug)}:last-id"
 
-    def idempotency(self, scope: str, key: str) -> str:
-        return f"{self.prefix}:idempotency:{scope}:{key}"
+    def idempotency(self, slug: str, scope: str, key: str) -> str:
+        """The record of an Idempotency-Key used on ``slug``: in the feed's slot, so the
+        feed's scripts take it as a key."""
+        return f"{self.prefix}:idempotency:{{{slug}}}:{scope}:{key}"
 
     def lease(self, name: str) -> str:
         return f"{self.prefix}:lease:{name}"
@@ -98,6 +114,10 @@ class Keys:
     @property
     def demo_token(self) -> str:
         return f"{self.prefix}:demo-token"
+
+    @property
+    def nodes(self) -> str:
+        return f"{self.prefix}:nodes"
 
     def script(self, slug: str) -> list[str]:
         """The keys append.lua, bulk.lua and remove.lua are given, in their order."""
@@ -115,3 +135,11 @@ class Keys:
     def of_feed(self, slug: str) -> list[str]:
         """Every key that belongs to one feed: its record and the scripts' keys."""
         return [self.feed(slug), *self.script(slug)]
+
+
+def legacy_of_feed(prefix: str, slug: str) -> list[str]:
+    """The names ``Keys(prefix).of_feed(slug)`` had before hash tags, in the same order:
+    ``P:feed:<slug>``, ``P:feed:<slug>:events``... (what ``livefeed migrate`` moves)."""
+    record = f"{prefix}:feed:{slug}"
+    suffixes = ("events", "briefs", "days", "history", "meta", "key-events", "by-time", "last-id")
+    return [record, *(f"{record}:{suffix}" for suffix in suffixes)]

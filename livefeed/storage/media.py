@@ -35,7 +35,10 @@ class MediaIndex:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
-        raws = await self.redis.mget([self.keys.media(i) for i in wanted])
+        async with self.redis.pipeline(transaction=False) as pipe:  # one GET each: on a
+            for i in wanted:  # cluster the ids' keys are in different slots, as MGET may not be
+                pipe.get(self.keys.media(i))
+            raws = await pipe.execute()
         return {i: _DECODER.decode(raw) for i, raw in zip(wanted, raws, strict=True) if raw}
 
     async def resolve(self, items: tuple[MediaRef, ...]) -> tuple[Media, ...]:

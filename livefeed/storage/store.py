@@ -33,6 +33,7 @@ from livefeed.model.ids import ZERO_ID, StreamId, now_ms
 from livefeed.model.schema import DEFAULT_LANGUAGE
 from livefeed.model.story import Lead, Summary, decode_lead, decode_summary
 from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
+from livefeed.storage.cluster import Command, batch, cluster_of, command, evalsha, on_primary
 from livefeed.storage.entries import Entry, FeedMark, StreamBounds, entry_of
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.storage.keys import Keys
@@ -42,21 +43,21 @@ from livefeed.storage.tokens import Tokens
 log = logging.getLogger("livefeed.storage.store")
 
 _U64 = 2**64 - 1
-# KEYS: the feed, the feed list, and (with an Idempotency-Key) its record, as append.lua keeps it.
-# ARGV: the feed's JSON, its score, its slug, then the intent's fingerprint, result and TTL.
+# KEYS: the feed and (with an Idempotency-Key) its record, as append.lua keeps it; both in the
+# feed's slot. ARGV: the feed's JSON, then the intent's fingerprint, result and TTL. The feed
+# list is written apart (another slot on a cluster): see ``create_feed``.
 _CREATE_FEED_LUA = """
-if KEYS[3] then
-  local seen = redis.call('HMGET', KEYS[3], 'fp', 'result')
+if KEYS[2] then
+  local seen = redis.call('HMGET', KEYS[2], 'fp', 'result')
   if seen[1] then
-    if seen[1] == ARGV[4] then return 'LIVEFEED_REPLAY ' .. seen[2] end
+    if seen[1] == ARGV[2] then return 'LIVEFEED_REPLAY ' .. seen[2] end
     return 'LIVEFEED_REUSED'
   end
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 'LIVEFEED_EXISTS' end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-if KEYS[3] then
-  redis.call('HSET', KEYS[3], 'fp', ARGV[4], 'result', ARGV[5])
-  redis.call('EXPIRE', KEYS[3], ARGV[6])
+if KEYS[2] then
+  redis.call('HSET', KEYS[2], 'fp', ARGV[2], 'result', ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 return 'OK'
 """
@@ -96,17 +97,31 @@ class Store:
 
     async def _cmd(self, *args: Any) -> Any:
         """Run one raw command; raw commands read like the Redis docs and type as Any."""
-        return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+        return await command(self.redis, *args)
 
     async def _write(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         """Run a write script; with ``replicas``, return only once that many replicas have it.
 
         The script and ``WAIT`` go down one connection in one round trip (WAIT counts the
-        replicas that have every write of its connection). Too few in time: Unavailable (503):
-        the write is on the primary and may or may not survive a failover, so the client retries
-        with its Idempotency-Key and gets the one result.
+        replicas that have every write of its connection); on a cluster, a connection of the
+        primary of the feed's slot (``storage.cluster.on_primary``, which rides out a reshard).
+        Too few in time: Unavailable (503): the write is on the primary and may or may not
+        survive a failover, so the client retries with its Idempotency-Key and gets the one
+        result.
         """
-        if not self.replicas and not self.wait_aof:
+        waiting = bool(self.replicas or self.wait_aof)
+        cluster = cluster_of(self.redis)
+        if cluster is not None:  # the shard's primary, on one of its connections
+            raw = script.script
+            text = raw if isinstance(raw, str) else bytes(raw).decode()
+            commands = [evalsha(text, script.sha, keys, args)]
+            if waiting:
+                commands.append(self._wait_command())
+            replies = await on_primary(cluster, keys[0], commands)
+            if waiting:
+                self._confirmed(replies[1])
+            return replies[0]
+        if not waiting:
             return await script(keys=keys, args=args)
         async with self.redis.pipeline(transaction=False) as pipe:
             await script(keys=keys, args=args, client=pipe)
@@ -123,6 +138,12 @@ class Store:
         order after every earlier write, so once replicas confirm it they have those too.
         """
         if not self.replicas and not self.wait_aof:
+            return
+        cluster = cluster_of(self.redis)
+        if cluster is not None:
+            wait = self._wait_command()
+            _, confirmed = await on_primary(cluster, key, [("EVAL", _TOUCH_LUA, 1, key), wait])
+            self._confirmed(confirmed)
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.eval(_TOUCH_LUA, 1, key)
@@ -184,9 +205,15 @@ class Store:
     # feeds
     async def create_feed(self, feed: Feed, intent: Intent | None = None) -> Feed:
         """Create a feed; Conflict if the slug is taken. With an intent, once: a retry raises
-        ``Replayed`` with the feed as first created (ValidationFailed: key used for another)."""
-        keys = [self.keys.feed(feed.slug), self.keys.feeds]
-        args: list[bytes | str | int] = [orjson.dumps(feed.identity()), now_ms(), feed.slug]
+        ``Replayed`` with the feed as first created (ValidationFailed: key used for another).
+
+        The feed list is another slot's key, so it is written first, on its own (``NX``): a
+        listed slug without a record is skipped by ``list_feeds`` and can still be created,
+        and a record is never left unlisted by a crash in between.
+        """
+        await self._cmd("ZADD", self.keys.feeds, "NX", now_ms(), feed.slug)
+        keys = [self.keys.feed(feed.slug)]
+        args: list[bytes | str | int] = [orjson.dumps(feed.identity())]
         if intent is not None:
             keys.append(intent.key)
             args += [intent.fingerprint, orjson.dumps(feed.to_dict()), TTL_SECONDS]
@@ -240,11 +267,10 @@ class Store:
     async def _feeds(self, slugs: list[str]) -> list[Feed]:
         if not slugs:
             return []
-        pipe = self.redis.pipeline(transaction=False)
+        commands: list[Command] = []
         for slug in slugs:
-            pipe.get(self.keys.feed(slug))
-            pipe.hgetall(self.keys.meta(slug))
-        results = await pipe.execute()
+            commands += [("GET", self.keys.feed(slug)), ("HGETALL", self.keys.meta(slug))]
+        results = await batch(self.redis, commands)
         feeds = []
         for raw, meta in zip(results[::2], results[1::2], strict=True):
             if raw is None:
@@ -313,13 +339,13 @@ class Store:
     async def mark(self, slug: str) -> FeedMark:
         """Where the feed's writes are now, read in one transaction (see ``remove``)."""
         keys = self.keys.script(slug)
-        pipe = self.redis.pipeline(transaction=True)
-        for key in keys:
-            pipe.exists(key)
-        pipe.execute_command("XINFO", "STREAM", keys[0])
-        pipe.get(keys[-1])
-        pipe.hkeys(self.keys.days(slug))
-        *existed, info, last_key, days = await pipe.execute(raise_on_error=False)
+        commands: list[Command] = [("EXISTS", key) for key in keys]
+        commands += [
+            ("XINFO", "STREAM", keys[0]),
+            ("GET", keys[-1]),
+            ("HKEYS", self.keys.days(slug)),
+        ]
+        *existed, info, last_key, days = await batch(self.redis, commands, transaction=True)
         if isinstance(info, ResponseError):
             if "no such key" not in str(info).lower():
                 raise info
@@ -472,10 +498,8 @@ class Store:
         raw = await self._cmd("HGET", self.keys.histories(slug), str(brief_id))
         if not raw:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for entry_id in _text(raw).split(","):
-            pipe.xrange(self.keys.stream(slug), entry_id, entry_id)
-        rows = await pipe.execute()
+        stream = self.keys.stream(slug)
+        rows = await batch(self.redis, [("XRANGE", stream, i, i) for i in _text(raw).split(",")])
         return [entry_of(raw_id, fields) for found in rows for raw_id, fields in found]
 
     async def key_event_ids(self, slug: str) -> list[StreamId]:

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from livefeed.errors import Conflict, ValidationFailed
 from livefeed.model.ids import iso_ms, now_ms
 from livefeed.model.text import check_text
+from livefeed.storage.cluster import command
 from livefeed.storage.keys import Keys
 
 
@@ -33,7 +34,7 @@ class Tokens:
         self._hashes = keys.token_hashes
 
     async def _cmd(self, *args: Any) -> Any:
-        return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+        return await command(self.redis, *args)
 
     async def create(self, name: str) -> str:
         """Create a token for a named editor and return it; only its hash is stored."""

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from livefeed.config import Settings
@@ -44,7 +44,7 @@ from livefeed.stream.source import to_event
 
 log = logging.getLogger("livefeed.stream.reader")
 
-_REDIS_ERRORS = (RedisError, ConnectionError, OSError)
+_REDIS_ERRORS = (RedisError, RedisClusterException, ConnectionError, OSError)
 """Any Redis failure (lost connection, NOPERM, LOADING, READONLY, ...): the reader is closed with
 1013 and resumes; never a 1011 and a traceback per reader."""
 _CLOSE_TIMEOUT = 5.0

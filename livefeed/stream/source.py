@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livefeed.metrics import REDIS_RECONNECTS, STREAM_READ_ERRORS
@@ -122,7 +122,7 @@ class Followers:
             positions = {slug: f.after for slug, f in self._feeds.items()}
             try:
                 found = await self._reader.read(positions, self._block_ms)
-            except (RedisError, OSError) as exc:
+            except (RedisError, RedisClusterException, OSError) as exc:
                 STREAM_READ_ERRORS.labels(type(exc).__name__).inc()
                 if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
                     REDIS_RECONNECTS.inc()
