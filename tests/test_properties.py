@@ -898,6 +898,7 @@ def _href_scheme(href: str) -> str:
 @example(raw="<b>x</b>")  # regression (was a bug): "x", which sanitises again to "<p>x</p>"
 @example(raw="<b>\ufeff</b>&amp;")  # regression (was a bug): "\ufeff&amp;", then "&amp;"
 @example(raw="<?<ul><li>")  # regression (was a bug): "<p><li></li></p>", which reparses apart
+@example(raw="&#65279;<p>")  # regression (was a bug): "\ufeff<p></p>", then "<p></p>"
 @example(raw="<p title=x lang=y>z</p>")  # regression (was a bug): ammonia keeps lang and title
 def test_sanitize_body_is_idempotent_and_leaves_nothing_that_runs(raw: str) -> None:
     """The body sanitiser's output is a fixed point and has only allowed tags, no event handlers,

@@ -105,6 +105,9 @@ def _clean_line(value: str, fallback: str) -> str:
     return " ".join(clean_text(value).split()) or fallback
 
 
+_LEADING = re.compile(r"^[\s\ufeff]+")
+
+
 def sanitize_body(raw: str) -> str:
     """Reduce body text to the allowed HTML subset; plain text becomes paragraphs.
 
@@ -128,7 +131,9 @@ def _sanitize(text: str) -> str:
             "<p>" + "<br>".join(html.escape(line, quote=False) for line in p.splitlines()) + "</p>"
             for p in paragraphs
         )
-    clean = clean_text(_CLEANER.clean(text)).strip()
+    # A parser drops a byte order mark that starts its input, so one left at the start (from
+    # a reference, &#65279;) would not survive sanitising again.
+    clean = _LEADING.sub("", clean_text(_CLEANER.clean(text))).rstrip()
     if clean and _BLOCK_RE.search(clean) is None:
         clean = f"<p>{clean}</p>"  # inline-only HTML: give it the paragraph plain text gets
     return clean
