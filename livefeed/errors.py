@@ -31,7 +31,9 @@ LivefeedException                          root of every exception livefeed defi
     ├── hub.StreamGap         a follower found entries missing; the feed's readers resume
     ├── reader._Reload        a reader's ``since`` is not resumable
     ├── embedded.EmbeddedRedisError (also a RuntimeError)   the embedded Redis did not start
-    └── connect.BadRedisUrl (also a ValueError)   a Redis URL livefeed cannot use
+    ├── cluster._ReplyLost    commands sent to a shard whose replies never came (may have run)
+    ├── connect.BadRedisUrl (also a ValueError)   a Redis URL livefeed cannot use
+    └── archive.BadArchive (also a ValueError)   a file import cannot read as a media archive
 """
 
 from __future__ import annotations

@@ -80,7 +80,9 @@ async def test_a_node_follows_a_failover_without_a_restart_answering_503_never_5
         slug = make_feed(client)
         first = client.post(f"/api/feeds/{slug}/briefs", json={"headline": "n0"}, headers=auth())
         assert first.status_code == 201, first.text
-    reader = Follower(node.ws_base, slug, first.json()["id"], lambda: None)
+    # A brief the old primary took but never replicated may reach the reader before the kill;
+    # the stream it then resumes on lacks it, so the node sends a reload, as a page would get.
+    reader = Follower(node.ws_base, slug, first.json()["id"], lambda: None, first.json()["id"])
     acknowledged: list[tuple[float, str]] = []
     refused: list[httpx.Response] = []
     running = True
@@ -133,9 +135,8 @@ async def test_a_node_follows_a_failover_without_a_restart_answering_503_never_5
         lost = {brief for _, brief in acknowledged} - set(stored)
         assert not lost, f"{len(lost)} acknowledged briefs lost in the failover"
         await wait_for(lambda: reader.since == stored[-1], 60, "the reader fell behind")
-        got_after = [i for i in reader.ids if i in set(after)]
-        assert got_after == after, differences(got_after, after)
-        assert len(reader.ids) == len(set(reader.ids)), "the reader got a brief twice"
+        assert reader.ids == stored[1:], differences(reader.ids, stored[1:])
+        assert set(after) <= set(reader.ids)
     finally:
         await reader.stop()
     assert sentinels.primary_port() == sentinels.replica.port

@@ -18,6 +18,7 @@ from typing import BinaryIO
 import msgspec
 import orjson
 
+from livefeed.errors import LivefeedException
 from livefeed.media.files import MediaFiles
 from livefeed.model.media import MEDIA_ID_RE, MediaInfo, parse_rendition
 from livefeed.storage.store import Store
@@ -27,7 +28,7 @@ _INFO = "info.json"
 _ENCODER = msgspec.json.Encoder()
 
 
-class BadArchive(ValueError):
+class BadArchive(LivefeedException, ValueError):
     """An archive that is not one ``export --with-media`` wrote."""
 
 

@@ -44,6 +44,8 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from livefeed.errors import LivefeedException
+
 PATIENCE = 5.0
 """Seconds one ``on_primary`` call keeps retrying redirects and refusals before its last error
 propagates."""
@@ -136,7 +138,7 @@ def evalsha(script_text: str, sha: str, keys: Sequence[str], args: Sequence[Any]
     return ("EVALSHA", sha, len(keys), *keys, *args, _Script(script_text))
 
 
-class _ReplyLost(Exception):
+class _ReplyLost(LivefeedException):
     """The commands were sent but their replies did not come: they may have run."""
 
 
