@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from redis.crc import key_slot
 
 from helpers import (
     ClusterSet,
@@ -22,10 +23,12 @@ from helpers import (
     LivefeedServer,
     auth,
     differences,
+    image_bytes,
     livefeed,
     make_feed,
     publish,
     stored_ids,
+    upload,
     wait_for,
 )
 from livefeed.storage.keys import Keys
@@ -313,3 +316,25 @@ async def test_a_feed_slot_resharded_while_publishing_has_no_5xx_and_no_loss(
     finally:
         await reader.stop()
     assert "Traceback" not in cluster_server.log()
+
+
+def test_media_and_the_story_so_far_work_on_a_cluster(cluster_server: LivefeedServer) -> None:
+    """A brief naming uploads whose records sit in different slots publishes (their records are
+    read one key each, never by a cross-slot MGET), and the lead and summary, kept in the
+    feed's slot, are set through the feed's primary."""
+    with httpx.Client(base_url=cluster_server.base, timeout=30) as http:
+        slug = make_feed(http)
+        photos = [upload(http, image_bytes(400 + 40 * n, 300)) for n in range(4)]
+        slots = {key_slot(Keys(cluster_server.prefix).media(p["id"]).encode())
+                 for p in photos}  # fmt: skip
+        assert len(slots) > 1, "the uploads' records all hash to one slot: pick other sizes"
+        media = [{"id": p["id"], "alt": f"Picture {n}"} for n, p in enumerate(photos)]
+        brief = publish(http, slug, "Pictures", media=media, gallery=True)
+        assert [m["id"] for m in brief["media"]] == [p["id"] for p in photos]
+        lead = http.put(f"/api/feeds/{slug}/lead", json={"headline": "The lead"}, headers=auth())
+        assert lead.status_code == 200, lead.text
+        summary = http.put(
+            f"/api/feeds/{slug}/summary", json={"items": ["One point"]}, headers=auth()
+        )
+        assert summary.status_code == 200, summary.text
+        assert http.get(f"/api/feeds/{slug}/lead").json()["lead"]["headline"] == "The lead"
