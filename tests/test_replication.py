@@ -20,6 +20,7 @@ from helpers import (
     LivefeedServer,
     RedisProcess,
     auth,
+    image_bytes,
     livefeed,
     make_feed,
     stored_ids,
@@ -99,7 +100,8 @@ def test_a_publish_is_201_only_once_the_replica_has_it_and_503_while_it_cannot(
 def test_every_editor_write_waits_for_the_replica(
     pair: tuple[RedisProcess, RedisProcess], waiting: LivefeedServer
 ) -> None:
-    """Feed creation, correction and retraction are 503 while the replica cannot confirm them."""
+    """Feed creation, correction, retraction, the lead, the summary and an upload's record are
+    503 while the replica cannot confirm them."""
     _, replica = pair
     assert replica.proc is not None
     with httpx.Client(base_url=waiting.base, timeout=30) as client:
@@ -119,6 +121,9 @@ def test_every_editor_write_waits_for_the_replica(
                     f"/api/feeds/{slug}/briefs/{brief}", json={"headline": "Two"}, headers=auth()
                 ),
                 client.delete(f"/api/feeds/{slug}/briefs/{brief}", headers=auth()),
+                client.put(f"/api/feeds/{slug}/lead", json={"headline": "L"}, headers=auth()),
+                client.put(f"/api/feeds/{slug}/summary", json={"items": ["S"]}, headers=auth()),
+                client.post("/api/media", content=image_bytes(64, 48), headers=auth()),
             ]
         finally:
             replica.proc.send_signal(signal.SIGCONT)

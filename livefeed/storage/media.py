@@ -6,7 +6,7 @@ exists. Written only after its files are in place, so a media id found here can 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import msgspec
 from redis.asyncio import Redis
@@ -22,13 +22,17 @@ _DECODER = msgspec.json.Decoder(MediaInfo)
 class MediaIndex:
     """The uploads of one deployment (one key prefix)."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, write: Callable[..., Awaitable[object]]) -> None:
         self.redis = redis
         self.keys = keys
+        self.write = write
+        """Runs a write command and returns once the replicas have it (``Store.command``)."""
 
     async def put(self, info: MediaInfo) -> None:
-        """Record an upload; the same bytes uploaded again write the same record."""
-        await self.redis.set(self.keys.media(info.id), _ENCODER.encode(info))
+        """Record an upload; the same bytes uploaded again write the same record. Returns once
+        the replicas have it, so an upload's 201 survives a failover as a brief's does."""
+        key = self.keys.media(info.id)
+        await self.write(key, "SET", key, _ENCODER.encode(info))
 
     async def get_many(self, ids: Iterable[str]) -> dict[str, MediaInfo]:
         """The uploads among ``ids`` that exist, by id."""

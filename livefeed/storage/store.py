@@ -83,7 +83,7 @@ class Store:
         self._write_cache: dict[str, tuple[float, Feed]] = {}
         self._fetching: dict[str, asyncio.Future[Feed]] = {}
         self.tokens = Tokens(redis, self.keys)
-        self.media = MediaIndex(redis, self.keys)
+        self.media = MediaIndex(redis, self.keys, self.command)
         self.clock_offset_ms = 0
         self._clock_checked = -_CLOCK_CHECK_SECONDS
         self.replicas = 0
@@ -129,6 +129,26 @@ class Store:
             result, confirmed = await pipe.execute()
         self._confirmed(confirmed)
         return result
+
+    async def command(self, key: str, *args: Any) -> Any:
+        """Run one write command on ``key`` and return its reply once the replicas have it, as
+        ``_write`` does for scripts (for a record written alone, such as an upload's)."""
+        waiting = bool(self.replicas or self.wait_aof)
+        cluster = cluster_of(self.redis)
+        if cluster is not None:
+            replies = await on_primary(
+                cluster, key, [args, self._wait_command()] if waiting else [args]
+            )
+        elif waiting:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.execute_command(*args)
+                pipe.execute_command(*self._wait_command())
+                replies = await pipe.execute()
+        else:
+            return await self._cmd(*args)
+        if waiting:
+            self._confirmed(replies[1])
+        return replies[0]
 
     async def confirm_replicated(self, key: str) -> None:
         """Return once ``replicas`` replicas hold everything the primary held when this was
