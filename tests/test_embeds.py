@@ -5,6 +5,7 @@ that outlive their post, and the cards readers see."""
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import re
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import ExifTags, Image
 from playwright.sync_api import Browser, Dialog, expect
 
 from helpers import (
@@ -26,6 +28,7 @@ from helpers import (
     RedisProcess,
     Site,
     auth,
+    image_bytes,
     livefeed,
     make_feed,
     publish,
@@ -40,15 +43,15 @@ YOUTUBE_VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 X_POST = "https://x.com/coastguard_hq/status/1900000000000000001"
 
 
-def png(width: int = 4, height: int = 3) -> bytes:
-    """A small valid PNG, grey."""
+def png(width: int = 4, height: int = 3, claimed: tuple[int, int] | None = None) -> bytes:
+    """A small valid PNG, grey; with ``claimed``, its header says that size (a bomb's)."""
     raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", *(claimed or (width, height)), 8, 0, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
@@ -159,9 +162,10 @@ def test_a_telegram_post_is_kept_in_the_brief_as_a_snapshot(
         "published_at": "2026-03-01T10:15:00.000Z", "deleted": False,
     }  # fmt: skip
     assert embed["frame_url"] == site.base + "/tg/halvard_news/42?embed=1"
+    assert re.fullmatch(r"/media/[0-9a-f]{32}/4\.jpg", embed["thumbnail"]), embed["thumbnail"]
     thumb = client.get(embed["thumbnail"])
-    assert thumb.status_code == 200 and thumb.content == png()
-    assert thumb.headers["content-type"] == "image/png"
+    assert thumb.status_code == 200 and thumb.content.startswith(b"\xff\xd8\xff")
+    assert thumb.headers["content-type"] == "image/jpeg"
     assert "immutable" in thumb.headers["cache-control"]
     stored = client.get(f"/api/feeds/{slug}/briefs/{brief['id']}").json()
     assert stored["embeds"] == brief["embeds"]
@@ -180,7 +184,7 @@ def test_youtube_and_x_are_resolved_by_oembed(client: httpx.Client, site: Site) 
         "@coastcam",
     )
     assert video["frame_url"] == "https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ"
-    assert video["thumbnail"].startswith("/embed-thumbs/")
+    assert video["thumbnail"].startswith("/media/")
     assert (post["provider"], post["author"], post["handle"], post["published_at"]) == (
         "x",
         "Coastguard",
@@ -220,7 +224,7 @@ def test_any_other_url_is_a_related_article_card_from_open_graph_and_json_ld(
         "published_at": "2026-03-01T07:00:00.000Z", "canonical_url": "https://courier.example/storm",
         "frame_url": None,
     }  # fmt: skip
-    assert client.get(embed["thumbnail"]).content == png()
+    assert client.get(embed["thumbnail"]).headers["content-type"] == "image/jpeg"
 
 
 def test_a_page_in_another_charset_is_read_in_it(client: httpx.Client, site: Site) -> None:
@@ -422,10 +426,35 @@ def test_frames_are_allowed_only_from_the_configured_providers(
     assert f"frame-src 'self' https://www.youtube-nocookie.com {site.base};" in strict
 
 
-def test_thumbnail_names_that_are_not_ours_are_404(client: httpx.Client) -> None:
-    """Only names the store gives are served; nothing else under the data directory."""
-    for name in ("../redis.conf", "0" * 32 + ".png", "x.svg"):
-        assert client.get(f"/embed-thumbs/{name}").status_code == 404
+def test_a_thumbnail_is_stored_as_media_stripped_and_a_bomb_gets_none(
+    client: httpx.Client, site: Site
+) -> None:
+    """A card's image goes through the media pipeline: a small JPEG rendition served from
+    /media/ without its GPS or device data; a picture claiming too many pixels, or a GIF,
+    leaves the card without one; /embed-thumbs/ is gone."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "PhoneMaker"
+    exif[ExifTags.Base.GPSInfo] = {ExifTags.GPS.GPSLatitudeRef: "N",
+                                   ExifTags.GPS.GPSLatitude: (50.0, 27.0, 1.0)}  # fmt: skip
+    images = {
+        "gps": site.put("/img/gps.jpg", image_bytes(900, 500, exif=exif), "image/jpeg"),
+        "bomb": site.put("/img/bomb.png", png(claimed=(20_000, 20_000)), "image/png"),
+        "gif": site.put("/img/anim.gif", b"GIF89a" + bytes(40), "image/gif"),
+    }
+    cards = {}
+    for name, image in images.items():
+        page = f'<meta property="og:title" content="Card {name}"><meta property="og:image" ' \
+            f'content="{image}">'  # fmt: skip
+        cards[name] = preview(client, site.put(f"/news/thumb-{name}", page)).json()
+    assert cards["bomb"]["thumbnail"] is None and cards["gif"]["thumbnail"] is None
+    path = cards["gps"]["thumbnail"]
+    assert re.fullmatch(r"/media/[0-9a-f]{32}/640\.jpg", path), path
+    got = client.get(path)
+    assert got.status_code == 200 and "immutable" in got.headers["cache-control"]
+    assert not Image.open(io.BytesIO(got.content)).getexif()
+    for needle in (b"PhoneMaker", b"GPS", b"Exif\x00"):
+        assert needle not in got.content, needle
+    assert client.get(f"/embed-thumbs/{'0' * 32}.png").status_code == 404
 
 
 # --- snapshots outlive their post -----------------------------------------------------------

@@ -37,8 +37,8 @@ def is_archive(head: bytes) -> bool:
 
 
 def media_ids(lines: Iterable[bytes]) -> list[str]:
-    """The uploads export lines name (a brief's media, the lead's pictures), in first-named
-    order."""
+    """The uploads export lines name (a brief's media and embeds' thumbnails, the lead's
+    pictures), in first-named order."""
     ids: dict[str, None] = {}
     for line in lines:
         data = orjson.loads(line)
@@ -46,6 +46,10 @@ def media_ids(lines: Iterable[bytes]) -> list[str]:
         for item in holder.get("media") or ():
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 ids[item["id"]] = None
+        for embed in holder.get("embeds") or ():  # a snapshot's thumbnail is media too
+            thumbnail = embed.get("thumbnail") if isinstance(embed, dict) else None
+            if isinstance(thumbnail, str) and thumbnail.startswith("/media/"):
+                ids[thumbnail.split("/")[2]] = None
     return list(ids)
 
 

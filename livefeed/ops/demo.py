@@ -189,7 +189,7 @@ async def run_demo(store: Store, settings: Settings) -> None:
             leader = await store.hold_lease("demo", holder, _LEASE_MS)
             if leader and (await store.bounds(DEMO_SLUG)).first is None:
                 writer.scenes = await _scenes(store, settings)
-                await seed(store, feed, writer, embeds=demo_embeds(settings))
+                await seed(store, feed, writer, embeds=await demo_embeds(store, settings))
             break
         except RedisError as exc:
             log.warning("demo feed setup failed (%s); retrying", exc)
