@@ -22,6 +22,7 @@ from helpers import (
     publish,
     upload,
 )
+from livefeed.newsroom.archive import media_ids
 
 # A minimal MPEG-1 Layer III frame (128 kbit/s, 44.1 kHz): header, then silence.
 MP3_FRAME = b"\xff\xfb\x90\x64" + bytes(413)
@@ -359,6 +360,19 @@ def test_export_with_media_restores_on_another_installation(
     assert (elsewhere_dir / cover["id"][:2] / cover["id"] / "1x1.jpg").is_file()
     again = livefeed("export", "copy", *there)
     assert again.returncode == 0 and again.stdout.encode() == plain.read_bytes()
+
+
+def test_an_archive_takes_the_media_of_briefs_embeds_and_the_lead() -> None:
+    """The uploads an archive carries: a brief's media, its embeds' thumbnails (media too) and
+    the lead's pictures, each once, in first-named order."""
+    a, b, c = "a" * 32, "b" * 32, "c" * 32
+    lines = [
+        json.dumps({"media": [{"id": a}], "embeds": [{"thumbnail": f"/media/{b}/640.jpg"},
+                                                      {"thumbnail": None}]}).encode(),
+        json.dumps({"media": [{"id": b}]}).encode(),
+        json.dumps({"lead": {"media": [{"id": c}, {"id": a}]}}).encode(),
+    ]  # fmt: skip
+    assert media_ids(lines) == [a, b, c]
 
 
 def test_import_refuses_a_tampered_archive(redis_server: RedisProcess, tmp_path: Path) -> None:
