@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import ExifTags, Image
-from playwright.sync_api import Browser, Dialog, expect
+from playwright.sync_api import Browser, Dialog, FilePayload, expect
 
 from helpers import (
     TOKEN,
@@ -630,3 +630,79 @@ def test_an_editor_previews_a_card_attaches_it_and_readers_see_it(
     finally:
         context.close()
     assert dialogs == []
+
+
+# --- the whole of issue 15, as an editor and a reader see it ----------------------------------
+
+
+@pytest.mark.browser
+def test_an_editor_publishes_a_photo_a_post_and_a_card_then_the_story_and_readers_see_it(
+    browser: Browser, embeds_server: LivefeedServer, client: httpx.Client, site: Site
+) -> None:
+    """From the editor page: upload a photo (alt, caption, credit), quote a Telegram post and a
+    related article, publish, write the lead and the summary; a reader page open in another
+    browser context shows the brief (image and cards) and the lead and summary, live."""
+    slug = make_feed(client)
+    article = site.put(
+        "/news/done-when",
+        '<meta property="og:title" content="Harbour wall holds">'
+        '<meta property="og:site_name" content="The Castell Courier">'
+        f'<meta property="og:image" content="{site.base}/img/photo.png">',
+    )
+    readers, editors = browser.new_context(), browser.new_context()
+    try:
+        reader = readers.new_page()
+        reader.goto(f"{embeds_server.base}/feeds/{slug}")
+        expect(reader.locator("#conn-status")).to_have_attribute(
+            "data-state", "live", timeout=10000
+        )
+        editor = editors.new_page()
+        editor.goto(f"{embeds_server.base}/editor?feed={slug}")
+        editor.fill("#token", TOKEN)
+        editor.click("#sign-in")
+        expect(editor.locator("#editor-name")).to_have_text("Newsroom")
+        photo: FilePayload = {"name": "scene.jpg", "mimeType": "image/jpeg",
+                              "buffer": image_bytes(800, 450)}  # fmt: skip
+        editor.set_input_files("#media-file", files=[photo])
+        item = editor.locator("#media-list > li")
+        expect(item).to_have_count(1, timeout=20000)
+        item.locator("input[id$='-alt']").fill("Waves over the harbour wall")
+        item.locator("input[id$='-caption']").fill("Castell Bay at noon")
+        item.locator("input[id$='-credit']").fill("Photo: Ana Lind")
+        editor.fill("#headline", "The sea comes in")
+        for url in (TELEGRAM_POST, article):
+            editor.fill("#embed-url", url)
+            editor.click("#embed-preview")
+            expect(editor.locator("#embed-card figure.embed")).to_be_visible(timeout=10000)
+            editor.click("#embed-attach")
+        expect(editor.locator("#embed-list figure.embed")).to_have_count(2)
+        editor.click("#publish")
+        expect(editor.locator("#compose-message")).to_contain_text("Published", timeout=10000)
+        editor.locator("#lead-editor summary").click()
+        editor.fill("#lead-headline", "Storm Halvard reaches Castell Bay")
+        editor.fill("#lead-standfirst", "The harbour wall held through the night.")
+        editor.click("#lead-save")
+        expect(editor.locator("#lead-message")).to_contain_text("version 1", timeout=10000)
+        editor.locator("#summary-editor summary").click()
+        editor.locator("#summary-items-list .summary-point").first.fill("The wall held")
+        editor.click("#summary-save")
+        expect(editor.locator("#summary-message")).to_contain_text("version 1", timeout=10000)
+
+        brief = reader.locator("#briefs > li").first
+        image = brief.locator("figure.media img")
+        expect(image).to_have_attribute("alt", "Waves over the harbour wall", timeout=10000)
+        expect(image).to_have_attribute("srcset", re.compile(r"/media/[0-9a-f]{32}/640\.jpg"))
+        expect(brief.locator("figure.media .media-credit")).to_have_text("Photo: Ana Lind")
+        expect(brief.locator("figure.media .media-caption")).to_have_text("Castell Bay at noon")
+        expect(brief.locator(".embed-post .embed-author")).to_have_text("Halvard News")
+        expect(brief.locator(".embed-card .embed-title")).to_have_text("Harbour wall holds")
+        expect(brief.locator(".embed-card img.embed-thumb")).to_have_attribute(
+            "src", re.compile(r"^/media/[0-9a-f]{32}/4\.jpg$")
+        )
+        expect(reader.locator("#lead .lead-headline")).to_have_text(
+            "Storm Halvard reaches Castell Bay", timeout=10000
+        )
+        expect(reader.locator("#summary .summary-items li")).to_have_text(["The wall held"])
+    finally:
+        editors.close()
+        readers.close()
