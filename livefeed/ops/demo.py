@@ -238,20 +238,19 @@ async def seed(
     # some fall on yesterday, which is fine: they are still the last two hours).
     times = sorted(rng.sample(range(now - 2 * 3_600_000, now - 60_000), 9))
     payloads = [dict(_LEAD)] + [writer.brief(key_event=n == 4) for n in range(len(times) - 1)]
-    if writer.scenes:  # a gallery and a picture further down (the lead story has the photo)
+    if writer.scenes:  # a picture between the two quoting briefs, a gallery further down
         payloads[3]["media"] = [demo_media.item(writer.scenes, n) for n in (1, 2, 3)]
         payloads[3]["gallery"] = True
-        payloads[6]["media"] = [demo_media.item(writer.scenes, 2)]
+        payloads[-2]["media"] = [demo_media.item(writer.scenes, 2)]
     recent = list(zip(times, payloads, strict=True))
-    for n in range(len(embeds)):  # today's latest briefs quote them
-        recent[-1 - n] = (recent[-1 - n][0], dict(QUOTING[n]))
+    quoted_at = [-1 - 2 * n for n in range(len(embeds))]  # the latest brief and the third
+    for n, at in enumerate(quoted_at):
+        recent[at] = (recent[at][0], dict(QUOTING[n]))
     ordered = sorted(planned + recent, key=lambda item: item[0])
     # Posted a few minutes before the brief quoting it (the article that morning).
     quoting = {
-        times[-1 - n]: (
-            replace(embed, published_at=iso_ms(times[-1 - n] - (4 + 180 * n) * 60_000)),
-        )
-        for n, embed in enumerate(embeds)
+        times[at]: (replace(embed, published_at=iso_ms(times[at] - (4 + 180 * n) * 60_000)),)
+        for n, (at, embed) in enumerate(zip(quoted_at, embeds, strict=True))
     }
     briefs = [
         ImportedBrief(n, at_ms, await _draft(store, p), embeds=quoting.get(at_ms, ()))
