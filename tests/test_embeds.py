@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import httpx
 import pytest
 from PIL import ExifTags, Image
@@ -630,6 +631,29 @@ def test_an_editor_previews_a_card_attaches_it_and_readers_see_it(
     finally:
         context.close()
     assert dialogs == []
+
+
+def test_atom_and_json_feed_carry_each_embed_as_a_related_link(
+    client: httpx.Client, site: Site
+) -> None:
+    """Each quoted post or article is a related link of its entry: Atom's rel="related" (the
+    alternate stays the permalink) and JSON Feed's _livefeed.related extension."""
+    slug = make_feed(client)
+    article = site.put("/news/related", '<meta property="og:title" content="Wall holds">')
+    brief = publish(client, slug, "Quoting", embeds=[{"url": TELEGRAM_POST}, {"url": article}])
+    post, card = brief["embeds"]
+    (entry,) = feedparser.parse(client.get(f"/feeds/{slug}/atom.xml").content).entries
+    links = [(link["rel"], link["href"], link.get("title")) for link in entry.links]
+    assert links[0][0] == "alternate" and links[0][1].endswith(f"#{brief['id']}")
+    assert links[1:] == [
+        ("related", post["canonical_url"], "Telegram: Halvard News"),
+        ("related", card["canonical_url"], "Related article: Wall holds"),
+    ]
+    (item,) = client.get(f"/feeds/{slug}/feed.json").json()["items"]
+    assert item["_livefeed"] == {"related": [
+        {"url": post["canonical_url"], "title": "Telegram: Halvard News"},
+        {"url": card["canonical_url"], "title": "Related article: Wall holds"},
+    ]}  # fmt: skip
 
 
 # --- the whole of issue 15, as an editor and a reader see it ----------------------------------
