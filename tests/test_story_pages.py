@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from helpers import TOKEN, LivefeedServer, auth, image_bytes, make_feed, publish, upload
 from livefeed.media.images import media_id
@@ -165,8 +165,9 @@ def test_the_embed_shows_the_summary_and_follows_it(
 def test_the_editor_writes_reorders_and_clears_the_summary_and_handles_412(
     page: Page, server: LivefeedServer, http: httpx.Client
 ) -> None:
-    """From the editor page: a lead and a summary (a point added, moved up) are saved; a save
-    based on a version someone else replaced gets 412, shown with their version and ours."""
+    """From the editor page: a lead (its picture uploaded from the panel, alt text asked for)
+    and a summary (a point added, moved up) are saved; a save based on a version someone else
+    replaced gets 412, shown with their version and ours."""
     slug = make_feed(http)
     page.goto(f"{server.base}/editor?feed={slug}")
     page.fill("#token", TOKEN)
@@ -178,7 +179,10 @@ def test_the_editor_writes_reorders_and_clears_the_summary_and_handles_412(
     expect(page.locator("#lead-headline-error")).not_to_be_empty(timeout=5000)
     page.fill("#lead-headline", "Storm reaches the coast")
     page.click("#lead-media")
-    page.locator("#lead-media-list .media-id").fill(PHOTO_ID)
+    chosen: FilePayload = {"name": "lead.jpg", "mimeType": "image/jpeg", "buffer": PHOTO}
+    page.locator("#lead-media-list .media-upload").set_input_files(files=[chosen])
+    expect(page.locator("#lead-media-list .media-id")).to_have_value(PHOTO_ID, timeout=10000)
+    expect(page.locator("#lead-media-list img.media-thumb")).to_be_visible()
     page.locator("#lead-media-list .media-caption-input").fill("Odesa")
     page.click("#lead-save")
     expect(page.locator("#lead-media-error")).to_contain_text("alt text", timeout=5000)
