@@ -248,7 +248,7 @@ def _schemas() -> dict[str, Any]:
                         "code": _string("machine-readable, see each response"),
                         "message": _string("for people; never contains a token"),
                         "field": _string("the request field at fault"),
-                        "current_version": {"type": "integer", "minimum": 1},
+                        "current_version": {"type": "integer", "minimum": 0},  # 0: a lead never set
                     },
                     ("code", "message"),
                     closed=True,
