@@ -111,6 +111,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         app.state.hub = hub
         app.state.snapshots = SnapshotCache()
         app.state.media_pool = worker_pool(settings.media_workers)  # processes start on use
+        app.state.resolver = embeds.make_resolver(settings, embeds.app_thumbnails(app.state))
         _tune_collector()
         node = f"{socket.gethostname()}:{os.getpid()}"
         tasks = [asyncio.create_task(job(store, settings)) for job in (*jobs, _heartbeat(node))]
@@ -190,7 +191,6 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds/{feed}/summary", story.delete_summary, methods=["DELETE"]),
         Route("/api/feeds/{feed}/days", days.list_days, methods=["GET"]),
         Route("/api/embeds/preview", embeds.preview_embed, methods=["POST"]),
-        Route("/embed-thumbs/{name}", embeds.thumbnail, methods=["GET"]),
         Route("/api/media", media.upload_media, methods=["POST"]),
         Route("/media/{media}/{name}", media.media_file, methods=["GET", "HEAD"]),
         Route("/api/feeds/{feed}/days/{date}", days.get_day, methods=["GET"]),
@@ -223,7 +223,6 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     app.state.media_files = MediaFiles(settings.media_root())
     app.state.media_slots = asyncio.Semaphore(max(1, settings.media_workers))
     app.state.templates = Jinja2Templates(directory=settings.web_dir / "templates")
-    app.state.resolver, app.state.thumbs = embeds.make_resolver(settings)
     app.state.templates.env.globals.update(
         media_path=rendition_path, media_srcset=srcset, media_sizes=MEDIA_SIZES
     )

@@ -307,7 +307,7 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
                     media=media)  # fmt: skip
         hostile = '<img src=x onerror="alert(14)"><script>alert(15)</script>'
         lead = {"headline": hostile, "standfirst": hostile, "body": "".join(XSS_BODIES),
-                "author": hostile, "media": [{"id": "m1", "alt": hostile, "caption": hostile,
+                "author": hostile, "media": [{"id": photo, "alt": hostile, "caption": hostile,
                                               "credit": hostile}]}  # fmt: skip
         assert http.put(f"/api/feeds/{slug}/lead", json=lead, headers=auth()).is_success
         summary = {"title": hostile, "items": XSS_BODIES}

@@ -5,6 +5,7 @@ that outlive their post, and the cards readers see."""
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import re
@@ -15,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import httpx
 import pytest
-from playwright.sync_api import Browser, Dialog, expect
+from PIL import ExifTags, Image
+from playwright.sync_api import Browser, Dialog, FilePayload, expect
 
 from helpers import (
     TOKEN,
@@ -26,6 +29,7 @@ from helpers import (
     RedisProcess,
     Site,
     auth,
+    image_bytes,
     livefeed,
     make_feed,
     publish,
@@ -40,15 +44,15 @@ YOUTUBE_VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 X_POST = "https://x.com/coastguard_hq/status/1900000000000000001"
 
 
-def png(width: int = 4, height: int = 3) -> bytes:
-    """A small valid PNG, grey."""
+def png(width: int = 4, height: int = 3, claimed: tuple[int, int] | None = None) -> bytes:
+    """A small valid PNG, grey; with ``claimed``, its header says that size (a bomb's)."""
     raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", *(claimed or (width, height)), 8, 0, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
@@ -159,9 +163,10 @@ def test_a_telegram_post_is_kept_in_the_brief_as_a_snapshot(
         "published_at": "2026-03-01T10:15:00.000Z", "deleted": False,
     }  # fmt: skip
     assert embed["frame_url"] == site.base + "/tg/halvard_news/42?embed=1"
+    assert re.fullmatch(r"/media/[0-9a-f]{32}/4\.jpg", embed["thumbnail"]), embed["thumbnail"]
     thumb = client.get(embed["thumbnail"])
-    assert thumb.status_code == 200 and thumb.content == png()
-    assert thumb.headers["content-type"] == "image/png"
+    assert thumb.status_code == 200 and thumb.content.startswith(b"\xff\xd8\xff")
+    assert thumb.headers["content-type"] == "image/jpeg"
     assert "immutable" in thumb.headers["cache-control"]
     stored = client.get(f"/api/feeds/{slug}/briefs/{brief['id']}").json()
     assert stored["embeds"] == brief["embeds"]
@@ -180,7 +185,7 @@ def test_youtube_and_x_are_resolved_by_oembed(client: httpx.Client, site: Site) 
         "@coastcam",
     )
     assert video["frame_url"] == "https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ"
-    assert video["thumbnail"].startswith("/embed-thumbs/")
+    assert video["thumbnail"].startswith("/media/")
     assert (post["provider"], post["author"], post["handle"], post["published_at"]) == (
         "x",
         "Coastguard",
@@ -220,7 +225,7 @@ def test_any_other_url_is_a_related_article_card_from_open_graph_and_json_ld(
         "published_at": "2026-03-01T07:00:00.000Z", "canonical_url": "https://courier.example/storm",
         "frame_url": None,
     }  # fmt: skip
-    assert client.get(embed["thumbnail"]).content == png()
+    assert client.get(embed["thumbnail"]).headers["content-type"] == "image/jpeg"
 
 
 def test_a_page_in_another_charset_is_read_in_it(client: httpx.Client, site: Site) -> None:
@@ -422,10 +427,35 @@ def test_frames_are_allowed_only_from_the_configured_providers(
     assert f"frame-src 'self' https://www.youtube-nocookie.com {site.base};" in strict
 
 
-def test_thumbnail_names_that_are_not_ours_are_404(client: httpx.Client) -> None:
-    """Only names the store gives are served; nothing else under the data directory."""
-    for name in ("../redis.conf", "0" * 32 + ".png", "x.svg"):
-        assert client.get(f"/embed-thumbs/{name}").status_code == 404
+def test_a_thumbnail_is_stored_as_media_stripped_and_a_bomb_gets_none(
+    client: httpx.Client, site: Site
+) -> None:
+    """A card's image goes through the media pipeline: a small JPEG rendition served from
+    /media/ without its GPS or device data; a picture claiming too many pixels, or a GIF,
+    leaves the card without one; /embed-thumbs/ is gone."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "PhoneMaker"
+    exif[ExifTags.Base.GPSInfo] = {ExifTags.GPS.GPSLatitudeRef: "N",
+                                   ExifTags.GPS.GPSLatitude: (50.0, 27.0, 1.0)}  # fmt: skip
+    images = {
+        "gps": site.put("/img/gps.jpg", image_bytes(900, 500, exif=exif), "image/jpeg"),
+        "bomb": site.put("/img/bomb.png", png(claimed=(20_000, 20_000)), "image/png"),
+        "gif": site.put("/img/anim.gif", b"GIF89a" + bytes(40), "image/gif"),
+    }
+    cards = {}
+    for name, image in images.items():
+        page = f'<meta property="og:title" content="Card {name}"><meta property="og:image" ' \
+            f'content="{image}">'  # fmt: skip
+        cards[name] = preview(client, site.put(f"/news/thumb-{name}", page)).json()
+    assert cards["bomb"]["thumbnail"] is None and cards["gif"]["thumbnail"] is None
+    path = cards["gps"]["thumbnail"]
+    assert re.fullmatch(r"/media/[0-9a-f]{32}/640\.jpg", path), path
+    got = client.get(path)
+    assert got.status_code == 200 and "immutable" in got.headers["cache-control"]
+    assert not Image.open(io.BytesIO(got.content)).getexif()
+    for needle in (b"PhoneMaker", b"GPS", b"Exif\x00"):
+        assert needle not in got.content, needle
+    assert client.get(f"/embed-thumbs/{'0' * 32}.png").status_code == 404
 
 
 # --- snapshots outlive their post -----------------------------------------------------------
@@ -601,3 +631,102 @@ def test_an_editor_previews_a_card_attaches_it_and_readers_see_it(
     finally:
         context.close()
     assert dialogs == []
+
+
+def test_atom_and_json_feed_carry_each_embed_as_a_related_link(
+    client: httpx.Client, site: Site
+) -> None:
+    """Each quoted post or article is a related link of its entry: Atom's rel="related" (the
+    alternate stays the permalink) and JSON Feed's _livefeed.related extension."""
+    slug = make_feed(client)
+    article = site.put("/news/related", '<meta property="og:title" content="Wall holds">')
+    brief = publish(client, slug, "Quoting", embeds=[{"url": TELEGRAM_POST}, {"url": article}])
+    post, card = brief["embeds"]
+    (entry,) = feedparser.parse(client.get(f"/feeds/{slug}/atom.xml").content).entries
+    links = [(link["rel"], link["href"], link.get("title")) for link in entry.links]
+    assert links[0][0] == "alternate" and links[0][1].endswith(f"#{brief['id']}")
+    assert links[1:] == [
+        ("related", post["canonical_url"], "Telegram: Halvard News"),
+        ("related", card["canonical_url"], "Related article: Wall holds"),
+    ]
+    (item,) = client.get(f"/feeds/{slug}/feed.json").json()["items"]
+    assert item["_livefeed"] == {"related": [
+        {"url": post["canonical_url"], "title": "Telegram: Halvard News"},
+        {"url": card["canonical_url"], "title": "Related article: Wall holds"},
+    ]}  # fmt: skip
+
+
+# --- the whole of issue 15, as an editor and a reader see it ----------------------------------
+
+
+@pytest.mark.browser
+def test_an_editor_publishes_a_photo_a_post_and_a_card_then_the_story_and_readers_see_it(
+    browser: Browser, embeds_server: LivefeedServer, client: httpx.Client, site: Site
+) -> None:
+    """From the editor page: upload a photo (alt, caption, credit), quote a Telegram post and a
+    related article, publish, write the lead and the summary; a reader page open in another
+    browser context shows the brief (image and cards) and the lead and summary, live."""
+    slug = make_feed(client)
+    article = site.put(
+        "/news/done-when",
+        '<meta property="og:title" content="Harbour wall holds">'
+        '<meta property="og:site_name" content="The Castell Courier">'
+        f'<meta property="og:image" content="{site.base}/img/photo.png">',
+    )
+    readers, editors = browser.new_context(), browser.new_context()
+    try:
+        reader = readers.new_page()
+        reader.goto(f"{embeds_server.base}/feeds/{slug}")
+        expect(reader.locator("#conn-status")).to_have_attribute(
+            "data-state", "live", timeout=10000
+        )
+        editor = editors.new_page()
+        editor.goto(f"{embeds_server.base}/editor?feed={slug}")
+        editor.fill("#token", TOKEN)
+        editor.click("#sign-in")
+        expect(editor.locator("#editor-name")).to_have_text("Newsroom")
+        photo: FilePayload = {"name": "scene.jpg", "mimeType": "image/jpeg",
+                              "buffer": image_bytes(800, 450)}  # fmt: skip
+        editor.set_input_files("#media-file", files=[photo])
+        item = editor.locator("#media-list > li")
+        expect(item).to_have_count(1, timeout=20000)
+        item.locator("input[id$='-alt']").fill("Waves over the harbour wall")
+        item.locator("input[id$='-caption']").fill("Castell Bay at noon")
+        item.locator("input[id$='-credit']").fill("Photo: Ana Lind")
+        editor.fill("#headline", "The sea comes in")
+        for url in (TELEGRAM_POST, article):
+            editor.fill("#embed-url", url)
+            editor.click("#embed-preview")
+            expect(editor.locator("#embed-card figure.embed")).to_be_visible(timeout=10000)
+            editor.click("#embed-attach")
+        expect(editor.locator("#embed-list figure.embed")).to_have_count(2)
+        editor.click("#publish")
+        expect(editor.locator("#compose-message")).to_contain_text("Published", timeout=10000)
+        editor.locator("#lead-editor summary").click()
+        editor.fill("#lead-headline", "Storm Halvard reaches Castell Bay")
+        editor.fill("#lead-standfirst", "The harbour wall held through the night.")
+        editor.click("#lead-save")
+        expect(editor.locator("#lead-message")).to_contain_text("version 1", timeout=10000)
+        editor.locator("#summary-editor summary").click()
+        editor.locator("#summary-items-list .summary-point").first.fill("The wall held")
+        editor.click("#summary-save")
+        expect(editor.locator("#summary-message")).to_contain_text("version 1", timeout=10000)
+
+        brief = reader.locator("#briefs > li").first
+        image = brief.locator("figure.media img")
+        expect(image).to_have_attribute("alt", "Waves over the harbour wall", timeout=10000)
+        expect(image).to_have_attribute("srcset", re.compile(r"/media/[0-9a-f]{32}/640\.jpg"))
+        expect(brief.locator("figure.media .media-credit")).to_have_text("Photo: Ana Lind")
+        expect(brief.locator("figure.media .media-caption")).to_have_text("Castell Bay at noon")
+        expect(brief.locator(".embed-post .embed-author")).to_have_text("Halvard News")
+        expect(brief.locator(".embed-card .embed-title")).to_have_text("Harbour wall holds")
+        expect(brief.locator(".embed-card img.embed-thumb")).to_have_attribute(
+            "src", re.compile(r"^/media/[0-9a-f]{32}/4\.jpg$")
+        )
+        expect(reader.locator("#lead .lead-headline")).to_have_text(
+            "Storm Halvard reaches Castell Bay", timeout=10000
+        )
+        expect(reader.locator("#summary .summary-items li")).to_have_text(["The wall held"])
+    finally:
+        editors.close()
+        readers.close()

@@ -22,6 +22,7 @@ from helpers import (
     publish,
     upload,
 )
+from livefeed.newsroom.archive import media_ids
 
 # A minimal MPEG-1 Layer III frame (128 kbit/s, 44.1 kHz): header, then silence.
 MP3_FRAME = b"\xff\xfb\x90\x64" + bytes(413)
@@ -318,28 +319,33 @@ def test_export_with_media_restores_on_another_installation(
     redis_server: RedisProcess, server: LivefeedServer, http: httpx.Client, feed: str,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    """``export --with-media`` writes the JSON Lines (media metadata in each line) and the files;
-    another installation (prefix and media dir of its own) refuses the lines alone, imports the
-    archive, and exports the very same bytes again."""
+    """``export --with-media`` writes the JSON Lines (media metadata in each line) and the files,
+    the lead's picture too; another installation (prefix and media dir of its own) refuses the
+    lines alone, imports the archive, and exports the very same bytes again."""
     photo = upload(http, image_bytes(900, 600))
     sound = upload(http, MP3_FRAME * 4)
+    cover = upload(http, image_bytes(700, 400))  # named by the lead alone
     publish(http, feed, "Archived", media=[
         {"id": photo["id"], "alt": "A box", "credit": "Photo: Us"}, {"id": sound["id"]},
     ])  # fmt: skip
+    lead = {"headline": "The story", "media": [{"id": cover["id"], "alt": "A cover"}]}
+    assert http.put(f"/api/feeds/{feed}/lead", json=lead, headers=auth()).is_success
     assert server.log_path is not None
     here = ["--redis-url", redis_server.url, "--key-prefix", server.prefix,
             "--media-dir", str(server.log_path.with_suffix(".media"))]  # fmt: skip
     plain, archive = tmp_path / "feed.jsonl", tmp_path / "feed.tar"
     assert livefeed("export", feed, "-o", str(plain), *here).returncode == 0
-    (line,) = plain.read_bytes().splitlines()
+    line, lead_line = plain.read_bytes().splitlines()
     assert json.loads(line)["media"][0]["width"] == 900
+    assert json.loads(lead_line)["lead"]["media"][0]["width"] == 700
     done = livefeed("export", feed, "--with-media", "-o", str(archive), *here)
-    assert done.returncode == 0 and "and 2 media" in done.stderr, done.stderr
+    assert done.returncode == 0 and "and 3 media" in done.stderr, done.stderr
     with tarfile.open(archive) as tar:
         names = tar.getnames()
         extracted = tar.extractfile("briefs.jsonl")
         assert extracted is not None and extracted.read() == plain.read_bytes()
     assert f"media/{photo['id']}/640.webp" in names and f"media/{sound['id']}/audio.mp3" in names
+    assert f"media/{cover['id']}/16x9.jpg" in names
 
     elsewhere_dir = tmp_path / "elsewhere-media"
     there = ["--redis-url", redis_server.url, "--key-prefix", "tx-" + uuid.uuid4().hex[:8],
@@ -351,8 +357,22 @@ def test_export_with_media_restores_on_another_installation(
     imported = livefeed("import", "copy", str(archive), *there)
     assert imported.returncode == 0, imported.stderr
     assert (elsewhere_dir / photo["id"][:2] / photo["id"] / "1x1.jpg").is_file()
+    assert (elsewhere_dir / cover["id"][:2] / cover["id"] / "1x1.jpg").is_file()
     again = livefeed("export", "copy", *there)
     assert again.returncode == 0 and again.stdout.encode() == plain.read_bytes()
+
+
+def test_an_archive_takes_the_media_of_briefs_embeds_and_the_lead() -> None:
+    """The uploads an archive carries: a brief's media, its embeds' thumbnails (media too) and
+    the lead's pictures, each once, in first-named order."""
+    a, b, c = "a" * 32, "b" * 32, "c" * 32
+    lines = [
+        json.dumps({"media": [{"id": a}], "embeds": [{"thumbnail": f"/media/{b}/640.jpg"},
+                                                      {"thumbnail": None}]}).encode(),
+        json.dumps({"media": [{"id": b}]}).encode(),
+        json.dumps({"lead": {"media": [{"id": c}, {"id": a}]}}).encode(),
+    ]  # fmt: skip
+    assert media_ids(lines) == [a, b, c]
 
 
 def test_import_refuses_a_tampered_archive(redis_server: RedisProcess, tmp_path: Path) -> None:

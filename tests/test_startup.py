@@ -153,7 +153,7 @@ def _printed_token(server: LivefeedServer) -> str:
 def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, Path]) -> None:
     """The demo starts with a pinned lead, key events, a correction and a retraction, at
     spread-out times, with no headline twice; a lead story, a summary and a description; and
-    pictures: a lead photo and a gallery."""
+    pictures: the lead story's photo and a gallery."""
     server, _ = demo
     feed = httpx.get(f"{server.base}/api/feeds/demo", timeout=10).json()
     assert feed["pinned"] is not None and feed["description"]
@@ -168,11 +168,12 @@ def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, 
     headlines = [b["headline"] for b in briefs["briefs"]]
     assert len(headlines) == len(set(headlines))
     pictured = [b for b in recent if b["media"]]  # drawn by livefeed.ops.demo_media
-    assert any(m["role"] == "lead" for b in pictured for m in b["media"]), "a lead photo"
     assert any(b["gallery"] and len(b["media"]) == 3 for b in pictured), "a gallery"
-    photo = pictured[0]["media"][0]
-    assert photo["alt"] and photo["credit"]
+    (photo,) = lead["media"]
+    assert photo["alt"] and photo["caption"] and photo["credit"] and photo["widths"]
     assert httpx.get(f"{server.base}/media/{photo['id']}/320.webp", timeout=10).status_code == 200
+    page = httpx.get(f"{server.base}/feeds/demo", timeout=10).text
+    assert f"/media/{photo['id']}/16x9.jpg" in page, "og:image and JSON-LD come from the lead"
     url = next(
         line.split("embedded Redis at ")[1].split(",")[0]
         for line in server.log().splitlines()

@@ -16,21 +16,32 @@ from helpers import (
     auth,
     frames_until,
     has_live,
+    image_bytes,
     livefeed,
     make_feed,
     publish,
     stream_length,
+    upload,
 )
+from livefeed.media.images import media_id
 from livefeed.model.days import day_containing, local_clock
 from livefeed.model.ids import StreamId
 
+PHOTO = image_bytes(640, 360)
 LEAD: dict[str, Any] = {
     "headline": "Storm reaches the coast",
     "standfirst": "Thousands without power as winds hit 120 km/h",
     "body": "Roads are closed.\n\nSchools stay shut.",
-    "media": [{"id": "m1", "alt": "A flooded street", "caption": "Odesa", "credit": "Ana / AP"}],
-}
+    "media": [{"id": media_id(PHOTO), "alt": "A flooded street", "caption": "Odesa",
+               "credit": "Ana / AP"}],
+}  # fmt: skip
 SUMMARY: dict[str, Any] = {"items": ["Winds of <strong>120 km/h</strong>", "Schools closed"]}
+
+
+@pytest.fixture(autouse=True)
+def _photo(http: httpx.Client) -> None:
+    """The lead's picture is uploaded (once: the same bytes again are known)."""
+    upload(http, PHOTO)
 
 
 def lead_url(feed: str) -> str:
@@ -52,7 +63,10 @@ def test_a_lead_is_stored_sanitised_with_a_version_and_read_back(
     assert lead["version"] == 1 and response.headers["etag"] == '"1"'
     assert lead["body"] == "<p>Roads are closed.</p><p>Schools stay shut.</p>"
     assert lead["author"] and lead["updated_at"].endswith("Z")
-    assert lead["media"] == [{**LEAD["media"][0], "decorative": False}]
+    (photo,) = lead["media"]
+    assert photo == {**LEAD["media"][0], "decorative": False, "role": "inline", "transcript": "",
+                     "kind": "image", "format": "jpeg", "width": 640, "height": 360,
+                     "widths": [320, 640]}  # fmt: skip
     got = http.get(lead_url(feed))
     assert got.json() == {"lead": lead, "version": 1} and got.headers["etag"] == '"1"'
 
@@ -115,12 +129,32 @@ def test_delete_clears_and_versions_count_on(http: httpx.Client, feed: str) -> N
         ("lead", {"headline": "h" * 301}, 422, "too_long", "headline"),
         ("lead", {"headline": "h", "standfirst": "s" * 601}, 422, "too_long", "standfirst"),
         ("lead", {"headline": "h", "body": "b" * 20_001}, 422, "too_long", "body"),
-        ("lead", {"headline": "h", "media": [{"id": "m1"}]}, 422, "missing_alt", "media"),
+        (
+            "lead",
+            {"headline": "h", "media": [{"id": media_id(PHOTO)}]},
+            422,
+            "missing_alt",
+            "media",
+        ),
         (
             "lead",
             {"headline": "h", "media": [{"id": "../x", "alt": "a"}]},
             422,
-            "invalid_field",
+            "unknown_media",  # as for a brief's: no upload has such an id
+            "media",
+        ),
+        (
+            "lead",
+            {"headline": "h", "media": [{"id": "0" * 32, "alt": "never uploaded"}]},
+            422,
+            "unknown_media",
+            "media",
+        ),
+        (
+            "lead",
+            {"headline": "h", "media": [{"id": media_id(PHOTO), "alt": "a"}] * 2},
+            422,
+            "duplicate_media",
             "media",
         ),
         (

@@ -7,16 +7,27 @@ import re
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page, expect
+import pytest
+from playwright.sync_api import FilePayload, Page, expect
 
-from helpers import TOKEN, LivefeedServer, auth, make_feed, publish
+from helpers import TOKEN, LivefeedServer, auth, image_bytes, make_feed, publish, upload
+from livefeed.media.images import media_id
 
+PHOTO = image_bytes(640, 360)
+PHOTO_ID = media_id(PHOTO)
 LEAD: dict[str, Any] = {
     "headline": "Storm reaches the coast",
     "standfirst": "Thousands without power as winds hit 120 km/h",
     "body": "<p>Roads are closed.</p><p>Schools stay <em>shut</em>.</p>",
-    "media": [{"id": "m1", "alt": "A flooded street", "caption": "Odesa", "credit": "Ana / AP"}],
-}
+    "media": [{"id": PHOTO_ID, "alt": "A flooded street", "caption": "Odesa",
+               "credit": "Ana / AP"}],
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _photo(http: httpx.Client) -> None:
+    """The lead's picture is uploaded (once: the same bytes again are known)."""
+    upload(http, PHOTO)
 
 
 def json_ld(html: str) -> dict[str, object]:
@@ -29,9 +40,13 @@ def json_ld(html: str) -> dict[str, object]:
 def test_the_reader_page_renders_lead_then_summary_then_pin_then_key_events(
     http: httpx.Client, server: LivefeedServer
 ) -> None:
-    """Without JS the page shows lead, summary, pinned post, key events and briefs in that order."""
+    """Without JS the page shows lead (its picture as a brief's: srcset, size, alt, credit),
+    summary, pinned post, key events and briefs in that order; the lead's picture is the
+    page's og:image and JSON-LD image (its crops) even when a brief has a picture too."""
     slug = make_feed(http)
-    brief = publish(http, slug, "A key brief", key_event=True)
+    other = upload(http, image_bytes(500, 300))
+    brief = publish(http, slug, "A key brief", key_event=True,
+                    media=[{"id": other["id"], "alt": "A box", "role": "lead"}])  # fmt: skip
     assert http.put(
         f"/api/feeds/{slug}/pin", json={"brief_id": brief["id"]}, headers=auth()
     ).is_success
@@ -48,6 +63,14 @@ def test_the_reader_page_renders_lead_then_summary_then_pin_then_key_events(
     assert 'class="lead-headline" dir="auto" id="lead-headline">Storm reaches the coast<' in html
     assert "<p>Schools stay <em>shut</em>.</p>" in html
     assert '<span class="media-caption" dir="auto">Odesa</span>' in html
+    lead_html = html[html.index('id="lead"') : html.index('id="summary"')]
+    assert f'srcset="/media/{PHOTO_ID}/320.jpg 320w, /media/{PHOTO_ID}/640.jpg 640w"' in lead_html
+    assert 'width="640" height="360"' in lead_html and 'alt="A flooded street"' in lead_html
+    assert '<span class="media-credit" dir="auto">Ana / AP</span>' in lead_html
+    assert f'<meta property="og:image" content="{server.base}/media/{PHOTO_ID}/16x9.jpg">' in html
+    assert '<meta name="twitter:card" content="summary_large_image">' in html
+    crops = [f"{server.base}/media/{PHOTO_ID}/{c}.jpg" for c in ("16x9", "4x3", "1x1")]
+    assert json_ld(html)["image"] == crops
     assert '<li dir="auto"><p>Schools closed</p></li>' in html
     assert f'<meta name="description" content="{LEAD["standfirst"]}">' in html
 
@@ -93,6 +116,9 @@ def test_lead_and_summary_update_live_on_an_open_page_with_a_polite_announcement
     expect(lead.locator(".lead-headline")).to_have_text(LEAD["headline"], timeout=5000)
     expect(lead.locator(".lead-body em")).to_have_text("shut")
     expect(lead.locator(".media-credit")).to_have_text("Ana / AP")
+    expect(lead.locator("img")).to_have_attribute("alt", "A flooded street")
+    expect(lead.locator("img")).to_have_attribute("srcset", re.compile(f"/media/{PHOTO_ID}/640"))
+    lead_rendered = lead.evaluate("(el) => el.innerHTML.replace(/\\s+</g, '<').trim()")
     summary: dict[str, Any] = {"items": ["Winds of 120 km/h"]}
     put = http.put(f"/api/feeds/{slug}/summary", json=summary, headers=auth())
     assert put.is_success
@@ -105,15 +131,15 @@ def test_lead_and_summary_update_live_on_an_open_page_with_a_polite_announcement
         ["Winds of 120 km/h", "Schools closed"], timeout=5000
     )
     expect(box).to_have_attribute("data-version", "2")
-    assert http.delete(f"/api/feeds/{slug}/lead", headers=auth()).status_code == 204
-    expect(lead).to_be_hidden(timeout=5000)
     # The server-rendered page and the one feed.js built show the same markup.
     rendered = box.evaluate("(el) => el.innerHTML.replace(/\\s+</g, '<').trim()")
     page.reload()
     expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=10000)
     served = page.locator("#summary").evaluate("(el) => el.innerHTML.replace(/\\s+</g, '<').trim()")
     assert served == rendered
-    expect(page.locator("#lead")).to_be_hidden()
+    assert lead.evaluate("(el) => el.innerHTML.replace(/\\s+</g, '<').trim()") == lead_rendered
+    assert http.delete(f"/api/feeds/{slug}/lead", headers=auth()).status_code == 204
+    expect(lead).to_be_hidden(timeout=5000)
 
 
 def test_the_embed_shows_the_summary_and_follows_it(
@@ -139,8 +165,9 @@ def test_the_embed_shows_the_summary_and_follows_it(
 def test_the_editor_writes_reorders_and_clears_the_summary_and_handles_412(
     page: Page, server: LivefeedServer, http: httpx.Client
 ) -> None:
-    """From the editor page: a lead and a summary (a point added, moved up) are saved; a save
-    based on a version someone else replaced gets 412, shown with their version and ours."""
+    """From the editor page: a lead (its picture uploaded from the panel, alt text asked for)
+    and a summary (a point added, moved up) are saved; a save based on a version someone else
+    replaced gets 412, shown with their version and ours."""
     slug = make_feed(http)
     page.goto(f"{server.base}/editor?feed={slug}")
     page.fill("#token", TOKEN)
@@ -152,7 +179,10 @@ def test_the_editor_writes_reorders_and_clears_the_summary_and_handles_412(
     expect(page.locator("#lead-headline-error")).not_to_be_empty(timeout=5000)
     page.fill("#lead-headline", "Storm reaches the coast")
     page.click("#lead-media")
-    page.locator("#lead-media-list .media-id").fill("m1")
+    chosen: FilePayload = {"name": "lead.jpg", "mimeType": "image/jpeg", "buffer": PHOTO}
+    page.locator("#lead-media-list .media-upload").set_input_files(files=[chosen])
+    expect(page.locator("#lead-media-list .media-id")).to_have_value(PHOTO_ID, timeout=10000)
+    expect(page.locator("#lead-media-list img.media-thumb")).to_be_visible()
     page.locator("#lead-media-list .media-caption-input").fill("Odesa")
     page.click("#lead-save")
     expect(page.locator("#lead-media-error")).to_contain_text("alt text", timeout=5000)

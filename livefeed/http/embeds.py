@@ -1,26 +1,28 @@
-"""Embeds over HTTP: the editor's preview of a card, resolving a brief's embeds when it is
-published or corrected, and the thumbnails the cards show."""
+"""Embeds over HTTP: the editor's preview of a card and resolving a brief's embeds when it is
+published or corrected. Their thumbnails are media (``/media/{id}/{name}``), made in the
+app's media worker pool as uploads are."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.datastructures import State
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from livefeed.config import Settings
-from livefeed.errors import NotFound
+from livefeed.errors import Unavailable
 from livefeed.http._helpers import authenticate, json_response, read_json, state
+from livefeed.http.media import in_pool
+from livefeed.media.images import Refusal
 from livefeed.model.brief import Brief
 from livefeed.model.embed import Embed, EmbedRef
 from livefeed.model.ids import iso_ms
+from livefeed.model.media import MediaInfo
 from livefeed.model.schema import decode
 from livefeed.outbound.embeds import Providers, Resolver
 from livefeed.outbound.fetch import Policy
-from livefeed.outbound.thumbs import MEDIA_TYPES, FileThumbnails
-
-THUMBNAILS_DIR = "embed-thumbs"
-"""Under ``--data-dir``: the thumbnails' files."""
+from livefeed.outbound.thumbs import MediaThumbnails, ThumbnailStore
 
 
 def providers(settings: Settings) -> Providers:
@@ -32,16 +34,29 @@ def providers(settings: Settings) -> Providers:
     )
 
 
-def make_resolver(settings: Settings) -> tuple[Resolver, FileThumbnails]:
-    """The resolver and thumbnail store ``create_app`` keeps in ``app.state``."""
+def make_resolver(settings: Settings, thumbs: ThumbnailStore) -> Resolver:
+    """The resolver the lifespan keeps in ``app.state``, its thumbnails going to ``thumbs``."""
     policy = Policy(
         allow_http=settings.embed_allow_http,
         allow_loopback=settings.embed_test_loopback,
         timeout=settings.embed_timeout,
         max_bytes=settings.embed_max_bytes,
     )
-    thumbs = FileThumbnails(settings.data_dir / THUMBNAILS_DIR)
-    return Resolver(providers(settings), policy, thumbs), thumbs
+    return Resolver(providers(settings), policy, thumbs)
+
+
+def app_thumbnails(app_state: State) -> MediaThumbnails:
+    """Thumbnails made as uploads are: in the app's worker pool, one of its media slots held
+    (a dead worker leaves the card without a thumbnail rather than failing the publish)."""
+
+    async def process(data: bytes) -> tuple[MediaInfo, dict[str, bytes]] | Refusal:
+        async with app_state.media_slots:
+            try:
+                return await in_pool(app_state, data, app_state.settings.max_media_pixels)
+            except Unavailable as exc:
+                return Refusal(Unavailable, exc.message, exc.code)
+
+    return MediaThumbnails(process, app_state.media_files, app_state.store.media)
 
 
 async def resolve(
@@ -69,15 +84,3 @@ async def preview_embed(request: Request) -> Response:
     ref = decode(await read_json(request, settings.max_body_bytes), EmbedRef)
     (embed,) = await resolve(request, (ref,))
     return json_response(embed)
-
-
-async def thumbnail(request: Request) -> Response:
-    """``GET /embed-thumbs/{name}``: a snapshot's image, immutable (its name is its hash)."""
-    thumbs: FileThumbnails = request.app.state.thumbs
-    name = request.path_params["name"]
-    path = thumbs.path(name)
-    if path is None:
-        raise NotFound(f"no thumbnail {name!r}", code="not_found")
-    headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{name}"'}
-    media_type = MEDIA_TYPES[name.rsplit(".", 1)[1]]
-    return FileResponse(path, media_type=media_type, headers=headers)

@@ -16,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from email import policy
 from email.parser import BytesParser
 
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
@@ -41,7 +42,7 @@ async def upload_media(request: Request) -> Response:
     if known is not None and files.exists(identity):
         return json_response(known, 200)
     async with request.app.state.media_slots:
-        outcome = await _in_pool(request, data, settings.max_media_pixels)
+        outcome = await in_pool(request.app.state, data, settings.max_media_pixels)
         if isinstance(outcome, Refusal):
             raise outcome.error()
         info, made = outcome
@@ -67,18 +68,18 @@ async def media_file(request: Request) -> Response:
     return FileResponse(path, media_type=content_type, headers=headers)
 
 
-async def _in_pool(
-    request: Request, data: bytes, max_pixels: int
+async def in_pool(
+    app_state: State, data: bytes, max_pixels: int
 ) -> tuple[MediaInfo, dict[str, bytes]] | Refusal:
     """``process_or_refusal`` in the app's worker processes; a pool whose process died (out of
     memory, say) is replaced, and the upload answered 503 to be sent again."""
-    pool: ProcessPoolExecutor = request.app.state.media_pool
+    pool: ProcessPoolExecutor = app_state.media_pool
     loop = asyncio.get_running_loop()
     try:
         return await loop.run_in_executor(pool, process_or_refusal, data, max_pixels)
     except BrokenProcessPool:
-        if request.app.state.media_pool is pool:
-            request.app.state.media_pool = worker_pool(request.app.state.settings.media_workers)
+        if app_state.media_pool is pool:
+            app_state.media_pool = worker_pool(app_state.settings.media_workers)
             pool.shutdown(wait=False)
         raise Unavailable("the media worker stopped; send the file again") from None
 

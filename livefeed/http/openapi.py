@@ -44,7 +44,6 @@ STREAM_ID = STREAM_ID_PATTERN
 _FULL_ID = FULL_ID_PATTERN
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _CLOCK = r"^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
-_THUMBNAIL = r"^[0-9a-f]{32}\.(jpg|png|webp|gif)$"
 _IF_MATCH = r'^\s*(\*|(W/)?"[0-9]{1,9}")\s*$'  # weak tags are well-formed but never match
 
 _ERROR_MEANING = {
@@ -249,7 +248,7 @@ def _schemas() -> dict[str, Any]:
                         "code": _string("machine-readable, see each response"),
                         "message": _string("for people; never contains a token"),
                         "field": _string("the request field at fault"),
-                        "current_version": {"type": "integer", "minimum": 1},
+                        "current_version": {"type": "integer", "minimum": 0},  # 0: a lead never set
                     },
                     ("code", "message"),
                     closed=True,
@@ -575,20 +574,12 @@ def _paths(settings: Settings) -> dict[str, Any]:
         "/api/embeds/preview": {"post": _op(
             "previewEmbed", "editor", "The card a brief quoting this URL would show",
             {"200": _json(_ref("Embed"), "the snapshot, resolved now; nothing is stored but "
-                          "its thumbnail"),
+                          "its thumbnail (in media storage)"),
              **_errors(bad_body, (422, (*_VALIDATION_CODES, "invalid_url", *_EMBED_CODES)))},
             body=_ref("EmbedRef"), editor=True,
             description="`embed_not_allowed`: the provider is not allowed here, or the URL is "
             "not https or not a public address; `embed_not_found`: the post or page is gone; "
             "`embed_unavailable`: the provider is down or did not answer as it should.",
-        )},
-        "/embed-thumbs/{name}": {"get": _op(
-            "embedThumbnail", "pages", "A copy of an embed's image, as a card shows it",
-            {"200": {"description": "the image, immutable", "content": {
-                t: {} for t in ("image/jpeg", "image/png", "image/webp", "image/gif")}},
-             **_errors((404, ("not_found",)))},
-            parameters=(_param("name", "path", _string(pattern=_THUMBNAIL),
-                               "the name in a snapshot's `thumbnail`"),),
         )},
         "/api/feeds/{feed}/briefs/{brief}": {
             "get": _op(

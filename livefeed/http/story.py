@@ -46,6 +46,7 @@ async def put_lead(request: Request) -> Response:
     payload = await read_json(request, settings.max_body_bytes)
     new = parse_lead(payload, editor)
     new.body = await sanitized(new.body)
+    new.media = await store.media.resolve(new.media)
     expected = expected_version(request, new.version)
     return await idempotent(
         request,

@@ -19,6 +19,7 @@ from msgspec import Meta, Struct
 from livefeed.errors import ValidationFailed
 from livefeed.model.days import local_time_label
 from livefeed.model.ids import iso_ms
+from livefeed.model.media import MEDIA_ID_LENGTH, MediaInfo, rendition_path
 from livefeed.model.schema import (
     EMBED_LINE_MAX,
     EMBED_TEXT_MAX,
@@ -64,7 +65,9 @@ class Embed(Struct, frozen=True, kw_only=True):
         description="when it was posted, if known: UTC with milliseconds, or YYYY-MM-DD when "
         "the provider gives only the date (X)"
     )] = None  # fmt: skip
-    thumbnail: Annotated[str | None, Meta(description="a copy of its image, served by us")] = None
+    thumbnail: Annotated[str | None, Meta(
+        description="a copy of its image in our media storage: /media/{id}/{width}.jpg"
+    )] = None  # fmt: skip
     frame_url: Annotated[
         str | None, Meta(description="the provider's player or post page, loaded on a click")
     ] = None
@@ -100,7 +103,16 @@ def stored_embeds(value: object) -> tuple[Embed, ...]:
     return tuple(out)
 
 
-_THUMBNAIL = re.compile(r"/embed-thumbs/[0-9a-f]{32}\.(jpg|png|webp|gif)")
+_THUMBNAIL = re.compile(rf"/media/[0-9a-f]{{{MEDIA_ID_LENGTH}}}/\d{{1,5}}\.jpg")
+THUMBNAIL_WIDTH = 640
+"""A card's thumbnail is at most this wide (feed.css shows it at up to 32rem)."""
+
+
+def thumbnail_path(info: MediaInfo) -> str:
+    """The rendition of an image a snapshot keeps as its thumbnail: the widest at most
+    THUMBNAIL_WIDTH, as JPEG (every browser and feed reader shows it)."""
+    width = max((w for w in info.widths if w <= THUMBNAIL_WIDTH), default=info.widths[0])
+    return rendition_path(info.id, f"{width}.jpg")
 
 
 def instant(value: object) -> str | None:

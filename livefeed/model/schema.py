@@ -40,8 +40,6 @@ STANDFIRST_MAX = 600
 SUMMARY_TITLE_MAX = 100
 SUMMARY_ITEMS_MAX = 20
 SUMMARY_ITEM_MAX = 1000
-LEAD_MEDIA_MAX = 10
-MEDIA_ID_MAX = 100
 MEDIA_MAX = 10
 """Images and audio items a brief may carry (livefeed.model.media)."""
 ALT_MAX = 1000

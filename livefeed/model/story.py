@@ -6,26 +6,23 @@ kept in the feed's meta hash and carried by its events (``lead_updated``/``lead_
 Each has a version of its own, counted on across clears, so an ``If-Match`` made before a
 clear fails with 412 rather than bringing the old text back. Limits and error codes are
 ``model/schema.py``'s. Bodies and items leave here validated but unsanitised: the caller
-sanitises them (``sanitize_body``) before they are stored.
+sanitises them (``sanitize_body``) before they are stored. The lead's pictures are a brief's
+media (``model/media.py``): referenced by upload id, resolved against the upload when set.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta, Struct
 
 from livefeed.errors import ValidationFailed
+from livefeed.model.brief import resolved
+from livefeed.model.media import Media, MediaRef, check_items
 from livefeed.model.schema import (
-    ALT_MAX,
     AUTHOR_MAX,
-    CAPTION_MAX,
-    CREDIT_MAX,
     HEADLINE_MAX,
-    LEAD_MEDIA_MAX,
-    MEDIA_ID_MAX,
     STANDFIRST_MAX,
     SUMMARY_ITEM_MAX,
     SUMMARY_ITEMS_MAX,
@@ -34,6 +31,7 @@ from livefeed.model.schema import (
     Body,
     Headline,
     Instant,
+    MediaItems,
     Version,
     _line,
     _meta,
@@ -44,46 +42,6 @@ from livefeed.model.text import TEXT_PATTERN, check_text
 
 DEFAULT_SUMMARY_TITLE = "What we know"
 
-_MEDIA_ID_PATTERN = rf"^[A-Za-z0-9_-]{{1,{MEDIA_ID_MAX}}}$"
-_MEDIA_ID = re.compile(_MEDIA_ID_PATTERN[1:-1])
-
-
-class MediaRef(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """A picture in the lead, by the id media storage gave it; ``alt`` unless ``decorative``.
-
-    The shape of a brief's media reference; URLs come from media storage once it exists, so
-    pages render the caption and credit of a reference, and an image only when given its URL.
-    """
-
-    id: Annotated[str, _meta("the media id an upload returned", pattern=_MEDIA_ID_PATTERN)]
-    alt: Annotated[
-        str, _line(ALT_MAX, "what the picture shows, for who cannot see it", blank=True)
-    ] = ""
-    caption: Annotated[str, _line(CAPTION_MAX, "shown under the picture", blank=True)] = ""
-    credit: Annotated[str, _line(CREDIT_MAX, "who took or owns it", blank=True)] = ""
-    decorative: bool = False
-
-    def __post_init__(self) -> None:
-        if not _MEDIA_ID.fullmatch(self.id):
-            raise ValidationFailed(
-                f"media id must be 1-{MEDIA_ID_MAX} characters of A-Z, a-z, 0-9, '_' and '-'",
-                code="invalid_field",
-                field="media",
-            )
-        for name, limit in (("alt", ALT_MAX), ("caption", CAPTION_MAX), ("credit", CREDIT_MAX)):
-            value = collapsed_line(getattr(self, name), name, limit, required=False)
-            msgspec.structs.force_setattr(self, name, value)
-        if not self.alt and not self.decorative:
-            raise ValidationFailed(
-                'each picture needs alt text (or "decorative": true)',
-                code="missing_alt",
-                field="media",
-            )
-
-
-Media = Annotated[tuple[MediaRef, ...], Meta(
-    max_length=LEAD_MEDIA_MAX, description=f"at most {LEAD_MEDIA_MAX} pictures"
-)]  # fmt: skip
 Standfirst = Annotated[str, _line(STANDFIRST_MAX, "the lead's summary line", blank=True)]
 SummaryTitle = Annotated[str, _line(SUMMARY_TITLE_MAX, "the box's heading")]
 SummaryItem = Annotated[str, Meta(  # its length is checked by NewSummary: too_long, not too_many
@@ -102,7 +60,7 @@ class NewLead(Struct, forbid_unknown_fields=True, kw_only=True):
     headline: Headline
     standfirst: Standfirst = ""
     body: Body = ""
-    media: Media = ()
+    media: MediaItems[MediaRef] = ()
     author: Author | None = None
     version: _BaseVersion = None
 
@@ -111,6 +69,7 @@ class NewLead(Struct, forbid_unknown_fields=True, kw_only=True):
         self.standfirst = collapsed_line(self.standfirst, "standfirst", STANDFIRST_MAX,
                                          required=False)  # fmt: skip
         check_text(self.body, "body")
+        self.media = check_items(self.media)
         self.author = collapsed_line(self.author or "", "author", AUTHOR_MAX, required=False)
 
 
@@ -146,7 +105,7 @@ class Lead(Struct, frozen=True, kw_only=True):
     headline: Annotated[str, Meta(min_length=1, max_length=HEADLINE_MAX)]
     standfirst: str = ""
     body: Annotated[str, Meta(description="sanitised HTML")] = ""
-    media: tuple[MediaRef, ...] = ()
+    media: tuple[Media, ...] = ()
     author: str = ""
 
 
@@ -173,9 +132,10 @@ def parse_summary(payload: Any) -> NewSummary:
 
 
 def lead_of(new: NewLead, version: int, updated_at: str) -> Lead:
-    """``new`` (sanitised) as the lead at ``version``."""
+    """``new`` (sanitised, its media resolved: ``store.media.resolve``) as the lead at
+    ``version``."""
     return Lead(version=version, updated_at=updated_at, headline=new.headline,
-                standfirst=new.standfirst, body=new.body, media=new.media,
+                standfirst=new.standfirst, body=new.body, media=resolved(new.media),
                 author=new.author or "")  # fmt: skip
 
 

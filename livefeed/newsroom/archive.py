@@ -38,19 +38,26 @@ def is_archive(head: bytes) -> bool:
 
 
 def media_ids(lines: Iterable[bytes]) -> list[str]:
-    """The uploads export lines name, in first-named order."""
+    """The uploads export lines name (a brief's media and embeds' thumbnails, the lead's
+    pictures), in first-named order."""
     ids: dict[str, None] = {}
     for line in lines:
-        for item in orjson.loads(line).get("media") or ():
+        data = orjson.loads(line)
+        holder = data["lead"] if isinstance(data.get("lead"), dict) else data
+        for item in holder.get("media") or ():
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 ids[item["id"]] = None
+        for embed in holder.get("embeds") or ():  # a snapshot's thumbnail is media too
+            thumbnail = embed.get("thumbnail") if isinstance(embed, dict) else None
+            if isinstance(thumbnail, str) and thumbnail.startswith("/media/"):
+                ids[thumbnail.split("/")[2]] = None
     return list(ids)
 
 
 async def write_archive(out: BinaryIO, lines: list[bytes], store: Store, files: MediaFiles) -> int:
     """Write the archive of ``lines`` and their media to ``out``; how many uploads it holds.
-    Ids that name no upload here (a lead's picture given by another reference) are left out;
-    an upload whose files are not in ``files`` (another node's volume?) is an OSError."""
+    Ids that name no upload here are left out; an upload whose files are not in ``files``
+    (another node's volume?) is an OSError."""
     infos = await store.media.get_many(i for i in media_ids(lines) if MEDIA_ID_RE.fullmatch(i))
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
         _add(tar, BRIEFS, b"".join(lines))

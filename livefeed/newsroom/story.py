@@ -18,6 +18,7 @@ import orjson
 from livefeed.errors import Conflict, PreconditionFailed, ValidationFailed
 from livefeed.model.feed import Feed
 from livefeed.model.ids import iso_ms
+from livefeed.model.media import exported_media
 from livefeed.model.story import (
     Lead,
     NewLead,
@@ -155,12 +156,14 @@ def parse_line(data: dict[str, Any]) -> Lead | Summary:
         raise ValidationFailed(f"{kind} must be an object", code="invalid_type", field=kind)
     fields = dict(value)
     version, updated_at = fields.pop("version", None), fields.pop("updated_at", None)
+    media = exported_media(fields.pop("media", None)) if kind == "lead" else ()
     if type(version) is not int or version < 1:
         raise ValidationFailed("version must be a positive whole number", field="version")
     when = _instant(updated_at)
     if kind == "lead":
         lead = parse_lead(fields, "")
         lead.body = sanitize_body(lead.body)
+        lead.media = media
         return lead_of(lead, version, when)
     summary = parse_summary(fields)
     summary.items = tuple(sanitize_body(item) for item in summary.items)

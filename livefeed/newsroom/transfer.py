@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -183,16 +183,21 @@ def _published_ms(line: int, value: Any, name: str = "published_at") -> int:
     return ms
 
 
-async def check_media(store: Store, briefs: list[ImportedBrief]) -> None:
+async def check_media(
+    store: Store, briefs: list[ImportedBrief], story: Sequence[Lead | Summary] = ()
+) -> None:
     """ImportRejected naming the first line whose media are not uploaded here (an archive
-    made with ``export --with-media`` brings them)."""
-    wanted = {item.id for brief in briefs for item in brief.draft.media}
-    found = await store.media.get_many(wanted)
-    for brief in briefs:
-        for item in brief.draft.media:
+    made with ``export --with-media`` brings them); a lead's line is counted as an export
+    writes it, after the briefs."""
+    leads = [(n, v) for n, v in enumerate(story, (briefs[-1].line if briefs else 0) + 1)
+             if isinstance(v, Lead)]  # fmt: skip
+    named = [(b.line, b.draft.media) for b in briefs] + [(n, v.media) for n, v in leads]
+    found = await store.media.get_many(item.id for _, items in named for item in items)
+    for line, items in named:
+        for item in items:
             if item.id not in found:
                 raise ImportRejected(
-                    brief.line, f"media {item.id} is not uploaded here (import an archive "
+                    line, f"media {item.id} is not uploaded here (import an archive "
                     "written by export --with-media)",
                 )  # fmt: skip
 

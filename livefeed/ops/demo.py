@@ -189,7 +189,7 @@ async def run_demo(store: Store, settings: Settings) -> None:
             leader = await store.hold_lease("demo", holder, _LEASE_MS)
             if leader and (await store.bounds(DEMO_SLUG)).first is None:
                 writer.scenes = await _scenes(store, settings)
-                await seed(store, feed, writer, embeds=demo_embeds(settings))
+                await seed(store, feed, writer, embeds=await demo_embeds(store, settings))
             break
         except RedisError as exc:
             log.warning("demo feed setup failed (%s); retrying", exc)
@@ -223,8 +223,8 @@ async def seed(
 ) -> None:
     """Earlier days to read and replay (25-40 briefs a day, 06:00-23:30), and today's last two
     hours with a pinned brief, key events, a correction, a retraction and, from ``embeds``, a
-    brief quoting each (livefeed.ops.demo_embeds); the lead story, the summary box (which
-    ``run_demo`` updates now and then) and the feed's description."""
+    brief quoting each (livefeed.ops.demo_embeds); the lead story with its photo, the summary
+    box (which ``run_demo`` updates now and then) and the feed's description."""
     rng = writer.rng
     now = now_ms()
     today = day_containing(now, feed.timezone).date
@@ -238,21 +238,19 @@ async def seed(
     # some fall on yesterday, which is fine: they are still the last two hours).
     times = sorted(rng.sample(range(now - 2 * 3_600_000, now - 60_000), 9))
     payloads = [dict(_LEAD)] + [writer.brief(key_event=n == 4) for n in range(len(times) - 1)]
-    if writer.scenes:  # a lead photo, a gallery and a picture further down
-        payloads[0]["media"] = [demo_media.item(writer.scenes, 0, role="lead")]
+    if writer.scenes:  # a picture between the two quoting briefs, a gallery further down
         payloads[3]["media"] = [demo_media.item(writer.scenes, n) for n in (1, 2, 3)]
         payloads[3]["gallery"] = True
-        payloads[6]["media"] = [demo_media.item(writer.scenes, 2)]
+        payloads[-2]["media"] = [demo_media.item(writer.scenes, 2)]
     recent = list(zip(times, payloads, strict=True))
-    for n in range(len(embeds)):  # today's latest briefs quote them
-        recent[-1 - n] = (recent[-1 - n][0], dict(QUOTING[n]))
+    quoted_at = [-1 - 2 * n for n in range(len(embeds))]  # the latest brief and the third
+    for n, at in enumerate(quoted_at):
+        recent[at] = (recent[at][0], dict(QUOTING[n]))
     ordered = sorted(planned + recent, key=lambda item: item[0])
     # Posted a few minutes before the brief quoting it (the article that morning).
     quoting = {
-        times[-1 - n]: (
-            replace(embed, published_at=iso_ms(times[-1 - n] - (4 + 180 * n) * 60_000)),
-        )
-        for n, embed in enumerate(embeds)
+        times[at]: (replace(embed, published_at=iso_ms(times[at] - (4 + 180 * n) * 60_000)),)
+        for n, (at, embed) in enumerate(zip(quoted_at, embeds, strict=True))
     }
     briefs = [
         ImportedBrief(n, at_ms, await _draft(store, p), embeds=quoting.get(at_ms, ()))
@@ -265,8 +263,10 @@ async def seed(
     await actions.retract(store, feed, rest[1], None, editor=DEMO_EDITOR)
     await _correct(store, feed, rest[-2])
     await actions.update_feed(store, feed, None, None, DEMO_EDITOR, description=_DESCRIPTION)
-    lead_draft = parse_lead(_STORY, DEMO_EDITOR)
+    photo = [demo_media.item(writer.scenes, 0)] if writer.scenes else []
+    lead_draft = parse_lead({**_STORY, "media": photo}, DEMO_EDITOR)
     lead_draft.body = sanitize_body(lead_draft.body)
+    lead_draft.media = await store.media.resolve(lead_draft.media)
     await story.set_lead(store, feed, lead_draft, None, DEMO_EDITOR)
     await _update_summary(store, feed, rng)
 

@@ -2,19 +2,24 @@
 serves itself (web/demo/), read by livefeed's own parsers, so the demo works offline.
 
 The thumbnail is drawn here (a storm-grey sky over a darker sea, as a PNG written with zlib)
-and kept in the embeds' thumbnail store like any fetched image.
+and goes into media storage like any fetched image (``outbound.thumbs``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import zlib
 
 from livefeed.config import Settings
-from livefeed.http.embeds import make_resolver
+from livefeed.media.files import MediaFiles
+from livefeed.media.images import Refusal, process_or_refusal
 from livefeed.model.embed import Embed, Provider
 from livefeed.model.ids import iso_ms, now_ms
+from livefeed.model.media import MediaInfo
 from livefeed.outbound.parse import Card, article_card, telegram_card
+from livefeed.outbound.thumbs import MediaThumbnails
+from livefeed.storage.store import Store
 
 QUOTING = (
     {"headline": "Coastguard: two people lifted from a car in floodwater near Oxley Marsh",
@@ -32,12 +37,20 @@ def demo_base(settings: Settings) -> str:
     return settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
 
 
-def demo_embeds(settings: Settings) -> tuple[Embed, Embed]:
+async def demo_embeds(store: Store, settings: Settings) -> tuple[Embed, Embed]:
     """The Telegram-like post (its "Show the post" frame is the demo's own page) and the
-    article card, as snapshots taken now."""
+    article card (its thumbnail in media storage, unless that cannot be written), as snapshots
+    taken now."""
     base, web = demo_base(settings), settings.web_dir
-    _, thumbs = make_resolver(settings)
-    thumbnail = thumbs.put(seascape())
+
+    async def process(data: bytes) -> tuple[MediaInfo, dict[str, bytes]] | Refusal:
+        return await asyncio.to_thread(process_or_refusal, data, settings.max_media_pixels)
+
+    thumbs = MediaThumbnails(process, MediaFiles(settings.media_root()), store.media)
+    try:
+        thumbnail = await thumbs.put(seascape())
+    except OSError:
+        thumbnail = None
     now = iso_ms(now_ms())
     page = f"{base}/static/{TELEGRAM_PAGE}"
     post = telegram_card(page, (web / TELEGRAM_PAGE).read_text(), "halvard_coastguard")

@@ -160,7 +160,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 # Line by line: the file itself is never held whole, only what was parsed.
                 told: list[Lead | Summary] = []
                 briefs = parse_import(source, bounds.last_generated, stop, told)
-                await check_media(store, briefs)
+                await check_media(store, briefs, told)
                 ids = await import_briefs(store, feed, briefs, progress, stop)
                 for value in told:  # the briefs are in: the lead and summary go on top
                     await story.restore(store, feed, value, IMPORT_EDITOR)

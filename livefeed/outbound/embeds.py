@@ -268,7 +268,7 @@ class Resolver:
             return None
         if got.status != 200:
             return None
-        return await asyncio.to_thread(self.thumbs.put, got.body)
+        return await self.thumbs.put(got.body)
 
 
 def _check_status(answer: Fetched, url: str) -> None:

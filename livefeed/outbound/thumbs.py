@@ -1,68 +1,54 @@
 """Copies of embeds' images (thumbnails), kept so a card never makes a reader's browser ask a
-third party: content-addressed files under a directory, served at ``/embed-thumbs/<name>``.
+third party: each goes through the media pipeline as an upload does (``livefeed.media``: type
+sniffed from the bytes, pixel cap, orientation applied, every bit of metadata stripped,
+renditions made) into the one media store, and the snapshot keeps the path of a small
+rendition, which ``GET /media/{id}/{name}`` serves immutable.
 
-A minimal stand-in for the media storage of issue 15 (uploads, renditions, stripped metadata):
-``ThumbnailStore`` is the seam where that storage takes over. The type is sniffed from the
-bytes (JPEG, PNG, WebP or GIF only), never taken from the sender; the bytes are kept as they are.
+An image the pipeline refuses (not JPEG, PNG, WebP or HEIC, too many pixels, corrupt) leaves
+the card without a thumbnail, as a fetch that failed does.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import tempfile
-from pathlib import Path
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-THUMBNAIL_PATH = "/embed-thumbs/"
-NAME_RE = re.compile(r"[0-9a-f]{32}\.(jpg|png|webp|gif)")
-MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
+from livefeed.media.files import MediaFiles
+from livefeed.media.images import Refusal, media_id, sniff
+from livefeed.model.embed import thumbnail_path
+from livefeed.model.media import IMAGE_FORMATS, MediaInfo
+from livefeed.storage.media import MediaIndex
 
-
-def sniff(data: bytes) -> str | None:
-    """The file extension for an image's bytes, or None if they are none of the kinds kept."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    return None
+Process = Callable[[bytes], Awaitable[tuple[MediaInfo, dict[str, bytes]] | Refusal]]
+"""``media.images.process_or_refusal`` as the caller runs it (the app: in its worker pool)."""
 
 
 class ThumbnailStore(Protocol):
     """Where a snapshot's image goes: ``put`` answers the path readers load it from."""
 
-    def put(self, data: bytes) -> str | None: ...
+    async def put(self, data: bytes) -> str | None: ...
 
 
-class FileThumbnails:
-    """Thumbnails as files named by their SHA-256, so the same image is stored once."""
+class MediaThumbnails:
+    """Thumbnails as media uploads: recorded in ``index``, files in ``files``."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, process: Process, files: MediaFiles, index: MediaIndex) -> None:
+        self.process = process
+        self.files = files
+        self.index = index
 
-    def put(self, data: bytes) -> str | None:
-        """Store ``data`` if it is an image of a kind kept; its public path, or None."""
-        ext = sniff(data)
-        if ext is None:
+    async def put(self, data: bytes) -> str | None:
+        """Store ``data`` as media if the pipeline takes it as an image; its path, or None."""
+        if sniff(data) not in IMAGE_FORMATS:
             return None
-        name = f"{hashlib.sha256(data).hexdigest()[:32]}.{ext}"
-        path = self.directory / name
-        if not path.exists():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".part-")
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(temp, path)  # readers never see half a file
-        return THUMBNAIL_PATH + name
-
-    def path(self, name: str) -> Path | None:
-        """The file for a public name, or None if the name is not one ``put`` gives."""
-        if NAME_RE.fullmatch(name) is None:
-            return None
-        path = self.directory / name
-        return path if path.is_file() else None
+        identity = media_id(data)
+        info = (await self.index.get_many([identity])).get(identity)
+        if info is None or not self.files.exists(identity):
+            outcome = await self.process(data)
+            if isinstance(outcome, Refusal):
+                return None
+            info, made = outcome
+            await asyncio.to_thread(self.files.write, info.id, made)
+            await self.index.put(info)
+        return thumbnail_path(info)

@@ -65,11 +65,14 @@ class PageImage:
     alt: str
 
 
-def page_image(base: str, briefs: list[Brief]) -> PageImage | None:
-    """The picture a page is shown by: the first brief's (in page order) lead image, else the
-    first image any of its briefs has."""
-    items = [item for b in briefs if (item := lead_image(b.media))]
-    chosen = next((m for m in items if m.role == "lead"), items[0] if items else None)
+def page_image(base: str, briefs: list[Brief], lead: Lead | None = None) -> PageImage | None:
+    """The picture a page is shown by: the lead's first image when the feed's lead has one;
+    else the first brief's (in page order) image with role lead, else the first image any of
+    its briefs has."""
+    chosen = lead_image(lead.media) if lead is not None else None
+    if chosen is None:
+        items = [item for b in briefs if (item := lead_image(b.media))]
+        chosen = next((m for m in items if m.role == "lead"), items[0] if items else None)
     if chosen is None:
         return None
     width, height = crop_size(chosen.width, chosen.height, "16x9")
@@ -162,7 +165,7 @@ def reader_meta(
         modified=latest(started, ended, *map(brief_modified, briefs)),
         coverage_start=started,
         coverage_end=ended,
-        image=page_image(base, briefs),
+        image=page_image(base, briefs, lead),
     )
 
 

@@ -7,6 +7,10 @@ permalinks, so they stay the same however often a brief is corrected. Atom is wr
 
 Responses carry an ``ETag`` (``If-None-Match`` gets 304, so polling readers cost little) and
 ``Access-Control-Allow-Origin: *``: the content is public and other sites may read it from a page.
+
+A brief's images and audio are enclosures (Atom) and attachments (JSON Feed); each post or
+article it quotes is a related link: Atom's ``<link rel="related">``, and in JSON Feed, which
+has no such field, the ``_livefeed.related`` extension object.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from starlette.responses import Response
 
 from livefeed.http.days import DAY_PAGE, read_day
 from livefeed.model.brief import Brief
+from livefeed.model.embed import PROVIDER_NAMES, Embed
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId
 from livefeed.model.media import AUDIO_TYPES, Media, largest, lead_image, rendition_path
@@ -106,9 +111,11 @@ def atom_document(source: Syndicated) -> bytes:
             entry.author({"name": brief.author})
         for tag in brief.tags:
             entry.category(term=tag)
-        if brief.media:
+        if brief.media or brief.embeds:
             entry.register_extension("enclosures", _Enclosures, atom=True, rss=False)
-            entry.enclosures.links = [_enclosure(source.base, m) for m in brief.media]
+            entry.enclosures.links = [_enclosure(source.base, m) for m in brief.media] + [
+                {"rel": "related", "type": "text/html", **_related(e)} for e in brief.embeds
+            ]
     document: bytes = fg.atom_str(pretty=True)
     return document
 
@@ -128,7 +135,8 @@ def json_feed_document(source: Syndicated) -> dict[str, Any]:
 
 
 class _Enclosures(BaseEntryExtension):  # type: ignore[misc]
-    """An entry's ``<link rel="enclosure">`` elements, one per image or audio item.
+    """An entry's ``<link rel="enclosure">`` elements, one per image or audio item, and its
+    ``<link rel="related">`` ones, one per embed.
 
     Written by an extension (feedgen's public seam) because feedgen 1.0 drops an entry link's
     rel and type (python-feedgen issue 135), which would make an enclosure read as an alternate.
@@ -155,6 +163,13 @@ def _enclosure(base: str, item: Media) -> dict[str, str]:
     return link
 
 
+def _related(embed: Embed) -> dict[str, str]:
+    """A quoted post or article as a link: its canonical address, titled by what it is."""
+    what = embed.title or embed.author or embed.outlet
+    name = PROVIDER_NAMES[embed.provider]
+    return {"href": embed.canonical_url, "title": f"{name}: {what}" if what else name}
+
+
 def _json_item(base: str, slug: str, brief: Brief) -> dict[str, Any]:
     link = permalink(base, slug, brief.id)
     item: dict[str, Any] = {"id": link, "url": link, "title": brief.headline}
@@ -179,6 +194,9 @@ def _json_item(base: str, slug: str, brief: Brief) -> dict[str, Any]:
             | ({"title": link["title"]} if "title" in link else {})
             for link in map(lambda m: _enclosure(base, m), brief.media)
         ]
+    if brief.embeds:
+        related = [_related(e) for e in brief.embeds]
+        item["_livefeed"] = {"related": [{"url": r["href"], "title": r["title"]} for r in related]}
     return item
 
 

@@ -252,7 +252,6 @@ EDITOR_LIMITS = {
     "summary_title": schema.SUMMARY_TITLE_MAX,
     "summary_items": schema.SUMMARY_ITEMS_MAX,
     "summary_item": schema.SUMMARY_ITEM_MAX,
-    "lead_media": schema.LEAD_MEDIA_MAX,
     "embeds": schema.EMBEDS_MAX,
 }
 

@@ -10,7 +10,8 @@ import { el } from "./render.js";
 
 let counter = 0;
 
-async function upload(file) {
+/** POST one file to /api/media; its record (id, widths, renditions), or an Error to show. */
+export async function upload(file) {
   const response = await fetch("/api/media", {
     method: "POST",
     headers: { Authorization: `Bearer ${token.get()}`, "Content-Type": file.type || "application/octet-stream" },

@@ -5,7 +5,9 @@
 
 import { api, apiUrl } from "./api.js";
 import { clearErrors, setMessage, showError } from "./editor-form.js";
+import { upload } from "./editor-media.js";
 import { limits } from "./limits.js";
+import { mediaPath } from "./media.js";
 import { el, formatBriefTime, userText } from "./render.js";
 
 const parts = {}; // lead and summary: their form, fields, message, state line, base version
@@ -55,14 +57,44 @@ function pointRow(text = "") {
   return row;
 }
 
-/** One picture of the lead: its media id, alt text (or decorative), caption and credit. */
+/** A picture row's upload: choosing a file sends it to /api/media and fills in its id. */
+function pictureUpload(idInput) {
+  const file = el("input", "media-upload");
+  file.type = "file";
+  file.accept = "image/jpeg,image/png,image/webp,image/heic";
+  const status = el("span", "hint media-upload-status");
+  status.setAttribute("role", "status");
+  const thumb = el("img", "media-thumb");
+  thumb.alt = "";
+  thumb.hidden = true;
+  file.addEventListener("change", async () => {
+    if (!file.files?.length) return;
+    status.textContent = "Uploading…";
+    try {
+      const info = await upload(file.files[0]);
+      idInput.value = info.id;
+      idInput.dispatchEvent(new Event("input", { bubbles: true })); // the form is now changed
+      thumb.src = mediaPath(info.id, `${info.widths[0]}.jpg`);
+      thumb.hidden = false;
+      status.textContent = "Uploaded: now type its alt text.";
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  });
+  return [labelled("Upload a picture", file), thumb, status];
+}
+
+/** One picture of the lead: an upload (or a media id), alt text (or decorative), caption and
+ * credit. */
 function mediaRow(media = {}) {
   const row = el("li", "story-row story-media");
   const decorative = el("input", "media-decorative");
   decorative.type = "checkbox";
   decorative.checked = Boolean(media.decorative);
+  const id = textInput("media-id", media.id);
   row.append(
-    labelled("Media id", textInput("media-id", media.id)),
+    ...pictureUpload(id),
+    labelled("Media id", id),
     labelled("Alt text", textInput("media-alt", media.alt)),
     labelled("Decorative (no alt text)", decorative),
     labelled("Caption", textInput("media-caption-input", media.caption)),

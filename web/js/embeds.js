@@ -24,7 +24,7 @@ function safeHref(url) {
 }
 
 function thumb(embed) {
-  if (!embed.thumbnail || !embed.thumbnail.startsWith("/embed-thumbs/")) return null;
+  if (!embed.thumbnail || !embed.thumbnail.startsWith("/media/")) return null; // ours only
   const img = node("img", "embed-thumb");
   img.src = embed.thumbnail;
   img.alt = "";

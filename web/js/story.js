@@ -2,6 +2,7 @@
 // web/templates/_story.html renders them, and kept live from lead_* and summary_* frames.
 // A frame older than what the page shows (a lower version) changes nothing.
 
+import { renderMedia } from "./media.js";
 import { el, formatBriefTime, userText } from "./render.js";
 
 function renderTime(iso, timeZone) {
@@ -16,26 +17,17 @@ function updatedLine(className, iso, timeZone) {
   return line;
 }
 
-/** A picture of the lead: its caption and credit (the image comes with media storage). */
-function renderMedia(media) {
-  const figure = el("figure", "lead-media");
-  figure.dataset.mediaId = String(media.id ?? "");
-  if (media.caption || media.credit) {
-    const caption = el("figcaption");
-    if (media.caption) caption.append(userText("span", "media-caption", media.caption));
-    if (media.credit) caption.append(" ", userText("span", "media-credit", media.credit));
-    figure.append(caption);
-  }
-  return figure;
-}
-
 /** Fill the lead <article> with `lead`'s content. */
 export function renderLead(box, lead, timeZone) {
   const headline = userText("h2", "lead-headline", lead.headline);
   headline.id = "lead-headline";
   const parts = [headline];
   if (lead.standfirst) parts.push(userText("p", "lead-standfirst", lead.standfirst));
-  for (const media of lead.media ?? []) parts.push(renderMedia(media));
+  if (lead.media?.length) {
+    const media = el("div", "lead-media"); // the pictures as a brief shows them (media.js)
+    media.append(...renderMedia({ media: lead.media, gallery: false }));
+    parts.push(media);
+  }
   const body = userText("div", "lead-body");
   body.innerHTML = lead.body ?? ""; // sanitised by the server, as a brief's body is
   const meta = el("p", "lead-meta");
