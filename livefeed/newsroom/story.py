@@ -9,8 +9,9 @@ whole-feed export ends with them as lines of their own, which an import restores
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import orjson
@@ -46,13 +47,7 @@ async def set_lead(
     intent: Intent | None = None,
 ) -> Lead:
     """Show ``new`` (sanitised) as the feed's lead, replacing any other."""
-    for _ in range(_ATTEMPTS):
-        version = await _version(store, feed, "lead", expected)
-        lead = lead_of(new, version + 1, AT)
-        at = await _append(store, feed, "lead", lead, version, expected, editor, intent)
-        if at is not None:
-            return msgspec.structs.replace(lead, updated_at=at)
-    raise Conflict("the lead keeps changing; try again", code="busy")
+    return await _set(store, feed, "lead", lambda v: lead_of(new, v, AT), expected, editor, intent)
 
 
 async def set_summary(
@@ -64,13 +59,32 @@ async def set_summary(
     intent: Intent | None = None,
 ) -> Summary:
     """Show ``new`` (items sanitised) as the feed's summary box, replacing any other."""
+    return await _set(
+        store, feed, "summary", lambda v: summary_of(new, v, AT), expected, editor, intent
+    )
+
+
+_Story = TypeVar("_Story", Lead, Summary)
+
+
+async def _set(
+    store: Store,
+    feed: Feed,
+    kind: str,
+    build: Callable[[int], _Story],
+    expected: int | None,
+    editor: str,
+    intent: Intent | None,
+) -> _Story:
+    """Append ``build(next version)`` as the ``kind``, retried on top of a newer version when
+    no ``expected`` one was given; returned with the time Redis gave it."""
     for _ in range(_ATTEMPTS):
-        version = await _version(store, feed, "summary", expected)
-        summary = summary_of(new, version + 1, AT)
-        at = await _append(store, feed, "summary", summary, version, expected, editor, intent)
+        version = await _version(store, feed, kind, expected)
+        value = build(version + 1)
+        at = await _append(store, feed, kind, value, version, expected, editor, intent)
         if at is not None:
-            return msgspec.structs.replace(summary, updated_at=at)
-    raise Conflict("the summary keeps changing; try again", code="busy")
+            return msgspec.structs.replace(value, updated_at=at)
+    raise Conflict(f"the {kind} keeps changing; try again", code="busy")
 
 
 async def clear(
