@@ -156,6 +156,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/feeds/{feed}", views.feed_page),
         Route("/feeds/{feed}/days", views.days_page),
         Route("/feeds/{feed}/days/{date}", views.day_page),
+        Route("/feeds/{feed}/briefs/{brief}/changes", views.changes_page),
         Route("/feeds/{feed}/atom.xml", syndication.feed_atom),
         Route("/feeds/{feed}/feed.json", syndication.feed_json),
         Route("/feeds/{feed}/days/{date}/atom.xml", syndication.day_atom),

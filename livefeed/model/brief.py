@@ -17,12 +17,14 @@ from livefeed.model.embed import Embed, EmbedRef
 from livefeed.model.media import Media, MediaRef, check_items
 from livefeed.model.schema import (
     AUTHOR_MAX,
+    CORRECTION_NOTE_MAX,
     EMBEDS_MAX,
     HEADLINE_MAX,
     TAG_MAX,
     URL_MAX,
     Author,
     Body,
+    CorrectionNote,
     FullId,
     Headline,
     Instant,
@@ -84,6 +86,7 @@ class BriefPatch(Struct, forbid_unknown_fields=True):
     embeds: EmbedRefs | UnsetType | None = UNSET
     media: MediaItems[MediaRef] | UnsetType = UNSET
     gallery: bool | UnsetType = UNSET
+    correction_note: CorrectionNote | UnsetType | None = UNSET
     version: Annotated[Version | None, _meta("the version edited; the same as If-Match")] = None
 
     def __post_init__(self) -> None:
@@ -99,12 +102,25 @@ class BriefPatch(Struct, forbid_unknown_fields=True):
             self.tags = _tags(self.tags)
         if not isinstance(self.media, UnsetType):
             self.media = check_items(self.media)
+        if not isinstance(self.correction_note, UnsetType):
+            note = self.correction_note or ""
+            self.correction_note = collapsed_line(
+                note, "correction_note", CORRECTION_NOTE_MAX, required=False
+            )
 
     def changes(self) -> dict[str, Any]:
-        """The fields it sets, normalised: what ``msgspec.structs.replace`` takes for a Brief."""
+        """The fields it sets, normalised: what ``msgspec.structs.replace`` takes for a Brief
+        (but ``correction_note``, which ``newsroom.actions.correct`` makes a Correction of)."""
         out = {k: v for k, v in msgspec.structs.asdict(self).items() if v is not UNSET}
         out.pop("version")
         return out
+
+
+class Correction(Struct, frozen=True):
+    """A public correction: its note to readers and when it was made (its event's time)."""
+
+    note: Annotated[str, Meta(min_length=1, max_length=CORRECTION_NOTE_MAX)]
+    at: Instant
 
 
 class Brief(Struct, frozen=True, kw_only=True):
@@ -126,6 +142,10 @@ class Brief(Struct, frozen=True, kw_only=True):
     embeds: tuple[Embed, ...] = ()
     media: tuple[Media, ...] = ()
     gallery: bool = False
+    correction: Annotated[Correction | None, _meta(
+        "the latest public correction (one made with a correction_note); null if none. "
+        "Every earlier one stays in the brief's history"
+    )] = None  # fmt: skip
 
 
 def parse_new_brief(payload: Any, default_author: str, *, sanitize: bool = True) -> NewBrief:
@@ -157,7 +177,7 @@ def parse_patch(payload: Any, *, sanitize: bool = True) -> tuple[dict[str, Any],
             raise refusal("type", "version", "version must be a positive whole number") from None
     patch = _decode(payload, BriefPatch)
     changes = patch.changes()
-    if not changes:
+    if not changes.keys() - {"correction_note"}:  # a note describes a change; alone it is none
         raise BadRequest(
             "a correction must change at least one of: " + ", ".join(sorted(BRIEF_FIELDS)),
             code="empty_patch",

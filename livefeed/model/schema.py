@@ -52,6 +52,8 @@ EMBED_TEXT_MAX = 2000
 EMBED_LINE_MAX = 300
 """A snapshot's one-line fields (title, author, handle, outlet) are cut to this many."""
 TRANSCRIPT_MAX = 20_000
+CORRECTION_NOTE_MAX = 500
+"""A correction's note to readers ("Casualty figure updated from 3 to 5"), one line."""
 
 SLUG_MAX = 64
 SLUG_RE = re.compile(rf"[a-z0-9-]{{1,{SLUG_MAX}}}")
@@ -115,6 +117,10 @@ Url = Annotated[str, Meta(
     extra_json_schema={"maxLength": URL_MAX, "pattern": _URL_PATTERN},
 )]  # fmt: skip
 Tag = Annotated[str, _line(TAG_MAX, "a topic")]
+CorrectionNote = Annotated[str, _line(
+    CORRECTION_NOTE_MAX, "what was corrected, shown to readers; whitespace is collapsed; "
+    "empty or null: a silent fix", blank=True,
+)]  # fmt: skip
 Tags = Annotated[tuple[Tag, ...], Meta(
     max_length=TAGS_MAX, description=f"at most {TAGS_MAX} items, repeats too; a repeat counts once"
 )]  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from livefeed.errors import Conflict, NotFound, PreconditionFailed
-from livefeed.model.brief import Brief, BriefDraft, brief_dict, new_brief
+from livefeed.model.brief import Brief, BriefDraft, Correction, brief_dict, new_brief
 from livefeed.model.days import day_containing, days_around
 from livefeed.model.embed import Embed
 from livefeed.model.feed import Feed
@@ -67,8 +67,14 @@ async def correct(
 
     With ``expected_version`` a concurrent change makes this fail with PreconditionFailed;
     without it, the correction is re-applied on top of the newer version, a few times, and then
-    fails with Conflict ``busy``.
+    fails with Conflict ``busy``. A non-empty ``correction_note`` among ``changes`` makes it a
+    public correction: the brief carries the note and the event's time as its ``correction``
+    (the history keeps each); without one the brief keeps the correction it had, if any.
     """
+    changes = dict(changes)
+    note = changes.pop("correction_note", None)
+    if note:
+        changes["correction"] = Correction(note=note, at=AT)
     for _ in range(_ATTEMPTS):
         current = await require_brief(store, feed, brief_id)
         version = current.version
@@ -87,7 +93,10 @@ async def correct(
             if expected_version is not None:
                 raise
             continue
-        return msgspec.structs.replace(updated, updated_at=iso_ms(entry_id.ms))
+        at = iso_ms(entry_id.ms)
+        if note:
+            updated = msgspec.structs.replace(updated, correction=Correction(note=note, at=at))
+        return msgspec.structs.replace(updated, updated_at=at)
     raise Conflict("the brief keeps changing; try again", code="busy")
 
 

@@ -21,12 +21,20 @@ import msgspec
 import orjson
 
 from livefeed.errors import LivefeedError, LivefeedException, ValidationFailed
-from livefeed.model.brief import Brief, BriefDraft, encode_brief, new_brief, parse_new_brief
+from livefeed.model.brief import (
+    Brief,
+    BriefDraft,
+    Correction,
+    encode_brief,
+    new_brief,
+    parse_new_brief,
+)
 from livefeed.model.days import Day, day_containing
 from livefeed.model.embed import Embed, stored_embeds
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms
 from livefeed.model.media import exported_media
+from livefeed.model.schema import CORRECTION_NOTE_MAX, collapsed_line
 from livefeed.model.story import Lead, Summary
 from livefeed.model.text import sanitize_body
 from livefeed.newsroom.story import STORY_LINES, parse_line
@@ -80,6 +88,7 @@ class ImportedBrief:
     updated_at: str | None = None
     raw_body: bool = False
     embeds: tuple[Embed, ...] = ()
+    correction: Correction | None = None
 
 
 def export_line(brief: Brief) -> bytes:
@@ -151,6 +160,7 @@ def parse_import(
                 raise ImportRejected(number, "updated_at is before published_at")
             updated_at = iso_ms(updated_ms)
         media = data.pop("media", ())
+        correction = _correction(number, data.pop("correction", None), at_ms)
         try:
             embeds = stored_embeds(data.pop("embeds", None) or ())  # snapshots, kept as they are
             draft = parse_new_brief(data, default_author="", sanitize=False)
@@ -163,9 +173,30 @@ def parse_import(
             raise ImportRejected(number, "published_at is earlier than what the feed already holds")
         last_ms = at_ms
         out.append(
-            ImportedBrief(number, at_ms, draft, version, updated_at, raw_body=True, embeds=embeds)
+            ImportedBrief(
+                number, at_ms, draft, version, updated_at, True, embeds, correction=correction
+            )
         )
     return out
+
+
+def _correction(line: int, value: Any, at_ms: int) -> Correction | None:
+    """A line's ``correction`` (``{"note", "at"}``, as exported), checked; None if null."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"note", "at"}:
+        raise ImportRejected(line, 'correction must be null or {"note": ..., "at": ...}')
+    note = value["note"]
+    if not isinstance(note, str):
+        raise ImportRejected(line, "correction note must be a string")
+    try:
+        note = collapsed_line(note, "correction note", CORRECTION_NOTE_MAX, required=True)
+    except LivefeedError as exc:
+        raise ImportRejected(line, exc.message) from None
+    at = _published_ms(line, value["at"], "correction at")
+    if at < at_ms:
+        raise ImportRejected(line, "the correction is dated before the brief")
+    return Correction(note=note, at=iso_ms(at))
 
 
 def _published_ms(line: int, value: Any, name: str = "published_at") -> int:
@@ -295,4 +326,6 @@ class _Encoder:
         )
         if item.raw_body:
             brief = msgspec.structs.replace(brief, body=sanitize_body(item.draft.body))
+        if item.correction is not None:
+            brief = msgspec.structs.replace(brief, correction=item.correction)
         return BulkBrief(entry_id, encode_brief(brief), self._day_iso, item.draft.key_event)

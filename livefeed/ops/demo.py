@@ -292,10 +292,11 @@ async def _post(store: Store, feed: Feed, payload: dict[str, object]) -> None:
 
 
 async def _correct(store: Store, feed: Feed, brief_id: StreamId) -> None:
-    """A visible correction: the brief gains a line and a version."""
+    """A public correction: the brief gains a line, a version and a note readers see."""
     brief = await actions.require_brief(store, feed, brief_id)
-    body = f"{brief.body}<p><em>Correction: an earlier version gave the wrong time.</em></p>"
-    await actions.correct(store, feed, brief_id, {"body": body}, None, editor=DEMO_EDITOR)
+    body = f"{brief.body}<p>Officials have since confirmed the time.</p>"
+    changes = {"body": body, "correction_note": "An earlier version gave the wrong time."}
+    await actions.correct(store, feed, brief_id, changes, None, editor=DEMO_EDITOR)
 
 
 async def _update_summary(store: Store, feed: Feed, rng: random.Random) -> None:

@@ -266,6 +266,12 @@ def blog_posting(base: str, slug: str, brief: Brief) -> dict[str, Any]:
     images = [image_object(base, m) for m in brief.media if m.kind == "image"]
     if images:
         posting["image"] = images
+    if brief.correction:
+        posting["correction"] = {
+            "@type": "CorrectionComment",
+            "text": brief.correction.note,
+            "datePublished": brief.correction.at,
+        }
     return posting
 
 

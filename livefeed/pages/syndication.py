@@ -10,12 +10,15 @@ Responses carry an ``ETag`` (``If-None-Match`` gets 304, so polling readers cost
 
 A brief's images and audio are enclosures (Atom) and attachments (JSON Feed); each post or
 article it quotes is a related link: Atom's ``<link rel="related">``, and in JSON Feed, which
-has no such field, the ``_livefeed.related`` extension object.
+has no such field, the ``_livefeed.related`` extension object. A public correction's note ends
+the entry's HTML content ("Corrected: …", escaped); JSON Feed also has it as
+``_livefeed.correction`` (``{"note", "at"}``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -103,8 +106,8 @@ def atom_document(source: Syndicated) -> bytes:
         # One link only: feedgen 1.0 writes an entry link's href but drops its rel and type
         # (python-feedgen issue 135), so a second (related) link would read as a second alternate.
         entry.link(href=link, rel="alternate", type="text/html")
-        if brief.body:
-            entry.content(brief.body, type="html")
+        if brief.body or brief.correction:
+            entry.content(_content(brief), type="html")
         entry.published(_datetime(brief.published_at))
         entry.updated(_datetime(brief_modified(brief)))
         if brief.author:
@@ -175,8 +178,8 @@ def _json_item(base: str, slug: str, brief: Brief) -> dict[str, Any]:
     item: dict[str, Any] = {"id": link, "url": link, "title": brief.headline}
     if brief.url:
         item["external_url"] = brief.url
-    if brief.body:
-        item["content_html"] = brief.body
+    if brief.body or brief.correction:
+        item["content_html"] = _content(brief)
     else:
         item["content_text"] = brief.headline  # an item must have content_html or content_text
     item["date_published"] = brief.published_at
@@ -197,7 +200,17 @@ def _json_item(base: str, slug: str, brief: Brief) -> dict[str, Any]:
     if brief.embeds:
         related = [_related(e) for e in brief.embeds]
         item["_livefeed"] = {"related": [{"url": r["href"], "title": r["title"]} for r in related]}
+    if brief.correction:
+        correction = {"note": brief.correction.note, "at": brief.correction.at}
+        item.setdefault("_livefeed", {})["correction"] = correction
     return item
+
+
+def _content(brief: Brief) -> str:
+    """The sanitised body as HTML, and after it a public correction's note, escaped."""
+    if brief.correction is None:
+        return brief.body
+    return f"{brief.body}<p><em>Corrected: {html.escape(brief.correction.note)}</em></p>"
 
 
 def _datetime(iso: str) -> datetime:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from livefeed.errors import BadRequest
+from livefeed.errors import BadRequest, LivefeedError
 from livefeed.http.days import DAY_PAGE, read_day
 from livefeed.model import schema
 from livefeed.model.brief import Brief
@@ -20,7 +20,7 @@ from livefeed.model.embed import PROVIDER_NAMES, Embed, time_label
 from livefeed.model.ids import StreamId
 from livefeed.model.story import Lead, Summary
 from livefeed.newsroom import actions
-from livefeed.pages import structured
+from livefeed.pages import changes, structured
 from livefeed.storage.store import Store
 
 # A strict policy: no inline script or style, sockets only back to this origin.
@@ -121,7 +121,39 @@ def _view(brief: Brief, timezone: str, now: int) -> dict[str, Any]:
     updated = _ms(brief.updated_at)
     view["updated_local"] = local_time_label(updated, timezone, now) if updated else None
     view["embeds"] = [_embed_view(e, timezone, now) for e in brief.embeds]
+    corrected = _ms(brief.correction.at) if brief.correction else None
+    view["corrected_local"] = local_time_label(corrected, timezone, now) if corrected else None
     return view
+
+
+async def changes_page(request: Request) -> Response:
+    """``/feeds/{feed}/briefs/{brief}/changes``: a brief's public corrections, each with its
+    note and a word-level diff of headline and body (``pages.changes``)."""
+    store: Store = request.app.state.store
+    slug = request.path_params["feed"]
+    feed = await store.get_feed(slug)
+    if feed is None:
+        return _not_found(request, f"feed “{slug}”")
+    raw = request.path_params["brief"]
+    try:
+        target = StreamId.parse(raw, name="id")
+        versions = await actions.history(store, feed, target)
+    except LivefeedError:
+        return _not_found(request, "such brief", (structured.feed_path(slug), feed.title))
+    now = await store.now_ms()
+    current = next((v["brief"] for v in reversed(versions) if v["brief"]), None)
+    listed = [
+        {"change": c, "local": local_time_label(_ms(c.at) or 0, feed.timezone, now)}
+        for c in changes.public_changes(versions)
+    ]
+    context = {
+        "feed": feed,
+        "lang": feed.language,
+        "brief_id": str(target),
+        "headline": current["headline"] if current else "",
+        "changes": listed,
+    }
+    return _render(request, "changes.html", context)
 
 
 def _embed_view(embed: Embed, timezone: str, now: int) -> dict[str, Any]:
@@ -253,6 +285,7 @@ EDITOR_LIMITS = {
     "summary_items": schema.SUMMARY_ITEMS_MAX,
     "summary_item": schema.SUMMARY_ITEM_MAX,
     "embeds": schema.EMBEDS_MAX,
+    "correction_note": schema.CORRECTION_NOTE_MAX,
 }
 
 

@@ -10,7 +10,8 @@ import { briefPayload, clearErrors, fillBriefFields, setMessage, showError } fro
 import { mediaCorrection } from "./editor-media.js";
 
 const EDIT_FIELDS = [["headline", "Headline"], ["body", "Body"], ["author", "Author"],
-  ["url", "Link"], ["tags", "Tags (comma-separated)"]];
+  ["url", "Link"], ["tags", "Tags (comma-separated)"],
+  ["correction_note", "Correction note (shown to readers)"]];
 const view = { slug: "", timeZone: "UTC", pinned: null, briefs: new Map(), list: null, empty: null, message: null };
 const editBase = new WeakMap(); // edit form → the brief it was filled from
 const editMedia = new WeakMap(); // edit form → its media fields (js/editor-media.js), if any
@@ -258,6 +259,7 @@ function openEditor(item, brief) {
   const fields = editFields(form);
   Object.assign(fields.headline, { required: true, maxLength: limits.headline });
   fields.author.maxLength = limits.author;
+  fields.correction_note.maxLength = limits.correction_note;
   Object.assign(fields.url, { type: "url", inputMode: "url" });
   fields.body.rows = 6;
   const message = el("p", "form-message");
@@ -303,6 +305,8 @@ async function saveEdit(form) {
     say("Nothing changed.");
     return;
   }
+  const note = fields.correction_note.value.trim(); // none: a silent fix
+  if (note) patch.correction_note = note;
   save.disabled = true;
   try {
     const brief = await api("PATCH", briefPath(base.id), { body: patch, version: base.version });

@@ -105,6 +105,16 @@ export function briefUrl(slug, id) {
   return `/feeds/${encodeURIComponent(slug)}#${id}`;
 }
 
+/** A brief's public correction: "Corrected HH:MM — note" and a link to what changed. */
+function renderCorrection(brief, slug, timeZone) {
+  const line = el("p", "brief-correction", "Corrected ");
+  const changes = el("a", "brief-changes", "What changed");
+  changes.href = `/feeds/${encodeURIComponent(slug)}/briefs/${brief.id}/changes`;
+  line.append(renderTime(brief.correction.at, timeZone), " — ",
+    userText("span", "brief-correction-note", brief.correction.note), " ", changes);
+  return line;
+}
+
 /**
  * The <li class="brief"> for one brief, as the server's _brief.html would render it. `withId:
  * false` leaves out the element id (a copy, e.g. in the pinned box: ids must stay unique).
@@ -136,6 +146,7 @@ export function renderBrief(brief, { slug, timeZone, withId = true }) {
   const embeds = renderEmbeds(brief, timeZone, formatBriefTime);
   if (embeds) article.append(embeds);
   article.append(renderFoot(brief));
+  if (brief.correction) article.append(renderCorrection(brief, slug, timeZone));
   item.append(article);
   return item;
 }
