@@ -300,12 +300,20 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
     media = [{"id": photo, "alt": '"><img src=x onerror=alert(17)>', "credit": "<script>alert(18)</script>",
               "caption": "</figcaption><svg onload=alert(19)>"}]  # fmt: skip
 
+    corrected: list[str] = []
+
     def publish_hostile(round_: int) -> None:
         for n, body in enumerate(XSS_BODIES):
             publish(http, slug, f'<script>alert("h{round_}{n}")</script>"><img src=x onerror=alert(0)>',
                     body=body, author='<img src=x onerror="alert(12)">', tags=["<script>alert(13)</script>"],
                     media=media)  # fmt: skip
         hostile = '<img src=x onerror="alert(14)"><script>alert(15)</script>'
+        first = http.get(f"/api/feeds/{slug}/briefs", params={"limit": 1}).json()["briefs"][0]
+        note = {"headline": f"{hostile} {round_}", "body": "".join(XSS_BODIES[::-1]),
+                "correction_note": hostile}  # fmt: skip
+        fixed = http.patch(f"/api/feeds/{slug}/briefs/{first['id']}", json=note, headers=auth())
+        assert fixed.is_success and fixed.json()["correction"]["note"] == hostile
+        corrected.append(first["id"])
         lead = {"headline": hostile, "standfirst": hostile, "body": "".join(XSS_BODIES),
                 "author": hostile, "media": [{"id": photo, "alt": hostile, "caption": hostile,
                                               "credit": hostile}]}  # fmt: skip
@@ -346,7 +354,12 @@ def test_hostile_briefs_run_no_script_on_reader_archive_and_editor_pages(
         editor.click("#sign-in")
         expect(editor.locator("#recent li[data-id]").first).to_be_visible(timeout=5000)
         editor.locator("#recent li[data-id] .history").first.click()
-        pages += [archive, editor]
+        changes = context.new_page()
+        changes.on("dialog", dismiss)
+        changes.goto(f"{server.base}/feeds/{slug}/briefs/{corrected[-1]}/changes")
+        expect(changes.locator(".change")).to_have_count(1)
+        expect(page.locator(".brief-correction")).to_have_count(2, timeout=5000)
+        pages += [archive, editor, changes]
         editor.wait_for_timeout(500)
         for p in pages:
             unsafe = p.evaluate(
