@@ -84,6 +84,12 @@ def _paths(settings: Settings) -> dict[str, Any]:
              **_errors(503)},
             parameters=(feed, date, cursor),
         )},
+        "/feeds/{feed}/briefs/{brief}/changes": {"get": _op(
+            "changesPage", "pages", "What changed: a brief's public corrections as word diffs",
+            {"200": _html("each correction's note, and its headline and text before and after"),
+             "404": _html("no such feed or brief"), **_errors(503)},
+            parameters=(feed, brief),
+        )},
         "/embed/{feed}": {"get": _op(
             "embedPage", "pages", "The latest briefs, compact, for an iframe on other sites",
             {"200": _html("framable by the embed ancestors; embed.js keeps it live"),
