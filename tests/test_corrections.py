@@ -16,7 +16,7 @@ import pytest
 from markupsafe import escape
 from playwright.sync_api import Page, expect
 
-from helpers import LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
+from helpers import TOKEN, LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
 from livefeed.model.schema import CORRECTION_NOTE_MAX
 
 NOTE = "Casualty figure updated from 3 to 5"
@@ -247,3 +247,28 @@ def test_a_correction_appears_live_as_the_server_renders_it_and_what_changed_ope
     expect(page).to_have_url(re.compile(f"/briefs/{live['id']}/changes$"))
     expect(page.locator(".change-headline del")).to_have_text("Three")
     expect(page.locator(".change-headline ins")).to_have_text("Five")
+
+
+def test_the_editors_edit_form_sends_a_correction_note(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """The Edit form's "Correction note (shown to readers)" field, capped at the model's limit,
+    makes the save a public correction."""
+    slug = make_feed(http)
+    brief = publish(http, slug, "Bridge closed")
+    page.goto(f"{server.base}/editor?feed={slug}")
+    page.fill("#token", TOKEN)
+    page.click("#sign-in")
+    item = page.locator("#recent li[data-id]").first
+    expect(item).to_contain_text("Bridge closed", timeout=5000)
+    item.locator(".edit").click()
+    note = item.locator(".edit-correction_note")
+    expect(page.get_by_label("Correction note (shown to readers)")).to_be_visible()
+    expect(note).to_have_attribute("maxlength", str(CORRECTION_NOTE_MAX))
+    item.locator(".edit-headline").fill("Bridge reopened")
+    note.fill(NOTE)
+    item.locator(".save").click()
+    expect(page.locator("#recent li[data-id] .edit-form")).to_have_count(0, timeout=5000)
+    stored = http.get(f"/api/feeds/{slug}/briefs/{brief['id']}").json()
+    assert stored["headline"] == "Bridge reopened"
+    assert stored["correction"]["note"] == NOTE
