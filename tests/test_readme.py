@@ -95,6 +95,7 @@ def test_the_readme_walk_does_what_the_readme_says(tmp_path: Path) -> None:
     assert "livefeed check: fine" in out
     assert '"versions"' in out, "the history example shows the brief's versions"
     assert '"version":2' in out, "the correction example made version 2"
+    assert '"correction":{"note":"An earlier version gave the wrong time"' in out, "a public one"
     assert '"briefs"' in out and '"timezone"' in out, "the day API example shows a day"
     assert re.search(r"^-- \d{4}-\d\d-\d\d \(Europe/Lisbon\) at 600x --$", out, re.M), out
     assert re.search(r"^identical$", out, re.M), "export, import and export again match"

@@ -163,7 +163,7 @@ def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, 
     briefs = httpx.get(f"{server.base}/api/feeds/demo/briefs?limit=100", timeout=10).json()
     recent = briefs["briefs"][:8]
     assert any(b["key_event"] for b in recent)
-    assert any(b["version"] > 1 for b in recent), "a visible correction"
+    assert any(b["version"] > 1 and b["correction"] for b in recent), "a correction with a note"
     assert len({b["published_at"][:16] for b in recent}) >= 5, "times are spread out"
     headlines = [b["headline"] for b in briefs["briefs"]]
     assert len(headlines) == len(set(headlines))
