@@ -21,7 +21,7 @@ SOCKETS = re.compile(r"/ws/feeds/")
 # Each limit the editor page names is the model's <NAME>_MAX.
 _LIMITED = (
     "headline body author url tags tag title language slug media alt caption credit transcript "
-    "standfirst summary_title summary_items summary_item embeds"
+    "standfirst summary_title summary_items summary_item embeds correction_note"
 )
 MODEL_LIMITS = {name: getattr(schema, f"{name.upper()}_MAX") for name in _LIMITED.split()}
 HEADLINE_MAX: int = schema.HEADLINE_MAX
