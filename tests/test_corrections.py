@@ -17,7 +17,8 @@ from markupsafe import escape
 from playwright.sync_api import Page, expect
 
 from helpers import TOKEN, LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
-from livefeed.model.schema import CORRECTION_NOTE_MAX
+from livefeed.model.schema import BODY_MAX, CORRECTION_NOTE_MAX
+from livefeed.pages.changes import BUDGET, public_changes, word_diff
 
 NOTE = "Casualty figure updated from 3 to 5"
 
@@ -151,6 +152,39 @@ def test_what_changed_never_shows_markup_from_the_note_or_the_text(
         assert "<script>alert" not in text and "<img src=x" not in text, path
     diff = http.get(f"/feeds/{feed}/briefs/{brief['id']}/changes").text
     assert str(escape(hostile)) in diff
+
+
+def test_a_word_diff_gives_back_both_texts_and_shows_a_huge_rewrite_whole() -> None:
+    """Kept+deleted runs are the old text and kept+inserted the new; a span of words too big to
+    compare within the budget is one deletion and one insertion, paragraphs matched first."""
+    rewrite = (" ".join(f"a{n % 50}" for n in range(BODY_MAX // 4)),
+               " ".join(f"b{n % 50}" for n in range(BODY_MAX // 4)))  # fmt: skip
+    paragraphs = "\n".join(f"Paragraph {n} says {n}." for n in range(120))
+    edited = (
+        paragraphs,
+        paragraphs.replace("says 7.", "says seven.").replace("Paragraph 100", "P 100"),
+    )
+    assert (BODY_MAX // 4) ** 2 > BUDGET
+    for before, after in (rewrite, edited, ("", "New text"), ("Old text", "")):
+        parts = word_diff(before, after)
+        assert "".join(t for kind, t in parts if kind != "ins") == before
+        assert "".join(t for kind, t in parts if kind != "del") == after
+    assert [kind for kind, _ in word_diff(*rewrite)] == ["del", "ins"]
+    changed = [t for kind, t in word_diff(*edited) if kind != "same"]
+    assert changed == ["7.", "seven.", "Paragraph", "P"]
+
+
+def test_the_changes_page_lists_only_the_newest_corrections() -> None:
+    """Past ``shown`` public corrections, the older ones are counted, not diffed."""
+
+    def version(n: int) -> dict[str, Any]:
+        correction = {"note": f"note {n}", "at": f"2024-05-01T10:0{n}:00.000Z"} if n else None
+        brief = {"version": n + 1, "headline": f"h{n}", "body": "", "correction": correction}
+        return {"brief": brief}
+
+    listed, older = public_changes([version(n) for n in range(4)], shown=2)
+    assert [c.note for c in listed] == ["note 3", "note 2"] and older == 1
+    assert listed[0].headline == [("del", "h2"), ("ins", "h3")]
 
 
 # --- structured data and syndication ---------------------------------------------------------

@@ -142,9 +142,10 @@ async def changes_page(request: Request) -> Response:
         return _not_found(request, "such brief", (structured.feed_path(slug), feed.title))
     now = await store.now_ms()
     current = next((v["brief"] for v in reversed(versions) if v["brief"]), None)
+    shown, older = changes.public_changes(versions)
     listed = [
         {"change": c, "local": local_time_label(_ms(c.at) or 0, feed.timezone, now)}
-        for c in changes.public_changes(versions)
+        for c in shown
     ]
     context = {
         "feed": feed,
@@ -152,6 +153,7 @@ async def changes_page(request: Request) -> Response:
         "brief_id": str(target),
         "headline": current["headline"] if current else "",
         "changes": listed,
+        "older": older,
     }
     return _render(request, "changes.html", context)
 
