@@ -144,8 +144,7 @@ async def changes_page(request: Request) -> Response:
     current = next((v["brief"] for v in reversed(versions) if v["brief"]), None)
     shown, older = changes.public_changes(versions)
     listed = [
-        {"change": c, "local": local_time_label(_ms(c.at) or 0, feed.timezone, now)}
-        for c in shown
+        {"change": c, "local": local_time_label(_ms(c.at) or 0, feed.timezone, now)} for c in shown
     ]
     context = {
         "feed": feed,
