@@ -39,6 +39,10 @@ def test_the_openapi_schemas_are_the_models_fields() -> None:
     assert list(schemas["Brief"]["properties"]) == FIELDS
     assert sorted(schemas["Brief"]["required"]) == sorted(FIELDS)
     assert list(schemas["NewBrief"]["properties"]) == [n for n in FIELDS if n not in PLACED]
-    assert set(schemas["BriefPatch"]["properties"]) == {*NewBrief.__struct_fields__, "version"}
+    assert set(schemas["BriefPatch"]["properties"]) == {
+        *NewBrief.__struct_fields__,
+        "version",
+        "correction_note",
+    }
     assert set(BriefPatch.__struct_fields__) == set(schemas["BriefPatch"]["properties"])
     assert schemas["NewBrief"]["additionalProperties"] is False
