@@ -44,14 +44,13 @@ _VALIDATION_CODES = (
     "unknown_field", "missing_field", "empty_field", "invalid_type", "too_long", "invalid_text",
 )  # fmt: skip
 _EMBED_CODES = ("embed_not_allowed", "embed_not_found", "embed_unavailable")
+_MEDIA_CODES = ("too_many_media", "duplicate_media", "unknown_media", "missing_alt")
+"""What a list of media items (a brief's, the lead's) may be refused with."""
 _BRIEF_CODES = (
     *_VALIDATION_CODES, "invalid_url", "invalid_tag", "too_many_tags", "invalid_field",
-    "too_many_media", "duplicate_media", "unknown_media", "missing_alt", "too_many_embeds",
-    *_EMBED_CODES,
+    *_MEDIA_CODES, "too_many_embeds", *_EMBED_CODES,
 )  # fmt: skip
-_STORY_CODES = (
-    *_VALIDATION_CODES, "invalid_field", "missing_alt", "too_many_items", "too_many_media",
-)  # fmt: skip
+_STORY_CODES = (*_VALIDATION_CODES, "invalid_field", "too_many_items", *_MEDIA_CODES)
 
 
 # --- small builders -------------------------------------------------------------------------
