@@ -6,6 +6,7 @@ LivefeedException                          root of every exception livefeed defi
 │   ├── BadRequest            400 / 4400   malformed JSON, parameter, cursor or Idempotency-Key;
 │   │                                      a token in the URL
 │   ├── Unauthorized          401          missing, wrong or revoked editor token
+│   ├── Forbidden             403          a valid token whose role may not do this
 │   ├── NotFound              404 / 4404   unknown feed, brief or path
 │   ├── MethodNotAllowed      405          a method the path does not take
 │   ├── RequestTimeout        408          request head or body too slow (livefeed.http.edge)
@@ -89,6 +90,13 @@ class BadRequest(LivefeedError):
 class Unauthorized(LivefeedError):
     status = 401
     default_code = "unauthorized"
+
+
+class Forbidden(LivefeedError):
+    """The token is valid, but its role may not take the action (``livefeed.model.roles``)."""
+
+    status = 403
+    default_code = "forbidden_role"
 
 
 class NotFound(LivefeedError):

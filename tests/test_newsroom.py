@@ -293,7 +293,8 @@ def test_preview_shows_the_sanitised_brief_without_storing_it(
 
 
 def test_me_names_the_editor_of_a_token(http: httpx.Client) -> None:
-    assert http.get("/api/me", headers=auth()).json() == {"editor": "Newsroom"}
+    """The operator's single token is the configured editor name, acting as an admin."""
+    assert http.get("/api/me", headers=auth()).json() == {"editor": "Newsroom", "role": "admin"}
     assert http.get("/api/me").status_code == 401
 
 

@@ -1,5 +1,5 @@
-"""What every JSON endpoint shares: reading the body, authenticating the editor, idempotent
-writes, answering in JSON."""
+"""What every JSON endpoint shares: reading the body, authenticating and authorising the
+token-holder, idempotent writes, answering in JSON."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from starlette.responses import Response
 from livefeed.config import Settings
 from livefeed.errors import (
     BadRequest,
+    Forbidden,
     LivefeedError,
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
 )
 from livefeed.model.brief import BriefDraft, parse_new_brief
+from livefeed.model.roles import REQUIRED, Action, Actor, Role, allowed
 from livefeed.model.text import sanitize_body
 from livefeed.storage import idempotency
 from livefeed.storage.append import Replayed
@@ -88,10 +90,27 @@ async def read_json(request: Request, limit: int) -> Any:
         ) from None
 
 
-async def authenticate(request: Request) -> str:
-    """The editor's name for the request's bearer token; Unauthorized otherwise.
+async def authorize(request: Request, action: Action) -> Actor:
+    """The request's token-holder if their role may take ``action`` (``model.roles``);
+    Unauthorized without a valid token, Forbidden (``forbidden_role``) when the role may not.
 
-    The token never appears in an error message or log line.
+    Every route that needs a token calls this, before it reads or changes anything.
+    """
+    actor = await authenticate(request)
+    if not allowed(actor.role, action):
+        raise Forbidden(
+            f"a {actor.role} may not {action.replace('_', ' ')}; "
+            f"that needs the {REQUIRED[action]} role"
+        )
+    return actor
+
+
+async def authenticate(request: Request) -> Actor:
+    """Who holds the request's bearer token, with their role; Unauthorized otherwise.
+
+    The single ``LIVEFEED_EDITOR_TOKEN`` is the operator's and acts as an admin. The role is
+    read from Redis on every request, so a change takes effect at once on every node. The token
+    never appears in an error message or log line.
     """
     store, settings = state(request)
     by_address, by_editor = request.app.state.limits
@@ -110,15 +129,15 @@ async def authenticate(request: Request) -> str:
     if settings.editor_token and hmac.compare_digest(
         token.encode(), settings.editor_token.encode()
     ):
-        name: str | None = settings.editor_name
+        actor: Actor | None = Actor(settings.editor_name, Role.ADMIN)
     else:
-        name = await store.tokens.editor_for(token)
-    if name is None:
+        actor = await store.tokens.actor_for(token)
+    if actor is None:
         failures.spend(FAILED_TOKENS)
         raise Unauthorized("the editor token is not valid or was revoked", code="invalid_token")
     request.app.state.valid_tokens.add(digest)
-    await by_editor.check(name, f"changes by {name}")
-    return name
+    await by_editor.check(actor.name, f"changes by {actor.name}")
+    return actor
 
 
 async def idempotent(

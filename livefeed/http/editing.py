@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from livefeed.errors import BadRequest, NotFound, ValidationFailed
 from livefeed.http._helpers import (
-    authenticate,
+    authorize,
     feed_slug,
     idempotent,
     json_response,
@@ -22,6 +22,7 @@ from livefeed.http.embeds import resolve, resolve_changes
 from livefeed.model.brief import Brief, brief_dict, parse_patch
 from livefeed.model.feed import FeedPatch
 from livefeed.model.ids import StreamId
+from livefeed.model.roles import Action
 from livefeed.model.schema import Pin, decode
 from livefeed.newsroom import actions
 from livefeed.storage import idempotency
@@ -64,7 +65,8 @@ def expected_version(request: Request, body_version: int | None = None) -> int |
 
 async def me(request: Request) -> Response:
     """Who the token belongs to: lets the editor page check a token and prefill the byline."""
-    return json_response({"editor": await authenticate(request)})
+    actor = await authorize(request, Action.READ_DESK)
+    return json_response({"editor": actor.name, "role": actor.role})
 
 
 async def get_brief(request: Request) -> Response:
@@ -77,7 +79,7 @@ async def get_brief(request: Request) -> Response:
 async def preview_brief(request: Request) -> Response:
     """The brief as it would be stored (sanitised), without storing anything."""
     store, settings = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.READ_DESK)).name
     idempotency.parse_key(request.headers.get("idempotency-key"))  # nothing to repeat: checked only
     await store.require_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
@@ -92,7 +94,7 @@ _UNPLACED = {"id": None, "published_at": None, "updated_at": None, "version": 0}
 
 async def patch_brief(request: Request) -> Response:
     store, settings = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.PUBLISH)).name
     feed = await store.require_feed(feed_slug(request))
     target = brief_id(request)
     payload = await read_json(request, settings.max_body_bytes)
@@ -122,7 +124,7 @@ async def patch_brief(request: Request) -> Response:
 
 async def delete_brief(request: Request) -> Response:
     store, _ = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.PUBLISH)).name
     feed = await store.require_feed(feed_slug(request))
     target, version = brief_id(request), expected_version(request)
     return await idempotent(
@@ -146,7 +148,7 @@ async def brief_history(request: Request) -> Response:
 
 async def put_pin(request: Request) -> Response:
     store, settings = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.PUBLISH)).name
     feed = await store.require_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     if not isinstance(payload, dict):
@@ -168,7 +170,7 @@ async def put_pin(request: Request) -> Response:
 
 async def delete_pin(request: Request) -> Response:
     store, _ = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.PUBLISH)).name
     feed = await store.require_feed(feed_slug(request))
     return await idempotent(
         request,
@@ -184,7 +186,7 @@ async def patch_feed(request: Request) -> Response:
     """``{"status": "ended" | "live"}`` ends or reopens coverage; ``{"title"}`` retitles;
     ``{"language"}`` says which language the feed is written in (pages' ``lang``)."""
     store, settings = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.PUBLISH)).name
     feed = await store.require_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     if not isinstance(payload, dict) or not payload:

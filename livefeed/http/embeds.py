@@ -12,13 +12,14 @@ from starlette.responses import Response
 
 from livefeed.config import Settings
 from livefeed.errors import Unavailable
-from livefeed.http._helpers import authenticate, json_response, read_json, state
+from livefeed.http._helpers import authorize, json_response, read_json, state
 from livefeed.http.media import in_pool
 from livefeed.media.images import Refusal
 from livefeed.model.brief import Brief
 from livefeed.model.embed import Embed, EmbedRef
 from livefeed.model.ids import iso_ms
 from livefeed.model.media import MediaInfo
+from livefeed.model.roles import Action
 from livefeed.model.schema import decode
 from livefeed.outbound.embeds import Providers, Resolver
 from livefeed.outbound.fetch import Policy
@@ -80,7 +81,7 @@ async def resolve_changes(request: Request, changes: dict[str, Any], current: Br
 async def preview_embed(request: Request) -> Response:
     """``POST /api/embeds/preview {"url"}``: the card a brief quoting ``url`` would show."""
     _, settings = state(request)
-    await authenticate(request)
+    await authorize(request, Action.WRITE_DRAFT)
     ref = decode(await read_json(request, settings.max_body_bytes), EmbedRef)
     (embed,) = await resolve(request, (ref,))
     return json_response(embed)

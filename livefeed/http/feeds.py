@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from livefeed.http._helpers import (
-    authenticate,
+    authorize,
     feed_slug,
     idempotent,
     json_response,
@@ -22,6 +22,7 @@ from livefeed.http.embeds import resolve
 from livefeed.model.brief import Brief
 from livefeed.model.feed import parse_new_feed
 from livefeed.model.ids import StreamId
+from livefeed.model.roles import Action
 from livefeed.newsroom import actions
 from livefeed.storage.idempotency import Intent
 
@@ -33,7 +34,7 @@ async def list_feeds(request: Request) -> Response:
 
 async def create_feed(request: Request) -> Response:
     store, settings = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.PUBLISH)).name
     payload = await read_json(request, settings.max_body_bytes)
     feed = parse_new_feed(payload, await store.now_ms())
 
@@ -75,7 +76,7 @@ async def list_briefs(request: Request) -> Response:
 async def publish_brief(request: Request) -> Response:
     """Validate, append to the stream, and answer 201 only once Redis has accepted the entry."""
     store, settings = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.PUBLISH)).name
     feed = await store.cached_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     draft = await parse_brief(payload, default_author=editor, store=store)

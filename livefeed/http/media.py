@@ -21,10 +21,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from livefeed.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
-from livefeed.http._helpers import authenticate, json_response, state
+from livefeed.http._helpers import authorize, json_response, state
 from livefeed.media.files import MediaFiles
 from livefeed.media.images import Refusal, media_id, process_or_refusal, worker_pool
 from livefeed.model.media import MEDIA_ID_RE, MediaInfo, parse_rendition
+from livefeed.model.roles import Action
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 MULTIPART_OVERHEAD = 64 * 1024
@@ -34,7 +35,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 async def upload_media(request: Request) -> Response:
     """201 and the upload's renditions; 200 with the same when these bytes were sent before."""
     store, settings = state(request)
-    await authenticate(request)
+    await authorize(request, Action.WRITE_DRAFT)
     data = await _file_bytes(request, settings.max_media_bytes)
     files: MediaFiles = request.app.state.media_files
     identity = media_id(data)

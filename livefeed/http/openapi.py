@@ -39,6 +39,7 @@ from livefeed.http.openapi_schema import (
     _schemas,
     _string,
 )
+from livefeed.model.roles import Action
 
 # --- the paths ------------------------------------------------------------------------------
 
@@ -140,12 +141,12 @@ def _paths(settings: Settings) -> dict[str, Any]:
                  **_errors(bad_body, (409, ("feed_exists",)),
                            (422, (*_VALIDATION_CODES, "invalid_slug", "invalid_timezone",
                                   "invalid_language")), 503)},
-                body=_ref("NewFeed"), editor=True,
+                body=_ref("NewFeed"), needs=Action.PUBLISH,
             )),
         },
         "/api/me": {"get": _op(
             "me", "editor", "Who the token belongs to",
-            {"200": _json(_ref("Editor"), "the editor"), **_errors(503)}, editor=True,
+            {"200": _json(_ref("Editor"), "the editor"), **_errors(503)}, needs=Action.READ_DESK,
         )},
         "/api/feeds/{feed}": {
             "get": _op("getFeed", "feeds", "A feed and the id to resume its stream from",
@@ -158,7 +159,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
                 {"200": _json(_ref("Feed"), "the feed as it now stands"),
                  **_errors((400, ("invalid_json", "empty_patch")), _FEED_404,
                            (422, (*_VALIDATION_CODES, "invalid_field", "invalid_language")), 503)},
-                parameters=(feed,), body=_ref("FeedPatch"), editor=True,
+                parameters=(feed,), body=_ref("FeedPatch"), needs=Action.PUBLISH,
                 description="Publishing to an ended feed answers 409 `feed_ended`.",
             )),
         },
@@ -174,7 +175,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
                 {"201": _json(_ref("Brief"), "the stored brief, once Redis has it", **created),
                  **_errors(bad_body, _FEED_404, (409, ("feed_ended", "busy")),
                            (422, _BRIEF_CODES), 503)},
-                parameters=(feed,), body=_ref("NewBrief"), editor=True,
+                parameters=(feed,), body=_ref("NewBrief"), needs=Action.PUBLISH,
                 description="`busy` (409): the brief could not be placed after a few tries; "
                 "send it again (with its Idempotency-Key, safely).",
             )),
@@ -183,14 +184,14 @@ def _paths(settings: Settings) -> dict[str, Any]:
             "previewBrief", "briefs", "The brief as it would be stored; nothing is stored",
             {"200": _json(_ref("BriefPreview"), "the sanitised brief"),
              **_errors(bad_body, _FEED_404, (422, _BRIEF_CODES), 503)},
-            parameters=(feed,), body=_ref("NewBrief"), editor=True,
+            parameters=(feed,), body=_ref("NewBrief"), needs=Action.READ_DESK,
         )},
         "/api/embeds/preview": {"post": _op(
             "previewEmbed", "editor", "The card a brief quoting this URL would show",
             {"200": _json(_ref("Embed"), "the snapshot, resolved now; nothing is stored but "
                           "its thumbnail (in media storage)"),
              **_errors(bad_body, (422, (*_VALIDATION_CODES, "invalid_url", *_EMBED_CODES)))},
-            body=_ref("EmbedRef"), editor=True,
+            body=_ref("EmbedRef"), needs=Action.WRITE_DRAFT,
             description="`embed_not_allowed`: the provider is not allowed here, or the URL is "
             "not https or not a public address; `embed_not_found`: the post or page is gone; "
             "`embed_unavailable`: the provider is down or did not answer as it should.",
@@ -209,7 +210,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
                  **_errors((400, ("invalid_json", "empty_patch", "bad_if_match")), _BRIEF_404,
                            (409, ("busy",)), (412, ("stale_version",)),
                            (422, (*_BRIEF_CODES, "invalid_field")), 503)},
-                parameters=(feed, brief, if_match), body=_ref("BriefPatch"), editor=True,
+                parameters=(feed, brief, if_match), body=_ref("BriefPatch"), needs=Action.PUBLISH,
                 description="Without If-Match the correction is applied on top of whatever "
                 "version is current; when concurrent corrections keep winning it answers 409 "
                 "`busy`: send it again.",
@@ -218,7 +219,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
                 "retractBrief", "editor", "Retract a brief",
                 {"204": {"description": "retracted"},
                  **_errors((400, ("bad_if_match",)), _BRIEF_404, (412, ("stale_version",)), 503)},
-                parameters=(feed, brief, if_match), editor=True,
+                parameters=(feed, brief, if_match), needs=Action.PUBLISH,
             )),
         },
         "/api/feeds/{feed}/briefs/{brief}/history": {"get": _op(
@@ -231,12 +232,12 @@ def _paths(settings: Settings) -> dict[str, Any]:
                 "pinBrief", "editor", "Pin a brief above the feed",
                 {"200": _json(_ref("Pinned"), "the pinned brief"),
                  **_errors(bad_body, _BRIEF_404, (422, ("invalid_field",)), 503)},
-                parameters=(feed,), body=_ref("Pin"), editor=True,
+                parameters=(feed,), body=_ref("Pin"), needs=Action.PUBLISH,
             )),
             "delete": _replayable(_op(
                 "unpinBrief", "editor", "Unpin",
                 {"200": _json(_ref("Pinned"), "nothing is pinned"), **_errors(_FEED_404, 503)},
-                parameters=(feed,), editor=True,
+                parameters=(feed,), needs=Action.PUBLISH,
             )),
         },
         **{

@@ -32,6 +32,7 @@ from livefeed.http.openapi_schema import (
     _string,
 )
 from livefeed.model.media import MEDIA_ID_PATTERN, RENDITION_TYPES
+from livefeed.model.roles import Action
 from livefeed.storage.idempotency import KEY_PATTERN, TTL_SECONDS
 from livefeed.stream.replay import MAX_SPEED, MIN_SPEED
 
@@ -53,7 +54,7 @@ def _story_paths(
             {"200": _json(_ref(name), f"the stored {kind}", ETag="its new version"),
              **_errors((400, ("invalid_json", "bad_if_match")), _FEED_404, (409, ("busy",)),
                        (412, ("stale_version",)), (422, _STORY_CODES), 503)},
-            parameters=(feed, if_match), body=_ref(f"New{name}"), editor=True,
+            parameters=(feed, if_match), body=_ref(f"New{name}"), needs=Action.PUBLISH,
             description="Readers get it live as a `" + kind + "_updated` event.",
         )),
         "delete": _replayable(_op(
@@ -61,7 +62,7 @@ def _story_paths(
             {"204": {"description": "cleared (or there was none)"},
              **_errors((400, ("bad_if_match",)), _FEED_404, (409, ("busy",)),
                        (412, ("stale_version",)), 503)},
-            parameters=(feed, if_match), editor=True,
+            parameters=(feed, if_match), needs=Action.PUBLISH,
         )),
     }  # fmt: skip
 
@@ -105,7 +106,7 @@ def _media() -> dict[str, Any]:
                 413, 415, (400, ("no_file",)), (422, ("corrupt_media", "too_many_pixels")), 503
             ),
         },
-        editor=True,
+        needs=Action.WRITE_DRAFT,
         description="The raw file as the body (any Content-Type), or its `file` part of a "
         "multipart/form-data form. The type is read from the bytes: JPEG, PNG, WebP, HEIC (with "
         "pillow-heif), MP3, M4A, OGG. Location, device and other metadata are removed.",

@@ -16,6 +16,7 @@ from livefeed.model.embed import EmbedRef
 from livefeed.model.feed import Feed, FeedPatch, NewFeed
 from livefeed.model.ids import FULL_ID_PATTERN, STREAM_ID_PATTERN
 from livefeed.model.media import MediaInfo
+from livefeed.model.roles import REQUIRED, ROLES, Action, Role
 from livefeed.model.schema import Pin
 from livefeed.model.story import Lead, NewLead, NewSummary, Summary
 
@@ -29,6 +30,7 @@ _IF_MATCH = r'^\s*(\*|(W/)?"[0-9]{1,9}")\s*$'  # weak tags are well-formed but n
 _ERROR_MEANING = {
     400: "Bad request",
     401: "No editor token, or one that is not valid or was revoked",
+    403: "The token is valid but its role may not do this",
     404: "Not found",
     409: "Conflict",
     412: "The brief changed since the version sent; `error.current_version` says which is current",
@@ -128,6 +130,7 @@ def _errors(*statuses: int | tuple[int, tuple[str, ...]]) -> dict[str, Any]:
 
 _COMMON: dict[int, tuple[str, ...]] = {
     401: ("unauthorized", "invalid_token"),
+    403: ("forbidden_role",),
     413: ("payload_too_large",),
     415: ("unsupported_media_type",),
     429: ("rate_limited",),
@@ -158,14 +161,18 @@ def _op(
     *,
     parameters: tuple[dict[str, Any], ...] = (),
     body: dict[str, Any] | None = None,
-    editor: bool = False,
+    needs: Action | None = None,
     description: str = "",
 ) -> dict[str, Any]:
-    """One operation. Editor operations need the bearer token and share its failures.
+    """One operation. Operations that ``needs`` an action take the bearer token, share its
+    failures and say the lowest role allowed (``model.roles.REQUIRED``).
 
     Any request can be refused for oversized headers (431), before it reaches a handler.
     """
     operation: dict[str, Any] = {"operationId": operation_id, "tags": [tag], "summary": summary}
+    if needs is not None:
+        role = REQUIRED[needs]
+        description = f"{description}\n\nNeeds a token with the {role} role or higher.".strip()
     if description:
         operation["description"] = description
     if parameters:
@@ -176,9 +183,11 @@ def _op(
             "content": {"application/json": {"schema": body}},
         }
         responses = {**_errors(413, 415), **responses}
-    if editor:
+    if needs is not None:
         operation["security"] = [{"editorToken": []}]
         responses = {**_errors(401, 429), **responses}
+        if REQUIRED[needs] is not Role.CONTRIBUTOR:
+            responses = {**_errors(403), **responses}
     responses = {**_errors(431), **responses}
     operation["responses"] = dict(sorted(responses.items()))
     return operation
@@ -337,7 +346,13 @@ def _schemas() -> dict[str, Any]:
             },
             ("version", "title", "home_page_url", "feed_url", "items"),
         ),
-        "Editor": _obj({"editor": _string("the token's editor name")}, ("editor",)),
+        "Editor": _obj(
+            {
+                "editor": _string("the token's editor name"),
+                "role": {"enum": list(ROLES), "description": "what the token may do"},
+            },
+            ("editor", "role"),
+        ),
         "Health": _obj(
             {
                 "status": {"enum": ["ok", "unhealthy"]},

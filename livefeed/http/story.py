@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from livefeed.http._helpers import (
-    authenticate,
+    authorize,
     feed_slug,
     idempotent,
     json_response,
@@ -21,6 +21,7 @@ from livefeed.http._helpers import (
 )
 from livefeed.http.editing import NO_VERSION
 from livefeed.http.editing import expected_version as _expected
+from livefeed.model.roles import Action
 from livefeed.model.story import Lead, Summary, parse_lead, parse_summary
 from livefeed.newsroom import story
 
@@ -41,7 +42,7 @@ async def get_summary(request: Request) -> Response:
 
 async def put_lead(request: Request) -> Response:
     store, settings = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.PUBLISH)).name
     feed = await store.require_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     new = parse_lead(payload, editor)
@@ -61,7 +62,7 @@ async def put_lead(request: Request) -> Response:
 
 async def put_summary(request: Request) -> Response:
     store, settings = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.PUBLISH)).name
     feed = await store.require_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
     new = parse_summary(payload)
@@ -88,7 +89,7 @@ async def delete_summary(request: Request) -> Response:
 
 async def _clear(request: Request, kind: str) -> Response:
     store, _ = state(request)
-    editor = await authenticate(request)
+    editor = (await authorize(request, Action.PUBLISH)).name
     feed = await store.require_feed(feed_slug(request))
     expected = expected_version(request)
     return await idempotent(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from livefeed.model.feed import parse_new_feed
 from livefeed.model.ids import now_ms
+from livefeed.model.roles import ROLES, Role
 from livefeed.ops.history import cmd_export, cmd_import, cmd_replay
 from livefeed.ops.runner import redis_url, settings_from, with_store
 from livefeed.storage.store import Store
@@ -93,7 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
         "create", parents=[redis_opts], help="create a token for an editor; printed once"
     )
     tcreate.add_argument("name", help="the editor's name, the default byline of their briefs")
+    tcreate.add_argument(
+        "--role",
+        choices=ROLES,
+        default=Role.EDITOR.value,
+        help="contributor (drafts only), editor (publishes; the default) or admin (also tokens "
+        "and the audit)",
+    )
     tcreate.set_defaults(func=cmd_token_create)
+    trole = token_sub.add_parser(
+        "role", parents=[redis_opts], help="change a token's role, at once on every node"
+    )
+    trole.add_argument("name", help="the editor whose role changes")
+    trole.add_argument("role", choices=ROLES, help="the new role")
+    trole.set_defaults(func=cmd_token_role)
     tlist = token_sub.add_parser("list", parents=[redis_opts], help="list editors with tokens")
     tlist.set_defaults(func=cmd_token_list)
     trevoke = token_sub.add_parser("revoke", parents=[redis_opts], help="revoke an editor's token")
@@ -205,9 +219,9 @@ def cmd_feed_list(args: argparse.Namespace) -> int:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
-        token = await store.tokens.create(args.name)
+        token = await store.tokens.create(args.name, args.role)
         print(token)
-        print(f"(token for editor {args.name!r}; it is shown only this once)", file=sys.stderr)
+        print(f"({args.role} token for {args.name!r}; it is shown only this once)", file=sys.stderr)
         return 0
 
     return with_store(args, action)
@@ -216,7 +230,18 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_token_list(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
         for item in await store.tokens.editors():
-            print(f"{item['name']}\tcreated {item['created_at']}")
+            print(f"{item['name']}\t{item['role']}\tcreated {item['created_at']}")
+        return 0
+
+    return with_store(args, action)
+
+
+def cmd_token_role(args: argparse.Namespace) -> int:
+    async def action(store: Store) -> int:
+        if not await store.tokens.set_role(args.name, args.role):
+            print(f"livefeed: no token for editor {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"{args.name} is now {'an' if args.role == 'admin' else 'a'} {args.role}")
         return 0
 
     return with_store(args, action)

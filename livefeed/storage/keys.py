@@ -19,7 +19,7 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:feed:{<slug>}:last-id       string: the stream's last id (cheaper than XINFO per append)
     P:idempotency:{<slug>}:<scope>:<key>
                                   hash: fp, result of an Idempotency-Key; expires (TTL)
-    P:tokens                      hash: editor name -> JSON {"sha256", "created_at"}
+    P:tokens                      hash: editor name -> JSON {"sha256", "created_at", "role"}
     P:token-hashes                hash: sha256 of a token -> editor name
     P:lease:<name>                string: the holder of a lease (the demo poster); expires
     P:rate:<limit>:<hash of key>  hash: tokens, at of a write rate limit's bucket; expires

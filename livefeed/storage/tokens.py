@@ -1,6 +1,7 @@
-"""Editor tokens: one per named editor, stored only as a SHA-256 hash.
+"""Editor tokens: one per named person, stored only as a SHA-256 hash, each with a role.
 
-Keys: ``Keys.tokens`` (editor name -> JSON {"sha256", "created_at"}) and ``Keys.token_hashes``
+Keys: ``Keys.tokens`` (name -> JSON {"sha256", "created_at", "role"}; a record from before roles
+has no "role" and is an editor's) and ``Keys.token_hashes``
 (sha256 of a token -> editor name), drawn in ``livefeed.storage.keys``.
 """
 
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 
 from livefeed.errors import Conflict, ValidationFailed
 from livefeed.model.ids import iso_ms, now_ms
+from livefeed.model.roles import ROLES, Actor, Role
 from livefeed.model.text import check_text
 from livefeed.storage.cluster import command
 from livefeed.storage.keys import Keys
@@ -36,37 +38,57 @@ class Tokens:
     async def _cmd(self, *args: Any) -> Any:
         return await command(self.redis, *args)
 
-    async def create(self, name: str) -> str:
-        """Create a token for a named editor and return it; only its hash is stored."""
-        if not name or len(name) > 100 or name != name.strip():
+    async def create(self, name: str, role: Role | str = Role.EDITOR) -> str:
+        """Create a token for a named person with ``role`` and return it; only its hash is
+        stored."""
+        if not isinstance(name, str) or not name or len(name) > 100 or name != name.strip():
             raise ValidationFailed("editor name must be 1-100 characters", field="name")
         check_text(name, "name")
+        role = parse_role(role)
         token = "lf_" + secrets.token_urlsafe(32)
         digest = hash_token(token)
-        record = orjson.dumps({"sha256": digest, "created_at": iso_ms(now_ms())})
+        record = orjson.dumps({"sha256": digest, "created_at": iso_ms(now_ms()), "role": role})
         if not await self._cmd("HSETNX", self._names, name, record):
             raise Conflict(f"an editor named {name!r} already has a token", code="token_exists")
         await self._cmd("HSET", self._hashes, digest, name)
         return token
 
-    async def register(self, name: str, token: str) -> None:
-        """Make ``token`` the token of ``name``, replacing any earlier one (the demo's editor,
-        whose token is kept in its data directory so it outlives a restart)."""
+    async def register(self, name: str, token: str, role: Role = Role.EDITOR) -> None:
+        """Make ``token`` the token of ``name``, replacing any earlier one (the demo's people,
+        whose tokens are kept in its data directory so they outlive a restart)."""
         await self.revoke(name)
         digest = hash_token(token)
-        record = orjson.dumps({"sha256": digest, "created_at": iso_ms(now_ms())})
+        record = orjson.dumps({"sha256": digest, "created_at": iso_ms(now_ms()), "role": role})
         await self._cmd("HSET", self._names, name, record)
         await self._cmd("HSET", self._hashes, digest, name)
 
     async def editors(self) -> list[dict[str, str]]:
-        """Every editor with a token and when it was made, by name; never the tokens."""
+        """Everyone with a token, their role and when it was made, by name; never the tokens."""
         rows = await self._cmd("HGETALL", self._names)
         items = rows.items() if isinstance(rows, dict) else zip(rows[::2], rows[1::2], strict=True)
-        out = [
-            {"name": name.decode(), "created_at": orjson.loads(raw)["created_at"]}
-            for name, raw in items
-        ]
+        out = []
+        for name, raw in items:
+            record = orjson.loads(raw)
+            out.append(
+                {
+                    "name": name.decode(),
+                    "role": record.get("role", Role.EDITOR.value),
+                    "created_at": record["created_at"],
+                }
+            )
         return sorted(out, key=lambda t: t["name"])
+
+    async def set_role(self, name: str, role: Role | str) -> bool:
+        """Give ``name``'s token another role, at once on every node (each request reads it);
+        False if they have no token."""
+        role = parse_role(role)
+        raw = await self._cmd("HGET", self._names, name)
+        if raw is None:
+            return False
+        record = orjson.loads(raw)
+        record["role"] = role.value
+        await self._cmd("HSET", self._names, name, orjson.dumps(record))
+        return True
 
     async def revoke(self, name: str) -> bool:
         """Remove an editor's token; False if they had none."""
@@ -77,7 +99,20 @@ class Tokens:
         await self._cmd("HDEL", self._names, name)
         return True
 
-    async def editor_for(self, token: str) -> str | None:
-        """The editor's name for a stored token, or None; looked up by hash, not by comparison."""
+    async def actor_for(self, token: str) -> Actor | None:
+        """Who holds a stored token, with their role, or None; looked up by hash, not by
+        comparison."""
         name = await self._cmd("HGET", self._hashes, hash_token(token))
-        return None if name is None else str(name.decode())
+        if name is None:
+            return None
+        raw = await self._cmd("HGET", self._names, name)
+        if raw is None:  # revoked between the two reads
+            return None
+        return Actor(name.decode(), Role(orjson.loads(raw).get("role", Role.EDITOR.value)))
+
+
+def parse_role(role: object) -> Role:
+    """``role`` as a Role; ValidationFailed (field ``role``) for anything else."""
+    if isinstance(role, str) and role in ROLES:
+        return Role(role)
+    raise ValidationFailed(f"role must be one of {', '.join(ROLES)}", field="role")
