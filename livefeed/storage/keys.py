@@ -17,6 +17,9 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:feed:{<slug>}:key-events    set: ids of the briefs marked as key events
     P:feed:{<slug>}:by-time       sorted set: live brief ids scored by their ms
     P:feed:{<slug>}:last-id       string: the stream's last id (cheaper than XINFO per append)
+    P:feed:{<slug>}:desk          stream: the editor-only desk events (drafts, review, schedule),
+                                  fields t (type) and d (JSON object) as in ``events``; never
+                                  read by anything public
     P:idempotency:{<slug>}:<scope>:<key>
                                   hash: fp, result of an Idempotency-Key; expires (TTL)
     P:tokens                      hash: editor name -> JSON {"sha256", "created_at", "role"}
@@ -97,6 +100,9 @@ class Keys:
 
     def last_id(self, slug: str) -> str:
         return f"{self.feed(slug)}:last-id"
+
+    def desk(self, slug: str) -> str:
+        return f"{self.feed(slug)}:desk"
 
     def idempotency(self, slug: str, scope: str, key: str) -> str:
         """The record of an Idempotency-Key used on ``slug``: in the feed's slot, so the
