@@ -99,6 +99,11 @@ def test_the_readme_walk_does_what_the_readme_says(tmp_path: Path) -> None:
     assert '"briefs"' in out and '"timezone"' in out, "the day API example shows a day"
     assert re.search(r"^-- \d{4}-\d\d-\d\d \(Europe/Lisbon\) at 600x --$", out, re.M), out
     assert re.search(r"^identical$", out, re.M), "export, import and export again match"
+    assert '"status":"published","owner":"Field reporter"' in out or re.search(
+        r'"draft":\{[^\n]*"status":"published"', out
+    ), "the contributor's draft was published"
+    assert '"status":"scheduled"' in out, "the scheduling example scheduled a draft"
+    assert re.search(r'\{"audit":\{"id":"[^"]+","action":"draft_', out), "export --audit"
 
 
 def _healthy(port: int, proc: subprocess.Popen[bytes]) -> bool:
