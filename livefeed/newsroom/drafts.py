@@ -183,7 +183,8 @@ async def publish(
         current, status="published", brief=ID, version=current.version + 1, updated_at=AT,
         published_by=publisher.name,
     )  # fmt: skip
-    event = desk_payload(new, publisher, AT, brief=ID, owner=current.owner)
+    extra = {"scheduled": True} if scheduled_version is not None else {}
+    event = desk_payload(new, publisher, AT, brief=ID, owner=current.owner, **extra)
     state_chunks, state_markers = template(msgspec.to_builtins(new))
     event_chunks, event_markers = template(event)
 
