@@ -113,7 +113,7 @@ class Tokens:
         """Everyone with a token, by name; never the tokens or their hashes."""
         rows = await self._cmd("HGETALL", self._names)
         items = rows.items() if isinstance(rows, dict) else zip(rows[::2], rows[1::2], strict=True)
-        out = [_record(name.decode(), orjson.loads(raw)) for name, raw in items]
+        out = [_record(_text(name), orjson.loads(raw)) for name, raw in items]
         return sorted(out, key=lambda record: record.name)
 
     async def record(self, name: str) -> TokenRecord | None:
@@ -156,6 +156,11 @@ class Tokens:
 
 def _record(name: str, stored: dict[str, Any]) -> TokenRecord:
     return TokenRecord(name, Role(stored.get("role", Role.EDITOR.value)), stored["created_at"])
+
+
+def _text(name: bytes | str) -> str:
+    """A name as read: bytes, or already text on a client that decodes (``livefeed check``)."""
+    return name.decode() if isinstance(name, bytes) else name
 
 
 def _intent_id(intent: Intent) -> str:
