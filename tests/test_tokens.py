@@ -9,9 +9,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import orjson
 import pytest
+from redis.asyncio import Redis
 
 from helpers import LivefeedServer, RedisProcess, auth, livefeed
+from livefeed.storage import idempotency
+from livefeed.storage.store import Store
 
 
 def _name() -> str:
@@ -112,6 +116,26 @@ def test_a_retried_creation_makes_one_token_and_never_shows_it_again(http: httpx
     assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
     names = [t["name"] for t in http.get("/api/tokens", headers=auth()).json()["tokens"]]
     assert names.count(name) == 1
+
+
+async def test_a_creation_retried_after_its_process_stopped_mid_way_has_one_effect(
+    redis_server: RedisProcess,
+) -> None:
+    """A process that made the token but stopped before keeping the result: the retry knows the
+    token as its own (its record names the intent), and keeps answering so once it is revoked."""
+    redis = Redis.from_url(redis_server.url)
+    try:
+        store = Store(redis, "ti-" + uuid.uuid4().hex[:8])
+        intent = idempotency.token_intent(store.keys, "k", "Admin", "/api/tokens", {"name": "A"})
+        made, token = await store.tokens.issue("A", "editor", intent)
+        assert token is not None
+        await redis.set(intent.key, orjson.dumps({"fingerprint": intent.fingerprint}))
+        assert await store.tokens.issue("A", "editor", intent) == (made, None)
+        assert await store.tokens.revoke("A")
+        assert await store.tokens.issue("A", "editor", intent) == (made, None)
+        assert await store.tokens.records() == []
+    finally:
+        await redis.aclose()
 
 
 @pytest.fixture(scope="module")

@@ -85,16 +85,23 @@ class Tokens:
             raw = await self._cmd("HGET", self._names, name)
             earlier = orjson.loads(raw) if raw is not None else {}
             if intent is not None and earlier.get("intent") == _intent_id(intent):
-                return _record(name, earlier), None  # this intent made it, then its answer was lost
+                # This intent made it, and its process stopped before keeping the result.
+                made = _record(name, earlier)
+                await self._keep(intent, made)
+                return made, None
             if intent is not None and claimed:  # nothing was made: the key is not used up
                 await self._cmd("DEL", intent.key)
             raise Conflict(f"an editor named {name!r} already has a token", code="token_exists")
         await self._cmd("HSET", self._hashes, digest, name)
         made = _record(name, stored)
         if intent is not None:
-            result = {"fingerprint": intent.fingerprint, "result": msgspec.to_builtins(made)}
-            await self._cmd("SET", intent.key, orjson.dumps(result), "KEEPTTL")
+            await self._keep(intent, made)
         return made, token
+
+    async def _keep(self, intent: Intent, made: TokenRecord) -> None:
+        """Keep what ``intent`` made, so its retries answer it even once the token is gone."""
+        result = {"fingerprint": intent.fingerprint, "result": msgspec.to_builtins(made)}
+        await self._cmd("SET", intent.key, orjson.dumps(result), "KEEPTTL")
 
     async def register(self, name: str, token: str, role: Role = Role.EDITOR) -> None:
         """Make ``token`` the token of ``name``, replacing any earlier one (the demo's people,
