@@ -20,7 +20,14 @@ from starlette.responses import Response
 from livefeed.config import Settings
 from livefeed.http._helpers import json_response
 from livefeed.http.days import DAY_PAGE, DAY_PAGE_MAX
-from livefeed.http.openapi_paths import _media, _replayable, _story_paths, _syndication, _websocket
+from livefeed.http.openapi_paths import (
+    _media,
+    _replayable,
+    _story_paths,
+    _syndication,
+    _token_paths,
+    _websocket,
+)
 from livefeed.http.openapi_schema import (
     _BRIEF_404,
     _BRIEF_CODES,
@@ -266,6 +273,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
             ),
         )},
         **_media(),
+        **_token_paths(),
     }  # fmt: skip
 
 
