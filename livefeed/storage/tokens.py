@@ -132,13 +132,7 @@ class Tokens:
         """Give ``name``'s token another role, at once on every node (each request reads it);
         False if they have no token."""
         role = parse_role(role)
-        raw = await self._cmd("HGET", self._names, name)
-        if raw is None:
-            return False
-        record = orjson.loads(raw)
-        record["role"] = role.value
-        await self._cmd("HSET", self._names, name, orjson.dumps(record))
-        return True
+        return bool(await self._cmd("EVAL", _SET_ROLE_LUA, 1, self._names, name, role.value))
 
     async def revoke(self, name: str) -> bool:
         """Remove an editor's token; False if they had none."""
@@ -173,6 +167,18 @@ def _text(name: bytes | str) -> str:
 def _intent_id(intent: Intent) -> str:
     """What a token's record keeps of the intent that made it: a hash of its key."""
     return hashlib.sha256(intent.key.encode()).hexdigest()[:32]
+
+
+_SET_ROLE_LUA = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local record = cjson.decode(raw)
+record['role'] = ARGV[2]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(record))
+return 1
+"""
+"""Read, change and write the record in one step, so a revocation cannot land in between and
+leave a record whose token is gone."""
 
 
 def parse_role(role: object) -> Role:
