@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from helpers import ROOT, wait_for_demo, wait_until
+from livefeed.model.roles import REQUIRED
 from livefeed.storage.redis_server import free_port
 
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
@@ -104,6 +105,15 @@ def test_the_readme_walk_does_what_the_readme_says(tmp_path: Path) -> None:
     ), "the contributor's draft was published"
     assert '"status":"scheduled"' in out, "the scheduling example scheduled a draft"
     assert re.search(r'\{"audit":\{"id":"[^"]+","action":"draft_', out), "export --audit"
+    assert '"code":"forbidden_role"' in out, "the roles example shows a contributor refused"
+
+
+def test_the_readme_roles_table_is_the_one_in_model_roles() -> None:
+    """The README's table of actions and their lowest roles says what ``REQUIRED`` says."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("<!-- roles-table:") :].split("\n\n")[0]
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \|", table, re.M)
+    assert dict(rows) == {action.value: role.value for action, role in REQUIRED.items()}
 
 
 def _healthy(port: int, proc: subprocess.Popen[bytes]) -> bool:
