@@ -21,6 +21,8 @@ import redis.asyncio as aioredis
 from websockets.sync.client import connect
 
 from helpers import TOKEN, LivefeedServer, RedisProcess, auth, livefeed, make_feed
+from livefeed.model.roles import Actor, Role
+from livefeed.newsroom import drafts
 from livefeed.storage.keys import Keys
 from livefeed.storage.store import Store
 
@@ -241,6 +243,39 @@ def test_a_draft_is_published_once_however_often_publish_is_sent(
         assert retry.json()["brief"]["id"] == briefs[0]["id"]
     else:
         assert retry.status_code == 409
+
+
+def test_two_publishes_that_both_read_the_draft_first_make_one_brief(
+    http: httpx.Client, feed: str, redis_server: RedisProcess, server: LivefeedServer
+) -> None:
+    """Two publishes (two schedulers, or a retry after a crash) that both found the draft
+    unpublished: the check in the brief's append refuses the second, so one brief is made."""
+    draft = new_draft(http, feed, auth(TOKEN), headline="Raced")
+
+    async def race() -> list[Any]:
+        both_read = asyncio.Barrier(2)
+
+        async def resolve(refs: Any) -> tuple[()]:  # called after the read, before the append
+            await both_read.wait()
+            return ()
+
+        client = aioredis.Redis.from_url(redis_server.url)
+        try:
+            store = Store(client, server.prefix)
+            found = await store.require_feed(feed)
+            actor = Actor("Racer", Role.EDITOR)
+            return await asyncio.gather(
+                *(drafts.publish(store, found, draft["id"], actor, resolve) for _ in range(2)),
+                return_exceptions=True,
+            )
+        finally:
+            await client.aclose()
+
+    results = asyncio.run(race())
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1 and getattr(refused[0], "code", "") == "draft_not_editable", results
+    briefs = http.get(f"/api/feeds/{feed}/briefs").json()["briefs"]
+    assert [b["headline"] for b in briefs] == ["Raced"]
 
 
 MARKER = "zq-unpublished-7c1e"
