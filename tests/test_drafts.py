@@ -377,6 +377,8 @@ def test_the_audit_names_writer_and_publisher_newest_first_and_pages(
     assert rest["audit"][0]["by"] == {"name": name, "role": "contributor"}
     bad = http.get(f"/api/feeds/{feed}/audit", params={"cursor": "x"}, headers=auth(TOKEN))
     assert bad.status_code == 400
+    first_id = http.get(f"/api/feeds/{feed}/audit", params={"cursor": "0"}, headers=auth(TOKEN))
+    assert first_id.json() == {"audit": [], "next_cursor": None}
 
 
 def test_export_audit_adds_the_desk_actions_to_an_export(

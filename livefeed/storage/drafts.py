@@ -108,6 +108,8 @@ class Drafts:
         """Up to ``count`` desk events before ``cursor`` (newest first) or after it."""
         desk = self.keys.desk(slug)
         if newest_first:
+            if cursor == "0-0":  # nothing is before the first id (and Redis refuses "(0-0")
+                return []
             top = f"({cursor}" if cursor else "+"
             rows = await self._cmd("XREVRANGE", desk, top, "-", "COUNT", count)
         else:
