@@ -201,6 +201,11 @@ def test_bad_draft_requests_are_json_4xx_and_change_nothing(
         (http.get(drafts_url(feed, "no%20such"), headers=w), 404, "draft_not_found"),
         (http.get(drafts_url(feed), params={"status": "x"}, headers=w), 400, "bad_status"),
         (http.post(url + "/publish", json={"at": "soon"}, headers=e), 422, "invalid_time"),
+        (
+            http.post(url + "/publish", json={"at": "0001-01-01T00:00:00+14:00"}, headers=e),
+            422,
+            "invalid_time",
+        ),
         (http.post(url + "/publish", headers=e), 422, "empty_field"),
         (http.post(url + "/unschedule", headers=e), 409, "draft_not_editable"),
         (http.patch(url, json={"body": "x"}, headers={**w, "If-Match": "1"}), 400, "bad_if_match"),

@@ -137,15 +137,15 @@ def parse_at(raw: str) -> int:
     """An ISO 8601 time with a zone as ms since the epoch; 422 ``invalid_time`` otherwise."""
     try:
         when = datetime.fromisoformat(raw.replace("Z", "+00:00", 1) if raw.endswith("Z") else raw)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
+        if when.tzinfo is None:
+            raise ValueError("no zone")
+        return int(when.astimezone(UTC).timestamp() * 1000)
+    except (ValueError, OverflowError):  # OverflowError: a zone that takes it past year 1
         raise ValidationFailed(
             "at must be an ISO 8601 time with a zone, e.g. 2026-12-01T09:00:00Z",
             code="invalid_time",
             field="at",
-        )
-    return int(when.astimezone(UTC).timestamp() * 1000)
+        ) from None
 
 
 _DRAFT = msgspec.json.Decoder(Draft)
