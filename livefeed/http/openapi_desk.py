@@ -104,14 +104,15 @@ def desk_paths() -> dict[str, Any]:
                       "published with its id", Location="where the brief is read"),
          "200": answer,
          **_errors((400, ("invalid_json",)), _DRAFT_404,
-                   (409, ("draft_not_editable", "feed_ended", "busy")),
+                   (409, ("draft_not_editable", "feed_ended", "busy")), (412, ("stale_version",)),
                    (422, (*_BRIEF_CODES, "invalid_time")), 503)},
         parameters=one, body=_ref("PublishAt"), needs=Action.REVIEW,
         description="No body, or `at` null or not in the future: published now, appended to "
         "the public stream like any brief (its `published_at` is when it went out); the draft "
         "is validated as a brief first. A future `at`: 200, the draft `scheduled`; the "
         "scheduler publishes it then, exactly once. A draft is published at most once: a "
-        "second publish is 409 `draft_not_editable`.",
+        "second publish is 409 `draft_not_editable`; 412 `stale_version`: the draft was changed "
+        "while it was being published (send it again).",
     ))  # fmt: skip
     publish["requestBody"]["required"] = False
     return {

@@ -115,8 +115,8 @@ async def change(
 ) -> Draft:
     """Apply one change to a draft in ``statuses`` (``owner_statuses``: those where its owner
     who may not review may make it; ``owner_only``: no one else may), Conflict
-    ``draft_not_editable`` in any other. A change that
-    leaves it scheduled enters the due index first (a hint the scheduler checks)."""
+    ``draft_not_editable`` in any other. A change that leaves it scheduled enters the due
+    index first (a hint the scheduler checks), and leaves it again if the change is refused."""
     for _ in range(_ATTEMPTS):
         current = await require(store, feed, draft_id, actor)
         if owner_only and current.owner != actor.name:
@@ -174,11 +174,8 @@ async def publish(
     brief_draft = as_new_brief(current)
     brief_draft.media = await store.media.resolve(brief_draft.media)
     embeds = await resolve(brief_draft.embeds)
-    publisher = (
-        by(actor)
-        if current.scheduled_by is None or scheduled_version is None
-        else (current.scheduled_by)
-    )
+    scheduled = scheduled_version is not None and current.scheduled_by is not None
+    publisher = current.scheduled_by if scheduled and current.scheduled_by else by(actor)
     new = msgspec.structs.replace(
         current, status="published", brief=ID, version=current.version + 1, updated_at=AT,
         published_by=publisher.name,
