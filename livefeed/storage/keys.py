@@ -20,6 +20,11 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:feed:{<slug>}:desk          stream: the editor-only desk events (drafts, review, schedule),
                                   fields t (type) and d (JSON object) as in ``events``; never
                                   read by anything public
+    P:feed:{<slug>}:editing       sorted set: who is editing what on the desk (presence),
+                                  members JSON [item, editor, role, connection], scored by
+                                  when each lapses (ms); expires itself when left alone
+    P:presence                    pub/sub channel: presence changes of every feed, for every
+                                  node's desk sockets
     P:idempotency:{<slug>}:<scope>:<key>
                                   hash: fp, result of an Idempotency-Key; expires (TTL)
     P:tokens                      hash: editor name -> JSON {"sha256", "created_at", "role"}
@@ -103,6 +108,13 @@ class Keys:
 
     def desk(self, slug: str) -> str:
         return f"{self.feed(slug)}:desk"
+
+    def presence(self, slug: str) -> str:
+        return f"{self.feed(slug)}:editing"
+
+    @property
+    def presence_channel(self) -> str:
+        return f"{self.prefix}:presence"
 
     def idempotency(self, slug: str, scope: str, key: str) -> str:
         """The record of an Idempotency-Key used on ``slug``: in the feed's slot, so the
