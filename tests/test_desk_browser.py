@@ -1,0 +1,110 @@
+"""The desk on the editor page in a real headless Chromium: roles, the review queue, presence."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from helpers import TOKEN, LivefeedServer, make_feed, publish
+from livefeed.storage.connect import connect
+from livefeed.storage.store import Store
+
+pytestmark = pytest.mark.browser
+
+
+def make_token(server: LivefeedServer, name: str, role: str) -> str:
+    async def create() -> str:
+        redis = connect(server.redis_url, timeout=5, pool_size=2)
+        try:
+            return await Store(redis, server.prefix).tokens.create(name, role)
+        finally:
+            await redis.aclose()
+
+    # Playwright's sync API holds this thread's event loop: the store runs in a thread of its own.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, create()).result(timeout=30)
+
+
+class Desks:
+    """Browser contexts opened by a test, each signed in to the editor page; all closed after."""
+
+    def __init__(self, browser: Browser, server: LivefeedServer) -> None:
+        self.browser, self.server = browser, server
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+
+    def page(self, path: str, width: int = 1200) -> Page:
+        context = self.browser.new_context(viewport={"width": width, "height": 900})
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.goto(self.server.base + path)
+        return page
+
+    def editor(self, slug: str, token: str = TOKEN, width: int = 1200) -> Page:
+        page = self.page(f"/editor?feed={slug}", width)
+        page.fill("#token", token)
+        page.click("#sign-in")
+        expect(page.locator("#desk-status")).to_have_attribute("data-state", "live")
+        return page
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.fixture
+def desks(browser: Browser, server: LivefeedServer) -> Iterator[Desks]:
+    opened = Desks(browser, server)
+    try:
+        yield opened
+    finally:
+        opened.close()
+    assert not opened.errors, f"JavaScript errors on a page: {opened.errors}"
+
+
+def test_a_contributor_on_a_phone_is_offered_drafts_not_publishing(
+    desks: Desks, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """A contributor's page says who they are and their role, offers Save draft and Submit for
+    review, never Publish, and hides the editor-only controls; it fits a phone's width."""
+    slug = make_feed(http)
+    publish(http, slug, "Opening brief")
+    name = f"Reporter {uuid.uuid4().hex[:4]}"
+    page = desks.editor(slug, make_token(server, name, "contributor"), width=360)
+    expect(page.locator("#editor-name")).to_have_text(name)
+    expect(page.locator("#editor-role")).to_have_text("contributor")
+    expect(page.locator("#submit-draft")).to_be_visible()
+    expect(page.locator("#save-draft")).to_be_visible()
+    for hidden in ("#publish", "#coverage-toggle", "#new-feed", "#key-event", "#story-panel",
+                   "#review-queue", "#recent li[data-id] .edit", "#recent li[data-id] .pin"):  # fmt: skip
+        expect(page.locator(hidden)).to_be_hidden()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360, f"the page is {width}px wide on a 360px screen"
+
+
+def test_presence_is_shown_warned_and_cleared_when_the_tab_closes(
+    desks: Desks, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """An editor opening a brief's form shows "Olena K is editing" on another editor's list and
+    warns them in the form; closing that tab clears it within seconds."""
+    slug = make_feed(http)
+    publish(http, slug, "Shared brief")
+    olena = f"Olena K {uuid.uuid4().hex[:4]}"
+    first = desks.editor(slug, make_token(server, olena, "editor"))
+    second = desks.editor(slug)
+    first.locator("#recent li[data-id] .edit").click()
+    item = second.locator("#recent li[data-id]")
+    expect(item.locator(".badge-editing")).to_have_text(f"{olena} is editing")
+    item.locator(".edit").click()
+    expect(item.locator(".editing-warning")).to_contain_text(f"{olena} is editing this brief too")
+    expect(first.locator("#recent li[data-id] .badge-editing")).to_have_text("Newsroom is editing")
+    first.context.close()
+    expect(item.locator(".badge-editing")).to_have_count(0, timeout=10_000)
+    expect(item.locator(".editing-warning")).to_have_count(0)
