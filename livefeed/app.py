@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket
 
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
-from livefeed.http import days, edge, editing, embeds, feeds, media, openapi, story
+from livefeed.http import days, drafts, edge, editing, embeds, feeds, media, openapi, story
 from livefeed.http._helpers import authorize_token, json_response, lookup_token
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
@@ -39,6 +39,7 @@ from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
 from livefeed.model.media import MEDIA_SIZES, rendition_path, srcset
 from livefeed.model.roles import Action
+from livefeed.newsroom import schedule
 from livefeed.pages import reference, syndication, views
 from livefeed.storage.cluster import UNAVAILABLE, cluster_of
 from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
@@ -132,6 +133,9 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         node = f"{socket.gethostname()}:{os.getpid()}"
         tasks = [asyncio.create_task(job(store, settings)) for job in (*jobs, _heartbeat(node))]
         tasks.append(asyncio.create_task(app.state.desk.run(), name="desk:presence"))
+        tasks.append(
+            asyncio.create_task(schedule.run(store, embeds.app_resolver(app.state, store)))
+        )
         try:
             yield
         finally:
@@ -229,6 +233,21 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds/{feed}/summary", story.put_summary, methods=["PUT"]),
         Route("/api/feeds/{feed}/summary", story.delete_summary, methods=["DELETE"]),
         Route("/api/feeds/{feed}/days", days.list_days, methods=["GET"]),
+        Route("/api/feeds/{feed}/drafts", drafts.list_drafts, methods=["GET"]),
+        Route("/api/feeds/{feed}/drafts", drafts.create_draft, methods=["POST"]),
+        Route("/api/feeds/{feed}/drafts/{draft}", drafts.get_draft, methods=["GET"]),
+        Route("/api/feeds/{feed}/drafts/{draft}", drafts.patch_draft, methods=["PATCH"]),
+        Route("/api/feeds/{feed}/drafts/{draft}", drafts.delete_draft, methods=["DELETE"]),
+        Route("/api/feeds/{feed}/drafts/{draft}/submit", drafts.submit_draft, methods=["POST"]),
+        Route(
+            "/api/feeds/{feed}/drafts/{draft}/send-back", drafts.send_back_draft, methods=["POST"]
+        ),
+        Route("/api/feeds/{feed}/drafts/{draft}/publish", drafts.publish_draft, methods=["POST"]),
+        Route(
+            "/api/feeds/{feed}/drafts/{draft}/unschedule", drafts.unschedule_draft, methods=["POST"]
+        ),
+        Route("/api/feeds/{feed}/drafts/{draft}/history", drafts.draft_history, methods=["GET"]),
+        Route("/api/feeds/{feed}/audit", drafts.get_audit, methods=["GET"]),
         Route("/api/embeds/preview", embeds.preview_embed, methods=["POST"]),
         Route("/api/media", media.upload_media, methods=["POST"]),
         Route("/media/{media}/{name}", media.media_file, methods=["GET", "HEAD"]),

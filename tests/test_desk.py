@@ -85,8 +85,14 @@ async def closed(ws: ClientConnection, timeout: float = 15) -> tuple[int, str]:
 async def add_desk_event(
     store: Store, slug: str, kind: str, draft_id: str, owner: str, **fields: Any
 ) -> str:
-    data = {"id": draft_id, "owner": owner, "status": "submitted", "headline": f"H {draft_id}",
-            **fields, "by": {"name": owner, "role": "contributor"}, "at": "2026-12-01T10:00:00Z"}  # fmt: skip
+    """A desk event as the drafts backend writes it (``model.draft.desk_payload``)."""
+    draft = {"id": draft_id, "owner": owner, "status": "submitted", "headline": f"H {draft_id}",
+             **fields}  # fmt: skip
+    data = {
+        "draft": draft,
+        "by": {"name": owner, "role": "contributor"},
+        "at": "2026-12-01T10:00:00Z",
+    }
     raw = await store.redis.xadd(store.keys.desk(slug), {"t": kind, "d": orjson.dumps(data)})
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 

@@ -21,9 +21,11 @@ from livefeed.model.ids import iso_ms
 from livefeed.model.media import MediaInfo
 from livefeed.model.roles import Action
 from livefeed.model.schema import decode
+from livefeed.newsroom.drafts import Resolve
 from livefeed.outbound.embeds import Providers, Resolver
 from livefeed.outbound.fetch import Policy
 from livefeed.outbound.thumbs import MediaThumbnails, ThumbnailStore
+from livefeed.storage.store import Store
 
 
 def providers(settings: Settings) -> Providers:
@@ -69,6 +71,18 @@ async def resolve(
     store, _ = state(request)
     resolver: Resolver = request.app.state.resolver
     return await resolver.resolve_all(refs, iso_ms(await store.now_ms()), before)
+
+
+def app_resolver(app_state: State, store: Store) -> Resolve:
+    """``resolve`` outside a request: for the scheduler, which publishes drafts on its own."""
+
+    async def resolve_refs(refs: tuple[EmbedRef, ...] | None) -> tuple[Embed, ...]:
+        if not refs:
+            return ()
+        resolver: Resolver = app_state.resolver
+        return await resolver.resolve_all(refs, iso_ms(await store.now_ms()))
+
+    return resolve_refs
 
 
 async def resolve_changes(request: Request, changes: dict[str, Any], current: Brief) -> None:

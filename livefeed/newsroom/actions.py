@@ -9,6 +9,7 @@ a retry raises ``Replayed`` with the first answer (livefeed.storage.idempotency)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -33,9 +34,10 @@ async def publish(
     editor: str,
     intent: Intent | None = None,
     embeds: tuple[Embed, ...] = (),
+    extend: Callable[[Append], Append] | None = None,
 ) -> Brief:
     """Append a new brief quoting ``embeds`` (its resolved snapshots); Conflict ``feed_ended``
-    once coverage has ended.
+    once coverage has ended. ``extend`` adds to the append (a draft's change, in the same step).
 
     Redis stamps it; the script counts it on whichever of the local days around our own "now"
     that time falls on, and names the time when it is on none (our clock is a day off).
@@ -45,6 +47,7 @@ async def publish(
     for _ in range(_ATTEMPTS):
         days = days_around(around, feed.timezone)
         change = Append.publish(brief, editor, days, key_event=draft.key_event, intent=intent)
+        change = change if extend is None else extend(change)
         try:
             entry_id = await store.append(feed.slug, change)
         except Retry as retry:

@@ -140,6 +140,8 @@ def parse_import(
             raise ImportRejected(number, f"not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise ImportRejected(number, "each line must be a JSON object")
+        if len(data) == 1 and "audit" in data:  # export --audit: the desk's record, not a brief
+            continue
         if len(data) == 1 and STORY_LINES.issuperset(data):
             if story is None:
                 raise ImportRejected(number, f"a {next(iter(data))} line cannot be imported here")

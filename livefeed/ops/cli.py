@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a tar archive: the JSON Lines and the files of the media they name, "
         "for import on another installation",
     )
+    export.add_argument(
+        "--audit",
+        action="store_true",
+        help="end with the desk's audit (who wrote, submitted, scheduled and published each "
+        'draft), one {"audit": ...} line per action, oldest first; import skips them',
+    )
     export.set_defaults(func=cmd_export)
 
     imp = sub.add_parser(

@@ -21,7 +21,7 @@ from livefeed.model.days import Day, day_containing, day_of, local_clock, parse_
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, now_ms
 from livefeed.model.story import Lead, Summary
-from livefeed.newsroom import story
+from livefeed.newsroom import audit, story
 from livefeed.newsroom.archive import BadArchive, is_archive, read_archive, write_archive
 from livefeed.newsroom.transfer import (
     ImportStopped,
@@ -108,18 +108,24 @@ def cmd_export(args: argparse.Namespace) -> int:
             if progress is not None:
                 progress(done, max(total, done))
         story_lines = [] if what else await story.export_lines(store, feed)
+        audit_lines: list[bytes] = []
+        if args.audit:  # who wrote, submitted, scheduled and published, after all else
+            async for lines in audit.export_lines(store, feed):
+                audit_lines += lines
         uploads = ""
         if args.with_media:
             files = MediaFiles(settings_from(args).media_root())
-            archived = await write_archive(out, kept + story_lines, store, files)
+            archived = await write_archive(out, kept + story_lines + audit_lines, store, files)
             uploads = f" and {archived} media"
         else:
             out.writelines(story_lines)  # a whole-feed export ends with the lead and the summary
+            out.writelines(audit_lines)
         if done == 0 and not story_lines:
             await say_empty(store, feed, what)
         else:
             said = _story_said(len(story_lines))
-            print(f"exported {done} briefs{said}{uploads}", file=sys.stderr)
+            told = f" and {len(audit_lines)} audit lines" if args.audit else ""
+            print(f"exported {done} briefs{said}{uploads}{told}", file=sys.stderr)
         return 0
 
     try:

@@ -4,6 +4,7 @@
 -- KEYS[6] key events (set of brief ids)   KEYS[7] live briefs by time (sorted set: ms -> id)
 -- KEYS[8] the stream's last id (a string kept here: cheaper than XINFO on every append)
 -- KEYS[9] (with `idem`) the idempotency record (hash: fp, result; expires after idem.ttl s)
+-- KEYS[k..k+2] (with `draft`) the feed's drafts, desk stream and drafts' histories (desk.lua)
 -- ARGV: one or more appends, each given as
 --   a JSON header, the markers, the event head, the event tail, the number of body chunks,
 --   then the chunks. The header's `type` (the event type) names the action: one function
@@ -12,6 +13,11 @@
 --             same fp, nothing is written and LIVEFEED_REPLAY <stored result> is returned; a
 --             different fp is LIVEFEED_REUSED. Otherwise, after the append, the result template
 --             (chunks and markers, as for the body) is filled and kept with fp for ttl seconds
+--   draft     {k, id, version, statuses, markers, chunks, emarkers, echunks}: the publish is of
+--             a draft, checked first as desk.lua's check_draft does (a refusal writes nothing);
+--             after it, the draft's state (chunks) and its draft_published desk event
+--             (echunks), both filled as the body is, are written by write_draft: the brief and
+--             the draft's change are one step, so a draft is published at most once
 -- Every entry is stamped with Redis's clock (TIME) and its id never goes backwards: at or
 -- before the last id it takes the last id's ms and the next sequence number.
 -- Markers: one letter per gap between chunks, I = entry id, A = entry time (ISO); the event is
@@ -261,9 +267,19 @@ local function append_one(h, entry)
       return nil, 'LIVEFEED_REUSED'
     end
   end
+  local draft = present(h.draft) and h.draft or nil
+  if draft then
+    local refused = check_draft(KEYS[draft.k], draft.id, draft.version, draft.statuses)
+    if refused then return nil, refused end
+  end
   local id, at = action(h, entry)
   if not id then
     return nil, at
+  end
+  if draft then
+    write_draft(KEYS[draft.k], KEYS[draft.k + 1], KEYS[draft.k + 2], draft.id,
+      fill(draft.markers, draft.chunks, id, at), 'draft_published',
+      fill(draft.emarkers, draft.echunks, id, at))
   end
   if idem then
     redis.call('HSET', KEYS[9], 'fp', idem.fp, 'result', fill(idem.markers, idem.chunks, id, at))

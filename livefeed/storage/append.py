@@ -25,7 +25,9 @@ from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 _HERE = Path(__file__).parent
 LAST_ID_LUA = (_HERE / "last_id.lua").read_text()
 """``stream_last_id()``, which ``append.lua`` and ``bulk.lua`` both call: put before each."""
-APPEND_LUA = LAST_ID_LUA + (_HERE / "append.lua").read_text()
+DESK_LUA = (_HERE / "desk.lua").read_text()
+"""``check_draft()`` and ``write_draft()``, which ``drafts.lua`` and ``append.lua`` both call."""
+APPEND_LUA = LAST_ID_LUA + DESK_LUA + (_HERE / "append.lua").read_text()
 
 ID = "\ue000livefeed:id\ue000"
 """Placeholder for the entry id in a payload given to ``Store.append``."""
@@ -59,6 +61,8 @@ class Append:
     """The action's own parameters, as its function in append.lua reads them."""
     intent: Intent | None = None
     result: Any = None
+    keys: tuple[str, ...] = ()
+    """More keys the script is given after its own (a published draft's: ``Keys.desk_keys``)."""
 
     @classmethod
     def publish(
@@ -214,6 +218,14 @@ def refusal(message: str) -> Exception:
         return Conflict("coverage of this feed has ended; reopen it first", code="feed_ended")
     if message.startswith("LIVEFEED_CLOCK"):
         return Retry(int(message.split()[1]))
+    if message.startswith("LIVEFEED_DRAFT_NOTFOUND"):
+        return NotFound("no such draft", code="draft_not_found")
+    if message.startswith("LIVEFEED_DRAFT_STATUS"):
+        status = message.split()[1]
+        return Conflict(f"the draft is {status}: this cannot be done to it now",
+                        code="draft_not_editable")  # fmt: skip
+    if message.startswith("LIVEFEED_DRAFT_EXISTS"):
+        return Conflict("a draft with this id exists", code="draft_exists")
     if message.startswith("LIVEFEED_REPLAY "):
         return Replayed(orjson.loads(message.removeprefix("LIVEFEED_REPLAY ")))
     if message == "LIVEFEED_REUSED":

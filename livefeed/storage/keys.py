@@ -19,7 +19,12 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:feed:{<slug>}:last-id       string: the stream's last id (cheaper than XINFO per append)
     P:feed:{<slug>}:desk          stream: the editor-only desk events (drafts, review, schedule),
                                   fields t (type) and d (JSON object) as in ``events``; never
-                                  read by anything public
+                                  read by anything public; never trimmed (desk readers resume)
+    P:feed:{<slug>}:drafts        hash: draft id -> the draft as it stands (JSON), discarded too
+    P:feed:{<slug>}:draft-history hash: draft id -> comma-separated ids of its desk events
+    P:due                         sorted set: "<slug> <draft id> <version>" of each scheduled
+                                  draft, scored by its time (ms); a hint the scheduler checks
+                                  against the draft, used alone
     P:feed:{<slug>}:editing       sorted set: who is editing what on the desk (presence),
                                   members JSON [item, editor, role, connection], scored by
                                   when each lapses (ms); expires itself when left alone
@@ -115,6 +120,20 @@ class Keys:
     @property
     def presence_channel(self) -> str:
         return f"{self.prefix}:presence"
+
+    def drafts(self, slug: str) -> str:
+        return f"{self.feed(slug)}:drafts"
+
+    def draft_history(self, slug: str) -> str:
+        return f"{self.feed(slug)}:draft-history"
+
+    def desk_keys(self, slug: str) -> list[str]:
+        """The keys drafts.lua is given, and append.lua after its own when it publishes a draft."""
+        return [self.drafts(slug), self.desk(slug), self.draft_history(slug)]
+
+    @property
+    def due(self) -> str:
+        return f"{self.prefix}:due"
 
     def idempotency(self, slug: str, scope: str, key: str) -> str:
         """The record of an Idempotency-Key used on ``slug``: in the feed's slot, so the

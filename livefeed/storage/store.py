@@ -34,6 +34,7 @@ from livefeed.model.schema import DEFAULT_LANGUAGE
 from livefeed.model.story import Lead, Summary, decode_lead, decode_summary
 from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
 from livefeed.storage.cluster import Command, batch, cluster_of, command, evalsha, on_primary
+from livefeed.storage.drafts import Drafts
 from livefeed.storage.entries import Entry, FeedMark, StreamBounds, entry_of
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.storage.keys import Keys
@@ -84,6 +85,7 @@ class Store:
         self._fetching: dict[str, asyncio.Future[Feed]] = {}
         self.tokens = Tokens(redis, self.keys)
         self.media = MediaIndex(redis, self.keys, self.command)
+        self.drafts = Drafts(redis, self.keys, self._write)
         self.clock_offset_ms = 0
         self._clock_checked = -_CLOCK_CHECK_SECONDS
         self.replicas = 0
@@ -336,6 +338,7 @@ class Store:
         keys = self.keys.script(slug)
         if change.intent is not None:
             keys.append(change.intent.key)
+        keys.extend(change.keys)
         (result,) = await self._write(self._append_script, keys, change.script_args())
         text = _text(result)
         if text.startswith("LIVEFEED_"):

@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisClusterException, RedisError
@@ -46,6 +47,7 @@ from livefeed.model import desk
 from livefeed.model.frames import Event, control_frame
 from livefeed.model.ids import StreamId
 from livefeed.model.roles import Actor
+from livefeed.newsroom import drafts
 from livefeed.storage.entries import Entry, first_unchained
 from livefeed.storage.presence import Member, Presence, member_of
 from livefeed.storage.store import Store
@@ -55,6 +57,7 @@ log = logging.getLogger("livefeed.stream.desk")
 
 _REDIS_ERRORS = (RedisError, RedisClusterException, ConnectionError, OSError)
 _CLOSE_TIMEOUT = 5.0
+QUEUED = ("submitted", "scheduled")
 
 Authenticate = Callable[[str], Awaitable[Actor]]
 """A token to its holder if they may read the desk; raises Unauthorized, Forbidden, 429."""
@@ -66,8 +69,7 @@ Queue = Callable[[str, Actor], Awaitable[list[Any]]]
 
 def desk_event(entry: Entry) -> Event:
     """A desk-stream entry as the desk's frame (``model.desk.desk_frame``), built once."""
-    frame, _ = desk.desk_frame(entry.type, str(entry.id), entry.data)
-    return Event.of(entry.id, entry.type, frame)
+    return Event.of(entry.id, entry.type, desk.desk_frame(entry.type, str(entry.id), entry.data))
 
 
 class _Reload(LivefeedException):
@@ -85,7 +87,7 @@ class DeskClient:
         self.own: set[str] = set()
 
     def sees_presence(self, item: str, editor: str) -> bool:
-        if desk.sees_every_draft(self.actor) or editor == self.actor.name:
+        if drafts.may_review(self.actor) or editor == self.actor.name:
             return True
         kind, _, ident = item.partition(":")
         return kind == "brief" or ident in self.own
@@ -287,7 +289,7 @@ async def _send(
 
 def _visible(client: DeskClient, event: Event) -> bool:
     """Whether the client may see a desk event (a contributor: their own drafts' only)."""
-    if desk.sees_every_draft(client.actor):
+    if drafts.may_review(client.actor):
         return True
     draft = orjson.loads(event.payload).get("draft")
     if not isinstance(draft, dict) or draft.get("owner") != client.actor.name:
@@ -413,6 +415,10 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 async def desk_queue(store: Store, slug: str, actor: Actor) -> list[Any]:
-    """The drafts a snapshot shows ``actor``: every submitted and scheduled draft (a
-    contributor: their own only) and the viewer's own drafts."""
-    return []  # until the drafts storage lands (merge of the drafts branch)
+    """The drafts a snapshot shows ``actor``: every submitted and scheduled draft they may see
+    (a contributor: their own) and their own drafts still being written."""
+    feed = await store.require_feed(slug)
+    return [
+        msgspec.to_builtins(d) for d in await drafts.listed(store, feed, actor, None)
+        if d.status in QUEUED or (d.status == "draft" and d.owner == actor.name)
+    ]  # fmt: skip
