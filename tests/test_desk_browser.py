@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect
 
 from helpers import TOKEN, LivefeedServer, make_feed, publish
 from livefeed.storage.connect import connect
@@ -108,3 +108,67 @@ def test_presence_is_shown_warned_and_cleared_when_the_tab_closes(
     first.context.close()
     expect(item.locator(".badge-editing")).to_have_count(0, timeout=10_000)
     expect(item.locator(".editing-warning")).to_have_count(0)
+
+
+HOSTILE_HEADLINE = '<img src=x onerror="alert(1)"> Bridge <b>closed</b>'
+HOSTILE_NOTE = '<script>alert(2)</script> check the <i onmouseover="alert(3)">name</i>'
+
+
+def test_a_contributors_draft_is_reviewed_live_and_only_the_published_brief_is_public(
+    desks: Desks, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """A contributor submits a draft; it arrives live in an editor's queue, goes back with a
+    note and returns; the editor publishes it and readers see that brief alone. Markup in the
+    headline, body and note shows as text in the queue and the lists, and runs nothing."""
+    slug = make_feed(http)
+    reporter = desks.editor(
+        slug, make_token(server, f"Reporter {uuid.uuid4().hex[:4]}", "contributor"), 390
+    )
+    editor = desks.editor(slug)
+    dialogs: list[str] = []
+
+    def ran(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    for page in (reporter, editor):
+        page.on("dialog", ran)
+
+    reporter.fill("#headline", "Secret draft marker")
+    reporter.click("#save-draft")
+    expect(reporter.locator("#my-drafts li")).to_have_count(1)
+    reporter.click("#new-instead")
+    reporter.fill("#headline", HOSTILE_HEADLINE)
+    reporter.fill("#body", "<p>Police <script>alert(4)</script>closed it.</p>")
+    reporter.click("#submit-draft")
+    expect(reporter.locator("#compose-message")).to_contain_text("Submitted for review")
+
+    queued = editor.locator("#review-queue li")
+    expect(queued).to_have_count(1)
+    expect(queued.locator(".recent-headline")).to_have_text(HOSTILE_HEADLINE)
+    expect(queued.locator(".draft-body")).to_contain_text("Police closed it.")
+    queued.locator(".send-back").click()
+    queued.locator(".draft-input").fill(HOSTILE_NOTE)
+    queued.locator(".draft-form button").click()
+    expect(queued).to_have_count(0)
+
+    mine = reporter.locator("#my-drafts li", has_text="Bridge")
+    expect(mine.locator(".draft-note")).to_contain_text(HOSTILE_NOTE)
+    mine.locator(".submit").click()
+    expect(queued).to_have_count(1)
+    queued.locator(".publish").click()
+    expect(queued).to_have_count(0)
+    expect(editor.locator("#recent li[data-id] .recent-headline")).to_have_text([HOSTILE_HEADLINE])
+    expect(reporter.locator("#my-drafts li")).to_have_count(1)  # the unsubmitted one stays
+
+    reader = desks.page(f"/feeds/{slug}")
+    expect(reader.locator("#briefs .brief-headline")).to_have_text([HOSTILE_HEADLINE])
+    assert "Secret draft marker" not in reader.content()
+    for page in (reporter, editor, reader):
+        assert (
+            page.locator(
+                "#review-queue img, #my-drafts img, #my-drafts i, .brief-headline img"
+            ).count()
+            == 0
+        )
+    assert not dialogs, f"markup ran: {dialogs}"
