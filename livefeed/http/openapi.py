@@ -20,6 +20,7 @@ from starlette.responses import Response
 from livefeed.config import Settings
 from livefeed.http._helpers import json_response
 from livefeed.http.days import DAY_PAGE, DAY_PAGE_MAX
+from livefeed.http.openapi_desk import desk_paths, desk_schemas
 from livefeed.http.openapi_paths import _media, _replayable, _story_paths, _syndication, _websocket
 from livefeed.http.openapi_schema import (
     _BRIEF_404,
@@ -266,6 +267,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
             ),
         )},
         **_media(),
+        **desk_paths(),
     }  # fmt: skip
 
 
@@ -290,6 +292,7 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
                 "briefs",
                 "story",
                 "editor",
+                "desk",
                 "archive",
                 "syndication",
                 "pages",
@@ -298,7 +301,7 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
         ],
         "paths": _paths(settings),
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **desk_schemas()},
             "securitySchemes": {
                 "editorToken": {
                     "type": "http",
