@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -118,7 +119,8 @@ def test_a_contributors_draft_is_reviewed_live_and_only_the_published_brief_is_p
     desks: Desks, server: LivefeedServer, http: httpx.Client
 ) -> None:
     """A contributor submits a draft; it arrives live in an editor's queue, goes back with a
-    note and returns; the editor publishes it and readers see that brief alone. Markup in the
+    note and returns, is scheduled and unscheduled; the editor publishes it and readers see
+    that brief alone. Markup in the
     headline, body and note shows as text in the queue and the lists, and runs nothing."""
     slug = make_feed(http)
     reporter = desks.editor(
@@ -156,6 +158,13 @@ def test_a_contributors_draft_is_reviewed_live_and_only_the_published_brief_is_p
     expect(mine.locator(".draft-note")).to_contain_text(HOSTILE_NOTE)
     mine.locator(".submit").click()
     expect(queued).to_have_count(1)
+    queued.locator(".schedule").click()
+    queued.locator(".draft-input").fill("2099-01-01T09:00")
+    queued.locator(".draft-form button").click()
+    scheduled = editor.locator("#schedule-list li")
+    expect(scheduled.locator("time")).to_have_attribute("datetime", re.compile("^2099-01-01"))
+    scheduled.locator(".unschedule").click()
+    expect(scheduled).to_have_count(0)
     queued.locator(".publish").click()
     expect(queued).to_have_count(0)
     expect(editor.locator("#recent li[data-id] .recent-headline")).to_have_text([HOSTILE_HEADLINE])
