@@ -6,14 +6,13 @@ import { api, apiUrl, newIntentKey, token, whenUnauthorized } from "./js/api.js"
 import { createConnection } from "./js/connection.js";
 import { limits } from "./js/limits.js";
 import { el, formatBriefTime, renderBrief } from "./js/render.js";
-import { briefPayload, clearErrors, fillBriefFields, setMessage, showError } from "./js/editor-form.js";
+import { briefPayload, clearErrors, setMessage, showError } from "./js/editor-form.js";
 import { clearEmbeds, embedRefs, initEmbedPicker } from "./js/editor-embeds.js";
 import { createMediaEditor } from "./js/editor-media.js";
-import { addBrief, clearRecent, initRecent, refreshPresence, removeBrief, setPinned, setPresence, showRecent,
-  updateBrief } from "./js/editor-recent.js";
+import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
 import { initStory, loadStory, storyHandlers } from "./js/editor-story.js";
-import { editingText, openDesk } from "./js/desk.js";
-import { clearDesk, deskHandlers, initDesk, redraw, showDesk, updateDraft } from "./js/editor-desk.js";
+import { clearDesk, initDesk } from "./js/editor-desk.js";
+import { editDraft, forgetDraft, initDrafts, openDeskOf, reconnectDesk, saveDraft, stopDesk } from "./js/editor-drafts.js";
 
 const FEED_KEY = "livefeed.editor.feed";
 const NEAR_LIMIT = 20; // the headline counter warns this many characters before the limit
@@ -24,8 +23,7 @@ const INVALID_TOKEN = "That token is not valid or was revoked";
 const page = {}; // elements, filled in by start()
 // publishKey: the Idempotency-Key of the draft being published, kept until it is published or
 // edited, so publishing it again after "Couldn't reach the server" cannot post it twice.
-const view = { editor: "", role: "", feed: null, connection: null, desk: null, generation: 0, busy: false,
-  publishKey: null, draft: null, editing: null }; // draft: the draft in the composer; editing: our open item
+const view = { editor: "", role: "", feed: null, connection: null, generation: 0, busy: false, publishKey: null };
 let media = null; // the compose form's images and audio (js/editor-media.js)
 
 const composeFields = () => ({ headline: page.headline, body: page.body, author: page.author,
@@ -73,8 +71,6 @@ function signOut(reason) {
   view.feed = null;
   view.generation += 1; // answers still on their way belong to the old session
   clearRecent();
-  clearDesk();
-  forgetDraft();
   delete document.body.dataset.role;
   page.composeForm.reset();
   clearEmbeds();
@@ -140,7 +136,7 @@ async function selectFeed(slug) {
       onReload: () => selectFeed(slug), onStatus: setConnectionStatus,
     });
     view.connection.connect();
-    openDeskOf(feed);
+    openDeskOf(feed, view.editor, view.role);
   } catch (error) {
     if (generation === view.generation) setMessage(page.feedMessage, error.message, "error");
   }
@@ -149,112 +145,10 @@ async function selectFeed(slug) {
 function stopConnection() {
   view.connection?.stop();
   view.connection = null;
-  view.desk?.stop();
-  view.desk = null;
-  view.editing = null;
+  forgetDraft(); // before the desk stops: it withdraws the draft's presence
+  stopDesk();
   clearDesk();
   setConnectionStatus("static", "Not connected");
-  setDeskStatus("static", "");
-}
-
-// --- the desk ----------------------------------------------------------------------------------
-
-function openDeskOf(feed) {
-  const desk = openDesk({
-    slug: feed.slug, me: view.editor, onStatus: setDeskStatus,
-    onReload: () => { if (view.desk === desk) openDeskOf(feed); },
-    onPresence: () => {
-      redraw();
-      refreshPresence();
-      warnCompose();
-    },
-    handlers: {
-      ...deskHandlers,
-      snapshot: (frame) => showDesk({ slug: feed.slug, timeZone: feed.timezone, me: view.editor,
-        reviewer: view.role !== "contributor", editorsOf: desk.editorsOf }, frame.drafts),
-    },
-  });
-  view.desk?.stop();
-  view.desk = desk;
-  setPresence({ editorsOf: desk.editorsOf, onEditing: (item, open) => setEditing(item, open) });
-  desk.connect();
-}
-
-/** Our open form: announced to the desk, renewed while it stays open, withdrawn when it closes. */
-function setEditing(item, open = true) {
-  if (!open && view.editing !== item) return; // another form took over meanwhile
-  view.editing = open ? item : null;
-  view.desk?.editing(view.editing);
-  warnCompose();
-}
-
-function setDeskStatus(state, text) {
-  page.deskStatus.dataset.state = state;
-  page.deskStatus.textContent = text;
-}
-
-/** The composer's warning when someone else edits the draft loaded into it. */
-function warnCompose() {
-  const others = view.draft && view.desk ? view.desk.editorsOf(`draft:${view.draft.id}`) : [];
-  page.composeWarning.hidden = others.length === 0;
-  page.composeWarning.textContent = others.length
-    ? `${editingText(others)} this draft too: whoever saves second is asked to reload it.` : "";
-}
-
-/** "Edit" on one of my drafts: into the composer, announced as being edited. */
-function editDraft(draft) {
-  fillBriefFields(composeFields(), draft);
-  updateCount();
-  view.draft = { id: draft.id, version: draft.version };
-  page.draftEditingText.textContent = `Editing your draft “${draft.headline}”.`;
-  page.draftEditing.hidden = false;
-  setEditing(`draft:${draft.id}`);
-  page.headline.focus();
-}
-
-function forgetDraft() {
-  if (view.draft) setEditing(`draft:${view.draft.id}`, false);
-  view.draft = null;
-  page.draftEditing.hidden = true;
-  page.composeWarning.hidden = true;
-}
-
-/** "Save draft" / "Submit for review": create or update (If-Match) the draft, then submit it. */
-async function saveDraft(submit) {
-  const feed = view.feed;
-  if (view.busy) return;
-  if (!feed) return setMessage(page.composeMessage, "Choose or create a feed first.", "error");
-  const fields = composeFields();
-  clearErrors(fields, page.composeMessage);
-  if (!page.headline.value.trim()) {
-    return showError(fields, page.composeMessage, { field: "headline", message: "Write a headline first." });
-  }
-  setBusy(true);
-  setMessage(page.composeMessage, submit ? "Submitting…" : "Saving…");
-  const body = { ...briefPayload(fields), ...media.payload(), embeds: embedRefs() };
-  try {
-    let draft = view.draft
-      ? await api("PATCH", apiUrl(feed.slug, "drafts", view.draft.id), { body, version: view.draft.version })
-      : await api("POST", apiUrl(feed.slug, "drafts"), { body });
-    if (submit) draft = await api("POST", apiUrl(feed.slug, "drafts", draft.id, "submit"));
-    if (view.feed?.slug === feed.slug) updateDraft(draft);
-    if (submit) {
-      forgetDraft();
-      resetCompose();
-      setMessage(page.composeMessage, "Submitted for review: an editor will publish it.", "ok");
-    } else {
-      view.draft = { id: draft.id, version: draft.version };
-      page.draftEditingText.textContent = `Editing your draft “${draft.headline}”.`;
-      page.draftEditing.hidden = false;
-      setEditing(`draft:${draft.id}`);
-      setMessage(page.composeMessage, "Draft saved. Only you and the editors can see it.", "ok");
-    }
-  } catch (error) {
-    if (error.code === "stale_version") error.message = "Someone else changed this draft: reopen it from My drafts.";
-    showError(fields, page.composeMessage, error);
-  } finally {
-    setBusy(false);
-  }
 }
 
 /** The connection line; `spoken` (if given) replaces a ticking countdown so it is read out once. */
@@ -445,10 +339,8 @@ function start() {
   const byId = (id) => document.getElementById(id);
   Object.assign(page, {
     token: byId("token"), signIn: byId("sign-in"), signInPanel: byId("sign-in-panel"), session: byId("session"),
-    editorName: byId("editor-name"), editorRole: byId("editor-role"), deskStatus: byId("desk-status"),
-    saveDraft: byId("save-draft"), submitDraft: byId("submit-draft"), composeWarning: byId("compose-warning"),
-    draftEditing: byId("draft-editing"), draftEditingText: byId("draft-editing-text"),
-    shortcutHint: byId("shortcut-hint"), workspace: byId("workspace"), connStatus: byId("conn-status"),
+    editorName: byId("editor-name"), editorRole: byId("editor-role"),
+    saveDraft: byId("save-draft"), submitDraft: byId("submit-draft"), shortcutHint: byId("shortcut-hint"), workspace: byId("workspace"), connStatus: byId("conn-status"),
     feedSelect: byId("feed-select"), feedBar: byId("feed-bar"), noFeeds: byId("no-feeds"),
     feedStatus: byId("feed-status"), coverage: byId("coverage-toggle"), feedLink: byId("feed-link"),
     feedMessage: byId("feed-message"), newFeed: byId("new-feed"), newFeedForm: byId("new-feed-form"),
@@ -472,6 +364,10 @@ function start() {
   page.shortcutHint.textContent = page.shortcutHint.dataset.text;
   initDesk({ lists: { mine: byId("my-drafts"), queue: byId("review-queue"), scheduled: byId("schedule-list") },
     message: byId("desk-message"), onEdit: editDraft });
+  initDrafts({ status: byId("desk-status"), warning: byId("compose-warning"), note: byId("draft-editing"),
+    noteText: byId("draft-editing-text"), composeMessage: page.composeMessage, fields: composeFields,
+    payload: () => ({ ...briefPayload(composeFields()), ...media.payload(), embeds: embedRefs() }),
+    busy: () => view.busy, setBusy, reset: resetCompose, filled: updateCount, headline: page.headline });
 
   page.embedUrl = byId("embed-url");
   initEmbedPicker(() => view.feed?.timezone ?? "UTC");
@@ -484,8 +380,8 @@ function start() {
   page.headline.addEventListener("input", updateCount);
   page.preview.addEventListener("click", () => send("preview"));
   page.publish.addEventListener("click", () => send("publish"));
-  page.saveDraft.addEventListener("click", () => saveDraft(false));
-  page.submitDraft.addEventListener("click", () => saveDraft(true));
+  page.saveDraft.addEventListener("click", () => saveDraft(view.feed, false));
+  page.submitDraft.addEventListener("click", () => saveDraft(view.feed, true));
   byId("new-instead").addEventListener("click", () => {
     forgetDraft();
     resetCompose();
@@ -494,17 +390,17 @@ function start() {
   page.composeForm.addEventListener("keydown", (event) => {
     if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
     event.preventDefault();
-    if (view.role === "contributor") saveDraft(true);
+    if (view.role === "contributor") saveDraft(view.feed, true);
     else send("publish");
   });
   window.addEventListener("online", () => {
     view.connection?.reconnectNow();
-    view.desk?.reconnectNow();
+    reconnectDesk();
   });
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState !== "visible") return;
     view.connection?.reconnectNow();
-    view.desk?.reconnectNow();
+    reconnectDesk();
   });
   resumeSession();
 }
