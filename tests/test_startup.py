@@ -4,6 +4,7 @@ are found by every command wherever it runs, and empty answers say what there is
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import httpx
 import pytest
 import redis
 
-from helpers import LivefeedServer, RedisProcess, wait_for_demo
+from helpers import LivefeedServer, RedisProcess, wait_for_demo, wait_until
+from livefeed.ops.demo import DEMO_CONTRIBUTOR
 from livefeed.storage.keys import Keys
 from livefeed.storage.redis_server import free_port
 
@@ -202,3 +204,20 @@ def test_the_demo_quotes_a_telegram_like_post_and_an_article_it_serves_itself(
     assert card["outlet"] == "The Castell Courier (demo)" and card["author"] == "Tobias Lenn"
     for url in (post["frame_url"], card["canonical_url"], server.base + card["thumbnail"]):
         assert url.startswith(server.base) and httpx.get(url, timeout=10).status_code == 200
+
+
+def test_the_demo_has_a_contributors_draft_waiting_for_review(
+    demo: tuple[LivefeedServer, Path],
+) -> None:
+    """``serve --demo`` prints a contributor's token beside the editor's, and the review queue
+    holds that contributor's submitted draft."""
+    server, _ = demo
+    found = re.search(r"demo contributor token: (\S+)", server.log())
+    assert found, server.log()
+    me = httpx.get(f"{server.base}/api/me", headers={"Authorization": f"Bearer {found[1]}"})
+    assert me.json() == {"editor": DEMO_CONTRIBUTOR, "role": "contributor"}
+    editor = {"Authorization": f"Bearer {_printed_token(server)}"}
+    url = f"{server.base}/api/feeds/demo/drafts?status=submitted"
+    wait_until(lambda: httpx.get(url, headers=editor).json()["drafts"], 30, "no draft queued")
+    queue = httpx.get(url, headers=editor).json()["drafts"]
+    assert [d["owner"] for d in queue] == [DEMO_CONTRIBUTOR]

@@ -19,13 +19,15 @@ from livefeed.config import Settings
 from livefeed.errors import Conflict
 from livefeed.model.brief import BriefDraft, parse_new_brief
 from livefeed.model.days import day_containing, day_of
+from livefeed.model.draft import parse_fields
 from livefeed.model.embed import Embed
 from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
 from livefeed.model.media import MediaInfo
+from livefeed.model.roles import Actor, Role
 from livefeed.model.story import parse_lead, parse_summary
 from livefeed.model.text import sanitize_body
-from livefeed.newsroom import actions, story
+from livefeed.newsroom import actions, drafts, story
 from livefeed.newsroom.transfer import ImportedBrief, import_briefs
 from livefeed.ops import demo_media
 from livefeed.ops.demo_embeds import QUOTING, demo_embeds
@@ -36,6 +38,14 @@ log = logging.getLogger("livefeed.ops.demo")
 DEMO_SLUG = "demo"
 DEMO_EDITOR = "Demo desk"
 """The named editor whose token ``serve --demo`` prints."""
+DEMO_CONTRIBUTOR = "Field reporter"
+"""The demo's contributor (``serve --demo`` prints their token too): one of their drafts waits
+in the review queue when the demo starts."""
+DEMO_DRAFT = {
+    "headline": "Ferry services to the islands suspended until morning",
+    "body": "The harbour master says crossings resume at first light if the wind drops.",
+    "tags": ["transport"],
+}
 DEMO_FEED = {"title": "Storm Halvard: live updates (demo)", "timezone": "Europe/Lisbon"}
 
 _PLACES = [
@@ -190,6 +200,7 @@ async def run_demo(store: Store, settings: Settings) -> None:
             if leader and (await store.bounds(DEMO_SLUG)).first is None:
                 writer.scenes = await _scenes(store, settings)
                 await seed(store, feed, writer, embeds=await demo_embeds(store, settings))
+                await queue_draft(store, feed)
             break
         except RedisError as exc:
             log.warning("demo feed setup failed (%s); retrying", exc)
@@ -216,6 +227,15 @@ async def run_demo(store: Store, settings: Settings) -> None:
                 await _post(store, feed, payload)
         except RedisError as exc:
             log.warning("demo brief not posted (%s)", exc)
+
+
+async def queue_draft(store: Store, feed: Feed) -> None:
+    """The demo contributor's draft, submitted: what an editor finds in the review queue."""
+    reporter = Actor(DEMO_CONTRIBUTOR, Role.CONTRIBUTOR)
+    fields = parse_fields(DEMO_DRAFT)
+    fields.body = sanitize_body(fields.body)
+    draft = await drafts.create(store, feed, fields, reporter, None)
+    await drafts.submit(store, feed, draft.id, reporter, None)
 
 
 async def seed(

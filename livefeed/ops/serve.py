@@ -24,8 +24,9 @@ from livefeed.app import create_app
 from livefeed.config import Settings
 from livefeed.http import edge
 from livefeed.metrics import share_between_workers
+from livefeed.model.roles import Role
 from livefeed.ops.check import check_data_dir
-from livefeed.ops.demo import DEMO_EDITOR, run_demo
+from livefeed.ops.demo import DEMO_CONTRIBUTOR, DEMO_EDITOR, run_demo
 from livefeed.storage.connect import BadRedisUrl, check_url, connect, hide_password
 from livefeed.storage.keys import Keys
 from livefeed.storage.layout import legacy_feeds
@@ -114,11 +115,14 @@ def serve(settings: Settings) -> int:
     if settings.demo and not settings.editor_token:
         try:
             token = asyncio.run(demo_token(settings))
+            reporter = asyncio.run(demo_token(settings, DEMO_CONTRIBUTOR, Role.CONTRIBUTOR))
         except (RedisError, OSError) as exc:
             print(f"livefeed: cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr)
             return EXIT_REDIS
         print(f"livefeed: demo editor token: {token}", file=sys.stderr)
         print(f"  export TOKEN={token}", file=sys.stderr)
+        print(f"livefeed: demo contributor token: {reporter}", file=sys.stderr)
+        print(f"  export CONTRIBUTOR_TOKEN={reporter}", file=sys.stderr)
     if settings.demo:
         print(
             f"livefeed: demo feed at http://{settings.host}:{settings.port}/feeds/demo",
@@ -201,23 +205,26 @@ async def old_layout(settings: Settings) -> list[str]:
         await redis.aclose()
 
 
-async def demo_token(settings: Settings) -> str:
-    """The demo editor's token, one for every ``--demo`` node on the same Redis: the first node
-    keeps it in Redis (``Keys.demo_token``), the others take it from there. It is also kept in
-    the data directory (so a restart with a fresh embedded Redis keeps it working) and
-    registered like any named editor's, so ``livefeed check`` knows it."""
-    path = settings.data_dir / "demo-token"
+async def demo_token(settings: Settings, name: str = DEMO_EDITOR, role: Role = Role.EDITOR) -> str:
+    """The token of the demo's ``name`` (its editor, or its contributor), one for every
+    ``--demo`` node on the same Redis: the first node keeps it in Redis (``Keys.demo_token``),
+    the others take it from there. It is also kept in the data directory (so a restart with a
+    fresh embedded Redis keeps it working) and registered like any named editor's, with
+    ``role``, so ``livefeed check`` knows it."""
+    contributor = role is Role.CONTRIBUTOR
+    path = settings.data_dir / ("demo-contributor-token" if contributor else "demo-token")
     try:
         mine = path.read_text().strip()
     except OSError:
         mine = ""
     keys = Keys(settings.key_prefix)
+    key = keys.demo_contributor_token if contributor else keys.demo_token
     redis = connect(settings.redis_url, timeout=settings.redis_timeout, pool_size=2)
     try:
-        await redis.set(keys.demo_token, mine or "lf_demo_" + secrets.token_urlsafe(24), nx=True)
-        shared = await redis.get(keys.demo_token)
+        await redis.set(key, mine or "lf_demo_" + secrets.token_urlsafe(24), nx=True)
+        shared = await redis.get(key)
         token = shared.decode() if isinstance(shared, bytes) else str(shared)
-        await Tokens(redis, keys).register(DEMO_EDITOR, token)
+        await Tokens(redis, keys).register(name, token, role)
     finally:
         await redis.aclose()
     if token != mine:

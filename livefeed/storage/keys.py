@@ -37,6 +37,7 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:lease:<name>                string: the holder of a lease (the demo poster); expires
     P:rate:<limit>:<hash of key>  hash: tokens, at of a write rate limit's bucket; expires
     P:demo-token                  string: the demo editor's token, shared by every --demo node
+    P:demo-contributor-token      string: the demo contributor's token, likewise
     P:media:<id>                  string: an upload's MediaInfo as JSON (livefeed.storage.media)
     P:nodes                       sorted set: serving processes, scored by when their
                                   heartbeat runs out (ms); ``livefeed migrate`` refuses while
@@ -151,6 +152,10 @@ class Keys:
     @property
     def demo_token(self) -> str:
         return f"{self.prefix}:demo-token"
+
+    @property
+    def demo_contributor_token(self) -> str:
+        return f"{self.prefix}:demo-contributor-token"
 
     @property
     def nodes(self) -> str:
