@@ -192,6 +192,29 @@ async def test_desk_closes_a_revoked_tokens_socket(
         assert code == 1008 and reason.startswith("invalid_token")
 
 
+async def test_desk_asks_a_socket_whose_role_changed_to_reconnect(
+    server: LivefeedServer, store: Store, slug: str
+) -> None:
+    """A token whose role changes has its desk socket closed with 1013, to reconnect and be
+    shown what the new role may see."""
+    name, token = await token_for(store, "editor")
+    async with open_desk(server, slug, token) as ws:
+        await until(ws, "live")
+        assert await store.tokens.set_role(name, "contributor")
+        code, reason = await closed(ws, timeout=RECHECK_SECONDS * 3 + 5)
+        assert code == 1013 and reason.startswith("role changed")
+
+
+async def test_desk_answers_pings_and_echoes_a_close_before_auth(
+    server: LivefeedServer, slug: str
+) -> None:
+    """Waiting for its auth message, the socket still answers pings and a client's close."""
+    async with websockets.connect(desk_url(server, slug)) as ws:
+        await asyncio.wait_for(await ws.ping(), 5)
+        await ws.close(1000, "bye")
+        assert ws.close_code == 1000
+
+
 async def test_desk_closes_on_a_bad_message(server: LivefeedServer, slug: str) -> None:
     """An ``editing`` for something that is no brief or draft closes the socket with 4400."""
     async with open_desk(server, slug) as ws:
@@ -216,6 +239,20 @@ async def test_presence_is_shown_and_cleared_when_a_socket_closes(
                 assert (await until(late, "live"))[0]["editing"][0]["editor"] == olena
         (*_, gone) = await until(watcher, "editing_stopped")
         assert gone["item"] == "brief:1-0" and gone["editor"] == olena
+
+
+async def test_presence_shown_to_a_contributor_is_on_briefs_and_their_own_drafts(
+    server: LivefeedServer, store: Store, slug: str
+) -> None:
+    """A contributor is not told who edits someone else's draft; they are told about briefs."""
+    _, token = await token_for(store, "contributor")
+    async with open_desk(server, slug, token) as mine, open_desk(server, slug) as editor:
+        await until(mine, "live")
+        await until(editor, "live")
+        await editor.send(json.dumps({"type": "editing", "item": "draft:someone-elses"}))
+        await editor.send(json.dumps({"type": "editing", "item": "brief:2-0"}))
+        frames = await until(mine, "editing")
+        assert [f["item"] for f in frames if f["type"].startswith("editing")] == ["brief:2-0"]
 
 
 async def test_presence_lapses_when_its_node_dies(
