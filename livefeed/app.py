@@ -48,7 +48,8 @@ from livefeed.storage.presence import Presence
 from livefeed.storage.ratelimit import SharedRateLimiter
 from livefeed.storage.store import Store
 from livefeed.storage.tail import BlockingReader, ClusterReader
-from livefeed.stream.desk import DeskRoom, desk_event, desk_queue, serve_desk
+from livefeed.stream.desk import desk_event, desk_queue, serve_desk
+from livefeed.stream.desk_room import DeskRoom
 from livefeed.stream.hub import Hub
 from livefeed.stream.reader import SnapshotCache, serve_reader
 from livefeed.stream.replay import open_replay
