@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect
 
-from helpers import TOKEN, LivefeedServer, make_feed, publish
+from helpers import TOKEN, LivefeedServer, auth, image_bytes, make_feed, publish, upload
 from livefeed.storage.connect import connect
 from livefeed.storage.store import Store
 
@@ -74,11 +74,18 @@ def test_a_contributor_on_a_phone_is_offered_drafts_not_publishing(
     desks: Desks, server: LivefeedServer, http: httpx.Client
 ) -> None:
     """A contributor's page says who they are and their role, offers Save draft and Submit for
-    review, never Publish, and hides the editor-only controls; it fits a phone's width."""
+    review, never Publish, and hides the editor-only controls; it fits a phone's width. A draft
+    edited in the composer keeps the images it has (the composer does not load them)."""
     slug = make_feed(http)
     publish(http, slug, "Opening brief")
     name = f"Reporter {uuid.uuid4().hex[:4]}"
-    page = desks.editor(slug, make_token(server, name, "contributor"), width=360)
+    token = make_token(server, name, "contributor")
+    photo = upload(http, image_bytes(64, 48))["id"]
+    drafts = f"/api/feeds/{slug}/drafts"
+    made = http.post(drafts, headers=auth(token), json={
+        "headline": "Draft with a photo", "media": [{"id": photo, "alt": "A photo"}]})  # fmt: skip
+    assert made.status_code == 201, made.text
+    page = desks.editor(slug, token, width=360)
     expect(page.locator("#editor-name")).to_have_text(name)
     expect(page.locator("#editor-role")).to_have_text("contributor")
     expect(page.locator("#submit-draft")).to_be_visible()
@@ -88,6 +95,15 @@ def test_a_contributor_on_a_phone_is_offered_drafts_not_publishing(
         expect(page.locator(hidden)).to_be_hidden()
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"the page is {width}px wide on a 360px screen"
+
+    page.locator("#my-drafts li .edit").click()
+    expect(page.locator("#headline")).to_have_value("Draft with a photo")
+    page.fill("#headline", "Draft with a photo, retitled")
+    page.click("#save-draft")
+    expect(page.locator("#compose-message")).to_contain_text("Draft saved")
+    saved = http.get(f"{drafts}/{made.json()['id']}", headers=auth(token)).json()
+    assert saved["headline"] == "Draft with a photo, retitled"
+    assert [m["id"] for m in saved["media"]] == [photo]
 
 
 def test_presence_is_shown_warned_and_cleared_when_the_tab_closes(

@@ -78,7 +78,8 @@ function warnCompose() {
 }
 
 function holdDraft(draft) {
-  state.draft = { id: draft.id, version: draft.version };
+  state.draft = { id: draft.id, version: draft.version, media: Boolean(draft.media?.length),
+    embeds: Boolean(draft.embeds?.length) };
   state.composer.noteText.textContent = `Editing your draft “${draft.headline}”.`;
   state.composer.note.hidden = false;
   setEditing(`draft:${draft.id}`);
@@ -86,6 +87,7 @@ function holdDraft(draft) {
 
 /** "Edit" on one of my drafts: into the composer, announced as being edited. */
 export function editDraft(draft) {
+  state.composer.reset(); // what was in the composer belongs to no draft
   fillBriefFields(state.composer.fields(), draft);
   state.composer.filled();
   holdDraft(draft);
@@ -114,6 +116,13 @@ export async function saveDraft(feed, submit) {
   setMessage(message, submit ? "Submitting…" : "Saving…");
   const body = state.composer.payload();
   const held = state.draft;
+  // The composer does not load a draft's images and quoted posts: unless new ones were added,
+  // a save keeps the draft's own rather than clearing them.
+  if (held?.media && body.media?.length === 0) {
+    delete body.media;
+    delete body.gallery;
+  }
+  if (held?.embeds && body.embeds?.length === 0) delete body.embeds;
   try {
     let draft = held
       ? await api("PATCH", apiUrl(feed.slug, "drafts", held.id), { body, version: held.version })
