@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket
 
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
-from livefeed.http import days, drafts, edge, editing, embeds, feeds, media, openapi, story
+from livefeed.http import days, drafts, edge, editing, embeds, feeds, media, openapi, story, tokens
 from livefeed.http._helpers import authorize_token, json_response, lookup_token
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
@@ -215,6 +215,10 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds", feeds.list_feeds, methods=["GET"]),
         Route("/api/feeds", feeds.create_feed, methods=["POST"]),
         Route("/api/me", editing.me, methods=["GET"]),
+        Route("/api/tokens", tokens.list_tokens, methods=["GET"]),
+        Route("/api/tokens", tokens.create_token, methods=["POST"]),
+        Route("/api/tokens/{name:path}", tokens.patch_token, methods=["PATCH"]),
+        Route("/api/tokens/{name:path}", tokens.delete_token, methods=["DELETE"]),
         Route("/api/feeds/{feed}", feeds.get_feed, methods=["GET"]),
         Route("/api/feeds/{feed}", editing.patch_feed, methods=["PATCH"]),
         Route("/api/feeds/{feed}/briefs", feeds.list_briefs, methods=["GET"]),

@@ -34,6 +34,31 @@ def test_token_create_prints_a_working_token_once_and_revoke_disables_it(
     assert livefeed("token", "revoke", name, *common).returncode == 1
 
 
+def test_token_roles_are_given_changed_and_listed_from_the_cli(
+    redis_server: RedisProcess, server: LivefeedServer, http: httpx.Client, feed: str
+) -> None:
+    """``token create --role contributor`` makes a token that may not publish; ``token role``
+    makes it an editor's at its next request; ``token list`` prints each role; a name without
+    a token is refused."""
+    name = "Reporter " + uuid.uuid4().hex[:6]
+    common = ["--redis-url", redis_server.url, "--key-prefix", server.prefix]
+    created = livefeed("token", "create", name, "--role", "contributor", *common)
+    assert created.returncode == 0, created.stderr
+    assert "contributor token" in created.stderr
+    token = created.stdout.strip()
+    post = f"/api/feeds/{feed}/briefs"
+    refused = http.post(post, json={"headline": "h"}, headers=auth(token))
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden_role"
+    assert f"{name}\tcontributor\tcreated " in livefeed("token", "list", *common).stdout
+
+    changed = livefeed("token", "role", name, "editor", *common)
+    assert changed.returncode == 0 and f"{name} is now an editor" in changed.stdout
+    assert http.post(post, json={"headline": "h"}, headers=auth(token)).status_code == 201
+    assert f"{name}\teditor\tcreated " in livefeed("token", "list", *common).stdout
+
+    assert livefeed("token", "role", "Nobody " + name, "admin", *common).returncode == 1
+
+
 def test_feed_create_and_list(
     redis_server: RedisProcess, server: LivefeedServer, http: httpx.Client
 ) -> None:

@@ -338,3 +338,23 @@ def test_media_and_the_story_so_far_work_on_a_cluster(cluster_server: LivefeedSe
         )
         assert summary.status_code == 200, summary.text
         assert http.get(f"/api/feeds/{slug}/lead").json()["lead"]["headline"] == "The lead"
+
+
+def test_token_roles_are_managed_on_a_cluster(cluster_server: LivefeedServer) -> None:
+    """A token made, promoted and revoked through /api/tokens works on a cluster: the role is
+    changed by one script on the tokens hash's own slot."""
+    name = "Cluster reporter " + uuid.uuid4().hex[:6]
+    with httpx.Client(base_url=cluster_server.base, timeout=30) as http:
+        slug = make_feed(http)
+        made = http.post("/api/tokens", json={"name": name, "role": "contributor"}, headers=auth())
+        assert made.status_code == 201, made.text
+        own = {"Authorization": f"Bearer {made.json()['token']}"}
+        brief = {"headline": "From the field", "body": "Text"}
+        refused = http.post(f"/api/feeds/{slug}/briefs", json=brief, headers=own)
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "forbidden_role"
+        promoted = http.patch(f"/api/tokens/{name}", json={"role": "editor"}, headers=auth())
+        assert promoted.status_code == 200, promoted.text
+        assert http.post(f"/api/feeds/{slug}/briefs", json=brief, headers=own).status_code == 201
+        assert http.delete(f"/api/tokens/{name}", headers=auth()).status_code == 204
+        assert http.get("/api/me", headers=own).status_code == 401

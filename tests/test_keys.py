@@ -25,6 +25,7 @@ EXPECTED = {
     "feeds": "P:feeds",
     "tokens": "P:tokens",
     "token_hashes": "P:token-hashes",
+    "token_intent": "P:idempotency:tokens:scope:k",
     "feed": "P:feed:{s}",
     "stream": "P:feed:{s}:events",
     "states": "P:feed:{s}:briefs",
@@ -49,6 +50,7 @@ def _names(keys: Keys) -> dict[str, str]:
         "feeds": keys.feeds,
         "tokens": keys.tokens,
         "token_hashes": keys.token_hashes,
+        "token_intent": keys.token_intent("scope", "k"),
         "feed": keys.feed("s"),
         "stream": keys.stream("s"),
         "states": keys.states("s"),
@@ -135,6 +137,10 @@ async def test_every_key_a_feed_writes_is_listed_by_keys(store: Store) -> None:
     found = {key.decode() async for key in store.redis.scan_iter(match=f"{p}:*", count=1000)}
     feed_keys = {key for key in found if key.startswith(f"{p}:feed:")}
     assert feed_keys == set(store.keys.of_feed(slug))
-    named = {name for kind, name in _names(Keys(p)).items() if kind not in ("idempotency", "nodes")}
+    named = {
+        name
+        for kind, name in _names(Keys(p)).items()
+        if kind not in ("idempotency", "token_intent", "nodes")
+    }
     assert found == named | {create.key}
     assert create.key.startswith(f"{p}:idempotency:{{s}}:") and create.key.endswith(":k")

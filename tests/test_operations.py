@@ -289,20 +289,27 @@ def test_check_explains_everysec_and_copes_with_config_disabled(tmp_path: Path) 
 
 
 def test_check_needs_an_editor_token_env_or_stored(redis_server: RedisProcess) -> None:
-    """No token anywhere is an error; a stored named token is enough."""
+    """No token anywhere, or only contributors', is an error; a stored editor's token is
+    enough; the stored tokens are counted by role."""
     prefix = "check-tokens-" + uuid.uuid4().hex[:6]
     args = ("--redis-url", redis_server.url, "--key-prefix", prefix)
     none = run_check(*args, token=None)
     assert none.returncode == 1
     assert re.search(r"^error +tokens +no editor can publish", none.stdout, re.M)
-    created = subprocess.run(
-        [sys.executable, "-m", "livefeed", "token", "create", "Olena K", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr
-    stored = run_check(*args, token=None)
+    for name, role in (("Reporter", "contributor"), ("Olena K", "editor")):
+        created = subprocess.run(
+            [sys.executable, "-m", "livefeed", "token", "create", name, "--role", role, *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        stored = run_check(*args, token=None)
+        if role == "contributor":
+            assert stored.returncode == 1
+            assert re.search(r"^error +tokens +no editor can publish.*\(1 contributor\)",
+                             stored.stdout, re.M), stored.stdout  # fmt: skip
     assert stored.returncode == 0, stored.stdout
-    assert re.search(r"^ok +tokens +1 named editor token\(s\) stored", stored.stdout, re.M)
+    assert re.search(r"^ok +tokens +2 named editor token\(s\) stored \(1 contributor, 1 editor\)",
+                     stored.stdout, re.M), stored.stdout  # fmt: skip
 
 
 def test_check_wants_a_writable_data_dir_in_embedded_mode(tmp_path: Path) -> None:

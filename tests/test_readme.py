@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from helpers import ROOT, wait_for_demo, wait_until
+from livefeed.model.roles import REQUIRED
 from livefeed.storage.redis_server import free_port
 
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
@@ -99,6 +100,20 @@ def test_the_readme_walk_does_what_the_readme_says(tmp_path: Path) -> None:
     assert '"briefs"' in out and '"timezone"' in out, "the day API example shows a day"
     assert re.search(r"^-- \d{4}-\d\d-\d\d \(Europe/Lisbon\) at 600x --$", out, re.M), out
     assert re.search(r"^identical$", out, re.M), "export, import and export again match"
+    assert '"status":"published","owner":"Field reporter"' in out or re.search(
+        r'"draft":\{[^\n]*"status":"published"', out
+    ), "the contributor's draft was published"
+    assert '"status":"scheduled"' in out, "the scheduling example scheduled a draft"
+    assert re.search(r'\{"audit":\{"id":"[^"]+","action":"draft_', out), "export --audit"
+    assert '"code":"forbidden_role"' in out, "the roles example shows a contributor refused"
+
+
+def test_the_readme_roles_table_is_the_one_in_model_roles() -> None:
+    """The README's table of actions and their lowest roles says what ``REQUIRED`` says."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("<!-- roles-table:") :].split("\n\n")[0]
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \|", table, re.M)
+    assert dict(rows) == {action.value: role.value for action, role in REQUIRED.items()}
 
 
 def _healthy(port: int, proc: subprocess.Popen[bytes]) -> bool:

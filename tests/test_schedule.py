@@ -136,3 +136,24 @@ def test_an_unscheduled_draft_is_not_published(
         assert kept["status"] == "scheduled"
     finally:
         client.close()
+
+
+def test_drafts_publish_and_schedule_on_a_redis_cluster(cluster_server: LivefeedServer) -> None:
+    """On a Redis Cluster a draft publishes (its scripts keep to the feed's slot) and a
+    scheduled one is published by the scheduler (the due index is used alone)."""
+    with httpx.Client(base_url=cluster_server.base, timeout=10) as http:
+        slug = make_feed(http)
+        made = http.post(f"/api/feeds/{slug}/drafts", json={"headline": "Now"}, headers=auth())
+        url = f"/api/feeds/{slug}/drafts/{made.json()['id']}"
+        assert http.post(url + "/submit", headers=auth()).status_code == 200
+        assert http.post(url + "/publish", headers=auth()).status_code == 201
+        schedule(http, slug, "Later", int(time.time() * 1000) + 1500)
+
+        def headlines() -> set[str]:
+            briefs = http.get(f"/api/feeds/{slug}/briefs").json()["briefs"]
+            return {b["headline"] for b in briefs}
+
+        wait_until(lambda: headlines() == {"Now", "Later"}, 20, "the scheduled draft is missing")
+        audit = http.get(f"/api/feeds/{slug}/audit", headers=auth()).json()["audit"]
+        published = [line for line in audit if line["action"] == "draft_published"]
+        assert [line.get("scheduled") for line in published] == [True, None]

@@ -116,7 +116,7 @@ async def patch_draft(request: Request) -> Response:
 
     async def edit(intent: Intent | None) -> Draft:
         return await drafts.edit(store, feed, target, payload, expected, actor, intent,
-                                 prepare=_prepare)  # fmt: skip
+                                 sanitize=sanitized)  # fmt: skip
 
     return await idempotent(request, actor.name, payload, edit, _draft, Draft, feed=feed.slug)
 

@@ -21,7 +21,14 @@ from livefeed.config import Settings
 from livefeed.http._helpers import json_response
 from livefeed.http.days import DAY_PAGE, DAY_PAGE_MAX
 from livefeed.http.openapi_desk import desk_paths, desk_schemas
-from livefeed.http.openapi_paths import _media, _replayable, _story_paths, _syndication, _websocket
+from livefeed.http.openapi_paths import (
+    _media,
+    _replayable,
+    _story_paths,
+    _syndication,
+    _token_paths,
+    _websocket,
+)
 from livefeed.http.openapi_schema import (
     _BRIEF_404,
     _BRIEF_CODES,
@@ -268,6 +275,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
         )},
         **_media(),
         **desk_paths(),
+        **_token_paths(),
     }  # fmt: skip
 
 

@@ -55,6 +55,7 @@ def desk_schemas() -> dict[str, Any]:
         "status": {"type": "string"}, "headline": {"type": "string"},
         "brief": {"type": ["string", "null"]}, "note": {"type": ["string", "null"]},
         "reason": _string("why a schedule failed, e.g. feed_ended"),
+        "scheduled": {"const": True, "description": "published by the scheduler"},
         "scheduled_for": {"type": ["string", "null"]},
     }, ("id", "action", "at", "by", "draft", "owner", "status", "headline", "brief"))  # fmt: skip
     return {

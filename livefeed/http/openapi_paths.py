@@ -1,5 +1,5 @@
 """The OpenAPI paths that stand apart from the feeds' and briefs': the lead and summary, media
-uploads and files, Atom and JSON Feed, and the WebSocket (``x-websockets``).
+uploads and files, Atom and JSON Feed, tokens, and the WebSocket (``x-websockets``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from livefeed.http.openapi_schema import (
     _DATE,
     _FEED_404,
     _STORY_CODES,
+    _VALIDATION_CODES,
     STREAM_ID,
     _error,
     _errors,
@@ -197,6 +198,51 @@ def _syndication(feed: dict[str, Any], date: dict[str, Any]) -> dict[str, Any]:
             )
         }
     return paths  # fmt: skip
+
+
+def _token_paths() -> dict[str, Any]:
+    """``/api/tokens``: admins manage the named people's tokens (``http/tokens.py``)."""
+    name = _param("name", "path", _string(), "the person's name, URL-encoded")
+    missing = (404, ("token_not_found",))
+    kept = (409, ("last_admin",))
+    bad_body = (400, ("invalid_json",))
+    return {
+        "/api/tokens": {
+            "get": _op(
+                "listTokens", "editor", "Everyone with a token, with role; never the tokens",
+                {"200": _json(_ref("TokenList"), "by name"), **_errors(503)},
+                needs=Action.MANAGE_TOKENS,
+            ),
+            "post": _replayable(_op(
+                "createToken", "editor", "Make a token for a named person",
+                {"201": _json(_ref("IssuedToken"), "the record and the token, shown only here",
+                              Location="where the record is"),
+                 **_errors(bad_body, (409, ("token_exists",)),
+                           (422, (*_VALIDATION_CODES, "invalid_field")), 503)},
+                body=_ref("NewToken"), needs=Action.MANAGE_TOKENS,
+                description="Only the token's hash is stored, so a retry with the same "
+                "Idempotency-Key answers the record with `token: null`.",
+            )),
+        },
+        "/api/tokens/{name}": {
+            "patch": _op(
+                "setTokenRole", "editor", "Give a token another role, at once on every node",
+                {"200": _json(_ref("TokenRecord"), "the record as it now stands"),
+                 **_errors(bad_body, missing, kept,
+                           (422, (*_VALIDATION_CODES, "invalid_field")), 503)},
+                parameters=(name,), body=_ref("TokenPatch"), needs=Action.MANAGE_TOKENS,
+                description="`last_admin` (409): without LIVEFEED_EDITOR_TOKEN, the only admin "
+                "token keeps its role.",
+            ),
+            "delete": _op(
+                "revokeToken", "editor", "Revoke a token, at once on every node",
+                {"204": {"description": "revoked"}, **_errors(missing, kept, 503)},
+                parameters=(name,), needs=Action.MANAGE_TOKENS,
+                description="`last_admin` (409): without LIVEFEED_EDITOR_TOKEN, the only admin "
+                "token stays.",
+            ),
+        },
+    }  # fmt: skip
 
 
 def _websocket() -> dict[str, Any]:

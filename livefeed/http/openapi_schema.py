@@ -19,6 +19,7 @@ from livefeed.model.media import MediaInfo
 from livefeed.model.roles import REQUIRED, ROLES, Action, Role
 from livefeed.model.schema import Pin
 from livefeed.model.story import Lead, NewLead, NewSummary, Summary
+from livefeed.model.tokens import IssuedToken, NewToken, TokenPatch, TokenRecord
 
 STREAM_ID = STREAM_ID_PATTERN
 """A stream position as clients may send it: ``<ms>-<seq>`` or ``<ms>``."""
@@ -198,10 +199,10 @@ def _op(
 
 MODELS: tuple[type[msgspec.Struct], ...] = (
     Feed, NewFeed, FeedPatch, Brief, NewBrief, BriefPatch, Pin, EmbedRef, NewLead, Lead,
-    NewSummary, Summary, MediaInfo,
+    NewSummary, Summary, MediaInfo, TokenRecord, IssuedToken, NewToken, TokenPatch,
 )  # fmt: skip
 """The models whose JSON Schemas are the components of the same name, generated."""
-_ALWAYS_SENT = (Feed, Brief, Lead, Summary)
+_ALWAYS_SENT = (Feed, Brief, Lead, Summary, TokenRecord, IssuedToken)
 """Answers carry every field of these, defaults too (a default is for data stored before)."""
 
 
@@ -346,6 +347,7 @@ def _schemas() -> dict[str, Any]:
             },
             ("version", "title", "home_page_url", "feed_url", "items"),
         ),
+        "TokenList": _obj({"tokens": {"type": "array", "items": _ref("TokenRecord")}}, ("tokens",)),
         "Editor": _obj(
             {
                 "editor": _string("the token's editor name"),

@@ -7,6 +7,9 @@ it is no longer current) and answers the stored form; DELETE clears (204).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,8 +25,9 @@ from livefeed.http._helpers import (
 from livefeed.http.editing import NO_VERSION
 from livefeed.http.editing import expected_version as _expected
 from livefeed.model.roles import Action
-from livefeed.model.story import Lead, Summary, parse_lead, parse_summary
+from livefeed.model.story import Lead, NewLead, NewSummary, Summary, parse_lead, parse_summary
 from livefeed.newsroom import story
+from livefeed.storage.store import Store
 
 
 async def get_lead(request: Request) -> Response:
@@ -41,40 +45,45 @@ async def get_summary(request: Request) -> Response:
 
 
 async def put_lead(request: Request) -> Response:
-    store, settings = state(request)
-    editor = (await authorize(request, Action.PUBLISH)).name
-    feed = await store.require_feed(feed_slug(request))
-    payload = await read_json(request, settings.max_body_bytes)
-    new = parse_lead(payload, editor)
-    new.body = await sanitized(new.body)
-    new.media = await store.media.resolve(new.media)
-    expected = expected_version(request, new.version)
-    return await idempotent(
-        request,
-        editor,
-        payload,
-        lambda intent: story.set_lead(store, feed, new, expected, editor, intent),
-        lambda lead: json_response(lead, headers=_etag(lead.version)),
-        Lead,
-        feed=feed.slug,
-    )
+    async def prepare(payload: Any, editor: str, store: Store) -> NewLead:
+        new = parse_lead(payload, editor)
+        new.body = await sanitized(new.body)
+        new.media = await store.media.resolve(new.media)
+        return new
+
+    return await _put(request, prepare, story.set_lead, Lead)
 
 
 async def put_summary(request: Request) -> Response:
+    async def prepare(payload: Any, editor: str, store: Store) -> NewSummary:
+        new = parse_summary(payload)
+        new.items = tuple([await sanitized(item) for item in new.items])
+        return new
+
+    return await _put(request, prepare, story.set_summary, Summary)
+
+
+async def _put(
+    request: Request,
+    prepare: Callable[[Any, str, Store], Awaitable[Any]],
+    setter: Callable[..., Awaitable[Lead | Summary]],
+    model: type[Lead | Summary],
+) -> Response:
+    """The steps a PUT of the lead or the summary shares: authorise, parse and prepare the
+    body (``prepare``), then ``setter`` at the expected version, once per Idempotency-Key."""
     store, settings = state(request)
     editor = (await authorize(request, Action.PUBLISH)).name
     feed = await store.require_feed(feed_slug(request))
     payload = await read_json(request, settings.max_body_bytes)
-    new = parse_summary(payload)
-    new.items = tuple([await sanitized(item) for item in new.items])
+    new = await prepare(payload, editor, store)
     expected = expected_version(request, new.version)
     return await idempotent(
         request,
         editor,
         payload,
-        lambda intent: story.set_summary(store, feed, new, expected, editor, intent),
-        lambda summary: json_response(summary, headers=_etag(summary.version)),
-        Summary,
+        lambda intent: setter(store, feed, new, expected, editor, intent),
+        lambda stored: json_response(stored, headers=_etag(stored.version)),
+        model,
         feed=feed.slug,
     )
 

@@ -159,6 +159,7 @@ _CODES: dict[tuple[str, str | None], str] = {
     ("*", "version"): "invalid_field",
     ("*", "status"): "invalid_field",
     ("*", "brief_id"): "invalid_field",
+    ("*", "role"): "invalid_field",  # a token's role (model.tokens)
 }
 _AT = re.compile(r" - at `\$\.?([A-Za-z_]*)[^`]*`$")
 _NAMED = re.compile(r"field `([^`]+)`")

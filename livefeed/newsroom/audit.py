@@ -38,7 +38,7 @@ def audit_line(entry: Entry) -> dict[str, Any]:
         "headline": draft.get("headline"),
         "brief": data.get("brief") or draft.get("brief"),
     }
-    for extra in ("reason",):
+    for extra in ("reason", "scheduled"):
         if extra in data:
             line[extra] = data[extra]
     if entry.type == "draft_sent_back":

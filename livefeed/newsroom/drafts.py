@@ -183,7 +183,8 @@ async def publish(
         current, status="published", brief=ID, version=current.version + 1, updated_at=AT,
         published_by=publisher.name,
     )  # fmt: skip
-    event = desk_payload(new, publisher, AT, brief=ID, owner=current.owner)
+    extra = {"scheduled": True} if scheduled_version is not None else {}
+    event = desk_payload(new, publisher, AT, brief=ID, owner=current.owner, **extra)
     state_chunks, state_markers = template(msgspec.to_builtins(new))
     event_chunks, event_markers = template(event)
 
@@ -227,21 +228,23 @@ async def edit(
     actor: Actor,
     intent: Intent | None,
     *,
-    prepare: Callable[[DraftFields], Awaitable[None]],
+    sanitize: Callable[[str], Awaitable[str]],
 ) -> Draft:
-    """Change a draft's fields (only those sent); its owner while it is a draft or submitted,
-    a reviewer until it is published. ``prepare`` sanitises the body as it is saved."""
+    """Change a draft's fields (only those sent, each applied to the draft as it stands when
+    the change is made); its owner while it is a draft or submitted, a reviewer until it is
+    published. ``sanitize`` cleans a body sent, once."""
+    current = await require(store, feed, draft_id, actor)
+    parse_fields(payload, content(current))  # refused before anything is written
+    body = await sanitize(payload["body"]) if "body" in payload else None
 
-    async def fields_of(current: Draft) -> dict[str, Any]:
-        fields = parse_fields(payload, content(current))
-        await prepare(fields)
-        values = content(fields)
-        values["author"] = values.get("author") or current.owner
+    def fields(draft: Draft, at: str) -> dict[str, Any]:
+        values = content(parse_fields(payload, content(draft)))
+        values["author"] = values.get("author") or draft.owner
+        if body is not None:
+            values["body"] = body
         return values
 
-    current = await require(store, feed, draft_id, actor)
-    values = await fields_of(current)
-    return await change(store, feed, draft_id, actor, "draft_saved", lambda d, at: values,
+    return await change(store, feed, draft_id, actor, "draft_saved", fields,
                         statuses=UNPUBLISHED, owner_statuses=OPEN, expected=expected,
                         intent=intent)  # fmt: skip
 

@@ -33,6 +33,8 @@ LEASE_MS = 3000
 """How long the lease lasts unrenewed: the longest a due draft waits when its holder dies."""
 RENEW_S = 1.0
 POLL_S = 0.25
+QUIET_S = 10.0
+"""While Redis keeps failing, the scheduler says so once per this many seconds."""
 BATCH = 50
 """Due drafts taken per look; more wait for the next one, a quarter second later."""
 
@@ -42,7 +44,7 @@ async def run(store: Store, resolve: Resolve, holder: str | None = None) -> None
     a Redis error costs a turn, never the loop."""
     holder = holder or f"{os.getpid()}-{secrets.token_hex(4)}"
     loop = asyncio.get_running_loop()
-    held, next_renew = False, 0.0
+    held, next_renew, quiet_until = False, 0.0, 0.0
     while True:
         try:
             if loop.time() >= next_renew:
@@ -53,7 +55,9 @@ async def run(store: Store, resolve: Resolve, holder: str | None = None) -> None
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Redis down or failing over: try again on the next turn
-            log.warning("scheduler turn failed (%s)", exc)
+            if loop.time() >= quiet_until:  # one line per QUIET_S, not four a second
+                log.warning("scheduler turn failed (%s); retrying", exc)
+                quiet_until = loop.time() + QUIET_S
         await asyncio.sleep(POLL_S)
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -26,6 +27,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from livefeed.config import Settings
+from livefeed.model.roles import Action, Role, allowed
 from livefeed.storage.cluster import cluster_of
 from livefeed.storage.connect import (
     SENTINEL_SCHEMES,
@@ -73,7 +75,7 @@ def run(
         findings.append(check_data_dir(settings.data_dir))
     if fresh:
         # Nothing stored yet: check what serve would need rather than create the directory.
-        findings += [_embedded_binary(), tokens(settings, stored=0)]
+        findings += [_embedded_binary(), tokens(settings, {})]
     elif all(f.level != "error" for f in findings):
         try:
             with redis_url(settings) as url:
@@ -246,9 +248,11 @@ async def _check_redis(redis: Redis, data: Redis, url: str, settings: Settings) 
     findings.append(memory_policy(None if policy is None else str(policy), config.get("maxmemory")))
     keys = Keys(settings.key_prefix)
     findings.append(layout(await legacy_feeds(Store(data, settings.key_prefix))))
-    stored = int(await data.hlen(keys.tokens))
+    roles = Counter(
+        record.role for record in await Store(data, settings.key_prefix).tokens.records()
+    )
     feeds = int(await data.zcard(keys.feeds))
-    findings.append(tokens(settings, stored, feeds))
+    findings.append(tokens(settings, roles, feeds))
     return findings
 
 
@@ -452,10 +456,13 @@ def _embedded_binary() -> Finding:
     )
 
 
-def tokens(settings: Settings, stored: int, feeds: int | None = None) -> Finding:
-    """Can anyone publish: the shared token of this environment, or stored named tokens."""
+def tokens(settings: Settings, roles: Mapping[Role, int], feeds: int | None = None) -> Finding:
+    """Can anyone publish: the shared token of this environment, or a stored named token whose
+    role may (``roles``: how many stored tokens have each role)."""
     where = "" if feeds is None else f"; key prefix '{settings.key_prefix}' holds {feeds} feed(s)"
-    named = f"{stored} named editor token(s) stored{where}"
+    stored = sum(roles.values())
+    by_role = ", ".join(f"{roles[role]} {role}" for role in Role if roles.get(role))
+    named = f"{stored} named editor token(s) stored{f' ({by_role})' if by_role else ''}{where}"
     if settings.editor_token:
         if len(settings.editor_token) < MIN_TOKEN_CHARS:
             return Finding(
@@ -465,13 +472,13 @@ def tokens(settings: Settings, stored: int, feeds: int | None = None) -> Finding
                 f"guess; use a long random one; {named}",
             )
         return Finding("ok", "tokens", f"LIVEFEED_EDITOR_TOKEN set; {named}")
-    if stored:
+    if any(allowed(role, Action.PUBLISH) for role, count in roles.items() if count):
         return Finding("ok", "tokens", named)
     return Finding(
         "error",
         "tokens",
         "no editor can publish: set LIVEFEED_EDITOR_TOKEN or run "
-        f"'livefeed token create NAME'{where}",
+        f"'livefeed token create NAME'; {named}",
     )
 
 

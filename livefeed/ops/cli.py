@@ -247,7 +247,7 @@ def cmd_token_role(args: argparse.Namespace) -> int:
         if not await store.tokens.set_role(args.name, args.role):
             print(f"livefeed: no token for editor {args.name!r}", file=sys.stderr)
             return 1
-        print(f"{args.name} is now {'an' if args.role == 'admin' else 'a'} {args.role}")
+        print(f"{args.name} is now {'an' if args.role[0] in 'aeiou' else 'a'} {args.role}")
         return 0
 
     return with_store(args, action)

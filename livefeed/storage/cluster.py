@@ -195,6 +195,8 @@ def _without_text(command: Command) -> Command:
 
 _KEYLESS = frozenset({"TIME", "PING", "INFO", "CONFIG", "CLIENT", "CLUSTER", "SCRIPT", "WAIT"})
 _KEY_SECOND = frozenset({"XINFO", "OBJECT", "MEMORY"})
+_SCRIPTS = frozenset({"EVAL", "EVALSHA"})
+"""Their first key follows the script and the number of keys."""
 
 
 async def command(redis: Redis, *args: Any) -> Any:
@@ -206,7 +208,7 @@ async def command(redis: Redis, *args: Any) -> Any:
     name = str(args[0]).upper()
     if cluster is None or name in _KEYLESS or len(args) < 2:
         return await redis.execute_command(*args)  # type: ignore[no-untyped-call]
-    key = args[2] if name in _KEY_SECOND else args[1]
+    key = args[3] if name in _SCRIPTS else args[2] if name in _KEY_SECOND else args[1]
     (reply,) = await on_primary(
         cluster, key.decode() if isinstance(key, bytes) else str(key), [args]
     )

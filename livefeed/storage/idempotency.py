@@ -63,12 +63,27 @@ def intent(
 ) -> Intent:
     """The intent of a request with ``key`` on ``feed``; keys are the editor's own (scoped
     by editor), and their records are kept in the feed's slot."""
+    fingerprint = _fingerprint(editor, method, path, if_match, body)
+    return Intent(keys.idempotency(feed, _scope(editor), key), fingerprint)
+
+
+def token_intent(keys: Keys, key: str, editor: str, path: str, body: Any) -> Intent:
+    """The intent of a ``POST /api/tokens`` with ``key`` (``storage.tokens.Tokens.issue``
+    keeps its record, which holds no token)."""
+    fingerprint = _fingerprint(editor, "POST", path, None, body)
+    return Intent(keys.token_intent(_scope(editor), key), fingerprint)
+
+
+def _fingerprint(editor: str, method: str, path: str, if_match: str | None, body: Any) -> str:
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS) if body is not None else b""
     request = b"\n".join(
         [method.encode(), path.encode(), (if_match or "").encode(), editor.encode(), canonical]
     )
-    scope = hashlib.sha256(editor.encode()).hexdigest()[:16]
-    return Intent(keys.idempotency(feed, scope, key), hashlib.sha256(request).hexdigest())
+    return hashlib.sha256(request).hexdigest()
+
+
+def _scope(editor: str) -> str:
+    return hashlib.sha256(editor.encode()).hexdigest()[:16]
 
 
 def reused() -> ValidationFailed:

@@ -32,7 +32,11 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
                                   node's desk sockets
     P:idempotency:{<slug>}:<scope>:<key>
                                   hash: fp, result of an Idempotency-Key; expires (TTL)
-    P:tokens                      hash: editor name -> JSON {"sha256", "created_at", "role"}
+    P:idempotency:tokens:<scope>:<key>
+                                  string: JSON {"fingerprint", "result"} of a token's creation
+                                  through the API with an Idempotency-Key; expires (TTL)
+    P:tokens                      hash: editor name -> JSON {"sha256", "created_at", "role"
+                                  [, "intent"]}
     P:token-hashes                hash: sha256 of a token -> editor name
     P:lease:<name>                string: the holder of a lease (the demo poster); expires
     P:rate:<limit>:<hash of key>  hash: tokens, at of a write rate limit's bucket; expires
@@ -81,6 +85,10 @@ class Keys:
     @property
     def token_hashes(self) -> str:
         return f"{self.prefix}:token-hashes"
+
+    def token_intent(self, scope: str, key: str) -> str:
+        """An Idempotency-Key's record for ``POST /api/tokens`` (no hash tag: used alone)."""
+        return f"{self.prefix}:idempotency:tokens:{scope}:{key}"
 
     def media(self, media_id: str) -> str:
         return f"{self.prefix}:media:{media_id}"
