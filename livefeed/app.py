@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
 from livefeed.http import days, drafts, edge, editing, embeds, feeds, media, openapi, story, tokens
-from livefeed.http._helpers import json_response
+from livefeed.http._helpers import authorize_token, json_response, lookup_token
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
 from livefeed.media.files import MediaFiles
@@ -38,14 +38,18 @@ from livefeed.metrics import HttpMetrics, MetricsEndpoint
 from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
 from livefeed.model.media import MEDIA_SIZES, rendition_path, srcset
+from livefeed.model.roles import Action
 from livefeed.newsroom import schedule
 from livefeed.pages import reference, syndication, views
 from livefeed.storage.cluster import UNAVAILABLE, cluster_of
 from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
 from livefeed.storage.layout import HEARTBEAT_MS, announce, withdraw
+from livefeed.storage.presence import Presence
 from livefeed.storage.ratelimit import SharedRateLimiter
 from livefeed.storage.store import Store
 from livefeed.storage.tail import BlockingReader, ClusterReader
+from livefeed.stream.desk import desk_event, desk_queue, serve_desk
+from livefeed.stream.desk_room import DeskRoom
 from livefeed.stream.hub import Hub
 from livefeed.stream.reader import SnapshotCache, serve_reader
 from livefeed.stream.replay import open_replay
@@ -75,7 +79,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         # to wake it when the set of feeds changes), so it never starves publishing and reading.
         # On a cluster it blocks one connection per followed slot (storage/tail.py).
         tail_timeout = settings.heartbeat_interval + settings.redis_timeout
-        tail_pool = 4 if cluster_of(redis) is None else 100_000  # made as needed
+        tail_pool = 6 if cluster_of(redis) is None else 100_000  # made as needed
         tail_redis = connect(settings.redis_url, timeout=tail_timeout, pool_size=tail_pool)
         store = Store(redis, settings.key_prefix)
         store.replicas = await replicas_to_wait_for(
@@ -96,6 +100,19 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             return start, followers.follow(feed, start)
 
         hub = Hub(source, queue_limit=settings.reader_queue)
+        # The desk streams: one more blocking XREAD for all of them, and their own hub.
+        desk_followers = Followers(
+            reader(tail_redis, store.keys, store.keys.desk), block_ms, desk_event
+        )
+
+        async def desk_source(feed: str) -> tuple[StreamId, AsyncIterator[list[Event]]]:
+            start = (await store.desk_bounds(feed)).last_generated
+            return start, desk_followers.follow(feed, start)
+
+        desk_hub = Hub(desk_source, queue_limit=settings.reader_queue)
+        app.state.desk = DeskRoom(
+            desk_hub, Presence(redis, store.keys), redis, store.keys.presence_channel
+        )
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
             for feed in await store.list_feeds():  # data from before the time index existed
                 await store.reindex(feed.slug)
@@ -116,6 +133,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         _tune_collector()
         node = f"{socket.gethostname()}:{os.getpid()}"
         tasks = [asyncio.create_task(job(store, settings)) for job in (*jobs, _heartbeat(node))]
+        tasks.append(asyncio.create_task(app.state.desk.run(), name="desk:presence"))
         tasks.append(
             asyncio.create_task(schedule.run(store, embeds.app_resolver(app.state, store)))
         )
@@ -125,12 +143,14 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             for task in tasks:
                 task.cancel()
             await hub.close()
+            await desk_hub.close()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             with contextlib.suppress(*UNAVAILABLE, OSError, TimeoutError):
                 await asyncio.wait_for(withdraw(store, node), 2)  # else it lapses by itself
             await followers.close()
+            await desk_followers.close()
             app.state.media_pool.shutdown(wait=False, cancel_futures=True)
             await redis.aclose()
             await tail_redis.aclose()
@@ -154,6 +174,25 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             await open_replay(websocket, state.store, settings)
         finally:
             release()
+
+    async def websocket_desk(websocket: WebSocket) -> None:
+        state = websocket.app.state
+        if not origin_allowed(websocket.headers.get("origin"), settings.allowed_origins):
+            await websocket.close(CLOSE_POLICY, "origin not allowed")
+            return
+        address = websocket.client.host if websocket.client else "unknown"
+        if not state.connections.acquire(address):
+            await websocket.close(CLOSE_POLICY, "too many connections from this address")
+            return
+        try:
+            await serve_desk(
+                websocket, state.desk, state.store, settings,
+                functools.partial(authorize_token, websocket, action=Action.READ_DESK),
+                functools.partial(lookup_token, websocket),
+                functools.partial(desk_queue, state.store),
+            )  # fmt: skip
+        finally:
+            state.connections.release(address)
 
     routes = [
         Route("/", views.index_page),
@@ -219,6 +258,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/media/{media}/{name}", media.media_file, methods=["GET", "HEAD"]),
         Route("/api/feeds/{feed}/days/{date}", days.get_day, methods=["GET"]),
         WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
+        WebSocketRoute("/ws/feeds/{feed}/desk", websocket_desk),
         Mount("/static", PublicFiles(directory=settings.web_dir), name="static"),
     ]
     app = Starlette(

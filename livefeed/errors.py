@@ -41,7 +41,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-# WebSocket close codes sent by the server (also documented in the README).
+# WebSocket close codes sent by the server (also documented in the README). The desk socket
+# (stream/desk.py) sends 401 and 403 as CLOSE_POLICY, its reason starting with the error code
+# (unauthorized, invalid_token, forbidden_role), and asks a socket whose role changed to
+# reconnect with CLOSE_TRY_AGAIN_LATER.
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL = 1011

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis
 from starlette.routing import Mount, Route, WebSocketRoute
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from helpers import LivefeedServer, RedisProcess, auth, make_feed, publish
@@ -89,6 +90,7 @@ ROUTES: dict[tuple[str, str], Action | None] = {
     ("GET", "/media/{media}/{name}"): PUBLIC,
     ("GET", "/static/{path}"): PUBLIC,
     (WS, "/ws/feeds/{feed}"): PUBLIC,
+    (WS, "/ws/feeds/{feed}/desk"): Action.READ_DESK,
 }
 
 ROLES = (None, Role.CONTRIBUTOR, Role.EDITOR, Role.ADMIN)
@@ -232,3 +234,22 @@ def test_each_public_socket_opens_for_everyone(
         with connect(server.ws_base + desk.url(path), additional_headers=headers) as ws:
             frame = json.loads(ws.recv(timeout=10))
             assert isinstance(frame.get("type"), str), (path, role, frame)
+
+
+def test_the_desk_socket_opens_for_each_role_and_for_no_one_else(
+    desk: Desk, server: LivefeedServer
+) -> None:
+    """The desk socket (READ_DESK) opens for a token of each role, showing that role; without
+    one it is closed with 1008."""
+    url = server.ws_base + desk.url("/ws/feeds/{feed}/desk")
+    for role in ROLES:
+        with connect(url) as ws:
+            token = desk.tokens[role] if role is not None else ""
+            ws.send(json.dumps({"type": "auth", "token": token}))
+            if role is None:
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.recv(timeout=10)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+                continue
+            frame = json.loads(ws.recv(timeout=10))
+            assert frame["type"] == "snapshot" and frame["viewer"]["role"] == role, frame

@@ -1,5 +1,6 @@
 // The editor page: sign in with a token, choose or create a feed, compose with a preview,
-// publish, and keep "Recent briefs" current from the feed's WebSocket.
+// publish (a contributor: save a draft, submit it for review), and keep "Recent briefs" current
+// from the feed's WebSocket and the desk (drafts, the review queue, presence) from the desk's.
 
 import { api, apiUrl, newIntentKey, token, whenUnauthorized } from "./js/api.js";
 import { createConnection } from "./js/connection.js";
@@ -10,6 +11,8 @@ import { clearEmbeds, embedRefs, initEmbedPicker } from "./js/editor-embeds.js";
 import { createMediaEditor } from "./js/editor-media.js";
 import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
 import { initStory, loadStory, storyHandlers } from "./js/editor-story.js";
+import { clearDesk, initDesk } from "./js/editor-desk.js";
+import { editDraft, forgetDraft, initDrafts, openDeskOf, reconnectDesk, saveDraft, stopDesk } from "./js/editor-drafts.js";
 
 const FEED_KEY = "livefeed.editor.feed";
 const NEAR_LIMIT = 20; // the headline counter warns this many characters before the limit
@@ -20,7 +23,7 @@ const INVALID_TOKEN = "That token is not valid or was revoked";
 const page = {}; // elements, filled in by start()
 // publishKey: the Idempotency-Key of the draft being published, kept until it is published or
 // edited, so publishing it again after "Couldn't reach the server" cannot post it twice.
-const view = { editor: "", feed: null, connection: null, generation: 0, busy: false, publishKey: null };
+const view = { editor: "", role: "", feed: null, connection: null, generation: 0, busy: false, publishKey: null };
 let media = null; // the compose form's images and audio (js/editor-media.js)
 
 const composeFields = () => ({ headline: page.headline, body: page.body, author: page.author,
@@ -40,7 +43,7 @@ async function signIn(event) {
     token.set(value);
     page.token.value = "";
     clearErrors(fields);
-    await startSession(me.editor);
+    await startSession(me.editor, me.role);
   } catch (error) {
     showError(fields, null, { field: "token", message: error.status === 401 ? INVALID_TOKEN : error.message });
   } finally {
@@ -48,9 +51,13 @@ async function signIn(event) {
   }
 }
 
-async function startSession(name) {
+async function startSession(name, role) {
   view.editor = name;
+  view.role = role;
+  document.body.dataset.role = role;
   page.editorName.textContent = name;
+  page.editorRole.textContent = role;
+  page.shortcutHint.textContent = role === "contributor" ? "" : page.shortcutHint.dataset.text;
   if (!page.author.value) page.author.value = name;
   page.signInPanel.hidden = true;
   page.session.hidden = false;
@@ -64,6 +71,7 @@ function signOut(reason) {
   view.feed = null;
   view.generation += 1; // answers still on their way belong to the old session
   clearRecent();
+  delete document.body.dataset.role;
   page.composeForm.reset();
   clearEmbeds();
   clearPreview();
@@ -78,7 +86,7 @@ async function resumeSession() {
   if (!token.get()) return;
   try {
     const me = await api("GET", "/api/me");
-    await startSession(me.editor);
+    await startSession(me.editor, me.role);
   } catch (error) {
     if (error.status !== 401) showError({ token: page.token }, null, { field: "token", message: error.message });
   }
@@ -128,6 +136,7 @@ async function selectFeed(slug) {
       onReload: () => selectFeed(slug), onStatus: setConnectionStatus,
     });
     view.connection.connect();
+    openDeskOf(feed, view.editor, view.role);
   } catch (error) {
     if (generation === view.generation) setMessage(page.feedMessage, error.message, "error");
   }
@@ -136,6 +145,9 @@ async function selectFeed(slug) {
 function stopConnection() {
   view.connection?.stop();
   view.connection = null;
+  forgetDraft(); // before the desk stops: it withdraws the draft's presence
+  stopDesk();
+  clearDesk();
   setConnectionStatus("static", "Not connected");
 }
 
@@ -245,6 +257,8 @@ function setBusy(busy) {
   view.busy = busy;
   page.preview.disabled = busy;
   page.publish.disabled = busy;
+  page.saveDraft.disabled = busy;
+  page.submitDraft.disabled = busy;
   page.composeForm.setAttribute("aria-busy", String(busy));
 }
 
@@ -285,7 +299,7 @@ async function send(kind) {
   }
 }
 
-function published(brief, feed) {
+function resetCompose() {
   const author = page.author.value;
   page.composeForm.reset();
   clearEmbeds();
@@ -293,6 +307,10 @@ function published(brief, feed) {
   page.author.value = author;
   updateCount();
   clearPreview();
+}
+
+function published(brief, feed) {
+  resetCompose();
   if (view.feed?.slug === feed.slug) addBrief(brief);
   setMessage(page.composeMessage, `Published ${formatBriefTime(brief.published_at, feed.timezone)}`, "ok");
   page.headline.focus();
@@ -321,7 +339,8 @@ function start() {
   const byId = (id) => document.getElementById(id);
   Object.assign(page, {
     token: byId("token"), signIn: byId("sign-in"), signInPanel: byId("sign-in-panel"), session: byId("session"),
-    editorName: byId("editor-name"), workspace: byId("workspace"), connStatus: byId("conn-status"),
+    editorName: byId("editor-name"), editorRole: byId("editor-role"),
+    saveDraft: byId("save-draft"), submitDraft: byId("submit-draft"), shortcutHint: byId("shortcut-hint"), workspace: byId("workspace"), connStatus: byId("conn-status"),
     feedSelect: byId("feed-select"), feedBar: byId("feed-bar"), noFeeds: byId("no-feeds"),
     feedStatus: byId("feed-status"), coverage: byId("coverage-toggle"), feedLink: byId("feed-link"),
     feedMessage: byId("feed-message"), newFeed: byId("new-feed"), newFeedForm: byId("new-feed-form"),
@@ -341,7 +360,14 @@ function start() {
   fillZones();
   updateCount();
   const mac = /Mac|iPhone|iPad/.test(navigator.userAgentData?.platform ?? navigator.platform);
-  byId("shortcut-hint").textContent = mac ? "⌘ Enter publishes" : "Ctrl + Enter publishes";
+  page.shortcutHint.dataset.text = mac ? "⌘ Enter publishes" : "Ctrl + Enter publishes";
+  page.shortcutHint.textContent = page.shortcutHint.dataset.text;
+  initDesk({ lists: { mine: byId("my-drafts"), queue: byId("review-queue"), scheduled: byId("schedule-list") },
+    message: byId("desk-message"), onEdit: editDraft });
+  initDrafts({ status: byId("desk-status"), warning: byId("compose-warning"), note: byId("draft-editing"),
+    noteText: byId("draft-editing-text"), composeMessage: page.composeMessage, fields: composeFields,
+    payload: () => ({ ...briefPayload(composeFields()), ...media.payload(), embeds: embedRefs() }),
+    busy: () => view.busy, setBusy, reset: resetCompose, filled: updateCount, headline: page.headline });
 
   page.embedUrl = byId("embed-url");
   initEmbedPicker(() => view.feed?.timezone ?? "UTC");
@@ -354,15 +380,27 @@ function start() {
   page.headline.addEventListener("input", updateCount);
   page.preview.addEventListener("click", () => send("preview"));
   page.publish.addEventListener("click", () => send("publish"));
+  page.saveDraft.addEventListener("click", () => saveDraft(view.feed, false));
+  page.submitDraft.addEventListener("click", () => saveDraft(view.feed, true));
+  byId("new-instead").addEventListener("click", () => {
+    forgetDraft();
+    resetCompose();
+  });
   page.composeForm.addEventListener("submit", (event) => event.preventDefault()); // Enter must not publish
   page.composeForm.addEventListener("keydown", (event) => {
     if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
     event.preventDefault();
-    send("publish");
+    if (view.role === "contributor") saveDraft(view.feed, true);
+    else send("publish");
   });
-  window.addEventListener("online", () => view.connection?.reconnectNow());
+  window.addEventListener("online", () => {
+    view.connection?.reconnectNow();
+    reconnectDesk();
+  });
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") view.connection?.reconnectNow();
+    if (document.visibilityState !== "visible") return;
+    view.connection?.reconnectNow();
+    reconnectDesk();
   });
   resumeSession();
 }

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from livefeed.config import Settings
@@ -96,7 +96,25 @@ async def authorize(request: Request, action: Action) -> Actor:
 
     Every route that needs a token calls this, before it reads or changes anything.
     """
-    actor = await authenticate(request)
+    return _may(await authenticate(request), action)
+
+
+async def authenticate(request: Request) -> Actor:
+    """Who holds the request's bearer token, with their role; Unauthorized otherwise."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        await _address_limit(request)
+        raise Unauthorized("send an editor token as 'Authorization: Bearer <token>'")
+    return await holder_of(request, token)
+
+
+async def authorize_token(conn: HTTPConnection, token: str, action: Action) -> Actor:
+    """``authorize`` for a token that came another way than a header (the desk socket's)."""
+    return _may(await holder_of(conn, token), action)
+
+
+def _may(actor: Actor, action: Action) -> Actor:
     if not allowed(actor.role, action):
         raise Forbidden(
             f"a {actor.role} may not {action.replace('_', ' ')}; "
@@ -105,38 +123,45 @@ async def authorize(request: Request, action: Action) -> Actor:
     return actor
 
 
-async def authenticate(request: Request) -> Actor:
-    """Who holds the request's bearer token, with their role; Unauthorized otherwise.
+async def _address_limit(conn: HTTPConnection) -> None:
+    by_address, _ = conn.app.state.limits
+    await by_address.check(client_address(conn), "write requests from this address")
+
+
+async def holder_of(conn: HTTPConnection, token: str) -> Actor:
+    """Who holds ``token``, under the rate limits; Unauthorized if nobody does.
 
     The single ``LIVEFEED_EDITOR_TOKEN`` is the operator's and acts as an admin. The role is
     read from Redis on every request, so a change takes effect at once on every node. The token
     never appears in an error message or log line.
     """
-    store, settings = state(request)
-    by_address, by_editor = request.app.state.limits
-    await by_address.check(client_address(request), "write requests from this address")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("send an editor token as 'Authorization: Bearer <token>'")
+    await _address_limit(conn)
+    _, by_editor = conn.app.state.limits
     # Wrong tokens from all addresses together, so guesses spread over many addresses (or
     # forged X-Forwarded-For entries) stay bounded too; while the cap is spent, only tokens that
     # passed lately are checked, so a flood of guesses cannot lock out editors at work.
-    failures = request.app.state.failed_tokens
+    failures = conn.app.state.failed_tokens
     digest = hash_token(token)
-    if digest not in request.app.state.valid_tokens:
+    if digest not in conn.app.state.valid_tokens:
         failures.ensure(FAILED_TOKENS, "failed token checks")
-    if settings.editor_token and hmac.compare_digest(
-        token.encode(), settings.editor_token.encode()
-    ):
-        actor: Actor | None = Actor(settings.editor_name, Role.ADMIN)
-    else:
-        actor = await store.tokens.actor_for(token)
+    actor = await lookup_token(conn, token)
     if actor is None:
         failures.spend(FAILED_TOKENS)
         raise Unauthorized("the editor token is not valid or was revoked", code="invalid_token")
-    request.app.state.valid_tokens.add(digest)
+    conn.app.state.valid_tokens.add(digest)
     await by_editor.check(actor.name, f"changes by {actor.name}")
+    return actor
+
+
+async def lookup_token(conn: HTTPConnection, token: str) -> Actor | None:
+    """Who holds ``token`` as Redis has it now (the operator's token: an admin), or None; no
+    rate limit (the desk socket's periodic re-check)."""
+    store, settings = conn.app.state.store, conn.app.state.settings
+    if settings.editor_token and hmac.compare_digest(
+        token.encode(), settings.editor_token.encode()
+    ):
+        return Actor(settings.editor_name, Role.ADMIN)
+    actor: Actor | None = await store.tokens.actor_for(token)
     return actor
 
 
@@ -184,8 +209,8 @@ async def idempotent(
     return response
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def client_address(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
 
 
 def feed_slug(request: Request) -> str:

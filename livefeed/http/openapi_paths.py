@@ -32,6 +32,7 @@ from livefeed.http.openapi_schema import (
     _ref,
     _string,
 )
+from livefeed.model.desk import AUTH_SECONDS, DESK_SUBPROTOCOL, RECHECK_SECONDS, TOKEN_SUBPROTOCOL
 from livefeed.model.media import MEDIA_ID_PATTERN, RENDITION_TYPES
 from livefeed.model.roles import Action
 from livefeed.storage.idempotency import KEY_PATTERN, TTL_SECONDS
@@ -245,7 +246,7 @@ def _token_paths() -> dict[str, Any]:
 
 
 def _websocket() -> dict[str, Any]:
-    """The one WebSocket route, which OpenAPI cannot describe, as an ``x-`` extension."""
+    """The WebSocket routes, which OpenAPI cannot describe, as an ``x-`` extension."""
     since = _param("since", "query", _string(pattern=STREAM_ID), "resume after this event id")
     return {
         "/ws/feeds/{feed}": {
@@ -274,5 +275,23 @@ def _websocket() -> dict[str, Any]:
                 str(CLOSE_NOT_FOUND): "unknown feed",
                 str(CLOSE_TOO_SLOW): "too slow: reconnect at once with since",
             },
-        }
+        },
+        "/ws/feeds/{feed}/desk": {
+            "summary": "The desk, live (contributors and up): drafts, the review queue, who is "
+            f"editing what. Send the token as subprotocol {TOKEN_SUBPROTOCOL}<token> beside "
+            f"{DESK_SUBPROTOCOL} (the one echoed), or as the first message "
+            f'{{"type": "auth", "token"}} within {AUTH_SECONDS:g} s; never in the URL',
+            "parameters": [_param("feed", "path", _string(), "the feed's slug"), since],
+            "closeCodes": {
+                str(CLOSE_POLICY): "unauthorized / invalid_token / forbidden_role (the reason "
+                "says which; a revoked token's socket within "
+                f"{RECHECK_SECONDS:g} s), rate_limited, origin or connection cap",
+                str(CLOSE_TRY_AGAIN_LATER): "Redis unavailable, or the token's role changed: "
+                "reconnect",
+                str(CLOSE_BAD_REQUEST): "bad since or message; or after a reload frame",
+                str(CLOSE_NOT_FOUND): "unknown feed",
+                str(CLOSE_TOO_SLOW): "too slow: reconnect at once with since",
+                str(CLOSE_GOING_AWAY): "server going away: reconnect with since",
+            },
+        },
     }

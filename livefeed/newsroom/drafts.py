@@ -20,6 +20,7 @@ import msgspec
 from livefeed.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from livefeed.model.brief import Brief
 from livefeed.model.draft import (
+    CONTENT_FIELDS,
     DeskBy,
     Draft,
     DraftFields,
@@ -235,7 +236,10 @@ async def edit(
     body = await sanitize(payload["body"]) if "body" in payload else None
 
     def fields(draft: Draft, at: str) -> dict[str, Any]:
-        values = content(parse_fields(payload, content(draft)))
+        # The fields as structs (media and embeds too), not as JSON: the draft is rebuilt
+        # from them and its checks take structs.
+        edited = parse_fields(payload, content(draft))
+        values = {name: getattr(edited, name) for name in CONTENT_FIELDS}
         values["author"] = values.get("author") or draft.owner
         if body is not None:
             values["body"] = body

@@ -25,6 +25,11 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:due                         sorted set: "<slug> <draft id> <version>" of each scheduled
                                   draft, scored by its time (ms); a hint the scheduler checks
                                   against the draft, used alone
+    P:feed:{<slug>}:editing       sorted set: who is editing what on the desk (presence),
+                                  members JSON [item, editor, role, connection], scored by
+                                  when each lapses (ms); expires itself when left alone
+    P:presence                    pub/sub channel: presence changes of every feed, for every
+                                  node's desk sockets
     P:idempotency:{<slug>}:<scope>:<key>
                                   hash: fp, result of an Idempotency-Key; expires (TTL)
     P:idempotency:tokens:<scope>:<key>
@@ -117,6 +122,13 @@ class Keys:
 
     def desk(self, slug: str) -> str:
         return f"{self.feed(slug)}:desk"
+
+    def presence(self, slug: str) -> str:
+        return f"{self.feed(slug)}:editing"
+
+    @property
+    def presence_channel(self) -> str:
+        return f"{self.prefix}:presence"
 
     def drafts(self, slug: str) -> str:
         return f"{self.feed(slug)}:drafts"

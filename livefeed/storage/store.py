@@ -412,8 +412,21 @@ class Store:
         return bool(restored)
 
     async def bounds(self, slug: str) -> StreamBounds:
+        return await self._bounds(self.keys.stream(slug))
+
+    async def desk_bounds(self, slug: str) -> StreamBounds:
+        """``bounds`` of the feed's editor-only desk stream (``Keys.desk``)."""
+        return await self._bounds(self.keys.desk(slug))
+
+    async def desk_after(self, slug: str, after: StreamId, count: int) -> list[Entry]:
+        """Up to ``count`` desk-stream entries after ``after``, oldest first (the desk socket's
+        catch-up; nothing public reads the desk stream)."""
+        rows = await self._cmd("XRANGE", self.keys.desk(slug), f"({after}", "+", "COUNT", count)
+        return [entry_of(raw_id, fields) for raw_id, fields in rows or []]
+
+    async def _bounds(self, stream: str) -> StreamBounds:
         try:
-            info = await self._cmd("XINFO", "STREAM", self.keys.stream(slug))
+            info = await self._cmd("XINFO", "STREAM", stream)
         except ResponseError as exc:
             if "no such key" in str(exc).lower():
                 return StreamBounds(ZERO_ID, None, None)

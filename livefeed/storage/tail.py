@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -32,11 +33,17 @@ from livefeed.storage.keys import Keys
 
 
 class BlockingReader:
-    """``XREAD BLOCK`` over many streams on a dedicated connection; errors propagate."""
+    """``XREAD BLOCK`` over many streams on a dedicated connection; errors propagate.
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    ``stream`` names a feed's stream to read (``Keys.stream``; ``Keys.desk`` for the desk's).
+    """
+
+    def __init__(
+        self, redis: Redis, keys: Keys, stream: Callable[[str], str] | None = None
+    ) -> None:
         self._redis = redis
         self._keys = keys
+        self._stream = stream or keys.stream
         self._conn: AbstractConnection | None = None
         self._client_id: int | None = None
 
@@ -48,7 +55,7 @@ class BlockingReader:
         read as livefeed's (written by something else) gets the error instead."""
         conn = await self._connection()
         slugs = list(positions)
-        streams = [self._keys.stream(slug) for slug in slugs]
+        streams = [self._stream(slug) for slug in slugs]
         try:
             await conn.send_command(
                 "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams,
@@ -112,8 +119,10 @@ class BlockingReader:
 class _SlotReader(BlockingReader):
     """A BlockingReader of one slot's feeds, on a connection of the node that owns it."""
 
-    def __init__(self, redis: Redis, keys: Keys, node: ClusterNode) -> None:
-        super().__init__(redis, keys)
+    def __init__(
+        self, redis: Redis, keys: Keys, node: ClusterNode, stream: Callable[[str], str]
+    ) -> None:
+        super().__init__(redis, keys, stream)
         self.node = node
 
     async def _acquire(self) -> AbstractConnection:
@@ -138,8 +147,10 @@ class ClusterReader(BlockingReader):
     new XREAD, not one per followed slot. ``wake`` makes a ``read`` in progress return ``{}``.
     """
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
-        super().__init__(redis, keys)
+    def __init__(
+        self, redis: Redis, keys: Keys, stream: Callable[[str], str] | None = None
+    ) -> None:
+        super().__init__(redis, keys, stream)
         client: Any = redis
         self._cluster: RedisCluster = client
         self._slots: dict[int, _SlotReader] = {}
@@ -152,7 +163,7 @@ class ClusterReader(BlockingReader):
     ) -> dict[str, list[Entry] | Exception]:
         groups: dict[int, dict[str, StreamId]] = {}
         for slug, after in positions.items():
-            slot = self._cluster.keyslot(self._keys.stream(slug))
+            slot = self._cluster.keyslot(self._stream(slug))
             groups.setdefault(slot, {})[slug] = after
         for slot, (part, _) in list(self._pending.items()):
             if groups.get(slot) != part:
@@ -164,8 +175,10 @@ class ClusterReader(BlockingReader):
             if slot not in self._pending:
                 reader = self._slots.get(slot)
                 if reader is None:
-                    node = primary_for(self._cluster, self._keys.stream(next(iter(part))))
-                    reader = self._slots[slot] = _SlotReader(self._redis, self._keys, node)
+                    node = primary_for(self._cluster, self._stream(next(iter(part))))
+                    reader = self._slots[slot] = _SlotReader(
+                        self._redis, self._keys, node, self._stream
+                    )
                 self._pending[slot] = (
                     part,
                     asyncio.ensure_future(reader.read(part, block_ms, count)),

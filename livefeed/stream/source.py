@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,18 +33,26 @@ def to_event(entry: Entry) -> Event:
 class Followers:
     """Follow every feed this process's readers watch with one blocking read (BlockingReader).
 
-    ``follow(slug, after)`` gives batches of the feed's events after ``after`` ([] after each
-    idle ``block_ms``) for as long as the iterator is kept; a feed joining or leaving re-issues
-    the read at once. Any Redis error, not only a lost connection (``LOADING``, ``READONLY``
-    after a failover, ``NOPERM`` after an ACL change, ``BUSY``, a reply it cannot parse), is
-    retried for every feed together with backoff (capped at 2 s), resuming from the last id
-    each feed was given, so no event is skipped or repeated; every failed read is counted in
-    ``stream_read_errors_total`` (connection errors in ``redis_reconnects_total`` too), and the
-    log gets one line when reads start failing and one when they work again.
+    ``event`` makes each entry the event its readers get (``to_event``; the desk's own for the
+    desk stream). ``follow(slug, after)`` gives batches of the feed's events after ``after``
+    ([] after each idle ``block_ms``) for as long as the iterator is kept; a feed joining or
+    leaving re-issues the read at once. Any Redis error, not only a lost connection
+    (``LOADING``, ``READONLY`` after a failover, ``NOPERM`` after an ACL change, ``BUSY``, a
+    reply it cannot parse), is retried for every feed together with backoff (capped at 2 s),
+    resuming from the last id each feed was given, so no event is skipped or repeated; every
+    failed read is counted in ``stream_read_errors_total`` (connection errors in
+    ``redis_reconnects_total`` too), and the log gets one line when reads start failing and one
+    when they work again.
     """
 
-    def __init__(self, reader: BlockingReader, block_ms: int) -> None:
+    def __init__(
+        self,
+        reader: BlockingReader,
+        block_ms: int,
+        event: Callable[[Entry], Event] = to_event,
+    ) -> None:
         self._reader = reader
+        self._event = event
         self._block_ms = block_ms
         self._feeds: dict[str, _Followed] = {}
         self._changed = asyncio.Event()
@@ -153,7 +161,7 @@ class Followers:
                         followed.queue.put_nowait(gap)
                         continue
                     followed.after = entries[-1].id
-                    followed.queue.put_nowait([to_event(entry) for entry in entries])
+                    followed.queue.put_nowait([self._event(entry) for entry in entries])
                     followed.pushed = now
                 elif now - followed.pushed >= self._block_ms / 1000:
                     followed.queue.put_nowait([])

@@ -6,7 +6,7 @@
 
 import { compareIds, createRouter, parseFrame } from "./frames.js";
 
-const FATAL_CLOSES = new Map([[4400, "Bad request"], [4404, "Feed not found"]]);
+export const FATAL_CLOSES = new Map([[4400, "Bad request"], [4404, "Feed not found"]]);
 const TOO_SLOW = 4408; // the server dropped us for falling behind: come straight back
 const SILENCE_LIMIT_MS = 45_000; // heartbeats come every ~20 s
 const BACKOFF_BASE_MS = 500;
@@ -17,8 +17,13 @@ export function socketUrl(slug, since) {
   return `${scheme}${location.host}/ws/feeds/${encodeURIComponent(slug)}?since=${encodeURIComponent(since)}`;
 }
 
-/** `handlers` routes the page's frames (brief, brief_updated, ..., snapshot) by type. */
-export function createConnection({ slug, lastEventId, handlers, onReload, onStatus }) {
+/**
+ * `handlers` routes the page's frames (brief, brief_updated, ..., snapshot) by type. The desk
+ * (js/desk.js) passes its own `url`, a `hello` message sent as each socket opens (its auth),
+ * `idKey`/`liveKey` (where its frames carry their id) and `fatal` close codes.
+ */
+export function createConnection({ slug, lastEventId, handlers, onReload, onStatus, url = socketUrl,
+  hello = null, idKey = "event_id", liveKey = "last_event_id", fatal = FATAL_CLOSES }) {
   const state = {
     socket: null, lastEventId, attempt: 0, live: false, stopped: false,
     retryAt: 0, retryTimer: 0, countdownTimer: 0, watchdog: 0,
@@ -35,8 +40,9 @@ export function createConnection({ slug, lastEventId, handlers, onReload, onStat
     if (state.stopped) return;
     state.live = false;
     onStatus("connecting", "Connecting…");
-    const socket = new WebSocket(socketUrl(slug, since));
+    const socket = new WebSocket(url(slug, since));
     state.socket = socket;
+    if (hello) socket.addEventListener("open", () => socket.send(JSON.stringify(hello())));
     armWatchdog(); // covers a handshake that hangs, too
     socket.addEventListener("message", (event) => {
       if (socket !== state.socket) return;
@@ -53,13 +59,13 @@ export function createConnection({ slug, lastEventId, handlers, onReload, onStat
   function handleMessage(data) {
     const frame = parseFrame(data);
     if (frame === null) return;
-    if (typeof frame.event_id === "string") state.lastEventId = frame.event_id;
+    if (typeof frame[idKey] === "string") state.lastEventId = frame[idKey];
     route(frame);
   }
 
   function live(frame) {
     // after a snapshot (no event ids) or a catch-up, this is where to resume from
-    if (compareIds(frame.last_event_id, state.lastEventId) > 0) state.lastEventId = frame.last_event_id;
+    if (compareIds(frame[liveKey], state.lastEventId) > 0) state.lastEventId = frame[liveKey];
     state.attempt = 0;
     state.live = true;
     onStatus("live", "Live");
@@ -67,7 +73,10 @@ export function createConnection({ slug, lastEventId, handlers, onReload, onStat
 
   const route = createRouter({
     ...handlers,
-    live,
+    live: (frame) => {
+      live(frame);
+      handlers.live?.(frame);
+    },
     heartbeat: () => {}, // its arrival already re-armed the watchdog
     reload: (frame) => {
       stop();
@@ -80,10 +89,10 @@ export function createConnection({ slug, lastEventId, handlers, onReload, onStat
     state.socket = null;
     clearTimers();
     if (state.stopped) return;
-    const fatal = FATAL_CLOSES.get(event.code);
-    if (fatal) {
+    const why = fatal.get(event.code);
+    if (why) {
       state.stopped = true;
-      onStatus("error", event.reason || fatal);
+      onStatus("error", event.reason || why);
       return;
     }
     scheduleReconnect(event.code === TOO_SLOW ? 0 : nextBackoff());
@@ -151,5 +160,12 @@ export function createConnection({ slug, lastEventId, handlers, onReload, onStat
     socket?.close(1000);
   }
 
-  return { connect, reconnectNow, markOffline, stop, lastEventId: () => state.lastEventId };
+  /** Send `message` as JSON if the socket is open; false if it is not (it is not queued). */
+  function send(message) {
+    if (state.socket?.readyState !== WebSocket.OPEN) return false;
+    state.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  return { connect, reconnectNow, markOffline, stop, send, lastEventId: () => state.lastEventId };
 }

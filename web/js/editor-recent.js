@@ -8,17 +8,43 @@ import { insertInOrder, isNewer, itemIn } from "./list.js";
 import { el, formatBriefTime, userText } from "./render.js";
 import { briefPayload, clearErrors, fillBriefFields, setMessage, showError } from "./editor-form.js";
 import { mediaCorrection } from "./editor-media.js";
+import { editingText } from "./desk.js";
 
 const EDIT_FIELDS = [["headline", "Headline"], ["body", "Body"], ["author", "Author"],
   ["url", "Link"], ["tags", "Tags (comma-separated)"],
   ["correction_note", "Correction note (shown to readers)"]];
-const view = { slug: "", timeZone: "UTC", pinned: null, briefs: new Map(), list: null, empty: null, message: null };
+const view = { slug: "", timeZone: "UTC", pinned: null, briefs: new Map(), list: null, empty: null, message: null,
+  editorsOf: () => [], onEditing: () => {} }; // presence (js/desk.js): who else edits a brief; ours
 const editBase = new WeakMap(); // edit form → the brief it was filled from
 const editMedia = new WeakMap(); // edit form → its media fields (js/editor-media.js), if any
 
 const briefPath = (id, ...rest) => apiUrl(view.slug, "briefs", id, ...rest);
 const itemFor = (id) => itemIn(view.list, id);
 const say = (text, kind = "info") => setMessage(view.message, text, kind);
+
+/** Presence: `editorsOf(item)` names the others editing it; `onEditing(item, open)` is told
+ * when this page opens or closes a brief's edit form. */
+export function setPresence({ editorsOf, onEditing }) {
+  Object.assign(view, { editorsOf, onEditing });
+}
+
+/** Redraw every brief's line after a presence change (the form's warning too). */
+export function refreshPresence() {
+  for (const id of view.briefs.keys()) refreshItem(id);
+  for (const form of view.list?.querySelectorAll(".edit-form") ?? []) warnEditing(form, form.closest("li[data-id]").dataset.id);
+}
+
+function warnEditing(form, id) {
+  const others = view.editorsOf(`brief:${id}`);
+  let warning = form.querySelector(".editing-warning");
+  if (!others.length) return warning?.remove();
+  if (!warning) {
+    warning = el("p", "editor-notice editing-warning");
+    warning.setAttribute("role", "status");
+    form.prepend(warning);
+  }
+  warning.textContent = `${editingText(others)} this brief too: whoever saves second is asked to re-apply their changes.`;
+}
 
 export function initRecent({ list, empty, message }) {
   Object.assign(view, { list, empty, message });
@@ -105,6 +131,8 @@ function renderSummary(brief, mode) {
   if (pinned) meta.append(" ", el("span", "badge badge-pinned", "Pinned"));
   meta.append(" ", el("span", "recent-version", `v${brief.version}`));
   if (brief.updated_at) meta.append(" ", el("span", "recent-updated", `edited ${formatBriefTime(brief.updated_at, view.timeZone)}`));
+  const others = view.editorsOf(`brief:${brief.id}`);
+  if (others.length) meta.append(" ", userText("span", "badge badge-editing", editingText(others)));
 
   const headline = userText("p", "recent-headline", brief.headline);
   headline.id = `recent-${brief.id}-headline`;
@@ -115,10 +143,12 @@ function renderSummary(brief, mode) {
   key.setAttribute("aria-pressed", String(Boolean(brief.key_event)));
   history.setAttribute("aria-expanded", String(mode === "history"));
   const actions = el("div", "recent-actions");
-  actions.append(edit, key, actionButton("pin", pinned ? "Unpin" : "Pin", headline.id), history,
-    actionButton("delete", "Delete", headline.id));
+  const pin = actionButton("pin", pinned ? "Unpin" : "Pin", headline.id);
+  const remove = actionButton("delete", "Delete", headline.id);
+  actions.append(edit, key, pin, history, remove);
   // Resolving a brief's embeds again is how a deleted post is found (the card then says so).
   if (brief.embeds?.length) actions.append(actionButton("recheck", "Re-check quoted posts", headline.id));
+  for (const button of actions.querySelectorAll("button:not(.history)")) button.dataset.needs = "editor";
 
   const summary = el("div", "recent-summary");
   summary.append(meta, headline, actions);
@@ -139,6 +169,7 @@ function refreshItem(id) {
 
 function setPanel(item, mode, content) {
   const extra = item.querySelector(".recent-extra");
+  if (extra.dataset.mode === "edit" && mode !== "edit") view.onEditing(`brief:${item.dataset.id}`, false);
   extra.dataset.mode = mode;
   extra.replaceChildren(...(content ? [content] : []));
   refreshItem(item.dataset.id);
@@ -278,6 +309,8 @@ function openEditor(item, brief) {
   fillBriefFields(fields, brief);
   editBase.set(form, brief);
   setPanel(item, "edit", form);
+  warnEditing(form, brief.id);
+  view.onEditing(`brief:${brief.id}`, true);
   fields.headline.focus();
 }
 

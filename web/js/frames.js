@@ -10,6 +10,9 @@ export const FRAME_TYPES = new Set([
   "lead_updated", "lead_cleared", "summary_updated", "summary_cleared",
   // a live socket's control frames
   "snapshot", "live", "heartbeat", "reload",
+  // the desk socket's (js/desk.js): desk events and presence
+  "draft_saved", "draft_submitted", "draft_sent_back", "draft_scheduled", "draft_unscheduled",
+  "draft_published", "draft_discarded", "draft_schedule_failed", "editing", "editing_stopped",
   // a replay socket's control frames
   "replay_start", "replay_state", "replay_skip", "replay_end", "error",
 ]);

@@ -1,0 +1,146 @@
+// The editor page's side of the desk that touches the compose form: the desk socket of the
+// chosen feed (js/desk.js) feeding the desk panel (js/editor-desk.js) and the presence shown on
+// recent briefs (js/editor-recent.js); this tab's own presence (the brief or draft whose form is
+// open); and saving the compose form as a draft (Save draft, Submit for review), If-Match on
+// every later save.
+
+import { api, apiUrl } from "./api.js";
+import { editingText, openDesk } from "./desk.js";
+import { deskHandlers, redraw, showDesk, updateDraft } from "./editor-desk.js";
+import { clearErrors, fillBriefFields, setMessage, showError } from "./editor-form.js";
+import { refreshPresence, setPresence } from "./editor-recent.js";
+
+// composer: what editor.js lends (nodes and the compose form's functions), see initDrafts.
+const state = { desk: null, editing: null, draft: null, composer: null };
+
+/**
+ * `composer`: {status, warning, note, noteText, composeMessage, headline (nodes), fields() (the
+ * compose inputs), payload() (the API body), busy(), setBusy(b), reset(), filled()}.
+ */
+export function initDrafts(composer) {
+  state.composer = composer;
+}
+
+/** Follow `feed`'s desk for `me` (a `role`); the previous feed's desk stops. */
+export function openDeskOf(feed, me, role) {
+  const desk = openDesk({
+    slug: feed.slug, me, onStatus: setDeskStatus,
+    onReload: () => { if (state.desk === desk) openDeskOf(feed, me, role); },
+    onPresence: () => {
+      redraw();
+      refreshPresence();
+      warnCompose();
+    },
+    handlers: {
+      ...deskHandlers,
+      snapshot: (frame) => showDesk({ slug: feed.slug, timeZone: feed.timezone, me,
+        reviewer: role !== "contributor", editorsOf: desk.editorsOf }, frame.drafts),
+    },
+  });
+  state.desk?.stop();
+  state.desk = desk;
+  setPresence({ editorsOf: desk.editorsOf, onEditing: setEditing });
+  desk.connect();
+}
+
+export function stopDesk() {
+  state.desk?.stop();
+  state.desk = null;
+  state.editing = null;
+  setDeskStatus("static", "");
+}
+
+export function reconnectDesk() {
+  state.desk?.reconnectNow();
+}
+
+/** Our open form: announced to the desk, renewed while it stays open, withdrawn when it closes. */
+function setEditing(item, open = true) {
+  if (!open && state.editing !== item) return; // another form took over meanwhile
+  state.editing = open ? item : null;
+  state.desk?.editing(state.editing);
+  warnCompose();
+}
+
+function setDeskStatus(kind, text) {
+  const node = state.composer.status;
+  node.dataset.state = kind;
+  node.textContent = text;
+}
+
+/** The composer's warning when someone else edits the draft loaded into it. */
+function warnCompose() {
+  const { warning } = state.composer;
+  const others = state.draft && state.desk ? state.desk.editorsOf(`draft:${state.draft.id}`) : [];
+  warning.hidden = others.length === 0;
+  warning.textContent = others.length
+    ? `${editingText(others)} this draft too: whoever saves second is asked to reload it.` : "";
+}
+
+function holdDraft(draft) {
+  state.draft = { id: draft.id, version: draft.version, media: Boolean(draft.media?.length),
+    embeds: Boolean(draft.embeds?.length) };
+  state.composer.noteText.textContent = `Editing your draft “${draft.headline}”.`;
+  state.composer.note.hidden = false;
+  setEditing(`draft:${draft.id}`);
+}
+
+/** "Edit" on one of my drafts: into the composer, announced as being edited. */
+export function editDraft(draft) {
+  state.composer.reset(); // what was in the composer belongs to no draft
+  fillBriefFields(state.composer.fields(), draft);
+  state.composer.filled();
+  holdDraft(draft);
+  state.composer.headline.focus();
+}
+
+/** The composer holds no draft any more (a new brief, a feed switch, a sign-out). */
+export function forgetDraft() {
+  if (state.draft) setEditing(`draft:${state.draft.id}`, false);
+  state.draft = null;
+  state.composer.note.hidden = true;
+  state.composer.warning.hidden = true;
+}
+
+/** "Save draft" / "Submit for review": create or update (If-Match) the draft, then submit it. */
+export async function saveDraft(feed, submit) {
+  const { composeMessage: message, headline } = state.composer;
+  if (state.composer.busy()) return;
+  if (!feed) return setMessage(message, "Choose or create a feed first.", "error");
+  const fields = state.composer.fields();
+  clearErrors(fields, message);
+  if (!headline.value.trim()) {
+    return showError(fields, message, { field: "headline", message: "Write a headline first." });
+  }
+  state.composer.setBusy(true);
+  setMessage(message, submit ? "Submitting…" : "Saving…");
+  const body = state.composer.payload();
+  const held = state.draft;
+  // The composer does not load a draft's images and quoted posts: unless new ones were added,
+  // a save keeps the draft's own rather than clearing them.
+  if (held?.media && body.media?.length === 0) {
+    delete body.media;
+    delete body.gallery;
+  }
+  if (held?.embeds && body.embeds?.length === 0) delete body.embeds;
+  try {
+    let draft = held
+      ? await api("PATCH", apiUrl(feed.slug, "drafts", held.id), { body, version: held.version })
+      : await api("POST", apiUrl(feed.slug, "drafts"), { body });
+    if (submit) draft = await api("POST", apiUrl(feed.slug, "drafts", draft.id, "submit"));
+    updateDraft(draft);
+    if (submit) {
+      forgetDraft();
+      state.composer.reset();
+      setMessage(message, "Submitted for review: an editor will publish it.", "ok");
+    } else {
+      holdDraft(draft);
+      setMessage(message, "Draft saved. Only you and the editors can see it.", "ok");
+    }
+  } catch (error) {
+    if (error.code === "stale_version") error.message = "Someone else changed this draft: reopen it from My drafts.";
+    showError(fields, message, error);
+  } finally {
+    state.composer.setBusy(false);
+  }
+}
