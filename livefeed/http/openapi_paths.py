@@ -203,7 +203,8 @@ def _syndication(feed: dict[str, Any], date: dict[str, Any]) -> dict[str, Any]:
 def _token_paths() -> dict[str, Any]:
     """``/api/tokens``: admins manage the named people's tokens (``http/tokens.py``)."""
     name = _param("name", "path", _string(), "the person's name, URL-encoded")
-    missing = (404, ("token_not_found",))
+    # not_found: a name no token can have (a line break does not match the route at all)
+    missing = (404, ("token_not_found", "not_found"))
     kept = (409, ("last_admin",))
     bad_body = (400, ("invalid_json",))
     return {
