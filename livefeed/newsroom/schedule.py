@@ -1,9 +1,9 @@
 """The scheduler: publishes scheduled drafts when they are due, in exactly one process.
 
 Every serving process runs it (a lifespan job), but only the holder of the ``scheduler`` lease
-(short, renewed every second) publishes; when that process dies another takes over once the
-lease runs out, within ``LEASE_MS``. It reads the due index (``Keys.due``) a few times a
-second, so a draft goes out within a second of its time while the holder lives. Each publish
+(under a second, renewed on every turn) publishes; when that process dies another takes over
+once the lease runs out, within ``LEASE_MS``. It reads the due index (``Keys.due``) four times
+a second, so a draft goes out within a second of its time, even when its holder has just died. Each publish
 is checked against the draft in the same step as the brief's append (``drafts.publish``), so two
 holders at once (a paused process waking), a retry after a crash, or an editor publishing by
 hand at the same moment all make one brief. A draft whose feed has ended, or that is no longer a
@@ -29,10 +29,11 @@ from livefeed.storage.store import Store
 log = logging.getLogger("livefeed.schedule")
 
 LEASE = "scheduler"
-LEASE_MS = 3000
-"""How long the lease lasts unrenewed: the longest a due draft waits when its holder dies."""
-RENEW_S = 1.0
+LEASE_MS = 750
+"""How long the lease lasts unrenewed: about the longest a due draft waits when its holder
+dies. Short is safe: two holders at once still publish each draft once."""
 POLL_S = 0.25
+RENEW_S = POLL_S
 QUIET_S = 10.0
 """While Redis keeps failing, the scheduler says so once per this many seconds."""
 BATCH = 50
