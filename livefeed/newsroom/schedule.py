@@ -3,8 +3,9 @@
 Every serving process runs it (a lifespan job), but only the holder of the ``scheduler`` lease
 (under a second, renewed on every turn) publishes; when that process dies another takes over
 once the lease runs out, within ``LEASE_MS``. It reads the due index (``Keys.due``) four times
-a second, so a draft goes out within a second of its time, even when its holder has just died. Each publish
-is checked against the draft in the same step as the brief's append (``drafts.publish``), so two
+a second, so a draft goes out within a second of its time, even when its holder has just died.
+Each publish is checked against the draft in the same step as the brief's append
+(``drafts.publish``), so two
 holders at once (a paused process waking), a retry after a crash, or an editor publishing by
 hand at the same moment all make one brief. A draft whose feed has ended, or that is no longer a
 brief-to-be (its media gone, its headline empty), goes back to submitted with
