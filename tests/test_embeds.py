@@ -735,16 +735,19 @@ def test_an_editor_publishes_a_photo_a_post_and_a_card_then_the_story_and_reader
 
 @pytest.mark.browser
 def test_a_drafts_photo_and_quoted_post_load_into_the_composer_to_be_changed(
-    browser: Browser, embeds_server: LivefeedServer, client: httpx.Client
+    browser: Browser, embeds_server: LivefeedServer, client: httpx.Client, site: Site
 ) -> None:
-    """A draft opened in the composer shows its photo (with its alt text) and its quoted post;
-    the photo removed and another added, the save keeps the post and only the new photo, and
-    the published brief shows them to readers."""
+    """A draft opened in the composer shows its photo (with its alt text) and its quoted posts,
+    one deleted since shown by its address; the photo replaced and the deleted post removed,
+    the save keeps the other post and only the new photo, and readers see them once published."""
     slug = make_feed(client)
     old = upload(client, image_bytes(64, 48))["id"]
+    gone = "https://t.me/halvard_news/44"
+    site.put("/tg/halvard_news/44", TELEGRAM_GONE)
     drafts = f"/api/feeds/{slug}/drafts"
     made = client.post(drafts, headers=auth(), json={"headline": "Harbour draft",
-        "media": [{"id": old, "alt": "The old photo"}], "embeds": [{"url": TELEGRAM_POST}]})  # fmt: skip
+        "media": [{"id": old, "alt": "The old photo"}],
+        "embeds": [{"url": TELEGRAM_POST}, {"url": gone}]})  # fmt: skip
     assert made.status_code == 201, made.text
     context = browser.new_context()
     errors: list[str] = []
@@ -759,6 +762,10 @@ def test_a_drafts_photo_and_quoted_post_load_into_the_composer_to_be_changed(
         expect(item).to_have_attribute("data-id", old, timeout=10000)
         expect(item.locator("input[id$='-alt']")).to_have_value("The old photo")
         expect(editor.locator("#embed-list .embed-author")).to_have_text("Halvard News")
+        deleted = editor.locator("#embed-list li", has=editor.locator(".embed-unresolved"))
+        expect(deleted).to_contain_text(gone)
+        deleted.locator(".embed-remove").click()
+        expect(editor.locator("#embed-list li")).to_have_count(1)
         item.locator(".media-remove").click()
         photo: FilePayload = {"name": "new.jpg", "mimeType": "image/jpeg",
                               "buffer": image_bytes(96, 64)}  # fmt: skip
