@@ -255,6 +255,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds/{feed}/audit", drafts.get_audit, methods=["GET"]),
         Route("/api/embeds/preview", embeds.preview_embed, methods=["POST"]),
         Route("/api/media", media.upload_media, methods=["POST"]),
+        Route("/api/media/{media}", media.media_record, methods=["GET"]),
         Route("/media/{media}/{name}", media.media_file, methods=["GET", "HEAD"]),
         Route("/api/feeds/{feed}/days/{date}", days.get_day, methods=["GET"]),
         WebSocketRoute("/ws/feeds/{feed}", websocket_feed),

@@ -287,7 +287,8 @@ def test_the_editors_edit_form_sends_a_correction_note(
     page: Page, server: LivefeedServer, http: httpx.Client
 ) -> None:
     """The Edit form's "Correction note (shown to readers)" field, capped at the model's limit,
-    makes the save a public correction."""
+    makes the save a public correction; the History panel shows the note, as text, on that
+    version alone (not on a silent fix after it)."""
     slug = make_feed(http)
     brief = publish(http, slug, "Bridge closed")
     page.goto(f"{server.base}/editor?feed={slug}")
@@ -300,9 +301,16 @@ def test_the_editors_edit_form_sends_a_correction_note(
     expect(page.get_by_label("Correction note (shown to readers)")).to_be_visible()
     expect(note).to_have_attribute("maxlength", str(CORRECTION_NOTE_MAX))
     item.locator(".edit-headline").fill("Bridge reopened")
-    note.fill(NOTE)
+    marked = f"{NOTE} <b>again</b>"
+    note.fill(marked)
     item.locator(".save").click()
     expect(page.locator("#recent li[data-id] .edit-form")).to_have_count(0, timeout=5000)
     stored = http.get(f"/api/feeds/{slug}/briefs/{brief['id']}").json()
     assert stored["headline"] == "Bridge reopened"
-    assert stored["correction"]["note"] == NOTE
+    assert stored["correction"]["note"] == marked
+    assert correct(http, slug, brief["id"], body="Open both ways.").is_success  # silent
+    item.locator(".history").click()
+    notes = item.locator(".history-table .history-note")
+    expect(notes).to_have_text(["", marked, ""], timeout=5000)
+    expect(notes.nth(1)).to_have_attribute("dir", "auto")
+    expect(item.locator(".history-table b")).to_have_count(0)

@@ -1,5 +1,6 @@
 """The desk socket through real websockets clients: authentication, what each role is shown,
-resume by ``since``, a revoked token, and presence across nodes.
+resume by ``since``, a revoked token, and presence across nodes; its main path also on
+uvicorn's stock WebSocket protocol and on a Redis Cluster.
 
 Desk events are written straight onto the desk stream (XADD, fields t and d as the drafts
 backend writes them), so these tests hold the socket to its contract on its own.
@@ -21,7 +22,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as connect_ws
 
-from helpers import TOKEN, LivefeedServer, RedisProcess, make_feed
+from helpers import TOKEN, LivefeedServer, RedisProcess, auth, make_feed
 from livefeed.model.desk import DESK_SUBPROTOCOL, PRESENCE_TTL_MS, RECHECK_SECONDS
 from livefeed.storage.connect import connect
 from livefeed.storage.store import Store
@@ -277,3 +278,47 @@ async def test_presence_lapses_when_its_node_dies(
                 await dying.close()
     finally:
         other.stop()
+
+
+@pytest.mark.parametrize("where", ["asgi_server", "cluster_server"])
+async def test_desk_main_path_holds_on_the_stock_transport_and_on_a_cluster(
+    where: str, request: pytest.FixtureRequest
+) -> None:
+    """On uvicorn's stock protocol (every frame through ASGI) and on a Redis Cluster: a
+    contributor's draft, made and submitted through the API, reaches an editor's desk live; a
+    socket opened later has it in its snapshot with who is editing it; that clears on close."""
+    node: LivefeedServer = request.getfixturevalue(where)
+    redis = connect(node.redis_url, timeout=5, pool_size=2)
+    try:
+        name, token = await token_for(Store(redis, node.prefix), "contributor")
+    finally:
+        await redis.aclose()
+    async with httpx.AsyncClient(base_url=node.base, timeout=15) as client:
+        created = await client.post("/api/feeds", headers=auth(), json={
+            "slug": f"d-{uuid.uuid4().hex[:8]}", "title": "Desk", "timezone": "UTC"})  # fmt: skip
+        assert created.status_code == 201, created.text
+        slug = created.json()["slug"]
+        # The editor's token in a subprotocol, the contributor's in the first message.
+        async with open_desk(node, slug) as editor, connect_ws(desk_url(node, slug)) as writer:
+            assert (await until(editor, "live"))[0]["drafts"] == []
+            await writer.send(json.dumps({"type": "auth", "token": token}))
+            assert (await until(writer, "live"))[0]["viewer"]["editor"] == name
+            drafts = f"/api/feeds/{slug}/drafts"
+            made = await client.post(drafts, headers=auth(token), json={"headline": "Filed"})
+            assert made.status_code == 201, made.text
+            draft = made.json()["id"]
+            sent = await client.post(f"{drafts}/{draft}/submit", headers=auth(token))
+            assert sent.status_code == 200, sent.text
+            seen = await until(editor, "draft_submitted")
+            assert [(f["type"], f["draft"]["id"]) for f in seen] == [
+                ("draft_saved", draft), ("draft_submitted", draft)]  # fmt: skip
+            await writer.send(json.dumps({"type": "editing", "item": f"draft:{draft}"}))
+            (*_, shown) = await until(editor, "editing")
+            assert (shown["item"], shown["editor"]) == (f"draft:{draft}", name)
+            async with open_desk(node, slug) as late:
+                snapshot, *_, live = await until(late, "live")
+                assert [d["id"] for d in snapshot["drafts"]] == [draft]
+                assert [e["editor"] for e in live["editing"]] == [name]
+            await writer.close()
+            (*_, gone) = await until(editor, "editing_stopped")
+            assert gone["item"] == f"draft:{draft}"

@@ -75,7 +75,7 @@ def test_a_contributor_on_a_phone_is_offered_drafts_not_publishing(
 ) -> None:
     """A contributor's page says who they are and their role, offers Save draft and Submit for
     review, never Publish, and hides the editor-only controls; it fits a phone's width. A draft
-    edited in the composer keeps the images it has (the composer does not load them)."""
+    edited in the composer shows the images it has, and keeps them when saved."""
     slug = make_feed(http)
     publish(http, slug, "Opening brief")
     name = f"Reporter {uuid.uuid4().hex[:4]}"
@@ -98,6 +98,7 @@ def test_a_contributor_on_a_phone_is_offered_drafts_not_publishing(
 
     page.locator("#my-drafts li .edit").click()
     expect(page.locator("#headline")).to_have_value("Draft with a photo")
+    expect(page.locator("#media-list > li")).to_have_attribute("data-id", photo)
     page.fill("#headline", "Draft with a photo, retitled")
     page.click("#save-draft")
     expect(page.locator("#compose-message")).to_contain_text("Draft saved")

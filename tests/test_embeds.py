@@ -33,6 +33,7 @@ from helpers import (
     livefeed,
     make_feed,
     publish,
+    upload,
 )
 from livefeed.model.embed import instant, time_label
 from livefeed.outbound.embeds import provider_of
@@ -730,3 +731,63 @@ def test_an_editor_publishes_a_photo_a_post_and_a_card_then_the_story_and_reader
     finally:
         editors.close()
         readers.close()
+
+
+@pytest.mark.browser
+def test_a_drafts_photo_and_quoted_post_load_into_the_composer_to_be_changed(
+    browser: Browser, embeds_server: LivefeedServer, client: httpx.Client, site: Site
+) -> None:
+    """A draft opened in the composer shows its photo (with its alt text) and its quoted posts,
+    one deleted since shown by its address; the photo replaced and the deleted post removed,
+    the save keeps the other post and only the new photo, and readers see them once published."""
+    slug = make_feed(client)
+    old = upload(client, image_bytes(64, 48))["id"]
+    gone = "https://t.me/halvard_news/44"
+    site.put("/tg/halvard_news/44", TELEGRAM_GONE)
+    drafts = f"/api/feeds/{slug}/drafts"
+    made = client.post(drafts, headers=auth(), json={"headline": "Harbour draft",
+        "media": [{"id": old, "alt": "The old photo"}],
+        "embeds": [{"url": TELEGRAM_POST}, {"url": gone}]})  # fmt: skip
+    assert made.status_code == 201, made.text
+    context = browser.new_context()
+    errors: list[str] = []
+    try:
+        editor = context.new_page()
+        editor.on("pageerror", lambda exc: errors.append(str(exc)))
+        editor.goto(f"{embeds_server.base}/editor?feed={slug}")
+        editor.fill("#token", TOKEN)
+        editor.click("#sign-in")
+        editor.locator("#my-drafts li .edit").click(timeout=10000)
+        item = editor.locator("#media-list > li")
+        expect(item).to_have_attribute("data-id", old, timeout=10000)
+        expect(item.locator("input[id$='-alt']")).to_have_value("The old photo")
+        expect(editor.locator("#embed-list .embed-author")).to_have_text("Halvard News")
+        deleted = editor.locator("#embed-list li", has=editor.locator(".embed-unresolved"))
+        expect(deleted).to_contain_text(gone)
+        deleted.locator(".embed-remove").click()
+        expect(editor.locator("#embed-list li")).to_have_count(1)
+        item.locator(".media-remove").click()
+        photo: FilePayload = {"name": "new.jpg", "mimeType": "image/jpeg",
+                              "buffer": image_bytes(96, 64)}  # fmt: skip
+        editor.set_input_files("#media-file", files=[photo])
+        expect(item).to_have_count(1, timeout=20000)
+        expect(item).not_to_have_attribute("data-id", old)
+        item.locator("input[id$='-alt']").fill("The new photo")
+        editor.click("#save-draft")
+        expect(editor.locator("#compose-message")).to_contain_text("Draft saved", timeout=10000)
+        saved = client.get(f"{drafts}/{made.json()['id']}", headers=auth()).json()
+        new = item.get_attribute("data-id")
+        assert [(m["id"], m["alt"]) for m in saved["media"]] == [(new, "The new photo")]
+        assert [e["url"] for e in saved["embeds"]] == [TELEGRAM_POST]
+        answer = client.post(f"{drafts}/{saved['id']}/publish", headers=auth(), json={})
+        assert answer.status_code == 201, answer.text
+        reader = context.new_page()
+        reader.goto(f"{embeds_server.base}/feeds/{slug}")
+        image = reader.locator("#briefs figure.media img")
+        expect(image).to_have_attribute("alt", "The new photo")
+        expect(image).to_have_attribute("srcset", re.compile(f"/media/{new}/"))
+        expect(reader.locator("#briefs .embed-post .embed-author")).to_have_text("Halvard News")
+        assert old not in reader.content()
+    finally:
+        context.close()
+    assert not errors, errors

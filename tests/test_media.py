@@ -84,6 +84,18 @@ def test_same_bytes_uploaded_again_are_the_same_upload(http: httpx.Client) -> No
     assert upload(http, data, status=200) == first
 
 
+def test_an_uploads_record_is_read_back_by_its_id(http: httpx.Client) -> None:
+    """GET /api/media/{id} answers the record the upload did (a draft names media by id only);
+    an id never uploaded, or not an id, is 404 media_not_found."""
+    info = upload(http, image_bytes(330, 200))
+    answer = http.get(f"/api/media/{info['id']}", headers=auth())
+    assert answer.status_code == 200 and answer.json() == info, answer.text
+    for unknown in ("0" * 32, "not-an-id"):
+        missing = http.get(f"/api/media/{unknown}", headers=auth())
+        assert missing.status_code == 404, missing.text
+        assert missing.json()["error"]["code"] == "media_not_found"
+
+
 def test_multipart_upload_takes_the_file_part(http: httpx.Client) -> None:
     """A form upload (as a browser's FormData sends it) is read from its ``file`` part."""
     data = image_bytes(656, 492)  # a size no other test uploads: 201, not 200

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from helpers import LivefeedServer, RedisProcess, livefeed, make_feed
+from helpers import LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
 
 # Times of the briefs on 2024-05-01 (UTC feed): gaps of 30 s, 60 s, 120 s, then five quiet hours.
 TIMES = ["10:00:00", "10:00:30", "10:01:30", "10:03:30", "15:03:30"]
@@ -195,3 +195,23 @@ def test_cli_replay_prints_the_day(
     assert lines[0].startswith("-- 2024-05-01")
     assert [line for line in lines if line[:2].isdigit()] == [f"{t[:5]}  At {t}" for t in TIMES]
     assert lines[-1] == "-- end of the day --"
+
+
+def test_cli_replay_prints_a_correction_with_its_note(
+    replay_server: LivefeedServer, redis_server: RedisProcess
+) -> None:
+    """A correction made with a note prints it beside the new headline; a silent fix after it
+    prints the headline alone."""
+    with httpx.Client(base_url=replay_server.base, timeout=10) as client:
+        slug = make_feed(client, timezone="UTC")
+        brief = publish(client, slug, "Three hurt")
+        path = f"/api/feeds/{slug}/briefs/{brief['id']}"
+        for change in ({"headline": "Five hurt", "correction_note": "Figure updated"},
+                       {"body": "Five people were hurt."}):  # fmt: skip
+            assert client.patch(path, json=change, headers=auth()).status_code == 200
+    day = brief["published_at"][:10]  # UTC: the feed's zone
+    done = livefeed("replay", slug, day, "--speed", "10000",
+                    "--redis-url", redis_server.url, "--key-prefix", replay_server.prefix)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line[7:] for line in done.stdout.splitlines() if line[:2].isdigit()]
+    assert lines == ["Three hurt", "[corrected] Five hurt — Figure updated", "[updated] Five hurt"]

@@ -87,6 +87,7 @@ ROUTES: dict[tuple[str, str], Action | None] = {
     ("GET", "/api/feeds/{feed}/audit"): Action.READ_AUDIT,
     ("POST", "/api/embeds/preview"): Action.WRITE_DRAFT,
     ("POST", "/api/media"): Action.WRITE_DRAFT,
+    ("GET", "/api/media/{media}"): Action.WRITE_DRAFT,
     ("GET", "/media/{media}/{name}"): PUBLIC,
     ("GET", "/static/{path}"): PUBLIC,
     (WS, "/ws/feeds/{feed}"): PUBLIC,

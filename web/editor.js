@@ -7,7 +7,7 @@ import { createConnection } from "./js/connection.js";
 import { limits } from "./js/limits.js";
 import { el, formatBriefTime, renderBrief } from "./js/render.js";
 import { briefPayload, clearErrors, setMessage, showError } from "./js/editor-form.js";
-import { clearEmbeds, embedRefs, initEmbedPicker } from "./js/editor-embeds.js";
+import { clearEmbeds, embedRefs, initEmbedPicker, loadEmbeds } from "./js/editor-embeds.js";
 import { createMediaEditor } from "./js/editor-media.js";
 import { addBrief, clearRecent, initRecent, removeBrief, setPinned, showRecent, updateBrief } from "./js/editor-recent.js";
 import { initStory, loadStory, storyHandlers } from "./js/editor-story.js";
@@ -367,7 +367,9 @@ function start() {
   initDrafts({ status: byId("desk-status"), warning: byId("compose-warning"), note: byId("draft-editing"),
     noteText: byId("draft-editing-text"), composeMessage: page.composeMessage, fields: composeFields,
     payload: () => ({ ...briefPayload(composeFields()), ...media.payload(), embeds: embedRefs() }),
-    busy: () => view.busy, setBusy, reset: resetCompose, filled: updateCount, headline: page.headline });
+    busy: () => view.busy, setBusy, reset: resetCompose, filled: updateCount, headline: page.headline,
+    loadMedia: (draft, current) => media.load(draft.media, draft.gallery, current),
+    loadEmbeds: (draft, current) => loadEmbeds(draft.embeds, current) });
 
   page.embedUrl = byId("embed-url");
   initEmbedPicker(() => view.feed?.timezone ?? "UTC");

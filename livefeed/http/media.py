@@ -1,4 +1,6 @@
-"""Uploading images and audio (POST /api/media) and serving their files (GET /media/{id}/{name}).
+"""Uploading images and audio (POST /api/media), an upload's record (GET /api/media/{id}, for
+the composer reopening a draft, which names its media by id) and serving their files
+(GET /media/{id}/{name}).
 
 An upload is checked and resized off the event loop (``livefeed.media.images.process`` in a
 pool of processes the app's lifespan owns, ``media_workers`` of them per worker), so readers'
@@ -50,6 +52,20 @@ async def upload_media(request: Request) -> Response:
         await asyncio.to_thread(files.write, info.id, made)
     await store.media.put(info)
     return json_response(info, 201, {"Location": info.renditions[0].url})
+
+
+async def media_record(request: Request) -> Response:
+    """An upload's record, as its upload answered it (kind, size, renditions): what the editor
+    page needs to show a draft's media again; 404 ``media_not_found`` for an id never uploaded."""
+    store, _ = state(request)
+    await authorize(request, Action.WRITE_DRAFT)
+    identity: str = request.path_params["media"]
+    info = None
+    if MEDIA_ID_RE.fullmatch(identity) is not None:
+        info = (await store.media.get_many([identity])).get(identity)
+    if info is None:
+        raise NotFound(f"no upload {identity}", code="media_not_found")
+    return json_response(info)
 
 
 async def media_file(request: Request) -> Response:

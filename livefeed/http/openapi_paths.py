@@ -149,7 +149,23 @@ def _media() -> dict[str, Any]:
         },
         parameters=(media, name, _param("If-None-Match", "header", _string(), "ETags you have")),
     )
-    return {"/api/media": {"post": upload}, "/media/{media}/{name}": {"get": file}}
+    record = _op(
+        "getMedia",
+        "media",
+        "An upload's record: kind, size and renditions",
+        {
+            "200": _json(_ref("MediaInfo"), "as its upload answered it"),
+            **_errors((404, ("media_not_found",))),
+        },
+        needs=Action.WRITE_DRAFT,
+        parameters=(media,),
+        description="For an editor reopening a draft, which names its media by id only.",
+    )
+    return {
+        "/api/media": {"post": upload},
+        "/api/media/{media}": {"get": record},
+        "/media/{media}/{name}": {"get": file},
+    }
 
 
 def _syndication(feed: dict[str, Any], date: dict[str, Any]) -> dict[str, Any]:

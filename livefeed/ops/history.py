@@ -263,6 +263,14 @@ def _replay_line(frame: dict[str, Any], timezone: str) -> str:
         return f"   … quiet until {local_clock(int(to), timezone)[:5]} …"
     if kind == "replay_end":
         return "-- end of the day --"
+    if kind == "brief_updated":
+        brief = frame["brief"]
+        clock = local_clock(StreamId.parse(frame["event_id"]).ms, timezone)[:5]
+        correction = brief.get("correction")
+        # The note readers see is this update's only when it was made with it (its time).
+        if correction and correction["at"] == brief.get("updated_at"):
+            return f"{clock}  [corrected] {brief['headline']} — {correction['note']}"
+        return f"{clock}  [updated] {brief['headline']}"
     if kind in ("summary_updated", "lead_updated"):
         clock = local_clock(StreamId.parse(frame["event_id"]).ms, timezone)[:5]
         if kind == "lead_updated":

@@ -11,11 +11,13 @@ import { clearErrors, fillBriefFields, setMessage, showError } from "./editor-fo
 import { refreshPresence, setPresence } from "./editor-recent.js";
 
 // composer: what editor.js lends (nodes and the compose form's functions), see initDrafts.
-const state = { desk: null, editing: null, draft: null, composer: null };
+// loading: the draft load in progress (editDraft), which alone ends the composer's busy state.
+const state = { desk: null, editing: null, draft: null, composer: null, loading: null };
 
 /**
  * `composer`: {status, warning, note, noteText, composeMessage, headline (nodes), fields() (the
- * compose inputs), payload() (the API body), busy(), setBusy(b), reset(), filled()}.
+ * compose inputs), payload() (the API body), busy(), setBusy(b), reset(), filled(),
+ * loadMedia(draft, current), loadEmbeds(draft, current) (promises; `current()` false: too late)}.
  */
 export function initDrafts(composer) {
   state.composer = composer;
@@ -77,21 +79,44 @@ function warnCompose() {
     ? `${editingText(others)} this draft too: whoever saves second is asked to reload it.` : "";
 }
 
-function holdDraft(draft) {
-  state.draft = { id: draft.id, version: draft.version, media: Boolean(draft.media?.length),
-    embeds: Boolean(draft.embeds?.length) };
+/**
+ * The draft now in the composer. `unloaded`: its media or embeds the composer could not load
+ * (their records unreadable), which a save then leaves as they are instead of clearing them.
+ */
+function holdDraft(draft, unloaded = { media: false, embeds: false }) {
+  state.draft = { id: draft.id, version: draft.version, unloaded };
   state.composer.noteText.textContent = `Editing your draft “${draft.headline}”.`;
   state.composer.note.hidden = false;
   setEditing(`draft:${draft.id}`);
 }
 
-/** "Edit" on one of my drafts: into the composer, announced as being edited. */
-export function editDraft(draft) {
-  state.composer.reset(); // what was in the composer belongs to no draft
-  fillBriefFields(state.composer.fields(), draft);
-  state.composer.filled();
+/** "Edit" on one of my drafts: into the composer (its images and quoted posts too, so they can
+ * be removed or added to), announced as being edited. */
+export async function editDraft(draft) {
+  const { composer } = state;
+  composer.reset(); // what was in the composer belongs to no draft
+  fillBriefFields(composer.fields(), draft);
+  composer.filled();
   holdDraft(draft);
-  state.composer.headline.focus();
+  composer.headline.focus();
+  if (!draft.media?.length && !draft.embeds?.length) return;
+  const held = state.draft;
+  const current = () => state.draft === held;
+  const load = Symbol("load");
+  state.loading = load;
+  composer.setBusy(true); // a save before they are in would drop them
+  setMessage(composer.composeMessage, "Loading its images and quoted posts…");
+  const [media] = await Promise.allSettled([composer.loadMedia(draft, current),
+    composer.loadEmbeds(draft, current)]);
+  if (state.loading === load) {
+    state.loading = null;
+    composer.setBusy(false);
+  }
+  if (!current()) return;
+  if (media.status === "fulfilled") return setMessage(composer.composeMessage, "");
+  held.unloaded = { media: true, embeds: false };
+  setMessage(composer.composeMessage, `Its images could not be loaded (${media.reason.message}): `
+    + "saving keeps them as they are unless you add new ones.", "error");
 }
 
 /** The composer holds no draft any more (a new brief, a feed switch, a sign-out). */
@@ -116,13 +141,14 @@ export async function saveDraft(feed, submit) {
   setMessage(message, submit ? "Submitting…" : "Saving…");
   const body = state.composer.payload();
   const held = state.draft;
-  // The composer does not load a draft's images and quoted posts: unless new ones were added,
-  // a save keeps the draft's own rather than clearing them.
-  if (held?.media && body.media?.length === 0) {
+  // Media the composer could not load are kept, unless new ones were added.
+  if (held?.unloaded.media && body.media?.length === 0) {
     delete body.media;
     delete body.gallery;
   }
-  if (held?.embeds && body.embeds?.length === 0) delete body.embeds;
+  if (held?.unloaded.embeds && body.embeds?.length === 0) delete body.embeds;
+  const unloaded = { media: Boolean(held?.unloaded.media && !body.media),
+    embeds: Boolean(held?.unloaded.embeds && !body.embeds) };
   try {
     let draft = held
       ? await api("PATCH", apiUrl(feed.slug, "drafts", held.id), { body, version: held.version })
@@ -134,7 +160,7 @@ export async function saveDraft(feed, submit) {
       state.composer.reset();
       setMessage(message, "Submitted for review: an editor will publish it.", "ok");
     } else {
-      holdDraft(draft);
+      holdDraft(draft, unloaded);
       setMessage(message, "Draft saved. Only you and the editors can see it.", "ok");
     }
   } catch (error) {

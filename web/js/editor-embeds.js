@@ -1,6 +1,7 @@
 // The compose form's embeds: paste a post's or article's URL, see the card the server resolves
 // (POST /api/embeds/preview), attach it, reorder nothing, remove any. What is attached goes
 // into the brief as `embeds: [{url}]`; the server resolves each again when it is published.
+// loadEmbeds() attaches a draft's (its URLs), each previewed again for its card.
 
 import { api } from "./api.js";
 import { limits } from "./limits.js";
@@ -57,10 +58,19 @@ function showAttached() {
       state.attached.splice(index, 1);
       showAttached();
     });
-    item.append(card(embed), remove);
+    // A draft's URL that cannot be previewed now (a deleted post) stays attached, as its address.
+    item.append(embed.unresolved ? unresolvedCard(embed) : card(embed), remove);
     return item;
   });
   state.page.list.replaceChildren(...items);
+}
+
+function unresolvedCard(embed) {
+  const note = document.createElement("p");
+  note.className = "embed-unresolved";
+  note.dir = "auto";
+  note.textContent = `${embed.url} (no preview: ${embed.unresolved})`;
+  return note;
 }
 
 function attachCard() {
@@ -79,6 +89,20 @@ function attachCard() {
 /** The attached embeds as the API takes them. */
 export function embedRefs() {
   return state.attached.map((embed) => ({ url: embed.url }));
+}
+
+/**
+ * Attach `refs` (a draft's embeds, `[{url}]`) in place of what was, each with the card its
+ * preview answers now; `stillCurrent()` false drops answers that came too late.
+ */
+export async function loadEmbeds(refs, stillCurrent = () => true) {
+  const cards = await Promise.all((refs ?? []).map(({ url }) =>
+    api("POST", "/api/embeds/preview", { body: { url } })
+      .catch((error) => ({ url, unresolved: error.message }))));
+  if (!stillCurrent()) return;
+  clearEmbeds();
+  state.attached = cards;
+  if (state.page.list) showAttached();
 }
 
 /** Forget what was attached: after a publish, a feed switch or a sign-out. */

@@ -1,9 +1,10 @@
 // The compose form's images and audio: drop, paste or choose files; each is uploaded at once
 // (POST /api/media) and listed with its rendition, alt text (asked for), caption, credit,
-// and buttons to move it up or down or remove it. payload() gives the brief's media and gallery.
+// and buttons to move it up or down or remove it. payload() gives the brief's media and gallery;
+// load() puts a draft's media (references: ids and texts) back, each with its upload's record.
 // mediaCorrection() gives an edit form the same fields for a published brief's media.
 
-import { token } from "./api.js";
+import { api, token } from "./api.js";
 import { limits } from "./limits.js";
 import { mediaPath } from "./media.js";
 import { el } from "./render.js";
@@ -174,11 +175,27 @@ export function createMediaEditor({ form, fileInput, list, gallery, message }) {
     payload() {
       const media = items.map((item) => {
         const out = { id: item.info.id, caption: item.caption, credit: item.credit };
+        if (item.role) out.role = item.role; // a draft's, kept as it was
         if (item.info.kind === "image") Object.assign(out, { alt: item.alt, decorative: item.decorative });
         else out.transcript = item.transcript;
         return out;
       });
       return { media, gallery: gallery.checked };
+    },
+    /**
+     * Show `refs` (a draft's media) as if just uploaded, each joined to its upload's record
+     * (GET /api/media/{id}); `stillCurrent()` false drops an answer that came too late. Rejects,
+     * showing nothing, if one cannot be read.
+     */
+    async load(refs, asGallery, stillCurrent = () => true) {
+      const infos = await Promise.all((refs ?? []).map((ref) =>
+        api("GET", `/api/media/${encodeURIComponent(ref.id)}`)));
+      if (!stillCurrent()) return;
+      items = (refs ?? []).map((ref, i) => ({ key: ++counter, info: infos[i], alt: ref.alt ?? "",
+        decorative: Boolean(ref.decorative), caption: ref.caption ?? "", credit: ref.credit ?? "",
+        transcript: ref.transcript ?? "", role: ref.role }));
+      gallery.checked = Boolean(asGallery);
+      render();
     },
     /** An image that still needs alt text: its alt input, with a note beside it; else null. */
     missingAlt() {

@@ -390,12 +390,19 @@ async function showHistory(item, id) {
     const { versions } = await api("GET", briefPath(id, "history"));
     const table = el("table", "history-table");
     const head = el("tr");
-    head.append(...["Version", "Action", "When", "Editor"].map((text) => el("th", null, text)));
+    head.append(...["Version", "Action", "When", "Editor", "Correction note"].map((text) => el("th", null, text)));
     table.append(el("caption", null, "History"), head);
+    let shown = null; // the public correction the versions so far carry
     for (const version of versions) {
       const row = el("tr");
       row.append(...[`v${version.version}`, version.action, formatBriefTime(version.at, view.timeZone) || version.at,
         version.editor ?? "—"].map((text) => userText("td", null, String(text ?? ""))));
+      // A version carries the latest note until another replaces it: the note is this one's
+      // only where it changed (a silent fix shows none).
+      const correction = version.brief ? version.brief.correction ?? null : shown;
+      const fresh = correction && JSON.stringify(correction) !== JSON.stringify(shown);
+      row.append(userText("td", "history-note", fresh ? correction.note : ""));
+      shown = correction;
       table.append(row);
     }
     panel.replaceChildren(table, close);
