@@ -41,7 +41,9 @@ JsonFrame = dict[str, Any]
 
 
 class RedisProcess:
-    """A redis-server child with AOF and ``appendfsync always``, like the embedded mode."""
+    """A redis-server child with AOF and ``appendfsync always``, like the embedded mode. As a
+    primary it starts a replica's full sync at once, not after Redis's default 5 s wait for more
+    replicas to join (every test that starts a replica would otherwise wait it out)."""
 
     def __init__(self, data_dir: Path, binary: str | None = None) -> None:
         self.data_dir = data_dir
@@ -61,7 +63,7 @@ class RedisProcess:
                 self.binary or find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.port),
                 "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always",
                 "--save", "", "--daemonize", "no", "--logfile", str(self.data_dir / "redis.log"),
-                *extra,
+                "--repl-diskless-sync-delay", "0", *extra,
             ],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
