@@ -415,14 +415,16 @@ uvicorn protocol (direct writes, parked readers) and uvicorn's stock one (every 
 ASGI, as under any other ASGI server)."""
 
 
-ON_BOTH = pytest.mark.parametrize("server", ["redis", "cluster"], indirect=True)
+ON_BOTH = pytest.mark.parametrize("redis_kind", ["redis", "cluster"], indirect=True)
 """Run a test on the session's node on one Redis and on the one on a Redis Cluster (a module
-using it overrides ``server`` with ``pick_server``)."""
+using it overrides ``server`` with ``pick_server``). It parametrizes conftest's ``redis_kind``,
+not ``server``: a parameter on ``server`` reached the session's server too, which then
+restarted each time the parameter changed."""
 
 
 def pick_server(server: LivefeedServer, request: pytest.FixtureRequest) -> LivefeedServer:
     """``server``, or the session's node on a Redis Cluster when the test asks for it (ON_BOTH)."""
-    if getattr(request, "param", "redis") == "cluster":
+    if request.getfixturevalue("redis_kind") == "cluster":
         clustered: LivefeedServer = request.getfixturevalue("cluster_server")
         return clustered
     return server
