@@ -128,6 +128,14 @@ def asgi_server(
     srv.stop()
 
 
+@pytest.fixture(autouse=True)
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    """The Redis the test's node is on: "redis", or "cluster" where ``helpers.ON_BOTH`` says so.
+    Autouse, so that any test can be parametrized on it."""
+    kind: str = getattr(request, "param", "redis")
+    return kind
+
+
 @pytest.fixture(params=sorted(TRANSPORTS))
 def transport(request: pytest.FixtureRequest) -> str:
     """Each way of writing to readers in turn (``helpers.TRANSPORTS``), for tests that must

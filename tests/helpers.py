@@ -41,7 +41,9 @@ JsonFrame = dict[str, Any]
 
 
 class RedisProcess:
-    """A redis-server child with AOF and ``appendfsync always``, like the embedded mode."""
+    """A redis-server child with AOF and ``appendfsync always``, like the embedded mode. As a
+    primary it starts a replica's full sync at once, not after Redis's default 5 s wait for more
+    replicas to join (every test that starts a replica would otherwise wait it out)."""
 
     def __init__(self, data_dir: Path, binary: str | None = None) -> None:
         self.data_dir = data_dir
@@ -61,7 +63,7 @@ class RedisProcess:
                 self.binary or find_redis_server(), "--bind", "127.0.0.1", "--port", str(self.port),
                 "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always",
                 "--save", "", "--daemonize", "no", "--logfile", str(self.data_dir / "redis.log"),
-                *extra,
+                "--repl-diskless-sync-delay", "0", *extra,
             ],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -413,14 +415,16 @@ uvicorn protocol (direct writes, parked readers) and uvicorn's stock one (every 
 ASGI, as under any other ASGI server)."""
 
 
-ON_BOTH = pytest.mark.parametrize("server", ["redis", "cluster"], indirect=True)
+ON_BOTH = pytest.mark.parametrize("redis_kind", ["redis", "cluster"], indirect=True)
 """Run a test on the session's node on one Redis and on the one on a Redis Cluster (a module
-using it overrides ``server`` with ``pick_server``)."""
+using it overrides ``server`` with ``pick_server``). It parametrizes conftest's ``redis_kind``,
+not ``server``: a parameter on ``server`` reached the session's server too, which then
+restarted each time the parameter changed."""
 
 
 def pick_server(server: LivefeedServer, request: pytest.FixtureRequest) -> LivefeedServer:
     """``server``, or the session's node on a Redis Cluster when the test asks for it (ON_BOTH)."""
-    if getattr(request, "param", "redis") == "cluster":
+    if request.getfixturevalue("redis_kind") == "cluster":
         clustered: LivefeedServer = request.getfixturevalue("cluster_server")
         return clustered
     return server

@@ -41,7 +41,7 @@ def server(
 ) -> LivefeedServer:
     """The session's server for this test's transport (conftest's ``server`` or ``asgi_server``);
     for the tests marked CLUSTER_TOO, also the node on a Redis Cluster (direct transport)."""
-    if getattr(request, "param", "redis") == "cluster":
+    if request.getfixturevalue("redis_kind") == "cluster":
         return pick_server(server, request)
     if transport == "direct":
         return server
@@ -50,9 +50,9 @@ def server(
 
 
 CLUSTER_TOO = pytest.mark.parametrize(
-    ("transport", "server"),
+    ("transport", "redis_kind"),
     [("direct", "redis"), ("asgi", "redis"), ("direct", "cluster")],
-    indirect=["server"],
+    indirect=["redis_kind"],
     ids=["direct", "asgi", "cluster"],
 )
 """Both transports on one Redis, and livefeed's own on a Redis Cluster."""
