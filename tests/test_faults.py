@@ -47,6 +47,10 @@ from helpers import (
     wait_until,
 )
 
+pytestmark = pytest.mark.serial
+"""Run after the parallel pass, alone on the machine: the storms and crashes here load both
+cores themselves (scripts/test)."""
+
 MiB = 1024 * 1024
 
 
