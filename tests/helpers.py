@@ -27,8 +27,11 @@ import pytest
 import redis
 import websockets
 from playwright.sync_api import Browser, sync_playwright
+from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.asyncio.client import ClientConnection
 
+from livefeed.app import create_app
+from livefeed.config import Settings
 from livefeed.storage.keys import Keys
 from livefeed.storage.redis_server import find_redis_server, free_port
 
@@ -839,3 +842,23 @@ def upload(client: httpx.Client, data: bytes, status: int | None = None) -> dict
     assert response.status_code in ((200, 201) if status is None else (status,)), response.text
     info: dict[str, Any] = response.json()
     return info
+
+
+WS = "WS"
+"""The method ``app_routes`` gives a WebSocket route."""
+HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def app_routes() -> set[tuple[str, str]]:
+    """(method or WS, path template) of every route the app declares; HEAD comes with GET, and
+    a mount serves ``{path}`` below it."""
+    app = create_app(Settings(redis_url="redis://127.0.0.1:1/0"))  # routes only; never started
+    found: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if isinstance(route, Route):
+            found |= {(m, route.path_format) for m in (route.methods or {"GET"}) & HTTP_METHODS}
+        elif isinstance(route, WebSocketRoute):
+            found.add((WS, route.path_format))
+        elif isinstance(route, Mount):
+            found.add(("GET", route.path + "/{path}"))
+    return found

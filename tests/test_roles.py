@@ -12,20 +12,15 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from helpers import LivefeedServer, RedisProcess, auth, make_feed, publish
-from livefeed.app import create_app
-from livefeed.config import Settings
+from helpers import WS, LivefeedServer, RedisProcess, app_routes, auth, make_feed, publish
 from livefeed.http.openapi import openapi_document
 from livefeed.model.roles import REQUIRED, Action, Role, allowed
 from livefeed.storage.keys import Keys
 
 PUBLIC = None
-WS = "WS"
-METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
 # (method, path template) -> the Action the route needs, or PUBLIC. A new route fails
 # test_the_table_lists_every_route_of_the_app until it has its row here.
@@ -98,20 +93,6 @@ ROLES = (None, Role.CONTRIBUTOR, Role.EDITOR, Role.ADMIN)
 """Who sends each request: nobody (no token), then a token of each role."""
 NOT_JSON = b"{"
 """Every write's body: a handler that read it before checking the role would answer 400."""
-
-
-def app_routes() -> set[tuple[str, str]]:
-    """(method or WS, path template) of every route the app declares; HEAD comes with GET."""
-    app = create_app(Settings(redis_url="redis://127.0.0.1:1/0"))  # routes only; never started
-    found: set[tuple[str, str]] = set()
-    for route in app.routes:
-        if isinstance(route, Route):
-            found |= {(m, route.path_format) for m in (route.methods or {"GET"}) & METHODS}
-        elif isinstance(route, WebSocketRoute):
-            found.add((WS, route.path_format))
-        elif isinstance(route, Mount):
-            found.add(("GET", route.path + "/{path}"))
-    return found
 
 
 def test_the_table_lists_every_route_of_the_app() -> None:
