@@ -65,6 +65,11 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 the web edge answers them 503 with Retry-After, the tail retries them."""
 
 
+REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
+"""Anything a Redis call can fail with, its socket's own errors included: what a WebSocket's
+loop catches to close with 1013 (try again later) rather than fail."""
+
+
 def cluster_of(redis: Redis) -> RedisCluster | None:
     """The cluster client if ``redis`` is one (``connect`` types both as Redis), else None."""
     client: object = redis

@@ -26,7 +26,6 @@ from typing import Any
 
 import msgspec
 import orjson
-from redis.exceptions import RedisClusterException, RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from livefeed.config import Settings
@@ -47,6 +46,7 @@ from livefeed.model.frames import Event, control_frame
 from livefeed.model.ids import StreamId
 from livefeed.model.roles import Actor
 from livefeed.newsroom import drafts
+from livefeed.storage.cluster import REDIS_FAILURES
 from livefeed.storage.entries import Entry, first_unchained
 from livefeed.storage.presence import Member, member_of
 from livefeed.storage.store import Store
@@ -55,7 +55,6 @@ from livefeed.stream.hub import Closing, TooSlow
 
 log = logging.getLogger("livefeed.stream.desk")
 
-_REDIS_ERRORS = (RedisError, RedisClusterException, ConnectionError, OSError)
 _CLOSE_TIMEOUT = 5.0
 QUEUED = ("submitted", "scheduled")
 
@@ -111,7 +110,7 @@ async def serve_desk(
     except Closing as exc:
         await _close(websocket, exc.code, exc.reason)
         return
-    except _REDIS_ERRORS:
+    except REDIS_FAILURES:
         await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
         return
     client = DeskClient(actor, sub)
@@ -130,7 +129,7 @@ async def serve_desk(
         room.leave(slug, client)
         room.hub.unsubscribe(sub)
         for member in holding:
-            with contextlib.suppress(*_REDIS_ERRORS, TimeoutError):
+            with contextlib.suppress(*REDIS_FAILURES, TimeoutError):
                 await asyncio.wait_for(room.presence.withdraw(slug, member), _CLOSE_TIMEOUT)
 
 
@@ -198,7 +197,7 @@ async def _send(
     except _Reload as exc:
         await websocket.send_text(control_frame("reload", reason=str(exc)))
         await _close(websocket, CLOSE_BAD_REQUEST, "history unavailable: reload")
-    except _REDIS_ERRORS:
+    except REDIS_FAILURES:
         await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
     except (WebSocketDisconnect, WebSocketDisconnected, asyncio.CancelledError):
         raise
@@ -258,7 +257,7 @@ async def _recheck(client: DeskClient, token: str, lookup: Lookup) -> None:
         await asyncio.sleep(desk.RECHECK_SECONDS)
         try:
             now = await lookup(token)
-        except _REDIS_ERRORS:
+        except REDIS_FAILURES:
             continue  # checked again next time; Redis down closes the socket anyway
         if now is None:
             client.sub.close(CLOSE_POLICY, "invalid_token: the token was revoked")
@@ -311,7 +310,7 @@ async def _receive(
         except LivefeedError as exc:
             closed = True
             await _close(websocket, CLOSE_BAD_REQUEST, f"{exc.code}: {exc.message}")
-        except _REDIS_ERRORS:
+        except REDIS_FAILURES:
             closed = True
             await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
 

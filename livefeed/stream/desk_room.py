@@ -10,18 +10,16 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisClusterException, RedisError
 
 from livefeed.model import desk
 from livefeed.model.frames import Event
 from livefeed.model.roles import Actor
 from livefeed.newsroom import drafts
+from livefeed.storage.cluster import REDIS_FAILURES
 from livefeed.storage.presence import Presence
 from livefeed.stream.hub import Hub, Subscriber
 
 log = logging.getLogger("livefeed.stream.desk_room")
-
-_REDIS_ERRORS = (RedisError, RedisClusterException, ConnectionError, OSError)
 
 
 class DeskClient:
@@ -95,7 +93,7 @@ class DeskRoom:
                         swept = loop.time()
                         for slug in list(self._clients):
                             await self.presence.sweep(slug)
-            except _REDIS_ERRORS as exc:
+            except REDIS_FAILURES as exc:
                 log.warning("desk presence: %s: %s; retrying", type(exc).__name__, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -19,7 +19,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import RedisClusterException, RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from livefeed.config import Settings
@@ -36,6 +35,7 @@ from livefeed.limits import MessageBudget
 from livefeed.model.feed import Feed
 from livefeed.model.frames import Event, control_frame, websocket_text_frame
 from livefeed.model.ids import StreamId
+from livefeed.storage.cluster import REDIS_FAILURES
 from livefeed.storage.entries import first_unchained
 from livefeed.storage.store import Store
 from livefeed.stream.hub import Closing, Hub, Subscriber, TooSlow
@@ -44,7 +44,6 @@ from livefeed.stream.source import to_event
 
 log = logging.getLogger("livefeed.stream.reader")
 
-_REDIS_ERRORS = (RedisError, RedisClusterException, ConnectionError, OSError)
 """Any Redis failure (lost connection, NOPERM, LOADING, READONLY, ...): the reader is closed with
 1013 and resumes; never a 1011 and a traceback per reader."""
 _CLOSE_TIMEOUT = 5.0
@@ -144,7 +143,7 @@ async def serve_reader(
         except Closing as exc:
             await _close(websocket, exc.code, exc.reason)
             return
-        except _REDIS_ERRORS:
+        except REDIS_FAILURES:
             await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
             return
 
@@ -235,7 +234,7 @@ async def _send_events(
     except _Reload as exc:
         await websocket.send_text(control_frame("reload", reason=str(exc)))
         await _close(websocket, CLOSE_BAD_REQUEST, "history unavailable: reload")
-    except _REDIS_ERRORS:
+    except REDIS_FAILURES:
         await _close(websocket, CLOSE_TRY_AGAIN_LATER, "storage unavailable, retry")
     except (WebSocketDisconnect, WebSocketDisconnected, asyncio.CancelledError):
         raise
