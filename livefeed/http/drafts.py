@@ -5,6 +5,7 @@ sees only their own drafts (``newsroom.drafts``)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -33,11 +34,13 @@ from livefeed.model.draft import (
     parse_at,
     parse_fields,
 )
+from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId
-from livefeed.model.roles import Action
+from livefeed.model.roles import Action, Actor
 from livefeed.model.schema import decode
 from livefeed.newsroom import audit, drafts
 from livefeed.storage.idempotency import Intent
+from livefeed.storage.store import Store
 
 _DRAFT_ID = re.compile(r"[0-9a-f]{1,64}")
 
@@ -121,18 +124,6 @@ async def patch_draft(request: Request) -> Response:
     return await idempotent(request, actor.name, payload, edit, _draft, Draft, feed=feed.slug)
 
 
-async def submit_draft(request: Request) -> Response:
-    store, _ = state(request)
-    actor = await authorize(request, Action.WRITE_DRAFT)
-    feed = await store.require_feed(feed_slug(request))
-    target = draft_id(request)
-
-    async def submit(intent: Intent | None) -> Draft:
-        return await drafts.submit(store, feed, target, actor, intent)
-
-    return await idempotent(request, actor.name, None, submit, _draft, Draft, feed=feed.slug)
-
-
 async def send_back_draft(request: Request) -> Response:
     store, settings = state(request)
     actor = await authorize(request, Action.REVIEW)
@@ -176,29 +167,37 @@ async def publish_draft(request: Request) -> Response:
     return await idempotent(request, actor.name, payload, publish, render, feed=feed.slug)
 
 
+async def submit_draft(request: Request) -> Response:
+    return await _step(request, Action.WRITE_DRAFT, drafts.submit, _draft)
+
+
 async def unschedule_draft(request: Request) -> Response:
-    store, _ = state(request)
-    actor = await authorize(request, Action.REVIEW)
-    feed = await store.require_feed(feed_slug(request))
-    target = draft_id(request)
-
-    async def unschedule(intent: Intent | None) -> Draft:
-        return await drafts.unschedule(store, feed, target, actor, intent)
-
-    return await idempotent(request, actor.name, None, unschedule, _draft, Draft, feed=feed.slug)
+    return await _step(request, Action.REVIEW, drafts.unschedule, _draft)
 
 
 async def delete_draft(request: Request) -> Response:
+    return await _step(
+        request, Action.WRITE_DRAFT, drafts.discard, lambda _: Response(status_code=204)
+    )
+
+
+async def _step(
+    request: Request,
+    action: Action,
+    step: Callable[[Store, Feed, str, Actor, Intent | None], Awaitable[Draft]],
+    render: Callable[[Any], Response],
+) -> Response:
+    """A bodiless change of one draft's status (submit, unschedule, discard), once per
+    Idempotency-Key."""
     store, _ = state(request)
-    actor = await authorize(request, Action.WRITE_DRAFT)
+    actor = await authorize(request, action)
     feed = await store.require_feed(feed_slug(request))
     target = draft_id(request)
 
-    async def discard(intent: Intent | None) -> Draft:
-        return await drafts.discard(store, feed, target, actor, intent)
+    async def change(intent: Intent | None) -> Draft:
+        return await step(store, feed, target, actor, intent)
 
-    return await idempotent(request, actor.name, None, discard, lambda _: Response(status_code=204),
-                            feed=feed.slug)  # fmt: skip
+    return await idempotent(request, actor.name, None, change, render, Draft, feed=feed.slug)
 
 
 async def draft_history(request: Request) -> Response:
