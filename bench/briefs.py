@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 MARK = re.compile(r"bench:(\d+):(\d+)")
+SEED_SEQ = 0  # the briefs that make up the backlog
 AUTHOR = "Newsroom"
 
 _WORDS = [
@@ -166,7 +167,7 @@ def reference_frame(seq: int, sent_ns: int) -> bytes:
     """The frame the reference broadcasts: livefeed's ``brief`` frame for the same brief.
 
     Same fields and the same body HTML as livefeed stores (plain paragraphs become ``<p>``), so
-    both servers move frames of the same size.
+    every server moves frames of the same size (Nchan, Node and the reference send this text).
     """
     ms = sent_ns // 1_000_000
     brief_id = f"{ms}-0"
@@ -183,6 +184,10 @@ def reference_frame(seq: int, sent_ns: int) -> bytes:
         "url": None,
         "tags": [],
         "key_event": False,
+        "embeds": [],
+        "media": [],
+        "gallery": False,
+        "correction": None,
     }
     return orjson.dumps({"type": "brief", "event_id": brief_id, "brief": brief, "editor": AUTHOR})
 

@@ -6,10 +6,12 @@ over a pipe: ``connect`` a group of readers, ``expect`` a set of briefs and repo
 Each answer carries the process's CPU seconds, so the orchestrator can tell when the load
 generator, not the server, is the limit.
 
-A reader is ready once it has its initial backlog: livefeed's ``snapshot`` frame, or the
-reference's first ``backlog`` brief frames. Every ``brief`` frame after that is a live delivery:
-the reader parses it, takes ``seq`` and ``sent_ns`` from the body's marker and records the
-latency, duplicates and out-of-order arrivals.
+A reader is ready once it has its initial backlog: livefeed's ``snapshot`` frame, or the first
+``backlog`` brief frames from the reference, Nchan or Node (they send the same frame text). A
+reader may offer permessage-deflate (``offer_deflate``); it then counts the compressed bytes it
+read off the socket, as every reader does, and parses the inflated frame. Every ``brief`` frame
+after that is a live delivery: the reader parses it, takes ``seq`` and ``sent_ns`` from the
+body's marker and records the latency, duplicates and out-of-order arrivals.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import orjson
-from briefs import MARK, publish_payload
+from briefs import MARK, SEED_SEQ, publish_payload
 from stats import own_cpu, raise_nofile
 from wire import WebSocketClient
 
@@ -42,7 +44,8 @@ class Group:
     readers: list[Reader] = field(default_factory=list)
     latencies: array[int] = field(default_factory=lambda: array("q"))
     seqs: array[int] = field(default_factory=lambda: array("q"))
-    per_seq: dict[int, list[int]] = field(default_factory=dict)  # seq -> [count, max recv_ns]
+    # seq -> [count, max recv_ns, bytes on the wire in all]
+    per_seq: dict[int, list[int]] = field(default_factory=dict)
     frame_bytes: int = 0
     other: Counter[str] = field(default_factory=Counter)
 
@@ -50,13 +53,14 @@ class Group:
 class Reader(WebSocketClient):
     """One reader: waits for its backlog, then records every live brief."""
 
-    def __init__(self, group: Group, host: str, path: str) -> None:
-        super().__init__(host, path)
+    def __init__(self, group: Group, host: str, path: str, offer_deflate: bool = False) -> None:
+        super().__init__(host, path, offer_deflate)
         self.group = group
         self.start_ns = time.time_ns()
         self.open_ns = 0
         self.first_ns = 0
         self.ready_ns = 0
+        self.ready_wire = 0  # wire_bytes when the backlog was complete
         self.backlog_seen = 0
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.got = bytearray(64)
@@ -85,6 +89,9 @@ class Reader(WebSocketClient):
                 group.other["brief without marker"] += 1
                 return
             seq, sent = int(match[1]), int(match[2])
+            if seq == SEED_SEQ:  # a backlog brief beyond the first ``backlog`` (Nchan's can be)
+                group.other["extra backlog brief"] += 1
+                return
             self._deliver(seq, sent, now_ns, len(payload))
         elif kind == "snapshot":
             self.backlog_seen = len(frame["briefs"])
@@ -96,6 +103,7 @@ class Reader(WebSocketClient):
 
     def _ready(self, now_ns: int) -> None:
         self.ready_ns = now_ns
+        self.ready_wire = self.wire_bytes
         if not self.ready.done():
             self.ready.set_result(None)
 
@@ -116,9 +124,10 @@ class Reader(WebSocketClient):
         group.frame_bytes += size
         agg = group.per_seq.get(seq)
         if agg is None:
-            group.per_seq[seq] = [1, now_ns]
+            group.per_seq[seq] = [1, now_ns, self.message_wire]
         else:
             agg[0] += 1
+            agg[2] += self.message_wire
             if now_ns > agg[1]:
                 agg[1] = now_ns
 
@@ -141,11 +150,13 @@ class Worker:
         self._next_source = (self._next_source + 1) % len(self.sources)
         return self.sources[self._next_source]
 
-    async def _open(self, group: Group, host: str, port: int, path: str) -> Reader:
+    async def _open(
+        self, group: Group, host: str, port: int, path: str, offer_deflate: bool
+    ) -> Reader:
         """One TCP connection from one of our 127.0.0.x source addresses, then the handshake."""
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        reader = Reader(group, f"{host}:{port}", path)
+        reader = Reader(group, f"{host}:{port}", path, offer_deflate)
         group.readers.append(reader)
         try:
             sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
@@ -173,8 +184,10 @@ class Worker:
         concurrency: int,
         backlog: int,
         timeout: float,
+        offer_deflate: bool = False,
     ) -> dict[str, Any]:
-        """Connect ``count`` readers, at most ``concurrency`` handshakes in flight at once."""
+        """Connect ``count`` readers, at most ``concurrency`` handshakes in flight at once;
+        ``offer_deflate`` offers permessage-deflate as a browser does."""
         cpu0 = own_cpu()
         group = self.groups[name] = Group(backlog)
         gate = asyncio.Semaphore(concurrency)
@@ -182,7 +195,7 @@ class Worker:
 
         async def one() -> None:
             async with gate:
-                reader = await self._open(group, host, port, path)
+                reader = await self._open(group, host, port, path, offer_deflate)
                 left = max(deadline - time.monotonic(), 0.01)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(reader.ready), left)
@@ -247,6 +260,8 @@ class Worker:
             "per_seq": {s: group.per_seq[s] for s in wanted if s in group.per_seq},
             "latency_ns": array("q", (group.latencies[i] for i in keep)).tobytes(),
             "frame_bytes": group.frame_bytes,
+            "socket_bytes": sum(r.wire_bytes - r.ready_wire for r in readers),
+            "deflate_readers": sum(1 for r in readers if r.deflate),
             "deliveries_total": len(group.seqs),
             "other_frames": dict(group.other),
             "cpu_total": own_cpu(),

@@ -245,7 +245,18 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine_line(results)}\n\n"
     )
     listed = "\n".join(f"- {n}" for n in notes(results))
-    return head + table(results) + "\n\n" + listed + "\n" + profiles(results)
+    import peers_report  # it builds on dig() and num() from here
+
+    side = peers_report.markdown(results)
+    return (
+        head
+        + (side + "\n### livefeed and the reference\n\n" if side else "")
+        + table(results)
+        + "\n\n"
+        + listed
+        + "\n"
+        + profiles(results)
+    )
 
 
 def notes(results: dict[str, Any]) -> list[str]:
@@ -368,9 +379,9 @@ def summary(results: dict[str, Any]) -> str:
 
 
 def write(results: dict[str, Any], folder: Path, started: datetime) -> list[Path]:
-    for name in ("livefeed", "reference"):
+    for name in ("livefeed", "reference", "nchan", "node", "node-deflate"):
         run = results.get(name)
-        if run:
+        if run and "rss_after_kib" in run:
             run["rss_after_mib"] = run["rss_after_kib"] / 1024
             run["rss_after_close_mib"] = run["rss_after_close_kib"] / 1024
     folder.mkdir(parents=True, exist_ok=True)

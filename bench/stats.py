@@ -185,3 +185,16 @@ def machine_info(redis_server: str) -> dict[str, Any]:
         "ephemeral_ports": Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split(),
         "somaxconn": Path("/proc/sys/net/core/somaxconn").read_text().strip(),
     }
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process and its descendants (0, 0 for a gone one)."""
+    user = system = 0
+    for each in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{each}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user / CLOCK_TICKS, system / CLOCK_TICKS

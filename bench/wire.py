@@ -9,6 +9,12 @@ It does what a reader needs and no more: the opening handshake (checked), unmask
 (text or binary, whole or fragmented), answering pings, and the closing handshake. Client frames
 (pong, close) are masked as the RFC requires. Anything else from the server is a protocol error:
 the connection is dropped and ``close_code`` is 1002.
+
+With ``offer_deflate`` it offers permessage-deflate as browsers do (RFC 7692,
+``client_max_window_bits``) and inflates compressed messages, with or without the server's
+context takeover. ``wire_bytes`` counts every byte read from the socket, and ``message_wire`` is
+the size on the wire of the message ``on_message`` is given (its frames' headers and payloads, as
+sent: compressed if it was).
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ import base64
 import hashlib
 import os
 import time
+import zlib
+from typing import Any
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEADER = 16 * 1024
 MAX_MESSAGE = 4 * 1024 * 1024
 
+OFFER = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 
@@ -33,9 +42,18 @@ class WebSocketClient(asyncio.Protocol):
     1002 on a protocol error, None while open); ``error`` says what went wrong, if anything.
     """
 
-    def __init__(self, host: str, path: str) -> None:
+    def __init__(self, host: str, path: str, offer_deflate: bool = False) -> None:
         self.host = host
         self.path = path
+        self.offer_deflate = offer_deflate
+        self.deflate = False  # negotiated
+        self.wire_bytes = 0
+        self.message_wire = 0
+        self._wire_so_far = 0  # of the fragmented message being read
+        self._wbits = 15
+        self._fresh_each = False  # server_no_context_takeover: each message inflates on its own
+        self._inflater: Any = None
+        self._compressed = False
         self.transport: asyncio.Transport | None = None
         self.is_open = False
         self.close_code: int | None = None
@@ -66,12 +84,13 @@ class WebSocketClient(asyncio.Protocol):
         request = (
             f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {self._key.decode()}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
         )
-        transport.write(request.encode())
+        transport.write(request.encode() + (OFFER if self.offer_deflate else b"") + b"\r\n")
 
     def data_received(self, data: bytes) -> None:
         now = time.time_ns()
+        self.wire_bytes += len(data)
         if self._buf:
             self._buf += data
             if len(self._buf) < self._need:
@@ -128,14 +147,46 @@ class WebSocketClient(asyncio.Protocol):
             self._fail(f"handshake refused: {lines[0].decode(errors='replace')}")
             return False
         expected = base64.b64encode(hashlib.sha1(self._key + GUID).digest())
+        accepted = False
         for line in lines[1:]:
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"sec-websocket-accept":
-                if value.strip() == expected:
-                    return True
-                break
-        self._fail("handshake: bad Sec-WebSocket-Accept")
-        return False
+            name = name.strip().lower()
+            if name == b"sec-websocket-accept":
+                accepted = value.strip() == expected
+            elif name == b"sec-websocket-extensions" and not self._extension(
+                value.decode("latin-1")
+            ):
+                return False
+        if not accepted:
+            self._fail("handshake: bad Sec-WebSocket-Accept")
+        return accepted
+
+    def _extension(self, value: str) -> bool:
+        """The server's permessage-deflate answer; anything we did not offer fails."""
+        params = [p.strip() for p in value.split(";")]
+        if params[0] != "permessage-deflate" or not self.offer_deflate or self.deflate:
+            self._fail(f"handshake: extension not offered: {value}")
+            return False
+        self.deflate = True
+        for param in params[1:]:
+            key, _, arg = param.partition("=")
+            if key == "server_no_context_takeover":
+                self._fresh_each = True
+            elif key == "server_max_window_bits":
+                self._wbits = int(arg.strip('"'))
+        return True
+
+    def _message(self, payload: bytes, now: int) -> None:
+        """A whole message's payload, inflated first when its first frame had RSV1."""
+        if self._compressed:
+            if self._inflater is None or self._fresh_each:
+                self._inflater = zlib.decompressobj(-self._wbits)
+            try:
+                payload = self._inflater.decompress(payload + b"\x00\x00\xff\xff")
+            except zlib.error as exc:
+                self._fail(f"inflate: {exc}")
+                return
+        self.on_message(payload, now)
 
     def _parse(self, data: bytes, now: int) -> None:
         pos, size = 0, len(data)
@@ -161,30 +212,38 @@ class WebSocketClient(asyncio.Protocol):
             if end > size:
                 self._need = end - pos
                 break
+            self._frame(b0, data[head:end], now, end - pos)
             pos = end
-            self._frame(b0, data[head:end], now)
             if self.close_code is not None:
                 return
         if pos < size:
             self._buf += data[pos:]
 
-    def _frame(self, b0: int, payload: bytes, now: int) -> None:
+    def _frame(self, b0: int, payload: bytes, now: int, wire: int) -> None:
         fin, opcode = b0 & 0x80, b0 & 0x0F
+        if b0 & 0x70 and (b0 & 0x30 or opcode not in (OP_TEXT, OP_BINARY) or not self.deflate):
+            self._fail(f"reserved bits {b0 & 0x70:#x} on opcode {opcode}")
+            return
         if opcode in (OP_TEXT, OP_BINARY):
+            self._compressed = bool(b0 & 0x40)
             if self._fragments is not None:
                 self._fail("new message inside a fragmented one")
             elif fin:
-                self.on_message(payload, now)
+                self.message_wire = wire
+                self._message(payload, now)
             else:
                 self._fragments = [payload]
+                self._wire_so_far = wire
         elif opcode == OP_CONT:
             if self._fragments is None:
                 self._fail("continuation without a message")
                 return
             self._fragments.append(payload)
+            self._wire_so_far += wire
             if fin:
+                self.message_wire = self._wire_so_far
                 message, self._fragments = b"".join(self._fragments), None
-                self.on_message(message, now)
+                self._message(message, now)
         elif opcode == OP_PING:
             self._send(OP_PONG, payload)
         elif opcode == OP_PONG:
