@@ -133,6 +133,7 @@ class Target:
     path: str
     redis_pid: int
     health: Callable[[], dict[str, Any]] | None = None
+    python: bool = True  # py-spy can profile it (--profile)
 
 
 async def connect_group(
@@ -259,9 +260,9 @@ PROFILER: Profiler | None = None
 
 
 @contextlib.contextmanager
-def profiled(label: str, pid: int) -> Iterator[None]:
+def profiled(label: str, pid: int | None) -> Iterator[None]:
     """A py-spy profile of ``pid`` over the block, with ``--profile``; nothing otherwise."""
-    if PROFILER is None:
+    if PROFILER is None or pid is None:
         yield
         return
     with PROFILER.record(label, pid):
@@ -273,6 +274,7 @@ async def measure(
 ) -> dict[str, Any]:
     """Connect, measure memory, publish the paced and burst phases, then the join storm."""
     pid = target.server.pid
+    spied = pid if target.python else None
     sent: dict[int, tuple[int, int, bool]] = {}
     say(f"{name}: seeding {BACKLOG} briefs and warming up")
     for _ in range(BACKLOG):
@@ -286,7 +288,7 @@ async def measure(
     say(f"{name}: connecting {opts.readers} readers")
     timeout = max(60.0, opts.readers / 50)
     per_process = max(1, opts.connect_concurrency // len(pool))
-    with profiled(f"{name}-connect", pid):
+    with profiled(f"{name}-connect", spied):
         joined = await connect_group(pool, target, "main", opts.readers, per_process, timeout)
     say(
         f"{name}: {joined['ready']} readers with backlog in {joined['seconds']:.1f} s "
@@ -303,7 +305,7 @@ async def measure(
         "paced": list(range(1, opts.paced + 1)),
         "burst": list(range(opts.paced + 1, opts.paced + opts.burst + 1)),
     }
-    with profiled(f"{name}-publish-phases", pid):
+    with profiled(f"{name}-publish-phases", spied):
         for phase, seqs in plans.items():
             say(f"{name}: phase {phase}, {len(seqs)} briefs")
             server_start, client_start = cpu_seconds(pid), await pool.cpu()
@@ -344,7 +346,7 @@ async def measure(
     storms = []
     for round_ in range(1, opts.storm_rounds + 1):
         say(f"{name}: join storm {round_} of {opts.storm} readers")
-        with profiled(f"{name}-storm-{round_}", pid):
+        with profiled(f"{name}-storm-{round_}", spied):
             storm = await connect_group(pool, target, "storm", opts.storm, opts.storm, 120)
         say(f"{name}: storm: {storm['ready']} in {storm['seconds']:.2f} s ({storm['rate']:.0f}/s)")
         await pool.all("close", 90, name="storm", timeout=60)

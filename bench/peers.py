@@ -74,10 +74,12 @@ async def _serve(
     pool: ClientPool,
     redis: Server,
     opts: argparse.Namespace,
+    python: bool = False,
 ) -> dict[str, Any]:
     try:
         await asyncio.to_thread(wait_until, lambda: port_open(server), 30, f"{name} did not start")
-        return await measure(name, pool, Target(server, path, redis.pid), publisher, opts)
+        target = Target(server, path, redis.pid, python=python)
+        return await measure(name, pool, target, publisher, opts)
     finally:
         await publisher.aclose()
         server.stop()
@@ -93,7 +95,7 @@ async def run_reference(
     args += ["--key", key, "--backlog", str(BACKLOG), "--max-seconds", "3600"]
     server = spawn("reference", args, tmp / "reference.log", port)
     publisher = ReferencePublisher(redis_url, key)
-    return await _serve("reference", server, "/", publisher, pool, redis, opts)
+    return await _serve("reference", server, "/", publisher, pool, redis, opts, python=True)
 
 
 async def run_nchan(
