@@ -94,13 +94,16 @@ def command(prefix: Path) -> list[str]:
 def write(
     prefix: Path, host: str, port: int, redis_url: str, backlog: int = 20, nofile: int = 65_536
 ) -> list[str]:
-    """Write the config (and its temp dirs) under ``prefix``; the command that starts nginx."""
+    """Write the config (and its temp dirs) under ``prefix``; the command that starts nginx.
+
+    ``nofile`` is the open-file limit nginx may set (the hard limit): connections stay below it.
+    """
     prefix.mkdir(parents=True, exist_ok=True)
     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (prefix / name).mkdir(exist_ok=True)
-    (prefix / "nginx.conf").write_text(
-        config(prefix, host, port, redis_url, backlog, nofile=nofile)
-    )
+    connections = max(1024, min(32_768, nofile - 64))
+    text = config(prefix, host, port, redis_url, backlog, connections, nofile=nofile)
+    (prefix / "nginx.conf").write_text(text)
     return command(prefix)
 
 

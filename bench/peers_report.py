@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from report import dig, num
+from report import dig, measured, num
 
 SERVERS = {
     "nchan": "Nchan on nginx (Redis store)",
@@ -65,7 +65,7 @@ def cell(run: dict[str, Any], path: str, scale: float, digits: int) -> str:
 
 def ran(results: dict[str, Any]) -> list[str]:
     """The servers of this run that were measured (not skipped), in table order."""
-    return [n for n in SERVERS if isinstance(results.get(n), dict) and "phases" in results[n]]
+    return [n for n in SERVERS if n in measured(results)]
 
 
 def table(results: dict[str, Any]) -> str:

@@ -259,13 +259,19 @@ def markdown(results: dict[str, Any]) -> str:
     )
 
 
+SERVERS = ("reference", "nchan", "node", "node-deflate", "livefeed")
+
+
+def measured(results: dict[str, Any]) -> list[str]:
+    """The servers this run measured (not skipped), in the order they ran."""
+    return [n for n in SERVERS if isinstance(results.get(n), dict) and "phases" in results[n]]
+
+
 def notes(results: dict[str, Any]) -> list[str]:
     """What a reader of the table should know: loss, errors, where the generator was the limit."""
     out: list[str] = []
-    for name in ("reference", "livefeed"):
-        run = results.get(name)
-        if not run:
-            continue
+    for name in measured(results):
+        run = results[name]
         for phase, figures in run["phases"].items():
             if figures["lost"] or figures["duplicates"] or figures["out_of_order"]:
                 out.append(
@@ -329,7 +335,7 @@ def notes(results: dict[str, Any]) -> list[str]:
         "import": "import",
         "day_archive": "day archive",
     }
-    for name in ("reference", "livefeed"):
+    for name in measured(results):
         for path, label in sections.items():
             cores = dig(results.get(name), f"{path}.foreign_cores")
             if cores is not None and cores >= 0.1:
@@ -357,14 +363,14 @@ def notes(results: dict[str, Any]) -> list[str]:
 
 def loss_banner(results: dict[str, Any]) -> str:
     parts = []
-    for name in ("livefeed", "reference"):
-        run = results.get(name)
+    for name in measured(results):
+        run = results[name]
         if run:
             parts.append(f"{name} lost {run['lost']:,} of {run['expected']:,} deliveries")
     workers = results.get("workers", {})
     if "delivery" in workers:
         parts.append(f"workers lost {workers['delivery']['lost']:,}")
-    lost = any(dig(results, f"{n}.lost") for n in ("livefeed", "reference")) or dig(
+    lost = any(dig(results, f"{n}.lost") for n in measured(results)) or dig(
         results, "workers.delivery.lost"
     )
     line = "; ".join(parts)
@@ -379,9 +385,9 @@ def summary(results: dict[str, Any]) -> str:
 
 
 def write(results: dict[str, Any], folder: Path, started: datetime) -> list[Path]:
-    for name in ("livefeed", "reference", "nchan", "node", "node-deflate"):
-        run = results.get(name)
-        if run and "rss_after_kib" in run:
+    for name in measured(results):
+        run = results[name]
+        if "rss_after_kib" in run:
             run["rss_after_mib"] = run["rss_after_kib"] / 1024
             run["rss_after_close_mib"] = run["rss_after_close_kib"] / 1024
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,9 @@
-"""The livefeed benchmark: fan-out at newsroom scale, measured against a reference in the same run.
+"""The livefeed benchmark: fan-out at newsroom scale, measured against its peers in the same run.
 
-    .venv/bin/python bench/run.py              # 10,000 readers, 20 s paced phase (~3-4 min)
-    .venv/bin/python bench/run.py --quick      # 1,000 readers, short phases (~1 min)
+    bench/peers/install                        # once: Nchan (apt) and Node's ws (npm)
+    .venv/bin/python bench/run.py              # 10,000 readers, every server twice
+    .venv/bin/python bench/run.py --quick      # 1,000 readers, short phases, one run each
+    .venv/bin/python bench/run.py --only nchan,livefeed --runs 1
     .venv/bin/python bench/run.py --workers 2  # also `livefeed serve --workers 2`, 2 x N readers
     .venv/bin/python bench/run.py --profile    # also py-spy profiles (needs py-spy installed)
 
@@ -11,26 +13,31 @@ What it does, loopback only, every step bounded in time:
    ``redis-server`` (AOF, ``appendfsync always``, like production) on a free port in a temporary
    directory, and client processes (``--clients``, default 4) that hold the readers, spread over
    source addresses 127.0.0.10-41 so the ephemeral port range never runs short.
-2. Runs the **reference** (``bench/reference.py``: ``websockets`` alone, one XREAD task,
-   ``websockets.broadcast()``), then **livefeed** (``python -m livefeed serve --redis-url ...``,
-   its abuse limits on write rates turned off), one after the other on the same Redis (different
-   keys), under the same load:
+2. Runs the peers (``bench/peers.py``: the websockets **reference**, **Nchan**, **Node + ws**
+   without and with perMessageDeflate), then **livefeed** (``python -m livefeed serve
+   --redis-url ...``, its abuse limits on write rates turned off), one after the other on the
+   same Redis (different keys), each pinned to ``--server-core`` while the load generator and
+   redis-server keep the other cores, ``--runs`` times, under the same load
+   (``bench/fanout.py``):
    - N readers connect (at most ``--connect-concurrency`` handshakes in flight) and each waits
-     for its backlog of the latest 20 briefs (livefeed: the ``snapshot`` frame; reference: 20
+     for its backlog of the latest 20 briefs (livefeed: the ``snapshot`` frame; the peers: 20
      brief frames). Server RSS (VmRSS) is read before and after: memory per reader.
    - Phase A, paced: one brief a second for ``--paced`` seconds. Phase B, burst: ``--burst``
      briefs back to back. Bodies are 0.5-1.5 KiB of text with ``bench:<seq>:<time_ns>`` inside;
      every reader parses every frame and records its latency. Livefeed is published to through
-     ``POST /api/feeds/{feed}/briefs``; the reference by an XADD of the same brief's frame
-     straight to its stream (it has no API), so the reference's figures leave out the HTTP
-     request and validation that livefeed's include. Server CPU (utime + stime from /proc) over
-     both phases, divided by the deliveries, is the CPU per delivery.
+     ``POST /api/feeds/{feed}/briefs``; the reference and Node by an XADD of the same brief's
+     frame straight to their stream, Nchan by a POST of it to its publisher location, so the
+     peers' figures leave out the validation that livefeed's include. Server CPU (utime and
+     stime from /proc) over both phases, divided by the deliveries, is the CPU per delivery.
+   - Bytes on the wire per delivery, for a few readers that offer permessage-deflate and a few
+     that do not (``fanout.wire_probe``).
    - A join storm: ``--storm`` fresh readers connect at once, each must get its backlog.
 3. For livefeed only: publish throughput (16 concurrent editors on keep-alive connections),
    import throughput (``livefeed import`` of a generated JSONL, timed from outside, so including
    the command's start-up) and the day archive (a 5,000-brief day, median of 5 after a warm-up).
 4. Prints a summary, and writes ``bench/results/<UTC time>.json`` (every figure, the machine,
-   versions, the command) and ``<UTC time>.md`` plus ``latest.md`` (the table with targets).
+   versions, the command) and ``<UTC time>.md`` plus ``latest.md``: the servers side by side
+   with the quieter run shown (``bench/peers_report.py``), and the table with targets.
 
 The readers and editors are hand-written clients (``bench/wire.py``, ``clients.Editor``) because
 a full client library costs more CPU per message than the server does, and on two cores the load
