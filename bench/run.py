@@ -363,7 +363,7 @@ async def run_workers(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark livefeed against the reference.")
+    parser = argparse.ArgumentParser(description="Benchmark livefeed against its peers.")
     parser.add_argument("--quick", action="store_true", help="1,000 readers, short phases")
     parser.add_argument("--readers", type=int, help="readers held (default 10,000; quick 1,000)")
     parser.add_argument("--paced", type=int, help="paced phase, seconds = briefs (20; quick 5)")

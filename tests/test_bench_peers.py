@@ -58,6 +58,15 @@ def test_nchan_config_serves_the_backlog_from_redis(bench: dict[str, ModuleType]
     assert "listen 127.0.0.1:8123" in text
 
 
+def test_nchan_missing_is_a_reason_to_skip(
+    bench: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without the Nchan module the peer is skipped, saying how to install it."""
+    monkeypatch.setattr(bench["nchan"], "MODULE", tmp_path / "ngx_nchan_module.so")
+    reason = bench["nchan"].available()
+    assert reason is not None and "bench/peers/install nchan" in reason
+
+
 # --- the side-by-side report -------------------------------------------------------------------
 
 
