@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from report import dig, measured, num
+from stats import dig, num
 
 SERVERS = {
     "nchan": "Nchan on nginx (Redis store)",
@@ -63,13 +63,13 @@ def cell(run: dict[str, Any], path: str, scale: float, digits: int) -> str:
     return shown
 
 
-def ran(results: dict[str, Any]) -> list[str]:
-    """The servers of this run that were measured (not skipped), in table order."""
-    return [n for n in SERVERS if n in measured(results)]
+def measured(results: dict[str, Any]) -> list[str]:
+    """The servers this run measured (not skipped), in the order of the table."""
+    return [n for n in SERVERS if isinstance(results.get(n), dict) and "phases" in results[n]]
 
 
 def table(results: dict[str, Any]) -> str:
-    names = ran(results)
+    names = measured(results)
     if not names:
         return ""
     labels = [label for label, *_ in FIGURES]
@@ -100,8 +100,8 @@ TARGETS: list[tuple[str, str, str, Check]] = [
 
 
 UNITS = {
-    "server_user_s_per_1000": "per 1,000 deliveries",
-    "server_cpu_s_per_1000": "per 1,000 deliveries",
+    "server_user_s_per_1000": "ms per 1,000 deliveries",
+    "server_cpu_s_per_1000": "ms per 1,000 deliveries",
     "storm.rate": "conn/s",
     "memory_per_reader_kib": "KiB",
     "phases.paced.completion_ms.p99": "ms",
@@ -114,13 +114,13 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
     out: list[tuple[str, str, str, bool | None]] = []
     if not isinstance(lf, dict) or "phases" not in lf:
         return out
-    names = ran(results)
+    names = measured(results)
     for figure, path, peer, check in TARGETS:
         a, b = dig(lf, path), dig(results.get(peer), path) if peer in names else None
         met = None if a is None or b is None else check(float(a), float(b))
         ratio = f"{a / b:.2f}x {peer}" if a is not None and b else "peer not run"
-        shown = f"{a * 1000:.1f} ms" if a is not None and "_s_per_1000" in path else num(a)
-        out.append((f"{figure} ({UNITS[path]})", shown, ratio, met))
+        shown = num(None if a is None else a * 1000 if "_s_per_1000" in path else a)
+        out.append((figure, f"{shown} {UNITS[path]}", ratio, met))
     join = dig(lf, "storm.server_cpu_ms_per_join")
     if join is not None:
         out.append(("CPU per join ≤ 0.3 ms", f"{join:.2f} ms", "", join <= 0.3))
@@ -166,8 +166,8 @@ def markdown(results: dict[str, Any]) -> str:
         body += "\n\n" + "\n".join(f"- {s}" for s in skipped)
     runs = (results.get("options") or {}).get("runs", 1)
     note = (
-        f"Each figure is from the quieter of {runs} runs, the other run's in brackets. "
+        f"Each figure is from the quieter of {runs} runs, the other run's in brackets.\n\n"
         if runs and runs > 1
         else ""
     )
-    return f"### Servers side by side\n\n{note}\n\n{body}\n" if body else ""
+    return f"### Servers side by side\n\n{note}{body}\n" if body else ""

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import peers_report
+from peers_report import measured
+from stats import dig, num
 
 Row = tuple[str, str, str, str, str, str]
-
-
-def dig(data: Any, path: str) -> Any:
-    """``dig(results, "livefeed.phases.paced.completion_ms.p99")``; None if anything is missing."""
-    for part in path.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
-
-
-def num(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int) or (isinstance(value, float) and abs(value) >= 1000):
-        return f"{value:,.0f}"
-    return f"{value:,.{digits}f}"
 
 
 def ratio(lf: Any, ref: Any) -> float | None:
@@ -245,8 +232,6 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine_line(results)}\n\n"
     )
     listed = "\n".join(f"- {n}" for n in notes(results))
-    import peers_report  # it builds on dig() and num() from here
-
     side = peers_report.markdown(results)
     return (
         head
@@ -257,14 +242,6 @@ def markdown(results: dict[str, Any]) -> str:
         + "\n"
         + profiles(results)
     )
-
-
-SERVERS = ("reference", "nchan", "node", "node-deflate", "livefeed")
-
-
-def measured(results: dict[str, Any]) -> list[str]:
-    """The servers this run measured (not skipped), in the order they ran."""
-    return [n for n in SERVERS if isinstance(results.get(n), dict) and "phases" in results[n]]
 
 
 def notes(results: dict[str, Any]) -> list[str]:
@@ -401,3 +378,22 @@ def write(results: dict[str, Any], folder: Path, started: datetime) -> list[Path
     latest = folder / "latest.md"
     shutil.copyfile(md_path, latest)
     return [json_path, md_path, latest]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``bench/report.py RESULTS.json``: its ``.md`` and ``latest.md`` written again from it."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: bench/report.py bench/results/<stamp>.json", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    results = orjson.loads(path.read_bytes())
+    md = path.with_suffix(".md")
+    md.write_text(markdown(results))
+    shutil.copyfile(md, path.parent / "latest.md")
+    print(f"written: {md}, {path.parent / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

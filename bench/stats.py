@@ -198,3 +198,23 @@ def cpu_split(pid: int) -> tuple[float, float]:
         fields = stat[stat.rindex(")") + 2 :].split()
         user, system = user + int(fields[11]), system + int(fields[12])
     return user / CLOCK_TICKS, system / CLOCK_TICKS
+
+
+# --- reading and printing the results --------------------------------------------------------
+
+
+def dig(data: Any, path: str) -> Any:
+    """``dig(results, "livefeed.phases.paced.completion_ms.p99")``; None if anything is missing."""
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int) or (isinstance(value, float) and abs(value) >= 1000):
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
