@@ -27,12 +27,13 @@ from typing import Any
 import httpx
 import nchan
 from briefs import reference_frame
-from fanout import ClientPool, Publisher, ReferencePublisher, Target, measure
+from fanout import Publisher, ReferencePublisher, Target, measure
 from servers import (
     BACKLOG,
     BENCH,
     HOST,
     PYTHON,
+    ClientPool,
     Server,
     free_port,
     port_open,

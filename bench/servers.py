@@ -1,9 +1,13 @@
-"""The processes the benchmark starts (servers, redis-server), each stopped by its PID, and where
-they run: the servers pinned to one core with ``taskset``, the load generator to the other.
+"""The processes the benchmark starts (servers, redis-server, the client processes), each stopped
+by its PID, and where they run: the servers pinned to one core with ``taskset``, the load
+generator to the others.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import multiprocessing
 import os
 import secrets
 import shutil
@@ -14,9 +18,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import clients
 import httpx
 from stats import others_cpu
 
@@ -216,6 +223,74 @@ class Livefeed:
         )
         if response.status_code != 201:
             raise RuntimeError(f"creating feed {slug}: {response.status_code} {response.text}")
+
+
+class ClientPool:
+    """The client processes; each command goes to all of them and every answer is awaited."""
+
+    def __init__(self, count: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conns: list[Connection] = []
+        self.procs: list[BaseProcess] = []
+        for index in range(count):
+            ours, theirs = context.Pipe()
+            sources = [f"127.0.0.{10 + index * 4 + k}" for k in range(4)]
+            proc = context.Process(
+                target=clients.main, args=(theirs, index, sources), name=f"bench-client-{index}"
+            )
+            proc.start()
+            theirs.close()
+            self.conns.append(ours)
+            self.procs.append(proc)
+
+    def __len__(self) -> int:
+        return len(self.conns)
+
+    def shares(self, total: int) -> list[int]:
+        base, extra = divmod(total, len(self))
+        return [base + (1 if i < extra else 0) for i in range(len(self))]
+
+    def call(self, commands: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+        for conn, command in zip(self.conns, commands, strict=True):
+            conn.send(command)
+        deadline = time.monotonic() + timeout
+        replies = []
+        for index, conn in enumerate(self.conns):
+            if not conn.poll(max(deadline - time.monotonic(), 0.1)):
+                raise TimeoutError(f"client {index} did not answer {commands[index]['op']}")
+            reply = conn.recv()
+            if not reply.pop("ok"):
+                raise RuntimeError(f"client {index}: {reply['error']}")
+            replies.append(reply)
+        return replies
+
+    async def all(self, op: str, wait: float, **args: Any) -> list[dict[str, Any]]:
+        """Send ``op`` with the same ``args`` to every client; ``wait`` bounds the answers."""
+        commands = [{"op": op, **args} for _ in self.conns]
+        return await asyncio.to_thread(self.call, commands, wait)
+
+    async def each(self, op: str, wait: float, per: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send ``op`` with its own arguments to each client."""
+        return await asyncio.to_thread(self.call, [{"op": op, **p} for p in per], wait)
+
+    async def cpu(self) -> float:
+        return float(sum(r["cpu_total"] for r in await self.all("cpu", 10)))
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send({"op": "exit"})
+        for conn, proc in zip(self.conns, self.procs, strict=True):
+            if conn.poll(15):
+                with contextlib.suppress(EOFError):
+                    conn.recv()
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+
+
+# --- publishing ----------------------------------------------------------------------------------
 
 
 def say(message: str) -> None:
