@@ -174,6 +174,8 @@ def split_frames(data: bytes) -> list[bytes]:
 class FakeSocket:
     """Stands in for a transport (a ``ReaderSocket``): takes frames until it is 'full'."""
 
+    deflate = False
+
     def __init__(self, room: int = 1000) -> None:
         self.frames: list[bytes] = []
         self.room = room

@@ -31,6 +31,17 @@ keepalive ping within ``ws_ping_timeout`` (a catch-up is written with flow contr
 symptom is a ping stuck behind unread data); it is aborted if it has not taken the close frame
 ``_ABORT_AFTER`` seconds later.
 
+Compression (``LIVEFEED_WS_COMPRESSION``, uvicorn's ``ws_per_message_deflate``): every socket of
+this protocol (readers, the desk, replay) offers permessage-deflate as ``BroadcastDeflate``
+negotiates it: always ``server_no_context_takeover`` (each message compressed on its own, the
+only mode in which one compressed frame fits every reader) and ``client_no_context_takeover``
+(RFC 7692 7.1.1.2 lets a server ask it unoffered: no inflater is kept per connection),
+``server_max_window_bits=12`` (an offer of fewer bits is declined: the reader gets the plain
+socket), and the client's ``client_max_window_bits`` as offered. A reader so negotiated is
+``deflate``: the hub writes it each event's frame compressed once (``Event.deflated_wire``);
+what goes through ASGI (a catch-up from Redis, the desk's and replay's frames) websockets
+compresses per message on the connection, and what the peer sends it decompresses.
+
 The protocol object itself is offered in the ASGI scope under ``socket.READER_SOCKET``; without
 it (another server, uvicorn's stock protocols: ``LIVEFEED_WS_DIRECT=0``) livefeed falls back to
 sending through ASGI. This module is the only one that knows uvicorn's and websockets' internals;
@@ -42,17 +53,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import types
+from collections.abc import Sequence
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import NegotiationError
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
 from websockets.frames import CloseCode
 from websockets.protocol import OPEN
 from websockets.protocol import Protocol as WebSocketProtocol
 from websockets.streams import StreamReader
+from websockets.typing import ExtensionParameter
 
 from livefeed.errors import CLOSE_POLICY, CLOSE_TOO_SLOW
 from livefeed.metrics import SLOW_READERS_CLOSED
+from livefeed.model.frames import DEFLATE_WINDOW_BITS
 from livefeed.stream.socket import READER_SOCKET, Parked, ReaderSocket
 
 _ABORT_AFTER = 5.0
@@ -78,6 +98,42 @@ def _between_frames(parser: object) -> bool:
 
 _AT_EOF = StreamReader.at_eof.__code__
 _FRAME_LOOP = WebSocketProtocol.parse.__code__
+
+
+class BroadcastDeflate(ServerPerMessageDeflateFactory):
+    """permessage-deflate as a broadcast can honour it: no context takeover either way, and a
+    server window of ``DEFLATE_WINDOW_BITS`` (an offer that limits it further is declined)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            server_no_context_takeover=True,
+            client_no_context_takeover=True,
+            server_max_window_bits=DEFLATE_WINDOW_BITS,
+            compress_settings={"memLevel": 8},
+        )
+
+    def process_request_params(
+        self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
+    ) -> tuple[list[ExtensionParameter], PerMessageDeflate]:
+        narrower = [
+            value
+            for name, value in params
+            if name == "server_max_window_bits" and value and value.isdigit()
+            and int(value) < DEFLATE_WINDOW_BITS
+        ]  # fmt: skip
+        if narrower:
+            raise NegotiationError(f"server_max_window_bits below {DEFLATE_WINDOW_BITS}")
+        return super().process_request_params(params, accepted_extensions)
+
+
+def _broadcast_deflate(extensions: Sequence[Extension]) -> bool:
+    """True if the negotiated extensions let a frame from ``deflated_text_frame`` through."""
+    return any(
+        isinstance(ext, PerMessageDeflate)
+        and ext.local_no_context_takeover
+        and ext.local_max_window_bits >= DEFLATE_WINDOW_BITS
+        for ext in extensions
+    )
 
 
 class _Unused:
@@ -112,26 +168,34 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
     """Set by ``adopt``: the peer's frames are handled here and its messages counted by it."""
     swap_parser = False
     """Parked while a client frame was half received: swap parsers at the frame's end."""
+    deflate = False
+    """Set at the handshake: the peer negotiated ``BroadcastDeflate`` (``ReaderSocket``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.logger = _CONNECTIONS
         self.conn.logger = _CONNECTIONS  # websockets logs "connection open" and "closed" at INFO
+        if self.config.ws_per_message_deflate:
+            self.conn.available_extensions = [BroadcastDeflate()]
         self.parked: Parked | None = None
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
+        if self.conn.extensions and _broadcast_deflate(self.conn.extensions):
+            self.deflate = True
         scope = getattr(self, "scope", None)
         if scope is not None:
             sock: ReaderSocket = self
             scope["extensions"][READER_SOCKET] = sock
 
     def send_frames(self, frames: bytes, limit: int) -> bool:
-        """Write whole text frames (``frames.websocket_text_frame``, joined: the same bytes for
-        every reader) now; False when the reader is gone or has ``limit`` bytes unsent.
+        """Write whole text frames (``Event.wire``, or ``Event.deflated_wire`` if ``deflate``,
+        joined: the same bytes for every reader) now; False when the reader is gone or has
+        ``limit`` bytes unsent.
 
         websockets' protocol object is bypassed: it keeps no state about data frames sent
-        whole, and framing each broadcast once per reader is what this path exists to avoid.
+        whole (nor, with ``server_no_context_takeover``, about compressed ones), and framing
+        each broadcast once per reader is what this path exists to avoid.
         """
         if self.close_sent or self.disconnected or self.conn.state is not OPEN:
             return False
