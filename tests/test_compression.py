@@ -36,6 +36,12 @@ from helpers import (
     make_feed,
     publish,
 )
+from livefeed.model.frames import (
+    DEFLATE_MIN_BYTES,
+    DEFLATE_WINDOW_BITS,
+    deflated_text_frame,
+    websocket_text_frame,
+)
 
 JsonFrame = dict[str, Any]
 BODY = " ".join(f"Paragraph {n}: the council met again tonight about the bridge." for n in range(8))
@@ -322,3 +328,20 @@ def test_chromium_renders_live_briefs_and_a_correction_over_a_compressed_socket(
     fixed = http.patch(url, json={"headline": "Bridge reopened"}, headers=auth())
     assert fixed.status_code == 200, fixed.text
     expect(first.locator(".brief-headline")).to_have_text("Bridge reopened", timeout=10000)
+
+
+def test_a_compressed_frame_inflates_to_its_payload_and_short_ones_stay_plain() -> None:
+    """``deflated_text_frame``: FIN, RSV1 and text, a raw DEFLATE message any peer with
+    server_no_context_takeover inflates; a payload under ``DEFLATE_MIN_BYTES`` goes plain."""
+    payload = json.dumps({"type": "brief", "body": BODY}).encode()
+    frame = deflated_text_frame(payload)
+    assert frame[0] == 0xC1 and len(frame) < len(payload)
+    length, data = frame[1], frame[2:]
+    if length == 126:
+        length, data = int.from_bytes(frame[2:4], "big"), frame[4:]
+    assert length == len(data)
+    inflater = PerMessageDeflate(True, True, DEFLATE_WINDOW_BITS, DEFLATE_WINDOW_BITS)
+    assert inflater.decode(Frame(Opcode.TEXT, data, rsv1=True)).data == payload
+    short = b'{"type":"live","last_event_id":"1-0"}'
+    assert len(short) < DEFLATE_MIN_BYTES
+    assert deflated_text_frame(short) == websocket_text_frame(short)
