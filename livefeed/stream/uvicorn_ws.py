@@ -32,12 +32,8 @@ symptom is a ping stuck behind unread data); it is aborted if it has not taken t
 ``_ABORT_AFTER`` seconds later.
 
 Compression (``LIVEFEED_WS_COMPRESSION``, uvicorn's ``ws_per_message_deflate``): every socket of
-this protocol (readers, the desk, replay) offers permessage-deflate as ``BroadcastDeflate``
-negotiates it: always ``server_no_context_takeover`` (each message compressed on its own, the
-only mode in which one compressed frame fits every reader) and ``client_no_context_takeover``
-(RFC 7692 7.1.1.2 lets a server ask it unoffered: no inflater is kept per connection),
-``server_max_window_bits=12`` (an offer of fewer bits is declined: the reader gets the plain
-socket), and the client's ``client_max_window_bits`` as offered. A reader so negotiated is
+this protocol (readers, the desk, replay) accepts permessage-deflate as ``stream.deflate``'s
+``BroadcastDeflate`` negotiates it (no context takeover either way). A reader so negotiated is
 ``deflate``: the hub writes it each event's frame compressed once (``Event.deflated_wire``);
 what goes through ASGI (a catch-up from Redis, the desk's and replay's frames) websockets
 compresses per message on the connection, and what the peer sends it decompresses.
@@ -53,26 +49,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import types
-from collections.abc import Sequence
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import NegotiationError
-from websockets.extensions.base import Extension
-from websockets.extensions.permessage_deflate import (
-    PerMessageDeflate,
-    ServerPerMessageDeflateFactory,
-)
 from websockets.frames import CloseCode
 from websockets.protocol import OPEN
 from websockets.protocol import Protocol as WebSocketProtocol
 from websockets.streams import StreamReader
-from websockets.typing import ExtensionParameter
 
 from livefeed.errors import CLOSE_POLICY, CLOSE_TOO_SLOW
 from livefeed.metrics import SLOW_READERS_CLOSED
-from livefeed.model.frames import DEFLATE_WINDOW_BITS
+from livefeed.stream.deflate import BroadcastDeflate, broadcast_deflate
 from livefeed.stream.socket import READER_SOCKET, Parked, ReaderSocket
 
 _ABORT_AFTER = 5.0
@@ -98,42 +86,6 @@ def _between_frames(parser: object) -> bool:
 
 _AT_EOF = StreamReader.at_eof.__code__
 _FRAME_LOOP = WebSocketProtocol.parse.__code__
-
-
-class BroadcastDeflate(ServerPerMessageDeflateFactory):
-    """permessage-deflate as a broadcast can honour it: no context takeover either way, and a
-    server window of ``DEFLATE_WINDOW_BITS`` (an offer that limits it further is declined)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            server_no_context_takeover=True,
-            client_no_context_takeover=True,
-            server_max_window_bits=DEFLATE_WINDOW_BITS,
-            compress_settings={"memLevel": 8},
-        )
-
-    def process_request_params(
-        self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
-    ) -> tuple[list[ExtensionParameter], PerMessageDeflate]:
-        narrower = [
-            value
-            for name, value in params
-            if name == "server_max_window_bits" and value and value.isdigit()
-            and int(value) < DEFLATE_WINDOW_BITS
-        ]  # fmt: skip
-        if narrower:
-            raise NegotiationError(f"server_max_window_bits below {DEFLATE_WINDOW_BITS}")
-        return super().process_request_params(params, accepted_extensions)
-
-
-def _broadcast_deflate(extensions: Sequence[Extension]) -> bool:
-    """True if the negotiated extensions let a frame from ``deflated_text_frame`` through."""
-    return any(
-        isinstance(ext, PerMessageDeflate)
-        and ext.local_no_context_takeover
-        and ext.local_max_window_bits >= DEFLATE_WINDOW_BITS
-        for ext in extensions
-    )
 
 
 class _Unused:
@@ -181,7 +133,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
-        if self.conn.extensions and _broadcast_deflate(self.conn.extensions):
+        if self.conn.extensions and broadcast_deflate(self.conn.extensions):
             self.deflate = True
         scope = getattr(self, "scope", None)
         if scope is not None:
