@@ -99,7 +99,8 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             start = (await store.bounds(feed)).last_generated
             return start, followers.follow(feed, start)
 
-        hub = Hub(source, queue_limit=settings.reader_queue)
+        deflate = settings.ws_compression and settings.ws_direct  # direct readers only
+        hub = Hub(source, queue_limit=settings.reader_queue, deflate=deflate)
         # The desk streams: one more blocking XREAD for all of them, and their own hub.
         desk_followers = Followers(
             reader(tail_redis, store.keys, store.keys.desk), block_ms, desk_event

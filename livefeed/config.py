@@ -86,6 +86,9 @@ class Settings:
     # livefeed's own WebSocket protocol (livefeed.stream.uvicorn_ws): direct writes and parked
     # readers. Off: uvicorn's stock websockets-sansio, every reader served through ASGI.
     ws_direct: bool = True
+    # permessage-deflate (RFC 7692) on WebSockets, server_no_context_takeover: each broadcast
+    # frame is compressed once for every reader that negotiated it (livefeed.stream.uvicorn_ws).
+    ws_compression: bool = True
     redis_pool_size: int = 64
     # A write answers 2xx only once this many replicas have it (Redis WAIT, up to
     # replica_timeout seconds; else 503 and the client retries with its Idempotency-Key).

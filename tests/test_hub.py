@@ -174,6 +174,8 @@ def split_frames(data: bytes) -> list[bytes]:
 class FakeSocket:
     """Stands in for a transport (a ``ReaderSocket``): takes frames until it is 'full'."""
 
+    deflate = False
+
     def __init__(self, room: int = 1000) -> None:
         self.frames: list[bytes] = []
         self.room = room
@@ -272,3 +274,33 @@ async def test_a_source_that_fails_closes_the_feeds_subscribers_with_1013() -> N
     again = await hub.subscribe("a")
     assert [e.id for e in await asyncio.wait_for(again.next_batch(), 1)] == [StreamId(2, 0)]
     await hub.close()
+
+
+class RawSocket(FakeSocket):
+    """A ``FakeSocket`` that keeps each write's bytes object as it was handed over."""
+
+    def __init__(self, deflate: bool) -> None:
+        super().__init__()
+        self.deflate = deflate
+        self.raw: list[bytes] = []
+
+    def send_frames(self, data: bytes, limit: int) -> bool:
+        self.raw.append(data)
+        return super().send_frames(data, limit)
+
+
+async def test_a_deflating_hub_writes_one_compressed_frame_to_every_deflate_reader() -> None:
+    """With ``deflate`` each batch is compressed once: every deflate reader is handed the very
+    same bytes (``Event.deflated_wire``), a plain reader the plain frame."""
+    source = MemorySource()
+    hub = Hub(source, deflate=True)
+    sockets = [RawSocket(deflate=True), RawSocket(deflate=True), RawSocket(deflate=False)]
+    for sock in sockets:
+        sub = await hub.subscribe("a")
+        assert sub.go_direct(StreamId(0, 0), sock, 4096)
+    big = Event.of(StreamId(1, 0), "brief", '{"body":"' + "words " * 100 + '"}')
+    source.emit("a", big)
+    await source.settled("a")
+    one, two, plain = (sock.raw for sock in sockets)
+    assert one == [big.deflated_wire()] and one[0] is two[0]
+    assert plain == [big.wire] and big.deflated_wire() != big.wire

@@ -268,7 +268,8 @@ async def test_a_reader_that_stops_reading_is_closed_as_too_slow_and_resumes_wit
         sock.connect(("127.0.0.1", server.port))
         sock.setblocking(False)
         uri = f"{server.ws_base}/ws/feeds/{slug}?since=0"
-        slow = await websockets.connect(uri, sock=sock, max_queue=1)
+        # Uncompressed: deflated, 300 frames of "x" would fit in the socket buffers.
+        slow = await websockets.connect(uri, sock=sock, max_queue=1, compression=None)
         fast = await websockets.connect(uri)
         await frames_until(fast, has_live)
         await frames_until(slow, has_live)

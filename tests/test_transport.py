@@ -520,6 +520,8 @@ def test_only_a_reader_socket_in_the_scope_turns_the_direct_path_on() -> None:
     something else under the key (another server's extension), means the ASGI path."""
 
     class Socket:
+        deflate = False
+
         def send_frames(self, frames: bytes, limit: int) -> bool:
             return True
 

@@ -134,7 +134,7 @@ def serve(settings: Settings) -> int:
         "log_level": settings.log_level,
         "log_config": log_config,
         "ws": DirectSendProtocol if settings.ws_direct else "websockets-sansio",
-        "ws_per_message_deflate": False,
+        "ws_per_message_deflate": settings.ws_compression,
         "ws_max_size": settings.reader_max_message_bytes,
         "ws_ping_interval": settings.ws_ping_interval,
         "ws_ping_timeout": settings.ws_ping_timeout,

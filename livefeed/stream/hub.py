@@ -4,10 +4,13 @@ catches up, then direct writes.
 The hub knows nothing of Redis or Starlette. It is given a ``Source`` that, for a feed, settles a
 start position and returns the stream's batches from there on; it hands each event (whose frame was
 built once) to every subscriber of the feed without awaiting any of them: into the queue of a
-reader still catching up, straight onto the socket of one that has caught up. A subscriber whose
-queue or socket buffer is full is flagged as too slow, closed with 4408, and resumes with
-``since``. A feed's reader task never ends silently: should its batches stop (a source retries
-what it can itself), that is logged and counted, and the feed's readers are closed with 1013.
+reader still catching up, straight onto the socket of one that has caught up. Direct readers that
+negotiated permessage-deflate get each event's compressed frame, also built once
+(``Event.deflated_wire``), the others the plain one (gorilla/websocket's PreparedMessage). A
+subscriber whose queue or socket buffer is full is flagged as too slow, closed with 4408, and
+resumes with ``since``. A feed's reader task never ends silently: should its batches stop (a
+source retries what it can itself), that is logged and counted, and the feed's readers are closed
+with 1013.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class Subscriber:
     __slots__ = (
         "_buffer_limit",
         "_closing",
+        "_deflate",
         "_limit",
         "_position",
         "_queue",
@@ -93,21 +97,31 @@ class Subscriber:
         self._closing: Closing | None = None
         self._socket: ReaderSocket | None = None
         self._buffer_limit = 0
+        self._deflate = False
         self._position = -1
         self.start = StreamId(0, 0)
 
-    def push(self, events: list[Event], wire: bytes | None = None) -> None:
+    def push(
+        self, events: list[Event], wire: bytes | None = None, deflated: bytes | None = None
+    ) -> None:
         """Hand over events without waiting; flag the subscriber rather than grow past the limit.
 
-        ``wire`` is the events' frames joined, built once per batch for every direct reader.
+        ``wire`` is the events' frames joined, built once per batch for every direct reader;
+        ``deflated`` their ``deflated_wire`` joined, for those that negotiated deflate.
         """
         if self.overflowed or self._closing is not None or not events:
             return
         sock = self._socket
         if sock is not None:
             position = self._position
+            if self._deflate:
+                wire = deflated
             if wire is None or 0 <= events[0].order <= position:  # joined mid-batch: rare
-                wire = b"".join(e.wire for e in events if e.order < 0 or e.order > position)
+                wire = b"".join(
+                    e.deflated_wire() if self._deflate else e.wire
+                    for e in events
+                    if e.order < 0 or e.order > position
+                )
             self._position = max(position, events[-1].order)
             if wire and not sock.send_frames(wire, self._buffer_limit):
                 self._socket = None
@@ -125,12 +139,14 @@ class Subscriber:
     def go_direct(self, position: StreamId, sock: ReaderSocket, buffer_limit: int) -> bool:
         """Switch to direct writes to ``sock`` if nothing is queued (the caller sends that
         first); atomic with respect to the hub, since there is no ``await`` between the check
-        and the switch. A socket holding more than ``buffer_limit`` unsent bytes is closed 4408."""
+        and the switch. A socket holding more than ``buffer_limit`` unsent bytes is closed 4408;
+        one that negotiated deflate (``sock.deflate``) gets each event's ``deflated_wire``."""
         if self._queue or self.overflowed or self._closing is not None:
             return False
         self._position = position.ms << 64 | position.seq
         self._socket = sock
         self._buffer_limit = buffer_limit
+        self._deflate = sock.deflate
         self._queue = _NO_QUEUE  # never used again: free this reader's own
         self._wakeup = None
         return True
@@ -190,8 +206,18 @@ class _Channel:
 class Hub:
     """Fans each feed's events out to that feed's subscribers in this process."""
 
-    def __init__(self, source: Source, *, queue_limit: int = 1024, linger: float = 30.0) -> None:
+    def __init__(
+        self,
+        source: Source,
+        *,
+        queue_limit: int = 1024,
+        linger: float = 30.0,
+        deflate: bool = False,
+    ) -> None:
+        """``deflate``: readers may negotiate permessage-deflate, so each batch is also
+        compressed, once, for them (``Event.deflated_wire``)."""
         self._source = source
+        self._deflate = deflate
         self._queue_limit = queue_limit
         self._linger = linger
         self._channels: dict[str, _Channel] = {}
@@ -315,10 +341,11 @@ class Hub:
             # event loop (and the publish waiting for its 201) for the whole fan-out.
             channel.inflight = batch
             wire = b"".join(event.wire for event in batch)
+            deflated = b"".join(e.deflated_wire() for e in batch) if self._deflate else None
             subscribers = list(channel.subscribers)
             for start in range(0, len(subscribers), FANOUT_CHUNK):
                 for sub in subscribers[start : start + FANOUT_CHUNK]:
-                    sub.push(batch, wire)
+                    sub.push(batch, wire, deflated)
                 if start + FANOUT_CHUNK < len(subscribers):
                     await asyncio.sleep(0)
             channel.inflight = None

@@ -33,7 +33,12 @@ from livefeed.errors import (
 )
 from livefeed.limits import MessageBudget
 from livefeed.model.feed import Feed
-from livefeed.model.frames import Event, control_frame, websocket_text_frame
+from livefeed.model.frames import (
+    Event,
+    control_frame,
+    deflated_text_frame,
+    websocket_text_frame,
+)
 from livefeed.model.ids import StreamId
 from livefeed.storage.cluster import REDIS_FAILURES
 from livefeed.storage.entries import first_unchained
@@ -189,23 +194,26 @@ async def _send_events(
 
     With ``direct``, the snapshot, the "live" frame and whatever the hub queued meanwhile go out
     in one write as the reader switches to the hub's direct path; only a catch-up from Redis
-    goes through ASGI (it waits for a slow reader instead of overflowing its buffer).
+    goes through ASGI (it waits for a slow reader instead of overflowing its buffer; websockets
+    compresses it there, per message, for a ``deflate`` reader).
     """
     try:
         first: list[bytes] = []
+        deflate = direct is not None and direct[0].deflate  # the hub's frames: compressed once
         if since is None:
             snapshot = await _snapshot(store, feed, sub, settings, snapshots)
             since = sub.start
             if direct is None:
                 await websocket.send_text(snapshot.frame)
             else:
-                first.append(snapshot.wire)
+                first.append(snapshot.deflated_wire() if deflate else snapshot.wire)
         position = await _catch_up(websocket, store, sub, since, settings)
         live = control_frame("live", last_event_id=str(position))
         if direct is None:
             await websocket.send_text(live)
         else:
-            first.append(websocket_text_frame(live.encode()))
+            wire = deflated_text_frame if deflate else websocket_text_frame
+            first.append(wire(live.encode()))
         while True:
             batch = sub.take()
             if direct is not None:
@@ -215,7 +223,7 @@ async def _send_events(
                         if event.id <= position:
                             continue
                         position = event.id
-                    first.append(event.wire)
+                    first.append(event.deflated_wire() if deflate else event.wire)
                 sock, parked = direct
                 limit = settings.reader_buffer_bytes
                 if sub.go_direct(position, sock, limit):

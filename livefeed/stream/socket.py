@@ -35,10 +35,16 @@ class ReaderSocket(Protocol):
     or gone, writes return False and closes do nothing.
     """
 
+    deflate: bool
+    """The connection negotiated permessage-deflate with ``server_no_context_takeover`` and a
+    window of at least ``frames.DEFLATE_WINDOW_BITS``: frames for it are ``Event.deflated_wire``
+    (compressed once per event); otherwise the plain ``Event.wire``. Fixed once accepted."""
+
     def send_frames(self, frames: bytes, limit: int) -> bool:
-        """Write whole WebSocket text frames (``Event.wire``, joined) now; False if the
-        connection is closing or gone, or already holds more than ``limit`` bytes unsent (a
-        reader too slow to follow: the caller closes it with 4408)."""
+        """Write whole WebSocket text frames (``Event.wire`` or, for a ``deflate`` connection,
+        ``Event.deflated_wire``, joined) now; False if the connection is closing or gone, or
+        already holds more than ``limit`` bytes unsent (a reader too slow to follow: the caller
+        closes it with 4408)."""
 
     def close(self, code: int, reason: str) -> None:
         """Send a close frame behind what is queued; abort the connection if the peer has not

@@ -31,6 +31,13 @@ keepalive ping within ``ws_ping_timeout`` (a catch-up is written with flow contr
 symptom is a ping stuck behind unread data); it is aborted if it has not taken the close frame
 ``_ABORT_AFTER`` seconds later.
 
+Compression (``LIVEFEED_WS_COMPRESSION``, uvicorn's ``ws_per_message_deflate``): every socket of
+this protocol (readers, the desk, replay) accepts permessage-deflate as ``stream.deflate``'s
+``BroadcastDeflate`` negotiates it (no context takeover either way). A reader so negotiated is
+``deflate``: the hub writes it each event's frame compressed once (``Event.deflated_wire``);
+what goes through ASGI (a catch-up from Redis, the desk's and replay's frames) websockets
+compresses per message on the connection, and what the peer sends it decompresses.
+
 The protocol object itself is offered in the ASGI scope under ``socket.READER_SOCKET``; without
 it (another server, uvicorn's stock protocols: ``LIVEFEED_WS_DIRECT=0``) livefeed falls back to
 sending through ASGI. This module is the only one that knows uvicorn's and websockets' internals;
@@ -53,6 +60,7 @@ from websockets.streams import StreamReader
 
 from livefeed.errors import CLOSE_POLICY, CLOSE_TOO_SLOW
 from livefeed.metrics import SLOW_READERS_CLOSED
+from livefeed.stream.deflate import BroadcastDeflate, broadcast_deflate
 from livefeed.stream.socket import READER_SOCKET, Parked, ReaderSocket
 
 _ABORT_AFTER = 5.0
@@ -112,26 +120,34 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
     """Set by ``adopt``: the peer's frames are handled here and its messages counted by it."""
     swap_parser = False
     """Parked while a client frame was half received: swap parsers at the frame's end."""
+    deflate = False
+    """Set at the handshake: the peer negotiated ``BroadcastDeflate`` (``ReaderSocket``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.logger = _CONNECTIONS
         self.conn.logger = _CONNECTIONS  # websockets logs "connection open" and "closed" at INFO
+        if self.config.ws_per_message_deflate:
+            self.conn.available_extensions = [BroadcastDeflate()]
         self.parked: Parked | None = None
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
+        if self.conn.extensions and broadcast_deflate(self.conn.extensions):
+            self.deflate = True
         scope = getattr(self, "scope", None)
         if scope is not None:
             sock: ReaderSocket = self
             scope["extensions"][READER_SOCKET] = sock
 
     def send_frames(self, frames: bytes, limit: int) -> bool:
-        """Write whole text frames (``frames.websocket_text_frame``, joined: the same bytes for
-        every reader) now; False when the reader is gone or has ``limit`` bytes unsent.
+        """Write whole text frames (``Event.wire``, or ``Event.deflated_wire`` if ``deflate``,
+        joined: the same bytes for every reader) now; False when the reader is gone or has
+        ``limit`` bytes unsent.
 
         websockets' protocol object is bypassed: it keeps no state about data frames sent
-        whole, and framing each broadcast once per reader is what this path exists to avoid.
+        whole (nor, with ``server_no_context_takeover``, about compressed ones), and framing
+        each broadcast once per reader is what this path exists to avoid.
         """
         if self.close_sent or self.disconnected or self.conn.state is not OPEN:
             return False
