@@ -45,7 +45,7 @@ from livefeed.storage.ratelimit import SharedRateLimiter
 from livefeed.storage.store import Store
 
 log = logging.getLogger("livefeed.push")
-_UNAVAILABLE = (*UNAVAILABLE, OSError)
+_UNAVAILABLE: tuple[type[Exception], ...] = (*UNAVAILABLE, OSError)
 
 BATCH = 50
 """Entries read (or claimed) per feed per round."""
@@ -150,10 +150,22 @@ class Sender:
         entries = await self.push.claim(feed, self.consumer, self.idle_ms, BATCH)
         entries += await self.push.read(feed, self.consumer, BATCH)
         for entry in entries:
-            done = await self.handle(feed, entry)
+            keeper = asyncio.create_task(self._keep(feed, str(entry.id)))
+            try:
+                done = await self.handle(feed, entry)
+            finally:
+                keeper.cancel()
             expired = time.time() * 1000 - entry.id.ms > self.ttl * 1000
             if done or expired:
                 await self.push.ack(feed, str(entry.id))
+
+    async def _keep(self, feed: str, entry_id: str) -> None:
+        """Hold on to an entry being handled (its idle time reset) so no other process claims
+        it while a large batch of sends is still going."""
+        while True:
+            await asyncio.sleep(self.idle_ms / 3000)
+            with contextlib.suppress(*_UNAVAILABLE):
+                await self.push.hold(feed, self.consumer, entry_id)
 
     async def handle(self, feed: str, entry: Entry) -> bool:
         """Send ``entry``'s notifications; whether every one was taken (or needs no retry)."""
@@ -209,7 +221,7 @@ class Sender:
         self, feed: str, event_id: str, sid: str, sub: Subscription, message: Message
     ) -> bool:
         """One message; False when it should be retried."""
-        async with self._slots:
+        async with self._slots:  # the record too: a full set of slots means all are written
             try:
                 status = await send(sub, message, await self.signers(), self.policy)
             except (FetchFailed, ValidationFailed) as exc:
@@ -220,10 +232,10 @@ class Sender:
                 PUSH_FAILED.inc()
                 log.info("push to a %s subscription failed: %s", feed, type(exc).__name__)
                 return True
-        if status == 201:
-            await self.push.mark_delivered(feed, event_id, sid)
-            PUSH_SENT.inc()
-            return True
+            if status == 201:
+                await self.push.mark_delivered(feed, event_id, sid)
+                PUSH_SENT.inc()
+                return True
         if status in (404, 410):
             with contextlib.suppress(*UNAVAILABLE):
                 await self.push.unsubscribe(feed, sid)

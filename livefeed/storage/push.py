@@ -108,6 +108,11 @@ class PushStore:
         rows = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
         return [entry_of(i, _fields(f)) for i, f in rows if f is not None]
 
+    async def hold(self, slug: str, consumer: str, entry_id: str) -> None:
+        """Reset a pending entry's idle time: ``consumer`` is still at it."""
+        stream = self.keys.stream(slug)
+        await self._on(stream, "XCLAIM", stream, GROUP, consumer, 0, entry_id, "JUSTID")
+
     async def ack(self, slug: str, entry_id: str) -> None:
         stream = self.keys.stream(slug)
         await self._on(stream, "XACK", stream, GROUP, entry_id)
