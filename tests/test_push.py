@@ -4,130 +4,33 @@ token checked against the deployment's key, RFC 8292), who is notified of what, 
 
 from __future__ import annotations
 
-import base64
-import http.server
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import http_ece
 import httpx
 import pytest
 import redis
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from helpers import LivefeedServer, RedisProcess, auth, make_feed, publish, wait_until
+from helpers import (
+    PUSH_ENV,
+    LivefeedServer,
+    PushBrowser,
+    PushService,
+    RedisProcess,
+    auth,
+    make_feed,
+    publish,
+    unb64,
+    wait_until,
+)
 from livefeed.storage.keys import Keys
-
-
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-@dataclass
-class Browser:
-    """A subscription's private side, as a browser keeps it."""
-
-    endpoint: str
-    key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
-    )
-    secret: bytes = field(default_factory=lambda: os.urandom(16))
-
-    def json(self, mode: str) -> dict[str, Any]:
-        point = self.key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-        return {
-            "endpoint": self.endpoint,
-            "expirationTime": None,
-            "mode": mode,
-            "keys": {"p256dh": b64(point), "auth": b64(self.secret)},
-        }
-
-    def decrypt(self, body: bytes) -> dict[str, Any]:
-        plain = http_ece.decrypt(
-            body, private_key=self.key, auth_secret=self.secret, version="aes128gcm"
-        )
-        message: dict[str, Any] = json.loads(plain)
-        return message
-
-
-class PushService:
-    """A push service on loopback: records each message by path; ``/gone/...`` answers 410.
-
-    ``hold_after``: once that many were taken, further requests wait until ``release`` (the
-    crash test kills the sender while they wait); those are not counted as delivered."""
-
-    def __init__(self) -> None:
-        self.messages: dict[str, list[tuple[dict[str, str], bytes]]] = {}
-        self.lock = threading.Lock()
-        self.hold_after: int | None = None
-        self.held = 0
-        self.release = threading.Event()
-        service = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                with service.lock:
-                    taken = sum(len(v) for v in service.messages.values())
-                    hold = service.hold_after is not None and taken >= service.hold_after
-                    if hold:
-                        service.held += 1
-                if hold:
-                    service.release.wait(60)
-                    self._answer(201)
-                    return
-                if self.path.startswith("/gone/"):
-                    self._answer(410)
-                    return
-                with service.lock:
-                    service.messages.setdefault(self.path, []).append((dict(self.headers), body))
-                self._answer(201)
-
-            def _answer(self, status: int) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def got(self, path: str) -> list[tuple[dict[str, str], bytes]]:
-        with self.lock:
-            return list(self.messages.get(path, []))
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-PUSH_ENV = {
-    "LIVEFEED_PUSH_TEST_LOOPBACK": "1",
-    "LIVEFEED_PUSH_POLL_INTERVAL": "0.1",
-    "LIVEFEED_VAPID_SUBJECT": "mailto:desk@example.org",
-}
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +58,7 @@ def client(push_server: LivefeedServer) -> Iterator[httpx.Client]:
         yield c
 
 
-def follow(client: httpx.Client, slug: str, browser: Browser, mode: str) -> str:
+def follow(client: httpx.Client, slug: str, browser: PushBrowser, mode: str) -> str:
     answer = client.post(f"/api/feeds/{slug}/push-subscriptions", json=browser.json(mode))
     assert answer.status_code == 201, answer.text
     sid: str = answer.json()["id"]
@@ -190,7 +93,10 @@ def test_followers_get_what_their_mode_says_decrypted_and_signed(
     follower; each message decrypts with the subscription's keys and carries a valid VAPID
     token, the event id as tag and Topic, the permalink, TTL and Urgency."""
     slug = make_feed(client)
-    keyed, every = Browser(push_service.url(f"/k/{slug}")), Browser(push_service.url(f"/a/{slug}"))
+    keyed, every = (
+        PushBrowser(push_service.url(f"/k/{slug}")),
+        PushBrowser(push_service.url(f"/a/{slug}")),
+    )
     follow(client, slug, keyed, "key_events")
     follow(client, slug, every, "all")
     update = publish(client, slug, "Traffic update", body="<p>Roads <b>are</b> clear.</p>")
@@ -228,7 +134,7 @@ def test_a_correction_that_makes_a_key_event_notifies_key_followers(
     """A correction marking a brief as a key event notifies key-event followers, once: a
     further correction of it does not."""
     slug = make_feed(client)
-    keyed = Browser(push_service.url(f"/c/{slug}"))
+    keyed = PushBrowser(push_service.url(f"/c/{slug}"))
     follow(client, slug, keyed, "key_events")
     brief = publish(client, slug, "Quiet start")
     patched = client.patch(
@@ -256,7 +162,7 @@ def test_an_endpoint_answering_410_is_removed(
 ) -> None:
     """A subscription whose push service answers 410 is deleted and counted as removed."""
     slug = make_feed(client)
-    gone = Browser(push_service.url(f"/gone/{slug}"))
+    gone = PushBrowser(push_service.url(f"/gone/{slug}"))
     follow(client, slug, gone, "key_events")
     rdb = redis.Redis.from_url(redis_server.url)
     try:
@@ -277,14 +183,14 @@ def test_an_endpoint_answering_410_is_removed(
 def test_unfollowing_by_id_stops_messages(client: httpx.Client, push_service: PushService) -> None:
     """DELETE with the id the POST gave removes the subscription (204, then 404)."""
     slug = make_feed(client)
-    browser = Browser(push_service.url(f"/u/{slug}"))
+    browser = PushBrowser(push_service.url(f"/u/{slug}"))
     sid = follow(client, slug, browser, "all")
     assert client.delete(f"/api/feeds/{slug}/push-subscriptions/{sid}").status_code == 204
     again = client.delete(f"/api/feeds/{slug}/push-subscriptions/{sid}")
     assert again.status_code == 404
     assert again.json()["error"]["code"] == "subscription_not_found"
     publish(client, slug, "Nobody hears", key_event=True)
-    witness = Browser(push_service.url(f"/w/{slug}"))
+    witness = PushBrowser(push_service.url(f"/w/{slug}"))
     follow(client, slug, witness, "all")
     publish(client, slug, "Witness", key_event=True)
     wait_until(lambda: push_service.got(f"/w/{slug}"), 30, "witness not served")
@@ -324,7 +230,7 @@ def test_bad_subscriptions_are_refused_and_change_nothing(
 ) -> None:
     """A subscription body that is not valid answers a 4xx JSON error and stores nothing."""
     slug = make_feed(client)
-    body = change(Browser("https://push.example.org/send/abc").json("all"))
+    body = change(PushBrowser("https://push.example.org/send/abc").json("all"))
     answer = client.post(f"/api/feeds/{slug}/push-subscriptions", json=body)
     assert answer.status_code == status, answer.text
     assert answer.json()["error"]["code"] == code
@@ -339,7 +245,7 @@ def test_a_subscription_to_an_unknown_feed_is_404(client: httpx.Client) -> None:
     """Following a feed that does not exist answers 404 feed_not_found."""
     answer = client.post(
         "/api/feeds/no-such-feed/push-subscriptions",
-        json=Browser("https://push.example.org/s").json("all"),
+        json=PushBrowser("https://push.example.org/s").json("all"),
     )
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "feed_not_found"
