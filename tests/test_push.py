@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from helpers import (
     PUSH_ENV,
+    ClusterSet,
     LivefeedServer,
     PushBrowser,
     PushService,
@@ -274,3 +275,22 @@ def test_the_service_worker_is_served_at_the_root(client: httpx.Client) -> None:
     assert answer.headers["cache-control"] == "no-cache"
     assert "script-src 'self'" in answer.headers["content-security-policy"]
     assert "notificationclick" in answer.text
+
+
+def test_a_key_event_reaches_its_follower_on_a_redis_cluster(
+    redis_cluster: ClusterSet, push_service: PushService
+) -> None:
+    """On a Redis Cluster the group on the feed's stream (its hash slot) serves a follower."""
+    server = LivefeedServer(redis_cluster.url, "push-c-" + os.urandom(4).hex(), **PUSH_ENV)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.base, timeout=10) as client:
+            slug = make_feed(client)
+            browser = PushBrowser(push_service.url(f"/cluster/{slug}"))
+            follow(client, slug, browser, "key_events")
+            brief = publish(client, slug, "Key on a cluster", key_event=True)
+            wait_until(lambda: push_service.got(f"/cluster/{slug}"), 30, "nothing on a cluster")
+        ((_, body),) = push_service.got(f"/cluster/{slug}")
+        assert browser.decrypt(body)["tag"] == brief["id"]
+    finally:
+        server.stop()
