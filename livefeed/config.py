@@ -135,6 +135,9 @@ class Settings:
     vapid_private_key: str = ""
     vapid_private_key_file: str = ""
     vapid_subject: str = ""
+    # The push services endpoints may be on (host names, each with its subdomains, comma
+    # separated); empty: any public host (the outbound guard still refuses private addresses).
+    push_hosts: str = ""
     push_ttl: int = 3600
     push_update_rate: float = 0.2
     push_update_burst: int = 5

@@ -465,6 +465,8 @@ class LivefeedServer:
         # Tests reach no site but their own: embeds are off unless a test turns them on and
         # points them at a Site (tests/test_embeds.py).
         env.update(LIVEFEED_EMBED_PROVIDERS="")
+        # Likewise push: subscriptions only to the suite's own push service (tests/test_push.py).
+        env.update(LIVEFEED_PUSH_HOSTS="127.0.0.1")
         env.update(self.env)
         args = [sys.executable, "-m", "livefeed", "serve", "--port", str(self.port)]
         if self.redis_url:

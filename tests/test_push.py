@@ -201,6 +201,7 @@ def test_unfollowing_by_id_stops_messages(client: httpx.Client, push_service: Pu
 @pytest.mark.parametrize(
     ("change", "status", "code"),
     [
+        (lambda b: b, 422, "invalid_field"),  # a host LIVEFEED_PUSH_HOSTS does not name
         (lambda b: {**b, "endpoint": "http://push.example.org/x"}, 422, "invalid_field"),
         (lambda b: {**b, "endpoint": "https://user:pw@push.example.org/x"}, 422, "invalid_field"),
         (lambda b: {**b, "endpoint": "https://p.example.org/" + "x" * 1100}, 422, "too_long"),
@@ -211,6 +212,7 @@ def test_unfollowing_by_id_stops_messages(client: httpx.Client, push_service: Pu
         (lambda b: [b], 400, "invalid_json"),
     ],
     ids=[
+        "other-host",
         "http",
         "userinfo",
         "long-endpoint",
@@ -246,7 +248,7 @@ def test_a_subscription_to_an_unknown_feed_is_404(client: httpx.Client) -> None:
     """Following a feed that does not exist answers 404 feed_not_found."""
     answer = client.post(
         "/api/feeds/no-such-feed/push-subscriptions",
-        json=PushBrowser("https://push.example.org/s").json("all"),
+        json=PushBrowser("http://127.0.0.1:9/s").json("all"),
     )
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "feed_not_found"

@@ -32,7 +32,8 @@ async def subscribe(request: Request) -> Response:
     await _limit(request)
     payload = await read_json(request, PUSH_BODY_MAX)
     new = decode(payload, NewSubscription)
-    subscription = checked(new, allow_loopback_http=settings.push_test_loopback)
+    hosts = frozenset(h.strip().lower() for h in settings.push_hosts.split(",") if h.strip())
+    subscription = checked(new, allow_loopback_http=settings.push_test_loopback, hosts=hosts)
     feed = await store.require_feed(feed_slug(request))
     push: PushStore = request.app.state.push
     sid = await push.subscribe(feed.slug, subscription)

@@ -111,11 +111,14 @@ def b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def checked(new: NewSubscription, *, allow_loopback_http: bool) -> Subscription:
+def checked(
+    new: NewSubscription, *, allow_loopback_http: bool, hosts: frozenset[str] = frozenset()
+) -> Subscription:
     """``new`` as stored, once its endpoint is an https URL (http to a loopback address only
-    when allowed: the test suite's own push service) and its keys are a P-256 point and a
-    16-byte secret; ValidationFailed ``invalid_field`` naming the field otherwise."""
-    _check_endpoint(new.endpoint, allow_loopback_http)
+    when allowed: the test suite's own push service) on one of ``hosts`` or their subdomains
+    (empty: any host), and its keys are a P-256 point and a 16-byte secret; ValidationFailed
+    ``invalid_field`` naming the field otherwise."""
+    host = _check_endpoint(new.endpoint, allow_loopback_http)
     try:
         p256dh = b64url_decode(new.keys.p256dh)
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), p256dh)
@@ -129,10 +132,12 @@ def checked(new: NewSubscription, *, allow_loopback_http: bool) -> Subscription:
         auth = b""
     if len(auth) != AUTH_BYTES:
         raise _bad("keys", f"keys.auth must be {AUTH_BYTES} bytes, base64url")
+    if hosts and not any(host == h or host.endswith("." + h) for h in hosts):
+        raise _bad("endpoint", "endpoint is not on a push service this site sends to")
     return Subscription(new.endpoint, b64url(p256dh), b64url(auth), new.mode)
 
 
-def _check_endpoint(endpoint: str, allow_loopback_http: bool) -> None:
+def _check_endpoint(endpoint: str, allow_loopback_http: bool) -> str:
     try:
         parts = urlsplit(endpoint)
         parts.port  # noqa: B018 - a bad port raises here
@@ -141,9 +146,9 @@ def _check_endpoint(endpoint: str, allow_loopback_http: bool) -> None:
     if not parts.hostname or parts.username is not None or parts.password is not None:
         raise _bad("endpoint", "endpoint must be an https URL with a host and no user")
     if parts.scheme == "https":
-        return
+        return parts.hostname.lower()
     if parts.scheme == "http" and allow_loopback_http and _loopback(parts.hostname):
-        return
+        return parts.hostname
     raise _bad("endpoint", "endpoint must be an https URL")
 
 
