@@ -124,6 +124,8 @@ def test_followers_get_what_their_mode_says_decrypted_and_signed(
         check_vapid(headers, public_key, audience)
         assert headers["Content-Encoding"] == "aes128gcm"
         assert headers["TTL"] == "3600"
+    tokens = {h["Authorization"] for h, _ in push_service.got(f"/a/{slug}") + keyed_got}
+    assert len(tokens) == 1, "a VAPID token is signed once per push service and reused"
     urgencies = [h["Urgency"] for h, _ in keyed_got]
     assert urgencies == ["normal", "high"]
     assert keyed_got[0][0]["Topic"] == key["id"].replace("-", "_")
