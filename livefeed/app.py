@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket
 from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
 from livefeed.http import days, drafts, edge, editing, embeds, feeds, media, openapi, story, tokens
+from livefeed.http import push as push_api
 from livefeed.http._helpers import authorize_token, json_response, lookup_token
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
@@ -40,11 +41,13 @@ from livefeed.model.ids import StreamId
 from livefeed.model.media import MEDIA_SIZES, rendition_path, srcset
 from livefeed.model.roles import Action
 from livefeed.newsroom import schedule
-from livefeed.pages import reference, syndication, views
+from livefeed.newsroom.push import Sender, Signers, check_subject
+from livefeed.pages import reference, syndication, views, worker
 from livefeed.storage.cluster import UNAVAILABLE, cluster_of
 from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
 from livefeed.storage.layout import HEARTBEAT_MS, announce, withdraw
 from livefeed.storage.presence import Presence
+from livefeed.storage.push import PushStore
 from livefeed.storage.ratelimit import SharedRateLimiter
 from livefeed.storage.store import Store
 from livefeed.storage.tail import BlockingReader, ClusterReader
@@ -68,6 +71,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     Each of ``jobs`` runs as a task from startup to shutdown, given the app's store.
     """
     _check_public_url(settings.public_url)
+    check_subject(settings.vapid_subject)
     check_url(settings.redis_url)
 
     @contextlib.asynccontextmanager
@@ -138,6 +142,10 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         tasks.append(
             asyncio.create_task(schedule.run(store, embeds.app_resolver(app.state, store)))
         )
+        app.state.push = PushStore(redis, store.keys)
+        app.state.push_signer = Signers(settings, app.state.push)
+        sender = Sender(store, app.state.push, app.state.push_signer, settings, node)
+        tasks.append(asyncio.create_task(sender.run(), name="push:sender"))
         try:
             yield
         finally:
@@ -209,6 +217,14 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/editor", views.editor_page),
         Route("/favicon.ico", views.favicon),
         Route("/favicon.svg", views.favicon),
+        Route("/sw.js", worker.service_worker),
+        Route("/api/push/key", push_api.push_key, methods=["GET"]),
+        Route("/api/feeds/{feed}/push-subscriptions", push_api.subscribe, methods=["POST"]),
+        Route(
+            "/api/feeds/{feed}/push-subscriptions/{subscription}",
+            push_api.unsubscribe,
+            methods=["DELETE"],
+        ),
         Route("/healthz", feeds.healthz),
         Route("/metrics", MetricsEndpoint(), methods=["GET"]),
         Route("/openapi.json", openapi.openapi_json),

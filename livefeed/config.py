@@ -129,6 +129,26 @@ class Settings:
     max_media_bytes: int = 20 * 1024 * 1024
     max_media_pixels: int = 50_000_000
     media_workers: int = 2
+    # Web push (livefeed.newsroom.push): the VAPID private key as PEM text, or a file holding
+    # it (neither: one made once and kept in Redis for every node); the contact push services
+    # see (mailto: or https:; empty: public_url if https, else mailto:webpush@localhost); how
+    # long a message waits for an offline browser (s); the cap on "every update"
+    # notifications per feed (a second, and burst); seconds before another process claims
+    # entries a sender left unhandled; how often feeds are polled (s); each send's time limit.
+    vapid_private_key: str = ""
+    vapid_private_key_file: str = ""
+    vapid_subject: str = ""
+    # The push services endpoints may be on (host names, each with its subdomains, comma
+    # separated); empty: any public host (the outbound guard still refuses private addresses).
+    push_hosts: str = ""
+    push_ttl: int = 3600
+    push_update_rate: float = 0.2
+    push_update_burst: int = 5
+    push_claim_idle: float = 60.0
+    push_poll_interval: float = 1.0
+    push_timeout: float = 10.0
+    # Test-only: push endpoints may be http on loopback (the test suite's own push service).
+    push_test_loopback: bool = False
 
     def media_root(self) -> Path:
         """The directory of uploaded media: ``media_dir``, else ``media`` under ``data_dir``."""

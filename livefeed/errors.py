@@ -7,7 +7,7 @@ LivefeedException                          root of every exception livefeed defi
 │   │                                      a token in the URL
 │   ├── Unauthorized          401          missing, wrong or revoked editor token
 │   ├── Forbidden             403          a valid token whose role may not do this
-│   ├── NotFound              404 / 4404   unknown feed, brief or path
+│   ├── NotFound              404 / 4404   unknown feed, brief, path or push subscription
 │   ├── MethodNotAllowed      405          a method the path does not take
 │   ├── RequestTimeout        408          request head or body too slow (livefeed.http.edge)
 │   ├── Conflict              409          feed already exists, coverage ended, busy (retry)

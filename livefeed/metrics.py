@@ -20,6 +20,9 @@ Metrics (all prefixed ``livefeed_``)::
     http_request_duration_seconds{method,route} histogram
     http_closed_by_edge_total{reason}        counter   connections livefeed.http.edge closed: idle,
                                                        head/body_timeout, too_many_connections
+    push_sent_total                          counter   web push messages a push service took (201)
+    push_failed_total                        counter   push messages not taken (error, timeout, 5xx)
+    push_removed_total                       counter   subscriptions dropped: endpoint said 404/410
 
 With ``serve --workers N`` every worker is a process. ``share_between_workers`` then turns on
 prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``): each worker writes its
@@ -142,6 +145,14 @@ for _reason in ("idle", "head_timeout", "body_timeout", "too_many_connections"):
 for _type in ("brief", "brief_updated", "brief_deleted", "pinned", "unpinned", "feed_updated"):
     EVENTS_PUBLISHED.labels(_type)
 
+PUSH_SENT = Counter("livefeed_push_sent", "Web push messages a push service accepted (201)")
+PUSH_FAILED = Counter(
+    "livefeed_push_failed",
+    "Web push messages not accepted: no answer, refused address, or a status but 201/404/410",
+)
+PUSH_REMOVED = Counter(
+    "livefeed_push_removed", "Push subscriptions removed because their endpoint answered 404/410"
+)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 

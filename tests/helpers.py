@@ -5,6 +5,7 @@ these from here, never from conftest or from one another."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import http.server
 import io
@@ -18,14 +19,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import http_ece
 import httpx
 import orjson
 import pytest
 import redis
 import websockets
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Browser, sync_playwright
 from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.asyncio.client import ClientConnection
@@ -460,6 +465,8 @@ class LivefeedServer:
         # Tests reach no site but their own: embeds are off unless a test turns them on and
         # points them at a Site (tests/test_embeds.py).
         env.update(LIVEFEED_EMBED_PROVIDERS="")
+        # Likewise push: subscriptions only to the suite's own push service (tests/test_push.py).
+        env.update(LIVEFEED_PUSH_HOSTS="127.0.0.1")
         env.update(self.env)
         args = [sys.executable, "-m", "livefeed", "serve", "--port", str(self.port)]
         if self.redis_url:
@@ -862,3 +869,109 @@ def app_routes() -> set[tuple[str, str]]:
         elif isinstance(route, Mount):
             found.add(("GET", route.path + "/{path}"))
     return found
+
+
+# --- web push (tests/test_push*.py) ----------------------------------------------------------
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass
+class PushBrowser:
+    """A subscription's private side, as a browser keeps it."""
+
+    endpoint: str
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
+    secret: bytes = field(default_factory=lambda: os.urandom(16))
+
+    def json(self, mode: str) -> dict[str, Any]:
+        point = self.key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return {
+            "endpoint": self.endpoint,
+            "expirationTime": None,
+            "mode": mode,
+            "keys": {"p256dh": b64(point), "auth": b64(self.secret)},
+        }
+
+    def decrypt(self, body: bytes) -> dict[str, Any]:
+        plain = http_ece.decrypt(
+            body, private_key=self.key, auth_secret=self.secret, version="aes128gcm"
+        )
+        message: dict[str, Any] = json.loads(plain)
+        return message
+
+
+class PushService:
+    """A push service on loopback: records each message by path; ``/gone/...`` answers 410.
+
+    ``hold_after``: once that many were taken, further requests wait until ``release`` (the
+    crash test kills the sender while they wait); those are not counted as delivered."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, list[tuple[dict[str, str], bytes]]] = {}
+        self.lock = threading.Lock()
+        self.hold_after: int | None = None
+        self.held = 0
+        self.release = threading.Event()
+        service = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with service.lock:
+                    taken = sum(len(v) for v in service.messages.values())
+                    hold = service.hold_after is not None and taken >= service.hold_after
+                    if hold:
+                        service.held += 1
+                if hold:
+                    service.release.wait(60)
+                    self._answer(201)
+                    return
+                if self.path.startswith("/gone/"):
+                    self._answer(410)
+                    return
+                with service.lock:
+                    service.messages.setdefault(self.path, []).append((dict(self.headers), body))
+                self._answer(201)
+
+            def _answer(self, status: int) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def got(self, path: str) -> list[tuple[dict[str, str], bytes]]:
+        with self.lock:
+            return list(self.messages.get(path, []))
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+PUSH_ENV = {
+    "LIVEFEED_PUSH_TEST_LOOPBACK": "1",
+    "LIVEFEED_PUSH_POLL_INTERVAL": "0.1",
+    "LIVEFEED_VAPID_SUBJECT": "mailto:desk@example.org",
+}

@@ -8,11 +8,11 @@ import orjson
 
 from helpers import publish
 from livefeed.http.openapi import openapi_document
-from livefeed.model.brief import Brief, BriefPatch, NewBrief
+from livefeed.model.brief import BRIEF_FIELDS, PUBLISH_ONLY, Brief, BriefPatch
 from livefeed.newsroom.transfer import export_line
 
 FIELDS = list(Brief.__struct_fields__)
-PLACED = [name for name in FIELDS if name not in NewBrief.__struct_fields__]
+PLACED = [name for name in FIELDS if name not in BRIEF_FIELDS]
 """What a stored brief has beyond what an editor sends: its id, times and version."""
 
 
@@ -38,9 +38,10 @@ def test_the_openapi_schemas_are_the_models_fields() -> None:
     schemas = openapi_document()["components"]["schemas"]
     assert list(schemas["Brief"]["properties"]) == FIELDS
     assert sorted(schemas["Brief"]["required"]) == sorted(FIELDS)
-    assert list(schemas["NewBrief"]["properties"]) == [n for n in FIELDS if n not in PLACED]
+    published = [n for n in FIELDS if n not in PLACED]
+    assert list(schemas["NewBrief"]["properties"]) == [*published, *sorted(PUBLISH_ONLY)]
     assert set(schemas["BriefPatch"]["properties"]) == {
-        *NewBrief.__struct_fields__,
+        *BRIEF_FIELDS,
         "version",
         "correction_note",
     }

@@ -38,6 +38,10 @@ ROUTES: dict[tuple[str, str], Action | None] = {
     ("GET", "/editor"): PUBLIC,
     ("GET", "/favicon.ico"): PUBLIC,
     ("GET", "/favicon.svg"): PUBLIC,
+    ("GET", "/sw.js"): PUBLIC,
+    ("GET", "/api/push/key"): PUBLIC,
+    ("POST", "/api/feeds/{feed}/push-subscriptions"): PUBLIC,
+    ("DELETE", "/api/feeds/{feed}/push-subscriptions/{subscription}"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
@@ -137,7 +141,7 @@ class Desk:
     def url(self, path: str) -> str:
         return path.format(
             feed=self.feed, brief=self.brief, date=self.date, name="nobody-" + uuid.uuid4().hex,
-            media="0" * 16, path="feed.css", draft="0" * 12,
+            media="0" * 16, path="feed.css", draft="0" * 12, subscription="0" * 64,
         )  # fmt: skip
 
     def state(self) -> tuple[Any, ...]:

@@ -278,6 +278,7 @@ async function send(kind) {
   setBusy(true);
   setMessage(page.composeMessage, publishing ? "Publishing…" : "Preparing the preview…");
   const body = { ...briefPayload(fields), ...media.payload(), embeds: embedRefs() };
+  if (publishing && page.composeForm.elements.notify?.checked) body.notify = true; // a breaking alert
   const draft = JSON.stringify([feed.slug, body]);
   if (publishing && view.publishKey?.draft !== draft) view.publishKey = { draft, key: newIntentKey() };
   try {

@@ -7,6 +7,7 @@ import { createConnection } from "./js/connection.js";
 import { highlight, insertInOrder, isNewer, itemIn, replaceBrief, showEmptyIfNothing } from "./js/list.js";
 import { createNewsroom } from "./js/newsroom.js";
 import { showLinkedBrief } from "./js/permalink.js";
+import { initFollow } from "./js/follow.js";
 import { initEmbeds } from "./js/embeds.js";
 import { dayKey, el, refreshTimes, renderBrief } from "./js/render.js";
 import { enableGalleries } from "./js/media.js";
@@ -321,6 +322,7 @@ function start() {
   showLinkedBrief(linked);
   window.addEventListener("hashchange", () => showLinkedBrief(linked));
   setInterval(refreshTimesIfNewDay, 60_000);
+  initFollow(document.getElementById("follow"), page.slug);
 
   connection = createConnection({
     slug: page.slug,

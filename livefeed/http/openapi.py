@@ -29,6 +29,7 @@ from livefeed.http.openapi_paths import (
     _token_paths,
     _websocket,
 )
+from livefeed.http.openapi_push import push_paths, push_schemas
 from livefeed.http.openapi_schema import (
     _BRIEF_404,
     _BRIEF_CODES,
@@ -275,6 +276,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
         )},
         **_media(),
         **desk_paths(),
+        **push_paths(),
         **_token_paths(),
     }  # fmt: skip
 
@@ -303,13 +305,14 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
                 "desk",
                 "archive",
                 "syndication",
+                "push",
                 "pages",
                 "service",
             )
         ],
         "paths": _paths(settings),
         "components": {
-            "schemas": {**_schemas(), **desk_schemas()},
+            "schemas": {**_schemas(), **desk_schemas(), **push_schemas()},
             "securitySchemes": {
                 "editorToken": {
                     "type": "http",

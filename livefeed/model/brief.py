@@ -58,6 +58,7 @@ class NewBrief(Struct, forbid_unknown_fields=True):
     embeds: EmbedRefs | None = None
     media: MediaItems[MediaRef] = ()
     gallery: Annotated[bool, _meta("show its images as a slideshow")] = False
+    notify: Annotated[bool, _meta("a breaking alert: push it to every follower (web push)")] = False
 
     def __post_init__(self) -> None:
         self.headline = collapsed_line(self.headline, "headline", HEADLINE_MAX, required=True)
@@ -69,7 +70,9 @@ class NewBrief(Struct, forbid_unknown_fields=True):
 
 
 BriefDraft = NewBrief
-BRIEF_FIELDS = frozenset(NewBrief.__struct_fields__)
+PUBLISH_ONLY = frozenset({"notify"})
+"""What a publish says about sending it, not part of the brief (nor of a correction)."""
+BRIEF_FIELDS = frozenset(NewBrief.__struct_fields__) - PUBLISH_ONLY
 
 
 class BriefPatch(Struct, forbid_unknown_fields=True):

@@ -46,7 +46,9 @@ async def publish(
     brief = brief_dict(draft, ID, AT, embeds=embeds)
     for _ in range(_ATTEMPTS):
         days = days_around(around, feed.timezone)
-        change = Append.publish(brief, editor, days, key_event=draft.key_event, intent=intent)
+        change = Append.publish(
+            brief, editor, days, key_event=draft.key_event, intent=intent, notify=draft.notify
+        )
         change = change if extend is None else extend(change)
         try:
             entry_id = await store.append(feed.slug, change)

@@ -15,6 +15,9 @@ reached; each redirect is checked the same way, at most ``MAX_REDIRECTS`` of the
 are kept or sent, no proxy or netrc from the environment is used, the whole fetch has
 ``Policy.timeout`` seconds and a body over ``Policy.max_bytes`` is refused. A failure to get an
 answer is ``FetchFailed`` (the caller says which embed it was).
+
+``post`` sends a body the same way (web push, livefeed.outbound.webpush) and follows no
+redirect: a 3xx is the answer.
 """
 
 from __future__ import annotations
@@ -83,7 +86,18 @@ async def fetch(url: str, policy: Policy, accept: str = "*/*") -> Fetched:
         raise FetchFailed(f"no answer from {_host(url)} within {policy.timeout:g} s") from None
 
 
-async def _fetch(url: str, policy: Policy, accept: str) -> Fetched:
+async def post(url: str, policy: Policy, body: bytes, headers: dict[str, str]) -> Fetched:
+    """POST ``body`` with ``headers`` to ``url`` under ``policy``; no redirect is followed."""
+    try:
+        async with asyncio.timeout(policy.timeout):
+            return await _fetch(url, policy, "*/*", ("POST", body, headers))
+    except TimeoutError:
+        raise FetchFailed(f"no answer from {_host(url)} within {policy.timeout:g} s") from None
+
+
+async def _fetch(
+    url: str, policy: Policy, accept: str, send: tuple[str, bytes, dict[str, str]] | None = None
+) -> Fetched:
     timeout = httpx.Timeout(policy.timeout)
     async with httpx.AsyncClient(
         verify=_tls(), timeout=timeout, follow_redirects=False, trust_env=False
@@ -100,13 +114,20 @@ async def _fetch(url: str, policy: Policy, accept: str) -> Fetched:
             named = f"[{host}]" if ":" in host else host
             host_header = named if parts.port is None else f"{named}:{parts.port}"
             headers = {"Host": host_header, "User-Agent": USER_AGENT, "Accept": accept}
+            method, content = "GET", b""
+            if send is not None:
+                method, content, extra = send
+                headers.update(extra)
             extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
             client.cookies.clear()
-            request = client.build_request("GET", target, headers=headers, extensions=extensions)
+            request = client.build_request(
+                method, target, headers=headers, content=content or None, extensions=extensions
+            )
             try:
                 response = await client.send(request, stream=True)
                 try:
-                    if response.status_code in _REDIRECTS and "location" in response.headers:
+                    redirect = response.status_code in _REDIRECTS and send is None
+                    if redirect and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
                     body = await _read(response, policy.max_bytes, host)

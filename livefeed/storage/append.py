@@ -63,6 +63,8 @@ class Append:
     result: Any = None
     keys: tuple[str, ...] = ()
     """More keys the script is given after its own (a published draft's: ``Keys.desk_keys``)."""
+    notify: bool = False
+    """A publish sent as a breaking alert: the event gets ``"notify": true`` (newsroom.push)."""
 
     @classmethod
     def publish(
@@ -74,6 +76,7 @@ class Append:
         key_event: bool,
         intent: Intent | None = None,
         at_ms: int | None = None,
+        notify: bool = False,
     ) -> Append:
         """A new brief, counted on whichever of ``days`` its time falls on (``Retry`` naming
         that time when none); refused once coverage has ended. ``at_ms`` replaces Redis's
@@ -82,7 +85,7 @@ class Append:
                                   "key_event": key_event}  # fmt: skip
         if at_ms is not None:
             params["at"] = at_ms
-        return cls("brief", "brief", brief, editor, params, intent, brief)
+        return cls("brief", "brief", brief, editor, params, intent, brief, notify=notify)
 
     @classmethod
     def correct(
@@ -184,7 +187,7 @@ class Append:
             }
         chunks, markers = template(self.body)
         head = b'{"' + self.body_name.encode() + b'":'
-        tail = b',"editor":' + orjson.dumps(self.editor) + b"}"
+        tail = b',"editor":' + orjson.dumps(self.editor) + (b',"notify":true' * self.notify) + b"}"
         return [orjson.dumps(header), markers, head, tail, str(len(chunks)), *chunks]
 
 

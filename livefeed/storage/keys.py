@@ -43,6 +43,13 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:demo-token                  string: the demo editor's token, shared by every --demo node
     P:demo-contributor-token      string: the demo contributor's token, likewise
     P:media:<id>                  string: an upload's MediaInfo as JSON (livefeed.storage.media)
+    P:vapid                       string: the deployment's VAPID private key (PEM), made once
+                                  (SET NX) unless a setting names one (livefeed.newsroom.push)
+    P:push-feeds                  set: slugs of the feeds with push subscriptions
+    P:feed:{<slug>}:push          hash: sha256 of an endpoint -> the subscription (JSON)
+    P:feed:{<slug>}:pushed:<id>   set: sha256es of the subscriptions event <id> was delivered
+                                  to; expires (the sender's record, skipped on resume)
+    P:feed:{<slug>}:events        (also) consumer group ``push``: the push sender's reads
     P:nodes                       sorted set: serving processes, scored by when their
                                   heartbeat runs out (ms); ``livefeed migrate`` refuses while
                                   one is current
@@ -164,6 +171,20 @@ class Keys:
     @property
     def demo_contributor_token(self) -> str:
         return f"{self.prefix}:demo-contributor-token"
+
+    @property
+    def vapid(self) -> str:
+        return f"{self.prefix}:vapid"
+
+    @property
+    def push_feeds(self) -> str:
+        return f"{self.prefix}:push-feeds"
+
+    def push(self, slug: str) -> str:
+        return f"{self.feed(slug)}:push"
+
+    def pushed(self, slug: str, event_id: str) -> str:
+        return f"{self.feed(slug)}:pushed:{event_id}"
 
     @property
     def nodes(self) -> str:
