@@ -68,6 +68,7 @@ ROUTES: dict[tuple[str, str], Action | None] = {
     ("PUT", "/api/feeds/{feed}/summary"): Action.PUBLISH,
     ("DELETE", "/api/feeds/{feed}/summary"): Action.PUBLISH,
     ("GET", "/api/feeds/{feed}/days"): PUBLIC,
+    ("GET", "/api/feeds/{feed}/since/{since}"): PUBLIC,
     ("GET", "/api/feeds/{feed}/days/{date}"): PUBLIC,
     ("GET", "/api/feeds/{feed}/drafts"): Action.READ_DESK,
     ("POST", "/api/feeds/{feed}/drafts"): Action.WRITE_DRAFT,

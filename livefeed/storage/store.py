@@ -446,6 +446,18 @@ class Store:
         rows = await self._cmd("XRANGE", self.keys.stream(slug), f"({after}", "+", "COUNT", count)
         return [entry_of(raw_id, fields) for raw_id, fields in rows or []]
 
+    async def since_window(
+        self, slug: str, after: StreamId, count: int
+    ) -> tuple[StreamId, list[Entry]]:
+        """The stream's last id and up to ``count`` entries after ``after``, in one transaction
+        (a returning reader's one read: ``newsroom/since.py``)."""
+        stream = self.keys.stream(slug)
+        last, rows = await batch(self.redis, [
+            ("GET", self.keys.last_id(slug)), ("XRANGE", stream, f"({after}", "+", "COUNT", count),
+        ], transaction=True)  # fmt: skip
+        position = ZERO_ID if last is None else StreamId.parse(_text(last))
+        return position, [entry_of(raw_id, fields) for raw_id, fields in rows or []]
+
     async def read_range(self, slug: str, low: str, high: str, count: int) -> list[Entry]:
         """XRANGE with Redis's own bound syntax (``(`` for exclusive), oldest first."""
         rows = await self._cmd("XRANGE", self.keys.stream(slug), low, high, "COUNT", count)
