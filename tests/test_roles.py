@@ -138,7 +138,7 @@ class Desk:
     def url(self, path: str) -> str:
         return path.format(
             feed=self.feed, brief=self.brief, date=self.date, name="nobody-" + uuid.uuid4().hex,
-            media="0" * 16, path="feed.css", draft="0" * 12,
+            media="0" * 16, path="feed.css", draft="0" * 12, since=self.brief,
         )  # fmt: skip
 
     def state(self) -> tuple[Any, ...]:
