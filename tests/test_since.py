@@ -100,7 +100,8 @@ def test_since_counts_only_public_corrections_and_retractions_of_briefs_read(
 def test_since_the_last_event_or_a_later_moment_reports_nothing(
     http: httpx.Client, feed: str
 ) -> None:
-    """At the feed's last event, or at a millisecond after it and before now, nothing happened."""
+    """At the feed's last event, or at a millisecond after it and before now, nothing happened;
+    once something does, asking again says so (a kept answer never outlives its stream)."""
     publish(http, feed, "Only")
     last = last_event_id(http, feed)
     later = str(int(last.split("-")[0]) + 1)
@@ -108,6 +109,8 @@ def test_since_the_last_event_or_a_later_moment_reports_nothing(
         report = since(http, feed, visit)
         assert report["too_much"] is False and report["new_briefs"] == 0, visit
         assert report["key_events"] == report["corrections"] == report["retractions"] == []
+    publish(http, feed, "Next")
+    assert since(http, feed, last)["new_briefs"] == 1
 
 
 def test_since_beyond_the_cap_is_too_much(

@@ -16,7 +16,7 @@ from livefeed.http._helpers import feed_slug, json_response, state
 from livefeed.http.openapi_schema import STREAM_ID, _errors, _json, _op, _param, _ref, _string
 from livefeed.limits import SINCE_MAX_EVENTS
 from livefeed.model.since import SinceBrief, SinceCorrection, SinceLinks, SinceReport
-from livefeed.newsroom.since import since_report
+from livefeed.newsroom.since import SinceCache, since_report
 
 SINCE_MODELS: tuple[type[msgspec.Struct], ...] = (
     SinceReport, SinceBrief, SinceCorrection, SinceLinks,
@@ -27,7 +27,10 @@ CACHE_SECONDS = 5
 async def get_since(request: Request) -> Response:
     """The ``SinceReport`` after the path's id."""
     store, _ = state(request)
-    report = await since_report(store, feed_slug(request), request.path_params["since"])
+    cache = getattr(request.app.state, "since_cache", None)
+    if cache is None:  # one per process, made on first use
+        cache = request.app.state.since_cache = SinceCache()
+    report = await since_report(store, feed_slug(request), request.path_params["since"], cache)
     return json_response(report, headers={"Cache-Control": f"public, max-age={CACHE_SECONDS}"})
 
 

@@ -4,11 +4,18 @@
 COUNT of ``SINCE_MAX_EVENTS`` + 1, and the last id, in one transaction) and ``fold_since``, pure,
 makes a ``SinceReport`` of it. "Something you read" is a brief whose id is at or before
 ``since``. The answer depends only on Redis, so every node gives the same one.
+
+A return storm (an alert sends every follower to the feed within a minute) asks about few
+distinct ids: a reader's remembered id is always an event id, the one it saw last. So each
+process keeps answers by (feed, id, stream mark) in a ``SinceCache``, each folded once however
+many readers ask for it at the same time; the stream mark (last id and length, one cheap read
+per request) changes with every append, XDEL or XTRIM, so a kept answer is never stale.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from livefeed.errors import BadRequest
@@ -20,6 +27,35 @@ from livefeed.storage.store import Store
 
 CLOCK_SLACK_MS = 5_000
 """How far ahead of Redis's clock an id may be before it is refused as from the future."""
+_Key = tuple[str, StreamId, StreamId, int]
+
+
+class SinceCache:
+    """Answers by (feed, since, last id, stream length), at most ``size``, the oldest dropped
+    first; readers asking for one being built wait for it."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._answers: dict[_Key, asyncio.Future[SinceReport]] = {}
+
+    async def get(self, key: _Key, build: Callable[[], Awaitable[SinceReport]]) -> SinceReport:
+        kept = self._answers.get(key)
+        if kept is not None:
+            return await asyncio.shield(kept)
+        future: asyncio.Future[SinceReport] = asyncio.get_running_loop().create_future()
+        self._answers[key] = future
+        while len(self._answers) > self._size:
+            del self._answers[next(iter(self._answers))]
+        try:
+            report = await build()
+        except BaseException as exc:
+            if self._answers.get(key) is future:
+                del self._answers[key]
+            future.set_exception(exc)
+            future.exception()  # waiters get it; nobody else needs to be told
+            raise
+        future.set_result(report)
+        return report
 
 
 def links(slug: str) -> SinceLinks:
@@ -87,16 +123,26 @@ def fold_since(
     )
 
 
-async def since_report(store: Store, slug: str, raw_since: str) -> SinceReport:
+async def since_report(
+    store: Store, slug: str, raw_since: str, cache: SinceCache | None = None
+) -> SinceReport:
     """``raw_since`` checked (400 ``bad_since``; ``since_in_future`` past Redis's clock), the
-    feed found (404), the stream after it read once and folded."""
+    feed found (404), the stream after it read once and folded (or the answer ``cache`` keeps
+    for this stream mark)."""
     since = StreamId.parse(raw_since, name="since")
     feed = await store.cached_feed(slug)
     if since.ms > await store.now_ms() + CLOCK_SLACK_MS:
         raise BadRequest("since is later than now: send the id of an event you saw",
                          code="since_in_future")  # fmt: skip
-    last_id, entries = await store.since_window(feed.slug, since, SINCE_MAX_EVENTS + 1)
-    return fold_since(feed.slug, since, entries, last_id, SINCE_MAX_EVENTS)
+
+    async def build() -> SinceReport:
+        last_id, entries = await store.since_window(feed.slug, since, SINCE_MAX_EVENTS + 1)
+        return fold_since(feed.slug, since, entries, last_id, SINCE_MAX_EVENTS)
+
+    if cache is None:
+        return await build()
+    last_id, length = await store.stream_mark(feed.slug)
+    return await cache.get((feed.slug, since, last_id, length), build)
 
 
 def _too_much(slug: str, since: StreamId, last: StreamId) -> SinceReport:
