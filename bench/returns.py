@@ -1,17 +1,18 @@
 """A return storm: thousands of returning readers ask ``GET /api/feeds/{feed}/since/{id}`` at once.
 
-    .venv/bin/python bench/returns.py               # 5,000 returns, 64 connections (~1 min)
+    .venv/bin/python bench/returns.py               # 5,000 returns, 64 connections (a few minutes)
     .venv/bin/python bench/returns.py --returns 20000 --connections 128
 
 What happens after a push alert: every reader who follows the feed opens it within the minute,
 and each page asks what it missed since its own last event. This starts its own redis-server
 (AOF, ``appendfsync always``) and ``livefeed serve`` on loopback, gives one feed a history
 (briefs, key events, corrections of older briefs, summary updates), then sends ``--returns``
-since-requests, each from a different last visit among the latest ``--window`` events (so each
-folds 1 to ``--window`` events), over ``--connections`` keep-alive connections. The **peer**,
-in the same run against the same server: as many ``GET /api/feeds/{feed}/briefs`` (the latest
-20, what a page's "load" costs through the API). For each: requests a second, latency p50 and
-p99, server CPU per request, and any answer that is not a 200.
+since-requests, each from a last visit among the latest ``--window`` events (so each folds 1 to
+``--window`` events), over ``--connections`` keep-alive connections; then as many again, each
+from a different moment (between those events), which no answer kept in the process serves.
+The **peer**, in the same run against the same server: as many ``GET /api/feeds/{feed}/briefs``
+(the latest 20, what a page's "load" costs through the API). For each: requests a second,
+latency p50 and p99, server CPU per request, and any answer that is not a 200.
 
 Every loop is bounded by count and each phase by ``--phase-timeout``; it asserts nothing and
 prints numbers (and JSON with ``--json``). Only processes it started are stopped, by PID.
@@ -147,11 +148,17 @@ def main() -> None:
             slug = "returns"
             livefeed.create_feed(slug)
             visits = seed(livefeed, slug, args.history, args.window)[:-1]  # the last: nothing new
-            since = [f"/api/feeds/{slug}/since/{rng.choice(visits)}" for _ in range(args.returns)]
+            chosen = [rng.choice(visits).split("-") for _ in range(args.returns)]
+            since = [f"/api/feeds/{slug}/since/{ms}-{seq}" for ms, seq in chosen]
+            # Each a different id (a moment just after a visit, before the next event): every
+            # request folds its range, none is answered from the cache.
+            cold = [f"/api/feeds/{slug}/since/{ms}-{int(seq) + 1 + n}"
+                    for n, (ms, seq) in enumerate(chosen)]  # fmt: skip
             sample = httpx.get(livefeed.base + since[0], timeout=10).json()
             watch = Watch()
             results = {
                 "since": measure(livefeed, since, args),
+                "uncached": measure(livefeed, cold, args),
                 "briefs": measure(livefeed, [f"/api/feeds/{slug}/briefs"] * args.returns, args),
             }
             results["machine"] = watch.stop()
@@ -163,9 +170,9 @@ def main() -> None:
     print(f"{args.returns} returns over {args.connections} connections; each since folds 1 to "
           f"{args.window} events (a sample: {sample['new_briefs']} new briefs, {keys} key events, "
           f"{fixes} corrections)")  # fmt: skip
-    for name in ("since", "briefs"):
+    for name in ("since", "uncached", "briefs"):
         r = results[name]
-        print(f"  {name:7} {r['per_second']:8,.0f}/s  p50 {r['p50_ms']:6.1f} ms  p99 "
+        print(f"  {name:8} {r['per_second']:8,.0f}/s  p50 {r['p50_ms']:6.1f} ms  p99 "
               f"{r['p99_ms']:6.1f} ms  server CPU {r['server_cpu_ms_per_request']:.2f} ms/request"
               f"  failures {r['failures'] or 0}")  # fmt: skip
     ratio = results["since"]["per_second"] / results["briefs"]["per_second"]

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+
+import msgspec
 
 from livefeed.errors import BadRequest
 from livefeed.limits import SINCE_MAX_EVENTS
@@ -82,19 +83,19 @@ def fold_since(
     retracted: list[str] = []
     lead = summary = ended = False
     for entry in entries:
-        data = entry.payload()
         kind = entry.type
-        if kind in ("brief", "brief_updated"):
-            brief: dict[str, Any] = data.get("brief") or {}
-            brief_id = str(brief.get("id", ""))
-            if _after(brief_id, since):
-                published[brief_id] = str(brief.get("headline", ""))
-                (key.add if brief.get("key_event") else key.discard)(brief_id)
-            elif kind == "brief_updated" and _public_correction(brief, entry.id):
-                note = str(brief["correction"].get("note", ""))
-                corrected[brief_id] = SinceCorrection(brief_id, str(brief.get("headline")), note)
+        if kind == "brief" or kind == "brief_updated":
+            brief = _decode(entry.data).brief or _NO_BRIEF
+            if kind == "brief" or _after(brief.id, since):  # a new brief's id is its event's
+                published[brief.id] = brief.headline
+                (key.add if brief.key_event else key.discard)(brief.id)
+            elif brief.correction is not None and brief.correction.at == iso_ms(entry.id.ms):
+                # this event made the brief's latest public correction; a silent fix keeps an
+                # older one, or none
+                fix = SinceCorrection(brief.id, brief.headline, brief.correction.note)
+                corrected[brief.id] = fix
         elif kind == "brief_deleted":
-            brief_id = str(data.get("brief_id", ""))
+            brief_id = _decode(entry.data).brief_id
             if _after(brief_id, since):
                 published.pop(brief_id, None)
                 key.discard(brief_id)
@@ -106,7 +107,7 @@ def fold_since(
         elif kind in ("summary_updated", "summary_cleared"):
             summary = True
         elif kind == "feed_updated":
-            ended = (data.get("feed") or {}).get("status") == "ended"
+            ended = (_decode(entry.data).feed or _NO_FEED).status == "ended"
     return SinceReport(
         since=str(since),
         since_at=iso_ms(since.ms),
@@ -169,8 +170,29 @@ def _after(brief_id: str, since: StreamId) -> bool:
         return False
 
 
-def _public_correction(brief: dict[str, Any], at: StreamId) -> bool:
-    """Whether this event made the brief's latest public correction (one with a note): its
-    ``correction.at`` is the event's own time; a silent fix keeps an older one, or none."""
-    correction = brief.get("correction")
-    return isinstance(correction, dict) and correction.get("at") == iso_ms(at.ms)
+class _Correction(msgspec.Struct):
+    note: str = ""
+    at: str = ""
+
+
+class _Brief(msgspec.Struct):
+    id: str = ""
+    headline: str = ""
+    key_event: bool = False
+    correction: _Correction | None = None
+
+
+class _Feed(msgspec.Struct):
+    status: str = ""
+
+
+class _Payload(msgspec.Struct):
+    """The fields of a stored event the fold reads; the rest (bodies, media) is skipped."""
+
+    brief: _Brief | None = None
+    brief_id: str = ""
+    feed: _Feed | None = None
+
+
+_NO_BRIEF, _NO_FEED = _Brief(), _Feed()
+_decode = msgspec.json.Decoder(_Payload).decode
