@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -166,3 +167,23 @@ def test_since_bad_ids_are_400_and_unknown_feeds_404(http: httpx.Client, feed: s
         response = http.get(path)
         assert response.status_code == status, (path, response.text)
         assert response.json()["error"]["code"] == code, path
+
+
+def test_since_gives_every_node_the_same_answer(
+    http: httpx.Client, feed: str, server: LivefeedServer, tmp_path: Path
+) -> None:
+    """A second node on the same Redis answers byte for byte as the first, whether the first
+    answers from what it keeps or not."""
+    read = publish(http, feed, "Read")
+    visit = last_event_id(http, feed)
+    publish(http, feed, "Key", key_event=True)
+    correct(http, feed, read["id"], headline="Read, fixed", correction_note="Fixed")
+    path = f"/api/feeds/{feed}/since/{visit}"
+    other = LivefeedServer(server.redis_url, server.prefix)
+    other.start(log_dir=tmp_path)
+    try:
+        with httpx.Client(base_url=other.base, timeout=10) as second:
+            answers = {http.get(path).content, http.get(path).content, second.get(path).content}
+    finally:
+        other.stop()
+    assert len(answers) == 1 and b'"corrections":[{' in answers.pop()
