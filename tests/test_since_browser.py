@@ -118,3 +118,25 @@ def test_a_first_visit_has_no_line_and_a_permalink_visit_or_since_parameter_has_
         expect(shared.locator("#since-line")).to_have_text(
             re.compile(AT + "1 key event, 1 update$")
         )
+
+
+def test_a_tab_back_online_after_a_long_gap_shows_what_happened_meanwhile(
+    browser: Browser, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """A tab that was offline for over 15 minutes (its clock moved on: Playwright's fake clock)
+    shows the line for what was published meanwhile once it is live again."""
+    slug = make_feed(http)
+    publish(http, slug, "Before the gap")
+    with reader(browser) as context:
+        page = context.new_page()
+        page.clock.install()
+        page.goto(f"{server.base}/feeds/{slug}")
+        expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=10_000)
+        context.set_offline(True)
+        expect(page.locator("#conn-status")).to_have_attribute("data-state", "offline")
+        publish(http, slug, "During the gap", key_event=True)
+        page.clock.fast_forward("16:00")
+        context.set_offline(False)
+        expect(page.locator("#since-line")).to_have_text(
+            re.compile(AT + "1 key event, 1 update$"), timeout=15_000
+        )
