@@ -1,5 +1,5 @@
-// "Since you were last here": the page remembers, per feed, the last event id it saw (in
-// localStorage: nothing goes to the server but the id, no cookie). On a return visit (or after
+// "Since you were last here": the page remembers, per feed, the last event id it showed while
+// visible (in localStorage: nothing goes to the server but the id, no cookie). On a return visit (or after
 // a long gap with the tab hidden or the socket down) it asks GET /api/feeds/{feed}/since/{id}
 // and shows one line above the feed, each part a link, and marks the briefs published since as
 // new until each has been in view for a moment. `?since=<id>` in the address stands in for the
@@ -41,9 +41,18 @@ function previousId(slug) {
  * visit are marked; `currentId` the position the page was rendered at.
  */
 export function createSince({ slug, timeZone, feed, list, currentId }) {
-  const state = { visit: "", seen: "", hiddenAt: 0, hiddenId: "", downAt: 0, downId: "", asked: 0 };
+  const state = { visit: "", seen: "", received: "", hiddenAt: 0, hiddenId: "", downAt: 0, downId: "",
+    asked: 0, askedId: "", askedAt: 0 };
   const timers = new Map(); // brief <li> -> its "seen" timer
-  const watcher = "IntersectionObserver" in window ? new IntersectionObserver(onView, { threshold: 0.5 }) : null;
+  const watcher = "IntersectionObserver" in window
+    ? new IntersectionObserver(onView, { threshold: [0, 0.25, 0.5, 0.75, 1] }) : null;
+
+  /** An event the page got; it counts as seen only while the page is visible. */
+  function note(id) {
+    if (!STREAM_ID.test(id ?? "")) return;
+    if (!state.received || compareIds(id, state.received) > 0) state.received = id;
+    if (document.visibilityState === "visible") remember(state.received);
+  }
 
   function remember(id) {
     if (!STREAM_ID.test(id ?? "") || (state.seen && compareIds(id, state.seen) <= 0)) return;
@@ -57,6 +66,9 @@ export function createSince({ slug, timeZone, feed, list, currentId }) {
 
   /** Ask what happened after `id` and show it; a later ask replaces an earlier one's line. */
   async function report(id) {
+    // Two signs of one return (the tab shown, the socket live again): keep the wider answer.
+    if (Date.now() - state.askedAt < 60_000 && compareIds(id, state.askedId) > 0) return;
+    Object.assign(state, { askedId: id, askedAt: Date.now() });
     const asked = ++state.asked;
     let answer;
     try {
@@ -135,10 +147,12 @@ export function createSince({ slug, timeZone, feed, list, currentId }) {
   }
 
   function onView(entries) {
-    for (const { target, isIntersecting } of entries) {
+    for (const { target, intersectionRatio, intersectionRect } of entries) {
       clearTimeout(timers.get(target));
       timers.delete(target);
-      if (isIntersecting && document.visibilityState === "visible") {
+      // Mostly in view, or (a tall brief) filling half the window.
+      const inView = intersectionRatio >= 0.5 || intersectionRect.height >= window.innerHeight / 2;
+      if (inView && document.visibilityState === "visible") {
         timers.set(target, setTimeout(() => { timers.delete(target); unmark(target); }, SEEN_AFTER_MS));
       }
     }
@@ -154,24 +168,24 @@ export function createSince({ slug, timeZone, feed, list, currentId }) {
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden") {
       Object.assign(state, { hiddenAt: Date.now(), hiddenId: state.seen });
-    } else if (state.hiddenAt && Date.now() - state.hiddenAt > LONG_GAP_MS && state.hiddenId) {
-      report(state.hiddenId);
+      return;
     }
+    if (state.hiddenAt && Date.now() - state.hiddenAt > LONG_GAP_MS && state.hiddenId) report(state.hiddenId);
+    remember(state.received); // what arrived while hidden is on the page now
   });
 
   return {
     /** On load: the line for the previous visit, if it was before what the page shows. */
     start() {
       const previous = previousId(slug);
-      remember(currentId);
+      note(currentId);
       if (previous && compareIds(previous, currentId) < 0) report(previous);
     },
-    remember,
     /** The handlers, each also remembering its frame's event id once handled. */
     track(handlers) {
       return Object.fromEntries(Object.entries(handlers).map(([type, handle]) => [type, (frame) => {
         handle(frame);
-        if (frame?.event_id) remember(frame.event_id);
+        if (frame?.event_id) note(frame.event_id);
       }]));
     },
     /** The connection's status: live again after a long time down, say what happened. */
@@ -179,7 +193,7 @@ export function createSince({ slug, timeZone, feed, list, currentId }) {
       if (status === "live") {
         if (state.downAt && Date.now() - state.downAt > LONG_GAP_MS && state.downId) report(state.downId);
         state.downAt = 0;
-        remember(lastId);
+        note(lastId);
       } else if (!state.downAt && status !== "connecting") {
         Object.assign(state, { downAt: Date.now(), downId: state.seen });
       }
