@@ -98,6 +98,25 @@ def test_since_counts_only_public_corrections_and_retractions_of_briefs_read(
     assert not (report["lead_updated"] or report["summary_updated"] or report["ended"])
 
 
+def test_since_reports_coverage_ended_only_when_it_ended_after_the_visit(
+    http: httpx.Client, feed: str
+) -> None:
+    """Retitling a feed that had ended before the visit is not "coverage ended"; ending it
+    again after reopening is."""
+
+    def patch(**fields: str) -> None:
+        response = http.patch(f"/api/feeds/{feed}", json=fields, headers=auth())
+        assert response.status_code == 200, response.text
+
+    patch(status="ended")
+    visit = last_event_id(http, feed)
+    patch(title="Renamed after the end")
+    assert since(http, feed, visit)["ended"] is False
+    patch(status="live")
+    patch(status="ended")
+    assert since(http, feed, visit)["ended"] is True
+
+
 def test_since_the_last_event_or_a_later_moment_reports_nothing(
     http: httpx.Client, feed: str
 ) -> None:

@@ -106,8 +106,10 @@ def fold_since(
             lead = True
         elif kind in ("summary_updated", "summary_cleared"):
             summary = True
-        elif kind == "feed_updated":
-            ended = (_decode(entry.data).feed or _NO_FEED).status == "ended"
+        elif kind == "feed_updated":  # ended by this event (ended_at is its time), or reopened
+            feed = _decode(entry.data).feed or _NO_FEED
+            if feed.status != "ended" or feed.ended_at == iso_ms(entry.id.ms):
+                ended = feed.status == "ended"
     return SinceReport(
         since=str(since),
         since_at=iso_ms(since.ms),
@@ -184,6 +186,7 @@ class _Brief(msgspec.Struct):
 
 class _Feed(msgspec.Struct):
     status: str = ""
+    ended_at: str | None = None
 
 
 class _Payload(msgspec.Struct):
