@@ -31,6 +31,7 @@ from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavai
 from livefeed.http import days, drafts, edge, editing, embeds, feeds, media, openapi, story, tokens
 from livefeed.http import push as push_api
 from livefeed.http._helpers import authorize_token, json_response, lookup_token
+from livefeed.http.since import get_since
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
 from livefeed.logs import RequestId
 from livefeed.media.files import MediaFiles
@@ -255,6 +256,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds/{feed}/summary", story.put_summary, methods=["PUT"]),
         Route("/api/feeds/{feed}/summary", story.delete_summary, methods=["DELETE"]),
         Route("/api/feeds/{feed}/days", days.list_days, methods=["GET"]),
+        Route("/api/feeds/{feed}/since/{since}", get_since, methods=["GET"]),
         Route("/api/feeds/{feed}/drafts", drafts.list_drafts, methods=["GET"]),
         Route("/api/feeds/{feed}/drafts", drafts.create_draft, methods=["POST"]),
         Route("/api/feeds/{feed}/drafts/{draft}", drafts.get_draft, methods=["GET"]),

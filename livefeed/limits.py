@@ -143,3 +143,8 @@ class RecentlyValid:
         self._until[digest] = self._clock() + self._ttl
         while len(self._until) > self._size:
             del self._until[next(iter(self._until))]
+
+
+SINCE_MAX_EVENTS = 2000
+"""The most stream events ``GET /api/feeds/{feed}/since/{id}`` folds: one XRANGE of at most this
+many (plus one, to know there are more). Beyond it the answer is ``too_much``."""

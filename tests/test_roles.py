@@ -72,6 +72,7 @@ ROUTES: dict[tuple[str, str], Action | None] = {
     ("PUT", "/api/feeds/{feed}/summary"): Action.PUBLISH,
     ("DELETE", "/api/feeds/{feed}/summary"): Action.PUBLISH,
     ("GET", "/api/feeds/{feed}/days"): PUBLIC,
+    ("GET", "/api/feeds/{feed}/since/{since}"): PUBLIC,
     ("GET", "/api/feeds/{feed}/days/{date}"): PUBLIC,
     ("GET", "/api/feeds/{feed}/drafts"): Action.READ_DESK,
     ("POST", "/api/feeds/{feed}/drafts"): Action.WRITE_DRAFT,
@@ -142,6 +143,7 @@ class Desk:
         return path.format(
             feed=self.feed, brief=self.brief, date=self.date, name="nobody-" + uuid.uuid4().hex,
             media="0" * 16, path="feed.css", draft="0" * 12, subscription="0" * 64,
+            since=self.brief,
         )  # fmt: skip
 
     def state(self) -> tuple[Any, ...]:

@@ -154,8 +154,9 @@ def _printed_token(server: LivefeedServer) -> str:
 
 def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, Path]) -> None:
     """The demo starts with a pinned lead, key events, a correction and a retraction, at
-    spread-out times, with no headline twice; a lead story, a summary and a description; and
-    pictures: the lead story's photo and a gallery."""
+    spread-out times, with no headline twice; a lead story, a summary and a description;
+    pictures: the lead story's photo and a gallery; and a return from before the newest brief
+    has a correction and a retraction of briefs read, the lead and the summary to report."""
     server, _ = demo
     feed = httpx.get(f"{server.base}/api/feeds/demo", timeout=10).json()
     assert feed["pinned"] is not None and feed["description"]
@@ -167,6 +168,9 @@ def test_the_demo_shows_everything_a_reader_can_see(demo: tuple[LivefeedServer, 
     assert any(b["key_event"] for b in recent)
     assert any(b["version"] > 1 and b["correction"] for b in recent), "a correction with a note"
     assert len({b["published_at"][:16] for b in recent}) >= 5, "times are spread out"
+    since = httpx.get(f"{server.base}/api/feeds/demo/since/{recent[1]['id']}", timeout=10).json()
+    assert since["new_briefs"] >= 1 and since["corrections"] and since["retractions"], since
+    assert since["lead_updated"] and since["summary_updated"], since
     headlines = [b["headline"] for b in briefs["briefs"]]
     assert len(headlines) == len(set(headlines))
     pictured = [b for b in recent if b["media"]]  # drawn by livefeed.ops.demo_media

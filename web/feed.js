@@ -12,6 +12,7 @@ import { initEmbeds } from "./js/embeds.js";
 import { dayKey, el, refreshTimes, renderBrief } from "./js/render.js";
 import { enableGalleries } from "./js/media.js";
 import { createStory } from "./js/story.js";
+import { createSince } from "./js/since.js";
 
 const NEAR_TOP_PX = 80;
 const ANNOUNCE_DELAY_MS = 1000;
@@ -324,13 +325,16 @@ function start() {
   setInterval(refreshTimesIfNewDay, 60_000);
   initFollow(document.getElementById("follow"), page.slug);
 
+  const since = createSince({ slug: page.slug, timeZone: page.timeZone, feed, list: page.list,
+    currentId: feed.dataset.lastEventId || "0-0" });
   connection = createConnection({
     slug: page.slug,
     lastEventId: feed.dataset.lastEventId || "0-0",
-    handlers,
+    handlers: since.track(handlers),
     onReload: showReloadNotice,
-    onStatus: setStatus,
+    onStatus: (state, ...text) => { setStatus(state, ...text); since.onStatus(state, connection?.lastEventId()); },
   });
+  since.start();
 
   page.newUpdates.addEventListener("click", showNewUpdates);
   document.getElementById("load-older")?.addEventListener("click", loadOlder);

@@ -48,6 +48,7 @@ from livefeed.http.openapi_schema import (
     _schemas,
     _string,
 )
+from livefeed.http.since import since_paths, since_schemas
 from livefeed.model.roles import Action
 
 # --- the paths ------------------------------------------------------------------------------
@@ -277,6 +278,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
         **_media(),
         **desk_paths(),
         **push_paths(),
+        **since_paths(),
         **_token_paths(),
     }  # fmt: skip
 
@@ -312,7 +314,7 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
         ],
         "paths": _paths(settings),
         "components": {
-            "schemas": {**_schemas(), **desk_schemas(), **push_schemas()},
+            "schemas": {**_schemas(), **desk_schemas(), **push_schemas(), **since_schemas()},
             "securitySchemes": {
                 "editorToken": {
                     "type": "http",

@@ -327,7 +327,9 @@ async def _update_summary(store: Store, feed: Feed, rng: random.Random) -> None:
 
 
 async def _correct_latest(store: Store, feed: Feed, rng: random.Random) -> None:
-    briefs, _ = await store.latest_briefs(feed.slug, 5)
-    fresh = [b for b in briefs if b.version == 1]
+    """Correct one of the latest briefs but the newest three: most often one a reader who
+    left a few minutes ago had read ("since you were last here" reports it)."""
+    briefs, _ = await store.latest_briefs(feed.slug, 10)
+    fresh = [b for b in briefs[3:] if b.version == 1]
     if fresh:
         await _correct(store, feed, StreamId.parse(rng.choice(fresh).id))

@@ -446,6 +446,26 @@ class Store:
         rows = await self._cmd("XRANGE", self.keys.stream(slug), f"({after}", "+", "COUNT", count)
         return [entry_of(raw_id, fields) for raw_id, fields in rows or []]
 
+    async def stream_mark(self, slug: str) -> tuple[StreamId, int]:
+        """The ``last-id`` key and the stream's length, in one transaction: any append, XDEL
+        or XTRIM changes one of them (what ``newsroom.since.SinceCache`` keys answers by)."""
+        last, length = await batch(self.redis, [
+            ("GET", self.keys.last_id(slug)), ("XLEN", self.keys.stream(slug)),
+        ], transaction=True)  # fmt: skip
+        return (ZERO_ID if last is None else StreamId.parse(_text(last))), int(length)
+
+    async def since_window(
+        self, slug: str, after: StreamId, count: int
+    ) -> tuple[StreamId, list[Entry]]:
+        """The stream's last id and up to ``count`` entries after ``after``, in one transaction
+        (a returning reader's one read: ``newsroom/since.py``)."""
+        stream = self.keys.stream(slug)
+        last, rows = await batch(self.redis, [
+            ("GET", self.keys.last_id(slug)), ("XRANGE", stream, f"({after}", "+", "COUNT", count),
+        ], transaction=True)  # fmt: skip
+        position = ZERO_ID if last is None else StreamId.parse(_text(last))
+        return position, [entry_of(raw_id, fields) for raw_id, fields in rows or []]
+
     async def read_range(self, slug: str, low: str, high: str, count: int) -> list[Entry]:
         """XRANGE with Redis's own bound syntax (``(`` for exclusive), oldest first."""
         rows = await self._cmd("XRANGE", self.keys.stream(slug), low, high, "COUNT", count)
