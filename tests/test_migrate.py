@@ -49,9 +49,12 @@ def old_deployment(redis_server: RedisProcess, tmp_path: Path) -> Iterator[tuple
     client = redis.Redis(port=redis_server.port)
     try:
         for slug in slugs:
+            topics = (Keys(prefix).tag_index(slug), Keys(prefix).tags_of(slug))
+            client.delete(*topics)  # an earlier livefeed kept no topic index
             pairs = zip(Keys(prefix).of_feed(slug), legacy_of_feed(prefix, slug), strict=True)
             for new, old in pairs:
-                assert client.rename(new, old)
+                if new not in topics:
+                    assert client.rename(new, old)
         client.delete(Keys(prefix).nodes)
     finally:
         client.close()
