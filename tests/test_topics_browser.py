@@ -81,3 +81,27 @@ def test_an_embed_of_a_tag_keeps_to_it(
     publish(http, slug, "New tagged", tags=["LVIV"])
     headlines = page.locator("#briefs > li.brief .brief-headline")
     expect(headlines).to_have_text(["New tagged", "Old tagged"], timeout=5000)
+
+
+def test_a_day_replay_of_a_tag_keeps_to_it_through_corrections(
+    page: Page, server: LivefeedServer, http: httpx.Client
+) -> None:
+    """Replaying a day with ``?tag=``: an untagged brief never shows, one corrected to gain the
+    tag comes in, one corrected to lose it goes out."""
+    slug = make_feed(http)
+    publish(http, slug, "A", tags=["Lviv"])
+    b = publish(http, slug, "B")
+    publish(http, slug, "C")
+    d = publish(http, slug, "D", tags=["lviv"])
+    correct(http, slug, b["id"], tags=["LVIV"])
+    correct(http, slug, d["id"], tags=["Odesa"])
+    day = http.get(f"/api/feeds/{slug}/days").json()["days"][0]["date"]
+    page.goto(f"{server.base}/feeds/{slug}/days/{day}?tag=lviv")
+    archive = page.locator("#briefs > li.brief .brief-headline")
+    expect(archive).to_have_text(["A", "B"])  # as the day finally stands
+    page.select_option("#replay-speed", "600")
+    page.locator("#replay-play").click()
+    status = page.locator("#replay-status")
+    expect(status).to_contain_text("End of the day", timeout=20000)
+    replayed = page.locator("#replay-briefs > li.brief .brief-headline")
+    assert replayed.all_text_contents() == ["B", "A"]
