@@ -33,8 +33,8 @@ def pages(http: httpx.Client, path: str, **params: Any) -> list[str]:
 def test_briefs_filter_by_tag_case_folded_and_by_key_event_through_the_pages(
     http: httpx.Client, feed: str
 ) -> None:
-    """``?tag=KHARKIV`` finds Kharkiv and kharkiv, newest first, page by page; ``key_event``
-    alone and together with a tag (AND)."""
+    """``?tag=KHARKIV`` finds Kharkiv and kharkiv (Cyrillic and ß case-folded too), newest
+    first, page by page; ``key_event`` alone and together with a tag (AND); a day's JSON."""
     a = publish(http, feed, "A", tags=["Kharkiv"])
     b = publish(http, feed, "B", tags=["kharkiv", "Lviv"], key_event=True)
     c = publish(http, feed, "C", key_event=True)
@@ -47,6 +47,9 @@ def test_briefs_filter_by_tag_case_folded_and_by_key_event_through_the_pages(
     assert pages(http, path, tag="Kharkiv", key_event="true") == [b["id"]]
     assert pages(http, path, tag="odesa") == [d["id"]]
     assert pages(http, path, tag="nowhere") == []
+    kyiv = publish(http, feed, "F", tags=["Харків", "Straße"])
+    assert pages(http, path, tag="Харків".upper()) == [kyiv["id"]]
+    assert pages(http, path, tag="STRASSE") == [kyiv["id"]], "case-folded, not lower-cased"
     day = http.get(f"/api/feeds/{feed}/days").json()["days"][0]["date"]
     listed = http.get(f"/api/feeds/{feed}/days/{day}", params={"tag": "kharkiv", "limit": 2})
     rest = http.get(f"/api/feeds/{feed}/days/{day}",
