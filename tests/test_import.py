@@ -131,6 +131,8 @@ async def everything(store: Store, slug: str) -> dict[str, Any]:
         "key_events": sorted(await r.smembers(store.keys.key_events(slug))),
         "index": await r.zrange(store.keys.time_index(slug), 0, -1, withscores=True),
         "last_id": await r.get(store.keys.last_id(slug)),
+        "tag_index": await r.zrange(store.keys.tag_index(slug), 0, -1),
+        "tags_of": await r.hgetall(store.keys.tags_of(slug)),
     }
 
 

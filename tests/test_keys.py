@@ -16,7 +16,7 @@ from livefeed.model.feed import Feed
 from livefeed.model.ids import StreamId, iso_ms, now_ms
 from livefeed.newsroom import actions
 from livefeed.storage import idempotency
-from livefeed.storage.keys import Keys, legacy_of_feed
+from livefeed.storage.keys import SCRIPT_KEYS, Keys, legacy_of_feed
 from livefeed.storage.store import Store
 
 # The names deployments hold: changing one would strand their data (``livefeed migrate`` moves
@@ -35,6 +35,8 @@ EXPECTED = {
     "key_events": "P:feed:{s}:key-events",
     "time_index": "P:feed:{s}:by-time",
     "last_id": "P:feed:{s}:last-id",
+    "tag_index": "P:feed:{s}:by-tag",
+    "tags_of": "P:feed:{s}:tags",
     "idempotency": "P:idempotency:{s}:scope:k",
     "lease": "P:lease:demo",
     "nodes": "P:nodes",
@@ -42,6 +44,7 @@ EXPECTED = {
 LEGACY = [
     "P:feed:s", "P:feed:s:events", "P:feed:s:briefs", "P:feed:s:days", "P:feed:s:history",
     "P:feed:s:meta", "P:feed:s:key-events", "P:feed:s:by-time", "P:feed:s:last-id",
+    "P:feed:s:by-tag", "P:feed:s:tags",  # never written by livefeed before hash tags
 ]  # fmt: skip
 
 
@@ -60,6 +63,8 @@ def _names(keys: Keys) -> dict[str, str]:
         "key_events": keys.key_events("s"),
         "time_index": keys.time_index("s"),
         "last_id": keys.last_id("s"),
+        "tag_index": keys.tag_index("s"),
+        "tags_of": keys.tags_of("s"),
         "idempotency": keys.idempotency("s", "scope", "k"),
         "lease": keys.lease("demo"),
         "nodes": keys.nodes,
@@ -72,9 +77,11 @@ def test_key_names_are_the_names_existing_data_has() -> None:
 
 
 def test_script_keys_are_in_the_order_the_lua_scripts_read_them() -> None:
-    """append.lua, bulk.lua and remove.lua index KEYS[1..8]: stream first, last-id last."""
+    """append.lua, bulk.lua and remove.lua index KEYS[1..10]: stream first, the topic index
+    and its tag keys last (SCRIPT_KEYS of them)."""
     names = [EXPECTED[n] for n in ("stream", "states", "days", "histories", "meta")]
-    names += [EXPECTED[n] for n in ("key_events", "time_index", "last_id")]
+    names += [EXPECTED[n] for n in ("key_events", "time_index", "last_id", "tag_index", "tags_of")]
+    assert len(names) == SCRIPT_KEYS
     assert Keys("P").script("s") == names
     assert Keys("P").of_feed("s") == [EXPECTED["feed"], *names]
 
@@ -117,7 +124,7 @@ async def store(redis_server: RedisProcess) -> AsyncIterator[Store]:
 
 
 async def test_every_key_a_feed_writes_is_listed_by_keys(store: Store) -> None:
-    """A feed used every way (created with an Idempotency-Key, briefs, a key event, a
+    """A feed used every way (created with an Idempotency-Key, briefs, a key event, a tag, a
     correction, a pin, a token, the demo lease) leaves only keys Keys names, under the names
     existing data has."""
     slug, p = "s", store.prefix
@@ -125,7 +132,8 @@ async def test_every_key_a_feed_writes_is_listed_by_keys(store: Store) -> None:
         store.keys, "s", "k", "Desk", "POST", "/api/feeds", None, {"slug": "s"}
     )
     feed = await store.create_feed(Feed(slug, "Feed", "UTC", iso_ms(now_ms())), create)
-    first = await actions.publish(store, feed, parse_new_brief({"headline": "a"}, "Desk"), "Desk")
+    tagged = parse_new_brief({"headline": "a", "tags": ["Kharkiv"]}, "Desk")
+    first = await actions.publish(store, feed, tagged, "Desk")
     draft = parse_new_brief({"headline": "b", "key_event": True}, "Desk")
     await actions.publish(store, feed, draft, "Desk")
     brief_id = StreamId.parse(first.id)

@@ -49,9 +49,12 @@ def old_deployment(redis_server: RedisProcess, tmp_path: Path) -> Iterator[tuple
     client = redis.Redis(port=redis_server.port)
     try:
         for slug in slugs:
+            topics = (Keys(prefix).tag_index(slug), Keys(prefix).tags_of(slug))
+            client.delete(*topics)  # an earlier livefeed kept no topic index
             pairs = zip(Keys(prefix).of_feed(slug), legacy_of_feed(prefix, slug), strict=True)
             for new, old in pairs:
-                assert client.rename(new, old)
+                if new not in topics:
+                    assert client.rename(new, old)
         client.delete(Keys(prefix).nodes)
     finally:
         client.close()
@@ -89,7 +92,8 @@ def test_migrate_moves_every_key_and_the_feeds_read_as_before(
     try:
         for slug in slugs:
             assert not client.exists(*legacy_of_feed(prefix, slug))
-            assert client.exists(*Keys(prefix).of_feed(slug)) == 9
+            # the nine keys moved, and the topic index migrate then built
+            assert client.exists(*Keys(prefix).of_feed(slug)) == 10
         again = livefeed("migrate", **env(redis_server, prefix))
         assert again.returncode == 0 and "0 feed(s), 0 key(s) moved" in again.stdout
     finally:
@@ -123,7 +127,7 @@ def test_migrate_after_a_crash_midway_finishes_the_job(
         done = livefeed("migrate", **env(redis_server, prefix))
         assert done.returncode == 0, done.stderr
         assert "2 feed(s), 15 key(s) moved" in done.stdout
-        assert client.exists(*new) == 9 and not client.exists(*old)
+        assert client.exists(*new) == 10 and not client.exists(*old)  # with the topic index
     finally:
         client.close()
 

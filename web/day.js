@@ -4,6 +4,7 @@
 
 import { highlight, insertInOrder, itemIn } from "./js/list.js";
 import { initEmbeds } from "./js/embeds.js";
+import { inTopic, moveFor, topicOf } from "./js/filter.js";
 import { el, renderBrief } from "./js/render.js";
 import { createClock, localClock, openReplay } from "./js/replay.js";
 import { enableGalleries } from "./js/media.js";
@@ -235,7 +236,7 @@ const handlers = {
 };
 
 function handleBrief(brief) {
-  if (!brief?.id) return;
+  if (!brief?.id || !inTopic(page.topic, brief)) return; // a filtered day: not this topic's
   view.received += 1;
   view.sinceStart += 1;
   const item = renderReplayBrief(brief);
@@ -248,10 +249,15 @@ function handleBrief(brief) {
 /** A correction replaces the brief in place; one to a brief not in this replay has no place. */
 function handleBriefUpdated({ brief, event_id: eventId }) {
   const old = replayed(brief?.id);
-  if (!old) return;
+  const published = msOf(brief?.published_at, brief?.id);
+  const ofDay = published >= bounds.start && published <= bounds.end;
+  const move = moveFor(page.topic, brief, old !== null || !ofDay);
+  if (move === "out" && old) old.remove(); // a filtered day: the correction took its tag away
+  if (move === "out" || (!old && move !== "in")) return;
   const item = renderReplayBrief(brief);
   if (onTime(msOf(brief.updated_at, eventId))) highlight(item, "brief--updated");
-  old.replaceWith(item);
+  if (old) old.replaceWith(item);
+  else insertInOrder(page.replayList, item); // it gained the tag: in its place, as it happened
 }
 
 /** A retraction takes the brief away, as it happened. */
@@ -342,6 +348,8 @@ function start() {
     status: document.getElementById("replay-status"),
     replayList: el("ol", "briefs replay-briefs"),
     stop: el("button", "replay-stop", LABELS.back),
+    topic: topicOf(document.getElementById("day")),
+    tagBase: `/feeds/${encodeURIComponent(section.dataset.feed)}/days/${section.dataset.date}`,
   });
   page.emptyWasHidden = page.empty.hidden;
   setBounds(Number(section.dataset.dayStart), Number(section.dataset.dayEnd));

@@ -9,6 +9,7 @@ import {
   createPinnedBox, highlight, insertInOrder, isNewer, itemIn, replaceBrief, showEmptyIfNothing,
 } from "./js/list.js";
 import { initEmbeds } from "./js/embeds.js";
+import { inTopic, moveFor, topicOf } from "./js/filter.js";
 import { refreshTimes, renderBrief } from "./js/render.js";
 import { enableGalleries } from "./js/media.js";
 import { createStory } from "./js/story.js";
@@ -51,7 +52,7 @@ const handlers = {
 };
 
 function addBrief(brief) {
-  if (!brief?.id || itemIn(page.list, brief.id)) return;
+  if (!brief?.id || itemIn(page.list, brief.id) || !inTopic(page.topic, brief)) return;
   insertInOrder(page.list, highlight(renderBrief(brief, page), "brief--new"));
   while (page.list.children.length > page.limit) page.list.lastElementChild.remove();
   showEmpty();
@@ -60,12 +61,20 @@ function addBrief(brief) {
 function updateBrief(brief) {
   if (!brief?.id) return;
   const item = itemIn(page.list, brief.id);
-  if (item && isNewer(brief.version, item.dataset.version)) replaceBrief(item, renderBrief(brief, page));
+  const move = !item || isNewer(brief.version, item.dataset.version)
+    ? moveFor(page.topic, brief, item !== null) : "old";
+  if (move === "stay" && item) replaceBrief(item, renderBrief(brief, page));
+  if (move === "in") addBrief(brief); // the correction gave it the page's tag
+  if (move === "out") {
+    item.remove();
+    showEmpty();
+  }
   pinned.update(brief);
 }
 
 function applySnapshot(briefs) {
-  const latest = Array.isArray(briefs) ? briefs.filter((brief) => brief?.id).slice(0, page.limit) : [];
+  const latest = Array.isArray(briefs)
+    ? briefs.filter((brief) => brief?.id && inTopic(page.topic, brief)).slice(0, page.limit) : [];
   page.list.replaceChildren(...latest.map((brief) => renderBrief(brief, page)));
   showEmpty();
 }
@@ -112,6 +121,7 @@ function start() {
     status: document.getElementById("conn-status"),
     title: document.getElementById("feed-title"),
     banner: document.getElementById("coverage-ended"),
+    topic: topicOf(root),
   });
   pinned = createPinnedBox({ box: document.getElementById("pinned"), slug: page.slug, timeZone: page.timeZone });
   story = createStory({ timeZone: page.timeZone, announce: () => {} }); // no live region in a frame

@@ -6,6 +6,7 @@ import { apiUrl, getJson } from "./js/api.js";
 import { createConnection } from "./js/connection.js";
 import { highlight, insertInOrder, isNewer, itemIn, replaceBrief, showEmptyIfNothing } from "./js/list.js";
 import { createNewsroom } from "./js/newsroom.js";
+import { inTopic, moveFor, topicOf, topicQuery } from "./js/filter.js";
 import { showLinkedBrief } from "./js/permalink.js";
 import { initFollow } from "./js/follow.js";
 import { initEmbeds } from "./js/embeds.js";
@@ -94,6 +95,7 @@ function readerAtTop() {
 function handleBrief(brief) {
   if (!brief?.id || isKnown(brief.id)) return;
   newsroom.syncKeyEvent(brief);
+  if (!inTopic(page.topic, brief)) return; // a filtered page: not this topic's
   noteForAnnouncement();
   if (view.pending.length === 0 && readerAtTop()) {
     insertNew([brief]);
@@ -190,10 +192,24 @@ function handleBriefUpdated(brief) {
   const copy = newsroom.pinned.copy(brief.id);
   const waiting = pendingIndex(brief.id);
   if (!isNewer(brief.version, item?.dataset.version, copy?.dataset.version, view.pending[waiting]?.version)) return;
-  if (item) replaceBrief(item, renderBrief(brief, page));
+  const move = moveFor(page.topic, brief, item !== null || waiting >= 0);
+  if (item && move === "stay") replaceBrief(item, renderBrief(brief, page));
   newsroom.pinned.update(brief);
   if (waiting >= 0) view.pending[waiting] = brief;
   newsroom.syncKeyEvent(brief);
+  if (move === "in") insertNew([brief]); // the correction gave it the page's tag: in its place
+  if (move === "out") dropBrief(brief.id);
+}
+
+/** A brief leaves the page's topic: out of the list and the pending updates, nowhere else. */
+function dropBrief(id) {
+  listItem(id)?.remove();
+  const waiting = pendingIndex(id);
+  if (waiting >= 0) {
+    view.pending.splice(waiting, 1);
+    showPending();
+  }
+  showEmpty();
 }
 
 /** A retraction: gone from the list, the pending updates, the pinned box and the key events. */
@@ -215,10 +231,11 @@ function showEmpty() {
 
 /** Only for a socket opened without `since`: the page as the server has it now. */
 function applySnapshot({ briefs, pinned, feed, lead, summary }) {
-  const latest = Array.isArray(briefs) ? briefs.filter((brief) => brief?.id) : [];
+  const all = Array.isArray(briefs) ? briefs.filter((brief) => brief?.id) : [];
+  const latest = all.filter((brief) => inTopic(page.topic, brief));
   view.pending = [];
   page.list.replaceChildren(...latest.map((brief) => renderBrief(brief, page)));
-  for (const brief of latest) newsroom.syncKeyEvent(brief);
+  for (const brief of all) newsroom.syncKeyEvent(brief);
   const older = document.getElementById("load-older");
   if (older && latest.length) older.dataset.before = latest.at(-1).id;
   newsroom.pinned.reset(pinned);
@@ -244,7 +261,7 @@ function announce(text) {
 // --- older briefs ------------------------------------------------------------------------------
 
 async function fetchOlder(before) {
-  const url = `${apiUrl(page.slug, "briefs")}?before=${encodeURIComponent(before)}&limit=${OLDER_PAGE_SIZE}`;
+  const url = `${apiUrl(page.slug, "briefs")}?before=${encodeURIComponent(before)}&limit=${OLDER_PAGE_SIZE}${topicQuery(page.topic)}`;
   const data = await getJson(url);
   if (!Array.isArray(data.briefs)) throw new Error("Couldn't load older updates.");
   return data;
@@ -280,7 +297,7 @@ async function loadOlder(event) {
     const added = appendOlder(briefs);
     if (nextBefore) {
       link.dataset.before = nextBefore;
-      link.href = `/feeds/${encodeURIComponent(page.slug)}?before=${encodeURIComponent(nextBefore)}`;
+      link.href = `/feeds/${encodeURIComponent(page.slug)}?before=${encodeURIComponent(nextBefore)}${topicQuery(page.topic)}`;
     } else {
       link.remove();
       if (added[0]) {
@@ -312,6 +329,7 @@ function start() {
     status: document.getElementById("conn-status"),
     announcer: document.getElementById("announcer"),
     newUpdates: document.getElementById("new-updates"),
+    topic: topicOf(feed),
   });
   newsroom = createNewsroom({
     feed, slug: page.slug, timeZone: page.timeZone, onFeedChange: handleFeedChange,

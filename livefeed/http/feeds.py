@@ -23,6 +23,7 @@ from livefeed.model.brief import Brief
 from livefeed.model.feed import parse_new_feed
 from livefeed.model.ids import StreamId
 from livefeed.model.roles import Action
+from livefeed.model.topics import parse_topic
 from livefeed.newsroom import actions
 from livefeed.storage.idempotency import Intent
 
@@ -59,15 +60,20 @@ async def get_feed(request: Request) -> Response:
 
 
 async def list_briefs(request: Request) -> Response:
-    """Briefs newest first: ``?limit=1..100&before=<id>``; ``next_before`` pages further back."""
+    """Briefs newest first: ``?limit=1..100&before=<id>``; ``next_before`` pages further back;
+    ``?tag=`` and/or ``?key_event=true`` keep to one topic (``model.topics``)."""
     store, settings = state(request)
     limit = parse_limit(
         request.query_params.get("limit"), settings.page_size, settings.max_page_size
     )
     raw_before = request.query_params.get("before")
     before = None if not raw_before else StreamId.parse(raw_before, name="before")
+    topic = parse_topic(request.query_params)
     feed = await store.require_feed(feed_slug(request))
-    briefs, next_before = await store.latest_briefs(feed.slug, limit, before)
+    if topic.filtered:
+        briefs, next_before = await store.topic_briefs(feed.slug, topic, limit, before)
+    else:
+        briefs, next_before = await store.latest_briefs(feed.slug, limit, before)
     return json_response(
         {"briefs": briefs, "next_before": None if next_before is None else str(next_before)}
     )

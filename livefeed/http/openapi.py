@@ -50,6 +50,7 @@ from livefeed.http.openapi_schema import (
 )
 from livefeed.http.since import since_paths, since_schemas
 from livefeed.model.roles import Action
+from livefeed.model.schema import TAG_MAX
 
 # --- the paths ------------------------------------------------------------------------------
 
@@ -64,6 +65,13 @@ def _paths(settings: Settings) -> dict[str, Any]:
     )  # fmt: skip
     before = _param("before", "query", _string(pattern=STREAM_ID), "only briefs older than this id")
     cursor = _param("cursor", "query", _string(pattern=STREAM_ID), "`next` of the previous page")
+    topic = (
+        _param("tag", "query", {"type": "string", "minLength": 1, "maxLength": TAG_MAX},
+               "only briefs with this tag, matched case-folded (Kharkiv = kharkiv)"),
+        _param("key_event", "query", {"type": "string", "enum": ["true"]},
+               "only key events (with `tag`: key events with the tag)"),
+    )  # fmt: skip
+    bad_topic = ("bad_tag", "bad_key_event")
 
     def limit(default: int, maximum: int) -> dict[str, Any]:
         schema = {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}
@@ -78,8 +86,8 @@ def _paths(settings: Settings) -> dict[str, Any]:
             "feedPage", "pages", "A feed's live reader page",
             {"200": _html("latest briefs, newest first; feed.js makes it live"),
              "404": _html("no such feed"),
-             **_errors((400, ("bad_before",)), 503)},
-            parameters=(feed, before),
+             **_errors((400, ("bad_before", *bad_topic)), 503)},
+            parameters=(feed, before, *topic),
         )},
         "/feeds/{feed}/days": {"get": _op(
             "daysPage", "pages", "Go to a day of the archive",
@@ -92,8 +100,8 @@ def _paths(settings: Settings) -> dict[str, Any]:
             "dayPage", "pages", "A day's briefs, oldest first, with the replay control",
             {"200": _html("the day page"),
              "404": _html("no such feed, or a date or cursor that is not valid"),
-             **_errors(503)},
-            parameters=(feed, date, cursor),
+             **_errors((400, bad_topic), 503)},
+            parameters=(feed, date, cursor, *topic),
         )},
         "/feeds/{feed}/briefs/{brief}/changes": {"get": _op(
             "changesPage", "pages", "What changed: a brief's public corrections as word diffs",
@@ -104,11 +112,11 @@ def _paths(settings: Settings) -> dict[str, Any]:
         "/embed/{feed}": {"get": _op(
             "embedPage", "pages", "The latest briefs, compact, for an iframe on other sites",
             {"200": _html("framable by the embed ancestors; embed.js keeps it live"),
-             "404": _html("no such feed"), **_errors(503)},
+             "404": _html("no such feed"), **_errors((400, bad_topic), 503)},
             parameters=(feed, _param(
                 "limit", "query", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
                 "how many briefs; more than 50 shows 50, anything else not a number the default",
-            )),
+            ), *topic),
         )},
         **_syndication(feed, date),
         "/editor": {"get": _op("editorPage", "pages", "The newsroom's editor page",
@@ -177,8 +185,9 @@ def _paths(settings: Settings) -> dict[str, Any]:
             "get": _op(
                 "listBriefs", "briefs", "Briefs as they stand, newest first",
                 {"200": _json(_ref("BriefPage"), "a page of briefs"),
-                 **_errors((400, ("bad_limit", "bad_before")), _FEED_404, 503)},
-                parameters=(feed, limit(settings.page_size, settings.max_page_size), before),
+                 **_errors((400, ("bad_limit", "bad_before", *bad_topic)), _FEED_404, 503)},
+                parameters=(feed, limit(settings.page_size, settings.max_page_size), before,
+                            *topic),
             ),
             "post": _replayable(_op(
                 "publishBrief", "briefs", "Publish a brief",
@@ -269,9 +278,10 @@ def _paths(settings: Settings) -> dict[str, Any]:
             {"200": _json(_ref("Day"), "a page of the day", ETag="the page's ETag",
                           **{"Cache-Control": "a minute for finished days, else no-cache"}),
              "304": {"description": "unchanged since the ETag in If-None-Match"},
-             **_errors((400, ("bad_limit", "bad_date", "bad_cursor")), _FEED_404, 503)},
+             **_errors((400, ("bad_limit", "bad_date", "bad_cursor", *bad_topic)), _FEED_404,
+                       503)},
             parameters=(
-                feed, date, limit(DAY_PAGE, DAY_PAGE_MAX), cursor,
+                feed, date, limit(DAY_PAGE, DAY_PAGE_MAX), cursor, *topic,
                 _param("If-None-Match", "header", _string(), "ETags you have"),
             ),
         )},

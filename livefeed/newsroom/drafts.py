@@ -37,6 +37,7 @@ from livefeed.model.roles import ROLES, Action, Actor, Role, allowed
 from livefeed.newsroom import actions
 from livefeed.storage.append import AT, ID, Append, template
 from livefeed.storage.idempotency import Intent
+from livefeed.storage.keys import SCRIPT_KEYS
 from livefeed.storage.store import Store
 
 Resolve = Callable[[tuple[EmbedRef, ...] | None], Awaitable[tuple[Embed, ...]]]
@@ -188,7 +189,7 @@ async def publish(
 
     def extend(change: Append) -> Append:
         guard = {
-            "k": 9 + (change.intent is not None), "id": current.id,
+            "k": SCRIPT_KEYS + 1 + (change.intent is not None), "id": current.id,
             "version": scheduled_version or current.version, "statuses": list(statuses),
             "markers": state_markers, "chunks": [c.decode() for c in state_chunks],
             "emarkers": event_markers, "echunks": [c.decode() for c in event_chunks],

@@ -37,6 +37,7 @@ from livefeed.model.media import exported_media
 from livefeed.model.schema import CORRECTION_NOTE_MAX, collapsed_line
 from livefeed.model.story import Lead, Summary
 from livefeed.model.text import sanitize_body
+from livefeed.model.topics import tag_keys
 from livefeed.newsroom.story import STORY_LINES, parse_line
 from livefeed.storage.bulk import BulkBrief, BulkRefused, BulkWriter, next_id
 from livefeed.storage.store import Store
@@ -330,4 +331,5 @@ class _Encoder:
             brief = msgspec.structs.replace(brief, body=sanitize_body(item.draft.body))
         if item.correction is not None:
             brief = msgspec.structs.replace(brief, correction=item.correction)
-        return BulkBrief(entry_id, encode_brief(brief), self._day_iso, item.draft.key_event)
+        return BulkBrief(entry_id, encode_brief(brief), self._day_iso, item.draft.key_event,
+                         tuple(tag_keys(brief.tags)))  # fmt: skip

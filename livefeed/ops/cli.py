@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Move every feed's Redis keys from the layout before hash tags "
         "(prefix:feed:SLUG...) to the current one (prefix:feed:{SLUG}...), which Redis Cluster "
         "needs and serve expects. Safe to run again, or after a crash midway. Refused (exit "
-        "status 1) while a livefeed node serves this Redis and key prefix.",
+        "status 1) while a livefeed node serves this Redis and key prefix. Then builds the topic "
+        "index (tag pages, key-event filters) of feeds written before it.",
     )
     migrate.set_defaults(func=cmd_migrate)
     _describe(parser)
@@ -288,6 +289,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             moved += await layout.migrate_feed(store, slug)
             print(f"moved feed {slug}")
         print(f"migrate: {len(old)} feed(s), {moved} key(s) moved; the layout is current")
+        indexed = await layout.index_topics(store)
+        print(f"migrate: topic index built for {len(indexed)} feed(s)")
         return 0
 
     return with_store(args, action)

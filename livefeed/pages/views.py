@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import msgspec
 from starlette.requests import Request
@@ -19,6 +19,7 @@ from livefeed.model.days import local_clock, local_time_label, zone_label
 from livefeed.model.embed import PROVIDER_NAMES, Embed, time_label
 from livefeed.model.ids import StreamId
 from livefeed.model.story import Lead, Summary
+from livefeed.model.topics import Topic, parse_topic, tag_key
 from livefeed.newsroom import actions
 from livefeed.pages import changes, structured
 from livefeed.storage.store import Store
@@ -63,7 +64,8 @@ async def index_page(request: Request) -> Response:
 
 
 async def feed_page(request: Request) -> Response:
-    """The live page: latest briefs newest first (or an older page with ``?before=``)."""
+    """The live page: latest briefs newest first (or an older page with ``?before=``); with
+    ``?tag=`` and/or ``?key_event=true`` only that topic's (``model.topics``)."""
     store: Store = request.app.state.store
     settings = request.app.state.settings
     slug = request.path_params["feed"]
@@ -72,10 +74,14 @@ async def feed_page(request: Request) -> Response:
         return _not_found(request, f"feed “{slug}”")
     raw_before = request.query_params.get("before") or None
     before = StreamId.parse(raw_before, name="before") if raw_before else None
+    topic = parse_topic(request.query_params)
     # The position first: a brief published in between is then both on the page and resent
     # over the socket (the page skips the copy), never on neither.
     bounds = await store.bounds(slug)
-    briefs, older = await store.latest_briefs(slug, settings.page_size, before)
+    if topic.filtered:
+        briefs, older = await store.topic_briefs(slug, topic, settings.page_size, before)
+    else:
+        briefs, older = await store.latest_briefs(slug, settings.page_size, before)
     keys = await actions.key_events(store, feed)
     pinned = None
     if feed.pinned is not None:
@@ -104,9 +110,27 @@ async def feed_page(request: Request) -> Response:
             "description": meta.description,
             "lead": _story_view(lead, feed.timezone, now),
             "summary": _story_view(summary, feed.timezone, now),
+            **_topic_view(topic, briefs),
             **structured.page_head(meta, base, slug, briefs, feeds, story),
         },
     )
+
+
+def _topic_view(topic: Topic, briefs: list[Brief]) -> dict[str, Any]:
+    """What a filtered page shows of its topic: ``topic`` (its heading, the tag as the briefs
+    spell it, else as asked for) and ``topic_query`` (``&tag=…`` for its links), both empty
+    when the page is not filtered."""
+    if not topic.filtered:
+        return {"topic": None, "topic_query": ""}
+    tag = topic.tag
+    if tag is not None:
+        spelled = (t for b in briefs for t in b.tags if tag_key(t) == topic.key)
+        tag = next(spelled, tag)
+    heading = "Key events" if topic.key_event else ""
+    if tag is not None:
+        heading = f"{heading} tagged" if heading else "Tagged"
+    view = {"tag": tag, "key_event": topic.key_event, "heading": heading}
+    return {"topic": view, "topic_query": "&" + urlencode(Topic(tag, topic.key_event).query())}
 
 
 def _ms(iso: str | None) -> int | None:
@@ -198,9 +222,10 @@ async def day_page(request: Request) -> Response:
     if feed is None:
         return _not_found(request, f"feed “{request.path_params['feed']}”")
     raw_date = request.path_params["date"]
+    topic = parse_topic(request.query_params)
     try:
         day, briefs, after = await read_day(
-            store, feed, raw_date, request.query_params.get("cursor"), DAY_PAGE
+            store, feed, raw_date, request.query_params.get("cursor"), DAY_PAGE, topic
         )
     except BadRequest:
         back = (f"/feeds/{feed.slug}/days", f"See the days of {feed.title}")
@@ -241,6 +266,8 @@ async def day_page(request: Request) -> Response:
             "previous_label": short_day(earlier[0]) if earlier else None,
             "next_label": short_day(later[-1]) if later else None,
             "tz_label": zone_label(feed.timezone, (day.start_ms + day.end_ms) // 2),
+            "tag_base": f"/feeds/{feed.slug}/days/{day.iso}",
+            **_topic_view(topic, briefs),
             **structured.page_head(meta, base, feed.slug, briefs, feeds),
         },
     )
@@ -316,10 +343,14 @@ async def embed_page(request: Request) -> Response:
         if raw_limit.isascii() and raw_limit.isdigit()
         else EMBED_BRIEFS
     )
+    topic = parse_topic(request.query_params)
     # The stream position first, then the briefs: a brief published in between is then both on
     # the page and sent again over the socket (embed.js skips it), never on neither.
     bounds = await store.bounds(slug)
-    briefs, _ = await store.latest_briefs(slug, max(limit, 1))
+    if topic.filtered:
+        briefs, _ = await store.topic_briefs(slug, topic, max(limit, 1))
+    else:
+        briefs, _ = await store.latest_briefs(slug, max(limit, 1))
     pinned = None
     if feed.pinned is not None:
         (pinned,) = await store.states(slug, [StreamId.parse(feed.pinned)])
@@ -334,6 +365,7 @@ async def embed_page(request: Request) -> Response:
         "limit": max(limit, 1),
         "last_event_id": str(bounds.last_generated),
         "tz_label": zone_label(feed.timezone, now),
+        **_topic_view(topic, briefs),
     }
     return _render(request, "embed.html", context, ancestors=settings.embed_ancestors)
 

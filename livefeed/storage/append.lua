@@ -3,13 +3,14 @@
 -- KEYS[4] brief histories (hash: id -> comma-separated event ids)   KEYS[5] feed meta (hash)
 -- KEYS[6] key events (set of brief ids)   KEYS[7] live briefs by time (sorted set: ms -> id)
 -- KEYS[8] the stream's last id (a string kept here: cheaper than XINFO on every append)
--- KEYS[9] (with `idem`) the idempotency record (hash: fp, result; expires after idem.ttl s)
+-- KEYS[9] the topic index, KEYS[10] each brief's tag keys (tags.lua)
+-- KEYS[11] (with `idem`) the idempotency record (hash: fp, result; expires after idem.ttl s)
 -- KEYS[k..k+2] (with `draft`) the feed's drafts, desk stream and drafts' histories (desk.lua)
 -- ARGV: one or more appends, each given as
 --   a JSON header, the markers, the event head, the event tail, the number of body chunks,
 --   then the chunks. The header's `type` (the event type) names the action: one function
 --   below each, which reads the rest of the header (its parameters, described with it).
---   idem      {fp, ttl, markers, chunks}: an Idempotency-Key (KEYS[9]). If KEYS[9] holds the
+--   idem      {fp, ttl, markers, chunks}: an Idempotency-Key (KEYS[11]). If KEYS[11] holds the
 --             same fp, nothing is written and LIVEFEED_REPLAY <stored result> is returned; a
 --             different fp is LIVEFEED_REUSED. Otherwise, after the append, the result template
 --             (chunks and markers, as for the body) is filled and kept with fp for ttl seconds
@@ -124,6 +125,7 @@ end
 --              the count is that of the one the entry's time falls on, and a time on none is
 --              refused with LIVEFEED_CLOCK <ms> (retry with days around <ms>)
 --   key_event  true: the brief is a key event
+--   tags       the brief's tag keys (model.brief.tag_key), for the topic index
 --   at         (tests only) this ms instead of Redis's time
 -- Refused with LIVEFEED_ENDED once the feed's coverage has ended.
 local function publish(h, entry)
@@ -145,12 +147,14 @@ local function publish(h, entry)
   if h.key_event then
     redis.call('SADD', KEYS[6], id)
   end
+  tag_brief(id, h.tags, h.key_event)  -- tags.lua
   redis.call('HINCRBY', KEYS[3], day, 1)
   return id, at
 end
 
 -- correct (type brief_updated): the body becomes the state of brief `brief`, which must be at
---   `version`; key_event true/false: it joins / leaves the key events.
+--   `version`; key_event true/false: it joins / leaves the key events; `tags` (tag keys) are
+--   what the topic index then holds it under.
 local function correct(h, entry)
   local refused = check_brief(h.brief, h.version)
   if refused then return nil, refused end
@@ -158,11 +162,13 @@ local function correct(h, entry)
   redis.call('HSET', KEYS[2], h.brief, body)
   add_history(h.brief, id)
   redis.call(h.key_event and 'SADD' or 'SREM', KEYS[6], h.brief)
+  untag_brief(h.brief)  -- tags.lua
+  tag_brief(h.brief, h.tags, h.key_event)
   return id, at
 end
 
 -- retract (type brief_deleted): brief `brief` (at `version`, when not null) leaves the states,
---   the time index, the key events, the pin and the count of its local `day`; its history
+--   the time index, the key events, the topic index, the pin and the count of its local `day`; its history
 --   records the retraction.
 local function retract(h, entry)
   local refused = check_brief(h.brief, h.version)
@@ -172,6 +178,7 @@ local function retract(h, entry)
   redis.call('ZREM', KEYS[7], h.brief)
   add_history(h.brief, id)
   redis.call('SREM', KEYS[6], h.brief)
+  untag_brief(h.brief)  -- tags.lua
   if redis.call('HGET', KEYS[5], 'pinned') == h.brief then
     redis.call('HDEL', KEYS[5], 'pinned')
   end
@@ -259,7 +266,7 @@ local function append_one(h, entry)
   end
   local idem = present(h.idem) and h.idem or nil
   if idem then
-    local seen = redis.call('HMGET', KEYS[9], 'fp', 'result')
+    local seen = redis.call('HMGET', KEYS[11], 'fp', 'result')
     if seen[1] then
       if seen[1] == idem.fp then
         return nil, 'LIVEFEED_REPLAY ' .. seen[2]
@@ -282,8 +289,8 @@ local function append_one(h, entry)
       fill(draft.emarkers, draft.echunks, id, at))
   end
   if idem then
-    redis.call('HSET', KEYS[9], 'fp', idem.fp, 'result', fill(idem.markers, idem.chunks, id, at))
-    redis.call('EXPIRE', KEYS[9], idem.ttl)
+    redis.call('HSET', KEYS[11], 'fp', idem.fp, 'result', fill(idem.markers, idem.chunks, id, at))
+    redis.call('EXPIRE', KEYS[11], idem.ttl)
   end
   return id, nil
 end

@@ -20,6 +20,7 @@ import orjson
 from livefeed.errors import Conflict, LivefeedException, NotFound, PreconditionFailed
 from livefeed.model.days import Day
 from livefeed.model.ids import StreamId
+from livefeed.model.topics import tag_keys
 from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 
 _HERE = Path(__file__).parent
@@ -27,7 +28,10 @@ LAST_ID_LUA = (_HERE / "last_id.lua").read_text()
 """``stream_last_id()``, which ``append.lua`` and ``bulk.lua`` both call: put before each."""
 DESK_LUA = (_HERE / "desk.lua").read_text()
 """``check_draft()`` and ``write_draft()``, which ``drafts.lua`` and ``append.lua`` both call."""
-APPEND_LUA = LAST_ID_LUA + DESK_LUA + (_HERE / "append.lua").read_text()
+TAGS_LUA = (_HERE / "tags.lua").read_text()
+"""``tag_brief()`` and ``untag_brief()``, the topic index's writes: append.lua, bulk.lua and
+remove.lua call them."""
+APPEND_LUA = LAST_ID_LUA + DESK_LUA + TAGS_LUA + (_HERE / "append.lua").read_text()
 
 ID = "\ue000livefeed:id\ue000"
 """Placeholder for the entry id in a payload given to ``Store.append``."""
@@ -82,7 +86,8 @@ class Append:
         that time when none); refused once coverage has ended. ``at_ms`` replaces Redis's
         clock: no live caller passes it, tests pin time with it."""
         params: dict[str, Any] = {"days": [[d.iso, d.start_ms, d.end_ms] for d in days],
-                                  "key_event": key_event}  # fmt: skip
+                                  "key_event": key_event,
+                                  "tags": tag_keys(brief["tags"])}  # fmt: skip
         if at_ms is not None:
             params["at"] = at_ms
         return cls("brief", "brief", brief, editor, params, intent, brief, notify=notify)
@@ -100,7 +105,8 @@ class Append:
     ) -> Append:
         """The brief's new state, if it is still at ``version``; it joins or leaves the key
         events as ``key_event`` says."""
-        params = {"brief": str(brief_id), "version": version, "key_event": key_event}
+        params = {"brief": str(brief_id), "version": version, "key_event": key_event,
+                  "tags": tag_keys(updated["tags"])}  # fmt: skip
         return cls("brief_updated", "brief", updated, editor, params, intent, updated)
 
     @classmethod

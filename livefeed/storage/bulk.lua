@@ -1,11 +1,14 @@
 -- Append a batch of imported briefs in one step: the same writes append.lua's publish makes for
--- each (state, time index, history, day count, key event), a few commands for the whole batch.
+-- each (state, time index, history, day count, key event, topic index), a few commands for the
+-- whole batch.
 -- KEYS as append.lua: [1] stream [2] brief states [3] day counts [4] histories [5] feed meta
---   (unused) [6] key events [7] time index [8] the stream's last id
+--   (unused) [6] key events [7] time index [8] the stream's last id [9] topic index
+--   [10] briefs' tag keys
 -- ARGV[1]  the stream's last id this batch must follow; if the stream has moved on (someone
 --          published meanwhile), nothing is written and LIVEFEED_MOVED <last id> is returned
 -- ARGV[2], ARGV[3]  event head and tail: an entry's data is head .. state .. tail
--- ARGV[4]  n, then n times: entry id (increasing, after ARGV[1]), its ms, the brief's JSON
+-- ARGV[4]  n, then n times: entry id (increasing, after ARGV[1]), its ms, the brief's JSON,
+--          its tag keys as a JSON list ('' for none)
 -- then d, and d times: day, how many of the briefs fall on it
 -- then k, and k entry ids that are key events
 -- Returns the batch's last id. The caller computed the ids (the stream's last id is checked
@@ -26,7 +29,7 @@ end
 
 local head, tail = ARGV[2], ARGV[3]
 local n = tonumber(ARGV[4])
-local states, index, history = {}, {}, {}
+local states, index, history, tagged = {}, {}, {}, {}
 local pos, id = 5, nil
 local prev = last  -- each entry names the one before it (field p), as in append.lua
 for i = 1, n do
@@ -37,7 +40,8 @@ for i = 1, n do
   states[2 * i - 1], states[2 * i] = id, state
   index[2 * i - 1], index[2 * i] = ms, id
   history[2 * i - 1], history[2 * i] = id, id  -- a new id has no history yet
-  pos = pos + 3
+  if ARGV[pos + 3] ~= '' then tagged[id] = cjson.decode(ARGV[pos + 3]) end
+  pos = pos + 4
 end
 if n == 0 then
   return last
@@ -58,6 +62,13 @@ if keys > 0 then
     members[i] = ARGV[pos + i]
   end
   call_in_slices('SADD', KEYS[6], members, 1)
+  for _, key_id in ipairs(members) do
+    tag_brief(key_id, tagged[key_id] or {}, true)  -- tags.lua
+    tagged[key_id] = nil
+  end
+end
+for brief_id, tags in pairs(tagged) do
+  tag_brief(brief_id, tags, false)
 end
 redis.call('SET', KEYS[8], id)
 return id

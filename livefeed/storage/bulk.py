@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
+import orjson
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import AbstractConnection, Connection
 from redis.exceptions import ResponseError
@@ -29,12 +30,12 @@ from redis.exceptions import ResponseError
 from livefeed.errors import LivefeedException
 from livefeed.metrics import EVENTS_PUBLISHED
 from livefeed.model.ids import StreamId
-from livefeed.storage.append import LAST_ID_LUA
+from livefeed.storage.append import LAST_ID_LUA, TAGS_LUA
 from livefeed.storage.cluster import cluster_of, command, primary_for
 from livefeed.storage.entries import FeedMark
 from livefeed.storage.store import Store
 
-BULK_LUA = LAST_ID_LUA + (Path(__file__).parent / "bulk.lua").read_text()
+BULK_LUA = LAST_ID_LUA + TAGS_LUA + (Path(__file__).parent / "bulk.lua").read_text()
 PER_CALL = 500
 """Briefs per script call: they share one fsync; Redis serves nobody else for ~10 ms."""
 
@@ -45,12 +46,14 @@ TAIL = b',"editor":"import"}'
 
 @dataclass(frozen=True, slots=True)
 class BulkBrief:
-    """One brief ready to write: its entry id, its JSON (id and time filled in), its local day."""
+    """One brief ready to write: its entry id, its JSON (id and time filled in), its local day,
+    and the keys of its tags (``model.brief.tag_keys``) for the topic index."""
 
     id: StreamId
     state: bytes
     day: str
     key_event: bool
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +131,7 @@ class BulkWriter:
 
     async def last_id(self) -> StreamId:
         """The stream's last id as the scripts see it (ZERO_ID for an empty feed)."""
-        raw = await self._cmd("GET", self._keys[-1])
+        raw = await self._cmd("GET", self.store.keys.last_id(self.slug))
         if raw is not None:
             return StreamId.parse(_text(raw))
         return (await self.store.bounds(self.slug)).last_generated
@@ -228,7 +231,8 @@ class BulkWriter:
 def _script_args(after: StreamId, batch: list[BulkBrief]) -> list[bytes | str | int]:
     args: list[bytes | str | int] = [str(after), HEAD, TAIL, len(batch)]
     for brief in batch:
-        args += (str(brief.id), brief.id.ms, brief.state)
+        tags = orjson.dumps(list(brief.tags)) if brief.tags else b""
+        args += (str(brief.id), brief.id.ms, brief.state, tags)
     days = Counter(brief.day for brief in batch)
     args.append(len(days))
     for day, count in days.items():

@@ -17,6 +17,16 @@ Keys (``P`` is the configured prefix, so several deployments or test runs can sh
     P:feed:{<slug>}:key-events    set: ids of the briefs marked as key events
     P:feed:{<slug>}:by-time       sorted set: live brief ids scored by their ms
     P:feed:{<slug>}:last-id       string: the stream's last id (cheaper than XINFO per append)
+    P:feed:{<slug>}:by-tag        sorted set, every score 0, read by lex range: the topic index.
+                                  Members ``t<tag>\0<id>`` for each tag of each live brief,
+                                  ``k\0<id>`` for each key event and ``k<tag>\0<id>`` for each
+                                  tag of one; ``<tag>`` is ``model.brief.tag_key`` of the tag,
+                                  ``<id>`` the brief's id with ms and seq each zero-padded to 20
+                                  digits (lex order is time order). The member ``""`` says the
+                                  index covers every brief (``storage.topics``); without it the
+                                  index is built before it is read (briefs from before it)
+    P:feed:{<slug>}:tags          hash: brief id -> JSON list of its tag keys, as indexed (so a
+                                  correction or retraction takes out what went in)
     P:feed:{<slug>}:desk          stream: the editor-only desk events (drafts, review, schedule),
                                   fields t (type) and d (JSON object) as in ``events``; never
                                   read by anything public; never trimmed (desk readers resume)
@@ -59,7 +69,7 @@ included, hashes to the feed's slot, so each feed's scripts (append.lua, bulk.lu
 the feed's creation) run on one shard. The other keys are each used alone, never with another
 key in one command or script. The prefix may not hold ``{`` or ``}`` (it would be the tag).
 
-The feed's keys from ``events`` to ``last-id`` are the scripts' KEYS, in ``script`` order
+The feed's keys from ``events`` to ``tags`` are the scripts' KEYS, in ``script`` order
 (append.lua, bulk.lua, remove.lua). The names are stored data: changing one strands a
 deployment's feeds. The layout before hash tags (``P:feed:<slug>...``, ``legacy_of_feed``) is
 moved to this one by ``livefeed migrate``. Pure: no I/O.
@@ -69,6 +79,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+
+SCRIPT_KEYS = 10
+"""How many keys ``Keys.script`` gives: the scripts' own; more (an idempotency record, a
+draft's keys) follow them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +140,12 @@ class Keys:
 
     def last_id(self, slug: str) -> str:
         return f"{self.feed(slug)}:last-id"
+
+    def tag_index(self, slug: str) -> str:
+        return f"{self.feed(slug)}:by-tag"
+
+    def tags_of(self, slug: str) -> str:
+        return f"{self.feed(slug)}:tags"
 
     def desk(self, slug: str) -> str:
         return f"{self.feed(slug)}:desk"
@@ -201,6 +221,8 @@ class Keys:
             self.key_events(slug),
             self.time_index(slug),
             self.last_id(slug),
+            self.tag_index(slug),
+            self.tags_of(slug),
         ]
 
     def of_feed(self, slug: str) -> list[str]:
@@ -212,5 +234,6 @@ def legacy_of_feed(prefix: str, slug: str) -> list[str]:
     """The names ``Keys(prefix).of_feed(slug)`` had before hash tags, in the same order:
     ``P:feed:<slug>``, ``P:feed:<slug>:events``... (what ``livefeed migrate`` moves)."""
     record = f"{prefix}:feed:{slug}"
-    suffixes = ("events", "briefs", "days", "history", "meta", "key-events", "by-time", "last-id")
+    suffixes = ("events", "briefs", "days", "history", "meta", "key-events", "by-time", "last-id",
+                "by-tag", "tags")  # fmt: skip
     return [record, *(f"{record}:{suffix}" for suffix in suffixes)]

@@ -7,7 +7,8 @@ On one Redis each key moves with ``RENAME`` (atomic); on a cluster, where old an
 in different slots, with ``DUMP`` + ``RESTORE ... REPLACE`` + ``DEL``. Either way a key whose old
 name is gone was moved, so running it again, or after a crash midway, finishes the job.
 Idempotency records of the old layout are left to expire (24 h): a retry that crosses the
-migration is carried out again.
+migration is carried out again. Then each feed without a whole topic index (briefs from before
+it) has one built (``index_topics``), which serving would otherwise do at the first filtered read.
 
 Serving processes keep a member in ``Keys.nodes`` scored by when their heartbeat runs out;
 ``migrate`` refuses while any is current, and ``serve`` refuses to start while any feed is old.
@@ -54,6 +55,13 @@ async def migrate_feed(store: Store, slug: str) -> int:
             await _cmd(store, "RENAME", old, new)
         moved += 1
     return moved
+
+
+async def index_topics(store: Store) -> list[str]:
+    """Build the topic index (``storage.topics``) of every feed that has none whole yet (feeds
+    written before it); the slugs of those built."""
+    slugs = [_text(s) for s in await _cmd(store, "ZRANGE", store.keys.feeds, 0, -1)]
+    return [slug for slug in slugs if await store.topics.ensure(slug)]
 
 
 async def announce(store: Store, node: str) -> None:

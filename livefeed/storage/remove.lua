@@ -2,6 +2,7 @@
 -- and, unless the feed has been appended to since, put its last id back as it was before.
 -- KEYS as append.lua (Keys.script): [1] stream [2] brief states [3] day counts
 --   [4] histories [5] feed meta (unused) [6] key events [7] time index [8] the stream's last id
+--   [9] topic index [10] briefs' tag keys
 -- ARGV[1]  the import's last entry id ('' when it wrote nothing)
 -- ARGV[2]  for each of KEYS, 1 if it existed before the import, else 0 ("11110111")
 -- ARGV[3..6]  the stream before: last-generated-id, entries-added and max-deleted-entry-id
@@ -30,6 +31,11 @@ local function remove_from(k, command)
   for first = 1, n, 4000 do  -- unpack() is limited by Lua's C stack
     redis.call(command, KEYS[k], unpack(ids, first, math.min(first + 3999, n)))
   end
+end
+if alone and existed:sub(9, 9) == '0' then
+  redis.call('UNLINK', KEYS[9], KEYS[10])  -- the import made the index (and so the tag keys)
+else
+  for i = 1, n do untag_brief(ids[i]) end  -- tags.lua
 end
 remove_from(1, 'XDEL')
 remove_from(2, 'HDEL')

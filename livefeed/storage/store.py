@@ -32,7 +32,8 @@ from livefeed.model.feed import Feed, clean_feed
 from livefeed.model.ids import ZERO_ID, StreamId, now_ms
 from livefeed.model.schema import DEFAULT_LANGUAGE
 from livefeed.model.story import Lead, Summary, decode_lead, decode_summary
-from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, Append, refusal
+from livefeed.model.topics import Topic
+from livefeed.storage.append import APPEND_LUA, LAST_ID_LUA, TAGS_LUA, Append, refusal
 from livefeed.storage.cluster import Command, batch, cluster_of, command, evalsha, on_primary
 from livefeed.storage.drafts import Drafts
 from livefeed.storage.entries import Entry, FeedMark, StreamBounds, entry_of
@@ -40,6 +41,7 @@ from livefeed.storage.idempotency import TTL_SECONDS, Intent, reused
 from livefeed.storage.keys import Keys
 from livefeed.storage.media import MediaIndex
 from livefeed.storage.tokens import Tokens
+from livefeed.storage.topics import Topics
 
 log = logging.getLogger("livefeed.storage.store")
 
@@ -68,7 +70,7 @@ _TOUCH_LUA = (
     "local fp = redis.call('HGET', KEYS[1], 'fp') "
     "if fp then redis.call('HSET', KEYS[1], 'fp', fp) end return 1"
 )
-REMOVE_LUA = LAST_ID_LUA + (Path(__file__).parent / "remove.lua").read_text()
+REMOVE_LUA = LAST_ID_LUA + TAGS_LUA + (Path(__file__).parent / "remove.lua").read_text()
 
 
 class Store:
@@ -86,6 +88,7 @@ class Store:
         self.tokens = Tokens(redis, self.keys)
         self.media = MediaIndex(redis, self.keys, self.command)
         self.drafts = Drafts(redis, self.keys, self._write)
+        self.topics = Topics(redis, self.keys, self._write)
         self.clock_offset_ms = 0
         self._clock_checked = -_CLOCK_CHECK_SECONDS
         self.replicas = 0
@@ -365,7 +368,7 @@ class Store:
         commands: list[Command] = [("EXISTS", key) for key in keys]
         commands += [
             ("XINFO", "STREAM", keys[0]),
-            ("GET", keys[-1]),
+            ("GET", self.keys.last_id(slug)),
             ("HKEYS", self.keys.days(slug)),
         ]
         *existed, info, last_key, days = await batch(self.redis, commands, transaction=True)
@@ -483,6 +486,25 @@ class Store:
     ) -> tuple[list[Brief], StreamId | None]:
         """Briefs as they stand, newest first, and the cursor for the next older page."""
         raws, cursor = await self.brief_page(slug, limit, before=before, newest_first=True)
+        return [decode_brief(raw) for raw in raws], cursor
+
+    async def topic_briefs(
+        self,
+        slug: str,
+        topic: Topic,
+        limit: int,
+        before: StreamId | None = None,
+        *,
+        day: tuple[int, int] | None = None,
+        after: StreamId | None = None,
+    ) -> tuple[list[Brief], StreamId | None]:
+        """``latest_briefs`` of one topic (``storage.topics``); with ``day`` (its first and last
+        ms), ``briefs_between``'s oldest-first pages after ``after`` instead."""
+        start_ms, end_ms = day or (0, 2**53)
+        raws, cursor = await self.topics.page(
+            slug, limit, tag=topic.key, key_event=topic.key_event, start_ms=start_ms,
+            end_ms=end_ms, after=after, before=before, newest_first=day is None,
+        )  # fmt: skip
         return [decode_brief(raw) for raw in raws], cursor
 
     async def briefs_between(

@@ -73,7 +73,16 @@ function safeHttpUrl(url) {
   }
 }
 
-function renderFoot(brief) {
+/** A tag as a link to its topic page: `tagBase` (the page's own path) or the live page. */
+function renderTag(tag, slug, tagBase) {
+  const link = el("a", "brief-tag", tag);
+  link.href = `${tagBase ?? `/feeds/${encodeURIComponent(slug)}`}?tag=${encodeURIComponent(tag)}`;
+  const item = userText("li");
+  item.append(link);
+  return item;
+}
+
+function renderFoot(brief, slug, tagBase) {
   const foot = el("footer", "brief-foot");
   const pieces = [];
   if (brief.author) pieces.push(userText("span", "brief-author", brief.author));
@@ -86,7 +95,7 @@ function renderFoot(brief) {
   }
   if (brief.tags?.length) {
     const tags = el("ul", "brief-tags");
-    tags.append(...brief.tags.map((tag) => userText("li", null, tag)));
+    tags.append(...brief.tags.map((tag) => renderTag(tag, slug, tagBase)));
     pieces.push(tags);
   }
   pieces.forEach((piece, i) => foot.append(...(i ? [" ", piece] : [piece])));
@@ -117,9 +126,10 @@ function renderCorrection(brief, slug, timeZone) {
 
 /**
  * The <li class="brief"> for one brief, as the server's _brief.html would render it. `withId:
- * false` leaves out the element id (a copy, e.g. in the pinned box: ids must stay unique).
+ * false` leaves out the element id (a copy, e.g. in the pinned box: ids must stay unique);
+ * `tagBase` is the path its tag links filter (the day page's own), else the live page.
  */
-export function renderBrief(brief, { slug, timeZone, withId = true }) {
+export function renderBrief(brief, { slug, timeZone, withId = true, tagBase }) {
   const item = el("li", brief.key_event ? "brief brief--key" : "brief");
   if (withId) item.id = brief.id;
   item.dataset.id = brief.id;
@@ -145,7 +155,7 @@ export function renderBrief(brief, { slug, timeZone, withId = true }) {
     ...renderMedia(brief));
   const embeds = renderEmbeds(brief, timeZone, formatBriefTime);
   if (embeds) article.append(embeds);
-  article.append(renderFoot(brief));
+  article.append(renderFoot(brief, slug, tagBase));
   if (brief.correction) article.append(renderCorrection(brief, slug, timeZone));
   item.append(article);
   return item;
