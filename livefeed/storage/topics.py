@@ -11,7 +11,8 @@ Feeds written before the index have briefs it does not hold: the member ``""`` s
 whole, and ``ensure`` builds one that is not before it is read (``livefeed migrate`` does it for
 every feed). A build reads the brief states, then writes the index in one script that first
 checks the stream has not moved on since (else it reads again), so a brief published or
-retracted meanwhile is never lost or kept.
+retracted meanwhile is never lost or kept; a feed that moves on through every attempt answers
+503 ``unavailable`` (retry) rather than an index that would be wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from livefeed.errors import Unavailable
 from livefeed.model.ids import StreamId
 from livefeed.model.topics import tag_keys
 from livefeed.storage.append import LAST_ID_LUA, TAGS_LUA
@@ -107,7 +109,8 @@ class Topics:
             reply = await self._write(self._build, self.keys.script(slug), [last, *tagged])
             if _text(reply) == "OK":
                 return len(tagged) // 2
-        raise RuntimeError(f"the feed {slug} kept changing while its topic index was built")
+        # A client retries a 503; a feed this busy is indexed by ``livefeed migrate`` instead.
+        raise Unavailable("this feed's topic index is being built; retry shortly", retry_after=1)
 
     async def _last_id(self, slug: str) -> str:
         """The stream's last id as last_id.lua reads it ('' for a stream never written)."""
