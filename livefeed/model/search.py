@@ -138,9 +138,9 @@ class SearchResults(Struct, frozen=True, kw_only=True):
 
     query: str
     hits: tuple[SearchHit, ...]
-    next: Annotated[str | None, Meta(
+    next: Annotated[str, Meta(
         pattern=FULL_ID_PATTERN, description="pass as ?cursor= for older hits"
-    )]  # fmt: skip
+    )] | None  # fmt: skip
 
 
 def _spans(text: str, query: Query) -> list[tuple[int, int]]:
