@@ -3,10 +3,10 @@
 ``fold`` is the one normalisation applied to every indexed text and every query, so both sides
 compare the same letters: compatibility decomposition (NFKD, so NFC and NFD input agree and
 ligatures or full-width forms become plain letters), nonspacing marks dropped (Latin diacritics,
-café = cafe; Arabic harakat; the hamza on alef), Arabic tatweel dropped, alef maksura read as
-yeh, then case folding (Київ = КИЇВ = київ, Straße = STRASSE). A word is a run of letters,
-digits, marks or private-use characters, the same rule as the index's tokenizer (unicode61 with
-``categories 'L* N* Co M*'``). Every word of a query must match; the last one as a prefix, as a
+café = cafe; Arabic harakat; the hamza on alef) and every other mark, Arabic tatweel dropped,
+alef maksura read as yeh, then case folding (Київ = КИЇВ = київ, Straße = STRASSE). A word is a
+run of letters and digits, the same rule as the index's tokenizer (unicode61 with
+``categories 'L* N*'``). Every word of a query must match; the last one as a prefix, as a
 search box is typed. Pure: no I/O.
 """
 
@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import html
 import re
-import sys
 import unicodedata
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Annotated
 
 from msgspec import Meta, Struct
@@ -30,46 +29,36 @@ from livefeed.model.ids import FULL_ID_PATTERN
 _TAG = re.compile(r"<[^>]*>")
 
 
-@cache
-def _fold_table() -> dict[int, str | None]:
-    """Nonspacing marks and tatweel to nothing, alef maksura to yeh (built once, ~0.3 s)."""
-    table: dict[int, str | None] = {
-        cp: None for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) == "Mn"
-    }
-    table[0x0640] = None  # ARABIC TATWEEL: stretches a word, is no letter
-    table[0x0649] = "\u064a"  # ALEF MAKSURA, written for final yeh (على / علي)
-    return table
+class _FoldTable(dict[int, "int | str | None"]):
+    """``str.translate``'s table: marks and tatweel to nothing, alef maksura to yeh, any other
+    character to itself; each filled in the first time it is met."""
+
+    def __missing__(self, codepoint: int) -> int | None:
+        value = None if unicodedata.category(chr(codepoint))[0] == "M" else codepoint
+        self[codepoint] = value
+        return value
+
+
+_FOLD = _FoldTable({0x0640: None, 0x0649: "\u064a"})  # ARABIC TATWEEL; ALEF MAKSURA to YEH
+_WORD = re.compile(r"[^\W_]+")
+"""A word: letters and digits (Unicode categories L and N), as the index's tokenizer reads."""
 
 
 def fold(text: str) -> str:
     """``text`` as the index and queries compare it (see the module docstring)."""
-    return unicodedata.normalize("NFKD", text).translate(_fold_table()).casefold()
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFKD", text).translate(_FOLD).casefold()
 
 
 @lru_cache(maxsize=8192)
 def _fold_char(char: str) -> str:
-    return char.lower() if char.isascii() else fold(char)
-
-
-def _is_word_char(char: str) -> bool:
-    category = unicodedata.category(char)
-    return category[0] in "LNM" or category == "Co"
+    return fold(char)
 
 
 def words(folded: str) -> list[str]:
     """The words of folded text, as the index's tokenizer splits it."""
-    out: list[str] = []
-    start = None
-    for index, char in enumerate(folded):
-        if _is_word_char(char):
-            if start is None:
-                start = index
-        elif start is not None:
-            out.append(folded[start:index])
-            start = None
-    if start is not None:
-        out.append(folded[start:])
-    return out
+    return _WORD.findall(folded)
 
 
 def body_text(body_html: str) -> str:
@@ -145,34 +134,32 @@ class SearchResults(Struct, frozen=True, kw_only=True):
 
 def _spans(text: str, query: Query) -> list[tuple[int, int]]:
     """Where ``text`` has a word of ``query``, as ranges of ``text`` itself."""
-    folded: list[str] = []
-    origin: list[int] = []  # for each folded character, the index of the one it came from
-    for index, char in enumerate(text):
-        piece = _fold_char(char)
-        folded.extend(piece)
-        origin.extend([index] * len(piece))
+    if text.isascii():
+        folded, origin = text.lower(), None
+    else:
+        pieces = [_fold_char(char) for char in text]
+        folded = "".join(pieces)
+        # for each folded character, the index of the one it came from (when they differ)
+        same = len(folded) == len(text) and all(len(piece) == 1 for piece in pieces)
+        origin = None if same else [i for i, piece in enumerate(pieces) for _ in piece]
     whole, prefix, spans = set(query.words[:-1]), query.words[-1], []
-    start = None
-    for index in range(len(folded) + 1):
-        if index < len(folded) and _is_word_char(folded[index]):
-            start = index if start is None else start
-            continue
-        if start is not None:
-            word = "".join(folded[start:index])
-            if word in whole or word.startswith(prefix):
-                end = origin[index - 1] + 1
+    for found in _WORD.finditer(folded):
+        word = found.group()
+        if word in whole or word.startswith(prefix):
+            start, end = found.span()
+            if origin is not None:
+                start, end = origin[start], origin[end - 1] + 1
                 while end < len(text) and not _fold_char(text[end]):  # its marks go with it
                     end += 1
-                spans.append((origin[start], end))
-            start = None
+            spans.append((start, end))
     return spans
 
 
-def fragments(text: str, query: Query, spans: list[tuple[int, int]] | None = None) -> Fragments:
+def fragments(text: str, query: Query) -> Fragments:
     """``text`` cut at each match of ``query``."""
     out: list[Fragment] = []
     at = 0
-    for start, end in _spans(text, query) if spans is None else spans:
+    for start, end in _spans(text, query):
         if start > at:
             out.append(Fragment(text[at:start]))
         out.append(Fragment(text[max(start, at) : end], mark=True))
@@ -182,11 +169,35 @@ def fragments(text: str, query: Query, spans: list[tuple[int, int]] | None = Non
     return tuple(out)
 
 
+def _first_match(text: str, query: Query) -> int:
+    """Where in ``text`` its first word matching ``query`` starts (0 if none), found in the
+    text folded whole: a long body is not walked character by character."""
+    folded = fold(text)
+    whole, prefix = set(query.words[:-1]), query.words[-1]
+    offset = next(
+        (
+            m.start()
+            for m in _WORD.finditer(folded)
+            if m.group() in whole or m.group().startswith(prefix)
+        ),
+        0,
+    )
+    if offset == 0 or text.isascii():  # ASCII folds to itself, character for character
+        return offset
+    low, high = 0, len(text)  # the shortest prefix whose folding reaches past ``offset``
+    while low < high:
+        middle = (low + high) // 2
+        if len(fold(text[: middle + 1])) > offset:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
 def snippet(body_html: str, query: Query) -> Fragments:
     """About ``SEARCH_SNIPPET`` characters of the body around its first match, as fragments."""
     text = body_text(body_html)
-    spans = _spans(text, query)
-    first = spans[0][0] if spans else 0
+    first = _first_match(text, query)
     start = max(0, first - SEARCH_SNIPPET // 3)
     if start:
         space = text.find(" ", start, first)
@@ -195,8 +206,7 @@ def snippet(body_html: str, query: Query) -> Fragments:
     if end < len(text):
         space = text.rfind(" ", max(first, start), end)
         end = space if space > start else end
-    inside = [(max(s, start) - start, min(e, end) - start) for s, e in spans if s < end]
-    out = list(fragments(text[start:end], query, inside))
+    out = list(fragments(text[start:end], query))
     if start:
         out.insert(0, Fragment("\u2026"))
     if end < len(text):

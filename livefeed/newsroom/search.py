@@ -49,7 +49,7 @@ _MS_LIMIT = 2 ** (63 - _SEQ_BITS)
 _CHUNK = 500
 _SCHEMA = (
     "CREATE VIRTUAL TABLE docs USING fts5(headline, body, extra, "
-    "tokenize = \"unicode61 remove_diacritics 0 categories 'L* N* Co M*'\", prefix = '2 3')"
+    "tokenize = \"unicode61 remove_diacritics 0 categories 'L* N*'\", prefix = '2 3')"
 )
 
 _INSERT = "INSERT INTO docs(rowid, headline, body, extra) VALUES (?, ?, ?, ?)"
