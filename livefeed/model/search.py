@@ -56,6 +56,14 @@ def _fold_char(char: str) -> str:
     return fold(char)
 
 
+@lru_cache(maxsize=65536)
+def _fold_run(run: str) -> str:
+    return fold(run)
+
+
+_RUN = re.compile(r"\S+")
+
+
 def words(folded: str) -> list[str]:
     """The words of folded text, as the index's tokenizer splits it."""
     return _WORD.findall(folded)
@@ -132,26 +140,31 @@ class SearchResults(Struct, frozen=True, kw_only=True):
     )] | None  # fmt: skip
 
 
-def _spans(text: str, query: Query) -> list[tuple[int, int]]:
-    """Where ``text`` has a word of ``query``, as ranges of ``text`` itself."""
-    if text.isascii():
-        folded, origin = text.lower(), None
-    else:
-        pieces = [_fold_char(char) for char in text]
-        folded = "".join(pieces)
-        # for each folded character, the index of the one it came from (when they differ)
-        same = len(folded) == len(text) and all(len(piece) == 1 for piece in pieces)
-        origin = None if same else [i for i, piece in enumerate(pieces) for _ in piece]
-    whole, prefix, spans = set(query.words[:-1]), query.words[-1], []
-    for found in _WORD.finditer(folded):
-        word = found.group()
-        if word in whole or word.startswith(prefix):
+def _spans(text: str, query: Query, *, first: bool = False) -> list[tuple[int, int]]:
+    """Where ``text`` has a word of ``query``, as ranges of ``text`` itself (only the first
+    with ``first``). Folded a run of non-blank characters at a time, and mapped back character
+    by character only in a run that matched, so a long body costs little."""
+    whole, prefix = set(query.words[:-1]), query.words[-1]
+    ascii_text = text.isascii()
+    spans: list[tuple[int, int]] = []
+    for run in _RUN.finditer(text):
+        chunk = run.group()
+        folded = chunk.lower() if ascii_text else _fold_run(chunk)
+        origin: list[int] | None = None
+        for found in _WORD.finditer(folded):
+            word = found.group()
+            if not (word in whole or word.startswith(prefix)):
+                continue
             start, end = found.span()
-            if origin is not None:
+            if not ascii_text:
+                if origin is None:  # for each folded character, the one it came from
+                    origin = [i for i, char in enumerate(chunk) for _ in _fold_char(char)]
                 start, end = origin[start], origin[end - 1] + 1
-                while end < len(text) and not _fold_char(text[end]):  # its marks go with it
+                while end < len(chunk) and not _fold_char(chunk[end]):  # its marks go with it
                     end += 1
-            spans.append((start, end))
+            spans.append((run.start() + start, run.start() + end))
+            if first:
+                return spans
     return spans
 
 
@@ -169,35 +182,10 @@ def fragments(text: str, query: Query) -> Fragments:
     return tuple(out)
 
 
-def _first_match(text: str, query: Query) -> int:
-    """Where in ``text`` its first word matching ``query`` starts (0 if none), found in the
-    text folded whole: a long body is not walked character by character."""
-    folded = fold(text)
-    whole, prefix = set(query.words[:-1]), query.words[-1]
-    offset = next(
-        (
-            m.start()
-            for m in _WORD.finditer(folded)
-            if m.group() in whole or m.group().startswith(prefix)
-        ),
-        0,
-    )
-    if offset == 0 or text.isascii():  # ASCII folds to itself, character for character
-        return offset
-    low, high = 0, len(text)  # the shortest prefix whose folding reaches past ``offset``
-    while low < high:
-        middle = (low + high) // 2
-        if len(fold(text[: middle + 1])) > offset:
-            high = middle
-        else:
-            low = middle + 1
-    return low
-
-
 def snippet(body_html: str, query: Query) -> Fragments:
     """About ``SEARCH_SNIPPET`` characters of the body around its first match, as fragments."""
     text = body_text(body_html)
-    first = _first_match(text, query)
+    first = next((start for start, _ in _spans(text, query, first=True)), 0)
     start = max(0, first - SEARCH_SNIPPET // 3)
     if start:
         space = text.find(" ", start, first)

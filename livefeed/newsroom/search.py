@@ -49,7 +49,7 @@ _MS_LIMIT = 2 ** (63 - _SEQ_BITS)
 _CHUNK = 500
 _SCHEMA = (
     "CREATE VIRTUAL TABLE docs USING fts5(headline, body, extra, "
-    "tokenize = \"unicode61 remove_diacritics 0 categories 'L* N*'\", prefix = '2 3')"
+    "tokenize = \"unicode61 remove_diacritics 0 categories 'L* N*'\")"
 )
 
 _INSERT = "INSERT INTO docs(rowid, headline, body, extra) VALUES (?, ?, ?, ?)"
@@ -101,13 +101,21 @@ class _FeedIndex:
     def clear(self) -> None:
         self.db.execute("DELETE FROM docs")
 
-    def write(self, upserts: list[_Row], deletes: list[int]) -> None:
-        """Replace or add ``upserts`` and drop ``deletes`` (rowids), in one transaction."""
+    def apply(self, entries: list[Entry]) -> None:
+        """What stream entries change, in one transaction (run in a worker thread)."""
+        upserts, deletes = _changes(entries)
         with self.db:  # commits, or rolls back on an error
             self.db.execute("BEGIN")
             gone = [(number,) for number in deletes] + [(row[0],) for row in upserts]
             self.db.executemany("DELETE FROM docs WHERE rowid = ?", gone)
             self.db.executemany(_INSERT, upserts)
+
+    def load(self, raws: list[bytes]) -> None:
+        """Add stored briefs not in the index yet (a rebuild's; run in a worker thread)."""
+        rows = [row for raw in raws if (row := _row(decode_brief(raw))) is not None]
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(_INSERT, rows)
 
     def match(self, expression: str, below: int | None, count: int) -> list[int]:
         """Rowids of up to ``count`` matching briefs below ``below``, newest first."""
@@ -197,8 +205,7 @@ class SearchIndex:
                 entries = entries[broken:]
             if not entries:
                 break
-            upserts, deletes = _changes(entries)
-            await asyncio.to_thread(index.write, upserts, deletes)
+            await asyncio.to_thread(index.apply, entries)
             index.position = entries[-1].id
             read += len(entries)
             if rebuilt and read >= SEARCH_CATCH_UP_MAX:
@@ -211,8 +218,7 @@ class SearchIndex:
         cursor = 0
         while True:
             cursor, raws = await self._store.scan_states(slug, cursor, 1000)
-            rows = [row for raw in raws if (row := _row(decode_brief(raw))) is not None]
-            await asyncio.to_thread(index.write, rows, [])
+            await asyncio.to_thread(index.load, raws)
             if cursor == 0:
                 break
         index.position = position
