@@ -12,7 +12,8 @@ connection:
 
 - the first query (the index built from the briefs hash: what a restarted node pays once);
 - each query kind (common word, rare word, prefix, two words, Ukrainian, Arabic) ``--runs``
-  times, p50 and p99 of the whole request;
+  times, p50 and p99 of the whole request, and the server's CPU time per query (user and
+  system, from /proc: what the query costs whatever else the machine is doing);
 - the same after each publish (the index catches up one event before answering).
 
 The peer, measured in the same run on the same Redis: a naive scan, what search costs without
@@ -81,6 +82,12 @@ def write_briefs(path: Path, count: int, seed: int = 17) -> None:
                 "tags": ["bench"],
             }
             out.write(orjson.dumps(line) + b"\n")
+
+
+def cpu_ms(pid: int) -> float:
+    """CPU time (user and system) the process has used so far, in ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -163,6 +170,8 @@ def run(args: argparse.Namespace, tmp: Path, procs: list[subprocess.Popen[bytes]
                         "--redis-url", url], env=env, cwd=ROOT, check=True, timeout=600,
                        capture_output=True)  # fmt: skip
         print(f"imported {args.briefs} briefs in {time.perf_counter() - started:.1f} s")
+        load = os.getloadavg()[0]
+        print(f"load average {load:.1f} on {os.cpu_count()} cores (other work on the machine)")
 
         def timed(q: str) -> float:
             at = time.perf_counter()
@@ -170,13 +179,19 @@ def run(args: argparse.Namespace, tmp: Path, procs: list[subprocess.Popen[bytes]
             response.raise_for_status()
             return (time.perf_counter() - at) * 1000
 
+        used = cpu_ms(procs[1].pid)
         first = timed("power")
-        print(f"first query (index built from the briefs hash): {first:.0f} ms")
+        built = cpu_ms(procs[1].pid) - used
+        print(f"first query (index built from the briefs hash): {first:.0f} ms, "
+              f"{built:.0f} ms of server CPU")  # fmt: skip
         rows = []
         client = redis.Redis(port=redis_port)
         try:
+            server = procs[1].pid
             for kind, q in QUERIES.items():
+                used = cpu_ms(server)
                 times = [timed(q) for _ in range(args.runs)]
+                cpu = (cpu_ms(server) - used) / args.runs
                 live = []
                 for n in range(min(args.runs, 20)):
                     http.post(f"/api/feeds/{slug}/briefs", headers=headers,
@@ -187,16 +202,16 @@ def run(args: argparse.Namespace, tmp: Path, procs: list[subprocess.Popen[bytes]
                     at = time.perf_counter()
                     total = naive_scan(client, slug, q)
                     peer.append((time.perf_counter() - at) * 1000)
-                rows.append((kind, q, total, times, live, peer))
+                rows.append((kind, q, total, times, cpu, live, peer))
         finally:
             client.close()
     print(f"\n{args.briefs} briefs; ms per query, p50 / p99 of {args.runs} runs through HTTP; "
           f"the naive scan in-process, p50 / max of {args.peer_runs}\n")  # fmt: skip
-    print("| query | q | all hits | livefeed | after a publish | naive scan |")
-    print("|---|---|---:|---:|---:|---:|")
-    for kind, q, total, times, live, peer in rows:
+    print("| query | q | all hits | livefeed | server CPU | after a publish | naive scan |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for kind, q, total, times, cpu, live, peer in rows:
         print(f"| {kind} | {q} | {total} | {percentile(times, 0.5):.1f} / "
-              f"{percentile(times, 0.99):.1f} | {percentile(live, 0.5):.1f} / "
+              f"{percentile(times, 0.99):.1f} | {cpu:.1f} | {percentile(live, 0.5):.1f} / "
               f"{percentile(live, 0.99):.1f} | {percentile(peer, 0.5):.0f} / "
               f"{max(peer):.0f} |")  # fmt: skip
     return 0

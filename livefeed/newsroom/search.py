@@ -152,8 +152,6 @@ class SearchIndex:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._feeds: dict[str, _FeedIndex] = {}
-        self.rebuilds = 0
-        """How many times an index was built from the briefs hash (tests and the bench read it)."""
 
     async def search(
         self, slug: str, query: Query, limit: int, cursor: StreamId | None = None
@@ -214,6 +212,7 @@ class SearchIndex:
     async def _rebuild(self, slug: str, index: _FeedIndex) -> None:
         """Index every brief in the briefs hash, the position first taken from ``last-id``."""
         position = await self._store.last_id(slug)
+        index.position = None  # a rebuild cut short by a Redis error is started again
         await asyncio.to_thread(index.clear)
         cursor = 0
         while True:
@@ -222,7 +221,6 @@ class SearchIndex:
             if cursor == 0:
                 break
         index.position = position
-        self.rebuilds += 1
         log.info("search index of %s rebuilt from its briefs", slug)
 
     def close(self) -> None:
