@@ -30,6 +30,7 @@ from livefeed.config import Settings
 from livefeed.errors import CLOSE_POLICY, HeadersTooLarge, LivefeedError, Unavailable, from_http
 from livefeed.http import days, drafts, edge, editing, embeds, feeds, media, openapi, story, tokens
 from livefeed.http import push as push_api
+from livefeed.http import search as search_api
 from livefeed.http._helpers import authorize_token, json_response, lookup_token
 from livefeed.http.since import get_since
 from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
@@ -43,7 +44,9 @@ from livefeed.model.media import MEDIA_SIZES, rendition_path, srcset
 from livefeed.model.roles import Action
 from livefeed.newsroom import schedule
 from livefeed.newsroom.push import Sender, Signers, check_subject
+from livefeed.newsroom.search import SearchIndex
 from livefeed.pages import reference, syndication, views, worker
+from livefeed.pages import search as search_page
 from livefeed.storage.cluster import UNAVAILABLE, cluster_of
 from livefeed.storage.connect import check_url, connect, replicas_to_wait_for
 from livefeed.storage.layout import HEARTBEAT_MS, announce, withdraw
@@ -134,6 +137,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         )  # fmt: skip
         app.state.hub = hub
         app.state.snapshots = SnapshotCache()
+        app.state.search = SearchIndex(store)
         app.state.media_pool = worker_pool(settings.media_workers)  # processes start on use
         app.state.resolver = embeds.make_resolver(settings, embeds.app_thumbnails(app.state))
         _tune_collector()
@@ -162,6 +166,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             await followers.close()
             await desk_followers.close()
             app.state.media_pool.shutdown(wait=False, cancel_futures=True)
+            app.state.search.close()
             await redis.aclose()
             await tail_redis.aclose()
 
@@ -210,6 +215,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/feeds/{feed}/days", views.days_page),
         Route("/feeds/{feed}/days/{date}", views.day_page),
         Route("/feeds/{feed}/briefs/{brief}/changes", views.changes_page),
+        Route("/feeds/{feed}/search", search_page.search_page),
         Route("/feeds/{feed}/atom.xml", syndication.feed_atom),
         Route("/feeds/{feed}/feed.json", syndication.feed_json),
         Route("/feeds/{feed}/days/{date}/atom.xml", syndication.day_atom),
@@ -249,6 +255,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/feeds/{feed}/pin", editing.put_pin, methods=["PUT"]),
         Route("/api/feeds/{feed}/pin", editing.delete_pin, methods=["DELETE"]),
         Route("/api/feeds/{feed}/key-events", editing.key_events, methods=["GET"]),
+        Route("/api/feeds/{feed}/search", search_api.search_feed, methods=["GET"]),
         Route("/api/feeds/{feed}/lead", story.get_lead, methods=["GET"]),
         Route("/api/feeds/{feed}/lead", story.put_lead, methods=["PUT"]),
         Route("/api/feeds/{feed}/lead", story.delete_lead, methods=["DELETE"]),
@@ -310,6 +317,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
     app.state.templates.env.globals.update(
         media_path=rendition_path, media_srcset=srcset, media_sizes=MEDIA_SIZES
     )
+    app.state.templates.env.globals.update(search_page.TEMPLATE_GLOBALS)
     return app
 
 

@@ -148,3 +148,15 @@ class RecentlyValid:
 SINCE_MAX_EVENTS = 2000
 """The most stream events ``GET /api/feeds/{feed}/since/{id}`` folds: one XRANGE of at most this
 many (plus one, to know there are more). Beyond it the answer is ``too_much``."""
+SEARCH_QUERY_MAX = 200
+"""Characters a search query (``?q=``) may have."""
+SEARCH_WORDS_MAX = 8
+"""Words a search query may have; every one must match (the last as a prefix)."""
+SEARCH_PAGE = 20
+SEARCH_PAGE_MAX = 50
+"""Search hits per page: the default and the most a ``limit`` may ask for."""
+SEARCH_SNIPPET = 180
+"""Characters of a hit's body shown around its first match."""
+SEARCH_CATCH_UP_MAX = 5000
+"""Stream events a search index reads to catch up before one query; further behind than this
+(or behind a trimmed stream) it is rebuilt from the briefs hash instead."""

@@ -49,6 +49,7 @@ from livefeed.http.openapi_schema import (
     _string,
 )
 from livefeed.http.since import since_paths, since_schemas
+from livefeed.limits import SEARCH_PAGE, SEARCH_PAGE_MAX, SEARCH_QUERY_MAX, SEARCH_WORDS_MAX
 from livefeed.model.roles import Action
 from livefeed.model.schema import TAG_MAX
 
@@ -77,6 +78,11 @@ def _paths(settings: Settings) -> dict[str, Any]:
         schema = {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}
         return _param("limit", "query", schema, f"page size, 1 to {maximum}")
 
+    search = (
+        _param("q", "query", _string(minLength=1, maxLength=SEARCH_QUERY_MAX),
+               f"words to find, at most {SEARCH_WORDS_MAX}", required=True),
+        _param("cursor", "query", _string(pattern=STREAM_ID), "`next` of the previous page"),
+    )  # fmt: skip
     bad_body = (400, ("invalid_json",))
     created = {"Location": "where the new resource is"}
     return {
@@ -88,6 +94,13 @@ def _paths(settings: Settings) -> dict[str, Any]:
              "404": _html("no such feed"),
              **_errors((400, ("bad_before", *bad_topic)), 503)},
             parameters=(feed, before, *topic),
+        )},
+        "/feeds/{feed}/search": {"get": _op(
+            "searchPage", "pages", "Search a feed: the hits as a page, for readers without JS",
+            {"200": _html("hits newest first, each match in <mark>"),
+             "400": _html("a query or cursor that is not valid, and why"),
+             "404": _html("no such feed"), **_errors(503)},
+            parameters=(feed, *search),
         )},
         "/feeds/{feed}/days": {"get": _op(
             "daysPage", "pages", "Go to a day of the archive",
@@ -267,6 +280,15 @@ def _paths(settings: Settings) -> dict[str, Any]:
             "keyEvents", "briefs", "Key-event briefs, newest first",
             {"200": _json(_ref("BriefList"), "the key events"), **_errors(_FEED_404, 503)},
             parameters=(feed,),
+        )},
+        "/api/feeds/{feed}/search": {"get": _op(
+            "searchFeed", "briefs", "Briefs matching words, as they stand, newest first",
+            {"200": _json(_ref("SearchResults"), "a page of hits, each match marked"),
+             **_errors((400, ("bad_query", "bad_limit", "bad_cursor")), _FEED_404, 503)},
+            parameters=(feed, *search, limit(SEARCH_PAGE, SEARCH_PAGE_MAX)),
+            description="Every word must be in the headline, the text, the tags or the author "
+            "(the last word as a prefix); case, diacritics, Arabic harakat and tatweel, and "
+            "Unicode normalisation do not matter.",
         )},
         "/api/feeds/{feed}/days": {"get": _op(
             "listDays", "archive", "Days that have briefs, newest first",

@@ -18,6 +18,7 @@ from livefeed.model.ids import FULL_ID_PATTERN, STREAM_ID_PATTERN
 from livefeed.model.media import MediaInfo
 from livefeed.model.roles import REQUIRED, ROLES, Action, Role
 from livefeed.model.schema import Pin
+from livefeed.model.search import SearchResults
 from livefeed.model.story import Lead, NewLead, NewSummary, Summary
 from livefeed.model.tokens import IssuedToken, NewToken, TokenPatch, TokenRecord
 
@@ -200,9 +201,10 @@ def _op(
 MODELS: tuple[type[msgspec.Struct], ...] = (
     Feed, NewFeed, FeedPatch, Brief, NewBrief, BriefPatch, Pin, EmbedRef, NewLead, Lead,
     NewSummary, Summary, MediaInfo, TokenRecord, IssuedToken, NewToken, TokenPatch,
+    SearchResults,
 )  # fmt: skip
 """The models whose JSON Schemas are the components of the same name, generated."""
-_ALWAYS_SENT = (Feed, Brief, Lead, Summary, TokenRecord, IssuedToken)
+_ALWAYS_SENT = (Feed, Brief, Lead, Summary, TokenRecord, IssuedToken, SearchResults)
 """Answers carry every field of these, defaults too (a default is for data stored before)."""
 
 

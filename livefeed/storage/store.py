@@ -481,6 +481,18 @@ class Store:
         raws = await self._cmd("HMGET", self.keys.states(slug), *[str(i) for i in ids])
         return [None if raw is None else decode_brief(raw) for raw in raws]
 
+    async def last_id(self, slug: str) -> StreamId:
+        """The feed's last event id as the ``last-id`` key has it (``0-0`` before any)."""
+        raw = await self._cmd("GET", self.keys.last_id(slug))
+        return ZERO_ID if raw is None else StreamId.parse(_text(raw))
+
+    async def scan_states(self, slug: str, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        """One ``HSCAN`` step over the briefs as they stand: the next cursor (0 when done) and
+        about ``count`` stored briefs, so a whole feed is read without blocking Redis."""
+        cursor, found = await self._cmd("HSCAN", self.keys.states(slug), cursor, "COUNT", count)
+        values = found.values() if isinstance(found, dict) else found[1::2]
+        return int(cursor), list(values)
+
     async def latest_briefs(
         self, slug: str, limit: int, before: StreamId | None = None
     ) -> tuple[list[Brief], StreamId | None]:
