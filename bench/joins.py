@@ -161,7 +161,11 @@ def measure(
                 "user_us_per_delivery": (user2 - user1) * 1e6 / sent,
             }
 
-        return asyncio.run(run())
+        try:
+            return asyncio.run(run())
+        except BaseException:
+            print((data / "server.log").read_text()[-3000:], file=sys.stderr)
+            raise
     finally:
         procs = [p for p in (profiler, server, redis) if p is not None]
         for proc in procs:
