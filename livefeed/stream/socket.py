@@ -59,10 +59,20 @@ class ReaderSocket(Protocol):
         False (the caller still owns the connection) if it is already closing."""
 
 
+_CONFORMING: set[type] = set()
+"""Types seen to implement ``ReaderSocket``: the protocol check (a walk over its members) is
+made once per type, not once per join."""
+
+
 def reader_socket(scope: Mapping[str, object]) -> ReaderSocket | None:
     """The ``ReaderSocket`` the server offers for this ASGI connection, if any."""
     extensions = scope.get("extensions")
     if not isinstance(extensions, Mapping):
         return None
     sock = extensions.get(READER_SOCKET)
-    return sock if isinstance(sock, ReaderSocket) else None
+    if type(sock) in _CONFORMING:
+        return sock
+    if not isinstance(sock, ReaderSocket):
+        return None
+    _CONFORMING.add(type(sock))
+    return sock

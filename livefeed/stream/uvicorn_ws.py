@@ -48,7 +48,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import types
+from asyncio import selector_events
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -64,6 +66,30 @@ from livefeed.stream.deflate import BroadcastDeflate, broadcast_deflate
 from livefeed.stream.socket import READER_SOCKET, Parked, ReaderSocket
 
 _ABORT_AFTER = 5.0
+_PLAIN_TRANSPORT = getattr(selector_events, "_SelectorSocketTransport", None)
+
+
+def plain_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
+    """The socket under asyncio's plain selector transport (not TLS, not uvloop), else None."""
+    if type(transport) is not _PLAIN_TRANSPORT:
+        return None
+    raw = getattr(transport, "_sock", None)
+    return raw if isinstance(raw, socket.socket) else None
+
+
+def write_unbuffered(transport: asyncio.WriteTransport, raw: socket.socket, data: bytes) -> None:
+    """``transport.write(data)`` for a transport with nothing buffered, whose socket is ``raw``,
+    in one ``send`` when the socket takes it all (the usual reader: nothing else in Python).
+
+    What the socket does not take, or an error, goes to ``transport.write``, which sends again
+    and buffers the rest (or fails and closes), as it does when it sends first itself.
+    """
+    try:
+        sent = raw.send(data)
+    except (BlockingIOError, InterruptedError, OSError):
+        sent = 0
+    if sent != len(data):
+        transport.write(data[sent:] if sent else data)
 
 
 _CONNECTIONS = logging.getLogger("livefeed.connections")
@@ -122,6 +148,9 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
     """Parked while a client frame was half received: swap parsers at the frame's end."""
     deflate = False
     """Set at the handshake: the peer negotiated ``BroadcastDeflate`` (``ReaderSocket``)."""
+    raw: socket.socket | None = None
+    """The connection's socket, where the transport is asyncio's plain selector one (not TLS,
+    not uvloop): ``send_frames`` sends on it directly while nothing is buffered."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,6 +164,9 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         if self.conn.extensions and broadcast_deflate(self.conn.extensions):
             self.deflate = True
+        raw = plain_socket(self.transport)
+        if raw is not None:
+            self.raw = raw
         scope = getattr(self, "scope", None)
         if scope is not None:
             sock: ReaderSocket = self
@@ -151,12 +183,17 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         """
         if self.close_sent or self.disconnected or self.conn.state is not OPEN:
             return False
-        if self.transport.is_closing():  # failed already; uvicorn hears of it a loop turn later
+        transport = self.transport
+        if transport.is_closing():  # failed already; uvicorn hears of it a loop turn later
             return False
-        if self.transport.get_write_buffer_size() > limit:
+        unsent = transport.get_write_buffer_size()
+        if unsent > limit:
             SLOW_READERS_CLOSED.inc()  # the hub stops writing to it and closes it with 4408
             return False
-        self.transport.write(frames)
+        if unsent or self.raw is None:
+            transport.write(frames)
+        else:
+            write_unbuffered(transport, self.raw, frames)
         return True
 
     async def send(self, message: Any) -> None:
