@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 from servers import HOST, ClientPool, Livefeed, Server, free_port, port_open, spawn, wait_until
-from stats import cpu_seconds, percentile, raise_nofile
+from stats import cpu_seconds, nofile_of, percentile, raise_nofile
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
@@ -167,6 +167,7 @@ def one_round(
         waits = {"LIVEFEED_MIN_REPLICAS": str(min_replicas), "LIVEFEED_REPLICA_TIMEOUT": "5"}
         livefeed = Livefeed(tmp, f"redis://{HOST}:{primary.port}/0", None, [], waits, where=None)
         result = asyncio.run(publish(pool, livefeed, opts.editors, opts.briefs))
+        result["nofile"] = nofile_of(livefeed.server.pid)
     finally:
         if livefeed is not None:
             livefeed.server.stop()
@@ -210,7 +211,7 @@ def main() -> int:
         pool.close()
     print(
         f"\n{opts.editors} editors in {opts.clients} processes, {opts.briefs} briefs a round, "
-        "one livefeed process\n"
+        f"one livefeed process (open files, soft and hard: {result['nofile']})\n"
     )
     print("\n".join(rows))
     return 0
