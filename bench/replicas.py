@@ -7,12 +7,14 @@ ack back). A fresh ``livefeed serve`` with ``LIVEFEED_MIN_REPLICAS=1`` takes ``-
 concurrent editors publishing ``--briefs`` briefs; the editors are bench/clients.py's, spread
 over ``--clients`` processes of their own (bench/servers.py ClientPool), so the load generator
 is not what sets the rate. Printed per round: briefs/s accepted, the ratio to the peer,
-latency p50/p99, the statuses, and the CPU seconds of livefeed and of the editors. A round
+latency p50/p99, the statuses, the CPU seconds of livefeed and of the editors, and the cores
+that processes this run did not start used meanwhile (on a shared machine). A round
 without a replica wait (``LIVEFEED_MIN_REPLICAS=0``, lag 0) comes first, as the peer measured
 in the same run. Loopback only; every phase has a deadline.
 
     .venv/bin/python bench/replicas.py
     .venv/bin/python bench/replicas.py --lags 0 10 --briefs 1000
+    .venv/bin/python bench/replicas.py --lags 10 --workers 2
 """
 
 from __future__ import annotations
@@ -29,7 +31,17 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from servers import HOST, ClientPool, Livefeed, Server, free_port, port_open, spawn, wait_until
+from servers import (
+    HOST,
+    ClientPool,
+    Livefeed,
+    Server,
+    Watch,
+    free_port,
+    port_open,
+    spawn,
+    wait_until,
+)
 from stats import cpu_seconds, nofile_of, percentile, raise_nofile
 
 
@@ -136,9 +148,9 @@ async def publish(
         }
         for e, c in zip(pool.shares(editors), pool.shares(briefs), strict=True)
     ]  # fmt: skip
-    cpu0 = cpu_seconds(livefeed.server.pid)
+    cpu0, watch = cpu_seconds(livefeed.server.pid), Watch()
     replies = await pool.each("publish", 300, per)
-    server_cpu = cpu_seconds(livefeed.server.pid) - cpu0
+    server_cpu, machine = cpu_seconds(livefeed.server.pid) - cpu0, watch.stop()
     active = [r for r in replies if r["latency_ms"]]
     seconds = (max(r["end_ns"] for r in active) - min(r["start_ns"] for r in active)) / 1e9
     statuses: Counter[str] = Counter()
@@ -152,6 +164,7 @@ async def publish(
         "statuses": dict(statuses),
         "server_cpu_s": server_cpu,
         "client_cpu_s": sum(r["cpu"] for r in replies),
+        "foreign_cores": machine["foreign_cores"],
     }
 
 
@@ -165,7 +178,9 @@ def one_round(
     try:
         wait_until(lambda: in_sync(replica), 60, "the replica did not sync")
         waits = {"LIVEFEED_MIN_REPLICAS": str(min_replicas), "LIVEFEED_REPLICA_TIMEOUT": "5"}
-        livefeed = Livefeed(tmp, f"redis://{HOST}:{primary.port}/0", None, [], waits, where=None)
+        workers = ["--workers", str(opts.workers)]
+        url = f"redis://{HOST}:{primary.port}/0"
+        livefeed = Livefeed(tmp, url, None, workers, waits, where=None)
         result = asyncio.run(publish(pool, livefeed, opts.editors, opts.briefs))
         result["nofile"] = nofile_of(livefeed.server.pid)
     finally:
@@ -181,7 +196,8 @@ def row(result: dict[str, Any], peer: float) -> str:
     return (
         f"| {result['lag_ms']:g} ms | {result['min_replicas']} | {result['rate']:,.0f} | "
         f"{result['rate'] / peer:.2f} | {result['p50']:.1f} | {result['p99']:.1f} | "
-        f"{result['statuses']} | {result['server_cpu_s']:.1f} | {result['client_cpu_s']:.1f} |"
+        f"{result['statuses']} | {result['server_cpu_s']:.1f} | {result['client_cpu_s']:.1f} | "
+        f"{result['foreign_cores']:.2f} |"
     )
 
 
@@ -191,12 +207,13 @@ def main() -> int:
     parser.add_argument("--editors", type=int, default=16)
     parser.add_argument("--briefs", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=2, help="editor processes")
+    parser.add_argument("--workers", type=int, default=1, help="livefeed worker processes")
     opts = parser.parse_args()
     raise_nofile()
     rows = [
         "| replica lag (each way) | MIN_REPLICAS | briefs/s | ratio to no wait | p50 ms | p99 ms | "
-        "statuses | livefeed CPU s | editors CPU s |",
-        "|--:|--:|--:|--:|--:|--:|---|--:|--:|",
+        "statuses | livefeed CPU s | editors CPU s | other processes' cores |",
+        "|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|",
     ]
     pool = ClientPool(opts.clients)
     try:
@@ -211,7 +228,7 @@ def main() -> int:
         pool.close()
     print(
         f"\n{opts.editors} editors in {opts.clients} processes, {opts.briefs} briefs a round, "
-        f"one livefeed process (open files, soft and hard: {result['nofile']})\n"
+        f"livefeed --workers {opts.workers} (open files, soft and hard: {result['nofile']})\n"
     )
     print("\n".join(rows))
     return 0
