@@ -1,100 +1,115 @@
 """Publish rate and latency when every 2xx waits for a replica (LIVEFEED_MIN_REPLICAS=1).
 
 For each lag (default 0, 10 and 50 ms), a primary and a replica run on loopback with the
-replica's link to the primary through a TCP proxy in this process that holds every chunk, in
-both directions, for the lag (so a WAIT needs about two lags: the write one way, the ack back).
-A fresh ``livefeed serve`` with ``LIVEFEED_MIN_REPLICAS=1`` takes ``--editors`` concurrent
-editors publishing ``--briefs`` briefs; printed per lag: briefs/s accepted, latency p50/p99,
-and the statuses. The editors run in this process (one httpx client each) beside the proxy's
-thread, so the absolute rates are lower than bench/run.py's (whose editors have processes of
-their own): read the rows against each other. A round without a replica wait
-(``LIVEFEED_MIN_REPLICAS=0``, lag 0) comes first, as the peer measured in the same run.
-Loopback only; every phase has a deadline.
+replica's link to the primary through a TCP proxy, in a process of its own, that holds every
+chunk, in both directions, for the lag (so a WAIT needs about two lags: the write one way, the
+ack back). A fresh ``livefeed serve`` with ``LIVEFEED_MIN_REPLICAS=1`` takes ``--editors``
+concurrent editors publishing ``--briefs`` briefs; the editors are bench/clients.py's, spread
+over ``--clients`` processes of their own (bench/servers.py ClientPool), so the load generator
+is not what sets the rate. Printed per round: briefs/s accepted, the ratio to the peer,
+latency p50/p99, the statuses, the CPU seconds of livefeed and of the editors, and the cores
+that processes this run did not start used meanwhile (on a shared machine). A round
+without a replica wait (``LIVEFEED_MIN_REPLICAS=0``, lag 0) comes first, as the peer measured
+in the same run. Loopback only; every phase has a deadline.
 
     .venv/bin/python bench/replicas.py
     .venv/bin/python bench/replicas.py --lags 0 10 --briefs 1000
+    .venv/bin/python bench/replicas.py --lags 10 --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import socket
 import tempfile
-import threading
 import time
 from collections import Counter
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import redis
-from run import HOST, Livefeed, Server, free_port, port_open, spawn, wait_until
-from stats import percentile
+from servers import (
+    HOST,
+    ClientPool,
+    Livefeed,
+    Server,
+    Watch,
+    free_port,
+    port_open,
+    spawn,
+    wait_until,
+)
+from stats import cpu_seconds, nofile_of, percentile, raise_nofile
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    """Chunks leave in order, each ``delay`` after it arrived."""
+    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    async def send() -> None:
+        while True:
+            due, chunk = await queue.get()
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if not chunk:
+                writer.close()
+                return
+            writer.write(chunk)
+            await writer.drain()
+
+    sender = asyncio.create_task(send())
+    try:
+        while True:
+            chunk = await reader.read(65536)
+            queue.put_nowait((time.monotonic() + delay, chunk))
+            if not chunk:
+                break
+        await sender
+    except (ConnectionError, OSError):
+        sender.cancel()
+        writer.close()
+
+
+def _proxy_main(port: int, target: int, delay: float, lifetime: float) -> None:
+    """Entry point of the proxy process: forward ``port`` to ``target`` until ``lifetime``."""
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(HOST, target)
+        await asyncio.gather(_pipe(reader, up_writer, delay), _pipe(up_reader, writer, delay))
+
+    async def serve() -> None:
+        server = await asyncio.start_server(client, HOST, port)
+        async with server:
+            await asyncio.sleep(lifetime)
+
+    asyncio.run(serve())
 
 
 class DelayProxy:
-    """Forwards TCP from ``listen`` to ``target``, holding each chunk ``delay`` seconds, in a
-    thread with its own event loop so the publishers' load does not skew the delay."""
+    """Forwards TCP from ``port`` to ``target``, holding each chunk ``delay`` seconds, in a
+    process of its own so neither the editors' load nor livefeed's skews the delay."""
 
-    def __init__(self, target: int, delay: float) -> None:
+    def __init__(self, target: int, delay: float, lifetime: float = 3600) -> None:
         self.port = free_port()
-        self.target = target
-        self.delay = delay
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-        self.ready.wait(10)
+        context = multiprocessing.get_context("spawn")
+        self.proc: BaseProcess = context.Process(
+            target=_proxy_main, args=(self.port, target, delay, lifetime), name="lag-proxy"
+        )
+        self.proc.start()
+        wait_until(self._listening, 20, "the lag proxy did not start")
 
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(asyncio.start_server(self._client, HOST, self.port))
-        self.ready.set()
+    def _listening(self) -> bool:
         try:
-            self.loop.run_forever()
-        finally:
-            server.close()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(HOST, self.target)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Chunks leave in order, each ``delay`` after it arrived."""
-        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-        async def send() -> None:
-            while True:
-                due, chunk = await queue.get()
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
-                if not chunk:
-                    writer.close()
-                    return
-                writer.write(chunk)
-                await writer.drain()
-
-        sender = asyncio.create_task(send())
-        try:
-            while True:
-                chunk = await reader.read(65536)
-                queue.put_nowait((time.monotonic() + self.delay, chunk))
-                if not chunk:
-                    break
-            await sender
-        except (ConnectionError, OSError):
-            sender.cancel()
-            writer.close()
+            with socket.create_connection((HOST, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.loop.stop()
-
-        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(cancel_all()))
-        self.thread.join(10)
+        self.proc.terminate()
+        self.proc.join(10)
 
 
 def start_redis(tmp: Path, name: str, *extra: str) -> Server:
@@ -106,7 +121,7 @@ def start_redis(tmp: Path, name: str, *extra: str) -> Server:
         "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
         *extra,
     ]  # fmt: skip
-    server = spawn(name, args, tmp / f"{name}.log", port)
+    server = spawn(name, args, tmp / f"{name}.log", port, where=None)
     wait_until(lambda: port_open(server), 20, f"{name} did not start")
     return server
 
@@ -121,33 +136,41 @@ def in_sync(replica: Server) -> bool:
         client.close()
 
 
-async def publish(livefeed: Livefeed, editors: int, briefs: int) -> dict[str, Any]:
-    """``editors`` concurrent editors post ``briefs`` briefs in all; rate and latencies."""
+async def publish(
+    pool: ClientPool, livefeed: Livefeed, editors: int, briefs: int
+) -> dict[str, Any]:
+    """``editors`` concurrent editors, spread over the pool, post ``briefs`` briefs in all."""
     livefeed.create_feed("replicas")
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
-    url = f"{livefeed.base}/api/feeds/replicas/briefs"
-
-    async def editor(k: int) -> None:
-        async with httpx.AsyncClient(timeout=30, headers=livefeed.headers()) as client:
-            for n in range(k, briefs, editors):
-                began = time.perf_counter()
-                answer = await client.post(url, json={"headline": f"n{n}", "body": "Body."})
-                latencies.append((time.perf_counter() - began) * 1000)
-                statuses[answer.status_code] += 1
-
-    began = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(editor(k) for k in range(editors))), 300)
-    seconds = time.perf_counter() - began
+    per = [
+        {
+            "host": HOST, "port": livefeed.server.port, "feed": "replicas",
+            "token": livefeed.token, "editors": e, "count": c, "timeout": 240.0,
+        }
+        for e, c in zip(pool.shares(editors), pool.shares(briefs), strict=True)
+    ]  # fmt: skip
+    cpu0, watch = cpu_seconds(livefeed.server.pid), Watch()
+    replies = await pool.each("publish", 300, per)
+    server_cpu, machine = cpu_seconds(livefeed.server.pid) - cpu0, watch.stop()
+    active = [r for r in replies if r["latency_ms"]]
+    seconds = (max(r["end_ns"] for r in active) - min(r["start_ns"] for r in active)) / 1e9
+    statuses: Counter[str] = Counter()
+    for r in replies:
+        statuses.update(r["statuses"])
+    latencies = [v for r in replies for v in r["latency_ms"]]
     return {
-        "rate": statuses[201] / seconds,
+        "rate": sum(r["accepted"] for r in replies) / seconds,
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
         "statuses": dict(statuses),
+        "server_cpu_s": server_cpu,
+        "client_cpu_s": sum(r["cpu"] for r in replies),
+        "foreign_cores": machine["foreign_cores"],
     }
 
 
-def one_round(tmp: Path, lag_ms: float, min_replicas: int, opts: argparse.Namespace) -> str:
+def one_round(
+    tmp: Path, pool: ClientPool, lag_ms: float, min_replicas: int, opts: argparse.Namespace
+) -> dict[str, Any]:
     primary = start_redis(tmp, "primary")
     proxy = DelayProxy(primary.port, lag_ms / 1000)
     replica = start_redis(tmp, "replica", "--replicaof", HOST, str(proxy.port))
@@ -155,17 +178,26 @@ def one_round(tmp: Path, lag_ms: float, min_replicas: int, opts: argparse.Namesp
     try:
         wait_until(lambda: in_sync(replica), 60, "the replica did not sync")
         waits = {"LIVEFEED_MIN_REPLICAS": str(min_replicas), "LIVEFEED_REPLICA_TIMEOUT": "5"}
-        livefeed = Livefeed(tmp, f"redis://{HOST}:{primary.port}/0", None, [], waits)
-        result = asyncio.run(publish(livefeed, opts.editors, opts.briefs))
+        workers = ["--workers", str(opts.workers)]
+        url = f"redis://{HOST}:{primary.port}/0"
+        livefeed = Livefeed(tmp, url, None, workers, waits, where=None)
+        result = asyncio.run(publish(pool, livefeed, opts.editors, opts.briefs))
+        result["nofile"] = nofile_of(livefeed.server.pid)
     finally:
         if livefeed is not None:
             livefeed.server.stop()
         replica.stop()
         proxy.stop()
         primary.stop()
+    return {"lag_ms": lag_ms, "min_replicas": min_replicas, **result}
+
+
+def row(result: dict[str, Any], peer: float) -> str:
     return (
-        f"| {lag_ms:g} ms | {min_replicas} | {result['rate']:,.0f} | {result['p50']:.1f} | "
-        f"{result['p99']:.1f} | {result['statuses']} |"
+        f"| {result['lag_ms']:g} ms | {result['min_replicas']} | {result['rate']:,.0f} | "
+        f"{result['rate'] / peer:.2f} | {result['p50']:.1f} | {result['p99']:.1f} | "
+        f"{result['statuses']} | {result['server_cpu_s']:.1f} | {result['client_cpu_s']:.1f} | "
+        f"{result['foreign_cores']:.2f} |"
     )
 
 
@@ -174,17 +206,30 @@ def main() -> int:
     parser.add_argument("--lags", type=float, nargs="+", default=[0, 10, 50])
     parser.add_argument("--editors", type=int, default=16)
     parser.add_argument("--briefs", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=2, help="editor processes")
+    parser.add_argument("--workers", type=int, default=1, help="livefeed worker processes")
     opts = parser.parse_args()
+    raise_nofile()
     rows = [
-        "| replica lag (each way) | MIN_REPLICAS | briefs/s | p50 ms | p99 ms | statuses |",
-        "|--:|--:|--:|--:|--:|---|",
+        "| replica lag (each way) | MIN_REPLICAS | briefs/s | ratio to no wait | p50 ms | p99 ms | "
+        "statuses | livefeed CPU s | editors CPU s | other processes' cores |",
+        "|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|",
     ]
-    rounds = [(0.0, 0)] + [(lag, 1) for lag in opts.lags]
-    for lag, wait in rounds:
-        with tempfile.TemporaryDirectory(prefix="livefeed-replicas-") as tmp:
-            rows.append(one_round(Path(tmp), lag, wait, opts))
+    pool = ClientPool(opts.clients)
+    try:
+        peer = 0.0
+        for lag, wait in [(0.0, 0)] + [(lag, 1) for lag in opts.lags]:
+            with tempfile.TemporaryDirectory(prefix="livefeed-replicas-") as tmp:
+                result = one_round(Path(tmp), pool, lag, wait, opts)
+            peer = peer or result["rate"]
+            rows.append(row(result, peer))
             print(rows[-1], flush=True)
-    print(f"\n{opts.editors} editors, {opts.briefs} briefs a round, one livefeed process\n")
+    finally:
+        pool.close()
+    print(
+        f"\n{opts.editors} editors in {opts.clients} processes, {opts.briefs} briefs a round, "
+        f"livefeed --workers {opts.workers} (open files, soft and hard: {result['nofile']})\n"
+    )
     print("\n".join(rows))
     return 0
 

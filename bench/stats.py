@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,12 +38,40 @@ def summary(values: Sequence[float]) -> dict[str, float | int | None]:
     }
 
 
-def raise_nofile() -> int:
-    """Raise this process's open-file limit to its hard limit; return the new soft limit."""
+def raise_nofile(ceiling: int = 1 << 20) -> int:
+    """Raise this process's open-file limits, soft and hard, to the kernel's ``fs.nr_open`` (at
+    most ``ceiling``) where permitted (root, CAP_SYS_RESOURCE), else the soft one to the hard
+    one, saying so on stderr; the processes it starts after inherit both. Returns the soft one.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        most = min(int(Path("/proc/sys/fs/nr_open").read_text()), ceiling)
+    except (OSError, ValueError):
+        most = hard
+    if hard < most:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (most, most))
+        except (ValueError, OSError) as exc:
+            print(
+                f"open-file hard limit stays {hard:,} (raising it to {most:,} needs root or "
+                f"CAP_SYS_RESOURCE: {exc}); each process holds at most ~{hard:,} sockets",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            return most
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def nofile_of(pid: int) -> tuple[int, int]:
+    """A process's soft and hard open-file limits, from /proc/<pid>/limits."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise ValueError(f"no open-file limit for {pid}")
 
 
 def own_cpu() -> float:

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from livefeed.errors import Conflict, NotFound, Unavailable
 from livefeed.metrics import EVENTS_PUBLISHED, REPLICA_WAIT_SHORT
@@ -128,10 +128,19 @@ class Store:
             return replies[0]
         if not waiting:
             return await script(keys=keys, args=args)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            await script(keys=keys, args=args, client=pipe)
-            pipe.execute_command(*self._wait_command())
-            result, confirmed = await pipe.execute()
+        # EVALSHA by hand: redis-py's pipeline sends SCRIPT EXISTS (a round trip of its own)
+        # before every batch that holds a Script, which is most of a waiting write's work.
+        for loaded in (False, True):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                pipe.execute_command(*self._wait_command())
+                result, confirmed = await pipe.execute(raise_on_error=False)
+            if not isinstance(result, NoScriptError) or loaded:
+                break
+            await self.redis.script_load(script.script)  # NOSCRIPT: nothing ran; again
+        for reply in (result, confirmed):
+            if isinstance(reply, Exception):
+                raise reply
         self._confirmed(confirmed)
         return result
 
