@@ -42,7 +42,8 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livefeed.model.search import body_text, fold, parse_query, words  # noqa: E402
+from livefeed.model.search import fold, parse_query, words  # noqa: E402
+from livefeed.model.text import plain_text  # noqa: E402
 from livefeed.storage.keys import Keys  # noqa: E402
 from livefeed.storage.redis_server import find_redis_server, free_port  # noqa: E402
 
@@ -102,7 +103,7 @@ def naive_scan(client: redis.Redis, slug: str, q: str) -> int:
     hits = 0
     for _, raw in client.hscan_iter(Keys(PREFIX).states(slug), count=1000):
         brief = orjson.loads(raw)
-        text = " ".join((brief["headline"], body_text(brief["body"]), *brief["tags"]))
+        text = " ".join((brief["headline"], plain_text(brief["body"]), *brief["tags"]))
         found = set(words(fold(text)))
         if whole <= found and any(word.startswith(prefix) for word in found):
             hits += 1

@@ -12,7 +12,6 @@ search box is typed. Pure: no I/O.
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -25,8 +24,7 @@ from livefeed.errors import BadRequest
 from livefeed.limits import SEARCH_QUERY_MAX, SEARCH_SNIPPET, SEARCH_WORDS_MAX
 from livefeed.model.brief import Brief
 from livefeed.model.ids import FULL_ID_PATTERN
-
-_TAG = re.compile(r"<[^>]*>")
+from livefeed.model.text import plain_text
 
 
 class _FoldTable(dict[int, "int | str | None"]):
@@ -67,11 +65,6 @@ _RUN = re.compile(r"\S+")
 def words(folded: str) -> list[str]:
     """The words of folded text, as the index's tokenizer splits it."""
     return _WORD.findall(folded)
-
-
-def body_text(body_html: str) -> str:
-    """A sanitised body (nh3's output) as one line of plain text."""
-    return " ".join(html.unescape(_TAG.sub(" ", body_html)).split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +177,7 @@ def fragments(text: str, query: Query) -> Fragments:
 
 def snippet(body_html: str, query: Query) -> Fragments:
     """About ``SEARCH_SNIPPET`` characters of the body around its first match, as fragments."""
-    text = body_text(body_html)
+    text = " ".join(plain_text(body_html).split())
     first = next((start for start, _ in _spans(text, query, first=True)), 0)
     start = max(0, first - SEARCH_SNIPPET // 3)
     if start:
