@@ -420,7 +420,7 @@ def test_json_ld_reports_no_csp_violation_and_reads_back_in_chromium(
         "JSON.parse(document.querySelector('script[type=\"application/ld+json\"]').textContent)"
     )
     assert data["liveBlogUpdate"][0]["headline"] == HOSTILE
-    assert page.locator("script").count() == 2, "feed.js and the data block, nothing injected"
+    assert page.locator("script").count() == 3, "feed.js, search.js and the data block, no more"
     assert dialogs == []
 
 
