@@ -10,7 +10,10 @@ English, Ukrainian and Arabic vocabulary, with a few rare words) and imports the
 ``livefeed import``. Then, through ``GET /api/feeds/{feed}/search`` on one keep-alive
 connection:
 
-- the first query (the index built from the briefs hash: what a restarted node pays once);
+- the first query of a new index file (built from the briefs hash, answered 503 meanwhile:
+  the time until it answers 200, the 503s, the server's CPU);
+- after all the queries, the first query of a restarted server with the file kept (it catches
+  up from the file's position instead of rebuilding);
 - each query kind (common word, rare word, prefix, two words, Ukrainian, Arabic) ``--runs``
   times, p50 and p99 of the whole request, and the server's CPU time per query (user and
   system, from /proc: what the query costs whatever else the machine is doing);
