@@ -137,7 +137,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         )  # fmt: skip
         app.state.hub = hub
         app.state.snapshots = SnapshotCache()
-        app.state.search = SearchIndex(store)
+        app.state.search = SearchIndex(store, settings.search_root())
         app.state.media_pool = worker_pool(settings.media_workers)  # processes start on use
         app.state.resolver = embeds.make_resolver(settings, embeds.app_thumbnails(app.state))
         _tune_collector()

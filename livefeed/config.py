@@ -126,6 +126,9 @@ class Settings:
     # several nodes share one volume here), the largest upload in bytes, the most pixels an
     # image may have (decompression bombs), and the processes resizing uploads, per worker.
     media_dir: str = ""
+    # Search (livefeed.newsroom.search): the directory of the per-feed index files, shared by
+    # the workers of one machine (empty: <data_dir>/search).
+    search_dir: str = ""
     max_media_bytes: int = 20 * 1024 * 1024
     max_media_pixels: int = 50_000_000
     media_workers: int = 2
@@ -153,6 +156,10 @@ class Settings:
     def media_root(self) -> Path:
         """The directory of uploaded media: ``media_dir``, else ``media`` under ``data_dir``."""
         return Path(self.media_dir) if self.media_dir else self.data_dir / "media"
+
+    def search_root(self) -> Path:
+        """The directory of the search index files: ``search_dir``, else ``<data_dir>/search``."""
+        return Path(self.search_dir) if self.search_dir else self.data_dir / "search"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -160,3 +160,5 @@ SEARCH_SNIPPET = 180
 SEARCH_CATCH_UP_MAX = 5000
 """Stream events a search index reads to catch up before one query; further behind than this
 (or behind a trimmed stream) it is rebuilt from the briefs hash instead."""
+SEARCH_REBUILD_WAIT = 2.0
+"""Seconds a query waits for its index's rebuild before answering 503 with Retry-After."""

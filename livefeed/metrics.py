@@ -23,6 +23,9 @@ Metrics (all prefixed ``livefeed_``)::
     push_sent_total                          counter   web push messages a push service took (201)
     push_failed_total                        counter   push messages not taken (error, timeout, 5xx)
     push_removed_total                       counter   subscriptions dropped: endpoint said 404/410
+    search_queries_total                     counter   search queries this process took
+    search_rebuilds_total                    counter   search index files rebuilt from the briefs
+    search_rebuild_seconds                   histogram one rebuild: first Redis read to commit
 
 With ``serve --workers N`` every worker is a process. ``share_between_workers`` then turns on
 prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``): each worker writes its
@@ -152,6 +155,15 @@ PUSH_FAILED = Counter(
 )
 PUSH_REMOVED = Counter(
     "livefeed_push_removed", "Push subscriptions removed because their endpoint answered 404/410"
+)
+SEARCH_QUERIES = Counter("livefeed_search_queries", "Search queries this process answered or tried")
+SEARCH_REBUILDS = Counter(
+    "livefeed_search_rebuilds", "Search index files rebuilt from a feed's briefs hash"
+)
+SEARCH_REBUILD_SECONDS = Histogram(
+    "livefeed_search_rebuild_seconds",
+    "Time one search index rebuild took, from its first Redis read to its commit",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

@@ -475,6 +475,7 @@ class LivefeedServer:
         self.log_path = log_dir / f"livefeed-{self.port}-{uuid.uuid4().hex[:6]}.log"
         # Uploads go beside the log, never into the user's own data directory.
         env.setdefault("LIVEFEED_MEDIA_DIR", str(self.log_path.with_suffix(".media")))
+        env.setdefault("LIVEFEED_SEARCH_DIR", str(self.log_path.with_suffix(".search")))
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [*args, *extra], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT

@@ -45,3 +45,19 @@ def test_day_page_has_the_search_box(http: httpx.Client, feed: str) -> None:
     day = http.get(f"/feeds/{feed}/days", follow_redirects=True)
     assert day.status_code == 200
     assert f'action="/feeds/{feed}/search"' in day.text and 'role="search"' in day.text
+
+
+def test_embed_page_search_box_shows_highlighted_results(
+    page: Page, server: LivefeedServer, http: httpx.Client, feed: str
+) -> None:
+    """The embed page has the search box; its hits show inside the frame, matches marked."""
+    publish(http, feed, "Shelling near Харків", body="<p>Residents told to shelter.</p>")
+    publish(http, feed, "Quiet morning")
+    page.goto(f"{server.base}/embed/{feed}")
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
+    page.fill("#search-q", "ХАРКІВ")  # noqa: RUF001 (Cyrillic, upper case)
+    page.press("#search-q", "Enter")
+    hits = page.locator("#search-results .search-hit")
+    expect(hits).to_have_count(1, timeout=5000)
+    expect(hits.first.locator(".search-headline mark")).to_have_text(["Харків"])
+    assert page.url == f"{server.base}/embed/{feed}"

@@ -24,7 +24,8 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect
 
 from helpers import LivefeedServer, RedisProcess, auth, livefeed, make_feed, publish
-from livefeed.pages.structured import json_ld, plain_text
+from livefeed.model.text import plain_text
+from livefeed.pages.structured import json_ld
 
 HOSTILE = '</script><script>alert("ld")</script> & <!-- "quoted"'
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
@@ -419,7 +420,7 @@ def test_json_ld_reports_no_csp_violation_and_reads_back_in_chromium(
         "JSON.parse(document.querySelector('script[type=\"application/ld+json\"]').textContent)"
     )
     assert data["liveBlogUpdate"][0]["headline"] == HOSTILE
-    assert page.locator("script").count() == 2, "feed.js and the data block, nothing injected"
+    assert page.locator("script").count() == 3, "feed.js, search.js and the data block, no more"
     assert dialogs == []
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import html
 import ipaddress
-import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -23,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from msgspec import Meta, Struct
 
 from livefeed.errors import ValidationFailed
+from livefeed.model.text import plain_text
 
 ENDPOINT_MAX = 1024
 """The longest push endpoint URL taken (the vendors' are under 500 characters)."""
@@ -38,7 +37,6 @@ SUBSCRIPTION_ID_PATTERN = r"^[0-9a-f]{64}$"
 Mode = Literal["key_events", "all"]
 _MODES = "key_events: key events and breaking alerts; all: every new brief too (capped per feed)"
 _B64URL = r"^[A-Za-z0-9_-]+={0,2}$"
-_TAG = re.compile(r"<[^>]*>")  # the body is sanitised HTML (model.text): tags never nest in one
 
 
 class SubscriptionKeys(Struct):
@@ -167,7 +165,7 @@ def notification(feed: str, brief: dict[str, Any], event_id: str, breaking: bool
     """The push message for ``brief`` (its stored JSON) as JSON bytes: headline, first words
     and the permalink (``/feeds/{feed}#{id}``, as web/js/permalink.js takes it); well under
     the 4 KB a push service carries."""
-    text = html.unescape(_TAG.sub(" ", str(brief.get("body", ""))))
+    text = plain_text(str(brief.get("body", "")))
     words = text.split()
     body = " ".join(words[:NOTIFICATION_BODY_WORDS]) + (
         " …" if len(words) > NOTIFICATION_BODY_WORDS else ""

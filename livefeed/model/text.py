@@ -137,3 +137,29 @@ def _sanitize(text: str) -> str:
     if clean and _BLOCK_RE.search(clean) is None:
         clean = f"<p>{clean}</p>"  # inline-only HTML: give it the paragraph plain text gets
     return clean
+
+
+# Where a block element of a sanitised body ends, the plain text gets a line break.
+_BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|li|blockquote|ul|ol)>", re.IGNORECASE)
+# A tag as nh3 writes it: attribute values in double quotes, where ">" may appear unescaped.
+_TAG = re.compile(r'<(?:[^>"]|"[^"]*")*+>')
+# The references nh3 writes in text, and anything else that looks like one.
+_NH3_REFERENCES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&nbsp;", "\xa0"))
+_OTHER_REFERENCE = re.compile(r"&(?!(?:amp|lt|gt|quot|nbsp);)")
+
+
+def plain_text(body_html: str) -> str:
+    """A sanitised body as plain text: tags dropped, entities decoded, one line per paragraph.
+
+    Linear in the body: the body is nh3's output, so tags are taken out by pattern rather than
+    by parsing it again (html5ever takes time quadratic in how deep elements nest).
+    """
+    text = _TAG.sub("", _BLOCK_END.sub("\n", body_html))
+    if _OTHER_REFERENCE.search(text) is None:
+        for reference, char in _NH3_REFERENCES:
+            text = text.replace(reference, char)
+        text = text.replace("&amp;", "&")  # last, so "&amp;lt;" stays "&lt;"
+    else:
+        text = html.unescape(text)
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)

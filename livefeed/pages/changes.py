@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, Literal
 
-from livefeed.pages.structured import plain_text
+from livefeed.model.text import plain_text
 
 Part = tuple[Literal["same", "del", "ins"], str]
 BUDGET = 20_000

@@ -16,7 +16,7 @@ from livefeed.pages import views
 async def api_reference_page(request: Request) -> Response:
     """``GET /api``: the document as a page people can read, no script needed."""
     document = openapi_document(request.app.state.settings)
-    return views._render(request, "api_reference.html", reference(document))
+    return views.render(request, "api_reference.html", reference(document))
 
 
 _METHODS = ("get", "post", "put", "patch", "delete")

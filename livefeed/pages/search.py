@@ -14,7 +14,7 @@ from livefeed.http.search import find
 from livefeed.limits import SEARCH_QUERY_MAX
 from livefeed.model.days import local_time_label
 from livefeed.model.ids import StreamId
-from livefeed.pages.views import _not_found, _render
+from livefeed.pages.views import not_found, render
 from livefeed.storage.store import Store
 
 TEMPLATE_GLOBALS = {"search_max": SEARCH_QUERY_MAX}
@@ -27,12 +27,12 @@ async def search_page(request: Request) -> Response:
     slug = request.path_params["feed"]
     feed = await store.get_feed(slug)
     if feed is None:
-        return _not_found(request, f"feed “{slug}”")
+        return not_found(request, f"feed “{slug}”")
     context = {"feed": feed, "lang": feed.language, "q": request.query_params.get("q", "")}
     try:
         results = await find(request, slug)
     except BadRequest as exc:
-        return _render(request, "search.html", {**context, "problem": exc.message}, status=400)
+        return render(request, "search.html", {**context, "problem": exc.message}, status=400)
     now = await store.now_ms()
     hits = [
         {
@@ -41,4 +41,4 @@ async def search_page(request: Request) -> Response:
         }
         for h in results.hits
     ]
-    return _render(request, "search.html", {**context, "hits": hits, "next": results.next})
+    return render(request, "search.html", {**context, "hits": hits, "next": results.next})

@@ -40,7 +40,7 @@ def _templates(request: Request) -> Jinja2Templates:
     return templates
 
 
-def _render(
+def render(
     request: Request,
     name: str,
     context: dict[str, Any],
@@ -60,7 +60,7 @@ def _render(
 
 async def index_page(request: Request) -> Response:
     store: Store = request.app.state.store
-    return _render(request, "index.html", {"feeds": await store.list_feeds()})
+    return render(request, "index.html", {"feeds": await store.list_feeds()})
 
 
 async def feed_page(request: Request) -> Response:
@@ -71,7 +71,7 @@ async def feed_page(request: Request) -> Response:
     slug = request.path_params["feed"]
     feed = await store.get_feed(slug)
     if feed is None:
-        return _not_found(request, f"feed “{slug}”")
+        return not_found(request, f"feed “{slug}”")
     raw_before = request.query_params.get("before") or None
     before = StreamId.parse(raw_before, name="before") if raw_before else None
     topic = parse_topic(request.query_params)
@@ -93,7 +93,7 @@ async def feed_page(request: Request) -> Response:
     meta = structured.reader_meta(base, feed, briefs, raw_before, lead)
     feeds = structured.alternates(base, slug, feed.title)
     story = structured.Story(lead, summary, settings.publisher_name, settings.publisher_logo)
-    return _render(
+    return render(
         request,
         "feed.html",
         {
@@ -157,13 +157,13 @@ async def changes_page(request: Request) -> Response:
     slug = request.path_params["feed"]
     feed = await store.get_feed(slug)
     if feed is None:
-        return _not_found(request, f"feed “{slug}”")
+        return not_found(request, f"feed “{slug}”")
     raw = request.path_params["brief"]
     try:
         target = StreamId.parse(raw, name="id")
         versions = await actions.history(store, feed, target)
     except LivefeedError:
-        return _not_found(request, "such brief", (structured.feed_path(slug), feed.title))
+        return not_found(request, "such brief", (structured.feed_path(slug), feed.title))
     now = await store.now_ms()
     current = next((v["brief"] for v in reversed(versions) if v["brief"]), None)
     shown, older = changes.public_changes(versions)
@@ -178,7 +178,7 @@ async def changes_page(request: Request) -> Response:
         "changes": listed,
         "older": older,
     }
-    return _render(request, "changes.html", context)
+    return render(request, "changes.html", context)
 
 
 def _embed_view(embed: Embed, timezone: str, now: int) -> dict[str, Any]:
@@ -204,13 +204,13 @@ async def days_page(request: Request) -> Response:
     store: Store = request.app.state.store
     feed = await store.get_feed(request.path_params["feed"])
     if feed is None:
-        return _not_found(request, f"feed “{request.path_params['feed']}”")
+        return not_found(request, f"feed “{request.path_params['feed']}”")
     chosen = request.query_params.get("date")
     if not chosen:
         days = await store.days(feed.slug)
         if not days:
             back = (f"/feeds/{feed.slug}", f"See the live page of {feed.title}")
-            return _not_found(request, f"archive for “{feed.title}” yet", back)
+            return not_found(request, f"archive for “{feed.title}” yet", back)
         chosen = days[0][0]
     return RedirectResponse(f"/feeds/{feed.slug}/days/{quote(chosen)}", status_code=303)
 
@@ -220,7 +220,7 @@ async def day_page(request: Request) -> Response:
     store: Store = request.app.state.store
     feed = await store.get_feed(request.path_params["feed"])
     if feed is None:
-        return _not_found(request, f"feed “{request.path_params['feed']}”")
+        return not_found(request, f"feed “{request.path_params['feed']}”")
     raw_date = request.path_params["date"]
     topic = parse_topic(request.query_params)
     try:
@@ -229,7 +229,7 @@ async def day_page(request: Request) -> Response:
         )
     except BadRequest:
         back = (f"/feeds/{feed.slug}/days", f"See the days of {feed.title}")
-        return _not_found(request, f"day “{raw_date}”", back)
+        return not_found(request, f"day “{raw_date}”", back)
     days = [d for d, _ in await store.days(feed.slug)]
     earlier = [d for d in days if d < day.iso]
     later = [d for d in days if d > day.iso]
@@ -249,7 +249,7 @@ async def day_page(request: Request) -> Response:
         if show_zone:
             view["local_time"] += " " + zone_label(feed.timezone, ms)
         views.append(view)
-    return _render(
+    return render(
         request,
         "day.html",
         {
@@ -283,12 +283,12 @@ def day_label(iso: str) -> str:
     return date.fromisoformat(iso).strftime("%a %-d %b %Y")
 
 
-def _not_found(
+def not_found(
     request: Request, what: str, back: tuple[str, str] = ("/", "See all live feeds")
 ) -> Response:
     """404 with a way on: ``back`` is the link (href, text) nearest to what was asked for."""
     context = {"what": what, "back_href": back[0], "back_text": back[1]}
-    return _render(request, "not_found.html", context, status=404)
+    return render(request, "not_found.html", context, status=404)
 
 
 # What the editor's fields and counters allow, from the model's own limits: rendered into the
@@ -319,7 +319,7 @@ EDITOR_LIMITS = {
 
 async def editor_page(request: Request) -> Response:
     """The newsroom's page; it signs in with a token and works through the JSON API."""
-    return _render(request, "editor.html", {"limits": EDITOR_LIMITS})
+    return render(request, "editor.html", {"limits": EDITOR_LIMITS})
 
 
 EMBED_BRIEFS = 10
@@ -336,7 +336,7 @@ async def embed_page(request: Request) -> Response:
     feed = await store.get_feed(slug)
     if feed is None:
         what = {"what": f"feed “{slug}”"}
-        return _render(request, "not_found.html", what, 404, settings.embed_ancestors)
+        return render(request, "not_found.html", what, 404, settings.embed_ancestors)
     raw_limit = request.query_params.get("limit", "")
     limit = (
         min(int(raw_limit), EMBED_BRIEFS_MAX)
@@ -367,7 +367,7 @@ async def embed_page(request: Request) -> Response:
         "tz_label": zone_label(feed.timezone, now),
         **_topic_view(topic, briefs),
     }
-    return _render(request, "embed.html", context, ancestors=settings.embed_ancestors)
+    return render(request, "embed.html", context, ancestors=settings.embed_ancestors)
 
 
 _ICONS = {
