@@ -87,7 +87,7 @@ class Append:
         clock: no live caller passes it, tests pin time with it."""
         params: dict[str, Any] = {"days": [[d.iso, d.start_ms, d.end_ms] for d in days],
                                   "key_event": key_event,
-                                  "tags": tag_keys(brief["tags"])}  # fmt: skip
+                                  "tags": tag_keys(brief.get("tags") or ())}  # fmt: skip
         if at_ms is not None:
             params["at"] = at_ms
         return cls("brief", "brief", brief, editor, params, intent, brief, notify=notify)
@@ -106,7 +106,7 @@ class Append:
         """The brief's new state, if it is still at ``version``; it joins or leaves the key
         events as ``key_event`` says."""
         params = {"brief": str(brief_id), "version": version, "key_event": key_event,
-                  "tags": tag_keys(updated["tags"])}  # fmt: skip
+                  "tags": tag_keys(updated.get("tags") or ())}  # fmt: skip
         return cls("brief_updated", "brief", updated, editor, params, intent, updated)
 
     @classmethod
