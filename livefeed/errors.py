@@ -33,6 +33,7 @@ LivefeedException                          root of every exception livefeed defi
     ├── reader._Reload        a reader's ``since`` is not resumable
     ├── embedded.EmbeddedRedisError (also a RuntimeError)   the embedded Redis did not start
     ├── cluster._ReplyLost    commands sent to a shard whose replies never came (may have run)
+    ├── search._Moved         another process moved a search index file on; read it again
     ├── connect.BadRedisUrl (also a ValueError)   a Redis URL livefeed cannot use
     └── archive.BadArchive (also a ValueError)   a file import cannot read as a media archive
 """

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import msgspec
 
-from livefeed.errors import Unavailable
+from livefeed.errors import LivefeedException, Unavailable
 from livefeed.limits import SEARCH_CATCH_UP_MAX, SEARCH_REBUILD_WAIT
 from livefeed.metrics import SEARCH_QUERIES, SEARCH_REBUILD_SECONDS, SEARCH_REBUILDS
 from livefeed.model.ids import StreamId
@@ -131,7 +131,7 @@ def _row(doc: _Doc) -> _Row:
     return StreamId.parse(doc.id), fold(doc.headline), fold(plain_text(doc.body)), fold(extra)
 
 
-class _Moved(Exception):
+class _Moved(LivefeedException):
     """Another process changed the file's position since it was read: read it again."""
 
 
