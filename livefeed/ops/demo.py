@@ -254,9 +254,13 @@ async def seed(
         first, last = day.start_ms + 6 * 3_600_000, day.start_ms + 23 * 3_600_000 + 1_800_000
         times = sorted(rng.randrange(first, last) for _ in range(rng.randint(25, 40)))
         planned += [(at_ms, writer.brief(key_event=n == 9)) for n, at_ms in enumerate(times)]
-    # Today: a lead, then a brief every few minutes up to a minute ago (just after midnight
-    # some fall on yesterday, which is fine: they are still the last two hours).
-    times = sorted(rng.sample(range(now - 2 * 3_600_000, now - 60_000), 9))
+    # Today: a lead, then a brief every few minutes up to half a minute ago, over the last two
+    # hours or since midnight if that is sooner, so today always has its briefs (in a demo
+    # started in the first minute of a day they fall on yesterday's last two hours instead).
+    start = max(now - 2 * 3_600_000, day_of(today, feed.timezone).start_ms)
+    if now - start < 60_000:
+        start = now - 2 * 3_600_000
+    times = sorted(rng.sample(range(start, now - 30_000), 9))
     payloads = [dict(_LEAD)] + [writer.brief(key_event=n == 4) for n in range(len(times) - 1)]
     if writer.scenes:  # a picture between the two quoting briefs, a gallery further down
         payloads[3]["media"] = [demo_media.item(writer.scenes, n) for n in (1, 2, 3)]
