@@ -124,7 +124,8 @@ def test_presence_is_shown_warned_and_cleared_when_the_tab_closes(
     expect(item.locator(".editing-warning")).to_contain_text(f"{olena} is editing this brief too")
     expect(first.locator("#recent li[data-id] .badge-editing")).to_have_text("Newsroom is editing")
     first.context.close()
-    expect(item.locator(".badge-editing")).to_have_count(0, timeout=10_000)
+    # At once when the node sees the socket close; at the latest when the entry lapses (10 s).
+    expect(item.locator(".badge-editing")).to_have_count(0, timeout=30_000)
     expect(item.locator(".editing-warning")).to_have_count(0)
 
 
