@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import websockets
+from parked import park as storm
 from run import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,24 +65,6 @@ async def deliveries(sockets: list[websockets.ClientConnection], publish: Any, b
         finally:
             for task in readers:
                 task.cancel()
-
-
-async def storm(base: str, slug: str, count: int) -> list[websockets.ClientConnection]:
-    """``count`` readers, 100 handshakes at a time, each read up to its "live" frame."""
-    sockets: list[websockets.ClientConnection] = []
-    limit = asyncio.Semaphore(100)
-
-    async def one() -> None:
-        async with limit:
-            ws = await websockets.connect(f"{base}/ws/feeds/{slug}", max_queue=4)
-            sockets.append(ws)
-            async with asyncio.timeout(60):
-                while json.loads(await ws.recv())["type"] != "live":
-                    pass
-
-    async with asyncio.timeout(300):
-        await asyncio.gather(*(one() for _ in range(count)))
-    return sockets
 
 
 def measure(
