@@ -33,7 +33,13 @@ from livefeed.http import push as push_api
 from livefeed.http import search as search_api
 from livefeed.http._helpers import authorize_token, json_response, lookup_token
 from livefeed.http.since import get_since
-from livefeed.limits import ConnectionCounter, RateLimiter, RecentlyValid, origin_allowed
+from livefeed.limits import (
+    ConnectionCounter,
+    HeldConnection,
+    RateLimiter,
+    RecentlyValid,
+    origin_allowed,
+)
 from livefeed.logs import RequestId
 from livefeed.media.files import MediaFiles
 from livefeed.media.images import worker_pool
@@ -179,7 +185,7 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         if not state.connections.acquire(address):
             await websocket.close(CLOSE_POLICY, "too many connections from this address")
             return
-        release = functools.partial(state.connections.release, address)
+        release = HeldConnection(state.connections, address)
         if "replay" not in websocket.query_params:
             # The reader may outlive this call (parked); it releases its place when it goes.
             hub, snapshots = state.hub, state.snapshots

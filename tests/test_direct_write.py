@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from livefeed.stream.uvicorn_ws import plain_socket, write_unbuffered
+from livefeed.stream.ws_parked import plain_socket, write_unbuffered
 
 
 async def _pair() -> tuple[asyncio.Transport, socket.socket, socket.socket]:

@@ -10,7 +10,6 @@ import pytest
 from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
 from livefeed.stream.hub import Closing, Hub, TooSlow
-from livefeed.stream.socket import Parked, ReaderSocket
 
 
 def ev(n: int) -> Event:
@@ -172,7 +171,7 @@ def split_frames(data: bytes) -> list[bytes]:
 
 
 class FakeSocket:
-    """Stands in for a transport (a ``ReaderSocket``): takes frames until it is 'full'."""
+    """Stands in for a connection (a ``DirectSocket``): takes frames until it is 'full'."""
 
     deflate = False
 
@@ -193,19 +192,12 @@ class FakeSocket:
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
 
-    def adopt(self, owner: Parked) -> None:
-        pass  # the hub never adopts: the reader does
-
-    def park(self, owner: Parked) -> bool:
-        return False  # the hub never parks: the reader does
-
 
 async def test_a_caught_up_reader_is_written_to_directly_without_duplicates() -> None:
     source = MemorySource()
     hub = Hub(source)
     sub = await hub.subscribe("a")
     socket = FakeSocket()
-    assert isinstance(socket, ReaderSocket)
     assert sub.go_direct(StreamId(2, 0), socket, 4096)
     source.emit("a", ev(1), ev(2), ev(3))  # 1 and 2 were already sent during catch-up
     source.emit("a", ev(4))

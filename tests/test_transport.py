@@ -18,8 +18,10 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import httpx
 import pytest
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import SERVER
 from websockets.protocol import Protocol as WebSocketProtocol
 from websockets.server import ServerProtocol
 
@@ -39,8 +42,8 @@ from helpers import (
     publish,
     wait_until,
 )
-from livefeed.stream.socket import READER_SOCKET, Parked, reader_socket
-from livefeed.stream.uvicorn_ws import _between_frames
+from livefeed.stream.socket import READER_SOCKET, DirectSocket, Parked, reader_socket
+from livefeed.stream.ws_parked import between_frames
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
@@ -77,25 +80,30 @@ def close_payload(code: int, reason: str = "") -> bytes:
 class RawSocket:
     """A WebSocket client that sends exactly the bytes it is given and parses what comes back."""
 
-    def __init__(self, port: int, path: str, rcvbuf: int | None = None) -> None:
+    def __init__(
+        self, port: int, path: str, rcvbuf: int | None = None, extensions: str | None = None
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(30)
         self.buffer = b""
+        self.rsv1 = False  # the last frame read was compressed (permessage-deflate)
+        self._inflater: zlib._Decompress | None = None
         self.pace = 0.0  # seconds to sleep after each read of 4 KB: a slow reader
         try:
             self.sock.connect(("127.0.0.1", port))
             key = base64.b64encode(os.urandom(16)).decode()
+            offer = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
             self.sock.sendall(
                 f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n{offer}"
                 "Sec-WebSocket-Version: 13\r\n\r\n".encode()
             )
             while b"\r\n\r\n" not in self.buffer:
                 self._fill()
-            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-            assert head.startswith(b"HTTP/1.1 101"), head
+            self.head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            assert self.head.startswith(b"HTTP/1.1 101"), self.head
         except BaseException:
             self.sock.close()
             raise
@@ -120,10 +128,18 @@ class RawSocket:
         data, self.buffer = self.buffer[:n], self.buffer[n:]
         return data
 
+    def inflate(self, payload: bytes) -> bytes:
+        """A compressed server message, inflated; one inflater for the connection, in case the
+        server keeps its compression context between messages (uvicorn's stock protocol)."""
+        if self._inflater is None:
+            self._inflater = zlib.decompressobj(wbits=-15)
+        return self._inflater.decompress(payload + b"\x00\x00\xff\xff")
+
     def read_frame(self) -> tuple[int, bytes]:
         """The next server frame as (opcode, payload); server frames are never masked."""
         first, second = self._take(2)
         assert second & 0x80 == 0, "a server must not mask its frames"
+        self.rsv1 = bool(first & 0x40)
         length = second & 0x7F
         if length == 126:
             (length,) = struct.unpack("!H", self._take(2))
@@ -380,7 +396,7 @@ def test_a_client_frame_cut_across_segments_as_the_reader_parks_is_read_whole(
     ws_server: LivefeedServer,
 ) -> None:
     """A ping whose header arrives before the park and its payload after is one ping: the
-    parser is swapped between frames only."""
+    parked socket keeps websockets' parser until the frame ends."""
     with httpx.Client(base_url=ws_server.base) as client:
         slug = make_feed(client)
         for i in range(3):
@@ -488,9 +504,115 @@ def test_a_reader_catching_up_too_slowly_is_closed_with_4408(
         ws.close()
 
 
+def test_a_parked_reader_that_answers_no_ping_is_closed_with_4408(
+    keepalive_server: LivefeedServer, request: pytest.FixtureRequest
+) -> None:
+    """Parked readers are pinged every ping interval: one that answers stays connected, one that
+    does not is closed with 4408 (too slow: resume with since) once the ping timeout passes."""
+    expect_failure_on_asgi(keepalive_server, request, "uvicorn sends 1011 on a keepalive timeout")
+    with httpx.Client(base_url=keepalive_server.base) as client:
+        slug = make_feed(client)
+    answering = RawSocket(keepalive_server.port, f"/ws/feeds/{slug}")
+    silent = RawSocket(keepalive_server.port, f"/ws/feeds/{slug}")
+    pongs = 0
+    failure: list[BaseException] = []
+
+    def answer() -> None:  # the ping interval is 1 s: answer every ping for 8 s
+        nonlocal pongs
+        try:
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                op, payload = answering.read_frame()
+                assert op != CLOSE, payload
+                if op == PING:
+                    answering.send(frame(PONG, payload))
+                    pongs += 1
+        except BaseException as exc:
+            failure.append(exc)
+
+    try:
+        answering.read_live()
+        silent.read_live()
+        thread = threading.Thread(target=answer)
+        thread.start()
+        _, payload = silent.until(CLOSE)  # it reads the pings, and answers none
+        thread.join(30)
+        assert struct.unpack("!H", payload[:2])[0] == 4408
+        assert not failure, failure
+        assert pongs >= 3
+        answering.send(frame(PING, b"alive"))
+        assert answering.until(PONG)[1] == b"alive"
+    finally:
+        answering.close()
+        silent.close()
+
+
+def deflated(opcode: int, text: bytes, *, fragments: int = 1) -> bytes:
+    """A client message compressed on its own (RFC 7692 7.2.1: the tail 00 00 ff ff dropped),
+    in ``fragments`` frames: RSV1 on the first only."""
+    deflater = zlib.compressobj(wbits=-15)
+    data = (deflater.compress(text) + deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    cut = [len(data) * i // fragments for i in range(fragments + 1)]
+    return b"".join(
+        frame(opcode if i == 0 else CONT, data[cut[i] : cut[i + 1]], fin=i == fragments - 1,
+              rsv=0b100 if i == 0 else 0)
+        for i in range(fragments)
+    )  # fmt: skip
+
+
+def read_live_inflating(ws: RawSocket) -> None:
+    """Read text frames up to the "live" one, inflating those sent compressed (RSV1)."""
+    while True:
+        op, payload = ws.read_frame()
+        assert op == TEXT, (op, payload)
+        if json.loads(ws.inflate(payload) if ws.rsv1 else payload)["type"] == "live":
+            return
+
+
+def close_code_past_compressed(ws: RawSocket) -> int:
+    """The server's close code, past frames whose payload may be compressed."""
+    while True:
+        op, payload = ws.read_frame()
+        if op == CLOSE:
+            return struct.unpack("!H", payload[:2])[0] if payload else 1005
+
+
+@pytest.mark.parametrize("state", ["parked", "catching_up"])
+def test_a_deflate_reader_inflates_what_it_is_sent_and_checks_its_utf8(
+    ws_server: LivefeedServer, big_feed: str, state: str
+) -> None:
+    """With permessage-deflate negotiated, compressed text from the reader is inflated (and a
+    ping after it answered); text that inflates to invalid UTF-8 gets 1007, and a compressed
+    control frame 1002."""
+    path = f"/ws/feeds/{big_feed}" + ("?since=0" if state == "catching_up" else "")
+    offer = "permessage-deflate; client_max_window_bits"
+    cases = [
+        (deflated(TEXT, b'{"a":"\xe2\x82\xac"}', fragments=2) + frame(PING, b"ok"), None),
+        (deflated(TEXT, b'{"a":"\xe2\x82"}' * 20, fragments=2), 1007),
+        (frame(PING, b"zipped", rsv=0b100), 1002),
+    ]
+    for data, code in cases:
+        ws = RawSocket(ws_server.port, path, rcvbuf=SMALL_RCVBUF, extensions=offer)
+        try:
+            assert b"permessage-deflate" in ws.head.lower()
+            if state == "parked":
+                read_live_inflating(ws)
+            else:
+                ws.read_frame()
+            ws.send(data)
+            if code is None:
+                while ws.read_frame() != (PONG, b"ok"):
+                    pass
+                ws.send(frame(CLOSE, close_payload(1000)))
+                code = 1000
+            assert close_code_past_compressed(ws) == code
+        finally:
+            ws.close()
+
+
 def test_the_parser_is_between_frames_only_after_a_whole_frame() -> None:
-    """``_between_frames`` holds after the handshake and after each whole frame, not after a
-    frame's header alone: the park swaps parsers (and frees the handshake) only then."""
+    """``between_frames`` holds after the handshake and after each whole frame, not after a
+    frame's header alone: the parked socket drops websockets' connection only then."""
     conn = ServerProtocol()
     key = base64.b64encode(os.urandom(16)).decode()
     conn.receive_data(
@@ -500,19 +622,19 @@ def test_the_parser_is_between_frames_only_after_a_whole_frame() -> None:
     (request,) = conn.events_received()
     assert isinstance(request, Request)
     conn.send_response(conn.accept(request))
-    assert _between_frames(conn.parser)
+    assert between_frames(conn.parser)
     ping = frame(PING, b"12345")
     conn.receive_data(ping[:6])
-    assert not _between_frames(conn.parser)
+    assert not between_frames(conn.parser)
     conn.receive_data(ping[6:])
-    assert _between_frames(conn.parser)
+    assert between_frames(conn.parser)
     assert [(f.opcode, f.data) for f in conn.events_received() if isinstance(f, Frame)] == [
         (Opcode.PING, b"12345")
     ]
-    conn.parser = WebSocketProtocol.parse(conn)  # as the park does
-    next(conn.parser)
-    conn.receive_data(ping[:3])  # a partial header stays in the buffer: still inside a frame
-    assert not _between_frames(conn.parser)
+    fresh = WebSocketProtocol(SERVER)  # as a parked socket makes one when bytes arrive
+    assert between_frames(fresh.parser)
+    fresh.receive_data(ping[:3])  # a partial header stays in the buffer: still inside a frame
+    assert not between_frames(fresh.parser)
 
 
 def test_only_a_reader_socket_in_the_scope_turns_the_direct_path_on() -> None:
@@ -531,8 +653,8 @@ def test_only_a_reader_socket_in_the_scope_turns_the_direct_path_on() -> None:
         def adopt(self, owner: Parked) -> None:
             pass
 
-        def park(self, owner: Parked) -> bool:
-            return True
+        def park(self, owner: Parked) -> DirectSocket | None:
+            return self
 
     sock = Socket()
     assert reader_socket({"extensions": {READER_SOCKET: sock}}) is sock

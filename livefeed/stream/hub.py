@@ -31,7 +31,7 @@ from livefeed.errors import (
 )
 from livefeed.model.frames import Event, control_frame
 from livefeed.model.ids import StreamId, iso_ms, now_ms
-from livefeed.stream.socket import ReaderSocket
+from livefeed.stream.socket import DirectSocket
 
 log = logging.getLogger("livefeed.stream.hub")
 
@@ -95,7 +95,7 @@ class Subscriber:
         self._queue: deque[Event] = deque()
         self._wakeup: asyncio.Event | None = None  # made when someone waits
         self._closing: Closing | None = None
-        self._socket: ReaderSocket | None = None
+        self._socket: DirectSocket | None = None
         self._buffer_limit = 0
         self._deflate = False
         self._position = -1
@@ -136,7 +136,7 @@ class Subscriber:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def go_direct(self, position: StreamId, sock: ReaderSocket, buffer_limit: int) -> bool:
+    def go_direct(self, position: StreamId, sock: DirectSocket, buffer_limit: int) -> bool:
         """Switch to direct writes to ``sock`` if nothing is queued (the caller sends that
         first); atomic with respect to the hub, since there is no ``await`` between the check
         and the switch. A socket holding more than ``buffer_limit`` unsent bytes is closed 4408;
@@ -150,6 +150,11 @@ class Subscriber:
         self._queue = _NO_QUEUE  # never used again: free this reader's own
         self._wakeup = None
         return True
+
+    def redirect(self, sock: DirectSocket) -> None:
+        """Write to ``sock`` from now on: the connection was handed to it (``park``)."""
+        if self._socket is not None:
+            self._socket = sock
 
     def take(self) -> list[Event]:
         """Whatever is queued, without waiting."""

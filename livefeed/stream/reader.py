@@ -227,7 +227,12 @@ async def _send_events(
                 sock, parked = direct
                 limit = settings.reader_buffer_bytes
                 if sub.go_direct(position, sock, limit):
-                    return sock.send_frames(b"".join(first), limit) and sock.park(parked)
+                    sent = sock.send_frames(b"".join(first), limit)
+                    target = sock.park(parked) if sent else None
+                    if target is None:
+                        return False
+                    sub.redirect(target)  # the connection is another object's from now on
+                    return True
                 batch = []  # overflowed or closing: next_batch raises TooSlow or Closing
             for event in batch or await sub.next_batch():
                 if event.id is not None:

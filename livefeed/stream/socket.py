@@ -1,11 +1,12 @@
 """The seam between livefeed's streaming code and the server that holds its connections.
 
-The hub and the reader know a reader's connection only as a ``ReaderSocket``: write frames
-now, close with a code, take over what the peer sends (``adopt``) and keep the connection open
-after the ASGI task ends (``park``), reporting to a ``Parked``. ``livefeed.stream.uvicorn_ws``
-implements it; a server that does not (another ASGI server, uvicorn's stock protocols, or
-``LIVEFEED_WS_DIRECT=0``) offers no ``ReaderSocket`` and readers are served through plain ASGI
-sends, a task each (``livefeed.stream.reader``).
+The reader knows its connection as a ``ReaderSocket``: write frames now, close with a code, take
+over what the peer sends (``adopt``) and keep the connection open after the ASGI task ends
+(``park``), reporting to a ``Parked``. The hub knows only the ``DirectSocket`` it writes to: the
+``ReaderSocket`` itself, or the smaller object ``park`` hands the connection to.
+``livefeed.stream.uvicorn_ws`` implements both; a server that does not (another ASGI server,
+uvicorn's stock protocols, or ``LIVEFEED_WS_DIRECT=0``) offers no ``ReaderSocket`` and readers
+are served through plain ASGI sends, a task each (``livefeed.stream.reader``).
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ class Parked(Protocol):
         """The parked connection is over (called once, and only after ``park``)."""
 
 
-@runtime_checkable
-class ReaderSocket(Protocol):
-    """A reader's WebSocket connection as the hub and reader may use it, without awaiting.
+class DirectSocket(Protocol):
+    """A reader's WebSocket connection as the hub writes to it, without awaiting.
 
     Every method is synchronous and safe to call in any state: on a connection that is closing
     or gone, writes return False and closes do nothing.
@@ -50,13 +50,20 @@ class ReaderSocket(Protocol):
         """Send a close frame behind what is queued; abort the connection if the peer has not
         taken it a few seconds later. A second close is a no-op."""
 
+
+@runtime_checkable
+class ReaderSocket(DirectSocket, Protocol):
+    """A reader's WebSocket connection as the reader uses it: a ``DirectSocket`` that can also
+    take over what the peer sends and outlive the ASGI task."""
+
     def adopt(self, owner: Parked) -> None:
         """Handle the peer's frames on the connection itself from now on (pings, close,
         protocol errors), counting each message it sends with ``owner.message()``."""
 
-    def park(self, owner: Parked) -> bool:
+    def park(self, owner: Parked) -> DirectSocket | None:
         """Keep the connection open once the ASGI task ends, and tell ``owner`` when it goes;
-        False (the caller still owns the connection) if it is already closing."""
+        return what to write to from now on (this object may be dropped), or None (the caller
+        still owns the connection) if it is already closing."""
 
 
 _CONFORMING: set[type] = set()

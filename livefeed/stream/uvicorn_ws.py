@@ -16,20 +16,19 @@ as the connection is closing. Client protocol errors are logged once, briefly, a
 ``livefeed.connections`` (quiet unless turned up): a hostile client cannot flood the log.
 
 A reader that has caught up has nothing left for its ASGI task to do, so it can ``park``: the
-task ends and the protocol keeps the connection open by itself, telling a small ``Parked`` object
-when the peer goes away. An idle reader then costs its socket, this protocol and its hub entry,
-not a task, its coroutine frames, a receive queue and the handshake's headers. Swapping
-websockets' server parser for the plain frame parser at the park (``_swap_parser``) is what
-frees the handshake: ``bench/parked.py`` measured 2,000 parked readers at 6.0 KiB of server RSS
-each with the swap and 9.6 KiB without (tracemalloc: 5.9 against 9.2 KiB): 3.3 to 3.7 KiB, over
-a third, per reader (2026-12, uvicorn 0.54, websockets 17). It costs nothing per broadcast frame:
-the hub's writes never go through the parser.
+task ends and the connection is handed to a ``ws_parked.ParkedSocket`` (``transport.set_protocol``),
+one small object that keeps it open, tells a ``Parked`` object when the peer goes away, and
+handles what the peer sends with a websockets connection made only while bytes arrive. This
+protocol object is dropped then, with websockets' connection, its parser (which holds the
+handshake request), uvicorn's state and timers: an idle reader costs its socket, its transport,
+that object and its hub entry, not a task, its coroutine frames, a receive queue, the handshake's
+headers or two keepalive timers (``bench/parked.py`` measures it).
 
 Slow readers, in every state: a reader is closed with 4408 (too slow) when its unsent bytes pass
 the hub's limit (live), when its catch-up queue overflows (``hub``), or when it does not answer a
 keepalive ping within ``ws_ping_timeout`` (a catch-up is written with flow control, so there the
 symptom is a ping stuck behind unread data); it is aborted if it has not taken the close frame
-``_ABORT_AFTER`` seconds later.
+``ABORT_AFTER`` seconds later.
 
 Compression (``LIVEFEED_WS_COMPRESSION``, uvicorn's ``ws_per_message_deflate``): every socket of
 this protocol (readers, the desk, replay) accepts permessage-deflate as ``stream.deflate``'s
@@ -40,8 +39,9 @@ compresses per message on the connection, and what the peer sends it decompresse
 
 The protocol object itself is offered in the ASGI scope under ``socket.READER_SOCKET``; without
 it (another server, uvicorn's stock protocols: ``LIVEFEED_WS_DIRECT=0``) livefeed falls back to
-sending through ASGI. This module is the only one that knows uvicorn's and websockets' internals;
-tests/test_transport.py holds it to RFC 6455, and CI runs it against their newest releases.
+sending through ASGI. This module and ``ws_parked`` are the only ones that know uvicorn's and
+websockets' internals; tests/test_transport.py holds them to RFC 6455, and CI runs them against
+their newest releases.
 """
 
 from __future__ import annotations
@@ -49,89 +49,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import types
-from asyncio import selector_events
 from typing import Any
 
+from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import CloseCode
 from websockets.protocol import OPEN
-from websockets.protocol import Protocol as WebSocketProtocol
-from websockets.streams import StreamReader
 
 from livefeed.errors import CLOSE_POLICY, CLOSE_TOO_SLOW
 from livefeed.metrics import SLOW_READERS_CLOSED
 from livefeed.stream.deflate import BroadcastDeflate, broadcast_deflate
-from livefeed.stream.socket import READER_SOCKET, Parked, ReaderSocket
-
-_ABORT_AFTER = 5.0
-_PLAIN_TRANSPORT = getattr(selector_events, "_SelectorSocketTransport", None)
-
-
-def plain_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
-    """The socket under asyncio's plain selector transport (not TLS, not uvloop), else None."""
-    if type(transport) is not _PLAIN_TRANSPORT:
-        return None
-    raw = getattr(transport, "_sock", None)
-    return raw if isinstance(raw, socket.socket) else None
-
-
-def write_unbuffered(transport: asyncio.WriteTransport, raw: socket.socket, data: bytes) -> None:
-    """``transport.write(data)`` for a transport with nothing buffered, whose socket is ``raw``,
-    in one ``send`` when the socket takes it all (the usual reader: nothing else in Python).
-
-    What the socket does not take, or an error, goes to ``transport.write``, which sends again
-    and buffers the rest (or fails and closes), as it does when it sends first itself.
-    """
-    try:
-        sent = raw.send(data)
-    except (BlockingIOError, InterruptedError, OSError):
-        sent = 0
-    if sent != len(data):
-        transport.write(data[sent:] if sent else data)
-
+from livefeed.stream.socket import READER_SOCKET, DirectSocket, Parked, ReaderSocket
+from livefeed.stream.ws_parked import (
+    ABORT_AFTER,
+    UTF8_DECODER,
+    ParkedSocket,
+    between_frames,
+    parking_lot,
+    plain_socket,
+    write_unbuffered,
+)
 
 _CONNECTIONS = logging.getLogger("livefeed.connections")
 _CONNECTIONS.setLevel(logging.WARNING)  # --log-level debug turns it up
-
-
-def _between_frames(parser: object) -> bool:
-    """True if websockets' parser waits for the first byte of a frame, not inside one.
-
-    An empty buffer does not say so: the parser takes a frame's header as soon as it has it and
-    then waits for the rest. Between frames the innermost generator is ``StreamReader.at_eof``
-    called from ``Protocol.parse`` itself (``Frame.parse`` only reads exact lengths).
-    """
-    chain: list[types.GeneratorType[Any, Any, Any]] = []
-    while isinstance(parser, types.GeneratorType):
-        chain.append(parser)
-        parser = parser.gi_yieldfrom
-    return len(chain) >= 2 and chain[-1].gi_code is _AT_EOF and chain[-2].gi_code is _FRAME_LOOP
-
-
-_AT_EOF = StreamReader.at_eof.__code__
-_FRAME_LOOP = WebSocketProtocol.parse.__code__
-
-
-class _Unused:
-    """Stands in for a parked connection's ASGI receive queue and "writable" flag: nobody reads
-    or waits on them any more, and each would hold a few hundred bytes per reader."""
-
-    def put_nowait(self, item: object) -> None:
-        pass
-
-    def empty(self) -> bool:
-        return True
-
-    def set(self) -> None:
-        pass
-
-    def clear(self) -> None:
-        pass
-
-
-_UNUSED = _Unused()
 
 
 class DirectSendProtocol(WebSocketsSansIOProtocol):
@@ -144,21 +87,31 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
 
     owner: Parked | None = None
     """Set by ``adopt``: the peer's frames are handled here and its messages counted by it."""
-    swap_parser = False
-    """Parked while a client frame was half received: swap parsers at the frame's end."""
     deflate = False
     """Set at the handshake: the peer negotiated ``BroadcastDeflate`` (``ReaderSocket``)."""
     raw: socket.socket | None = None
     """The connection's socket, where the transport is asyncio's plain selector one (not TLS,
     not uvloop): ``send_frames`` sends on it directly while nothing is buffered."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
         self.logger = _CONNECTIONS
         self.conn.logger = _CONNECTIONS  # websockets logs "connection open" and "closed" at INFO
-        if self.config.ws_per_message_deflate:
+        if config.ws_per_message_deflate:
             self.conn.available_extensions = [BroadcastDeflate()]
-        self.parked: Parked | None = None
+        self.lot = parking_lot(
+            server_state,
+            server_state.connections,
+            config.ws_max_size,
+            config.ws_ping_interval,
+            config.ws_ping_timeout,
+        )
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -241,58 +194,52 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
             self.conn.send_close(code, reason)
             self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
-        owner, self.parked = self.parked, None
-        if owner is not None:  # it leaves the hub now, not when the peer gets round to closing
-            owner.lost()
         if self.read_paused:  # the peer's answering close frame must be read
             self.read_paused = False
             self.transport.resume_reading()
         self.writable.set()  # a catch-up waiting to write wakes, and stops
-        self.close_timer = self.loop.call_later(_ABORT_AFTER, self.transport.abort)
+        self.close_timer = self.loop.call_later(ABORT_AFTER, self.transport.abort)
 
-    def park(self, owner: Parked) -> bool:
-        """Keep the connection open after the ASGI task ends; report to ``owner`` from now on.
+    def park(self, owner: Parked) -> DirectSocket | None:
+        """Hand the connection to a ``ParkedSocket`` reporting to ``owner``, and return it; this
+        object is dropped then. None if the connection is already closing: the caller still
+        owns it then.
 
-        False if the connection is already closing: the caller still owns it then.
+        A peer inside a frame or a fragmented message keeps its websockets connection (and the
+        text decoder) until the message ends; any other peer's is dropped with this object.
         """
         if self.close_sent or self.disconnected or self.transport.is_closing():
-            return False
-        self.parked = owner
-        # Drop what only the ASGI task and the handshake used.
-        self.queue = self.writable = _UNUSED  # type: ignore[assignment]
-        for name in ("scope", "request", "response"):
-            self.__dict__.pop(name, None)
-        self.__dict__.pop("owner", None)  # ``parked`` counts its messages now: one slot less
-        if not self._swap_parser():
-            self.swap_parser = True
+            return None
+        conn = self.conn
+        text = None
+        if self.frames and self.curr_msg_data_type == "text":
+            text = UTF8_DECODER()
+            try:
+                text.decode(b"".join(self.frames))
+            except UnicodeDecodeError as exc:
+                self.conn.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+                self.handle_parser_exception()
+                return None
+        inside = self.frames or conn.current_size is not None or not between_frames(conn.parser)
+        inflate = [e for e in conn.extensions if isinstance(e, PerMessageDeflate)]
+        parked = ParkedSocket(
+            self.lot,
+            self.transport,
+            self.raw,
+            owner,
+            deflate=self.deflate,
+            inflate_bits=inflate[0].remote_max_window_bits if inflate else 0,
+            conn=conn if inside else None,
+            text=text,
+        )
+        self.stop_keepalive()
+        self.connections.discard(self)
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
-        return True
-
-    def _swap_parser(self) -> bool:
-        """Drop websockets' server parser for the plain frame parser, between two frames only;
-        False if inside a frame.
-
-        The server parser keeps the handshake request (all its headers) alive in its frame for
-        as long as the connection lasts. Between frames the plain parser is in the same state
-        (partial-message state lives on ``conn``), as when websockets itself swaps parsers on
-        close; inside a frame the new parser would read the rest as a new frame, so the swap
-        waits for the frame's end (``data_received``).
-        """
-        conn = self.conn
-        if conn.state is not OPEN or conn.parser_exc is not None or conn.reader.eof:
-            return True  # closing: the parser is discarding anyway
-        if not _between_frames(conn.parser):
-            return False
-        conn.parser = WebSocketProtocol.parse(conn)
-        next(conn.parser)
-        return True
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.swap_parser and self._swap_parser():
-            del self.swap_parser  # back to the class's False
+        self.transport.set_protocol(parked)
+        self.lot.add(parked)
+        return parked
 
     def send_receive_event_to_app(self) -> None:
         """A whole message from the peer: 1007 unless text is UTF-8; then the reader's budget
@@ -309,7 +256,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
                 self.conn.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
                 self.handle_parser_exception()
                 return
-        owner = self.parked or self.owner
+        owner = self.owner
         if owner is not None:
             if not owner.message():
                 self.close(CLOSE_POLICY, "readers send no messages")
@@ -345,11 +292,8 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         else:  # an abnormal closure (1006): there is no close frame to send
             self.close_sent = True
             self.transport.close()
-        owner, self.parked = self.parked, None
-        if owner is not None:
-            owner.lost()
         self.writable.set()
-        self.close_timer = self.loop.call_later(_ABORT_AFTER, self.transport.abort)
+        self.close_timer = self.loop.call_later(ABORT_AFTER, self.transport.abort)
 
     def keepalive_timeout(self) -> None:
         """A keepalive ping went unanswered: the peer is gone or has not read up to it. Either
@@ -361,12 +305,6 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
             return
         SLOW_READERS_CLOSED.inc()
         self.close(CLOSE_TOO_SLOW, "too slow: reconnect with since")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        owner, self.parked = self.parked, None
-        if owner is not None:
-            owner.lost()
 
     async def run_asgi(self) -> None:
         """uvicorn's, except that a parked connection stays open when the application returns."""
@@ -383,8 +321,8 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
                 self.send_500_response()
             elif result is not None:
                 self.logger.error("ASGI callable should return None, but returned '%s'.", result)
-        if self.close_timer is None and self.parked is None:
-            self.transport.close()
+        if self.close_timer is None and self.transport.get_protocol() is self:
+            self.transport.close()  # not parked: the connection ends with the application
 
     def shutdown(self) -> None:
         """On server shutdown tell readers to come back: 1001 "going away", not uvicorn's 1012.
