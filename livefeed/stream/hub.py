@@ -122,7 +122,9 @@ class Subscriber:
                     for e in events
                     if e.order < 0 or e.order > position
                 )
-            self._position = max(position, events[-1].order)
+            last = events[-1].order
+            if last > position:
+                self._position = last
             if wire and not sock.send_frames(wire, self._buffer_limit):
                 self._socket = None
                 self.overflowed = True

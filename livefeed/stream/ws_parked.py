@@ -219,20 +219,30 @@ class ParkedSocket(asyncio.Protocol):
         self.closing = False  # a close was sent, or the connection is gone
 
     def send_frames(self, frames: bytes, limit: int) -> bool:
-        """Write whole frames now; False if closing or ``limit`` bytes are still unsent."""
+        """Write whole frames now; False if closing or ``limit`` bytes are still unsent.
+
+        This runs once per reader per event. On asyncio's plain transport (``_raw`` set) a
+        transport with nothing buffered and not closing is read from its attributes and the
+        frames sent in one ``send``, with no other call in Python (``write_unbuffered``'s rule).
+        """
         if self.closing:
             return False
         transport = self._transport
+        raw = self._raw
+        if raw is not None and not transport._buffer and not transport._closing:  # type: ignore[attr-defined]
+            try:
+                sent = raw.send(frames)
+            except (BlockingIOError, InterruptedError, OSError):
+                sent = 0
+            if sent != len(frames):
+                transport.write(frames[sent:] if sent else frames)
+            return True
         if transport.is_closing():
             return False
-        unsent = transport.get_write_buffer_size()
-        if unsent > limit:
+        if transport.get_write_buffer_size() > limit:
             SLOW_READERS_CLOSED.inc()  # the hub stops writing to it and closes it with 4408
             return False
-        if unsent or self._raw is None:
-            transport.write(frames)
-        else:
-            write_unbuffered(transport, self._raw, frames)
+        transport.write(frames)
         return True
 
     def close(self, code: int, reason: str) -> None:
