@@ -216,6 +216,9 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
             state.connections.release(address)
 
     routes = [
+        # First: a join storm is thousands of upgrades, and the router tries routes in order.
+        WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
+        WebSocketRoute("/ws/feeds/{feed}/desk", websocket_desk),
         Route("/", views.index_page),
         Route("/feeds/{feed}", views.feed_page),
         Route("/feeds/{feed}/days", views.days_page),
@@ -290,8 +293,6 @@ def create_app(settings: Settings, jobs: Sequence[Job] = ()) -> Starlette:
         Route("/api/media/{media}", media.media_record, methods=["GET"]),
         Route("/media/{media}/{name}", media.media_file, methods=["GET", "HEAD"]),
         Route("/api/feeds/{feed}/days/{date}", days.get_day, methods=["GET"]),
-        WebSocketRoute("/ws/feeds/{feed}", websocket_feed),
-        WebSocketRoute("/ws/feeds/{feed}/desk", websocket_desk),
         Mount("/static", PublicFiles(directory=settings.web_dir), name="static"),
     ]
     app = Starlette(

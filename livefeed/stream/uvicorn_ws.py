@@ -77,6 +77,11 @@ _CONNECTIONS = logging.getLogger("livefeed.connections")
 _CONNECTIONS.setLevel(logging.WARNING)  # --log-level debug turns it up
 
 
+_BROADCAST_DEFLATE = [BroadcastDeflate()]
+"""The extensions every connection offers: a factory holds only its settings, so one serves all
+(websockets reads the list, never changes it)."""
+
+
 class DirectSendProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol, offering itself to the application as its
     connection's ``ReaderSocket`` (``send_frames``, ``close``, ``adopt``, ``park``).
@@ -104,7 +109,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         self.logger = _CONNECTIONS
         self.conn.logger = _CONNECTIONS  # websockets logs "connection open" and "closed" at INFO
         if config.ws_per_message_deflate:
-            self.conn.available_extensions = [BroadcastDeflate()]
+            self.conn.available_extensions = _BROADCAST_DEFLATE
         self.lot = parking_lot(
             server_state,
             server_state.connections,
