@@ -705,11 +705,21 @@ def stream_order(event_id: str) -> tuple[int, int]:
 
 
 def stored_ids(base: str, slug: str) -> list[str]:
-    """Every brief the feed holds, oldest first, read page by page through the API."""
+    """Every brief the feed holds, oldest first, read page by page through the API.
+
+    A 503 (Redis still loading its data after a restart, say) is retried as a client would,
+    for up to 30 s; any other failure is the test's.
+    """
     ids: list[str] = []
     params: dict[str, str | int] = {"limit": 100}
+    deadline = time.monotonic() + 30
     while True:
-        page = httpx.get(f"{base}/api/feeds/{slug}/briefs", params=params, timeout=10).json()
+        response = httpx.get(f"{base}/api/feeds/{slug}/briefs", params=params, timeout=10)
+        if response.status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            continue
+        assert response.status_code == 200, (response.status_code, response.text)
+        page = response.json()
         ids += [b["id"] for b in page["briefs"]]
         if page["next_before"] is None:
             return sorted(ids, key=stream_order)
