@@ -61,6 +61,8 @@ class Target:
     path: str
     redis_pid: int
     health: Callable[[], dict[str, Any]] | None = None
+    collections: Callable[[], dict[str, dict[str, Any]]] | None = None
+    """The server's garbage-collector pauses by generation (livefeed's ``/metrics``)."""
     python: bool = True  # py-spy can profile it (--profile)
 
 
@@ -197,6 +199,26 @@ def profiled(label: str, pid: int | None) -> Iterator[None]:
         yield
 
 
+def collection_pauses(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, float]]:
+    """Per generation, the collections between two ``collections()`` reads: how many, their
+    total milliseconds and the upper bound of the longest one's histogram bucket."""
+    out: dict[str, dict[str, float]] = {}
+    for generation, now in sorted(after.items()):
+        was = before.get(generation, {"count": 0.0, "sum": 0.0, "buckets": {}})
+        grew = [
+            bound for bound, count in sorted(now["buckets"].items())
+            if count > was["buckets"].get(bound, 0.0)
+        ]  # fmt: skip
+        out[generation] = {
+            "collections": now["count"] - was["count"],
+            "total_ms": (now["sum"] - was["sum"]) * 1000,
+            "longest_under_ms": grew[0] * 1000 if grew else 0.0,
+        }
+    return out
+
+
 async def measure(
     name: str, pool: ClientPool, target: Target, publisher: Publisher, opts: argparse.Namespace
 ) -> dict[str, Any]:
@@ -233,6 +255,7 @@ async def measure(
         "paced": list(range(1, opts.paced + 1)),
         "burst": list(range(opts.paced + 1, opts.paced + opts.burst + 1)),
     }
+    collected = await asyncio.to_thread(target.collections) if target.collections else None
     with profiled(f"{name}-publish-phases", spied):
         for phase, seqs in plans.items():
             say(f"{name}: phase {phase}, {len(seqs)} briefs")
@@ -257,6 +280,9 @@ async def measure(
                 f"/{result['expected']}" + (f"  LOST {result['lost']}" if result["lost"] else "")
             )
     user1, sys1 = cpu_split(pid)
+    pauses = None
+    if target.collections and collected is not None:
+        pauses = collection_pauses(collected, await asyncio.to_thread(target.collections))
     server_user, server_sys = user1 - user0, sys1 - sys0
     server_cpu = server_user + server_sys
     client_cpu = await pool.cpu() - client0
@@ -292,6 +318,7 @@ async def measure(
         "memory_per_reader_kib": (rss1 - rss0) / max(joined["ready"], 1),
         "rss_after_close_kib": rss2,
         "health": health,
+        "gc_publish_phases": pauses,
         "phases": phases,
         "deliveries": deliveries,
         "expected": sum(p["expected"] for p in phases.values()),

@@ -67,7 +67,13 @@ async def run_livefeed(
         result = await fanout.measure(
             "livefeed",
             pool,
-            Target(livefeed.server, "/ws/feeds/bench", redis.pid, livefeed.health),
+            Target(
+                livefeed.server,
+                "/ws/feeds/bench",
+                redis.pid,
+                livefeed.health,
+                livefeed.collections,
+            ),
             publisher,
             opts,
         )

@@ -281,6 +281,15 @@ def notes(results: dict[str, Any]) -> list[str]:
                 if v
             )
             out.append(f"livefeed /healthz ({seen})")
+        pauses = lf.get("gc_publish_phases")
+        if pauses:
+            parts = ", ".join(
+                f"generation {g}: {p['collections']:.0f} ({p['total_ms']:.1f} ms, the longest "
+                f"under {p['longest_under_ms']:g} ms)"
+                for g, p in pauses.items()
+                if p["collections"]
+            )
+            out.append(f"livefeed's garbage collections over the publish phases: {parts or 'none'}")
         call = dig(lf, "phases.paced.publish_call_ms.p50")
         done = dig(lf, "phases.paced.completion_ms.p50")
         if call and done and call > 0.5 * done:

@@ -213,6 +213,25 @@ class Livefeed:
         except (httpx.HTTPError, ValueError) as exc:
             return {"error": repr(exc)}
 
+    def collections(self) -> dict[str, dict[str, Any]]:
+        """``livefeed_gc_pause_seconds`` from ``/metrics``, per generation: ``count``, ``sum``
+        (seconds) and ``buckets`` (upper bound in seconds -> cumulative count)."""
+        text = httpx.get(self.base + "/metrics", timeout=10).text
+        found: dict[str, dict[str, Any]] = {}
+        for line in text.splitlines():
+            if not line.startswith("livefeed_gc_pause_seconds_"):
+                continue
+            name, _, number = line.rpartition(" ")
+            kind = name[len("livefeed_gc_pause_seconds_") :].split("{")[0]
+            labels = dict(part.split("=", 1) for part in name[name.index("{") + 1 : -1].split(","))
+            generation = labels["generation"].strip('"')
+            entry = found.setdefault(generation, {"count": 0.0, "sum": 0.0, "buckets": {}})
+            if kind == "bucket":
+                entry["buckets"][float(labels["le"].strip('"'))] = float(number)
+            elif kind in ("count", "sum"):
+                entry[kind] = float(number)
+        return found
+
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 

@@ -43,7 +43,7 @@ from livefeed.limits import (
 from livefeed.logs import RequestId
 from livefeed.media.files import MediaFiles
 from livefeed.media.images import worker_pool
-from livefeed.metrics import HttpMetrics, MetricsEndpoint
+from livefeed.metrics import HttpMetrics, MetricsEndpoint, time_collections
 from livefeed.model.frames import Event
 from livefeed.model.ids import StreamId
 from livefeed.model.media import MEDIA_SIZES, rendition_path, srcset
@@ -383,6 +383,7 @@ def _tune_collector() -> None:
     """
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
+    time_collections()  # livefeed_gc_pause_seconds: how long the loop stood still
 
 
 async def _livefeed_error(request: Request, exc: Exception) -> Response:

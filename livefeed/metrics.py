@@ -26,6 +26,8 @@ Metrics (all prefixed ``livefeed_``)::
     search_queries_total                     counter   search queries this process took
     search_rebuilds_total                    counter   search index files rebuilt from the briefs
     search_rebuild_seconds                   histogram one rebuild: first Redis read to commit
+    gc_pause_seconds{generation}             histogram one collection of Python's cyclic collector
+                                                       (the event loop stands still meanwhile)
 
 With ``serve --workers N`` every worker is a process. ``share_between_workers`` then turns on
 prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``): each worker writes its
@@ -36,6 +38,7 @@ answers the same whichever worker the connection lands on. Gauges count live wor
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import re
 import shutil
@@ -165,7 +168,39 @@ SEARCH_REBUILD_SECONDS = Histogram(
     "Time one search index rebuild took, from its first Redis read to its commit",
     buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
+GC_PAUSE_SECONDS = Histogram(
+    "livefeed_gc_pause_seconds",
+    "Time one collection of Python's cyclic garbage collector took, by generation: the event "
+    "loop, and every reader of this process, waits for it",
+    ["generation"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def time_collections() -> None:
+    """Time every collection of the cyclic collector into ``gc_pause_seconds``, from now on;
+    once per process however often it is called."""
+    if any(getattr(c, "__self__", None) is _GC_TIMER for c in gc.callbacks):
+        return
+    gc.callbacks.append(_GC_TIMER.on_collection)
+
+
+class _CollectionTimer:
+    """``gc.callbacks`` entry: a clock read at each start, one histogram sample at each stop."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.by_generation = [GC_PAUSE_SECONDS.labels(str(g)) for g in range(3)]
+
+    def on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.by_generation[info["generation"]].observe(time.perf_counter() - self.started)
+
+
+_GC_TIMER = _CollectionTimer()
 
 
 def fanned_out(deliveries: int, seconds: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -21,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.asyncio.client import ClientConnection
 
 from helpers import LivefeedServer, RedisProcess, make_feed, publish, wait_until
+from livefeed.metrics import time_collections
 from livefeed.model.frames import Event
 from livefeed.model.ids import ZERO_ID, StreamId
 from livefeed.storage.entries import Entry
@@ -124,6 +126,36 @@ def test_http_requests_are_counted_by_route_template_not_raw_path(
     assert not [key for key in after if any(s in str(key) for s in slugs)], "raw paths leaked"
     assert value(after, "livefeed_http_request_duration_seconds_count", method="GET",
                  route="/api/feeds/{feed}") >= 2  # fmt: skip
+
+
+def test_each_collection_is_timed_once_by_generation() -> None:
+    """``time_collections`` times every collection of the cyclic collector into
+    ``gc_pause_seconds{generation}``, once however often it is called."""
+    time_collections()
+    time_collections()
+    name = "livefeed_gc_pause_seconds"
+
+    def sample(kind: str, generation: str) -> float:
+        return REGISTRY.get_sample_value(f"{name}_{kind}", {"generation": generation}) or 0.0
+
+    enabled = gc.isenabled()
+    gc.disable()  # no collection but these two meanwhile
+    try:
+        before = [sample("count", g) for g in "012"], sample("sum", "2")
+        gc.collect()
+        gc.collect(0)
+    finally:
+        if enabled:
+            gc.enable()
+    assert [sample("count", g) for g in "012"] == [before[0][0] + 1, before[0][1], before[0][2] + 1]
+    assert sample("sum", "2") > before[1]
+
+
+def test_the_server_exports_its_collector_pauses(metered: LivefeedServer) -> None:
+    """A running server's ``/metrics`` has the collector's pauses for each generation."""
+    samples = scrape(metered.base)
+    for generation in "012":
+        assert ("livefeed_gc_pause_seconds_count", (("generation", generation),)) in samples
 
 
 async def test_replay_sessions_are_counted_while_they_play(metered: LivefeedServer) -> None:
