@@ -70,7 +70,6 @@ from livefeed.stream.ws_parked import (
     between_frames,
     parking_lot,
     plain_socket,
-    write_unbuffered,
 )
 
 _CONNECTIONS = logging.getLogger("livefeed.connections")
@@ -96,7 +95,7 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
     """Set at the handshake: the peer negotiated ``BroadcastDeflate`` (``ReaderSocket``)."""
     raw: socket.socket | None = None
     """The connection's socket, where the transport is asyncio's plain selector one (not TLS,
-    not uvloop): ``send_frames`` sends on it directly while nothing is buffered."""
+    not uvloop): the ``ParkedSocket`` sends on it directly while nothing is buffered."""
 
     def __init__(
         self,
@@ -144,14 +143,10 @@ class DirectSendProtocol(WebSocketsSansIOProtocol):
         transport = self.transport
         if transport.is_closing():  # failed already; uvicorn hears of it a loop turn later
             return False
-        unsent = transport.get_write_buffer_size()
-        if unsent > limit:
+        if transport.get_write_buffer_size() > limit:
             SLOW_READERS_CLOSED.inc()  # the hub stops writing to it and closes it with 4408
             return False
-        if unsent or self.raw is None:
-            transport.write(frames)
-        else:
-            write_unbuffered(transport, self.raw, frames)
+        transport.write(frames)  # once per join: the parked socket writes the rest
         return True
 
     async def send(self, message: Any) -> None:

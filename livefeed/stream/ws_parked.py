@@ -63,21 +63,6 @@ def plain_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
     return raw if isinstance(raw, socket.socket) else None
 
 
-def write_unbuffered(transport: asyncio.WriteTransport, raw: socket.socket, data: bytes) -> None:
-    """``transport.write(data)`` for a transport with nothing buffered, whose socket is ``raw``,
-    in one ``send`` when the socket takes it all (the usual reader: nothing else in Python).
-
-    What the socket does not take, or an error, goes to ``transport.write``, which sends again
-    and buffers the rest (or fails and closes), as it does when it sends first itself.
-    """
-    try:
-        sent = raw.send(data)
-    except (BlockingIOError, InterruptedError, OSError):
-        sent = 0
-    if sent != len(data):
-        transport.write(data[sent:] if sent else data)
-
-
 def between_frames(parser: object) -> bool:
     """True if websockets' parser waits for the first byte of a frame, not inside one.
 
@@ -223,7 +208,9 @@ class ParkedSocket(asyncio.Protocol):
 
         This runs once per reader per event. On asyncio's plain transport (``_raw`` set) a
         transport with nothing buffered and not closing is read from its attributes and the
-        frames sent in one ``send``, with no other call in Python (``write_unbuffered``'s rule).
+        frames sent in one ``send``, with no other call in Python. What the socket does not
+        take, or an error, goes to ``transport.write``, which sends again and buffers the rest
+        (or fails and closes), as it does when it sends first itself.
         """
         if self.closing:
             return False
