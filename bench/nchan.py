@@ -20,6 +20,9 @@ import subprocess
 from pathlib import Path
 
 MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
+PING_SECONDS = 20
+"""Keepalive pings to each reader, as livefeed's default ``LIVEFEED_WS_PING_INTERVAL`` sends
+(Nchan's default is none): every server in the comparison does the same keepalive work."""
 CHANNEL = "bench"
 PUBLISH_PATH = "/pub"
 SUBSCRIBE_PATH = "/"
@@ -78,6 +81,7 @@ http {{
         }}
         location = {SUBSCRIBE_PATH} {{
             nchan_subscriber websocket;
+            nchan_websocket_ping_interval {PING_SECONDS};
 {shared}            nchan_subscriber_first_message oldest;
         }}
     }}

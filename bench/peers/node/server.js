@@ -108,13 +108,24 @@ async function main() {
     perMessageDeflate: deflate, clientTracking: true,
   });
   wss.on("connection", (ws) => {
+    ws.isAlive = true;
+    ws.on("pong", () => { ws.isAlive = true; });
     for (const frame of latest) ws.send(frame, TEXT);
     ws.on("error", () => {});
   });
+  // ws's keepalive recipe, every 20 s as livefeed's default (ws itself sends no pings): a
+  // reader that did not answer the last ping is dropped.
+  const keepalive = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (!ws.isAlive) { ws.terminate(); continue; }
+      ws.isAlive = false;
+      ws.ping();
+    }
+  }, 20_000);
   wss.on("listening", () => console.error(`node peer: ws://127.0.0.1:${port}/ deflate=${deflate}`));
 
   const deadline = Date.now() + maxSeconds * 1000;
-  const stop = () => { wss.close(); process.exit(0); };
+  const stop = () => { clearInterval(keepalive); wss.close(); process.exit(0); };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   while (Date.now() < deadline) {
