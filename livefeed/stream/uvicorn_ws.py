@@ -2,8 +2,9 @@
 parked readers.
 
 The ASGI path costs a task switch and several awaits per frame per reader. For live events the
-hub instead calls ``send_frames`` here for each reader, synchronously, with the frame encoded
-once for everyone (what ``websockets.broadcast`` does). A reader whose unsent bytes pass a limit
+hub instead calls ``send_frames`` for each reader, synchronously, with the frame encoded once for
+everyone (what ``websockets.broadcast`` does): here for the batch that goes out as the reader
+parks, then the ``ParkedSocket``'s for the rest. A reader whose unsent bytes pass a limit
 is not written to any more; ``close`` sends it a close frame and aborts the connection if the
 peer does not take it in time, so a stalled reader cannot hold memory.
 
