@@ -47,7 +47,7 @@ def test_a_scrolled_reader_gets_a_new_updates_button_instead_of_a_jump(
     page.goto(f"{server.base}/feeds/{slug}")
     expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=5000)
     page.mouse.wheel(0, 2500)
-    page.wait_for_function("window.scrollY > 1000")
+    page.wait_for_function("() => window.scrollY > 1000")
     scrolled_to = page.evaluate("window.scrollY")
 
     publish(http, slug, "Update while scrolled")

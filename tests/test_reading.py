@@ -150,7 +150,7 @@ def test_tab_reaches_the_new_updates_button_and_enter_shows_the_pending_briefs(
     page.goto(f"{server.base}/feeds/{slug}")
     wait_live(page)
     page.mouse.wheel(0, 2500)
-    page.wait_for_function("window.scrollY > 1000")
+    page.wait_for_function("() => window.scrollY > 1000")
     publish(http, slug, "Waiting one")
     publish(http, slug, "Waiting two")
     button = page.locator("#new-updates")
@@ -232,7 +232,7 @@ def test_axe_finds_nothing_serious_on_the_reader_day_editor_and_embed_pages(
         page.goto(f"{server.base}/feeds/{slug}")
         wait_live(page)
         page.mouse.wheel(0, 3000)
-        page.wait_for_function("window.scrollY > 500")
+        page.wait_for_function("() => window.scrollY > 500")
         publish(http, slug, "Waiting for the reader")
         expect(page.locator("#new-updates")).to_be_visible(timeout=5000)
         problems += audit(page, "reader")
@@ -348,4 +348,4 @@ def test_a_language_change_reaches_an_open_reader_page(
     wait_live(page)
     assert page.evaluate("document.documentElement.lang") == "en"
     assert http.patch(f"/api/feeds/{slug}", json={"language": "he"}, headers=auth()).is_success
-    page.wait_for_function("document.documentElement.lang === 'he'", timeout=10000)
+    page.wait_for_function("() => document.documentElement.lang === 'he'", timeout=10000)
