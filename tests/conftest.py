@@ -22,9 +22,11 @@ from hypothesis import HealthCheck, settings
 from playwright.sync_api import Browser, Page, expect
 
 from helpers import (
+    PUSH_ENV,
     TRANSPORTS,
     ClusterSet,
     LivefeedServer,
+    PushService,
     RedisProcess,
     launch_chromium,
     make_feed,
@@ -193,3 +195,24 @@ def rdb(redis_server: RedisProcess) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def push_service() -> Iterator[PushService]:
+    """The loopback push service a module's subscriptions point at."""
+    service = PushService()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def push_server(redis_server: RedisProcess) -> Iterator[LivefeedServer]:
+    """A server of the module's own with web push on (``PUSH_ENV``)."""
+    server = LivefeedServer(redis_server.url, "push-" + os.urandom(4).hex(), **PUSH_ENV)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

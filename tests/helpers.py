@@ -981,6 +981,14 @@ class PushService:
         self.server.server_close()
 
 
+def follow(client: httpx.Client, slug: str, browser: PushBrowser, mode: str) -> str:
+    """Subscribe ``browser`` to ``slug``'s alerts in ``mode``; the subscription's id."""
+    answer = client.post(f"/api/feeds/{slug}/push-subscriptions", json=browser.json(mode))
+    assert answer.status_code == 201, answer.text
+    sid: str = answer.json()["id"]
+    return sid
+
+
 PUSH_ENV = {
     "LIVEFEED_PUSH_TEST_LOOPBACK": "1",
     "LIVEFEED_PUSH_POLL_INTERVAL": "0.1",

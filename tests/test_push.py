@@ -26,6 +26,7 @@ from helpers import (
     PushService,
     RedisProcess,
     auth,
+    follow,
     make_feed,
     publish,
     unb64,
@@ -34,36 +35,10 @@ from helpers import (
 from livefeed.storage.keys import Keys
 
 
-@pytest.fixture(scope="module")
-def push_service() -> Iterator[PushService]:
-    service = PushService()
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
-@pytest.fixture(scope="module")
-def push_server(redis_server: RedisProcess) -> Iterator[LivefeedServer]:
-    server = LivefeedServer(redis_server.url, "push-" + os.urandom(4).hex(), **PUSH_ENV)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def client(push_server: LivefeedServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=push_server.base, timeout=10) as c:
         yield c
-
-
-def follow(client: httpx.Client, slug: str, browser: PushBrowser, mode: str) -> str:
-    answer = client.post(f"/api/feeds/{slug}/push-subscriptions", json=browser.json(mode))
-    assert answer.status_code == 201, answer.text
-    sid: str = answer.json()["id"]
-    return sid
 
 
 def check_vapid(headers: dict[str, str], public_key: str, audience: str) -> None:

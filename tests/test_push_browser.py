@@ -11,8 +11,6 @@ message the sender encrypts for it, and unfollowing.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -20,7 +18,6 @@ import redis
 from playwright.sync_api import Browser, Page, expect
 
 from helpers import (
-    PUSH_ENV,
     LivefeedServer,
     PushBrowser,
     PushService,
@@ -42,25 +39,6 @@ PushManager.prototype.subscribe = async function () {
   return { endpoint: json.endpoint, toJSON: () => json };
 };
 """
-
-
-@pytest.fixture(scope="module")
-def push_service() -> Iterator[PushService]:
-    service = PushService()
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
-@pytest.fixture(scope="module")
-def push_server(redis_server: RedisProcess) -> Iterator[LivefeedServer]:
-    server = LivefeedServer(redis_server.url, "push-ui-" + os.urandom(4).hex(), **PUSH_ENV)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

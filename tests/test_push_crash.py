@@ -6,10 +6,8 @@ serves every subscription the first had not."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import httpx
-import pytest
 import redis
 
 from helpers import (
@@ -18,6 +16,7 @@ from helpers import (
     PushBrowser,
     PushService,
     RedisProcess,
+    follow,
     make_feed,
     publish,
     wait_until,
@@ -28,15 +27,6 @@ from livefeed.storage.push import GROUP
 
 SUBSCRIPTIONS = 40
 TAKEN_BEFORE_KILL = 10
-
-
-@pytest.fixture
-def push_service() -> Iterator[PushService]:
-    service = PushService()
-    try:
-        yield service
-    finally:
-        service.stop()
 
 
 def test_every_subscription_gets_the_event_once_though_the_sender_is_killed(
@@ -54,11 +44,7 @@ def test_every_subscription_gets_the_event_once_though_the_sender_is_killed(
         with httpx.Client(base_url=servers[0].base, timeout=10) as client:
             slug = make_feed(client)
             for n in range(SUBSCRIPTIONS):
-                browser = PushBrowser(push_service.url(f"/s/{n}"))
-                answer = client.post(
-                    f"/api/feeds/{slug}/push-subscriptions", json=browser.json("key_events")
-                )
-                assert answer.status_code == 201, answer.text
+                follow(client, slug, PushBrowser(push_service.url(f"/s/{n}")), "key_events")
             push_service.hold_after = TAKEN_BEFORE_KILL
             event = publish(client, slug, "Key", key_event=True)
         wait_until(lambda: push_service.held >= CONCURRENT_SENDS, 60, "the batch never filled")
